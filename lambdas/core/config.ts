@@ -1,0 +1,145 @@
+// lake.config.yaml: read once, validated with one schema at synth time and at run time.
+// Unknown keys are errors (a typo must not silently fall back to a default), and every problem
+// is reported at once, each with its key path.
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+import { displayName, parseQualifiedName, type QualifiedName } from './identifiers.ts';
+import { lakeTableName } from './layout.ts';
+
+const identifier = z.string().min(1, 'must not be empty');
+
+const tableSchema = z.strictObject({
+  /** schema-qualified table name; quoted identifiers allowed. */
+  name: identifier,
+  /** Folder and Glue table name. @default the table name, lower-cased, non [a-z0-9_] → _ */
+  lakeName: z.string().regex(/^[a-z0-9][a-z0-9_]*$/, 'must match [a-z0-9][a-z0-9_]*').optional(),
+  /** Column that every write advances. @default updated_at */
+  cursor: identifier.default('updated_at'),
+  /** @default the table's primary key from the catalog */
+  primaryKey: z.array(identifier).min(1).optional(),
+  /** Column whose UTC date picks year/month/day. @default the cursor */
+  partitionBy: identifier.optional(),
+  /** Columns left out of the lake (never read from the database). */
+  columns: z.strictObject({ exclude: z.array(identifier).default([]) }).default({ exclude: [] }),
+  /** Extra SQL predicate ANDed to every page query, written by the operator (trusted). */
+  where: z.string().min(1).optional(),
+});
+
+const configSchema = z.strictObject({
+  lake: z
+    .strictObject({
+      prefix: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_\-./]*[A-Za-z0-9_\-]$|^[A-Za-z0-9]$/, 'must be a relative key prefix without leading or trailing "/"').default('raw'),
+      glueDatabase: z.string().regex(/^[a-z0-9_]{1,255}$/, 'must match [a-z0-9_]{1,255}').default('lake'),
+      /** Years that partition projection covers; a row outside them fails the table. */
+      partitionYears: z
+        .strictObject({ from: z.number().int().min(1), to: z.number().int().max(9999) })
+        .refine((r) => r.from <= r.to, 'from must be ≤ to')
+        .default({ from: 1970, to: 2099 }),
+    })
+    .default({ prefix: 'raw', glueDatabase: 'lake', partitionYears: { from: 1970, to: 2099 } }),
+  source: z
+    .strictObject({
+      /** Secrets Manager secret holding host, port, dbname, username, password (the RDS format). */
+      secretArn: z.string().regex(/^arn:aws[a-z-]*:secretsmanager:/, 'must be a Secrets Manager ARN'),
+      vpcId: z.string().regex(/^vpc-[0-9a-f]+$/, 'must be a VPC id (vpc-…)'),
+      securityGroupId: z.string().regex(/^sg-[0-9a-f]+$/, 'must be a security group id (sg-…)'),
+      subnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, 'must be a subnet id')).optional(),
+    })
+    .optional(),
+  schedule: z
+    .strictObject({
+      expression: z.string().regex(/^(cron|rate)\(.+\)$/, 'must be cron(…) or rate(…)').default('cron(0 2 * * ? *)'),
+      timeZone: z.string().min(1).default('UTC'),
+      enabled: z.boolean().default(true),
+    })
+    .default({ expression: 'cron(0 2 * * ? *)', timeZone: 'UTC', enabled: true }),
+  export: z
+    .strictObject({
+      /** Rows per keyset page (one Parquet file per page and day). */
+      pageRows: z.number().int().min(1).max(5_000_000).default(100_000),
+      /** Tables exported at once (the database is a shared production system). */
+      maxConcurrency: z.number().int().min(1).max(40).default(2),
+      /** Rows newer than now() − lag wait for the next run. */
+      safetyLagSeconds: z.number().int().min(0).default(5),
+      /** Scale given to unconstrained numeric columns (decimal(38, scale)). */
+      unconstrainedNumericScale: z.number().int().min(0).max(38).default(9),
+    })
+    .default({ pageRows: 100_000, maxConcurrency: 2, safetyLagSeconds: 5, unconstrainedNumericScale: 9 }),
+  alarms: z
+    .strictObject({
+      email: z.string().email().optional(),
+      maxStalenessHours: z.number().positive().default(26),
+      noSuccessWithinHours: z.number().positive().default(26),
+    })
+    .default({ maxStalenessHours: 26, noSuccessWithinHours: 26 }),
+  tables: z.array(tableSchema).min(1, 'list at least one table'),
+});
+
+export type LakeConfig = z.infer<typeof configSchema>;
+export type TableConfig = z.infer<typeof tableSchema>;
+
+export interface ResolvedTable {
+  readonly config: TableConfig;
+  readonly name: QualifiedName;
+  /** schema.table as people read it */
+  readonly display: string;
+  /** folder under the lake prefix and Glue table name */
+  readonly lakeName: string;
+}
+
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const part of path) out += typeof part === 'number' ? `[${part}]` : `${out ? '.' : ''}${String(part)}`;
+  return out || '(root)';
+}
+
+/** Validate an already-parsed object; `source` names the file in messages. */
+export function validateConfig(raw: unknown, source = 'lake.config.yaml'): LakeConfig {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => `${formatPath(issue.path)}: ${issue.message}`);
+    throw new ConfigError(`${source}: ${problems.join('; ')}`);
+  }
+  const config = result.data;
+  const seen = new Map<string, string>();
+  const problems: string[] = [];
+  config.tables.forEach((table, i) => {
+    try {
+      const resolved = resolveTable(table);
+      const other = seen.get(resolved.lakeName);
+      if (other !== undefined) problems.push(`tables[${i}].name: ${resolved.display} and ${other} both map to lake table "${resolved.lakeName}"; set lakeName on one`);
+      seen.set(resolved.lakeName, resolved.display);
+    } catch (error) {
+      problems.push(`tables[${i}].name: ${(error as Error).message}`);
+    }
+  });
+  if (problems.length) throw new ConfigError(`${source}: ${problems.join('; ')}`);
+  return config;
+}
+
+export function parseConfig(text: string, source = 'lake.config.yaml'): LakeConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(`${source}: not valid YAML: ${(error as Error).message.split('\n')[0]}`, { cause: error });
+  }
+  return validateConfig(raw, source);
+}
+
+export function resolveTable(config: TableConfig): ResolvedTable {
+  const name = parseQualifiedName(config.name);
+  return { config, name, display: displayName(name), lakeName: config.lakeName ?? lakeTableName(name.name) };
+}
+
+/** The configured tables, optionally narrowed to `only` (matched by config name, display name or lake name). */
+export function selectTables(config: LakeConfig, only?: readonly string[]): ResolvedTable[] {
+  const all = config.tables.map(resolveTable);
+  if (!only || only.length === 0) return all;
+  return only.map((wanted) => {
+    const found = all.find((t) => t.config.name === wanted || t.display === wanted || t.lakeName === wanted);
+    if (!found) throw new ConfigError(`tables: ${JSON.stringify(wanted)} is not configured (configured: ${all.map((t) => t.display).join(', ')})`);
+    return found;
+  });
+}

@@ -1,0 +1,390 @@
+// The export protocol: plan a window per table, export it page by page, commit it. The same
+// functions run in the Lambdas (one step each), in the CLI and in the tests.
+//
+// Cursor values travel as canonical text, `YYYY-MM-DD HH:MM:SS.ffffff+00` (UTC, fixed width),
+// so they compare as strings and never pass through a JS Date.
+//
+// Exactly once rests on four rules (README "How exactly-once works"):
+//  1. Data file names are deterministic (run id, page, day): a retried page overwrites itself.
+//  2. A page's file list is journalled under pending/ before its files are uploaded, so a
+//     crash can always find and remove what an unfinished run wrote.
+//  3. The watermark write is the commit point; everything after it (manifest, replacing older
+//     pages, clearing pending/) is idempotent and rolled forward by the next plan.
+//  4. A lease per table keeps two executions from exporting the same table at once.
+import { randomBytes } from 'node:crypto';
+import type { LakeConfig, ResolvedTable } from './config.ts';
+import { selectTables } from './config.ts';
+import { frameCopyBinary } from './copy-binary.ts';
+import { ConfigError, ExportError, SchemaMismatchError, StateError, WindowConflictError } from './errors.ts';
+import { dataFileKey } from './layout.ts';
+import { encodePage } from './page.ts';
+import type { ObjectStore, RowSource } from './ports.ts';
+import { TableState, type Lease, type PageEntry, type PendingRun, type RunManifest, type Supersede, type Watermark, type Window } from './state.ts';
+import { describeTableShape, nullCursorQuery, pageQuery, type TableShape } from './table-shape.ts';
+
+export interface ExportDeps {
+  readonly source: RowSource;
+  readonly store: ObjectStore;
+  readonly config: LakeConfig;
+  /** Structured progress/warning events; the Lambda logger or the CLI's printer. */
+  readonly log?: (message: string, fields?: Record<string, unknown>) => void;
+}
+
+/** What a console re-run may ask for (validated by the plan handler's schema). */
+export interface RunRequest {
+  readonly tables?: readonly string[];
+  readonly window?: { readonly from: string; readonly to: string };
+  readonly full?: boolean;
+  /** Set by the caller to tie the run to its execution; default: generated. */
+  readonly runId?: string;
+}
+
+/** The small state that travels between workflow steps for one table. */
+export interface TableTask {
+  readonly table: string;
+  readonly display: string;
+  readonly runId: string;
+  readonly startedAt: string;
+  readonly exportedAtMicros: string;
+  readonly kind: PendingRun['kind'];
+  readonly window: Window;
+  readonly fingerprint: string;
+  readonly after: string[] | null;
+  readonly page: number;
+  readonly rows: number;
+  readonly files: number;
+  readonly bytes: number;
+  readonly done: boolean;
+  readonly nullCursorRows: number;
+}
+
+export interface RunPlan {
+  readonly runId: string;
+  readonly startedAt: string;
+  readonly tables: TableTask[];
+  readonly skipped: { table: string; reason: string }[];
+  readonly warnings: string[];
+}
+
+export interface CommitResult {
+  readonly table: string;
+  readonly status: 'succeeded';
+  readonly rows: number;
+  readonly files: number;
+  readonly bytes: number;
+  readonly windowFrom: string | null;
+  readonly windowTo: string;
+  readonly watermark: string;
+  readonly nullCursorRows: number;
+}
+
+/** How long a lease lasts past its last renewal: longer than one Lambda invocation. */
+export const LEASE_MILLIS = 20 * 60 * 1000;
+
+export function newRunId(now: Date): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${stamp}-${randomBytes(4).toString('hex')}`;
+}
+
+function findTable(config: LakeConfig, lakeName: string): ResolvedTable {
+  const [table] = selectTables(config, [lakeName]);
+  return table;
+}
+
+// ---------------------------------------------------------------- lease
+
+async function acquireLease(state: TableState, runId: string, now: Date): Promise<string | null> {
+  const lease: Lease = { runId, expiresAt: new Date(now.getTime() + LEASE_MILLIS).toISOString() };
+  if (await state.write(state.leaseKey(), lease, { ifNoneMatch: true })) return null;
+  const current = await state.read<Lease>(state.leaseKey());
+  if (!current) return acquireLease(state, runId, now);
+  if (current.value.runId === runId) {
+    await state.write(state.leaseKey(), lease, { ifMatch: current.etag });
+    return null;
+  }
+  if (new Date(current.value.expiresAt).getTime() > now.getTime()) {
+    return `run ${current.value.runId} holds its lease until ${current.value.expiresAt}`;
+  }
+  // Expired: take it over only if nobody else did in between.
+  if (await state.write(state.leaseKey(), lease, { ifMatch: current.etag })) return null;
+  return 'another run took over the expired lease first';
+}
+
+async function renewLease(state: TableState, task: TableTask): Promise<void> {
+  const current = await state.read<Lease>(state.leaseKey());
+  if (!current || current.value.runId !== task.runId) {
+    throw new WindowConflictError(`${task.display}: run ${task.runId} no longer holds the table's lease (${current ? `held by ${current.value.runId}` : 'released'}); stopping without writing`);
+  }
+  const lease: Lease = { runId: task.runId, expiresAt: new Date(Date.now() + LEASE_MILLIS).toISOString() };
+  if (!(await state.write(state.leaseKey(), lease, { ifMatch: current.etag }))) {
+    throw new WindowConflictError(`${task.display}: the lease changed hands while run ${task.runId} renewed it`);
+  }
+}
+
+/** Give the lease back if this run holds it (after commit, or after the table failed). */
+export async function releaseLease(deps: ExportDeps, table: string, runId: string): Promise<void> {
+  const state = new TableState(deps.store, deps.config.lake.prefix, table);
+  const current = await state.read<Lease>(state.leaseKey());
+  if (current && current.value.runId === runId) await deps.store.delete([state.leaseKey()]);
+}
+
+// ---------------------------------------------------------------- recovery
+
+/** Finish what a committed run left undone; remove what an uncommitted run wrote. */
+async function recover(deps: ExportDeps, state: TableState, watermark: Watermark | null): Promise<void> {
+  for (const runId of await state.pendingRuns()) {
+    if (watermark && watermark.runId === runId) {
+      deps.log?.('rolling forward a committed run', { table: state.root, runId });
+      await finishCommit(deps, state, runId, watermark.committedAt);
+    } else {
+      const pages = await state.pendingPages(runId);
+      const keys = pages.flatMap((p) => [...p.files.map((f) => f.key), ...(p.orphans ?? [])]);
+      deps.log?.('removing an unfinished run', { table: state.root, runId, files: keys.length });
+      await deps.store.delete(keys);
+      await deps.store.delete(await deps.store.list(state.pendingPrefix(runId)));
+    }
+  }
+}
+
+// ---------------------------------------------------------------- plan
+
+function pagesOverlapping(manifests: RunManifest[], from: string | null, to: string): Supersede[] {
+  const out: Supersede[] = [];
+  for (const m of manifests) {
+    const pages = m.pages.filter((p) => (from === null || p.last[0] >= from) && p.first[0] <= to).map((p) => p.page);
+    if (pages.length) out.push({ runId: m.runId, pages });
+  }
+  return out;
+}
+
+/**
+ * A window re-run replaces whole pages of earlier runs, so its window widens to cover every
+ * page it touches (repeated: a widened window can touch more pages at a shared cursor value).
+ */
+async function widenToPages(state: TableState, window: Window): Promise<{ window: Window; supersede: Supersede[] }> {
+  const manifests = await state.manifests();
+  let from = window.from;
+  let to = window.to;
+  for (;;) {
+    const supersede = pagesOverlapping(manifests, from, to);
+    let nextFrom = from;
+    let nextTo = to;
+    for (const s of supersede) {
+      const manifest = manifests.find((m) => m.runId === s.runId)!;
+      for (const p of manifest.pages.filter((pg) => s.pages.includes(pg.page))) {
+        if (nextFrom !== null && p.first[0] < nextFrom) nextFrom = p.first[0];
+        if (p.last[0] > nextTo) nextTo = p.last[0];
+      }
+    }
+    if (nextFrom === from && nextTo === to) return { window: { from, fromInclusive: true, to }, supersede };
+    from = nextFrom;
+    to = nextTo;
+  }
+}
+
+
+/** A timestamp text from the database or a user, in canonical form (asks Postgres to parse it). */
+async function canonicalCursor(source: RowSource, text: string, what: string): Promise<string> {
+  try {
+    const [row] = await source.queryText(`SELECT to_char($1::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS t`, [text]);
+    return row.t!;
+  } catch (error) {
+    throw new ConfigError(`${what}: ${JSON.stringify(text)} is not a timestamp Postgres understands (${(error as Error).message})`, { cause: error });
+  }
+}
+
+async function planTable(deps: ExportDeps, shape: TableShape, request: RunRequest, run: { runId: string; startedAt: string; exportedAtMicros: string; upper: string }): Promise<TableTask | { skipped: string }> {
+  const table = shape.table;
+  const state = new TableState(deps.store, deps.config.lake.prefix, table.lakeName);
+  const conflict = await acquireLease(state, run.runId, new Date());
+  if (conflict) return { skipped: `${table.display}: skipped, ${conflict}` };
+  try {
+    const watermark = await state.watermark();
+    await recover(deps, state, watermark);
+    let kind: PendingRun['kind'] = 'scheduled';
+    let window: Window = { from: watermark?.cursor ?? null, fromInclusive: false, to: run.upper };
+    let supersede: Supersede[] = [];
+    if (request.full) {
+      kind = 'full';
+      window = { from: null, fromInclusive: false, to: run.upper };
+      supersede = (await state.manifests()).map((m) => ({ runId: m.runId, pages: m.pages.map((p) => p.page) }));
+    } else if (request.window) {
+      if (!watermark) throw new ConfigError(`window: ${table.display} has never been exported; run it without a window first`);
+      kind = 'window';
+      const from = await canonicalCursor(deps.source, request.window.from, 'window.from');
+      let to = await canonicalCursor(deps.source, request.window.to, 'window.to');
+      if (from >= to) throw new ConfigError(`window: from ${request.window.from} must be before to ${request.window.to}`);
+      // Beyond the watermark is the scheduled run's territory; re-exporting it here would duplicate.
+      if (to > watermark.cursor) to = watermark.cursor;
+      ({ window, supersede } = await widenToPages(state, { from, fromInclusive: false, to }));
+    } else if (window.from !== null && window.from >= window.to) {
+      deps.log?.('nothing new: the watermark is at or past the upper bound', { table: table.display, watermark: window.from, upper: window.to });
+    }
+    let nullCursorRows = 0;
+    if (!shape.cursor.notNull) {
+      const q = nullCursorQuery(shape, 10);
+      nullCursorRows = Number((await deps.source.queryText(q.count))[0].n);
+      if (nullCursorRows > 0) {
+        const sample = (await deps.source.queryText(q.sample)).map((r) => r.key);
+        deps.log?.('rows with a NULL cursor are not exported', { table: table.display, cursor: shape.cursor.name, rows: nullCursorRows, sampleKeys: sample });
+      }
+    }
+    const pending: PendingRun = { runId: run.runId, kind, window, supersede, startedAt: run.startedAt };
+    await state.write(state.pendingRunKey(run.runId), pending);
+    return {
+      table: table.lakeName, display: table.display, runId: run.runId, startedAt: run.startedAt, exportedAtMicros: run.exportedAtMicros,
+      kind, window, fingerprint: shape.fingerprint, after: null, page: 0, rows: 0, files: 0, bytes: 0,
+      done: window.from !== null && window.from >= window.to && kind === 'scheduled', nullCursorRows,
+    };
+  } catch (error) {
+    await releaseLease(deps, table.lakeName, run.runId);
+    throw error;
+  }
+}
+
+/**
+ * Resolve the tables, check every one against the catalog (all problems reported at once,
+ * before anything is written), read the database clock, then plan each table's window.
+ */
+export async function planRun(deps: ExportDeps, request: RunRequest = {}, now = new Date()): Promise<RunPlan> {
+  if (request.full && request.window) throw new ConfigError('full and window cannot be combined: full re-exports everything');
+  const tables = selectTables(deps.config, request.tables);
+  const shapes: TableShape[] = [];
+  const problems: string[] = [];
+  for (const table of tables) {
+    try {
+      shapes.push(await describeTableShape(deps.source, table, deps.config));
+    } catch (error) {
+      if (!(error instanceof ExportError)) throw error;
+      problems.push(error.message);
+    }
+  }
+  if (problems.length) {
+    const first = problems.length === 1 ? problems[0] : `${problems.length} tables do not match the database: ${problems.join(' | ')}`;
+    throw new SchemaMismatchError(first);
+  }
+  const clock = await deps.source.readClock(deps.config.export.safetyLagSeconds);
+  const upper = await canonicalCursor(deps.source, clock.upper, 'upper bound');
+  const warnings = shapes.flatMap((s) => s.warnings);
+  if (clock.heldBackBy) warnings.push(`window upper bound held back to ${upper} by open transaction pid ${clock.heldBackBy.pid} (since ${clock.heldBackBy.xactStart})`);
+  const runId = request.runId ?? newRunId(now);
+  const startedAt = now.toISOString();
+  const exportedAtMicros = String(BigInt(now.getTime()) * 1000n);
+  const plan: RunPlan = { runId, startedAt, tables: [], skipped: [], warnings };
+  for (const shape of shapes) {
+    const planned = await planTable(deps, shape, request, { runId, startedAt, exportedAtMicros, upper });
+    if ('skipped' in planned) plan.skipped.push({ table: shape.table.display, reason: planned.skipped });
+    else plan.tables.push(planned);
+  }
+  return plan;
+}
+
+// ---------------------------------------------------------------- export
+
+/** Export pages until the window is done or `deadline` (epoch ms) is near; returns the new task. */
+export async function exportTable(deps: ExportDeps, task: TableTask, deadline = Number.POSITIVE_INFINITY): Promise<TableTask> {
+  if (task.done) return task;
+  const table = findTable(deps.config, task.table);
+  const state = new TableState(deps.store, deps.config.lake.prefix, task.table);
+  await renewLease(state, task);
+  const shape = await describeTableShape(deps.source, table, deps.config);
+  if (shape.fingerprint !== task.fingerprint) {
+    throw new SchemaMismatchError(`${task.display}: the table's columns changed during run ${task.runId}; the next run exports with the new columns`);
+  }
+  const pageRows = deps.config.export.pageRows;
+  const prefix = deps.config.lake.prefix;
+  let current = task;
+  let lastPageMillis = 0;
+  while (!current.done && Date.now() + 2 * lastPageMillis < deadline) {
+    const started = Date.now();
+    const sql = pageQuery(shape, current.window, current.after, pageRows);
+    const page = frameCopyBinary(await deps.source.copyBinary(sql), shape.layout.columns.length);
+    if (page.rowCount === 0) {
+      current = { ...current, done: true };
+      break;
+    }
+    const pageNo = current.page + 1;
+    const encoded = encodePage(shape.layout, page, { runId: current.runId, exportedAtMicros: current.exportedAtMicros });
+    const files = encoded.files.map((f) => ({ key: dataFileKey(prefix, task.table, f.day, current.runId, pageNo), rows: f.rows, bytes: f.parquet.length, parquet: f.parquet }));
+    // Journal first: a crash after this line leaves files a later plan can find and remove.
+    const earlier = await state.read<PageEntry>(state.pendingPageKey(current.runId, pageNo));
+    const orphans = earlier ? earlier.value.files.map((f) => f.key).filter((k) => !files.some((f) => f.key === k)) : [];
+    const entry: PageEntry = {
+      page: pageNo, rows: encoded.rows, first: encoded.firstKey, last: encoded.lastKey,
+      files: files.map(({ key, rows, bytes }) => ({ key, rows, bytes })),
+      ...(orphans.length ? { orphans } : {}),
+    };
+    await state.write(state.pendingPageKey(current.runId, pageNo), entry);
+    await Promise.all(files.map((f) => deps.store.put(f.key, f.parquet)));
+    if (orphans.length) await deps.store.delete(orphans);
+    current = {
+      ...current,
+      after: encoded.lastKey,
+      page: pageNo,
+      rows: current.rows + encoded.rows,
+      files: current.files + files.length,
+      bytes: current.bytes + files.reduce((n, f) => n + f.bytes, 0),
+      done: page.rowCount < pageRows,
+    };
+    lastPageMillis = Date.now() - started;
+    deps.log?.('page exported', { table: task.display, page: pageNo, rows: encoded.rows, files: files.length, totalRows: current.rows, millis: lastPageMillis });
+  }
+  return current;
+}
+
+// ---------------------------------------------------------------- commit
+
+/** Everything after the commit point; safe to repeat. */
+async function finishCommit(deps: ExportDeps, state: TableState, runId: string, committedAt: string): Promise<RunManifest> {
+  const pendingRun = await state.read<PendingRun>(state.pendingRunKey(runId));
+  const existing = await state.read<RunManifest>(state.manifestKey(runId));
+  if (!pendingRun) {
+    if (existing) return existing.value;
+    throw new StateError(`${state.root}: run ${runId} is committed but neither its pending run nor its manifest exists`);
+  }
+  const pages = await state.pendingPages(runId);
+  const manifest: RunManifest = { runId, kind: pendingRun.value.kind, window: pendingRun.value.window, committedAt, pages: pages.map(({ orphans: _o, ...p }) => p) };
+  await state.write(state.manifestKey(runId), manifest);
+  const stale = pages.flatMap((p) => p.orphans ?? []);
+  for (const s of pendingRun.value.supersede) {
+    const old = await state.read<RunManifest>(state.manifestKey(s.runId));
+    if (!old) continue;
+    const replaced = old.value.pages.filter((p) => s.pages.includes(p.page));
+    stale.push(...replaced.flatMap((p) => p.files.map((f) => f.key)));
+    const kept = old.value.pages.filter((p) => !s.pages.includes(p.page));
+    if (kept.length) await state.write(state.manifestKey(s.runId), { ...old.value, pages: kept });
+    else await deps.store.delete([state.manifestKey(s.runId)]);
+  }
+  await deps.store.delete(stale);
+  await deps.store.delete(await deps.store.list(state.pendingPrefix(runId)));
+  return manifest;
+}
+
+/** Make the run's files the table's truth: move the watermark (the commit point), then tidy up. */
+export async function commitTable(deps: ExportDeps, task: TableTask): Promise<CommitResult> {
+  if (!task.done) throw new StateError(`${task.display}: run ${task.runId} cannot commit before its last page is exported`);
+  const state = new TableState(deps.store, deps.config.lake.prefix, task.table);
+  await renewLease(state, task);
+  const pages = await state.pendingPages(task.runId);
+  const rows = pages.reduce((n, p) => n + p.rows, 0);
+  if (pages.length !== task.page || rows !== task.rows) {
+    throw new StateError(`${task.display}: run ${task.runId} journalled ${pages.length} pages / ${rows} rows but exported ${task.page} pages / ${task.rows} rows`);
+  }
+  const current = await state.read<Watermark>(state.watermarkKey());
+  const cursor = task.kind === 'window' ? current?.value.cursor ?? task.window.to : task.window.to;
+  if (current && task.kind !== 'full' && cursor < current.value.cursor) {
+    throw new StateError(`${task.display}: watermark would move back from ${current.value.cursor} to ${cursor}`);
+  }
+  const committedAt = new Date().toISOString();
+  const watermark: Watermark = { cursor, runId: task.runId, committedAt };
+  const written = current
+    ? await state.write(state.watermarkKey(), watermark, { ifMatch: current.etag })
+    : await state.write(state.watermarkKey(), watermark, { ifNoneMatch: true });
+  if (!written) throw new WindowConflictError(`${task.display}: the watermark changed while run ${task.runId} committed; its files will be removed by the next run`);
+  await finishCommit(deps, state, task.runId, committedAt);
+  await releaseLease(deps, task.table, task.runId);
+  return {
+    table: task.table, status: 'succeeded', rows: task.rows, files: task.files, bytes: task.bytes,
+    windowFrom: task.window.from, windowTo: task.window.to, watermark: cursor, nullCursorRows: task.nullCursorRows,
+  };
+}

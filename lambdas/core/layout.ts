@@ -1,0 +1,93 @@
+// Where everything lives in the lake. The Glue partition projection is generated from the same
+// PARTITION_KEYS and path code that writes the files, so the two cannot drift apart.
+//
+//   <prefix>/<lakeTable>/year=YYYY/month=MM/day=DD/<runId>-p<page>.parquet   data (Athena reads)
+//   <prefix>/_state/<lakeTable>/…                                            watermark, lease, run journals
+
+export interface PartitionDay {
+  readonly year: number;
+  readonly month: number;
+  readonly day: number;
+}
+
+export interface PartitionKey {
+  readonly name: 'year' | 'month' | 'day';
+  readonly digits: number;
+}
+
+export const PARTITION_KEYS: readonly PartitionKey[] = [
+  { name: 'year', digits: 4 },
+  { name: 'month', digits: 2 },
+  { name: 'day', digits: 2 },
+];
+
+export const STATE_DIR = '_state';
+
+/** Folder / Glue table name for a Postgres table name: lower case, runs of other characters → `_`. */
+export function lakeTableName(tableName: string): string {
+  const slug = tableName.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
+  if (!slug) throw new Error(`table name ${JSON.stringify(tableName)} has no letters or digits to name a lake folder; set lakeName`);
+  return slug;
+}
+
+function pad(value: number, digits: number): string {
+  return String(value).padStart(digits, '0');
+}
+
+/** `year=2024/month=03/day=07` — or, given placeholders, the Glue location template. */
+function partitionSegments(values: Record<PartitionKey['name'], string | number>): string {
+  return PARTITION_KEYS.map((k) => {
+    const v = values[k.name];
+    return `${k.name}=${typeof v === 'number' ? pad(v, k.digits) : v}`;
+  }).join('/');
+}
+
+export function tableDataPrefix(prefix: string, lakeTable: string): string {
+  return `${prefix}/${lakeTable}/`;
+}
+
+export function partitionPrefix(prefix: string, lakeTable: string, day: PartitionDay): string {
+  return `${tableDataPrefix(prefix, lakeTable)}${partitionSegments(day)}/`;
+}
+
+export function dataFileKey(prefix: string, lakeTable: string, day: PartitionDay, runId: string, page: number): string {
+  return `${partitionPrefix(prefix, lakeTable, day)}${runId}-p${pad(page, 6)}.parquet`;
+}
+
+export function tableStatePrefix(prefix: string, lakeTable: string): string {
+  return `${prefix}/${STATE_DIR}/${lakeTable}/`;
+}
+
+/** UTC calendar day of a count of days since 1970-01-01. */
+export function dayFromEpochDays(days: number): PartitionDay {
+  const date = new Date(days * 86_400_000);
+  return { year: date.getUTCFullYear(), month: date.getUTCMonth() + 1, day: date.getUTCDate() };
+}
+
+export function partitionLabel(day: PartitionDay): string {
+  return `${pad(day.year, 4)}-${pad(day.month, 2)}-${pad(day.day, 2)}`;
+}
+
+/** Glue table parameters for partition projection over `s3://bucket/<prefix>/<lakeTable>/…`. */
+export function partitionProjection(
+  bucket: string,
+  prefix: string,
+  lakeTable: string,
+  years: { readonly from: number; readonly to: number },
+): Record<string, string> {
+  const ranges: Record<PartitionKey['name'], string> = {
+    year: `${years.from},${years.to}`,
+    month: '1,12',
+    day: '1,31',
+  };
+  const parameters: Record<string, string> = {
+    'projection.enabled': 'true',
+    'storage.location.template': `s3://${bucket}/${tableDataPrefix(prefix, lakeTable)}${partitionSegments({ year: '${year}', month: '${month}', day: '${day}' })}/`,
+  };
+  for (const key of PARTITION_KEYS) {
+    parameters[`projection.${key.name}.type`] = 'integer';
+    parameters[`projection.${key.name}.range`] = ranges[key.name];
+    parameters[`projection.${key.name}.digits`] = String(key.digits);
+  }
+  return parameters;
+}

@@ -1,0 +1,55 @@
+// The two ports the core talks to the world through. Adapters implement them (Postgres,
+// S3, a local directory); tests implement them only to inject faults.
+import type { CatalogColumn } from './type-map.ts';
+import type { QualifiedName } from './identifiers.ts';
+
+export interface StoredObject {
+  readonly body: Buffer;
+  readonly etag: string;
+}
+
+export interface PutOptions {
+  /** Create only if absent; put returns false when the key exists. */
+  readonly ifNoneMatch?: boolean;
+  /** Replace only if the current version has this etag; put returns false otherwise. */
+  readonly ifMatch?: string;
+}
+
+export interface ObjectStore {
+  /** `file:///…` or `s3://bucket/` — for messages only. */
+  readonly url: string;
+  /** Write whole; returns false only when a precondition fails. */
+  put(key: string, body: Uint8Array | string, options?: PutOptions): Promise<boolean>;
+  get(key: string): Promise<StoredObject | null>;
+  /** Every key under `prefix`, sorted. */
+  list(prefix: string): Promise<string[]>;
+  /** Deleting a missing key is not an error. */
+  delete(keys: readonly string[]): Promise<void>;
+}
+
+export interface TableCatalog {
+  readonly columns: readonly CatalogColumn[];
+  /** Primary key columns in key order; empty when the table has none. */
+  readonly primaryKey: readonly string[];
+}
+
+export interface ClockReading {
+  /** Upper bound of the window as text (timestamptz, UTC, µs). */
+  readonly upper: string;
+  /** The database's now(), for messages and staleness. */
+  readonly now: string;
+  /** Set when an open transaction held the bound back: its pid and start. */
+  readonly heldBackBy: { readonly pid: number; readonly xactStart: string } | null;
+}
+
+export interface RowSource {
+  /** Columns and key of a table, or null when it does not exist. */
+  describeTable(table: QualifiedName): Promise<TableCatalog | null>;
+  /** min(now() − lag, start of the oldest other transaction still open). */
+  readClock(safetyLagSeconds: number): Promise<ClockReading>;
+  /** Run `COPY (<select>) TO STDOUT (FORMAT binary)` and return the whole stream. */
+  copyBinary(select: string): Promise<Buffer>;
+  /** Run a query returning rows of text (small results only: counts, NULL-cursor keys). */
+  queryText(sql: string, params?: readonly string[]): Promise<Record<string, string | null>[]>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,129 @@
+// The lake's own state, beside the data under `<prefix>/_state/<table>/` where no table reads:
+//   watermark.json              the commit point: cursor reached + the run that reached it
+//   lease.json                  who is exporting this table now, until when
+//   pending/<runId>/run.json    a run in flight: its window and the pages it will replace
+//   pending/<runId>/p<n>.json   one page: its files, written before they are uploaded
+//   runs/<runId>.json           a committed run's manifest (pages, key ranges, files)
+import type { ObjectStore } from './ports.ts';
+import { StateError } from './errors.ts';
+import { tableStatePrefix } from './layout.ts';
+
+export interface Window {
+  /** Lower cursor bound (text, µs); null = from the beginning. */
+  readonly from: string | null;
+  readonly fromInclusive: boolean;
+  /** Upper cursor bound, inclusive. */
+  readonly to: string;
+}
+
+export interface Watermark {
+  readonly cursor: string;
+  readonly runId: string;
+  readonly committedAt: string;
+}
+
+export interface FileEntry {
+  readonly key: string;
+  readonly rows: number;
+  readonly bytes: number;
+}
+
+export interface PageEntry {
+  readonly page: number;
+  readonly rows: number;
+  /** (cursor, pk…) of the page's first and last row, as text. */
+  readonly first: string[];
+  readonly last: string[];
+  readonly files: FileEntry[];
+  /** Files an earlier attempt of this page wrote that this attempt does not. */
+  readonly orphans?: string[];
+}
+
+/** Pages of earlier runs a window/full re-run replaces, by run. */
+export interface Supersede {
+  readonly runId: string;
+  readonly pages: number[];
+}
+
+export interface PendingRun {
+  readonly runId: string;
+  readonly kind: 'scheduled' | 'window' | 'full';
+  readonly window: Window;
+  readonly supersede: Supersede[];
+  readonly startedAt: string;
+}
+
+export interface RunManifest {
+  readonly runId: string;
+  readonly kind: PendingRun['kind'];
+  readonly window: Window;
+  readonly committedAt: string;
+  readonly pages: PageEntry[];
+}
+
+export interface Lease {
+  readonly runId: string;
+  readonly expiresAt: string;
+}
+
+export class TableState {
+  readonly store: ObjectStore;
+  readonly root: string;
+  constructor(store: ObjectStore, prefix: string, lakeTable: string) {
+    this.store = store;
+    this.root = tableStatePrefix(prefix, lakeTable);
+  }
+
+  watermarkKey() { return `${this.root}watermark.json`; }
+  leaseKey() { return `${this.root}lease.json`; }
+  pendingPrefix(runId?: string) { return runId ? `${this.root}pending/${runId}/` : `${this.root}pending/`; }
+  pendingRunKey(runId: string) { return `${this.pendingPrefix(runId)}run.json`; }
+  pendingPageKey(runId: string, page: number) { return `${this.pendingPrefix(runId)}p${String(page).padStart(6, '0')}.json`; }
+  manifestPrefix() { return `${this.root}runs/`; }
+  manifestKey(runId: string) { return `${this.manifestPrefix()}${runId}.json`; }
+
+  async read<T>(key: string): Promise<{ value: T; etag: string } | null> {
+    const object = await this.store.get(key);
+    if (!object) return null;
+    try {
+      return { value: JSON.parse(object.body.toString('utf8')) as T, etag: object.etag };
+    } catch (error) {
+      throw new StateError(`${this.store.url}${key} is not valid JSON; the lake state is damaged`, { cause: error });
+    }
+  }
+
+  async write(key: string, value: unknown, options?: { ifNoneMatch?: boolean; ifMatch?: string }): Promise<boolean> {
+    return this.store.put(key, `${JSON.stringify(value, null, 1)}\n`, options);
+  }
+
+  async watermark(): Promise<Watermark | null> {
+    return (await this.read<Watermark>(this.watermarkKey()))?.value ?? null;
+  }
+
+  /** Run ids with a pending directory. */
+  async pendingRuns(): Promise<string[]> {
+    const keys = await this.store.list(this.pendingPrefix());
+    const ids = new Set(keys.map((k) => k.slice(this.pendingPrefix().length).split('/')[0]));
+    return [...ids].sort();
+  }
+
+  async pendingPages(runId: string): Promise<PageEntry[]> {
+    const keys = (await this.store.list(this.pendingPrefix(runId))).filter((k) => /\/p\d{6}\.json$/.test(k));
+    const pages: PageEntry[] = [];
+    for (const key of keys) {
+      const page = await this.read<PageEntry>(key);
+      if (page) pages.push(page.value);
+    }
+    return pages.sort((a, b) => a.page - b.page);
+  }
+
+  async manifests(): Promise<RunManifest[]> {
+    const keys = await this.store.list(this.manifestPrefix());
+    const out: RunManifest[] = [];
+    for (const key of keys) {
+      const manifest = await this.read<RunManifest>(key);
+      if (manifest) out.push(manifest.value);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,128 @@
+// A configured table checked against the live catalog: which columns are read, how, the keyset
+// key and the partition column. Every mismatch is reported at once, naming table and column.
+import { createHash } from 'node:crypto';
+import type { LakeConfig, ResolvedTable } from './config.ts';
+import { SchemaMismatchError } from './errors.ts';
+import { quoteIdent, quoteLiteral, quoteQualified } from './identifiers.ts';
+import { META_COLUMNS, type PageLayout } from './page.ts';
+import type { RowSource, TableCatalog } from './ports.ts';
+import type { Window } from './state.ts';
+import { CURSOR_TYPES, planColumn, type CatalogColumn, type ColumnPlan } from './type-map.ts';
+
+export interface TableShape {
+  readonly table: ResolvedTable;
+  readonly layout: PageLayout;
+  readonly cursor: CatalogColumn;
+  readonly keyColumns: readonly CatalogColumn[];
+  /** Hash of the column plans: an export invocation refuses to continue a run if it changed. */
+  readonly fingerprint: string;
+  readonly warnings: readonly string[];
+}
+
+export function shapeTable(table: ResolvedTable, catalog: TableCatalog | null, config: LakeConfig): TableShape {
+  const where = table.display;
+  if (!catalog) throw new SchemaMismatchError(`${where}: table does not exist (or the database user cannot see it)`);
+  const problems: string[] = [];
+  const byName = new Map(catalog.columns.map((c) => [c.name, c]));
+  const need = (name: string, role: string): CatalogColumn | undefined => {
+    const column = byName.get(name);
+    if (!column) problems.push(`${where}: ${role} column ${JSON.stringify(name)} does not exist (columns: ${catalog.columns.map((c) => c.name).join(', ')})`);
+    return column;
+  };
+  const cfg = table.config;
+  const cursor = need(cfg.cursor, 'cursor');
+  if (cursor && !CURSOR_TYPES.has(cursor.typeName)) {
+    problems.push(`${where}: cursor column ${JSON.stringify(cursor.name)} is ${cursor.formatted}; it must be timestamptz, timestamp or date`);
+  }
+  const keyNames = cfg.primaryKey ?? catalog.primaryKey;
+  if (keyNames.length === 0) problems.push(`${where}: table has no primary key; set tables[].primaryKey to the columns that identify a row`);
+  const keyColumns = keyNames.map((k) => need(k, 'primaryKey')).filter((c): c is CatalogColumn => c !== undefined);
+  for (const k of keyColumns) {
+    if (k.elementTypeName !== null || k.typeName === 'bytea' || k.typeName === 'json') problems.push(`${where}: primaryKey column ${JSON.stringify(k.name)} is ${k.formatted}, which cannot order a keyset`);
+  }
+  const partitionName = cfg.partitionBy ?? cfg.cursor;
+  const partition = need(partitionName, 'partitionBy');
+  if (partition && !CURSOR_TYPES.has(partition.typeName)) problems.push(`${where}: partitionBy column ${JSON.stringify(partition.name)} is ${partition.formatted}; it must be timestamptz, timestamp or date`);
+  const excluded = new Set(cfg.columns.exclude);
+  for (const name of excluded) {
+    need(name, 'columns.exclude');
+    if (name === cfg.cursor || name === partitionName || keyNames.includes(name)) problems.push(`${where}: columns.exclude names ${JSON.stringify(name)}, which the export needs (cursor, key or partition)`);
+  }
+  for (const meta of META_COLUMNS) if (byName.has(meta.name)) problems.push(`${where}: column ${JSON.stringify(meta.name)} collides with the export metadata column of that name`);
+  const lower = new Map<string, string>();
+  for (const column of catalog.columns) {
+    if (excluded.has(column.name)) continue;
+    const other = lower.get(column.name.toLowerCase());
+    if (other !== undefined) problems.push(`${where}: columns ${JSON.stringify(other)} and ${JSON.stringify(column.name)} differ only in case; Athena cannot tell them apart (exclude one)`);
+    lower.set(column.name.toLowerCase(), column.name);
+  }
+  const columns: ColumnPlan[] = [];
+  const warnings: string[] = [];
+  for (const column of catalog.columns) {
+    if (excluded.has(column.name)) continue;
+    try {
+      const plan = planColumn(where, column, { unconstrainedNumericScale: config.export.unconstrainedNumericScale });
+      if (plan.warning) warnings.push(plan.warning);
+      columns.push(plan);
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
+  }
+  if (problems.length) throw new SchemaMismatchError(problems.join('; '));
+  const index = (name: string) => columns.findIndex((c) => c.name === name);
+  const layout: PageLayout = {
+    table: where,
+    columns,
+    keyFields: [index(cfg.cursor), ...keyNames.map(index)],
+    partitionField: index(partitionName),
+    years: config.lake.partitionYears,
+  };
+  const fingerprint = createHash('sha256').update(JSON.stringify(columns.map((c) => [c.name, c.select, c.glueType]))).digest('hex').slice(0, 16);
+  return { table, layout, cursor: cursor!, keyColumns, fingerprint, warnings };
+}
+
+export async function describeTableShape(source: RowSource, table: ResolvedTable, config: LakeConfig): Promise<TableShape> {
+  return shapeTable(table, await source.describeTable(table.name), config);
+}
+
+/** Cursor predicates of a window; bounds are literals cast to timestamptz. */
+function windowPredicates(shape: TableShape, window: Window): string[] {
+  const cursor = quoteIdent(shape.cursor.name);
+  const out = [`${cursor} IS NOT NULL`];
+  if (window.from !== null) out.push(`${cursor} ${window.fromInclusive ? '>=' : '>'} ${quoteLiteral(window.from)}::timestamptz`);
+  out.push(`${cursor} <= ${quoteLiteral(window.to)}::timestamptz`);
+  if (shape.table.config.where) out.push(`(${shape.table.config.where})`);
+  return out;
+}
+
+/** The keyset page: rows after `after` in (cursor, pk…) order, at most `limit`. */
+export function pageQuery(shape: TableShape, window: Window, after: readonly string[] | null, limit: number): string {
+  const keyCols = [shape.cursor, ...shape.keyColumns];
+  const predicates = windowPredicates(shape, window);
+  if (after) {
+    if (after.length !== keyCols.length) throw new SchemaMismatchError(`${shape.table.display}: resume key has ${after.length} values, the key has ${keyCols.length} columns`);
+    const left = keyCols.map((c) => quoteIdent(c.name)).join(', ');
+    const right = keyCols.map((c, i) => `${quoteLiteral(after[i])}::${c.formatted}`).join(', ');
+    predicates.push(`(${left}) > (${right})`);
+  }
+  return `SELECT ${shape.layout.columns.map((c) => c.select).join(', ')} FROM ${quoteQualified(shape.table.name)} WHERE ${predicates.join(' AND ')} ORDER BY ${keyCols.map((c) => quoteIdent(c.name)).join(', ')} LIMIT ${limit}`;
+}
+
+/** Rows the window would skip because their cursor is NULL: counted and a few keys shown. */
+export function nullCursorQuery(shape: TableShape, sampleSize: number): { count: string; sample: string } {
+  const table = quoteQualified(shape.table.name);
+  const cond = [`${quoteIdent(shape.cursor.name)} IS NULL`];
+  if (shape.table.config.where) cond.push(`(${shape.table.config.where})`);
+  const keys = shape.keyColumns.map((c) => `${quoteIdent(c.name)}::text`).join(` || ',' || `);
+  return {
+    count: `SELECT count(*)::text AS n FROM ${table} WHERE ${cond.join(' AND ')}`,
+    sample: `SELECT ${keys} AS key FROM ${table} WHERE ${cond.join(' AND ')} LIMIT ${sampleSize}`,
+  };
+}
+
+export function glueColumns(shape: TableShape): { name: string; type: string }[] {
+  return [
+    ...shape.layout.columns.map((c) => ({ name: c.name.toLowerCase(), type: c.glueType })),
+    ...META_COLUMNS.map((m) => ({ name: m.name, type: m.glueType })),
+  ];
+}

@@ -1,0 +1,227 @@
+// Alarms, one per failure mode, each with its rule written above it; every alarm notifies one SNS
+// topic (on ALARM and on recovery). A dashboard shows the same signals side by side.
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { PropProblems } from './prop-problems.ts';
+
+/** Namespace and name of the per-table freshness metric the Summarize step emits (EMF). */
+export const METRICS_NAMESPACE = 'PgLakeExport';
+export const STALENESS_METRIC = 'StalenessSeconds';
+/** Dimension of STALENESS_METRIC: the table's lake name. It must be the metric's only dimension. */
+export const TABLE_DIMENSION = 'Table';
+
+/** CloudWatch evaluates at most 7 days, and at most 1 day when the period is under an hour. */
+const MAX_WINDOW_HOURS = 7 * 24;
+
+export interface ExportAlarmsProps {
+  readonly stateMachine: sfn.IStateMachine;
+  /** Functions whose errors notify, keyed by the name used in the alarm's description. */
+  readonly functions: Readonly<Record<string, lambda.IFunction>>;
+  /** Lake names of the exported tables (the `Table` dimension of StalenessSeconds). */
+  readonly lakeTables: readonly string[];
+  /** A table is stale when its newest exported row is older than this. @default 26 */
+  readonly maxStalenessHours?: number;
+  /** The run is overdue when no execution succeeded within this. @default 26 */
+  readonly noSuccessWithinHours?: number;
+  /** Subscribed to the topic (the address must confirm). @default - no subscription */
+  readonly email?: string;
+  /** The schedule's dead-letter queue: a message there is a run that never started. @default - no alarm */
+  readonly scheduleDeadLetterQueue?: sqs.IQueue;
+}
+
+export class ExportAlarms extends Construct {
+  /** Every alarm, in the order they are declared below. */
+  readonly alarms: cloudwatch.Alarm[] = [];
+  /** Receives every alarm and recovery. */
+  readonly topic: sns.Topic;
+  readonly dashboard: cloudwatch.Dashboard;
+
+  constructor(scope: Construct, id: string, props: ExportAlarmsProps) {
+    super(scope, id);
+    const maxStalenessHours = props.maxStalenessHours ?? 26;
+    const noSuccessWithinHours = props.noSuccessWithinHours ?? 26;
+    const problems = new PropProblems('ExportAlarms');
+    problems.check(maxStalenessHours > 0 && maxStalenessHours <= MAX_WINDOW_HOURS, 'maxStalenessHours', `must be in (0, ${MAX_WINDOW_HOURS}] (CloudWatch evaluates at most 7 days)`, maxStalenessHours);
+    problems.check(noSuccessWithinHours > 0 && noSuccessWithinHours <= MAX_WINDOW_HOURS, 'noSuccessWithinHours', `must be in (0, ${MAX_WINDOW_HOURS}] (CloudWatch evaluates at most 7 days)`, noSuccessWithinHours);
+    problems.check(props.lakeTables.length > 0, 'lakeTables', 'list at least one table', props.lakeTables);
+    problems.check(new Set(props.lakeTables).size === props.lakeTables.length, 'lakeTables', 'must not repeat a table', props.lakeTables);
+    problems.check(props.email === undefined || /^[^@\s]+@[^@\s]+$/.test(props.email), 'email', 'must be an e-mail address', props.email);
+    problems.throwIfAny();
+
+    // A customer managed key, not alias/aws/sns: CloudWatch alarms cannot publish to a topic
+    // encrypted with the AWS managed key, whose policy cannot be extended to cloudwatch.amazonaws.com.
+    const key = new kms.Key(this, 'TopicKey', {
+      description: 'Encrypts pg-lake-export alarm notifications',
+      enableKeyRotation: true,
+      // It only protects notifications in flight; nothing is lost with it.
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'CloudWatchAlarmsPublish',
+        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+        resources: ['*'], // in a key policy, "*" is this key
+        conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
+      }),
+    );
+    this.topic = new sns.Topic(this, 'Topic', {
+      displayName: 'pg-lake-export alarms',
+      masterKey: key,
+      enforceSSL: true,
+    });
+    if (props.email !== undefined) this.topic.addSubscription(new subscriptions.EmailSubscription(props.email));
+    const notify = new actions.SnsAction(this.topic);
+
+    const add = (alarmId: string, alarmProps: cloudwatch.AlarmProps): cloudwatch.Alarm => {
+      const alarm = new cloudwatch.Alarm(this, alarmId, alarmProps);
+      alarm.addAlarmAction(notify);
+      alarm.addOkAction(notify);
+      this.alarms.push(alarm);
+      return alarm;
+    };
+    const fiveMinutes = Duration.minutes(5);
+    const sm = props.stateMachine;
+
+    // Rule: an execution ended FAILED (a step crashed, or a table failed) — at least 1 in 5 minutes.
+    add('ExecutionsFailed', {
+      alarmDescription: 'A pg-lake-export execution failed. Open the execution; Summarize Run lists the failed tables and why.',
+      metric: sm.metricFailed({ period: fiveMinutes, statistic: cloudwatch.Stats.SUM }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
+    // Rule: an execution ran past the state machine timeout — at least 1 in 5 minutes.
+    add('ExecutionsTimedOut', {
+      alarmDescription: 'A pg-lake-export execution timed out. A table may be far behind, or the database slow.',
+      metric: sm.metricTimedOut({ period: fiveMinutes, statistic: cloudwatch.Stats.SUM }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
+    // Rule: Step Functions throttled an execution start — at least 1 in 5 minutes.
+    add('ExecutionsThrottled', {
+      alarmDescription: 'Starting a pg-lake-export execution was throttled by Step Functions.',
+      metric: sm.metricThrottled({ period: fiveMinutes, statistic: cloudwatch.Stats.SUM }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
+    // Rule: no execution succeeded within noSuccessWithinHours. Hourly sums of ExecutionsSucceeded
+    // must all be < 1 (no data counts as < 1) across that many hours, so one success anywhere in
+    // the window keeps it OK. Catches a disabled schedule or runs that never finish.
+    const noSuccess = hourlyWindow(noSuccessWithinHours);
+    add('NoRecentSuccess', {
+      alarmDescription: `No pg-lake-export execution succeeded in the last ${noSuccess.evaluationPeriods} hours.`,
+      metric: sm.metricSucceeded({ period: Duration.hours(1), statistic: cloudwatch.Stats.SUM }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: noSuccess.evaluationPeriods,
+      datapointsToAlarm: noSuccess.evaluationPeriods,
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    });
+
+    // Rule, per table: StalenessSeconds (Maximum, hourly) above maxStalenessHours × 3600 — or no
+    // value at all — in every hour of a maxStalenessHours window. One fresh measurement in the
+    // window keeps it OK; a table that stopped being measured (failing every run) alarms.
+    const stale = hourlyWindow(maxStalenessHours);
+    for (const table of props.lakeTables) {
+      add(`Stale-${table}`, {
+        alarmDescription: `Lake table ${table} is more than ${maxStalenessHours} h behind its source, or was not measured for ${stale.evaluationPeriods} h.`,
+        metric: stalenessMetric(table),
+        threshold: maxStalenessHours * 3600,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: stale.evaluationPeriods,
+        datapointsToAlarm: stale.evaluationPeriods,
+        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+      });
+    }
+
+    // Rule, per function: the function reported an error (including retried ones) — at least 1 in 5 minutes.
+    for (const [name, fn] of Object.entries(props.functions)) {
+      add(`${name}FunctionErrors`, {
+        alarmDescription: `The pg-lake-export ${name} function failed. Its log group has the error with table and key.`,
+        metric: fn.metricErrors({ period: fiveMinutes, statistic: cloudwatch.Stats.SUM }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    }
+
+    // Rule: the schedule could not start an execution after its retries — any message in its
+    // dead-letter queue (a run that never happened; the message says why).
+    if (props.scheduleDeadLetterQueue) {
+      add('ScheduleDeliveryFailed', {
+        alarmDescription: 'EventBridge Scheduler could not start the pg-lake-export workflow; see the dead-letter queue message.',
+        metric: props.scheduleDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: fiveMinutes, statistic: cloudwatch.Stats.MAXIMUM }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    }
+
+    this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { defaultInterval: Duration.days(7) });
+    const hourly = { period: Duration.hours(1), statistic: cloudwatch.Stats.SUM };
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Executions (per hour)',
+        width: 12,
+        left: [sm.metricStarted(hourly), sm.metricSucceeded(hourly), sm.metricFailed(hourly), sm.metricTimedOut(hourly), sm.metricThrottled(hourly)],
+      }),
+      new cloudwatch.AlarmStatusWidget({ title: 'Alarms', width: 12, alarms: this.alarms }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Staleness per table (seconds)',
+        width: 24,
+        left: props.lakeTables.map((table) => stalenessMetric(table).with({ label: table })),
+        leftAnnotations: [{ value: maxStalenessHours * 3600, label: `${maxStalenessHours} h` }],
+      }),
+    );
+    const functions = Object.entries(props.functions);
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Function errors',
+        width: 12,
+        left: functions.map(([name, fn]) => fn.metricErrors({ period: fiveMinutes, statistic: cloudwatch.Stats.SUM, label: name })),
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Function duration (p99)',
+        width: 12,
+        left: functions.map(([name, fn]) => fn.metricDuration({ period: fiveMinutes, statistic: cloudwatch.Stats.p(99), label: name })),
+      }),
+    );
+  }
+}
+
+function stalenessMetric(table: string): cloudwatch.Metric {
+  return new cloudwatch.Metric({
+    namespace: METRICS_NAMESPACE,
+    metricName: STALENESS_METRIC,
+    dimensionsMap: { [TABLE_DIMENSION]: table },
+    statistic: cloudwatch.Stats.MAXIMUM,
+    period: Duration.hours(1),
+  });
+}
+
+/** Hourly periods covering `hours` (rounded up): a period may not exceed one day. */
+function hourlyWindow(hours: number): { evaluationPeriods: number } {
+  return { evaluationPeriods: Math.max(1, Math.ceil(hours)) };
+}

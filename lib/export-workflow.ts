@@ -1,0 +1,194 @@
+// The export workflow (Step Functions, JSONPath — the local runner ignores JSONata silently):
+//
+//   Plan Export → Export Tables (Map over the plan's tables, bounded concurrency)
+//                   └ Export Table Page ⟲ More Pages? → Commit Table   (any error → Record Table Failure)
+//               → Summarize Run → Any Table Failed? → Run Failed | Run Succeeded
+//
+// Only small cursors travel between states; rows go straight from Postgres to S3.
+import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import {
+  CheckFailedError,
+  ConfigError,
+  SchemaMismatchError,
+  UnsupportedTypeError,
+  ValueError,
+  WindowConflictError,
+} from '../lambdas/core/errors.ts';
+import { isPositiveInteger, PropProblems } from './prop-problems.ts';
+
+/** State names, as they appear in the console and in the definition. */
+export const WORKFLOW_STATES = {
+  plan: 'Plan Export',
+  exportTables: 'Export Tables',
+  exportPage: 'Export Table Page',
+  morePages: 'More Pages?',
+  commit: 'Commit Table',
+  recordFailure: 'Record Table Failure',
+  summarize: 'Summarize Run',
+  anyFailed: 'Any Table Failed?',
+  runFailed: 'Run Failed',
+  runSucceeded: 'Run Succeeded',
+} as const;
+
+/** Errors of the Lambda service itself (not of our code): always worth retrying. */
+export const TRANSIENT_LAMBDA_ERRORS: readonly string[] = [
+  'Lambda.ServiceException',
+  'Lambda.AWSLambdaException',
+  'Lambda.SdkClientException',
+  'Lambda.TooManyRequestsException',
+  'Lambda.ClientExecutionTimeoutException',
+];
+
+/** Error name the handlers reserve for transient S3 / database faults (slow down, then retry). */
+export const THROTTLING_ERROR = 'ThrottlingError';
+
+/**
+ * Errors that a retry cannot fix: the same input fails the same way. They fail the table at
+ * once (its Catch records it) and the run ends failed. Names come from the exporter's own classes.
+ */
+export const TERMINAL_ERRORS: readonly string[] = [
+  ConfigError,
+  SchemaMismatchError,
+  UnsupportedTypeError,
+  ValueError,
+  CheckFailedError,
+  WindowConflictError,
+].map((ErrorClass) => new ErrorClass('').name);
+
+/** Error of the final Fail state, so an operator can tell it from a crashed step. */
+export const TABLES_FAILED_ERROR = 'TablesFailed';
+
+export interface ExportWorkflowFunctions {
+  /** Resolves tables and windows. In: the execution input. Out: `{ runId, startedAt, tables: [...] }`. */
+  readonly plan: lambda.IFunction;
+  /** Exports pages until its time budget runs low. In/out: one table's cursor, out with `done`. */
+  readonly export: lambda.IFunction;
+  /** Checks, manifest, watermark, Glue table. In: the finished cursor. Out: the table's result. */
+  readonly commit: lambda.IFunction;
+  /** Per-table totals and metrics. In: `{ runId, startedAt, results }`. Out: `{ failed, succeeded, tables }`. */
+  readonly summarize: lambda.IFunction;
+}
+
+export interface ExportWorkflowProps {
+  readonly functions: ExportWorkflowFunctions;
+  /** Tables exported at once; the database is a shared production system. */
+  readonly maxConcurrency: number;
+  /** An execution that runs longer is stopped (and the timed-out alarm fires). @default Duration.hours(6) */
+  readonly timeout?: Duration;
+  /** How long execution history logs are kept. @default RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+export class ExportWorkflow extends Construct {
+  readonly stateMachine: sfn.StateMachine;
+  readonly logGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: ExportWorkflowProps) {
+    super(scope, id);
+    const timeout = props.timeout ?? Duration.hours(6);
+    const problems = new PropProblems('ExportWorkflow');
+    problems.check(isPositiveInteger(props.maxConcurrency) && props.maxConcurrency <= 40, 'maxConcurrency', 'must be a whole number in 1..40', props.maxConcurrency);
+    problems.check(timeout.toSeconds() >= 60 && timeout.toSeconds() <= 365 * 86_400, 'timeout', 'must be 1 minute..1 year', timeout.toHumanString());
+    problems.throwIfAny();
+
+    const { functions } = props;
+    const S = WORKFLOW_STATES;
+
+    const plan = this.#invoke(S.plan, functions.plan, { resultPath: '$.plan' });
+
+    const exportPage = this.#invoke(S.exportPage, functions.export, { resultPath: '$' });
+    const commit = this.#invoke(S.commit, functions.commit, { resultPath: '$' });
+    // One table's failure must not stop the others: record it and let the Map carry on.
+    const recordFailure = new sfn.Pass(this, S.recordFailure, {
+      parameters: {
+        'table.$': '$.table',
+        status: 'failed',
+        'error.$': '$.error.Error',
+        'cause.$': '$.error.Cause',
+      },
+    });
+    for (const task of [exportPage, commit]) task.addCatch(recordFailure, { errors: [sfn.Errors.ALL], resultPath: '$.error' });
+    const morePages = new sfn.Choice(this, S.morePages)
+      .when(sfn.Condition.booleanEquals('$.done', false), exportPage)
+      .otherwise(commit);
+    const exportTables = new sfn.Map(this, S.exportTables, {
+      itemsPath: '$.plan.tables',
+      maxConcurrency: props.maxConcurrency,
+      resultPath: '$.results',
+    }).itemProcessor(exportPage.next(morePages));
+
+    const summarize = this.#invoke(S.summarize, functions.summarize, {
+      resultPath: '$.summary',
+      payload: sfn.TaskInput.fromObject({
+        runId: sfn.JsonPath.stringAt('$.plan.runId'),
+        startedAt: sfn.JsonPath.stringAt('$.plan.startedAt'),
+        results: sfn.JsonPath.listAt('$.results'),
+      }),
+    });
+    const anyFailed = new sfn.Choice(this, S.anyFailed)
+      .when(
+        sfn.Condition.numberGreaterThan('$.summary.failed', 0),
+        new sfn.Fail(this, S.runFailed, { error: TABLES_FAILED_ERROR, cause: 'At least one table failed; see the Summarize Run output for which and why.' }),
+      )
+      .otherwise(new sfn.Succeed(this, S.runSucceeded));
+
+    this.logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH });
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      comment: 'pg-lake-export: export configured Postgres tables to the S3 lake as Parquet',
+      queryLanguage: sfn.QueryLanguage.JSON_PATH,
+      definitionBody: sfn.DefinitionBody.fromChainable(plan.next(exportTables).next(summarize).next(anyFailed)),
+      timeout,
+      tracingEnabled: true,
+      // ALL events for the audit trail, but no execution data: inputs and outputs may carry PII.
+      logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
+    });
+
+    Validations.of(this.stateMachine.role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason: 'Resource * only for CloudWatch Logs delivery (logs:CreateLogDelivery etc.) and X-Ray, which support no resource-level permissions.',
+    });
+    for (const fn of Object.values(functions)) {
+      const cfnFunction = fn.node.defaultChild;
+      if (!(cfnFunction instanceof lambda.CfnFunction)) continue; // imported: nag reports its ARN differently
+      const logicalId = Stack.of(this).getLogicalId(cfnFunction);
+      Validations.of(this.stateMachine.role).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::<${logicalId}.Arn>:*]`,
+        reason: 'LambdaInvoke grants the function ARN and its versions/aliases (`:*`), scoped to this one function.',
+      });
+    }
+  }
+
+  /** A Lambda task that returns the function's payload, with the retries every step shares. */
+  #invoke(name: string, fn: lambda.IFunction, options: { resultPath: string; payload?: sfn.TaskInput }): tasks.LambdaInvoke {
+    const task = new tasks.LambdaInvoke(this, name, {
+      lambdaFunction: fn,
+      payloadResponseOnly: true,
+      // Our own retry below replaces the default, which has no jitter.
+      retryOnServiceExceptions: false,
+      resultPath: options.resultPath,
+      ...(options.payload ? { payload: options.payload } : {}),
+    });
+    // Full jitter: after a Lambda outage, concurrent Map iterations must not retry in lockstep.
+    task.addRetry({
+      errors: [...TRANSIENT_LAMBDA_ERRORS],
+      interval: Duration.seconds(2),
+      backoffRate: 2,
+      maxAttempts: 6,
+      jitterStrategy: sfn.JitterType.FULL,
+    });
+    task.addRetry({
+      errors: [THROTTLING_ERROR],
+      interval: Duration.seconds(5),
+      backoffRate: 2,
+      maxAttempts: 6,
+      maxDelay: Duration.minutes(2),
+      jitterStrategy: sfn.JitterType.FULL,
+    });
+    return task;
+  }
+}

@@ -1,0 +1,181 @@
+// One place owns every Lambda default: runtime, architecture, bundling (with the parquet-wasm
+// binary copied next to the bundle), log group and retention, tracing, VPC placement, and an
+// execution role that holds only what the function needs.
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Duration, Validations } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { isPositiveInteger, PropProblems } from './prop-problems.ts';
+
+/** The repository root: holds package-lock.json, node_modules and lambdas/. */
+export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Lambda's limit on the total size of a function's environment (keys and values). */
+export const LAMBDA_ENVIRONMENT_LIMIT_BYTES = 4096;
+
+/** Where the functions that talk to Postgres run. */
+export interface DatabaseNetwork {
+  readonly vpcId: string;
+  /** Private subnets with a route to the database (and to S3 / Secrets Manager / Glue). */
+  readonly subnetIds: readonly string[];
+  /** Security group the database accepts connections from. */
+  readonly securityGroupId: string;
+}
+
+export interface LambdaFactoryProps {
+  /** Environment given to every function. */
+  readonly environment: Readonly<Record<string, string>>;
+  /** VPC placement of the functions that connect to the database. */
+  readonly databaseNetwork: DatabaseNetwork;
+  /** Secrets Manager secret (complete ARN) the connecting functions may read. */
+  readonly databaseSecretArn: string;
+  /** How long function logs are kept. @default RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+  /** Directory holding package-lock.json, node_modules and the handler files. @default the repository root */
+  readonly projectRoot?: string;
+}
+
+export interface LakeFunctionOptions {
+  /** Handler file relative to `projectRoot`; it must export `handler`. */
+  readonly entry: string;
+  /** What the function does (shown in the console). */
+  readonly description: string;
+  /** @default 1024 */
+  readonly memorySizeMb?: number;
+  /** @default Duration.minutes(5) */
+  readonly timeout?: Duration;
+  /** Runs in the database VPC with its security group and may read the database secret. @default false */
+  readonly connectsToDatabase?: boolean;
+}
+
+/** parquet-wasm's node build reads this file from `__dirname` at load time. */
+const PARQUET_WASM = 'parquet_wasm_bg.wasm';
+
+export class LambdaFactory extends Construct {
+  /** Every function made so far, by construct id. */
+  readonly functions: Record<string, nodejs.NodejsFunction> = {};
+
+  readonly #props: LambdaFactoryProps;
+  readonly #projectRoot: string;
+  readonly #logRetention: logs.RetentionDays;
+  readonly #secret: secretsmanager.ISecret;
+  readonly #vpc: ec2.IVpc;
+  readonly #subnets: ec2.ISubnet[];
+  readonly #securityGroup: ec2.ISecurityGroup;
+
+  constructor(scope: Construct, id: string, props: LambdaFactoryProps) {
+    super(scope, id);
+    const problems = new PropProblems('LambdaFactory');
+    const network = props.databaseNetwork;
+    problems.check(network.subnetIds.length > 0, 'databaseNetwork.subnetIds', 'list at least one subnet', network.subnetIds);
+    problems.check(/^arn:aws[a-z-]*:secretsmanager:[^:]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/.test(props.databaseSecretArn), 'databaseSecretArn', 'must be a complete Secrets Manager secret ARN (ending in the 6-character suffix)', props.databaseSecretArn);
+    problems.throwIfAny();
+
+    this.#props = props;
+    this.#projectRoot = props.projectRoot ?? PROJECT_ROOT;
+    this.#logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    this.#secret = secretsmanager.Secret.fromSecretCompleteArn(this, 'DatabaseSecret', props.databaseSecretArn);
+    // fromVpcAttributes + explicit subnets: works offline (Vpc.fromLookup needs AWS credentials,
+    // and Stack.availabilityZones of an environment-bound stack is a context lookup too).
+    this.#vpc = ec2.Vpc.fromVpcAttributes(this, 'DatabaseVpc', { vpcId: network.vpcId, availabilityZones: [] });
+    this.#subnets = network.subnetIds.map((subnetId) => ec2.Subnet.fromSubnetId(this, subnetId, subnetId));
+    this.#securityGroup = ec2.SecurityGroup.fromSecurityGroupId(this, 'DatabaseClientSecurityGroup', network.securityGroupId, { mutable: false });
+  }
+
+  /** A Node.js 24 / arm64 function for one workflow step, under its own construct `id`. */
+  addFunction(id: string, options: LakeFunctionOptions): nodejs.NodejsFunction {
+    const memorySizeMb = options.memorySizeMb ?? 1024;
+    const timeout = options.timeout ?? Duration.minutes(5);
+    const environmentBytes = Object.entries(this.#props.environment).reduce((sum, [k, v]) => sum + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
+    const problems = new PropProblems(`LambdaFactory.addFunction(${id})`);
+    problems.check(!(id in this.functions), 'id', 'is already used by another function', id);
+    problems.check(isPositiveInteger(memorySizeMb) && memorySizeMb >= 128 && memorySizeMb <= 10_240, 'memorySizeMb', 'must be a whole number of MB in 128..10240', memorySizeMb);
+    problems.check(timeout.toSeconds() >= 1 && timeout.toSeconds() <= 900, 'timeout', 'must be 1 s..15 min', timeout.toHumanString());
+    // NodejsFunction adds NODE_OPTIONS=--enable-source-maps (~35 bytes) to this.
+    problems.check(environmentBytes + 64 <= LAMBDA_ENVIRONMENT_LIMIT_BYTES, 'environment', `exceeds Lambda's ${LAMBDA_ENVIRONMENT_LIMIT_BYTES}-byte limit`, `${environmentBytes} bytes`);
+    problems.throwIfAny();
+
+    const scope = new Construct(this, id);
+    const logGroup = new logs.LogGroup(scope, 'Logs', { retention: this.#logRetention });
+    const role = new iam.Role(scope, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `Execution role of the pg-lake-export ${id} function`,
+    });
+    // Instead of AWSLambdaBasicExecutionRole, which may write to every log group in the account.
+    logGroup.grantWrite(role);
+
+    const connects = options.connectsToDatabase ?? false;
+    const fn = new nodejs.NodejsFunction(scope, 'Function', {
+      entry: join(this.#projectRoot, options.entry),
+      handler: 'handler',
+      projectRoot: this.#projectRoot,
+      depsLockFilePath: join(this.#projectRoot, 'package-lock.json'),
+      description: options.description,
+      runtime: lambda.Runtime.NODEJS_24_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: memorySizeMb,
+      timeout,
+      role,
+      logGroup,
+      tracing: lambda.Tracing.ACTIVE,
+      environment: { ...this.#props.environment },
+      ...(connects
+        ? { vpc: this.#vpc, vpcSubnets: { subnets: this.#subnets }, securityGroups: [this.#securityGroup] }
+        : {}),
+      bundling: {
+        // CJS: parquet-wasm's node build locates its .wasm through __dirname.
+        format: nodejs.OutputFormat.CJS,
+        target: 'node24',
+        minify: true,
+        sourceMap: true,
+        sourcesContent: false,
+        // The nodejs24.x runtime ships AWS SDK v3; everything else is bundled.
+        externalModules: ['@aws-sdk/*'],
+        forceDockerBundling: false,
+        commandHooks: {
+          beforeBundling: () => [],
+          beforeInstall: () => [],
+          // Copy the 5 MB wasm only into bundles that load parquet-wasm.
+          afterBundling: (inputDir: string, outputDir: string) => [
+            `if grep -q "${PARQUET_WASM}" "${outputDir}/index.js"; then cp "${inputDir}/node_modules/parquet-wasm/node/${PARQUET_WASM}" "${outputDir}/"; fi`,
+          ],
+        },
+      },
+    });
+
+    if (connects) {
+      this.#secret.grantRead(fn);
+      // What AWSLambdaVPCAccessExecutionRole allows, inline: Lambda manages the function's ENIs
+      // with the execution role, and these EC2 actions take no resource-level scoping.
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'ManageVpcNetworkInterfaces',
+          actions: [
+            'ec2:CreateNetworkInterface',
+            'ec2:DescribeNetworkInterfaces',
+            'ec2:DescribeSubnets',
+            'ec2:DeleteNetworkInterface',
+            'ec2:AssignPrivateIpAddresses',
+            'ec2:UnassignPrivateIpAddresses',
+          ],
+          resources: ['*'],
+        }),
+      );
+    }
+    Validations.of(role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason: connects
+        ? 'Resource * only for X-Ray PutTraceSegments/PutTelemetryRecords and the VPC ENI actions Lambda needs; neither supports resource-level permissions.'
+        : 'Resource * only for X-Ray PutTraceSegments/PutTelemetryRecords, which support no resource-level permissions.',
+    });
+
+    this.functions[id] = fn;
+    return fn;
+  }
+}
