@@ -101,8 +101,10 @@ export class ExportWorkflow extends Construct {
 
     const plan = this.#invoke(S.plan, functions.plan, { resultPath: '$.plan' });
 
-    const exportPage = this.#invoke(S.exportPage, functions.export, { resultPath: '$' });
-    const commit = this.#invoke(S.commit, functions.commit, { resultPath: '$' });
+    // No ResultPath: the output replaces the state (the default, "$"). Written out explicitly,
+    // "$" breaks aws-local-stepfunctions 3, which stores the result under a key named "$".
+    const exportPage = this.#invoke(S.exportPage, functions.export, {});
+    const commit = this.#invoke(S.commit, functions.commit, {});
     // One table's failure must not stop the others: record it and let the Map carry on.
     const recordFailure = new sfn.Pass(this, S.recordFailure, {
       parameters: {
@@ -164,13 +166,13 @@ export class ExportWorkflow extends Construct {
   }
 
   /** A Lambda task that returns the function's payload, with the retries every step shares. */
-  #invoke(name: string, fn: lambda.IFunction, options: { resultPath: string; payload?: sfn.TaskInput }): tasks.LambdaInvoke {
+  #invoke(name: string, fn: lambda.IFunction, options: { resultPath?: string; payload?: sfn.TaskInput }): tasks.LambdaInvoke {
     const task = new tasks.LambdaInvoke(this, name, {
       lambdaFunction: fn,
       payloadResponseOnly: true,
       // Our own retry below replaces the default, which has no jitter.
       retryOnServiceExceptions: false,
-      resultPath: options.resultPath,
+      ...(options.resultPath ? { resultPath: options.resultPath } : {}),
       ...(options.payload ? { payload: options.payload } : {}),
     });
     // Full jitter: after a Lambda outage, concurrent Map iterations must not retry in lockstep.

@@ -1,6 +1,6 @@
 // The S3 bucket that holds the lake: Parquet data files under `<prefix>/<table>/…` and the
 // exporter's state (watermarks, leases, run journals) under `<prefix>/_state/…`.
-import { Duration, Validations } from 'aws-cdk-lib';
+import { Duration, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
@@ -105,5 +105,13 @@ export class LakeBucket extends Construct {
         conditions: { StringLike: { 's3:prefix': [`${this.prefix}/*`] } },
       }),
     );
+    const principal = grantee.grantPrincipal;
+    if (Construct.isConstruct(principal)) {
+      const bucketLogicalId = Stack.of(this).getLogicalId(this.bucket.node.defaultChild as s3.CfnBucket);
+      Validations.of(principal).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::<${bucketLogicalId}.Arn>/${this.prefix}/*]`,
+        reason: 'Object access is scoped to the exporter\'s own prefix; the keys below it (tables, partitions, run ids) are only known at run time.',
+      });
+    }
   }
 }

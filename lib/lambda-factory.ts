@@ -3,7 +3,7 @@
 // execution role that holds only what the function needs.
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration, Validations } from 'aws-cdk-lib';
+import { Duration, Token, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -81,10 +81,18 @@ export class LambdaFactory extends Construct {
     this.#projectRoot = props.projectRoot ?? PROJECT_ROOT;
     this.#logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     this.#secret = secretsmanager.Secret.fromSecretCompleteArn(this, 'DatabaseSecret', props.databaseSecretArn);
-    // fromVpcAttributes + explicit subnets: works offline (Vpc.fromLookup needs AWS credentials,
-    // and Stack.availabilityZones of an environment-bound stack is a context lookup too).
-    this.#vpc = ec2.Vpc.fromVpcAttributes(this, 'DatabaseVpc', { vpcId: network.vpcId, availabilityZones: [] });
-    this.#subnets = network.subnetIds.map((subnetId) => ec2.Subnet.fromSubnetId(this, subnetId, subnetId));
+    // fromVpcAttributes + explicit subnets works offline (Vpc.fromLookup needs AWS credentials, and
+    // Stack.availabilityZones of an environment-bound stack is a context lookup too). The functions
+    // are placed by subnet id, so the imported VPC needs no subnets and its AZ list is never read.
+    this.#vpc = ec2.Vpc.fromVpcAttributes(this, 'DatabaseVpc', { vpcId: network.vpcId, availabilityZones: ['unused'] });
+    this.#subnets = network.subnetIds.map((subnetId) => {
+      const subnet = ec2.Subnet.fromSubnetId(this, subnetId, subnetId);
+      Validations.of(subnet).acknowledge({
+        id: 'Annotation::@aws-cdk/aws-ec2:noSubnetRouteTableId',
+        reason: 'Only the subnet id is used (Lambda VpcConfig); nothing reads its route table.',
+      });
+      return subnet;
+    });
     this.#securityGroup = ec2.SecurityGroup.fromSecurityGroupId(this, 'DatabaseClientSecurityGroup', network.securityGroupId, { mutable: false });
   }
 
@@ -92,7 +100,11 @@ export class LambdaFactory extends Construct {
   addFunction(id: string, options: LakeFunctionOptions): nodejs.NodejsFunction {
     const memorySizeMb = options.memorySizeMb ?? 1024;
     const timeout = options.timeout ?? Duration.minutes(5);
-    const environmentBytes = Object.entries(this.#props.environment).reduce((sum, [k, v]) => sum + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
+    // A token (e.g. the bucket name) is counted as 128 bytes, more than any name or ARN it becomes.
+    const environmentBytes = Object.entries(this.#props.environment).reduce(
+      (sum, [k, v]) => sum + Buffer.byteLength(k) + (Token.isUnresolved(v) ? 128 : Buffer.byteLength(v)),
+      0,
+    );
     const problems = new PropProblems(`LambdaFactory.addFunction(${id})`);
     problems.check(!(id in this.functions), 'id', 'is already used by another function', id);
     problems.check(isPositiveInteger(memorySizeMb) && memorySizeMb >= 128 && memorySizeMb <= 10_240, 'memorySizeMb', 'must be a whole number of MB in 128..10240', memorySizeMb);

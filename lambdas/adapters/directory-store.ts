@@ -88,6 +88,22 @@ export class DirectoryStore implements ObjectStore {
   }
 
   async delete(keys: readonly string[]): Promise<void> {
-    for (const key of keys) await fs.rm(this.file(key), { force: true });
+    const dirs = new Set<string>();
+    for (const key of keys) {
+      const file = this.file(key);
+      await fs.rm(file, { force: true });
+      dirs.add(path.dirname(file));
+    }
+    // Empty folders are pruned, as S3 has no folders to leave behind.
+    for (let dir of [...dirs].sort().reverse()) {
+      while (dir.startsWith(this.root) && dir.length > this.root.length) {
+        try {
+          await fs.rmdir(dir);
+        } catch {
+          break;
+        }
+        dir = path.dirname(dir);
+      }
+    }
   }
 }

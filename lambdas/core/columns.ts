@@ -7,8 +7,8 @@ import { ValueError } from './errors.ts';
 
 // Postgres epochs: 2000-01-01. Arrow/Parquet: 1970-01-01.
 const PG_EPOCH_DAYS = 10957;
-const PG_EPOCH_MICROS_HI = 220298; // 946684800000000 = 220298 · 2^32 + 2213273600
-const PG_EPOCH_MICROS_LO = 2213273600;
+const PG_EPOCH_MICROS_HI = 220417; // 946684800000000 = 220417 · 2^32 + 993517568
+const PG_EPOCH_MICROS_LO = 993517568;
 const TWO_32 = 4294967296;
 
 /** Where a value came from, for error messages: `table.column` and the row's key. */
@@ -133,7 +133,7 @@ class TimestampBuilder extends FixedBuilder {
     let carry = 0;
     if (sumLo >= TWO_32) { sumLo -= TWO_32; carry = 1; }
     const sumHi = hi + PG_EPOCH_MICROS_HI + carry;
-    if (sumHi > 0x7fffffff) throw new ValueError(`${ctx.where}: timestamp beyond the year 294276 cannot be stored (row ${ctx.rowKey()})`);
+    if (sumHi > 0x7fffffff) throw new ValueError(`${ctx.where}: timestamp after 294247-01-10 04:00:54.775807 does not fit Parquet's µs since 1970 (row ${ctx.rowKey()})`);
     this.words[i] = sumLo;
     this.words[i + 1] = sumHi >>> 0;
   }

@@ -18,14 +18,16 @@ import { frameCopyBinary } from './copy-binary.ts';
 import { ConfigError, ExportError, SchemaMismatchError, StateError, WindowConflictError } from './errors.ts';
 import { dataFileKey } from './layout.ts';
 import { encodePage } from './page.ts';
-import type { ObjectStore, RowSource } from './ports.ts';
+import type { ObjectStore, RowSource, TableRegistry } from './ports.ts';
 import { TableState, type Lease, type PageEntry, type PendingRun, type RunManifest, type Supersede, type Watermark, type Window } from './state.ts';
-import { describeTableShape, nullCursorQuery, pageQuery, type TableShape } from './table-shape.ts';
+import { describeTableShape, lakeColumns, nullCursorQuery, pageQuery, type TableShape } from './table-shape.ts';
 
 export interface ExportDeps {
   readonly source: RowSource;
   readonly store: ObjectStore;
   readonly config: LakeConfig;
+  /** The query engine's catalog; Glue when deployed. The lake's schema.json is always written. */
+  readonly registry?: TableRegistry;
   /** Structured progress/warning events; the Lambda logger or the CLI's printer. */
   readonly log?: (message: string, fields?: Record<string, unknown>) => void;
 }
@@ -128,6 +130,27 @@ export async function releaseLease(deps: ExportDeps, table: string, runId: strin
   if (current && current.value.runId === runId) await deps.store.delete([state.leaseKey()]);
 }
 
+/**
+ * After a table failed: remove what this run wrote unless it committed, and free the lease,
+ * so the lake is as it was and the next run need not wait for the lease to expire.
+ */
+export async function abandonRun(deps: ExportDeps, table: string, runId: string): Promise<void> {
+  const state = new TableState(deps.store, deps.config.lake.prefix, table);
+  const lease = await state.read<Lease>(state.leaseKey());
+  if (lease && lease.value.runId !== runId) return; // another run owns the table now; leave its work alone
+  const watermark = await state.watermark();
+  if (watermark?.runId !== runId) await removeRun(deps, state, runId);
+  await releaseLease(deps, table, runId);
+}
+
+async function removeRun(deps: ExportDeps, state: TableState, runId: string): Promise<void> {
+  const pages = await state.pendingPages(runId);
+  const keys = pages.flatMap((p) => [...p.files.map((f) => f.key), ...(p.orphans ?? [])]);
+  deps.log?.('removing an unfinished run', { table: state.root, runId, files: keys.length });
+  await deps.store.delete(keys);
+  await deps.store.delete(await deps.store.list(state.pendingPrefix(runId)));
+}
+
 // ---------------------------------------------------------------- recovery
 
 /** Finish what a committed run left undone; remove what an uncommitted run wrote. */
@@ -137,11 +160,7 @@ async function recover(deps: ExportDeps, state: TableState, watermark: Watermark
       deps.log?.('rolling forward a committed run', { table: state.root, runId });
       await finishCommit(deps, state, runId, watermark.committedAt);
     } else {
-      const pages = await state.pendingPages(runId);
-      const keys = pages.flatMap((p) => [...p.files.map((f) => f.key), ...(p.orphans ?? [])]);
-      deps.log?.('removing an unfinished run', { table: state.root, runId, files: keys.length });
-      await deps.store.delete(keys);
-      await deps.store.delete(await deps.store.list(state.pendingPrefix(runId)));
+      await removeRun(deps, state, runId);
     }
   }
 }
@@ -365,6 +384,10 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
   if (!task.done) throw new StateError(`${task.display}: run ${task.runId} cannot commit before its last page is exported`);
   const state = new TableState(deps.store, deps.config.lake.prefix, task.table);
   await renewLease(state, task);
+  const shape = await describeTableShape(deps.source, findTable(deps.config, task.table), deps.config);
+  if (shape.fingerprint !== task.fingerprint) {
+    throw new SchemaMismatchError(`${task.display}: the table's columns changed during run ${task.runId}; nothing was published, the next run exports with the new columns`);
+  }
   const pages = await state.pendingPages(task.runId);
   const rows = pages.reduce((n, p) => n + p.rows, 0);
   if (pages.length !== task.page || rows !== task.rows) {
@@ -375,6 +398,10 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
   if (current && task.kind !== 'full' && cursor < current.value.cursor) {
     throw new StateError(`${task.display}: watermark would move back from ${current.value.cursor} to ${cursor}`);
   }
+  // Schema before data: the engine must know every column the new files carry.
+  const columns = lakeColumns(shape);
+  await state.write(state.schemaKey(), { columns });
+  await deps.registry?.register(task.table, columns);
   const committedAt = new Date().toISOString();
   const watermark: Watermark = { cursor, runId: task.runId, committedAt };
   const written = current

@@ -53,3 +53,15 @@ export interface RowSource {
   queryText(sql: string, params?: readonly string[]): Promise<Record<string, string | null>[]>;
   close(): Promise<void>;
 }
+
+/** A column as the query engine sees it: Parquet name, engine name (lower case), engine type. */
+export interface LakeColumn {
+  readonly source: string;
+  readonly name: string;
+  readonly type: string;
+}
+
+/** The query engine's catalog (Glue when deployed); told each table's columns at commit. */
+export interface TableRegistry {
+  register(lakeTable: string, columns: readonly LakeColumn[]): Promise<void>;
+}

@@ -1,4 +1,5 @@
 // The lake's own state, beside the data under `<prefix>/_state/<table>/` where no table reads:
+//   schema.json                 the columns of the last commit (what Glue / local views declare)
 //   watermark.json              the commit point: cursor reached + the run that reached it
 //   lease.json                  who is exporting this table now, until when
 //   pending/<runId>/run.json    a run in flight: its window and the pages it will replace
@@ -74,6 +75,7 @@ export class TableState {
     this.root = tableStatePrefix(prefix, lakeTable);
   }
 
+  schemaKey() { return `${this.root}schema.json`; }
   watermarkKey() { return `${this.root}watermark.json`; }
   leaseKey() { return `${this.root}lease.json`; }
   pendingPrefix(runId?: string) { return runId ? `${this.root}pending/${runId}/` : `${this.root}pending/`; }

@@ -5,7 +5,7 @@ import type { LakeConfig, ResolvedTable } from './config.ts';
 import { SchemaMismatchError } from './errors.ts';
 import { quoteIdent, quoteLiteral, quoteQualified } from './identifiers.ts';
 import { META_COLUMNS, type PageLayout } from './page.ts';
-import type { RowSource, TableCatalog } from './ports.ts';
+import type { LakeColumn, RowSource, TableCatalog } from './ports.ts';
 import type { Window } from './state.ts';
 import { CURSOR_TYPES, planColumn, type CatalogColumn, type ColumnPlan } from './type-map.ts';
 
@@ -120,9 +120,10 @@ export function nullCursorQuery(shape: TableShape, sampleSize: number): { count:
   };
 }
 
-export function glueColumns(shape: TableShape): { name: string; type: string }[] {
+/** The table's columns as Glue (and the local DuckDB views) declare them. */
+export function lakeColumns(shape: TableShape): LakeColumn[] {
   return [
-    ...shape.layout.columns.map((c) => ({ name: c.name.toLowerCase(), type: c.glueType })),
-    ...META_COLUMNS.map((m) => ({ name: m.name, type: m.glueType })),
+    ...shape.layout.columns.map((c) => ({ source: c.name, name: c.name.toLowerCase(), type: c.glueType })),
+    ...META_COLUMNS.map((m) => ({ source: m.name, name: m.name, type: m.glueType })),
   ];
 }

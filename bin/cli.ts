@@ -1,0 +1,203 @@
+#!/usr/bin/env node
+// pg-lake-export — the command line: run an export, query the lake, (later) discover/demo/bench.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { parseConfig, type LakeConfig } from '../lambdas/core/config.ts';
+import { ConfigError, describeError } from '../lambdas/core/errors.ts';
+import { PostgresSource } from '../lambdas/adapters/postgres-source.ts';
+import { DirectoryStore } from '../lambdas/adapters/directory-store.ts';
+import { openLake } from './local/lake-store.ts';
+import { LakeQuery } from './local/lake-query.ts';
+import { runExport } from './local/run-export.ts';
+
+const USAGE: Record<string, string> = {
+  '': `pg-lake-export <command> [options]
+
+Commands:
+  run      export the configured tables from DATABASE_URL into a lake
+  query    run SQL with DuckDB over a local lake (the stand-in for Athena)
+
+Run "pg-lake-export <command> --help" for a command's options.`,
+  run: `pg-lake-export run --config lake.config.yaml --lake <file:///abs/dir | s3://bucket/prefix> [options]
+
+Exports every configured table's new and changed rows (since its watermark) as Parquet.
+The database comes from DATABASE_URL (postgres://user:pass@host:port/db?sslmode=require).
+
+Options:
+  --config FILE     configuration (default lake.config.yaml)
+  --lake URL        where the lake is: file:///abs/dir, a directory path, or s3://bucket/prefix
+                    (S3 honours AWS_ENDPOINT_URL_S3 and the usual AWS_* credentials)
+  --tables a,b      only these tables (config name, schema.table or lake name)
+  --window FROM,TO  re-export this cursor window, replacing its files
+  --full            re-export everything, replacing all files
+  --json            print one JSON object instead of progress lines
+  --help            this text`,
+  query: `pg-lake-export query "<SQL>" --config lake.config.yaml --lake file:///abs/dir [--json]
+
+Runs SQL with DuckDB over the local lake. Each configured table is a view named as the table
+(without schema) with the Glue columns plus year, month, day — as in Athena.
+
+Options:
+  --config FILE     configuration (default lake.config.yaml)
+  --lake URL        the local lake: file:///abs/dir or a directory path
+  --json            print the rows as a JSON array
+  --help            this text`,
+};
+
+class UsageError extends Error {}
+
+function loadConfig(file: string): LakeConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`--config: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  return parseConfig(text, file);
+}
+
+function requireOption(value: string | undefined, name: string): string {
+  if (!value) throw new UsageError(`--${name} is required`);
+  return value;
+}
+
+function formatBytes(n: number): string {
+  return n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 ** 2).toFixed(1)} MiB`;
+}
+
+async function commandRun(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string', default: 'lake.config.yaml' },
+      lake: { type: 'string' },
+      tables: { type: 'string' },
+      window: { type: 'string' },
+      full: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) return printUsage('run');
+  const config = loadConfig(values.config!);
+  const store = openLake(requireOption(values.lake, 'lake'));
+  const databaseUrl = process.env.DATABASE_URL;
+  if (!databaseUrl) throw new ConfigError('DATABASE_URL is not set: export DATABASE_URL=postgres://user:password@host:5432/db');
+  let window: { from: string; to: string } | undefined;
+  if (values.window) {
+    const [from, to, extra] = values.window.split(',');
+    if (!from || !to || extra !== undefined) throw new UsageError('--window takes FROM,TO (two timestamps)');
+    window = { from, to };
+  }
+  const source = new PostgresSource(databaseUrl);
+  const json = values.json!;
+  try {
+    const outcome = await runExport(
+      {
+        source, store, config,
+        log: json ? undefined : (message, fields) => {
+          if (message === 'page exported') process.stderr.write(`  ${fields?.table}: page ${fields?.page}, ${fields?.totalRows} rows\n`);
+          else process.stderr.write(`  ${message} ${JSON.stringify(fields ?? {})}\n`);
+        },
+      },
+      { tables: values.tables?.split(',').map((t) => t.trim()).filter(Boolean), window, full: values.full },
+    );
+    if (json) {
+      process.stdout.write(`${JSON.stringify({
+        runId: outcome.runId,
+        tables: outcome.tables.map(({ table, status, rows, files, bytes, windowFrom, windowTo, error }) => ({ table, status, rows, files, bytes, windowFrom, windowTo, ...(error ? { error } : {}) })),
+        warnings: outcome.warnings,
+        durationMs: outcome.durationMs,
+      })}\n`);
+    } else {
+      for (const w of outcome.warnings) process.stderr.write(`warning: ${w}\n`);
+      for (const t of outcome.tables) {
+        const line = t.status === 'succeeded'
+          ? `${t.table}: ${t.rows} rows, ${t.files} files, ${formatBytes(t.bytes)} (${t.windowFrom ?? 'start'} → ${t.windowTo})`
+          : `${t.table}: ${t.status}: ${t.error}`;
+        process.stdout.write(`${line}\n`);
+      }
+      process.stdout.write(`run ${outcome.runId} finished in ${(outcome.durationMs / 1000).toFixed(1)} s\n`);
+    }
+    const failed = outcome.tables.filter((t) => t.status === 'failed');
+    if (failed.length) {
+      if (json) process.stderr.write(`error: ${failed.map((t) => `${t.table}: ${t.error}`).join('; ')}\n`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    await source.close();
+  }
+}
+
+async function commandQuery(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', default: 'lake.config.yaml' },
+      lake: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) return printUsage('query');
+  if (positionals.length !== 1) throw new UsageError('query takes exactly one SQL string');
+  const config = loadConfig(values.config!);
+  const store = openLake(requireOption(values.lake, 'lake'));
+  if (!(store instanceof DirectoryStore)) throw new ConfigError('--lake: query reads a local lake (file:///…); DuckDB here has no S3 access — query S3 with Athena');
+  const lake = await LakeQuery.open(config, store);
+  try {
+    const rows = await lake.query(positionals[0]);
+    if (values.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
+    else printTable(rows);
+    return 0;
+  } finally {
+    lake.close();
+  }
+}
+
+function printTable(rows: Record<string, unknown>[]): void {
+  if (rows.length === 0) {
+    process.stdout.write('(0 rows)\n');
+    return;
+  }
+  const columns = Object.keys(rows[0]);
+  const cells = rows.map((r) => columns.map((c) => (r[c] === null ? 'NULL' : typeof r[c] === 'object' ? JSON.stringify(r[c]) : String(r[c]))));
+  const widths = columns.map((c, i) => Math.min(40, Math.max(c.length, ...cells.map((row) => row[i].length))));
+  const line = (values: string[]) => values.map((v, i) => (v.length > widths[i] ? `${v.slice(0, widths[i] - 1)}…` : v.padEnd(widths[i]))).join(' | ');
+  process.stdout.write(`${line(columns)}\n${widths.map((w) => '-'.repeat(w)).join('-+-')}\n`);
+  for (const row of cells) process.stdout.write(`${line(row)}\n`);
+  process.stdout.write(`(${rows.length} row${rows.length === 1 ? '' : 's'})\n`);
+}
+
+function printUsage(command: string): number {
+  process.stdout.write(`${USAGE[command]}\n`);
+  return 0;
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { run: commandRun, query: commandQuery };
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === 'help') return printUsage('');
+  const handler = COMMANDS[command];
+  if (!handler) {
+    process.stderr.write(`error: unknown command ${JSON.stringify(command)}\n\n${USAGE['']}\n`);
+    return 2;
+  }
+  try {
+    return await handler(rest);
+  } catch (error) {
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`error: ${(error as Error).message}\n(see pg-lake-export ${command} --help)\n`);
+      return 2;
+    }
+    process.stderr.write(`error: ${describeError(error)}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

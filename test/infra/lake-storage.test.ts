@@ -1,0 +1,101 @@
+// The lake bucket (encrypted, private, TLS-only, unversioned, logged, journals expired) and the
+// Glue database — but no Glue table: those belong to the Commit step at run time.
+import { App, Stack } from 'aws-cdk-lib';
+import { Match } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { LakeBucket, LakeCatalog } from '../../lib/index.ts';
+import { buildStack, FIXTURE_DATABASE, FIXTURE_LAKE_TABLES, FIXTURE_PREFIX, logicalIdOf, resourcesOfType, type BuiltStack } from './stack.ts';
+
+let built: BuiltStack;
+let bucketId: string;
+let logsBucketId: string;
+
+beforeAll(() => {
+  built = buildStack();
+  bucketId = logicalIdOf(built.stack, built.stack.lake.bucket);
+  logsBucketId = logicalIdOf(built.stack, built.stack.lake.accessLogsBucket);
+}, 180_000);
+
+function bucketProps(id: string): Record<string, unknown> {
+  return resourcesOfType<Record<string, unknown>>(built.template, 'AWS::S3::Bucket')[id].Properties;
+}
+
+function tlsOnlyStatement(id: string) {
+  return {
+    Effect: 'Deny',
+    Principal: { AWS: '*' },
+    Action: 's3:*',
+    Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+    Resource: [{ 'Fn::GetAtt': [id, 'Arn'] }, { 'Fn::Join': ['', [{ 'Fn::GetAtt': [id, 'Arn'] }, '/*']] }],
+  };
+}
+
+describe('lake bucket', () => {
+  it('is encrypted with S3-managed keys and blocks all public access', () => {
+    for (const id of [bucketId, logsBucketId]) {
+      expect(bucketProps(id).BucketEncryption).toEqual({ ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] });
+      expect(bucketProps(id).PublicAccessBlockConfiguration).toEqual({ BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true });
+    }
+  });
+
+  it('refuses every request without TLS', () => {
+    for (const id of [bucketId, logsBucketId]) {
+      built.template.hasResourceProperties('AWS::S3::BucketPolicy', {
+        Bucket: { Ref: id },
+        PolicyDocument: { Statement: Match.arrayWith([tlsOnlyStatement(id)]) },
+      });
+    }
+  });
+
+  it('is not versioned: a re-run overwrites the same keys', () => {
+    expect(bucketProps(bucketId).VersioningConfiguration).toBeUndefined();
+  });
+
+  it('is kept when the stack is deleted', () => {
+    built.template.hasResource('AWS::S3::Bucket', { Properties: { LoggingConfiguration: Match.anyValue() }, DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+  });
+
+  it('sends server access logs to the separate logs bucket, which S3 logging may write to', () => {
+    expect(bucketProps(bucketId).LoggingConfiguration).toEqual({ DestinationBucketName: { Ref: logsBucketId }, LogFilePrefix: 'lake/' });
+    built.template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: logsBucketId },
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Allow', Principal: { Service: 'logging.s3.amazonaws.com' }, Action: 's3:PutObject' })]) },
+    });
+  });
+
+  it('expires each table\'s run journals and aborts abandoned multipart uploads', () => {
+    const rules = (bucketProps(bucketId).LifecycleConfiguration as { Rules: Array<Record<string, unknown>> }).Rules;
+    expect(rules).toContainEqual({ Id: 'abort-incomplete-uploads', Status: 'Enabled', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } });
+    const journals = rules.filter((rule) => String(rule.Id).startsWith('expire-run-journals'));
+    expect(journals.map((rule) => rule.Prefix).sort()).toEqual(FIXTURE_LAKE_TABLES.map((t) => `${FIXTURE_PREFIX}/_state/${t}/runs/`).sort());
+    for (const rule of journals) expect(rule.ExpirationInDays).toBe(30);
+  });
+
+  it('reports every invalid prop at once', () => {
+    const stack = new Stack(new App(), 'Invalid');
+    expect(() => new LakeBucket(stack, 'Lake', { prefix: '/raw/', journalRetentionDays: 0, journalPrefixes: ['other/x/', 'raw/_state/*/runs/'] })).toThrowError(
+      /prefix: must be non-empty[\s\S]*journalRetentionDays: must be a positive whole number of days \(got 0\)[\s\S]*journalPrefixes\[0\]: must lie under[\s\S]*"\*" never matches/,
+    );
+  });
+});
+
+describe('lake catalog', () => {
+  it('deploys the Glue database', () => {
+    built.template.resourceCountIs('AWS::Glue::Database', 1);
+    built.template.hasResourceProperties('AWS::Glue::Database', { CatalogId: '123456789012', DatabaseInput: { Name: FIXTURE_DATABASE } });
+  });
+
+  it('deploys no Glue table and no partition projection: Commit owns them at run time', () => {
+    built.template.resourceCountIs('AWS::Glue::Table', 0);
+    const text = JSON.stringify(built.template.toJSON());
+    expect(text).not.toContain('projection.enabled');
+    expect(text).not.toContain('storage.location.template');
+  });
+
+  it('rejects names Glue would not keep as given', () => {
+    const stack = new Stack(new App(), 'Invalid');
+    expect(() => new LakeCatalog(stack, 'Catalog', { databaseName: 'Sales-Lake', lakeTables: ['ok', 'Not OK'] })).toThrowError(
+      /databaseName: must match[\s\S]*lakeTables\[1\]: must match/,
+    );
+  });
+});

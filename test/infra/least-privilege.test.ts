@@ -1,0 +1,166 @@
+// Every identity gets only what its step needs: S3 under the lake prefix, Glue on the configured
+// tables (Commit only), the database secret (connecting functions only), and no wildcard action.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { asArray, buildStack, FIXTURE_DATABASE, FIXTURE_LAKE_TABLES, FIXTURE_PREFIX, logicalIdOf, resourcesOfType, type BuiltStack, type PolicyDocumentJson, type PolicyStatementJson } from './stack.ts';
+
+interface PolicyProps {
+  PolicyDocument: PolicyDocumentJson;
+  Roles: Array<{ Ref: string }>;
+}
+
+let built: BuiltStack;
+let ids: Record<string, string>;
+
+beforeAll(() => {
+  built = buildStack();
+  const { stack } = built;
+  const role = (fn: { role?: unknown }) => logicalIdOf(stack, fn.role as { node: { defaultChild?: unknown } });
+  const fns = stack.functions.functions;
+  ids = {
+    bucket: logicalIdOf(stack, stack.lake.bucket),
+    stateMachine: logicalIdOf(stack, stack.workflow.stateMachine),
+    deadLetterQueue: logicalIdOf(stack, stack.schedule.deadLetterQueue),
+    planRole: role(fns.Plan),
+    exportRole: role(fns.Export),
+    commitRole: role(fns.Commit),
+    summarizeRole: role(fns.Summarize),
+    stateMachineRole: logicalIdOf(stack, stack.workflow.stateMachine.role as unknown as { node: { defaultChild?: unknown } }),
+    scheduleRole: logicalIdOf(stack, stack.schedule.role),
+  };
+  for (const name of ['Plan', 'Export', 'Commit', 'Summarize'] as const) ids[`${name}Function`] = logicalIdOf(stack, fns[name]);
+}, 180_000);
+
+/** Allow statements of every identity policy attached to the role. */
+function statementsOf(roleId: string): PolicyStatementJson[] {
+  const policies = resourcesOfType<PolicyProps>(built.template, 'AWS::IAM::Policy');
+  const roles = resourcesOfType<{ Policies?: Array<{ PolicyDocument: PolicyDocumentJson }>; ManagedPolicyArns?: unknown[] }>(built.template, 'AWS::IAM::Role');
+  const inline = roles[roleId]?.Properties.Policies ?? [];
+  return [
+    ...Object.values(policies).filter((p) => p.Properties.Roles.some((r) => r.Ref === roleId)).flatMap((p) => p.Properties.PolicyDocument.Statement),
+    ...inline.flatMap((p) => p.PolicyDocument.Statement),
+  ].filter((s) => s.Effect === 'Allow');
+}
+
+function actionsOf(roleId: string, service: string): string[] {
+  return statementsOf(roleId).flatMap((s) => asArray(s.Action)).filter((a) => a.startsWith(`${service}:`)).sort();
+}
+
+function statementsFor(roleId: string, service: string): PolicyStatementJson[] {
+  return statementsOf(roleId).filter((s) => asArray(s.Action).some((a) => a.startsWith(`${service}:`)));
+}
+
+/** Every policy document in the template (identity and resource policies), with where it lives. */
+function allPolicyDocuments(): Array<{ where: string; identity: boolean; document: PolicyDocumentJson }> {
+  const out: Array<{ where: string; identity: boolean; document: PolicyDocumentJson }> = [];
+  const resources = built.template.toJSON().Resources as Record<string, { Type: string; Properties?: Record<string, unknown> }>;
+  for (const [id, resource] of Object.entries(resources)) {
+    const props = resource.Properties ?? {};
+    if (resource.Type === 'AWS::IAM::Policy' || resource.Type === 'AWS::IAM::ManagedPolicy') out.push({ where: id, identity: true, document: props.PolicyDocument as PolicyDocumentJson });
+    if (resource.Type === 'AWS::IAM::Role') {
+      for (const p of (props.Policies as Array<{ PolicyDocument: PolicyDocumentJson }> | undefined) ?? []) out.push({ where: id, identity: true, document: p.PolicyDocument });
+      expect(props.ManagedPolicyArns, `${id} attaches managed policies`).toBeUndefined();
+    }
+    if (['AWS::S3::BucketPolicy', 'AWS::SNS::TopicPolicy', 'AWS::SQS::QueuePolicy'].includes(resource.Type)) out.push({ where: id, identity: false, document: props.PolicyDocument as PolicyDocumentJson });
+    if (resource.Type === 'AWS::KMS::Key') out.push({ where: id, identity: false, document: props.KeyPolicy as PolicyDocumentJson });
+  }
+  return out;
+}
+
+describe('least privilege', () => {
+  it('no identity policy allows a wildcard action, and no managed policy is attached', () => {
+    for (const { where, identity, document } of allPolicyDocuments()) {
+      if (!identity) continue;
+      for (const statement of document.Statement) {
+        expect(asArray(statement.Action).filter((a) => a.includes('*')), `${where}: ${JSON.stringify(statement)}`).toEqual([]);
+      }
+    }
+  });
+
+  it('no resource policy allows "*" or "service:*", except the KMS key\'s own-account administration', () => {
+    for (const { where, identity, document } of allPolicyDocuments()) {
+      if (identity) continue;
+      for (const statement of document.Statement.filter((s) => s.Effect === 'Allow')) {
+        const wildcards = asArray(statement.Action).filter((a) => a === '*' || a.endsWith(':*'));
+        if (wildcards.length === 0) continue;
+        // The default key policy: the account root administers the key (IAM then decides who may).
+        expect(wildcards, where).toEqual(['kms:*']);
+        expect(statement.Principal).toEqual({ AWS: 'arn:aws:iam::123456789012:root' });
+      }
+    }
+  });
+
+  it('"*" resources carry only actions that have no resource-level permissions', () => {
+    const allowedOnStar = new Set([
+      'xray:PutTraceSegments', 'xray:PutTelemetryRecords', 'xray:GetSamplingRules', 'xray:GetSamplingTargets',
+      'ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets', 'ec2:DeleteNetworkInterface',
+      'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses',
+      'logs:CreateLogDelivery', 'logs:DeleteLogDelivery', 'logs:DescribeLogGroups', 'logs:DescribeResourcePolicies',
+      'logs:GetLogDelivery', 'logs:ListLogDeliveries', 'logs:PutResourcePolicy', 'logs:UpdateLogDelivery',
+    ]);
+    for (const { where, identity, document } of allPolicyDocuments()) {
+      if (!identity) continue;
+      for (const statement of document.Statement.filter((s) => asArray(s.Resource).includes('*'))) {
+        expect(asArray(statement.Action).filter((a) => !allowedOnStar.has(a)), where).toEqual([]);
+      }
+    }
+  });
+
+  it('plan, export and commit read, write and delete only objects under the lake prefix, and list only that prefix', () => {
+    const objects = { 'Fn::Join': ['', [{ 'Fn::GetAtt': [ids.bucket, 'Arn'] }, `/${FIXTURE_PREFIX}/*`]] };
+    for (const role of [ids.planRole, ids.exportRole, ids.commitRole]) {
+      expect(actionsOf(role, 's3')).toEqual(['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject']);
+      for (const statement of statementsFor(role, 's3')) {
+        if (asArray(statement.Action).includes('s3:ListBucket')) {
+          expect(statement.Action).toBe('s3:ListBucket');
+          expect(statement.Resource).toEqual({ 'Fn::GetAtt': [ids.bucket, 'Arn'] });
+          expect(statement.Condition).toEqual({ StringLike: { 's3:prefix': [`${FIXTURE_PREFIX}/*`] } });
+        } else {
+          expect(statement.Resource).toEqual(objects);
+        }
+      }
+    }
+    expect(actionsOf(ids.summarizeRole, 's3')).toEqual([]);
+  });
+
+  it('only commit touches Glue, and only the catalog, the lake database and the configured tables', () => {
+    const arn = (resource: string) => `arn:aws:glue:eu-west-1:123456789012:${resource}`;
+    expect(actionsOf(ids.commitRole, 'glue')).toEqual(['glue:CreateTable', 'glue:GetDatabase', 'glue:GetTable', 'glue:UpdateTable']);
+    const resources = statementsFor(ids.commitRole, 'glue').flatMap((s) => asArray(s.Resource));
+    expect(resources.sort()).toEqual(
+      [arn('catalog'), arn(`database/${FIXTURE_DATABASE}`), ...FIXTURE_LAKE_TABLES.map((t) => arn(`table/${FIXTURE_DATABASE}/${t}`))].sort(),
+    );
+    for (const role of [ids.planRole, ids.exportRole, ids.summarizeRole, ids.stateMachineRole, ids.scheduleRole]) expect(actionsOf(role, 'glue')).toEqual([]);
+  });
+
+  it('only the functions that connect may read the database secret, and only that secret', () => {
+    for (const role of [ids.planRole, ids.exportRole, ids.commitRole]) {
+      expect(actionsOf(role, 'secretsmanager')).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
+      expect(statementsFor(role, 'secretsmanager').map((s) => s.Resource)).toEqual(['arn:aws:secretsmanager:eu-west-1:123456789012:secret:lake-db-AbCdEf']);
+    }
+    expect(actionsOf(ids.summarizeRole, 'secretsmanager')).toEqual([]);
+  });
+
+  it('functions write logs only to their own log group', () => {
+    for (const role of [ids.planRole, ids.exportRole, ids.commitRole, ids.summarizeRole]) {
+      const statements = statementsFor(role, 'logs');
+      expect(statements).toHaveLength(1);
+      expect(asArray(statements[0].Action).sort()).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
+      expect(statements[0].Resource).toMatchObject({ 'Fn::GetAtt': [expect.stringMatching(/Logs/), 'Arn'] });
+    }
+  });
+
+  it('the state machine may invoke exactly the four functions', () => {
+    const invoke = statementsFor(ids.stateMachineRole, 'lambda');
+    expect(invoke.flatMap((s) => asArray(s.Action))).toEqual(['lambda:InvokeFunction']);
+    const targets = new Set(JSON.stringify(invoke.flatMap((s) => asArray(s.Resource))).match(/Functions\w+Function\w+/g));
+    expect([...targets].sort()).toEqual([ids.CommitFunction, ids.ExportFunction, ids.PlanFunction, ids.SummarizeFunction].sort());
+  });
+
+  it('the scheduler may only start this state machine and write to its dead-letter queue', () => {
+    const statements = statementsOf(ids.scheduleRole);
+    expect(statements.map((s) => [s.Action, s.Resource])).toEqual([
+      ['states:StartExecution', { Ref: ids.stateMachine }],
+      ['sqs:SendMessage', { 'Fn::GetAtt': [ids.deadLetterQueue, 'Arn'] }],
+    ]);
+  });
+});
