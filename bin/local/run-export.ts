@@ -21,9 +21,10 @@ export interface RunOutcome {
   readonly durationMs: number;
 }
 
-export async function runExport(deps: ExportDeps, request: RunRequest = {}): Promise<RunOutcome> {
+/** `now` fixes the run's id time and export timestamp (tests compare files byte for byte). */
+export async function runExport(deps: ExportDeps, request: RunRequest = {}, now = new Date()): Promise<RunOutcome> {
   const started = Date.now();
-  const plan = await planRun(deps, request);
+  const plan = await planRun(deps, request, now);
   const tables: TableOutcome[] = plan.skipped.map((s) => ({
     table: s.table, status: 'skipped', rows: 0, files: 0, bytes: 0, windowFrom: null, windowTo: null, error: s.reason,
   }));

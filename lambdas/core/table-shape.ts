@@ -41,7 +41,8 @@ export function shapeTable(table: ResolvedTable, catalog: TableCatalog | null, c
     if (k.elementTypeName !== null || k.typeName === 'bytea' || k.typeName === 'json') problems.push(`${where}: primaryKey column ${JSON.stringify(k.name)} is ${k.formatted}, which cannot order a keyset`);
   }
   const partitionName = cfg.partitionBy ?? cfg.cursor;
-  const partition = need(partitionName, 'partitionBy');
+  // When it defaults to the cursor, the cursor's own checks already speak for it.
+  const partition = cfg.partitionBy === undefined ? undefined : need(partitionName, 'partitionBy');
   if (partition && !CURSOR_TYPES.has(partition.typeName)) problems.push(`${where}: partitionBy column ${JSON.stringify(partition.name)} is ${partition.formatted}; it must be timestamptz, timestamp or date`);
   const excluded = new Set(cfg.columns.exclude);
   for (const name of excluded) {

@@ -1,0 +1,189 @@
+// The state machine as synthesized: its states, Map concurrency, retries (with jitter, never for
+// errors a retry cannot fix) and per-table catch — then the same definition run by
+// aws-local-stepfunctions with stub handlers, to check the paths data actually takes.
+import { StateMachine } from 'aws-local-stepfunctions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { TABLES_FAILED_ERROR, TERMINAL_ERRORS, THROTTLING_ERROR, TRANSIENT_LAMBDA_ERRORS, WORKFLOW_STATES as S } from '../../lib/index.ts';
+import { allStates, resolveDefinition, type State, type StateMachineDefinition } from './definition.ts';
+import { buildStack, logicalIdOf, type BuiltStack } from './stack.ts';
+
+let built: BuiltStack;
+let definition: StateMachineDefinition;
+let states: Record<string, State>;
+
+beforeAll(() => {
+  built = buildStack();
+  definition = resolveDefinition(built.template);
+  states = allStates(definition);
+}, 180_000);
+
+describe('export workflow definition', () => {
+  it('uses JSONPath (the local runner ignores JSONata) and has exactly the named states', () => {
+    expect(definition.QueryLanguage).toBe('JSONPath');
+    expect(definition.StartAt).toBe(S.plan);
+    expect(Object.keys(definition.States).sort()).toEqual([S.anyFailed, S.exportTables, S.plan, S.runFailed, S.runSucceeded, S.summarize].sort());
+    expect(Object.keys(states).sort()).toEqual(Object.values(S).sort());
+  });
+
+  it('plans into $.plan from the whole execution input', () => {
+    expect(states[S.plan]).toMatchObject({ Type: 'Task', ResultPath: '$.plan', Next: S.exportTables });
+    expect(states[S.plan].Parameters).toBeUndefined();
+  });
+
+  it('maps over the planned tables with the configured concurrency, results in $.results', () => {
+    const map = states[S.exportTables];
+    expect(map).toMatchObject({ Type: 'Map', ItemsPath: '$.plan.tables', MaxConcurrency: 3, ResultPath: '$.results', Next: S.summarize });
+    expect(map.ItemProcessor?.StartAt).toBe(S.exportPage);
+  });
+
+  it('loops Export Table Page while $.done is false, then commits', () => {
+    expect(states[S.exportPage]).toMatchObject({ Type: 'Task', Next: S.morePages });
+    expect(states[S.exportPage].ResultPath).toBeUndefined(); // output replaces the state
+    expect(states[S.morePages]).toMatchObject({
+      Type: 'Choice',
+      Choices: [{ Variable: '$.done', BooleanEquals: false, Next: S.exportPage }],
+      Default: S.commit,
+    });
+    expect(states[S.commit]).toMatchObject({ Type: 'Task', End: true });
+    expect(states[S.commit].ResultPath).toBeUndefined();
+  });
+
+  it('catches any error of a table\'s tasks into a failure record, so the other tables carry on', () => {
+    for (const name of [S.exportPage, S.commit]) {
+      expect(states[name].Catch).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: S.recordFailure }]);
+    }
+    expect(states[S.recordFailure]).toEqual({
+      Type: 'Pass',
+      Parameters: { 'table.$': '$.table', status: 'failed', 'error.$': '$.error.Error', 'cause.$': '$.error.Cause' },
+      End: true,
+    });
+    expect(states[S.plan].Catch).toBeUndefined();
+    expect(states[S.summarize].Catch).toBeUndefined();
+  });
+
+  it('summarizes the plan and results, and fails the run when any table failed', () => {
+    expect(states[S.summarize]).toMatchObject({
+      Type: 'Task',
+      ResultPath: '$.summary',
+      Parameters: { 'runId.$': '$.plan.runId', 'startedAt.$': '$.plan.startedAt', 'results.$': '$.results' },
+      Next: S.anyFailed,
+    });
+    expect(states[S.anyFailed]).toMatchObject({
+      Type: 'Choice',
+      Choices: [{ Variable: '$.summary.failed', NumericGreaterThan: 0, Next: S.runFailed }],
+      Default: S.runSucceeded,
+    });
+    expect(states[S.runFailed]).toMatchObject({ Type: 'Fail', Error: TABLES_FAILED_ERROR });
+    expect(states[S.runSucceeded]).toEqual({ Type: 'Succeed' });
+  });
+
+  it('invokes each step\'s own function and returns its payload directly', () => {
+    const fns = built.stack.functions.functions;
+    const expected: Record<string, string> = { [S.plan]: 'Plan', [S.exportPage]: 'Export', [S.commit]: 'Commit', [S.summarize]: 'Summarize' };
+    for (const [state, fn] of Object.entries(expected)) {
+      expect(states[state].Resource).toBe(`arn:aws:lambda:us-east-1:123456789012:function:${logicalIdOf(built.stack, fns[fn])}`);
+    }
+  });
+
+  it('retries Lambda service faults and ThrottlingError with backoff and full jitter on every task', () => {
+    const tasks = Object.entries(states).filter(([, s]) => s.Type === 'Task');
+    expect(tasks).toHaveLength(4);
+    for (const [name, task] of tasks) {
+      expect(task.Retry, name).toEqual([
+        { ErrorEquals: [...TRANSIENT_LAMBDA_ERRORS], IntervalSeconds: 2, BackoffRate: 2, MaxAttempts: 6, JitterStrategy: 'FULL' },
+        { ErrorEquals: [THROTTLING_ERROR], IntervalSeconds: 5, BackoffRate: 2, MaxAttempts: 6, MaxDelaySeconds: 120, JitterStrategy: 'FULL' },
+      ]);
+    }
+  });
+
+  it('never retries an error a retry cannot fix', () => {
+    expect(TERMINAL_ERRORS).toEqual(['ConfigError', 'SchemaMismatchError', 'UnsupportedTypeError', 'ValueError', 'CheckFailedError', 'WindowConflictError']);
+    const retried = Object.values(states).flatMap((s) => s.Retry ?? []).flatMap((r) => r.ErrorEquals);
+    for (const name of [...TERMINAL_ERRORS, 'States.ALL', 'States.TaskFailed']) expect(retried).not.toContain(name);
+  });
+
+  it('logs every event without execution data, traces, and times out after 6 hours', () => {
+    built.template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      LoggingConfiguration: { Level: 'ALL', IncludeExecutionData: false },
+      TracingConfiguration: { Enabled: true },
+    });
+    expect(definition.TimeoutSeconds).toBe(6 * 3600);
+  });
+});
+
+describe('export workflow, run locally', () => {
+  class ConfigError extends Error {
+    override name = 'ConfigError';
+  }
+  class ThrottlingError extends Error {
+    override name = 'ThrottlingError';
+  }
+  type Cursor = { table: string; page?: number; done?: boolean };
+
+  function stubs(options: { failCommitOf?: string; throttleFirstPageOf?: string } = {}) {
+    const calls: Record<string, number> = {};
+    const count = (name: string) => (calls[name] = (calls[name] ?? 0) + 1);
+    let summarizeInput: { runId: string; startedAt: string; results: Array<Record<string, unknown>> } | undefined;
+    let throttled = false;
+    const handlers = {
+      [S.plan]: async () => {
+        count(S.plan);
+        return { runId: 'run-1', startedAt: '2025-01-01T00:00:00Z', tables: [{ table: 'orders' }, { table: 'customers' }] };
+      },
+      [S.exportPage]: async (cursor: Cursor) => {
+        count(`${S.exportPage}:${cursor.table}`);
+        if (cursor.table === options.throttleFirstPageOf && !throttled) {
+          throttled = true;
+          throw new ThrottlingError('slow down');
+        }
+        const page = (cursor.page ?? 0) + 1;
+        return { ...cursor, page, done: page >= (cursor.table === 'orders' ? 3 : 1) };
+      },
+      [S.commit]: async (cursor: Cursor) => {
+        count(`${S.commit}:${cursor.table}`);
+        if (cursor.table === options.failCommitOf) throw new ConfigError(`tables[1].primaryKey: column "id" does not exist`);
+        return { table: cursor.table, status: 'succeeded', rows: cursor.page, files: cursor.page, bytes: 1, windowFrom: null, windowTo: 'x', watermark: 'x' };
+      },
+      [S.summarize]: async (input: NonNullable<typeof summarizeInput>) => {
+        summarizeInput = input;
+        const failed = input.results.filter((r) => r.status === 'failed').length;
+        return { failed, succeeded: input.results.length - failed, tables: input.results };
+      },
+    };
+    return { handlers, calls, summarizeInput: () => summarizeInput };
+  }
+
+  function run(handlers: Record<string, (input: never) => Promise<unknown>>) {
+    const machine = new StateMachine(definition as ConstructorParameters<typeof StateMachine>[0]);
+    // Retry waits are real seconds; the tests only check which errors are retried.
+    const retryIntervalOverrides = Object.fromEntries(Object.values(S).map((name) => [name, 0]));
+    return machine.run({}, { overrides: { taskResourceLocalHandlers: handlers, retryIntervalOverrides } }).result;
+  }
+
+  it('exports every page of every table, commits each once, and succeeds', async () => {
+    const { handlers, calls, summarizeInput } = stubs();
+    const output = (await run(handlers)) as { summary: { failed: number } };
+    expect(calls).toEqual({ [S.plan]: 1, [`${S.exportPage}:orders`]: 3, [`${S.exportPage}:customers`]: 1, [`${S.commit}:orders`]: 1, [`${S.commit}:customers`]: 1 });
+    expect(summarizeInput()?.runId).toBe('run-1');
+    expect(summarizeInput()?.results.map((r) => [r.table, r.status, r.rows])).toEqual([['orders', 'succeeded', 3], ['customers', 'succeeded', 1]]);
+    expect(output.summary.failed).toBe(0);
+  });
+
+  it('records a failed table without stopping the others, does not retry ConfigError, and fails the run', async () => {
+    const { handlers, calls, summarizeInput } = stubs({ failCommitOf: 'customers' });
+    await expect(run(handlers)).rejects.toThrow(TABLES_FAILED_ERROR);
+    expect(calls[`${S.commit}:customers`]).toBe(1);
+    expect(calls[`${S.commit}:orders`]).toBe(1);
+    expect(summarizeInput()?.results).toEqual([
+      expect.objectContaining({ table: 'orders', status: 'succeeded' }),
+      { table: 'customers', status: 'failed', error: 'ConfigError', cause: 'tables[1].primaryKey: column "id" does not exist' },
+    ]);
+  });
+
+  it('retries a ThrottlingError and carries on', async () => {
+    const { handlers, calls } = stubs({ throttleFirstPageOf: 'customers' });
+    const output = (await run(handlers)) as { summary: { failed: number } };
+    expect(calls[`${S.exportPage}:customers`]).toBe(2);
+    expect(output.summary.failed).toBe(0);
+  });
+});

@@ -1,0 +1,30 @@
+// The stack refuses, before building anything, a config it cannot deploy, and says everything
+// that is wrong at once.
+import { App } from 'aws-cdk-lib';
+import { describe, expect, it } from 'vitest';
+import { LAKE_CONFIG_LIMIT_BYTES, PgLakeExportStack } from '../../lib/index.ts';
+import { ENV, fixtureConfig, FIXTURE_CONFIG_YAML } from './stack.ts';
+
+function build(yamlText: string, props: { bucketName?: string; journalRetentionDays?: number } = {}) {
+  return () => new PgLakeExportStack(new App(), 'PgLakeExport', { config: fixtureConfig(yamlText), env: ENV, ...props });
+}
+
+describe('PgLakeExportStack props', () => {
+  it('require source.subnetIds to place the functions', () => {
+    expect(build(FIXTURE_CONFIG_YAML.replace(/^ {2}subnetIds:.*\n/m, ''))).toThrowError(/source\.subnetIds: is required to deploy/);
+  });
+
+  it('refuse a config too large for the LAKE_CONFIG variable, naming the limit', () => {
+    const where = `where: "${'x'.repeat(200)} <> ''"`;
+    const tables = Array.from({ length: 20 }, (_, i) => `  - name: public.t${i}\n    ${where}`).join('\n');
+    const big = FIXTURE_CONFIG_YAML.replace(/^tables:\n[\s\S]*$/m, `tables:\n${tables}\n`);
+    expect(build(big)).toThrowError(new RegExp(`config: is \\d+ bytes as JSON; the LAKE_CONFIG environment variable allows ${LAKE_CONFIG_LIMIT_BYTES}`));
+  });
+
+  it('report every problem at once', () => {
+    const noSubnets = FIXTURE_CONFIG_YAML.replace(/^ {2}subnetIds:.*\n/m, '');
+    expect(build(noSubnets, { bucketName: 'Not_A_Bucket', journalRetentionDays: 0 })).toThrowError(
+      /3 invalid prop\(s\)[\s\S]*source\.subnetIds[\s\S]*journalRetentionDays[\s\S]*bucketName: must be a valid S3 bucket name \(got "Not_A_Bucket"\)/,
+    );
+  });
+});

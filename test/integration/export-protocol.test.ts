@@ -1,0 +1,243 @@
+// The correctness contract on real parts: ties at page boundaries, incremental runs, late
+// commits, the S3 adapter against an S3 API server, hostile identifiers, and bad input.
+import { startFauxqs, type FauxqsServer } from 'fauxqs';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LakeQuery } from '../../bin/local/lake-query.ts';
+import { runExport } from '../../bin/local/run-export.ts';
+import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
+import { createDatabase, createLake, duckdb, exportDeps, parquetGlob, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await createDatabase();
+});
+
+afterAll(async () => {
+  await db?.close();
+  await stopPostgres();
+});
+
+async function exportOnce(lake: TestLake, tables: unknown[], extra: Record<string, unknown> = {}) {
+  const deps = exportDeps(db, lake.store, testConfig(tables, extra));
+  try {
+    return await runExport(deps);
+  } finally {
+    await deps.close();
+  }
+}
+
+async function lakeRows(lake: TestLake, table: string, columns: string) {
+  return duckdb<Record<string, string>>(`SELECT ${columns} FROM read_parquet(${parquetGlob(lake, table)}) ORDER BY ALL`);
+}
+
+describe('keyset paging', () => {
+  it('exports every one of 10,500 rows sharing 3 updated_at values exactly once with 1,000-row pages', async () => {
+    await db.query(`CREATE TABLE ties (id int PRIMARY KEY, updated_at timestamptz NOT NULL, v text);
+      INSERT INTO ties SELECT g, timestamptz '2024-05-01 12:00:00.123456+00' + (g % 3) * interval '1 microsecond', 'v' || g
+      FROM generate_series(1, 10500) g ORDER BY random()`);
+    const lake = createLake();
+    const outcome = await exportOnce(lake, [{ name: 'ties' }]);
+    expect(outcome.tables).toMatchObject([{ table: 'ties', status: 'succeeded', rows: 10500 }]);
+    const [stats] = await duckdb<{ n: string; ids: string; lo: string; hi: string }>(
+      `SELECT count(*) AS n, count(DISTINCT id) AS ids, CAST(min(id) AS VARCHAR) AS lo, CAST(max(id) AS VARCHAR) AS hi FROM read_parquet(${parquetGlob(lake, 'ties')})`,
+    );
+    expect(stats).toEqual({ n: '10500', ids: '10500', lo: '1', hi: '10500' });
+    lake.remove();
+  });
+
+  it('pages a composite primary key', async () => {
+    await db.query(`CREATE TABLE lines (order_id int, line_no int, updated_at timestamptz NOT NULL, PRIMARY KEY (order_id, line_no));
+      INSERT INTO lines SELECT o, l, timestamptz '2024-05-01 00:00:00+00' FROM generate_series(1, 50) o, generate_series(1, 45) l`);
+    const lake = createLake();
+    const outcome = await exportOnce(lake, [{ name: 'lines' }]);
+    expect(outcome.tables[0]).toMatchObject({ status: 'succeeded', rows: 2250 });
+    const [stats] = await duckdb<{ n: string; keys: string }>(`SELECT count(*) AS n, count(DISTINCT (order_id, line_no)) AS keys FROM read_parquet(${parquetGlob(lake, 'lines')})`);
+    expect(stats).toEqual({ n: '2250', keys: '2250' });
+    lake.remove();
+  });
+});
+
+describe('incremental runs', () => {
+  it('lands only the new versions, each once', async () => {
+    await db.query(`CREATE TABLE accounts (id int PRIMARY KEY, balance numeric(12,2), updated_at timestamptz NOT NULL DEFAULT now());
+      INSERT INTO accounts (id, balance) SELECT g, g FROM generate_series(1, 3000) g`);
+    const lake = createLake();
+    const first = await exportOnce(lake, [{ name: 'accounts' }]);
+    expect(first.tables[0]).toMatchObject({ status: 'succeeded', rows: 3000 });
+
+    await db.query(`INSERT INTO accounts (id, balance) SELECT g, g FROM generate_series(3001, 3100) g`);
+    await db.query(`UPDATE accounts SET balance = balance + 1, updated_at = now() WHERE id <= 200`);
+    await db.query(`UPDATE accounts SET balance = balance + 1, updated_at = now() WHERE id <= 50`);
+    const second = await exportOnce(lake, [{ name: 'accounts' }]);
+    // 100 inserted + 200 updated (the 50 updated twice land once, in their latest version)
+    expect(second.tables[0]).toMatchObject({ status: 'succeeded', rows: 300 });
+    expect(second.tables[0].windowFrom).toBe(first.tables[0].windowTo);
+
+    const third = await exportOnce(lake, [{ name: 'accounts' }]);
+    expect(third.tables[0]).toMatchObject({ status: 'succeeded', rows: 0, files: 0 });
+
+    const [dupes] = await duckdb<{ n: string; versions: string }>(
+      `SELECT count(*) AS n, count(DISTINCT (id, updated_at)) AS versions FROM read_parquet(${parquetGlob(lake, 'accounts')})`,
+    );
+    expect(dupes).toEqual({ n: '3300', versions: '3300' });
+    const latest = await duckdb<{ id: string; balance: string }>(
+      `SELECT CAST(id AS VARCHAR) AS id, CAST(balance AS VARCHAR) AS balance FROM read_parquet(${parquetGlob(lake, 'accounts')}) QUALIFY row_number() OVER (PARTITION BY id ORDER BY updated_at DESC) = 1 ORDER BY id`,
+    );
+    const expected = await db.query(`SELECT id::text AS id, balance::text AS balance FROM accounts ORDER BY id`);
+    expect(latest).toEqual(expected);
+    lake.remove();
+  });
+
+  it('does not lose a row whose transaction commits after the export ran', async () => {
+    await db.query(`CREATE TABLE events (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT now())`);
+    await db.query(`INSERT INTO events (id) VALUES (1)`);
+    const late = await db.connect();
+    await late.query('BEGIN');
+    await late.query(`INSERT INTO events (id) VALUES (2)`); // updated_at = this transaction's start
+    await new Promise((r) => setTimeout(r, 20));
+    await db.query(`INSERT INTO events (id) VALUES (3)`); // committed, newer than row 2
+    const lake = createLake();
+    const first = await exportOnce(lake, [{ name: 'events' }]);
+    // the open transaction holds the window back: row 3 waits too, so the watermark stays below row 2
+    expect(first.tables[0]).toMatchObject({ status: 'succeeded', rows: 1 });
+    expect(first.warnings.some((w) => w.includes('held back') && w.includes('open transaction'))).toBe(true);
+    await late.query('COMMIT');
+    await late.end();
+    const second = await exportOnce(lake, [{ name: 'events' }]);
+    expect(second.tables[0]).toMatchObject({ status: 'succeeded', rows: 2 });
+    expect((await lakeRows(lake, 'events', 'CAST(id AS VARCHAR) AS id')).map((r) => r.id)).toEqual(['1', '2', '3']);
+    lake.remove();
+  });
+});
+
+describe('S3 adapter', () => {
+  let s3: FauxqsServer;
+  beforeAll(async () => {
+    s3 = await startFauxqs({ port: 0, logger: false, host: '127.0.0.1' });
+    s3.createBucket('lake-test');
+    process.env.AWS_ENDPOINT_URL_S3 = s3.address;
+    process.env.AWS_REGION = 'us-east-1';
+    process.env.AWS_ACCESS_KEY_ID = 'test';
+    process.env.AWS_SECRET_ACCESS_KEY = 'test';
+  });
+  afterAll(async () => {
+    await s3?.stop();
+  });
+
+  it('writes byte-identical files to the directory adapter', async () => {
+    await db.query(`CREATE TABLE products (sku text PRIMARY KEY, price numeric(10,2), tags text[], updated_at timestamptz NOT NULL);
+      INSERT INTO products SELECT 'sku-' || g, g / 7.0, ARRAY['t' || (g % 5)], timestamptz '2024-05-01 00:00:00+00' + (g % 4) * interval '1 day'
+      FROM generate_series(1, 2500) g`);
+    const now = new Date('2026-01-02T03:04:05.678Z');
+    const config = testConfig([{ name: 'products' }]);
+    const lake = createLake();
+    const store = new S3Store(createS3Client(), 'lake-test', 'exports');
+    const local = exportDeps(db, lake.store, config);
+    const remote = exportDeps(db, store, config);
+    const a = await runExport(local, { runId: 'fixed-run' }, now);
+    const b = await runExport(remote, { runId: 'fixed-run' }, now);
+    await local.close();
+    await remote.close();
+    expect(a.tables[0]).toMatchObject({ status: 'succeeded', rows: 2500 });
+    expect(b.tables[0]).toMatchObject({ status: 'succeeded', rows: 2500, files: a.tables[0].files, bytes: a.tables[0].bytes });
+    const dataKeys = (await lake.store.list('raw/products/')).filter((k) => k.endsWith('.parquet'));
+    expect(await store.list('raw/products/')).toEqual(dataKeys);
+    expect(dataKeys.length).toBe(a.tables[0].files);
+    for (const key of dataKeys) {
+      const remoteBytes = (await store.get(key))!.body;
+      expect(remoteBytes.equals(readFileSync(path.join(lake.dir, key))), key).toBe(true);
+    }
+    // state landed beside the data, under the prefix no table reads
+    expect((await store.list('raw/_state/products/')).sort()).toEqual(expect.arrayContaining(['raw/_state/products/watermark.json', 'raw/_state/products/schema.json']));
+    lake.remove();
+  });
+});
+
+describe('hostile identifiers', () => {
+  it('exports and queries "Sales Data"."Order Items" with columns "select" and we"ird', async () => {
+    await db.query(`CREATE SCHEMA "Sales Data";
+      CREATE TABLE "Sales Data"."Order Items" ("Order Id" int, "line" int, "select" text, "we""ird" numeric(5,1), "Amount" int, updated_at timestamptz NOT NULL DEFAULT '2024-07-01', PRIMARY KEY ("Order Id", line));
+      INSERT INTO "Sales Data"."Order Items" VALUES (1, 1, 'drop table x; --', 1.5, 10), (1, 2, '''; select 1', -2.5, 20), (2, 1, NULL, NULL, 30)`);
+    const lake = createLake();
+    const tables = [{ name: '"Sales Data"."Order Items"' }];
+    const outcome = await exportOnce(lake, tables);
+    expect(outcome.tables).toMatchObject([{ table: 'order_items', status: 'succeeded', rows: 3 }]);
+    const query = await LakeQuery.open(testConfig(tables), lake.store);
+    const rows = await query.query(`SELECT "order id", line, "select", CAST("we""ird" AS VARCHAR) AS weird, amount, year, month, day FROM order_items ORDER BY "order id", line`);
+    query.close();
+    expect(rows).toEqual([
+      { 'order id': 1, line: 1, select: 'drop table x; --', weird: '1.5', amount: 10, year: 2024, month: 7, day: 1 },
+      { 'order id': 1, line: 2, select: "'; select 1", weird: '-2.5', amount: 20, year: 2024, month: 7, day: 1 },
+      { 'order id': 2, line: 1, select: null, weird: null, amount: 30, year: 2024, month: 7, day: 1 },
+    ]);
+    lake.remove();
+  });
+});
+
+describe('bad input: a named error and nothing written', () => {
+  beforeAll(async () => {
+    await db.query(`CREATE TABLE nokey (id int, updated_at timestamptz NOT NULL);
+      CREATE TABLE textcursor (id int PRIMARY KEY, updated_at text);
+      CREATE TABLE good (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT '2024-01-01');
+      INSERT INTO good (id) VALUES (1)`);
+  });
+
+  const cases: [string, unknown[], string][] = [
+    ['a missing table', [{ name: 'public.nothere' }], 'SchemaMismatchError: public.nothere: table does not exist (or the database user cannot see it)'],
+    ['a missing cursor column', [{ name: 'good', cursor: 'modified_at' }], 'SchemaMismatchError: public.good: cursor column "modified_at" does not exist (columns: id, updated_at)'],
+    ['a missing key column', [{ name: 'good', primaryKey: ['id', 'nope'] }], 'SchemaMismatchError: public.good: primaryKey column "nope" does not exist (columns: id, updated_at)'],
+    ['a table without primary key', [{ name: 'nokey' }], 'SchemaMismatchError: public.nokey: table has no primary key; set tables[].primaryKey to the columns that identify a row'],
+    ['a non-temporal cursor', [{ name: 'textcursor' }], 'SchemaMismatchError: public.textcursor: cursor column "updated_at" is text; it must be timestamptz, timestamp or date'],
+    ['excluding the key', [{ name: 'good', columns: { exclude: ['id'] } }], 'SchemaMismatchError: public.good: columns.exclude names "id", which the export needs (cursor, key or partition)'],
+    ['two bad tables at once', [{ name: 'good' }, { name: 'nokey' }, { name: 'textcursor' }], 'SchemaMismatchError: 2 tables do not match the database: public.nokey: table has no primary key; set tables[].primaryKey to the columns that identify a row | public.textcursor: cursor column "updated_at" is text; it must be timestamptz, timestamp or date'],
+  ];
+
+  it.each(cases)('%s', async (_name, tables, message) => {
+    const lake = createLake();
+    await expect(exportOnce(lake, tables)).rejects.toThrow(message.replace(/^\w+: /, ''));
+    await exportOnce(lake, tables).catch((error: Error) => expect(`${error.name}: ${error.message}`).toBe(message));
+    expect(await lake.store.list('')).toEqual([]);
+    lake.remove();
+  });
+
+  const values: [string, string, string][] = [
+    ['NaN in numeric(10,2)', `numeric(10,2)`, `'NaN'`],
+    ['too many digits for numeric', `numeric`, `'1${'0'.repeat(40)}'`],
+    ['too many fractional digits for unconstrained numeric', `numeric`, `'0.0000000001'`],
+    ['Infinity in numeric', `numeric`, `'Infinity'`],
+    ['a two-dimensional array', `int[]`, `'{{1,2},{3,4}}'`],
+  ];
+  const expectedValueErrors: Record<string, string> = {
+    'NaN in numeric(10,2)': 'ValueError: public.bad_1.v: value NaN NaN has no decimal representation (column is decimal(10,2); row updated_at=2024-01-01 00:00:00.000000+00, id=2)',
+    'too many digits for numeric': `ValueError: public.bad_2.v: value 1${'0'.repeat(40)} does not fit decimal(38,9) (column is decimal(38,9); row updated_at=2024-01-01 00:00:00.000000+00, id=2)`,
+    'too many fractional digits for unconstrained numeric': 'ValueError: public.bad_3.v: value 0.0000000001 has more than 9 fractional digits (column is decimal(38,9); row updated_at=2024-01-01 00:00:00.000000+00, id=2)',
+    'Infinity in numeric': 'ValueError: public.bad_4.v: value Infinity Infinity has no decimal representation (column is decimal(38,9); row updated_at=2024-01-01 00:00:00.000000+00, id=2)',
+    'a two-dimensional array': 'ValueError: public.bad_5.v: 2-dimensional array cannot be stored as array<…>; only one-dimensional arrays are supported (row updated_at=2024-01-01 00:00:00.000000+00, id=2)',
+  };
+
+  it.each(values.map((v, i) => [...v, i + 1] as const))('%s', async (name, type, literal, n) => {
+    await db.query(`CREATE TABLE bad_${n} (id int PRIMARY KEY, v ${type}, updated_at timestamptz NOT NULL DEFAULT '2024-01-01');
+      INSERT INTO bad_${n} (id, v) SELECT g, NULL FROM generate_series(1, 1500) g WHERE g <> 2;
+      INSERT INTO bad_${n} (id, v) VALUES (2, ${literal})`);
+    const lake = createLake();
+    const outcome = await exportOnce(lake, [{ name: `bad_${n}` }], { export: { pageRows: 1000 } });
+    expect(outcome.tables[0].status).toBe('failed');
+    expect(outcome.tables[0].error).toBe(expectedValueErrors[name]);
+    // nothing published, nothing left behind: no data, no watermark, no lease
+    expect(await lake.store.list('')).toEqual([]);
+    lake.remove();
+  });
+
+  it('refuses a partition date outside the projected years, naming the value', async () => {
+    await db.query(`CREATE TABLE future (id int PRIMARY KEY, updated_at timestamptz NOT NULL);
+      INSERT INTO future VALUES (1, '2024-01-01'), (2, '1969-12-31 23:59:59.999999')`);
+    const lake = createLake();
+    const outcome = await exportOnce(lake, [{ name: 'future' }]);
+    expect(outcome.tables[0].error).toBe('ValueError: public.future.updated_at: value 1969-12-31 23:59:59.999999+00 falls outside the partition years 1970–2099 (row updated_at=1969-12-31 23:59:59.999999+00, id=2); widen lake.partitionYears');
+    expect(await lake.store.list('')).toEqual([]);
+    lake.remove();
+  });
+});
