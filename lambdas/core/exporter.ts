@@ -32,6 +32,9 @@ export interface ExportDeps {
   readonly log?: (message: string, fields?: Record<string, unknown>) => void;
 }
 
+/** What the steps that only touch the lake need. */
+export type LakeDeps = Pick<ExportDeps, 'store' | 'config' | 'log'>;
+
 /** What a console re-run may ask for (validated by the plan handler's schema). */
 export interface RunRequest {
   readonly tables?: readonly string[];
@@ -124,7 +127,7 @@ async function renewLease(state: TableState, task: TableTask): Promise<void> {
 }
 
 /** Give the lease back if this run holds it (after commit, or after the table failed). */
-export async function releaseLease(deps: ExportDeps, table: string, runId: string): Promise<void> {
+export async function releaseLease(deps: LakeDeps, table: string, runId: string): Promise<void> {
   const state = new TableState(deps.store, deps.config.lake.prefix, table);
   const current = await state.read<Lease>(state.leaseKey());
   if (current && current.value.runId === runId) await deps.store.delete([state.leaseKey()]);
@@ -134,7 +137,7 @@ export async function releaseLease(deps: ExportDeps, table: string, runId: strin
  * After a table failed: remove what this run wrote unless it committed, and free the lease,
  * so the lake is as it was and the next run need not wait for the lease to expire.
  */
-export async function abandonRun(deps: ExportDeps, table: string, runId: string): Promise<void> {
+export async function abandonRun(deps: LakeDeps, table: string, runId: string): Promise<void> {
   const state = new TableState(deps.store, deps.config.lake.prefix, table);
   const lease = await state.read<Lease>(state.leaseKey());
   if (lease && lease.value.runId !== runId) return; // another run owns the table now; leave its work alone
@@ -143,7 +146,7 @@ export async function abandonRun(deps: ExportDeps, table: string, runId: string)
   await releaseLease(deps, table, runId);
 }
 
-async function removeRun(deps: ExportDeps, state: TableState, runId: string): Promise<void> {
+async function removeRun(deps: LakeDeps, state: TableState, runId: string): Promise<void> {
   const pages = await state.pendingPages(runId);
   const keys = pages.flatMap((p) => [...p.files.map((f) => f.key), ...(p.orphans ?? [])]);
   deps.log?.('removing an unfinished run', { table: state.root, runId, files: keys.length });
@@ -154,7 +157,7 @@ async function removeRun(deps: ExportDeps, state: TableState, runId: string): Pr
 // ---------------------------------------------------------------- recovery
 
 /** Finish what a committed run left undone; remove what an uncommitted run wrote. */
-async function recover(deps: ExportDeps, state: TableState, watermark: Watermark | null): Promise<void> {
+async function recover(deps: LakeDeps, state: TableState, watermark: Watermark | null): Promise<void> {
   for (const runId of await state.pendingRuns()) {
     if (watermark && watermark.runId === runId) {
       deps.log?.('rolling forward a committed run', { table: state.root, runId });
@@ -354,7 +357,7 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
 // ---------------------------------------------------------------- commit
 
 /** Everything after the commit point; safe to repeat. */
-async function finishCommit(deps: ExportDeps, state: TableState, runId: string, committedAt: string): Promise<RunManifest> {
+async function finishCommit(deps: LakeDeps, state: TableState, runId: string, committedAt: string): Promise<RunManifest> {
   const pendingRun = await state.read<PendingRun>(state.pendingRunKey(runId));
   const existing = await state.read<RunManifest>(state.manifestKey(runId));
   if (!pendingRun) {

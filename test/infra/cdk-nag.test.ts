@@ -41,8 +41,8 @@ describe('cdk-nag AWS Solutions checks', () => {
       [
         'Lake/AccessLogs AwsSolutions-S1',
         'Schedule/DeadLetterQueue AwsSolutions-SQS3',
-        'Functions/subnet-0aaa1111bbbb22223 Annotation::@aws-cdk/aws-ec2:noSubnetRouteTableId',
-        'Functions/subnet-0ccc3333dddd44445 Annotation::@aws-cdk/aws-ec2:noSubnetRouteTableId',
+        'Functions/subnet-0aaa1111bbbb22223 @aws-cdk/aws-ec2:noSubnetRouteTableId',
+        'Functions/subnet-0ccc3333dddd44445 @aws-cdk/aws-ec2:noSubnetRouteTableId',
         ...['Plan', 'Export', 'Commit', 'Summarize'].map((fn) => `Functions/${fn}/Role AwsSolutions-IAM5[Resource::*]`),
         ...['Plan', 'Export', 'Commit'].map((fn) => `Functions/${fn}/Role AwsSolutions-IAM5[Resource::<Arn>/lake/raw/*]`),
         'Workflow/StateMachine/Role AwsSolutions-IAM5[Resource::*]',

@@ -153,25 +153,36 @@ describe('export workflow, run locally', () => {
     return { handlers, calls, summarizeInput: () => summarizeInput };
   }
 
-  function run(handlers: Record<string, (input: never) => Promise<unknown>>) {
+  /** Runs the execution to its end; `events` is its event log (ExecutionFailed carries Error). */
+  async function run(handlers: Record<string, (input: never) => Promise<unknown>>) {
     const machine = new StateMachine(definition as ConstructorParameters<typeof StateMachine>[0]);
     // Retry waits are real seconds; the tests only check which errors are retried.
     const retryIntervalOverrides = Object.fromEntries(Object.values(S).map((name) => [name, 0]));
-    return machine.run({}, { overrides: { taskResourceLocalHandlers: handlers, retryIntervalOverrides } }).result;
+    const execution = machine.run({}, { overrides: { taskResourceLocalHandlers: handlers, retryIntervalOverrides } });
+    const outcome = execution.result.then(
+      (output: unknown) => ({ output, failed: false }),
+      () => ({ output: undefined, failed: true }),
+    );
+    const events: Array<{ type: string; Error?: string; Cause?: string }> = [];
+    for await (const event of execution.eventLogs) events.push(event as (typeof events)[number]);
+    return { ...(await outcome), events };
   }
 
   it('exports every page of every table, commits each once, and succeeds', async () => {
     const { handlers, calls, summarizeInput } = stubs();
-    const output = (await run(handlers)) as { summary: { failed: number } };
+    const { output, failed } = await run(handlers);
+    expect(failed).toBe(false);
     expect(calls).toEqual({ [S.plan]: 1, [`${S.exportPage}:orders`]: 3, [`${S.exportPage}:customers`]: 1, [`${S.commit}:orders`]: 1, [`${S.commit}:customers`]: 1 });
     expect(summarizeInput()?.runId).toBe('run-1');
     expect(summarizeInput()?.results.map((r) => [r.table, r.status, r.rows])).toEqual([['orders', 'succeeded', 3], ['customers', 'succeeded', 1]]);
-    expect(output.summary.failed).toBe(0);
+    expect(output).toMatchObject({ summary: { failed: 0 } });
   });
 
   it('records a failed table without stopping the others, does not retry ConfigError, and fails the run', async () => {
     const { handlers, calls, summarizeInput } = stubs({ failCommitOf: 'customers' });
-    await expect(run(handlers)).rejects.toThrow(TABLES_FAILED_ERROR);
+    const { failed, events } = await run(handlers);
+    expect(failed).toBe(true);
+    expect(events.find((event) => event.type === 'ExecutionFailed')).toMatchObject({ Error: TABLES_FAILED_ERROR });
     expect(calls[`${S.commit}:customers`]).toBe(1);
     expect(calls[`${S.commit}:orders`]).toBe(1);
     expect(summarizeInput()?.results).toEqual([
@@ -182,8 +193,9 @@ describe('export workflow, run locally', () => {
 
   it('retries a ThrottlingError and carries on', async () => {
     const { handlers, calls } = stubs({ throttleFirstPageOf: 'customers' });
-    const output = (await run(handlers)) as { summary: { failed: number } };
+    const { output, events } = await run(handlers);
     expect(calls[`${S.exportPage}:customers`]).toBe(2);
-    expect(output.summary.failed).toBe(0);
+    expect(events.filter((event) => event.type === 'StateRetried')).toHaveLength(1);
+    expect(output).toMatchObject({ summary: { failed: 0 } });
   });
 });

@@ -1,0 +1,13 @@
+// Export Table Page: export pages until the invocation's time budget runs low; return the cursor.
+import { exportTable } from '../core/exporter.ts';
+import { tableTaskSchema } from '../core/workflow-io.ts';
+import { withDeps } from '../adapters/aws-runtime.ts';
+
+/** Leave this much of the invocation for the last page's upload and the response. */
+const RESERVE_MILLIS = 60_000;
+
+export const handler = async (event: unknown, context?: { getRemainingTimeInMillis(): number }) => {
+  const task = tableTaskSchema.parse(event);
+  const deadline = context ? Date.now() + context.getRemainingTimeInMillis() - RESERVE_MILLIS : Number.POSITIVE_INFINITY;
+  return withDeps((deps) => exportTable(deps, task, deadline));
+};
