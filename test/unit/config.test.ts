@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig, selectTables, validateConfig } from '../../lambdas/core/config.ts';
+import { parseQualifiedName, quoteIdent, quoteLiteral } from '../../lambdas/core/identifiers.ts';
+
+describe('config validation', () => {
+  it('fills every default', () => {
+    const config = parseConfig('tables:\n  - name: public.orders\n');
+    expect(config.lake).toEqual({ prefix: 'raw', glueDatabase: 'lake', partitionYears: { from: 1970, to: 2099 } });
+    expect(config.export).toEqual({ pageRows: 100000, maxConcurrency: 2, safetyLagSeconds: 5, unconstrainedNumericScale: 9 });
+    expect(config.tables[0]).toEqual({ name: 'public.orders', cursor: 'updated_at', columns: { exclude: [] } });
+  });
+
+  it('reports every problem at once, each with its key path', () => {
+    const text = [
+      'lake: { prefix: "/abs/", glueDatabase: "Bad-Name" }',
+      'export: { pageRows: 0 }',
+      'tables:',
+      '  - name: orders',
+      '    cursr: updated_at',
+      '  - cursor: 5',
+    ].join('\n');
+    expect(() => parseConfig(text, 'lake.config.yaml')).toThrow(
+      'lake.config.yaml: lake.prefix: must be a relative key prefix without leading or trailing "/"; lake.glueDatabase: must match [a-z0-9_]{1,255}; export.pageRows: Too small: expected number to be >=1; tables[0]: Unrecognized key: "cursr"; tables[1].name: Invalid input: expected string, received undefined; tables[1].cursor: Invalid input: expected string, received number',
+    );
+  });
+
+  it('names the file and line of broken YAML', () => {
+    expect(() => parseConfig('tables: [\n', 'my.yaml')).toThrow(/^my\.yaml: not valid YAML: /);
+  });
+
+  it('refuses two tables that land in the same lake folder', () => {
+    expect(() => validateConfig({ tables: [{ name: 'a.orders' }, { name: 'b.orders' }] }, 'c.yaml')).toThrow(
+      'c.yaml: tables[1].name: b.orders and a.orders both map to lake table "orders"; set lakeName on one',
+    );
+  });
+
+  it('selects tables by config name, schema.table or lake name, and names an unknown one', () => {
+    const config = validateConfig({ tables: [{ name: 'public.orders' }, { name: '"Sales Data"."Order Items"' }] });
+    expect(selectTables(config, ['order_items', 'public.orders']).map((t) => t.lakeName)).toEqual(['order_items', 'orders']);
+    expect(() => selectTables(config, ['public.nope'])).toThrow('tables: "public.nope" is not configured (configured: public.orders, "Sales Data"."Order Items")');
+  });
+});
+
+describe('identifiers', () => {
+  it.each([
+    ['orders', { schema: 'public', name: 'orders' }],
+    ['Sales.Orders', { schema: 'sales', name: 'orders' }],
+    ['"Sales Data"."Order Items"', { schema: 'Sales Data', name: 'Order Items' }],
+    ['"a""b"."c.d"', { schema: 'a"b', name: 'c.d' }],
+  ])('parses %s', (text, expected) => {
+    expect(parseQualifiedName(text)).toEqual(expected);
+  });
+
+  it.each([
+    ['a.b.c', 'expected schema.table'],
+    ['"open', 'unterminated quote'],
+    ['a.', 'ends with "."'],
+    ['a b', 'expected "." at 2'],
+    ['""', 'empty quoted identifier'],
+  ])('refuses %s (%s)', (text, why) => {
+    expect(() => parseQualifiedName(text, 'tables[0].name')).toThrow(`tables[0].name: ${JSON.stringify(text)} is not a valid table name (${why})`);
+  });
+
+  it('quotes identifiers and literals so no input escapes them', () => {
+    expect(quoteIdent('we"ird')).toBe('"we""ird"');
+    expect(quoteLiteral("it's")).toBe("'it''s'");
+    expect(() => quoteLiteral('nul\0byte')).toThrow('contains a NUL byte');
+  });
+});

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { glueTableDefinition } from '../../lambdas/core/glue-table.ts';
+import { dataFileKey, dayFromEpochDays, lakeTableName, partitionProjection } from '../../lambdas/core/layout.ts';
+
+describe('lake layout', () => {
+  it('writes zero-padded UTC partitions with a deterministic file name', () => {
+    expect(dataFileKey('raw', 'orders', { year: 2024, month: 3, day: 7 }, 'run1', 12)).toBe('raw/orders/year=2024/month=03/day=07/run1-p000012.parquet');
+  });
+
+  it('turns epoch days into UTC calendar days, leap days included', () => {
+    expect(dayFromEpochDays(0)).toEqual({ year: 1970, month: 1, day: 1 });
+    expect(dayFromEpochDays(19782)).toEqual({ year: 2024, month: 2, day: 29 });
+    expect(dayFromEpochDays(-1)).toEqual({ year: 1969, month: 12, day: 31 });
+  });
+
+  it.each([['Order Items', 'order_items'], ['orders', 'orders'], ['Ünïcode-Table', 'n_code_table'], ['__x__', 'x']])('names lake folder of %s as %s', (name, slug) => {
+    expect(lakeTableName(name)).toBe(slug);
+  });
+
+  it('generates the Glue projection whose template resolves to the path the writer uses', () => {
+    const parameters = partitionProjection('bucket', 'raw', 'orders', { from: 1970, to: 2099 });
+    expect(parameters).toEqual({
+      'projection.enabled': 'true',
+      'storage.location.template': 's3://bucket/raw/orders/year=${year}/month=${month}/day=${day}/',
+      'projection.year.type': 'integer', 'projection.year.range': '1970,2099', 'projection.year.digits': '4',
+      'projection.month.type': 'integer', 'projection.month.range': '1,12', 'projection.month.digits': '2',
+      'projection.day.type': 'integer', 'projection.day.range': '1,31', 'projection.day.digits': '2',
+    });
+    // Fill the template as Athena does (each value padded to its digits) for a sample date.
+    const resolved = parameters['storage.location.template']
+      .replace('${year}', '2024'.padStart(Number(parameters['projection.year.digits']), '0'))
+      .replace('${month}', '3'.padStart(Number(parameters['projection.month.digits']), '0'))
+      .replace('${day}', '7'.padStart(Number(parameters['projection.day.digits']), '0'));
+    const written = dataFileKey('raw', 'orders', { year: 2024, month: 3, day: 7 }, 'run', 1);
+    expect(`s3://bucket/${written}`.startsWith(resolved)).toBe(true);
+  });
+
+  it('defines the Glue table with int partition keys, Parquet serde and lower-case columns', () => {
+    const table = glueTableDefinition('orders', 'public.orders', [{ source: 'Amount', name: 'amount', type: 'decimal(12,2)' }], { bucket: 'b', prefix: 'raw', years: { from: 2000, to: 2030 } });
+    expect(table.PartitionKeys).toEqual([{ Name: 'year', Type: 'int' }, { Name: 'month', Type: 'int' }, { Name: 'day', Type: 'int' }]);
+    expect(table.StorageDescriptor.Columns).toEqual([{ Name: 'amount', Type: 'decimal(12,2)' }]);
+    expect(table.StorageDescriptor.Location).toBe('s3://b/raw/orders/');
+    expect(table.Parameters['projection.year.range']).toBe('2000,2030');
+    expect(table.StorageDescriptor.SerdeInfo.SerializationLibrary).toBe('org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe');
+  });
+});
