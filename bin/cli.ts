@@ -114,7 +114,7 @@ async function commandRun(args: string[]): Promise<number> {
       for (const w of outcome.warnings) process.stderr.write(`warning: ${w}\n`);
       for (const t of outcome.tables) {
         const line = t.status === 'succeeded'
-          ? `${t.table}: ${t.rows} rows, ${t.files} files, ${formatBytes(t.bytes)} (${t.windowFrom ?? 'start'} → ${t.windowTo})`
+          ? `${t.table}: ${t.rows} rows, ${t.files} file${t.files === 1 ? "" : "s"}, ${formatBytes(t.bytes)} (${t.windowFrom ?? 'start'} → ${t.windowTo})`
           : `${t.table}: ${t.status}: ${t.error}`;
         process.stdout.write(`${line}\n`);
       }
