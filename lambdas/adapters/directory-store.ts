@@ -87,6 +87,20 @@ export class DirectoryStore implements ObjectStore {
     return keys.sort();
   }
 
+  async move(from: string, to: string): Promise<boolean> {
+    const target = this.file(to);
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    try {
+      await fs.rename(this.file(from), target);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      if (await this.get(to)) return false;
+      throw new Error(`cannot move ${from} to ${to}: neither exists`);
+    }
+    await this.delete([from]); // prunes the emptied folders
+    return true;
+  }
+
   async delete(keys: readonly string[]): Promise<void> {
     const dirs = new Set<string>();
     for (const key of keys) {

@@ -1,7 +1,7 @@
 // The lake in S3. Honours AWS_ENDPOINT_URL_S3 (then path-style addressing, as local S3 API
 // servers need). Conditional writes (If-None-Match / If-Match) carry the lease protocol.
 import {
-  DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, S3ServiceException,
+  CopyObjectCommand, DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, S3ServiceException,
 } from '@aws-sdk/client-s3';
 import type { ObjectStore, PutOptions, StoredObject } from '../core/ports.ts';
 
@@ -74,6 +74,23 @@ export class S3Store implements ObjectStore {
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     return keys.sort();
+  }
+
+  async move(from: string, to: string): Promise<boolean> {
+    const source = `${this.bucket}/${(this.prefix + from).split('/').map(encodeURIComponent).join('/')}`;
+    try {
+      await this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: this.prefix + to, CopySource: source }));
+    } catch (error) {
+      if (!(error instanceof S3ServiceException && (error.name === 'NoSuchKey' || error.$metadata.httpStatusCode === 404))) throw error;
+      try {
+        await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + to }));
+        return false;
+      } catch {
+        throw new Error(`cannot move ${from} to ${to}: neither exists`);
+      }
+    }
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + from }));
+    return true;
   }
 
   async delete(keys: readonly string[]): Promise<void> {

@@ -6,8 +6,9 @@
 //
 // Exactly once rests on four rules (README "How exactly-once works"):
 //  1. Data file names are deterministic (run id, page, day): a retried page overwrites itself.
-//  2. A page's file list is journalled under pending/ before its files are uploaded, so a
-//     crash can always find and remove what an unfinished run wrote.
+//  2. A page's file list is journalled under pending/ before its files are staged there, so a
+//     crash can always find and remove what an unfinished run wrote; files become visible to
+//     tables only when commit publishes them (moves them to their data keys).
 //  3. The watermark write is the commit point; everything after it (manifest, replacing older
 //     pages, clearing pending/) is idempotent and rolled forward by the next plan.
 //  4. A lease per table keeps two executions from exporting the same table at once.
@@ -148,10 +149,24 @@ export async function abandonRun(deps: LakeDeps, table: string, runId: string): 
 
 async function removeRun(deps: LakeDeps, state: TableState, runId: string): Promise<void> {
   const pages = await state.pendingPages(runId);
-  const keys = pages.flatMap((p) => [...p.files.map((f) => f.key), ...(p.orphans ?? [])]);
-  deps.log?.('removing an unfinished run', { table: state.root, runId, files: keys.length });
-  await deps.store.delete(keys);
+  // Published keys too: a crash between publishing and the watermark leaves them visible.
+  const published = pages.flatMap((p) => p.files.map((f) => f.key));
+  deps.log?.('removing an unfinished run', { table: state.root, runId, files: published.length });
+  await deps.store.delete(published);
   await deps.store.delete(await deps.store.list(state.pendingPrefix(runId)));
+}
+
+/** Move a run's staged files to their data keys (bounded parallelism; repeatable). */
+async function publish(deps: LakeDeps, state: TableState, runId: string, pages: readonly PageEntry[]): Promise<void> {
+  const files = pages.flatMap((p) => p.files.map((f) => f.key));
+  let next = 0;
+  const worker = async () => {
+    while (next < files.length) {
+      const key = files[next++];
+      await deps.store.move(state.stagedKey(runId, key), key);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, files.length) }, worker));
 }
 
 // ---------------------------------------------------------------- recovery
@@ -328,17 +343,15 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
     const pageNo = current.page + 1;
     const encoded = encodePage(shape.layout, page, { runId: current.runId, exportedAtMicros: current.exportedAtMicros });
     const files = encoded.files.map((f) => ({ key: dataFileKey(prefix, task.table, f.day, current.runId, pageNo), rows: f.rows, bytes: f.parquet.length, parquet: f.parquet }));
-    // Journal first: a crash after this line leaves files a later plan can find and remove.
-    const earlier = await state.read<PageEntry>(state.pendingPageKey(current.runId, pageNo));
-    const orphans = earlier ? earlier.value.files.map((f) => f.key).filter((k) => !files.some((f) => f.key === k)) : [];
+    // Journal first, then stage: nothing is visible to a table before commit, and whatever a
+    // crash leaves under pending/ is found and removed by the next plan. A retried page
+    // rewrites its journal; files only an earlier attempt staged are never published.
     const entry: PageEntry = {
       page: pageNo, rows: encoded.rows, first: encoded.firstKey, last: encoded.lastKey,
       files: files.map(({ key, rows, bytes }) => ({ key, rows, bytes })),
-      ...(orphans.length ? { orphans } : {}),
     };
     await state.write(state.pendingPageKey(current.runId, pageNo), entry);
-    await Promise.all(files.map((f) => deps.store.put(f.key, f.parquet)));
-    if (orphans.length) await deps.store.delete(orphans);
+    await Promise.all(files.map((f) => deps.store.put(state.stagedKey(current.runId, f.key), f.parquet)));
     current = {
       ...current,
       after: encoded.lastKey,
@@ -365,9 +378,10 @@ async function finishCommit(deps: LakeDeps, state: TableState, runId: string, co
     throw new StateError(`${state.root}: run ${runId} is committed but neither its pending run nor its manifest exists`);
   }
   const pages = await state.pendingPages(runId);
-  const manifest: RunManifest = { runId, kind: pendingRun.value.kind, window: pendingRun.value.window, committedAt, pages: pages.map(({ orphans: _o, ...p }) => p) };
+  await publish(deps, state, runId, pages);
+  const manifest: RunManifest = { runId, kind: pendingRun.value.kind, window: pendingRun.value.window, committedAt, pages };
   await state.write(state.manifestKey(runId), manifest);
-  const stale = pages.flatMap((p) => p.orphans ?? []);
+  const stale: string[] = [];
   for (const s of pendingRun.value.supersede) {
     const old = await state.read<RunManifest>(state.manifestKey(s.runId));
     if (!old) continue;
@@ -405,6 +419,9 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
   const columns = lakeColumns(shape);
   await state.write(state.schemaKey(), { columns });
   await deps.registry?.register(task.table, columns);
+  // Publish, then commit: a crash in between leaves visible files of an uncommitted run, which
+  // the next plan removes (they are journalled); the reverse order would commit unseen data.
+  await publish(deps, state, task.runId, pages);
   const committedAt = new Date().toISOString();
   const watermark: Watermark = { cursor, runId: task.runId, committedAt };
   const written = current

@@ -25,6 +25,11 @@ export interface ObjectStore {
   list(prefix: string): Promise<string[]>;
   /** Deleting a missing key is not an error. */
   delete(keys: readonly string[]): Promise<void>;
+  /**
+   * Move an object (S3: copy then delete). Repeatable: when `from` is gone and `to` exists the
+   * move already happened and this returns false; when both are gone it throws.
+   */
+  move(from: string, to: string): Promise<boolean>;
 }
 
 export interface TableCatalog {

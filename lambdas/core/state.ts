@@ -4,6 +4,7 @@
 //   lease.json                  who is exporting this table now, until when
 //   pending/<runId>/run.json    a run in flight: its window and the pages it will replace
 //   pending/<runId>/p<n>.json   one page: its files, written before they are uploaded
+//   pending/<runId>/data/…      the page files themselves, until commit publishes them
 //   runs/<runId>.json           a committed run's manifest (pages, key ranges, files)
 import type { ObjectStore } from './ports.ts';
 import { StateError } from './errors.ts';
@@ -36,8 +37,6 @@ export interface PageEntry {
   readonly first: string[];
   readonly last: string[];
   readonly files: FileEntry[];
-  /** Files an earlier attempt of this page wrote that this attempt does not. */
-  readonly orphans?: string[];
 }
 
 /** Pages of earlier runs a window/full re-run replaces, by run. */
@@ -79,6 +78,8 @@ export class TableState {
   watermarkKey() { return `${this.root}watermark.json`; }
   leaseKey() { return `${this.root}lease.json`; }
   pendingPrefix(runId?: string) { return runId ? `${this.root}pending/${runId}/` : `${this.root}pending/`; }
+  /** Where a data file waits, invisible to every table, until its run commits. */
+  stagedKey(runId: string, dataKey: string) { return `${this.pendingPrefix(runId)}data/${dataKey}`; }
   pendingRunKey(runId: string) { return `${this.pendingPrefix(runId)}run.json`; }
   pendingPageKey(runId: string, page: number) { return `${this.pendingPrefix(runId)}p${String(page).padStart(6, '0')}.json`; }
   manifestPrefix() { return `${this.root}runs/`; }
