@@ -6,6 +6,7 @@ import type { ClientConfig } from 'pg';
 import type { QualifiedName } from '../core/identifiers.ts';
 import type { ClockReading, RowSource, TableCatalog } from '../core/ports.ts';
 import type { CatalogColumn } from '../core/type-map.ts';
+import { ExportError } from '../core/errors.ts';
 
 const SESSION_SETUP = [
   "SET TimeZone = 'UTC'",
@@ -59,26 +60,76 @@ SELECT now()::text AS now,
        (SELECT pid::text FROM oldest WHERE xact_start - interval '1 microsecond' < now() - make_interval(secs => $1::int)) AS held_pid,
        (SELECT xact_start::text FROM oldest) AS held_since`;
 
-export class PostgresSource implements RowSource {
-  private readonly client: pg.Client;
-  private ready: Promise<void> | null = null;
+// Errors worth a new connection and another try: the connection or server went away.
+const TRANSIENT_SQLSTATES = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004', '40001', '40P01']);
+const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT']);
 
-  constructor(config: string | ClientConfig) {
-    this.client = new pg.Client(config);
+function isTransient(error: unknown): boolean {
+  const e = error as { code?: string; message?: string };
+  return TRANSIENT_SQLSTATES.has(e.code ?? '') || TRANSIENT_CODES.has(e.code ?? '') || /Connection terminated|connection closed|Client has encountered a connection error/i.test(e.message ?? '');
+}
+
+export interface RetryPolicy {
+  readonly attempts: number;
+  readonly baseDelayMillis: number;
+}
+
+export class PostgresSource implements RowSource {
+  private readonly config: string | ClientConfig;
+  private readonly retry: RetryPolicy;
+  private client: pg.Client | null = null;
+  private ready: Promise<pg.Client> | null = null;
+
+  constructor(config: string | ClientConfig, retry: RetryPolicy = { attempts: 4, baseDelayMillis: 250 }) {
+    this.config = config;
+    this.retry = retry;
   }
 
-  private connect(): Promise<void> {
+  private connect(): Promise<pg.Client> {
     this.ready ??= (async () => {
-      await this.client.connect();
-      await this.client.query(SESSION_SETUP);
+      const client = new pg.Client(this.config);
+      // A dropped connection must not crash the process; the next call reconnects.
+      client.on('error', () => { this.discard(client); });
+      await client.connect();
+      await client.query(SESSION_SETUP);
+      this.client = client;
+      return client;
     })();
+    this.ready.catch(() => { this.ready = null; });
     return this.ready;
   }
 
+  private discard(client: pg.Client): void {
+    if (this.client === client) {
+      this.client = null;
+      this.ready = null;
+    }
+    client.end().catch(() => undefined);
+  }
+
+  /** Run `work`, reconnecting with jittered exponential backoff when the connection drops. */
+  private async withRetry<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.connect();
+      try {
+        return await work(client);
+      } catch (error) {
+        if (!isTransient(error)) throw error;
+        this.discard(client);
+        if (attempt >= this.retry.attempts) {
+          throw new ExportError(`database connection failed ${attempt} times: ${(error as Error).message}`, { cause: error });
+        }
+        const delay = this.retry.baseDelayMillis * 2 ** (attempt - 1);
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * delay));
+      }
+    }
+  }
+
   async queryText(sql: string, params: readonly string[] = []): Promise<Record<string, string | null>[]> {
-    await this.connect();
-    const result = await this.client.query({ text: sql, values: [...params], types: RAW_TEXT });
-    return result.rows as Record<string, string | null>[];
+    return this.withRetry(async (client) => {
+      const result = await client.query({ text: sql, values: [...params], types: RAW_TEXT });
+      return result.rows as Record<string, string | null>[];
+    });
   }
 
   async describeTable(table: QualifiedName): Promise<TableCatalog | null> {
@@ -113,18 +164,29 @@ export class PostgresSource implements RowSource {
   }
 
   async copyBinary(select: string): Promise<Buffer> {
-    await this.connect();
-    const stream = this.client.query(copyTo(`COPY (${select}) TO STDOUT (FORMAT binary)`));
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of stream) {
-      chunks.push(chunk as Buffer);
-      size += (chunk as Buffer).length;
+    try {
+      return await this.withRetry(async (client) => {
+        const stream = client.query(copyTo(`COPY (${select}) TO STDOUT (FORMAT binary)`));
+        const chunks: Buffer[] = [];
+        let size = 0;
+        for await (const chunk of stream) {
+          chunks.push(chunk as Buffer);
+          size += (chunk as Buffer).length;
+        }
+        return Buffer.concat(chunks, size);
+      });
+    } catch (error) {
+      if ((error as { code?: string }).code === '57014') {
+        throw new ExportError(`page query cancelled (${(error as Error).message}); lower export.pageRows or raise statement_timeout for the exporter's role`, { cause: error });
+      }
+      throw error;
     }
-    return Buffer.concat(chunks, size);
   }
 
   async close(): Promise<void> {
-    if (this.ready) await this.client.end().catch(() => undefined);
+    const client = this.client;
+    this.client = null;
+    this.ready = null;
+    if (client) await client.end().catch(() => undefined);
   }
 }

@@ -24,6 +24,14 @@ const tableSchema = z.strictObject({
   columns: z.strictObject({ exclude: z.array(identifier).default([]) }).default({ exclude: [] }),
   /** Extra SQL predicate ANDed to every page query, written by the operator (trusted). */
   where: z.string().min(1).optional(),
+  /** Data-quality checks over the run's window, before anything is published. */
+  checks: z
+    .strictObject({
+      notNull: z.array(identifier).default([]),
+      unique: z.array(identifier).default([]),
+      minRows: z.number().int().min(0).default(0),
+    })
+    .optional(),
 });
 
 const configSchema = z.strictObject({
@@ -64,8 +72,10 @@ const configSchema = z.strictObject({
       safetyLagSeconds: z.number().int().min(0).default(5),
       /** Scale given to unconstrained numeric columns (decimal(38, scale)). */
       unconstrainedNumericScale: z.number().int().min(0).max(38).default(9),
+      /** A table's lease lapses this long after its last renewal (renewed every page). */
+      leaseSeconds: z.number().int().min(1).max(3600).default(300),
     })
-    .default({ pageRows: 100_000, maxConcurrency: 2, safetyLagSeconds: 5, unconstrainedNumericScale: 9 }),
+    .default({ pageRows: 100_000, maxConcurrency: 2, safetyLagSeconds: 5, unconstrainedNumericScale: 9, leaseSeconds: 300 }),
   alarms: z
     .strictObject({
       email: z.string().email().optional(),

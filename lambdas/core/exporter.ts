@@ -16,12 +16,14 @@ import { randomBytes } from 'node:crypto';
 import type { LakeConfig, ResolvedTable } from './config.ts';
 import { selectTables } from './config.ts';
 import { frameCopyBinary } from './copy-binary.ts';
-import { ConfigError, ExportError, SchemaMismatchError, StateError, WindowConflictError } from './errors.ts';
+import { CheckFailedError, ConfigError, ExportError, SchemaMismatchError, StateError, WindowConflictError, describeError } from './errors.ts';
 import { dataFileKey } from './layout.ts';
 import { encodePage } from './page.ts';
 import type { ObjectStore, RowSource, TableRegistry } from './ports.ts';
 import { TableState, type Lease, type PageEntry, type PendingRun, type RunManifest, type Supersede, type Watermark, type Window } from './state.ts';
-import { describeTableShape, lakeColumns, nullCursorQuery, pageQuery, type TableShape } from './table-shape.ts';
+import { describeTableShape, incompatibleChanges, lakeColumns, nullCursorQuery, pageQuery, windowPredicates, type TableShape } from './table-shape.ts';
+import { quoteIdent, quoteQualified } from './identifiers.ts';
+import type { LakeColumn } from './ports.ts';
 
 export interface ExportDeps {
   readonly source: RowSource;
@@ -41,6 +43,8 @@ export interface RunRequest {
   readonly tables?: readonly string[];
   readonly window?: { readonly from: string; readonly to: string };
   readonly full?: boolean;
+  /** Take tables' leases even from live holders (the operator knows that run is dead). */
+  readonly takeOver?: boolean;
   /** Set by the caller to tie the run to its execution; default: generated. */
   readonly runId?: string;
 }
@@ -69,6 +73,8 @@ export interface RunPlan {
   readonly startedAt: string;
   readonly tables: TableTask[];
   readonly skipped: { table: string; reason: string }[];
+  /** Tables that cannot run (e.g. an incompatible type change); the others go on. */
+  readonly failed: { table: string; error: string }[];
   readonly warnings: string[];
 }
 
@@ -84,8 +90,6 @@ export interface CommitResult {
   readonly nullCursorRows: number;
 }
 
-/** How long a lease lasts past its last renewal: longer than one Lambda invocation. */
-export const LEASE_MILLIS = 20 * 60 * 1000;
 
 export function newRunId(now: Date): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
@@ -99,29 +103,33 @@ function findTable(config: LakeConfig, lakeName: string): ResolvedTable {
 
 // ---------------------------------------------------------------- lease
 
-async function acquireLease(state: TableState, runId: string, now: Date): Promise<string | null> {
-  const lease: Lease = { runId, expiresAt: new Date(now.getTime() + LEASE_MILLIS).toISOString() };
+function leaseUntil(deps: LakeDeps, from = Date.now()): string {
+  return new Date(from + deps.config.export.leaseSeconds * 1000).toISOString();
+}
+
+async function acquireLease(deps: LakeDeps, state: TableState, runId: string, takeOver: boolean): Promise<string | null> {
+  const lease: Lease = { runId, expiresAt: leaseUntil(deps) };
   if (await state.write(state.leaseKey(), lease, { ifNoneMatch: true })) return null;
   const current = await state.read<Lease>(state.leaseKey());
-  if (!current) return acquireLease(state, runId, now);
+  if (!current) return acquireLease(deps, state, runId, takeOver);
   if (current.value.runId === runId) {
     await state.write(state.leaseKey(), lease, { ifMatch: current.etag });
     return null;
   }
-  if (new Date(current.value.expiresAt).getTime() > now.getTime()) {
-    return `run ${current.value.runId} holds its lease until ${current.value.expiresAt}`;
+  if (!takeOver && new Date(current.value.expiresAt).getTime() > Date.now()) {
+    return `run ${current.value.runId} holds its lease until ${current.value.expiresAt} (if that run is dead, re-run with takeOver)`;
   }
   // Expired: take it over only if nobody else did in between.
   if (await state.write(state.leaseKey(), lease, { ifMatch: current.etag })) return null;
   return 'another run took over the expired lease first';
 }
 
-async function renewLease(state: TableState, task: TableTask): Promise<void> {
+async function renewLease(deps: LakeDeps, state: TableState, task: TableTask): Promise<void> {
   const current = await state.read<Lease>(state.leaseKey());
   if (!current || current.value.runId !== task.runId) {
     throw new WindowConflictError(`${task.display}: run ${task.runId} no longer holds the table's lease (${current ? `held by ${current.value.runId}` : 'released'}); stopping without writing`);
   }
-  const lease: Lease = { runId: task.runId, expiresAt: new Date(Date.now() + LEASE_MILLIS).toISOString() };
+  const lease: Lease = { runId: task.runId, expiresAt: leaseUntil(deps) };
   if (!(await state.write(state.leaseKey(), lease, { ifMatch: current.etag }))) {
     throw new WindowConflictError(`${task.display}: the lease changed hands while run ${task.runId} renewed it`);
   }
@@ -233,11 +241,14 @@ async function canonicalCursor(source: RowSource, text: string, what: string): P
 async function planTable(deps: ExportDeps, shape: TableShape, request: RunRequest, run: { runId: string; startedAt: string; exportedAtMicros: string; upper: string }): Promise<TableTask | { skipped: string }> {
   const table = shape.table;
   const state = new TableState(deps.store, deps.config.lake.prefix, table.lakeName);
-  const conflict = await acquireLease(state, run.runId, new Date());
+  const conflict = await acquireLease(deps, state, run.runId, request.takeOver === true);
   if (conflict) return { skipped: `${table.display}: skipped, ${conflict}` };
   try {
     const watermark = await state.watermark();
     await recover(deps, state, watermark);
+    const previous = await state.read<{ columns: LakeColumn[] }>(state.schemaKey());
+    const changes = previous ? incompatibleChanges(table.display, previous.value.columns, lakeColumns(shape)) : [];
+    if (changes.length) throw new SchemaMismatchError(changes.join('; '));
     let kind: PendingRun['kind'] = 'scheduled';
     let window: Window = { from: watermark?.cursor ?? null, fromInclusive: false, to: run.upper };
     let supersede: Supersede[] = [];
@@ -307,11 +318,16 @@ export async function planRun(deps: ExportDeps, request: RunRequest = {}, now = 
   const runId = request.runId ?? newRunId(now);
   const startedAt = now.toISOString();
   const exportedAtMicros = String(BigInt(now.getTime()) * 1000n);
-  const plan: RunPlan = { runId, startedAt, tables: [], skipped: [], warnings };
+  const plan: RunPlan = { runId, startedAt, tables: [], skipped: [], failed: [], warnings };
   for (const shape of shapes) {
-    const planned = await planTable(deps, shape, request, { runId, startedAt, exportedAtMicros, upper });
-    if ('skipped' in planned) plan.skipped.push({ table: shape.table.display, reason: planned.skipped });
-    else plan.tables.push(planned);
+    try {
+      const planned = await planTable(deps, shape, request, { runId, startedAt, exportedAtMicros, upper });
+      if ('skipped' in planned) plan.skipped.push({ table: shape.table.lakeName, reason: planned.skipped });
+      else plan.tables.push(planned);
+    } catch (error) {
+      if (!(error instanceof ExportError)) throw error;
+      plan.failed.push({ table: shape.table.lakeName, error: describeError(error) });
+    }
   }
   return plan;
 }
@@ -323,7 +339,7 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
   if (task.done) return task;
   const table = findTable(deps.config, task.table);
   const state = new TableState(deps.store, deps.config.lake.prefix, task.table);
-  await renewLease(state, task);
+  await renewLease(deps, state, task);
   const shape = await describeTableShape(deps.source, table, deps.config);
   if (shape.fingerprint !== task.fingerprint) {
     throw new SchemaMismatchError(`${task.display}: the table's columns changed during run ${task.runId}; the next run exports with the new columns`);
@@ -334,8 +350,16 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
   let lastPageMillis = 0;
   while (!current.done && Date.now() + 2 * lastPageMillis < deadline) {
     const started = Date.now();
+    if (current.page > task.page) await renewLease(deps, state, current);
     const sql = pageQuery(shape, current.window, current.after, pageRows);
-    const page = frameCopyBinary(await deps.source.copyBinary(sql), shape.layout.columns.length);
+    let bytes: Buffer;
+    try {
+      bytes = await deps.source.copyBinary(sql);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      throw new ExportError(`${task.display}: page ${current.page + 1}: ${message}`, { cause: error });
+    }
+    const page = frameCopyBinary(bytes, shape.layout.columns.length);
     if (page.rowCount === 0) {
       current = { ...current, done: true };
       break;
@@ -396,11 +420,34 @@ async function finishCommit(deps: LakeDeps, state: TableState, runId: string, co
   return manifest;
 }
 
+/**
+ * The table's data-quality checks over the run's window, asked of the database before anything
+ * is published; a failure fails the table and the lake stays as it was.
+ */
+async function runChecks(deps: ExportDeps, shape: TableShape, task: TableTask): Promise<void> {
+  const checks = shape.table.config.checks;
+  if (!checks) return;
+  const failures: string[] = [];
+  if (task.rows < checks.minRows) failures.push(`minRows: the run exported ${task.rows} rows, at least ${checks.minRows} required`);
+  const table = quoteQualified(shape.table.name);
+  const where = windowPredicates(shape, task.window).join(' AND ');
+  const keys = shape.keyColumns.map((c) => `${quoteIdent(c.name)}::text`).join(` || ',' || `);
+  for (const column of checks.notNull) {
+    const rows = await deps.source.queryText(`SELECT ${keys} AS key FROM ${table} WHERE ${where} AND ${quoteIdent(column)} IS NULL LIMIT 5`);
+    if (rows.length) failures.push(`notNull ${column}: NULL in rows with key ${rows.map((r) => r.key).join(' / ')}${rows.length === 5 ? ' …' : ''}`);
+  }
+  for (const column of checks.unique) {
+    const rows = await deps.source.queryText(`SELECT ${quoteIdent(column)}::text AS value, count(*)::text AS n FROM ${table} WHERE ${where} GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC, 1 LIMIT 5`);
+    if (rows.length) failures.push(`unique ${column}: ${rows.map((r) => `${JSON.stringify(r.value)} ×${r.n}`).join(', ')}`);
+  }
+  if (failures.length) throw new CheckFailedError(`${task.display}: check failed, nothing published: ${failures.join('; ')}`);
+}
+
 /** Make the run's files the table's truth: move the watermark (the commit point), then tidy up. */
 export async function commitTable(deps: ExportDeps, task: TableTask): Promise<CommitResult> {
   if (!task.done) throw new StateError(`${task.display}: run ${task.runId} cannot commit before its last page is exported`);
   const state = new TableState(deps.store, deps.config.lake.prefix, task.table);
-  await renewLease(state, task);
+  await renewLease(deps, state, task);
   const shape = await describeTableShape(deps.source, findTable(deps.config, task.table), deps.config);
   if (shape.fingerprint !== task.fingerprint) {
     throw new SchemaMismatchError(`${task.display}: the table's columns changed during run ${task.runId}; nothing was published, the next run exports with the new columns`);
@@ -415,8 +462,13 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
   if (current && task.kind !== 'full' && cursor < current.value.cursor) {
     throw new StateError(`${task.display}: watermark would move back from ${current.value.cursor} to ${cursor}`);
   }
+  await runChecks(deps, shape, task);
   // Schema before data: the engine must know every column the new files carry.
-  const columns = lakeColumns(shape);
+  // Columns dropped from the table stay declared, so older files keep them readable.
+  const previous = await state.read<{ columns: LakeColumn[] }>(state.schemaKey());
+  const fresh = lakeColumns(shape);
+  const dropped = (previous?.value.columns ?? []).filter((c) => !fresh.some((f) => f.name === c.name));
+  const columns = [...fresh.slice(0, -2), ...dropped, ...fresh.slice(-2)];
   await state.write(state.schemaKey(), { columns });
   await deps.registry?.register(task.table, columns);
   // Publish, then commit: a crash in between leaves visible files of an uncommitted run, which

@@ -49,6 +49,10 @@ export function shapeTable(table: ResolvedTable, catalog: TableCatalog | null, c
     need(name, 'columns.exclude');
     if (name === cfg.cursor || name === partitionName || keyNames.includes(name)) problems.push(`${where}: columns.exclude names ${JSON.stringify(name)}, which the export needs (cursor, key or partition)`);
   }
+  for (const name of [...(cfg.checks?.notNull ?? []), ...(cfg.checks?.unique ?? [])]) {
+    need(name, 'checks');
+    if (excluded.has(name)) problems.push(`${where}: checks name ${JSON.stringify(name)}, which columns.exclude leaves out`);
+  }
   for (const meta of META_COLUMNS) if (byName.has(meta.name)) problems.push(`${where}: column ${JSON.stringify(meta.name)} collides with the export metadata column of that name`);
   const lower = new Map<string, string>();
   for (const column of catalog.columns) {
@@ -87,7 +91,7 @@ export async function describeTableShape(source: RowSource, table: ResolvedTable
 }
 
 /** Cursor predicates of a window; bounds are literals cast to timestamptz. */
-function windowPredicates(shape: TableShape, window: Window): string[] {
+export function windowPredicates(shape: TableShape, window: Window): string[] {
   const cursor = quoteIdent(shape.cursor.name);
   const out = [`${cursor} IS NOT NULL`];
   if (window.from !== null) out.push(`${cursor} ${window.fromInclusive ? '>=' : '>'} ${quoteLiteral(window.from)}::timestamptz`);
@@ -127,4 +131,26 @@ export function lakeColumns(shape: TableShape): LakeColumn[] {
     ...shape.layout.columns.map((c) => ({ source: c.name, name: c.name.toLowerCase(), type: c.glueType })),
     ...META_COLUMNS.map((m) => ({ source: m.name, name: m.name, type: m.glueType })),
   ];
+}
+
+const WIDENINGS: Record<string, string[]> = { smallint: ['int', 'bigint'], int: ['bigint'], float: ['double'] };
+
+function widens(from: string, to: string): boolean {
+  if (from === to) return true;
+  if (WIDENINGS[from]?.includes(to)) return true;
+  const a = /^decimal\((\d+),(\d+)\)$/.exec(from);
+  const b = /^decimal\((\d+),(\d+)\)$/.exec(to);
+  return a !== null && b !== null && a[2] === b[2] && Number(b[1]) >= Number(a[1]);
+}
+
+/**
+ * Columns whose lake type changed since the last commit in a way old files cannot be read as:
+ * the table must fail rather than publish files Athena would mis-read. Added and dropped
+ * columns are fine (old files read as NULL; the dropped column stays declared).
+ */
+export function incompatibleChanges(display: string, previous: readonly LakeColumn[], next: readonly LakeColumn[]): string[] {
+  const before = new Map(previous.map((c) => [c.name, c.type]));
+  return next
+    .filter((c) => before.has(c.name) && !widens(before.get(c.name)!, c.type))
+    .map((c) => `${display}.${c.source}: type changed from ${before.get(c.name)} to ${c.type} since the last export; files already in the lake cannot be read as ${c.type} (re-export the table with {"full": true} after renaming the column, or exclude it)`);
 }

@@ -10,6 +10,7 @@ export const runRequestSchema = z.strictObject({
   tables: z.array(z.string().min(1)).min(1).optional(),
   window: z.strictObject({ from: z.string().min(1), to: z.string().min(1) }).optional(),
   full: z.boolean().optional(),
+  takeOver: z.boolean().optional(),
 });
 
 const windowSchema = z.strictObject({ from: z.string().nullable(), fromInclusive: z.boolean(), to: z.string() });
