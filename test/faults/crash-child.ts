@@ -1,0 +1,63 @@
+// A process that runs an export and kills itself (SIGKILL: no finally, no cleanup) at one
+// boundary of the protocol. The fault tests start it, let it die, then recover.
+import { validateConfig } from '../../lambdas/core/config.ts';
+import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
+import { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
+import type { ObjectStore, PutOptions, RowSource } from '../../lambdas/core/ports.ts';
+import { runExport } from '../../bin/local/run-export.ts';
+
+type CrashPoint = 'mid-copy' | 'mid-page-upload' | 'before-publish' | 'mid-publish' | 'before-watermark' | 'after-watermark' | 'after-commit';
+
+const die = (): never => {
+  process.kill(process.pid, 'SIGKILL');
+  throw new Error('unreachable');
+};
+
+function crashingStore(inner: ObjectStore, point: CrashPoint): ObjectStore {
+  let stagedPuts = 0;
+  let moves = 0;
+  return {
+    url: inner.url,
+    async put(key: string, body: Uint8Array | string, options?: PutOptions) {
+      if (point === 'mid-page-upload' && key.includes('/pending/') && key.endsWith('.parquet') && ++stagedPuts === 4) die();
+      if (point === 'before-watermark' && key.endsWith('/watermark.json')) die();
+      const done = await inner.put(key, body, options);
+      if (point === 'after-watermark' && key.endsWith('/watermark.json')) die();
+      return done;
+    },
+    get: (key) => inner.get(key),
+    list: (prefix) => inner.list(prefix),
+    delete: (keys) => inner.delete(keys),
+    async move(from, to) {
+      if (point === 'before-publish') die();
+      if (point === 'mid-publish' && ++moves === 3) die();
+      return inner.move(from, to);
+    },
+  };
+}
+
+function crashingSource(inner: RowSource, point: CrashPoint): RowSource {
+  let copies = 0;
+  return {
+    describeTable: (t) => inner.describeTable(t),
+    readClock: (lag) => inner.readClock(lag),
+    queryText: (sql, params) => inner.queryText(sql, params),
+    close: () => inner.close(),
+    async copyBinary(select) {
+      if (point === 'mid-copy' && ++copies === 2) setTimeout(die, 1); // dies while the COPY streams
+      return inner.copyBinary(select);
+    },
+  };
+}
+
+const [databaseUrl, lakeUrl, configJson, point, requestJson] = process.argv.slice(2);
+const source = new PostgresSource(databaseUrl);
+await runExport({
+  source: crashingSource(source, point as CrashPoint),
+  store: crashingStore(new DirectoryStore(lakeUrl), point as CrashPoint),
+  config: validateConfig(JSON.parse(configJson)),
+}, JSON.parse(requestJson));
+if (point === 'after-commit') die();
+await source.close();
+// Reaching here means the crash point was never hit: the test must notice.
+process.stdout.write('no crash\n');
