@@ -325,7 +325,7 @@ export async function planRun(deps: ExportDeps, request: RunRequest = {}, now = 
       if ('skipped' in planned) plan.skipped.push({ table: shape.table.lakeName, reason: planned.skipped });
       else plan.tables.push(planned);
     } catch (error) {
-      if (!(error instanceof ExportError)) throw error;
+      // One table's trouble (its lake state unreachable, its type changed) must not stop the others.
       plan.failed.push({ table: shape.table.lakeName, error: describeError(error) });
     }
   }
@@ -375,7 +375,11 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
       files: files.map(({ key, rows, bytes }) => ({ key, rows, bytes })),
     };
     await state.write(state.pendingPageKey(current.runId, pageNo), entry);
-    await Promise.all(files.map((f) => deps.store.put(state.stagedKey(current.runId, f.key), f.parquet)));
+    try {
+      await Promise.all(files.map((f) => deps.store.put(state.stagedKey(current.runId, f.key), f.parquet)));
+    } catch (error) {
+      throw new ExportError(`${task.display}: page ${pageNo}: upload to ${deps.store.url} failed: ${describeError(error)}`, { cause: error });
+    }
     current = {
       ...current,
       after: encoded.lastKey,
