@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// pg-lake-export — the command line: run an export, query the lake, (later) discover/demo/bench.
+// pg-lake-export — the command line: run an export, query the lake, discover a database's tables.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseConfig, type LakeConfig } from '../lambdas/core/config.ts';
@@ -9,12 +9,14 @@ import { DirectoryStore } from '../lambdas/adapters/directory-store.ts';
 import { openLake } from './local/lake-store.ts';
 import { LakeQuery } from './local/lake-query.ts';
 import { runExport } from './local/run-export.ts';
+import { discoverTables, renderConfig, summarizeDiscovery } from './local/discover.ts';
 
 const USAGE: Record<string, string> = {
   '': `pg-lake-export <command> [options]
 
 Commands:
   run      export the configured tables from DATABASE_URL into a lake
+  discover print a lake.config.yaml for the tables in DATABASE_URL, with warnings
   query    run SQL with DuckDB over a local lake (the stand-in for Athena)
 
 Run "pg-lake-export <command> --help" for a command's options.`,
@@ -30,7 +32,20 @@ Options:
   --tables a,b      only these tables (config name, schema.table or lake name)
   --window FROM,TO  re-export this cursor window, replacing its files
   --full            re-export everything, replacing all files
+  --take-over       take tables' leases from a run you know is dead (a killed process)
   --json            print one JSON object instead of progress lines
+  --help            this text`,
+  discover: `pg-lake-export discover [--schema s1,s2] [--json] > lake.config.yaml
+
+Reads the catalog of DATABASE_URL and prints a lake.config.yaml: every table with a cursor
+column (updated_at, modified_at, last_update or last_modified of type timestamptz, timestamp
+or date), its primary key, estimated rows and size, and warnings as comments (no index on the
+cursor, no primary key, unconstrained numeric with the digits observed, columns exported as
+strings). Tables without a cursor column are listed commented out. A summary goes to stderr.
+
+Options:
+  --schema s1,s2    only these schemas (default: all but the system schemas)
+  --json            print { tables: [{ name, cursor, primaryKey, estimatedRows, sizeBytes, warnings }] }
   --help            this text`,
   query: `pg-lake-export query "<SQL>" --config lake.config.yaml --lake file:///abs/dir [--json]
 
@@ -74,6 +89,7 @@ async function commandRun(args: string[]): Promise<number> {
       tables: { type: 'string' },
       window: { type: 'string' },
       full: { type: 'boolean', default: false },
+      'take-over': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -101,12 +117,12 @@ async function commandRun(args: string[]): Promise<number> {
           else process.stderr.write(`  ${message} ${JSON.stringify(fields ?? {})}\n`);
         },
       },
-      { tables: values.tables?.split(',').map((t) => t.trim()).filter(Boolean), window, full: values.full },
+      { tables: values.tables?.split(',').map((t) => t.trim()).filter(Boolean), window, full: values.full, takeOver: values['take-over'] },
     );
     if (json) {
       process.stdout.write(`${JSON.stringify({
         runId: outcome.runId,
-        tables: outcome.tables.map(({ table, status, rows, files, bytes, windowFrom, windowTo, error }) => ({ table, status, rows, files, bytes, windowFrom, windowTo, ...(error ? { error } : {}) })),
+        tables: outcome.tables.map(({ table, status, rows, files, bytes, windowFrom, windowTo, nullCursorRows, error }) => ({ table, status, rows, files, bytes, windowFrom, windowTo, nullCursorRows, ...(error ? { error } : {}) })),
         warnings: outcome.warnings,
         durationMs: outcome.durationMs,
       })}\n`);
@@ -159,6 +175,38 @@ async function commandQuery(args: string[]): Promise<number> {
   }
 }
 
+async function commandDiscover(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      schema: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) return printUsage('discover');
+  const schemas = values.schema?.split(',').map((s) => s.trim()).filter(Boolean);
+  if (schemas !== undefined && schemas.length === 0) throw new UsageError('--schema takes a comma-separated list of schema names');
+  const databaseUrl = process.env.DATABASE_URL;
+  if (!databaseUrl) throw new ConfigError('DATABASE_URL is not set: export DATABASE_URL=postgres://user:password@host:5432/db');
+  const source = new PostgresSource(databaseUrl);
+  try {
+    const tables = await discoverTables(source, { schemas });
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({
+        tables: tables.map(({ name, cursor, primaryKey, estimatedRows, sizeBytes, warnings }) => ({ name, cursor, primaryKey, estimatedRows, sizeBytes, warnings })),
+      })}\n`);
+    } else {
+      process.stdout.write(renderConfig(tables));
+      process.stderr.write(summarizeDiscovery(tables));
+    }
+    return 0;
+  } finally {
+    await source.close();
+  }
+}
+
 function printTable(rows: Record<string, unknown>[]): void {
   if (rows.length === 0) {
     process.stdout.write('(0 rows)\n');
@@ -178,7 +226,7 @@ function printUsage(command: string): number {
   return 0;
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { run: commandRun, query: commandQuery };
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { run: commandRun, discover: commandDiscover, query: commandQuery };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -1,3 +1,5 @@
+import { ConfigError } from './errors.ts';
+
 // Where everything lives in the lake. The Glue partition projection is generated from the same
 // PARTITION_KEYS and path code that writes the files, so the two cannot drift apart.
 //
@@ -26,7 +28,7 @@ export const STATE_DIR = '_state';
 /** Folder / Glue table name for a Postgres table name: lower case, runs of other characters → `_`. */
 export function lakeTableName(tableName: string): string {
   const slug = tableName.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
-  if (!slug) throw new Error(`table name ${JSON.stringify(tableName)} has no letters or digits to name a lake folder; set lakeName`);
+  if (!slug) throw new ConfigError(`table name ${JSON.stringify(tableName)} has no letters or digits to name a lake folder; set lakeName`);
   return slug;
 }
 
