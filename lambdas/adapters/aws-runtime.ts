@@ -12,6 +12,8 @@ import type { ExportDeps, LakeDeps } from '../core/exporter.ts';
 import { GlueRegistry } from './glue-registry.ts';
 import { PostgresSource } from './postgres-source.ts';
 import { createS3Client, S3Store } from './s3-store.ts';
+import { DirectoryStore } from './directory-store.ts';
+import type { ObjectStore } from '../core/ports.ts';
 
 export const logger = new Logger();
 export const metrics = new Metrics();
@@ -34,7 +36,8 @@ function loadConfig(): LakeConfig {
 
 export const config = loadConfig();
 const bucket = requireEnv('LAKE_BUCKET');
-const store = new S3Store(createS3Client(), bucket);
+// LAKE_URL exists for the local workflow runner (demo, e2e tests): a file:// lake instead of S3.
+const store: ObjectStore = process.env.LAKE_URL?.startsWith('file://') ? new DirectoryStore(process.env.LAKE_URL) : new S3Store(createS3Client(), bucket);
 const glueDatabase = process.env.GLUE_DATABASE;
 const registry = glueDatabase ? new GlueRegistry(new GlueClient({}), glueDatabase, bucket, config) : undefined;
 

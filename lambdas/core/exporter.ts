@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import type { LakeConfig, ResolvedTable } from './config.ts';
 import { selectTables } from './config.ts';
 import { frameCopyBinary } from './copy-binary.ts';
+import { lakeSchema } from './current-view.ts';
 import { CheckFailedError, ConfigError, ExportError, SchemaMismatchError, StateError, WindowConflictError, describeError } from './errors.ts';
 import { dataFileKey } from './layout.ts';
 import { encodePage } from './page.ts';
@@ -348,7 +349,8 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
   const prefix = deps.config.lake.prefix;
   let current = task;
   let lastPageMillis = 0;
-  while (!current.done && Date.now() + 2 * lastPageMillis < deadline) {
+  // At least one page per invocation, so a short budget still makes progress.
+  while (!current.done && (current.page === task.page || Date.now() + 2 * lastPageMillis < deadline)) {
     const started = Date.now();
     if (current.page > task.page) await renewLease(deps, state, current);
     const sql = pageQuery(shape, current.window, current.after, pageRows);
@@ -473,8 +475,9 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
   const fresh = lakeColumns(shape);
   const dropped = (previous?.value.columns ?? []).filter((c) => !fresh.some((f) => f.name === c.name));
   const columns = [...fresh.slice(0, -2), ...dropped, ...fresh.slice(-2)];
-  await state.write(state.schemaKey(), { columns });
-  await deps.registry?.register(task.table, columns);
+  const schema = lakeSchema(shape, columns);
+  await state.write(state.schemaKey(), schema);
+  await deps.registry?.register(task.table, schema);
   // Publish, then commit: a crash in between leaves visible files of an uncommitted run, which
   // the next plan removes (they are journalled); the reverse order would commit unseen data.
   await publish(deps, state, task.runId, pages);
