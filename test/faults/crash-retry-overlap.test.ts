@@ -89,6 +89,8 @@ describe('2. retries', () => {
     const first = await exportTable(deps, task, budget);
     const staged = async () => Promise.all((await lake.store.list(new TableState(lake.store, 'raw', 'retried').pendingPrefix())).map(async (k) => [k, (await lake.store.get(k))!.etag]));
     const before = await staged();
+    expect(first.page).toBe(1);
+    expect(before.length).toBeGreaterThan(1); // the page's journal and its staged files
     const again = await exportTable(deps, task, budget); // Step Functions retried after a timeout
     expect(again).toEqual(first);
     expect(await staged()).toEqual(before);
