@@ -1,6 +1,6 @@
 // Alarms, one per failure mode, each with its rule written above it; every alarm notifies one SNS
 // topic (on ALARM and on recovery). A dashboard shows the same signals side by side.
-import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -13,10 +13,16 @@ import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { PropProblems } from './prop-problems.ts';
 
-/** Namespace and name of the per-table freshness metric the Summarize step emits (EMF). */
+/** Namespace of the metrics the Summarize step emits (EMF, Powertools Metrics). */
 export const METRICS_NAMESPACE = 'PgLakeExport';
+/**
+ * Powertools service name. Powertools adds it as a `service` dimension to every metric, also to
+ * `singleMetric()`s, so an alarm must name it too: CloudWatch matches the exact dimension set.
+ */
+export const SERVICE_NAME = 'pg-lake-export';
+/** Per-table metrics, dimensions `service` and `Table` (the lake name). */
 export const STALENESS_METRIC = 'StalenessSeconds';
-/** Dimension of STALENESS_METRIC: the table's lake name. It must be the metric's only dimension. */
+export const ROWS_EXPORTED_METRIC = 'RowsExported';
 export const TABLE_DIMENSION = 'Table';
 
 /** CloudWatch evaluates at most 7 days, and at most 1 day when the period is under an hour. */
@@ -65,13 +71,21 @@ export class ExportAlarms extends Construct {
       // It only protects notifications in flight; nothing is lost with it.
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    // Only on behalf of this account's alarms (confused-deputy guard).
+    const stack = Stack.of(this);
+    const fromOurAlarms = {
+      StringEquals: { 'aws:SourceAccount': stack.account },
+      ArnLike: { 'aws:SourceArn': stack.formatArn({ service: 'cloudwatch', resource: 'alarm', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME }) },
+    };
+    const cloudWatch = new iam.ServicePrincipal('cloudwatch.amazonaws.com');
     key.addToResourcePolicy(
       new iam.PolicyStatement({
-        sid: 'CloudWatchAlarmsPublish',
-        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
-        actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+        sid: 'CloudWatchAlarmsEncrypt',
+        principals: [cloudWatch],
+        // As the SNS guide for AWS service publishers documents them.
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
         resources: ['*'], // in a key policy, "*" is this key
-        conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
+        conditions: fromOurAlarms,
       }),
     );
     this.topic = new sns.Topic(this, 'Topic', {
@@ -79,6 +93,17 @@ export class ExportAlarms extends Construct {
       masterKey: key,
       enforceSSL: true,
     });
+    // enforceSSL creates a topic policy, which replaces SNS's default one: without this
+    // statement CloudWatch is refused ("no resource-based policy allows the SNS:Publish action").
+    this.topic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'CloudWatchAlarmsPublish',
+        principals: [cloudWatch],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+        conditions: fromOurAlarms,
+      }),
+    );
     if (props.email !== undefined) this.topic.addSubscription(new subscriptions.EmailSubscription(props.email));
     const notify = new actions.SnsAction(this.topic);
 
@@ -190,9 +215,14 @@ export class ExportAlarms extends Construct {
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
         title: 'Staleness per table (seconds)',
-        width: 24,
+        width: 12,
         left: props.lakeTables.map((table) => stalenessMetric(table).with({ label: table })),
         leftAnnotations: [{ value: maxStalenessHours * 3600, label: `${maxStalenessHours} h` }],
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Rows exported per table (per hour)',
+        width: 12,
+        left: props.lakeTables.map((table) => tableMetric(ROWS_EXPORTED_METRIC, table, cloudwatch.Stats.SUM).with({ label: table })),
       }),
     );
     const functions = Object.entries(props.functions);
@@ -211,14 +241,19 @@ export class ExportAlarms extends Construct {
   }
 }
 
-function stalenessMetric(table: string): cloudwatch.Metric {
+/** A per-table metric exactly as Powertools emits it from the Summarize step. */
+function tableMetric(metricName: string, table: string, statistic: string): cloudwatch.Metric {
   return new cloudwatch.Metric({
     namespace: METRICS_NAMESPACE,
-    metricName: STALENESS_METRIC,
-    dimensionsMap: { [TABLE_DIMENSION]: table },
-    statistic: cloudwatch.Stats.MAXIMUM,
+    metricName,
+    dimensionsMap: { service: SERVICE_NAME, [TABLE_DIMENSION]: table },
+    statistic,
     period: Duration.hours(1),
   });
+}
+
+function stalenessMetric(table: string): cloudwatch.Metric {
+  return tableMetric(STALENESS_METRIC, table, cloudwatch.Stats.MAXIMUM);
 }
 
 /** Hourly periods covering `hours` (rounded up): a period may not exceed one day. */

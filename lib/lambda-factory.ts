@@ -16,6 +16,9 @@ import { isPositiveInteger, PropProblems } from './prop-problems.ts';
 /** The repository root: holds package-lock.json, node_modules and lambdas/. */
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
+/** A complete secret ARN, with the 6-character suffix Secrets Manager appends (IAM needs it to be exact). */
+export const COMPLETE_SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[^:]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/;
+
 /** Lambda's limit on the total size of a function's environment (keys and values). */
 export const LAMBDA_ENVIRONMENT_LIMIT_BYTES = 4096;
 
@@ -74,7 +77,7 @@ export class LambdaFactory extends Construct {
     const problems = new PropProblems('LambdaFactory');
     const network = props.databaseNetwork;
     problems.check(network.subnetIds.length > 0, 'databaseNetwork.subnetIds', 'list at least one subnet', network.subnetIds);
-    problems.check(/^arn:aws[a-z-]*:secretsmanager:[^:]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/.test(props.databaseSecretArn), 'databaseSecretArn', 'must be a complete Secrets Manager secret ARN (ending in the 6-character suffix)', props.databaseSecretArn);
+    problems.check(COMPLETE_SECRET_ARN.test(props.databaseSecretArn), 'databaseSecretArn', 'must be a complete Secrets Manager secret ARN (ending in the 6-character suffix)', props.databaseSecretArn);
     problems.throwIfAny();
 
     this.#props = props;

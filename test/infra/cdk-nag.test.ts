@@ -44,7 +44,7 @@ describe('cdk-nag AWS Solutions checks', () => {
         'Functions/subnet-0aaa1111bbbb22223 @aws-cdk/aws-ec2:noSubnetRouteTableId',
         'Functions/subnet-0ccc3333dddd44445 @aws-cdk/aws-ec2:noSubnetRouteTableId',
         ...['Plan', 'Export', 'Commit', 'Summarize'].map((fn) => `Functions/${fn}/Role AwsSolutions-IAM5[Resource::*]`),
-        ...['Plan', 'Export', 'Commit'].map((fn) => `Functions/${fn}/Role AwsSolutions-IAM5[Resource::<Arn>/lake/raw/*]`),
+        ...['Plan', 'Export', 'Commit', 'Summarize'].map((fn) => `Functions/${fn}/Role AwsSolutions-IAM5[Resource::<Arn>/lake/raw/*]`),
         'Workflow/StateMachine/Role AwsSolutions-IAM5[Resource::*]',
         ...Array.from({ length: 4 }, () => 'Workflow/StateMachine/Role AwsSolutions-IAM5[Resource::<Arn>:*]'),
       ].sort(),

@@ -1,7 +1,7 @@
 // The state machine as synthesized: its states, Map concurrency, retries (with jitter, never for
 // errors a retry cannot fix) and per-table catch — then the same definition run by
 // aws-local-stepfunctions with stub handlers, to check the paths data actually takes.
-import { StateMachine } from 'aws-local-stepfunctions';
+import { StateMachine, type RunOptions } from 'aws-local-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { TABLES_FAILED_ERROR, TERMINAL_ERRORS, THROTTLING_ERROR, TRANSIENT_LAMBDA_ERRORS, WORKFLOW_STATES as S } from '../../lib/index.ts';
 import { allStates, resolveDefinition, type State, type StateMachineDefinition } from './definition.ts';
@@ -153,12 +153,16 @@ describe('export workflow, run locally', () => {
     return { handlers, calls, summarizeInput: () => summarizeInput };
   }
 
+  type LocalHandlers = NonNullable<NonNullable<RunOptions['overrides']>['taskResourceLocalHandlers']>;
+
   /** Runs the execution to its end; `events` is its event log (ExecutionFailed carries Error). */
   async function run(handlers: Record<string, (input: never) => Promise<unknown>>) {
     const machine = new StateMachine(definition as ConstructorParameters<typeof StateMachine>[0]);
+    // The stubs take and return plain JSON objects; the runner's JSONValue type cannot say which.
+    const taskResourceLocalHandlers = handlers as unknown as LocalHandlers;
     // Retry waits are real seconds; the tests only check which errors are retried.
     const retryIntervalOverrides = Object.fromEntries(Object.values(S).map((name) => [name, 0]));
-    const execution = machine.run({}, { overrides: { taskResourceLocalHandlers: handlers, retryIntervalOverrides } });
+    const execution = machine.run({}, { overrides: { taskResourceLocalHandlers, retryIntervalOverrides } });
     const outcome = execution.result.then(
       (output: unknown) => ({ output, failed: false }),
       () => ({ output: undefined, failed: true }),

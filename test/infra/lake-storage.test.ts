@@ -1,10 +1,10 @@
-// The lake bucket (encrypted, private, TLS-only, unversioned, logged, journals expired) and the
+// The lake bucket (encrypted, private, TLS-only, unversioned, logged, state never expired) and the
 // Glue database — but no Glue table: those belong to the Commit step at run time.
 import { App, Stack } from 'aws-cdk-lib';
-import { Match } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LakeBucket, LakeCatalog } from '../../lib/index.ts';
-import { buildStack, FIXTURE_DATABASE, FIXTURE_LAKE_TABLES, FIXTURE_PREFIX, logicalIdOf, resourcesOfType, type BuiltStack } from './stack.ts';
+import { buildStack, FIXTURE_DATABASE, logicalIdOf, resourcesOfType, type BuiltStack } from './stack.ts';
 
 let built: BuiltStack;
 let bucketId: string;
@@ -63,18 +63,27 @@ describe('lake bucket', () => {
     });
   });
 
-  it('expires each table\'s run journals and aborts abandoned multipart uploads', () => {
+  it('aborts abandoned multipart uploads, and never expires the exporter\'s state', () => {
     const rules = (bucketProps(bucketId).LifecycleConfiguration as { Rules: Array<Record<string, unknown>> }).Rules;
-    expect(rules).toContainEqual({ Id: 'abort-incomplete-uploads', Status: 'Enabled', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } });
-    const journals = rules.filter((rule) => String(rule.Id).startsWith('expire-run-journals'));
-    expect(journals.map((rule) => rule.Prefix).sort()).toEqual(FIXTURE_LAKE_TABLES.map((t) => `${FIXTURE_PREFIX}/_state/${t}/runs/`).sort());
-    for (const rule of journals) expect(rule.ExpirationInDays).toBe(30);
+    // Run manifests under _state are how a re-run finds the files it replaces.
+    expect(rules).toEqual([{ Id: 'abort-incomplete-uploads', Status: 'Enabled', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } }]);
+  });
+
+  it('expires only the prefixes it is given', () => {
+    const stack = new Stack(new App(), 'Retention');
+    new LakeBucket(stack, 'Lake', { prefix: 'raw', expiringPrefixes: ['raw/clickstream/'], expireAfterDays: 400 });
+    Template.fromStack(stack).hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: { Rules: Match.arrayWith([{ Id: 'expire-0', Status: 'Enabled', Prefix: 'raw/clickstream/', ExpirationInDays: 400 }]) },
+    });
   });
 
   it('reports every invalid prop at once', () => {
     const stack = new Stack(new App(), 'Invalid');
-    expect(() => new LakeBucket(stack, 'Lake', { prefix: '/raw/', journalRetentionDays: 0, journalPrefixes: ['other/x/', 'raw/_state/*/runs/'] })).toThrowError(
-      /prefix: must be non-empty[\s\S]*journalRetentionDays: must be a positive whole number of days \(got 0\)[\s\S]*journalPrefixes\[0\]: must lie under[\s\S]*"\*" never matches/,
+    expect(() => new LakeBucket(stack, 'Lake', { prefix: '/raw/', expireAfterDays: 0 })).toThrowError(
+      /prefix: must be non-empty[\s\S]*expireAfterDays: must be a positive whole number of days \(got 0\)/,
+    );
+    expect(() => new LakeBucket(stack, 'Lake2', { prefix: 'raw', expiringPrefixes: ['other/x/', 'raw/_state/orders/runs/', 'raw/*/old/'] })).toThrowError(
+      /expiringPrefixes\[0\]: must lie under[\s\S]*expiringPrefixes\[1\]: must not cover the exporter's state[\s\S]*expiringPrefixes\[2\]: lifecycle prefixes are literal/,
     );
   });
 });

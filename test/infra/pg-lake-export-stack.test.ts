@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { LAKE_CONFIG_LIMIT_BYTES, PgLakeExportStack } from '../../lib/index.ts';
 import { ENV, fixtureConfig, FIXTURE_CONFIG_YAML } from './stack.ts';
 
-function build(yamlText: string, props: { bucketName?: string; journalRetentionDays?: number } = {}) {
+function build(yamlText: string, props: { bucketName?: string } = {}) {
   return () => new PgLakeExportStack(new App(), 'PgLakeExport', { config: fixtureConfig(yamlText), env: ENV, ...props });
 }
 
@@ -21,10 +21,14 @@ describe('PgLakeExportStack props', () => {
     expect(build(big)).toThrowError(new RegExp(`config: is \\d+ bytes as JSON; the LAKE_CONFIG environment variable allows ${LAKE_CONFIG_LIMIT_BYTES}`));
   });
 
+  it('require the complete secret ARN, so the grant names exactly that secret', () => {
+    expect(build(FIXTURE_CONFIG_YAML.replace('secret:lake-db-AbCdEf', 'secret:lake-db'))).toThrowError(/source\.secretArn: must be the complete secret ARN[\s\S]*\(got "arn:aws:secretsmanager:eu-west-1:123456789012:secret:lake-db"\)/);
+  });
+
   it('report every problem at once', () => {
     const noSubnets = FIXTURE_CONFIG_YAML.replace(/^ {2}subnetIds:.*\n/m, '');
-    expect(build(noSubnets, { bucketName: 'Not_A_Bucket', journalRetentionDays: 0 })).toThrowError(
-      /3 invalid prop\(s\)[\s\S]*source\.subnetIds[\s\S]*journalRetentionDays[\s\S]*bucketName: must be a valid S3 bucket name \(got "Not_A_Bucket"\)/,
+    expect(build(noSubnets, { bucketName: 'Not_A_Bucket' })).toThrowError(
+      /2 invalid prop\(s\)[\s\S]*source\.subnetIds[\s\S]*bucketName: must be a valid S3 bucket name \(got "Not_A_Bucket"\)/,
     );
   });
 });

@@ -94,12 +94,23 @@ describe('export schedule', () => {
 describe('export alarms', () => {
   it('notify one KMS-encrypted, TLS-only topic on alarm and on recovery, with the configured e-mail', () => {
     built.template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+    const fromOurAlarms = {
+      StringEquals: { 'aws:SourceAccount': '123456789012' },
+      ArnLike: { 'aws:SourceArn': 'arn:aws:cloudwatch:eu-west-1:123456789012:alarm:*' },
+    };
+    // The topic policy replaces SNS's default one, so it must let CloudWatch publish.
     built.template.hasResourceProperties('AWS::SNS::TopicPolicy', {
-      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+      Topics: [{ Ref: ids.topic }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          Match.objectLike({ Effect: 'Allow', Principal: { Service: 'cloudwatch.amazonaws.com' }, Action: 'sns:Publish', Resource: { Ref: ids.topic }, Condition: fromOurAlarms }),
+        ]),
+      },
     });
     built.template.hasResourceProperties('AWS::KMS::Key', {
       EnableKeyRotation: true,
-      KeyPolicy: { Statement: Match.arrayWith([Match.objectLike({ Principal: { Service: 'cloudwatch.amazonaws.com' }, Action: ['kms:Decrypt', 'kms:GenerateDataKey'] })]) },
+      KeyPolicy: { Statement: Match.arrayWith([Match.objectLike({ Principal: { Service: 'cloudwatch.amazonaws.com' }, Action: ['kms:Decrypt', 'kms:GenerateDataKey*'], Condition: fromOurAlarms })]) },
     });
     built.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'oncall@example.com', TopicArn: { Ref: ids.topic } });
     expect(alarms.length).toBeGreaterThan(0);
@@ -144,7 +155,8 @@ describe('export alarms', () => {
 
   it('fire per table when StalenessSeconds exceeds maxStalenessHours or stops arriving', () => {
     const stale = alarmsOn('StalenessSeconds');
-    expect(stale.map((a) => a.Dimensions)).toEqual(FIXTURE_LAKE_TABLES.map((table) => [{ Name: 'Table', Value: table }]));
+    // Exactly the dimension set Powertools emits: its `service` default dimension, then Table.
+    expect(stale.map((a) => a.Dimensions)).toEqual(FIXTURE_LAKE_TABLES.map((table) => [{ Name: 'Table', Value: table }, { Name: 'service', Value: 'pg-lake-export' }]));
     for (const alarm of stale) {
       expect(alarm).toMatchObject({
         Namespace: 'PgLakeExport',
