@@ -130,6 +130,9 @@ export class ExportWorkflow extends Construct {
         runId: sfn.JsonPath.stringAt('$.plan.runId'),
         startedAt: sfn.JsonPath.stringAt('$.plan.startedAt'),
         results: sfn.JsonPath.listAt('$.results'),
+        // Tables Plan could not start (another run holds them; their schema changed incompatibly).
+        skipped: sfn.JsonPath.listAt('$.plan.skipped'),
+        failed: sfn.JsonPath.listAt('$.plan.failed'),
       }),
     });
     const anyFailed = new sfn.Choice(this, S.anyFailed)

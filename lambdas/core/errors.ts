@@ -38,6 +38,11 @@ export class StateError extends ExportError {
   override name = 'StateError';
 }
 
+/** A transient fault of S3 or the database that outlasted the client's own retries. */
+export class ThrottlingError extends ExportError {
+  override name = 'ThrottlingError';
+}
+
 /** A data-quality check failed before publishing. */
 export class CheckFailedError extends ExportError {
   override name = 'CheckFailedError';

@@ -43,11 +43,13 @@ export const summarizeInputSchema = z.object({
   runId: z.string(),
   startedAt: z.string(),
   results: z.array(z.union([succeededSchema, failedSchema])),
+  skipped: z.array(z.object({ table: z.string(), reason: z.string() })).default([]),
+  failed: z.array(z.object({ table: z.string(), error: z.string() })).default([]),
 });
 
 export interface TableSummary {
   readonly table: string;
-  readonly status: 'succeeded' | 'failed';
+  readonly status: 'succeeded' | 'failed' | 'skipped';
   readonly rows: number;
   readonly files: number;
   readonly bytes: number;
@@ -75,8 +77,12 @@ export function cursorMillis(cursor: string): number {
  * the lease freed) so the lake is as it was and the next run can start at once.
  */
 export async function summarizeRun(deps: LakeDeps, input: z.infer<typeof summarizeInputSchema>, now = new Date()): Promise<RunSummary> {
+  const results = [
+    ...input.results,
+    ...input.failed.map((f) => ({ table: f.table, status: 'failed' as const, error: f.error, cause: null })),
+  ];
   const tables: TableSummary[] = [];
-  for (const result of input.results) {
+  for (const result of results) {
     if (result.status === 'failed') await abandonRun(deps, result.table, input.runId);
     const state = new TableState(deps.store, deps.config.lake.prefix, result.table);
     const watermark: Watermark | null = await state.watermark();
@@ -85,10 +91,14 @@ export async function summarizeRun(deps: LakeDeps, input: z.infer<typeof summari
       ? { table: result.table, status: 'succeeded', rows: result.rows, files: result.files, bytes: result.bytes, nullCursorRows: result.nullCursorRows, stalenessSeconds }
       : { table: result.table, status: 'failed', rows: 0, files: 0, bytes: 0, nullCursorRows: 0, stalenessSeconds, error: [result.error, result.cause].filter(Boolean).join(': ') });
   }
+  // A skipped table is another run's to export: reported, not a failure.
+  for (const skipped of input.skipped) {
+    tables.push({ table: skipped.table, status: 'skipped', rows: 0, files: 0, bytes: 0, nullCursorRows: 0, stalenessSeconds: null, error: skipped.reason });
+  }
   const failed = tables.filter((t) => t.status === 'failed').length;
   return {
     runId: input.runId,
-    succeeded: tables.length - failed,
+    succeeded: tables.filter((t) => t.status === 'succeeded').length,
     failed,
     durationSeconds: Math.round((now.getTime() - Date.parse(input.startedAt)) / 1000),
     tables,

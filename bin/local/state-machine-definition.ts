@@ -1,0 +1,149 @@
+// The state machine definition exactly as `cdk synth` emits it, made runnable offline (the local
+// workflow runner, the demo, the e2e and infra tests): the
+// DefinitionString's Fn::Join is joined with every Fn::GetAtt / Ref replaced by a fake but
+// well-formed ARN, so aws-local-stepfunctions can validate and run it (with local task handlers
+// keyed by state name).
+import type { Template } from 'aws-cdk-lib/assertions';
+
+export interface ResolveOptions {
+  /** @default 'us-east-1' */
+  readonly region?: string;
+  /** @default '123456789012' */
+  readonly account?: string;
+  /** Logical id of the state machine when the template has several. @default the only one */
+  readonly logicalId?: string;
+}
+
+/** A Retry or Catch rule. */
+export interface ErrorRule {
+  readonly ErrorEquals: string[];
+  readonly IntervalSeconds?: number;
+  readonly MaxAttempts?: number;
+  readonly BackoffRate?: number;
+  readonly MaxDelaySeconds?: number;
+  readonly JitterStrategy?: 'FULL' | 'NONE';
+  readonly ResultPath?: string;
+  readonly Next?: string;
+}
+
+/** The subset of Amazon States Language the tests read; everything else is kept as-is. */
+export interface State {
+  readonly Type: string;
+  readonly Resource?: string;
+  readonly Next?: string;
+  readonly End?: boolean;
+  readonly ResultPath?: string | null;
+  readonly Parameters?: Record<string, unknown>;
+  readonly ItemsPath?: string;
+  readonly MaxConcurrency?: number;
+  readonly ItemProcessor?: StateMachineDefinition & { readonly ProcessorConfig?: { readonly Mode?: string } };
+  readonly Choices?: ReadonlyArray<Record<string, unknown>>;
+  readonly Default?: string;
+  readonly Retry?: ErrorRule[];
+  readonly Catch?: ErrorRule[];
+  readonly Error?: string;
+  readonly Cause?: string;
+  readonly [key: string]: unknown;
+}
+
+export interface StateMachineDefinition {
+  readonly StartAt: string;
+  readonly States: Record<string, State>;
+  readonly QueryLanguage?: string;
+  readonly TimeoutSeconds?: number;
+  readonly Comment?: string;
+}
+
+interface TemplateResource {
+  readonly Type: string;
+  readonly Properties?: Record<string, unknown>;
+}
+
+type TemplateJson = { readonly Resources?: Record<string, TemplateResource> };
+
+/** The only (or the named) state machine's definition, tokens replaced by fake ARNs. */
+export function resolveDefinition(template: Template | TemplateJson, options: ResolveOptions = {}): StateMachineDefinition {
+  const json: TemplateJson = isAssertionsTemplate(template) ? (template.toJSON() as TemplateJson) : template;
+  const resources = json.Resources ?? {};
+  const machines = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::StepFunctions::StateMachine');
+  const found = options.logicalId ? machines.filter(([id]) => id === options.logicalId) : machines;
+  if (found.length !== 1) {
+    throw new Error(`resolveDefinition: expected one state machine${options.logicalId ? ` named ${options.logicalId}` : ''}, found ${found.length} (${machines.map(([id]) => id).join(', ') || 'none'})`);
+  }
+  const [id, machine] = found[0];
+  const raw = machine.Properties?.DefinitionString;
+  if (raw === undefined) throw new Error(`resolveDefinition: ${id} has no DefinitionString (DefinitionS3Location is not supported)`);
+  const context = { resources, region: options.region ?? 'us-east-1', account: options.account ?? '123456789012' };
+  return JSON.parse(resolveValue(raw, context, `${id}.DefinitionString`)) as StateMachineDefinition;
+}
+
+/** Every state, including those inside Map item processors, by name. */
+export function allStates(definition: StateMachineDefinition): Record<string, State> {
+  const out: Record<string, State> = {};
+  for (const [name, state] of Object.entries(definition.States)) {
+    out[name] = state;
+    if (state.ItemProcessor) Object.assign(out, allStates(state.ItemProcessor));
+  }
+  return out;
+}
+
+interface ResolveContext {
+  readonly resources: Record<string, TemplateResource>;
+  readonly region: string;
+  readonly account: string;
+}
+
+function resolveValue(value: unknown, context: ResolveContext, where: string): string {
+  if (typeof value === 'string') return value;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value);
+    if (entries.length === 1) {
+      const [fn, args] = entries[0];
+      if (fn === 'Fn::Join' && Array.isArray(args) && args.length === 2 && typeof args[0] === 'string' && Array.isArray(args[1])) {
+        return args[1].map((part: unknown, i: number) => resolveValue(part, context, `${where}[${i}]`)).join(args[0]);
+      }
+      if (fn === 'Fn::GetAtt' && Array.isArray(args) && args.length === 2) return fakeArn(String(args[0]), String(args[1]), context);
+      if (fn === 'Ref' && typeof args === 'string') return resolveRef(args, context);
+    }
+  }
+  throw new Error(`resolveDefinition: cannot resolve ${JSON.stringify(value)} at ${where}`);
+}
+
+function resolveRef(name: string, context: ResolveContext): string {
+  switch (name) {
+    case 'AWS::Partition':
+      return 'aws';
+    case 'AWS::Region':
+      return context.region;
+    case 'AWS::AccountId':
+      return context.account;
+    case 'AWS::URLSuffix':
+      return 'amazonaws.com';
+    default:
+      return fakeArn(name, 'Ref', context);
+  }
+}
+
+/** A syntactically valid ARN for a resource, per type (Lambda functions get function ARNs). */
+function fakeArn(logicalId: string, attribute: string, context: ResolveContext): string {
+  const type = context.resources[logicalId]?.Type;
+  const { region, account } = context;
+  switch (type) {
+    case 'AWS::Lambda::Function':
+      return `arn:aws:lambda:${region}:${account}:function:${logicalId}`;
+    case 'AWS::StepFunctions::StateMachine':
+      return `arn:aws:states:${region}:${account}:stateMachine:${logicalId}`;
+    case 'AWS::SNS::Topic':
+      return `arn:aws:sns:${region}:${account}:${logicalId}`;
+    case 'AWS::SQS::Queue':
+      return `arn:aws:sqs:${region}:${account}:${logicalId}`;
+    case 'AWS::S3::Bucket':
+      return attribute === 'Ref' ? logicalId.toLowerCase() : `arn:aws:s3:::${logicalId.toLowerCase()}`;
+    default:
+      return `arn:aws:cloudformation:${region}:${account}:stack/fake/${logicalId}/${attribute}`;
+  }
+}
+
+function isAssertionsTemplate(value: Template | TemplateJson): value is Template {
+  return typeof (value as Template).toJSON === 'function';
+}

@@ -1,0 +1,117 @@
+// Runs the export workflow on this machine exactly as Step Functions would: the state machine
+// definition comes from synthesizing the real stack, aws-local-stepfunctions executes it, and
+// its Task states call the real Lambda handlers in this process. The demo and the e2e tests use it.
+import { App } from 'aws-cdk-lib';
+import { StateMachine, ExecutionError } from 'aws-local-stepfunctions';
+import type { LakeConfig } from '../../lambdas/core/config.ts';
+import { PgLakeExportStack } from '../../lib/pg-lake-export-stack.ts';
+import { WORKFLOW_STATES } from '../../lib/export-workflow.ts';
+import { resolveDefinition, type StateMachineDefinition } from './state-machine-definition.ts';
+
+// The network and secret do not shape the workflow; synthesis for a local run fills them in.
+const LOCAL_SOURCE = {
+  secretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:local-run-AbCdEf',
+  vpcId: 'vpc-0123456789abcdef0',
+  securityGroupId: 'sg-0123456789abcdef0',
+  subnetIds: ['subnet-0123456789abcdef0'],
+};
+
+/** The state machine definition of the stack this config deploys, tokens resolved. */
+export function synthesizeDefinition(config: LakeConfig): StateMachineDefinition {
+  // Bundling is skipped: only the definition is needed, not the Lambda zips.
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] }, autoSynth: false });
+  new PgLakeExportStack(app, 'PgLakeExportLocal', {
+    config: { ...config, source: config.source ?? LOCAL_SOURCE },
+    env: { account: '123456789012', region: 'eu-west-1' },
+  });
+  const template = app.synth().getStackByName('PgLakeExportLocal').template as Record<string, unknown>;
+  return resolveDefinition(template);
+}
+
+export interface LocalRunEnvironment {
+  readonly config: LakeConfig;
+  readonly databaseUrl: string;
+  /** `file:///…` for a directory lake; otherwise the S3 bucket name (AWS_ENDPOINT_URL_S3 applies). */
+  readonly lake: string;
+}
+
+type Handler = (event: unknown, context?: { getRemainingTimeInMillis(): number }) => Promise<unknown>;
+let handlers: Record<'plan' | 'export' | 'commit' | 'summarize', Handler> | null = null;
+
+/**
+ * The handlers read their environment once, at module scope, as in Lambda: so one process runs
+ * one configuration. Set the environment, then import them.
+ */
+async function loadHandlers(env: LocalRunEnvironment): Promise<NonNullable<typeof handlers>> {
+  const lakeConfig = JSON.stringify(env.config);
+  if (handlers) {
+    if (process.env.LAKE_CONFIG !== lakeConfig) throw new Error('the local workflow runner runs one configuration per process');
+    return handlers;
+  }
+  Object.assign(process.env, {
+    LAKE_CONFIG: lakeConfig,
+    DATABASE_URL: env.databaseUrl,
+    ...(env.lake.startsWith('file://') ? { LAKE_URL: env.lake, LAKE_BUCKET: 'local' } : { LAKE_BUCKET: env.lake }),
+    POWERTOOLS_SERVICE_NAME: 'pg-lake-export',
+    POWERTOOLS_METRICS_NAMESPACE: 'PgLakeExport',
+    POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'SILENT',
+    POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
+  });
+  const [plan, exportPage, commit, summarize] = await Promise.all([
+    import('../../lambdas/plan/handler.ts'),
+    import('../../lambdas/export/handler.ts'),
+    import('../../lambdas/commit/handler.ts'),
+    import('../../lambdas/summarize/handler.ts'),
+  ]);
+  handlers = { plan: plan.handler, export: exportPage.handler, commit: commit.handler, summarize: summarize.handler };
+  return handlers;
+}
+
+export interface LocalRunOptions {
+  /** Milliseconds each Export invocation may use before returning its cursor (as Lambda's budget). */
+  readonly exportBudgetMillis?: number;
+  /** Called with each task's output as the execution goes (progress). */
+  readonly onTaskOutput?: (state: string, output: unknown) => void;
+}
+
+export interface LocalRunResult {
+  readonly status: 'SUCCEEDED' | 'FAILED';
+  readonly output: unknown;
+  readonly error?: string;
+  readonly cause?: string;
+}
+
+export async function runWorkflowLocally(
+  definition: StateMachineDefinition,
+  env: LocalRunEnvironment,
+  input: unknown,
+  options: LocalRunOptions = {},
+): Promise<LocalRunResult> {
+  const h = await loadHandlers(env);
+  // The Export handler keeps a 60 s reserve; add it so each invocation gets the budget asked for.
+  const budget = (options.exportBudgetMillis ?? 15 * 60_000) + 60_000;
+  const report = (state: string, fn: Handler): Handler => async (event) => {
+    const output = await fn(event, { getRemainingTimeInMillis: () => budget });
+    options.onTaskOutput?.(state, output);
+    return output;
+  };
+  const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } });
+  const execution = machine.run(input as never, {
+    overrides: {
+      taskResourceLocalHandlers: {
+        [WORKFLOW_STATES.plan]: report(WORKFLOW_STATES.plan, h.plan),
+        [WORKFLOW_STATES.exportPage]: report(WORKFLOW_STATES.exportPage, h.export),
+        [WORKFLOW_STATES.commit]: report(WORKFLOW_STATES.commit, h.commit),
+        [WORKFLOW_STATES.summarize]: report(WORKFLOW_STATES.summarize, h.summarize),
+      } as never,
+    },
+  });
+  try {
+    return { status: 'SUCCEEDED', output: await execution.result };
+  } catch (error) {
+    if (!(error instanceof ExecutionError)) throw error;
+    // The error that ended the execution (a Fail state's Error/Cause, or an uncaught task error).
+    const cause = error.cause instanceof Error ? error.cause : error;
+    return { status: 'FAILED', output: null, error: cause.name, cause: cause.message };
+  }
+}
