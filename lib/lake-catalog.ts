@@ -29,7 +29,8 @@ export class LakeCatalog extends Construct {
     const problems = new PropProblems('LakeCatalog');
     problems.check(/^[a-z0-9_]{1,255}$/.test(props.databaseName), 'databaseName', 'must match [a-z0-9_]{1,255}', props.databaseName);
     for (const [i, table] of props.lakeTables.entries()) {
-      problems.check(/^[a-z0-9_]{1,255}$/.test(table), `lakeTables[${i}]`, 'must match [a-z0-9_]{1,255}', table);
+      // 247 leaves room for the `<table>_current` view Commit keeps beside it.
+      problems.check(/^[a-z0-9_]{1,247}$/.test(table), `lakeTables[${i}]`, 'must match [a-z0-9_]{1,247}', table);
     }
     problems.throwIfAny();
 
@@ -44,7 +45,8 @@ export class LakeCatalog extends Construct {
     });
     this.catalogArn = stack.formatArn({ service: 'glue', resource: 'catalog' });
     this.databaseArn = stack.formatArn({ service: 'glue', resource: 'database', resourceName: props.databaseName });
-    this.tableArns = props.lakeTables.map((table) => stack.formatArn({ service: 'glue', resource: 'table', resourceName: `${props.databaseName}/${table}` }));
+    // Each table and its current-state view (both created and updated by Commit).
+    this.tableArns = props.lakeTables.flatMap((table) => [table, `${table}_current`].map((name) => stack.formatArn({ service: 'glue', resource: 'table', resourceName: `${props.databaseName}/${name}` })));
   }
 
   /** Read the database and create / update the configured tables' definitions. */

@@ -1,12 +1,15 @@
 // The local stand-in for Athena: DuckDB over a directory lake, one view per configured table,
-// named as the table and declaring exactly the Glue column list plus year, month, day.
+// named as the table and declaring exactly the Glue column list plus year, month, day; and its
+// `<table>_current` view, from the same SQL builder as the Glue view.
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
 import { selectTables } from '../../lambdas/core/config.ts';
+import { currentViewClashes, currentViewName, currentViewSql } from '../../lambdas/core/current-view.ts';
+import { ConfigError } from '../../lambdas/core/errors.ts';
 import { PARTITION_KEYS, tableDataPrefix } from '../../lambdas/core/layout.ts';
-import type { LakeColumn } from '../../lambdas/core/ports.ts';
+import type { LakeColumn, LakeSchema } from '../../lambdas/core/ports.ts';
 import { TableState } from '../../lambdas/core/state.ts';
 import type { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
 
@@ -35,9 +38,13 @@ export class LakeQuery {
     const connection = await instance.connect();
     // Athena shows timestamps in UTC; so does this stand-in.
     await connection.run("SET TimeZone = 'UTC'");
-    for (const table of selectTables(config)) {
+    const tables = selectTables(config);
+    const clashes = currentViewClashes(tables.map((t) => t.lakeName));
+    if (clashes.length) throw new ConfigError(`tables: ${clashes.map((c) => c.message).join('; ')}`);
+    for (const table of tables) {
       const state = new TableState(store, config.lake.prefix, table.lakeName);
-      const schema = await state.read<{ columns: LakeColumn[] }>(state.schemaKey());
+      // Lakes committed before the current-state views recorded only the columns.
+      const schema = await state.read<Partial<LakeSchema> & { columns: LakeColumn[] }>(state.schemaKey());
       if (!schema) continue; // never committed: no view, as Athena would have no table
       const columns = schema.value.columns;
       const dir = path.join(store.root, tableDataPrefix(config.lake.prefix, table.lakeName));
@@ -52,6 +59,10 @@ export class LakeQuery {
         body = `SELECT ${select}, ${PARTITION_KEYS.map((k) => `CAST(NULL AS INTEGER) AS ${k.name}`).join(', ')} WHERE false`;
       }
       await connection.run(`CREATE VIEW ${quote(table.lakeName)} AS ${body}`);
+      const { key, cursor, softDelete } = schema.value;
+      if (key === undefined || cursor === undefined) continue; // the next commit records them
+      const sql = currentViewSql('duckdb', { lakeTable: table.lakeName, schema: { columns, key, cursor, softDelete } });
+      await connection.run(`CREATE VIEW ${quote(currentViewName(table.lakeName))} AS ${sql}`);
     }
     return new LakeQuery(connection);
   }

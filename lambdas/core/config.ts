@@ -20,6 +20,8 @@ const tableSchema = z.strictObject({
   primaryKey: z.array(identifier).min(1).optional(),
   /** Column whose UTC date picks year/month/day. @default the cursor */
   partitionBy: identifier.optional(),
+  /** Boolean column that marks a row deleted: the `<lakeName>_current` view leaves such rows out. */
+  softDeleteColumn: identifier.optional(),
   /** Columns left out of the lake (never read from the database). */
   columns: z.strictObject({ exclude: z.array(identifier).default([]) }).default({ exclude: [] }),
   /** Extra SQL predicate ANDed to every page query, written by the operator (trusted). */

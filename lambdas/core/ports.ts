@@ -66,7 +66,19 @@ export interface LakeColumn {
   readonly type: string;
 }
 
-/** The query engine's catalog (Glue when deployed); told each table's columns at commit. */
+/**
+ * A lake table's schema as of its last commit (`_state/<table>/schema.json`): the columns the
+ * engine declares, and the engine names of the key, cursor and soft-delete columns that its
+ * `<table>_current` view ranks and filters by.
+ */
+export interface LakeSchema {
+  readonly columns: readonly LakeColumn[];
+  readonly key: readonly string[];
+  readonly cursor: string;
+  readonly softDelete?: string;
+}
+
+/** The query engine's catalog (Glue when deployed); told each table's schema at commit. */
 export interface TableRegistry {
-  register(lakeTable: string, columns: readonly LakeColumn[]): Promise<void>;
+  register(lakeTable: string, schema: LakeSchema): Promise<void>;
 }

@@ -45,6 +45,9 @@ export function shapeTable(table: ResolvedTable, catalog: TableCatalog | null, c
   const partition = cfg.partitionBy === undefined ? undefined : need(partitionName, 'partitionBy');
   if (partition && !CURSOR_TYPES.has(partition.typeName)) problems.push(`${where}: partitionBy column ${JSON.stringify(partition.name)} is ${partition.formatted}; it must be timestamptz, timestamp or date`);
   const excluded = new Set(cfg.columns.exclude);
+  const softDelete = cfg.softDeleteColumn === undefined ? undefined : need(cfg.softDeleteColumn, 'softDeleteColumn');
+  if (softDelete && softDelete.typeName !== 'bool') problems.push(`${where}: softDeleteColumn ${JSON.stringify(softDelete.name)} is ${softDelete.formatted}; it must be boolean`);
+  if (softDelete && excluded.has(softDelete.name)) problems.push(`${where}: columns.exclude names ${JSON.stringify(softDelete.name)}, which softDeleteColumn needs`);
   for (const name of excluded) {
     need(name, 'columns.exclude');
     if (name === cfg.cursor || name === partitionName || keyNames.includes(name)) problems.push(`${where}: columns.exclude names ${JSON.stringify(name)}, which the export needs (cursor, key or partition)`);

@@ -128,7 +128,7 @@ describe('least privilege', () => {
     expect(actionsOf(ids.commitRole, 'glue')).toEqual(['glue:CreateTable', 'glue:GetDatabase', 'glue:GetTable', 'glue:UpdateTable']);
     const resources = statementsFor(ids.commitRole, 'glue').flatMap((s) => asArray(s.Resource));
     expect(resources.sort()).toEqual(
-      [arn('catalog'), arn(`database/${FIXTURE_DATABASE}`), ...FIXTURE_LAKE_TABLES.map((t) => arn(`table/${FIXTURE_DATABASE}/${t}`))].sort(),
+      [arn('catalog'), arn(`database/${FIXTURE_DATABASE}`), ...FIXTURE_LAKE_TABLES.flatMap((t) => [t, `${t}_current`].map((n) => arn(`table/${FIXTURE_DATABASE}/${n}`)))].sort(),
     );
     for (const role of [ids.planRole, ids.exportRole, ids.summarizeRole, ids.stateMachineRole, ids.scheduleRole]) expect(actionsOf(role, 'glue')).toEqual([]);
   });

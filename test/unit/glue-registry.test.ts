@@ -1,0 +1,77 @@
+// The Glue registry against the real SDK client, its requests answered by a middleware that
+// plays a Glue catalog: which calls, in which order, with which TableInput.
+import { EntityNotFoundException, GlueClient, type Table, type TableInput } from '@aws-sdk/client-glue';
+import { describe, expect, it } from 'vitest';
+import { GlueRegistry } from '../../lambdas/adapters/glue-registry.ts';
+import { validateConfig } from '../../lambdas/core/config.ts';
+import { decodePrestoView } from '../../lambdas/core/current-view.ts';
+import type { LakeSchema } from '../../lambdas/core/ports.ts';
+
+const schema: LakeSchema = {
+  columns: [
+    { source: 'id', name: 'id', type: 'bigint' },
+    { source: 'deleted', name: 'deleted', type: 'boolean' },
+    { source: 'updated_at', name: 'updated_at', type: 'timestamp' },
+    { source: '_lake_exported_at', name: '_lake_exported_at', type: 'timestamp' },
+    { source: '_lake_run_id', name: '_lake_run_id', type: 'string' },
+  ],
+  key: ['id'],
+  cursor: 'updated_at',
+  softDelete: 'deleted',
+};
+
+function fakeGlue(existing: Record<string, Table>) {
+  const calls: { command: string; name: string; input?: TableInput }[] = [];
+  const client = new GlueClient({ region: 'eu-west-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+  client.middlewareStack.add(
+    (_next, context) => async (args) => {
+      const input = args.input as { Name?: string; TableInput?: TableInput };
+      const name = input.Name ?? input.TableInput?.Name ?? '';
+      calls.push({ command: context.commandName ?? '', name, input: input.TableInput });
+      if (context.commandName === 'GetTableCommand') {
+        const table = existing[name];
+        if (!table) throw new EntityNotFoundException({ message: `${name} not found`, $metadata: {} });
+        return { output: { Table: table, $metadata: {} }, response: {} };
+      }
+      return { output: { $metadata: {} }, response: {} };
+    },
+    { step: 'initialize', name: 'fakeGlue' },
+  );
+  return { client, calls };
+}
+
+const config = validateConfig({ tables: [{ name: 'orders', softDeleteColumn: 'deleted' }] });
+
+describe('GlueRegistry', () => {
+  it('creates the table, then its current-state view, in a new database', async () => {
+    const { client, calls } = fakeGlue({});
+    await new GlueRegistry(client, 'lake', 'bucket', config).register('orders', schema);
+    expect(calls.map((c) => `${c.command} ${c.name}`)).toEqual(['GetTableCommand orders', 'CreateTableCommand orders', 'GetTableCommand orders_current', 'CreateTableCommand orders_current']);
+    const view = calls[3].input!;
+    expect(view).toMatchObject({ TableType: 'VIRTUAL_VIEW', Parameters: { presto_view: 'true' } });
+    expect(decodePrestoView(view.ViewOriginalText!).originalSql).toContain('FROM "lake"."orders"');
+  });
+
+  it('updates both when they exist', async () => {
+    const { client, calls } = fakeGlue({ orders: { Name: 'orders', TableType: 'EXTERNAL_TABLE' }, orders_current: { Name: 'orders_current', TableType: 'VIRTUAL_VIEW' } });
+    await new GlueRegistry(client, 'lake', 'bucket', config).register('orders', schema);
+    expect(calls.map((c) => `${c.command} ${c.name}`)).toEqual(['GetTableCommand orders', 'UpdateTableCommand orders', 'GetTableCommand orders_current', 'UpdateTableCommand orders_current']);
+  });
+
+  it('leaves a table that is not a view alone and says so', async () => {
+    const { client, calls } = fakeGlue({ orders_current: { Name: 'orders_current', TableType: 'EXTERNAL_TABLE' } });
+    await expect(new GlueRegistry(client, 'lake', 'bucket', config).register('orders', schema)).rejects.toThrow(
+      'public.orders: Glue table lake.orders_current exists and is not a view (EXTERNAL_TABLE); it is left alone, rename it to get the current-state view',
+    );
+    expect(calls.map((c) => c.command)).not.toContain('UpdateTableCommand orders_current');
+  });
+
+  it('refuses a configured lake table named as another table\'s view before calling Glue', async () => {
+    const clashing = validateConfig({ tables: [{ name: 'orders' }, { name: 'orders_current' }] });
+    const { client, calls } = fakeGlue({});
+    await expect(new GlueRegistry(client, 'lake', 'bucket', clashing).register('orders_current', schema)).rejects.toThrow(
+      'public.orders_current: lake table "orders_current" has the name of the current-state view of lake table "orders"; set tables[].lakeName on one of them',
+    );
+    expect(calls).toEqual([]);
+  });
+});
