@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // pg-lake-export — the command line: run an export, query the lake, discover a database's tables.
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseConfig, type LakeConfig } from '../lambdas/core/config.ts';
 import { ConfigError, describeError } from '../lambdas/core/errors.ts';
@@ -9,6 +10,8 @@ import { DirectoryStore } from '../lambdas/adapters/directory-store.ts';
 import { openLake } from './local/lake-store.ts';
 import { LakeQuery } from './local/lake-query.ts';
 import { runExport } from './local/run-export.ts';
+import { formatRows } from './local/format-rows.ts';
+import { runDemo } from './local/demo.ts';
 import { discoverTables, renderConfig, summarizeDiscovery } from './local/discover.ts';
 
 const USAGE: Record<string, string> = {
@@ -17,6 +20,7 @@ const USAGE: Record<string, string> = {
 Commands:
   run      export the configured tables from DATABASE_URL into a lake
   discover print a lake.config.yaml for the tables in DATABASE_URL, with warnings
+  demo     the whole product on an embedded PostgreSQL with a media store (no setup)
   query    run SQL with DuckDB over a local lake (the stand-in for Athena)
 
 Run "pg-lake-export <command> --help" for a command's options.`,
@@ -46,6 +50,17 @@ strings). Tables without a cursor column are listed commented out. A summary goe
 Options:
   --schema s1,s2    only these schemas (default: all but the system schemas)
   --json            print { tables: [{ name, cursor, primaryKey, estimatedRows, sizeBytes, warnings }] }
+  --help            this text`,
+  demo: `pg-lake-export demo [--lake DIR] [--json]
+
+Starts an embedded PostgreSQL, creates a media store (about 1.2 million rows), runs the
+synthesized Step Functions workflow locally into a lake directory, answers three questions
+with SQL over the lake, changes some rows and runs again to show that only the changes land.
+Stops its server at the end; the lake stays for you to query.
+
+Options:
+  --lake DIR        where the lake goes (default .lake/demo; replaced)
+  --json            print one JSON object with the run totals and the answers
   --help            this text`,
   query: `pg-lake-export query "<SQL>" --config lake.config.yaml --lake file:///abs/dir [--json]
 
@@ -168,7 +183,7 @@ async function commandQuery(args: string[]): Promise<number> {
   try {
     const rows = await lake.query(positionals[0]);
     if (values.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
-    else printTable(rows);
+    else process.stdout.write(`${formatRows(rows)}\n`);
     return 0;
   } finally {
     lake.close();
@@ -207,26 +222,28 @@ async function commandDiscover(args: string[]): Promise<number> {
   }
 }
 
-function printTable(rows: Record<string, unknown>[]): void {
-  if (rows.length === 0) {
-    process.stdout.write('(0 rows)\n');
-    return;
-  }
-  const columns = Object.keys(rows[0]);
-  const cells = rows.map((r) => columns.map((c) => (r[c] === null ? 'NULL' : typeof r[c] === 'object' ? JSON.stringify(r[c]) : String(r[c]))));
-  const widths = columns.map((c, i) => Math.min(40, Math.max(c.length, ...cells.map((row) => row[i].length))));
-  const line = (values: string[]) => values.map((v, i) => (v.length > widths[i] ? `${v.slice(0, widths[i] - 1)}…` : v.padEnd(widths[i]))).join(' | ');
-  process.stdout.write(`${line(columns)}\n${widths.map((w) => '-'.repeat(w)).join('-+-')}\n`);
-  for (const row of cells) process.stdout.write(`${line(row)}\n`);
-  process.stdout.write(`(${rows.length} row${rows.length === 1 ? '' : 's'})\n`);
-}
-
 function printUsage(command: string): number {
   process.stdout.write(`${USAGE[command]}\n`);
   return 0;
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { run: commandRun, discover: commandDiscover, query: commandQuery };
+async function commandDemo(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      lake: { type: 'string', default: '.lake/demo' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) return printUsage('demo');
+  const result = await runDemo({ lakeDir: path.resolve(values.lake!), json: values.json!, out: (line) => process.stdout.write(`${line}\n`) });
+  if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  return 0;
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { run: commandRun, discover: commandDiscover, query: commandQuery, demo: commandDemo };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

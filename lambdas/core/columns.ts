@@ -357,3 +357,248 @@ export function arrowTypeOf(type: LakeType): arrow.DataType {
     case 'list': return new arrow.List(new arrow.Field('element', arrowTypeOf(type.element), true));
   }
 }
+
+// ---------------------------------------------------------------- column-at-a-time decoding
+
+/**
+ * Scratch memory for one file's column buffers, reused file after file. Fresh multi-MB typed
+ * arrays cost more in page faults than decoding into them (measured: ~4 ms per fresh MiB vs
+ * ~0.1 ms warm on the benchmark machines), so column buffers come from here. What an arena
+ * hands out is valid until its next reset(): callers must be done with the Arrow data by then.
+ */
+export class Arena {
+  private chunk: ArrayBuffer;
+  private used = 0;
+  private spilled = 0;
+  constructor(initialBytes = 1 << 20) {
+    this.chunk = new ArrayBuffer(initialBytes);
+  }
+  /** Forget everything handed out; grow to fit what the last round needed in one chunk. */
+  reset(): void {
+    if (this.spilled > 0) this.chunk = new ArrayBuffer(Math.ceil((this.used + this.spilled) * 1.25));
+    this.used = 0;
+    this.spilled = 0;
+  }
+  /** `n` zeroed bytes, 64-byte aligned. */
+  bytes(n: number): Uint8Array<ArrayBuffer> {
+    const size = (n + 63) & ~63;
+    if (this.used + size > this.chunk.byteLength) {
+      this.spilled += size;
+      return new Uint8Array(n);
+    }
+    const out = new Uint8Array(this.chunk, this.used, n);
+    this.used += size;
+    out.fill(0);
+    return out;
+  }
+  int32(n: number): Int32Array<ArrayBuffer> {
+    const b = this.bytes(n * 4);
+    return new Int32Array(b.buffer, b.byteOffset, n);
+  }
+}
+
+/** An arena that never reuses: every buffer fresh (for callers that keep the data). */
+const FRESH = { bytes: (n: number) => new Uint8Array(n), int32: (n: number) => new Int32Array(n) };
+type Allocator = Pick<Arena, 'bytes' | 'int32'>;
+
+/** Where a page's values are: per row and field (row · stride + field) offset and length. */
+export interface FieldSlots {
+  readonly buf: Buffer;
+  readonly fieldPos: Int32Array;
+  readonly fieldLen: Int32Array;
+  readonly stride: number;
+}
+
+/** Where a column's value came from, for error messages: `table.column` and the row's key. */
+export interface ColumnContext {
+  readonly where: string;
+  rowKey(row: number): string;
+}
+
+/** Validity bits for `n` values; kept only when some value is NULL. */
+function validityOf(len: Int32Array, rows: Int32Array, n: number, stride: number, field: number, mem: Allocator): { bitmap: Uint8Array | undefined; nullCount: number } {
+  let nulls = 0;
+  for (let i = 0; i < n; i++) if (len[rows[i] * stride + field] < 0) nulls++;
+  if (nulls === 0) return { bitmap: undefined, nullCount: 0 };
+  const bitmap = mem.bytes((n + 7) >> 3);
+  for (let i = 0; i < n; i++) if (len[rows[i] * stride + field] >= 0) bitmap[i >> 3] |= 1 << (i & 7);
+  return { bitmap, nullCount: nulls };
+}
+
+function readI32(buf: Buffer, p: number): number {
+  return (buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3];
+}
+
+/** 8-byte big-endian values → little-endian word pairs (int8, float8 bit patterns). */
+function swap64(s: FieldSlots, field: number, rows: Int32Array, n: number, out: Int32Array): void {
+  const { buf, fieldPos, fieldLen, stride } = s;
+  for (let i = 0; i < n; i++) {
+    const k = rows[i] * stride + field;
+    if (fieldLen[k] < 0) continue;
+    const p = fieldPos[k];
+    out[2 * i] = readI32(buf, p + 4);
+    out[2 * i + 1] = readI32(buf, p);
+  }
+}
+
+function swap32(s: FieldSlots, field: number, rows: Int32Array, n: number, out: Int32Array): void {
+  const { buf, fieldPos, fieldLen, stride } = s;
+  for (let i = 0; i < n; i++) {
+    const k = rows[i] * stride + field;
+    if (fieldLen[k] >= 0) out[i] = readI32(buf, fieldPos[k]);
+  }
+}
+
+function decodeTimestamps(s: FieldSlots, field: number, rows: Int32Array, n: number, out: Uint32Array, ctx: ColumnContext): void {
+  const { buf, fieldPos, fieldLen, stride } = s;
+  for (let i = 0; i < n; i++) {
+    const k = rows[i] * stride + field;
+    if (fieldLen[k] < 0) continue;
+    const p = fieldPos[k];
+    const hi = readI32(buf, p);
+    const lo = readI32(buf, p + 4) >>> 0;
+    const o = 2 * i;
+    if (hi === 0x7fffffff && lo === 0xffffffff) { out[o] = 0xffffffff; out[o + 1] = 0x7fffffff; continue; }
+    if (hi === -0x80000000 && lo === 0) { out[o] = 1; out[o + 1] = 0x80000000; continue; }
+    let sumLo = lo + PG_EPOCH_MICROS_LO;
+    let carry = 0;
+    if (sumLo >= TWO_32) { sumLo -= TWO_32; carry = 1; }
+    const sumHi = hi + PG_EPOCH_MICROS_HI + carry;
+    if (sumHi > 0x7fffffff) throw new ValueError(`${ctx.where}: timestamp after 294247-01-10 04:00:54.775807 does not fit Parquet's µs since 1970 (row ${ctx.rowKey(rows[i])})`);
+    out[o] = sumLo;
+    out[o + 1] = sumHi >>> 0;
+  }
+}
+
+function decodeDates(s: FieldSlots, field: number, rows: Int32Array, n: number, out: Int32Array, ctx: ColumnContext): void {
+  const { buf, fieldPos, fieldLen, stride } = s;
+  for (let i = 0; i < n; i++) {
+    const k = rows[i] * stride + field;
+    if (fieldLen[k] < 0) continue;
+    const v = readI32(buf, fieldPos[k]);
+    if (v === 0x7fffffff) { out[i] = 0x7fffffff; continue; }
+    if (v === -0x80000000) { out[i] = -0x7fffffff; continue; }
+    const days = v + PG_EPOCH_DAYS;
+    if (days >= 0x7fffffff) throw new ValueError(`${ctx.where}: date too far in the future to store (row ${ctx.rowKey(rows[i])})`);
+    out[i] = days;
+  }
+}
+
+/** utf8/binary: the exact byte total is known from the lengths, so one allocation, one copy each. */
+function decodeBytes(s: FieldSlots, field: number, rows: Int32Array, n: number, mem: Allocator): { offsets: Int32Array; data: Uint8Array } {
+  const { buf, fieldPos, fieldLen, stride } = s;
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const len = fieldLen[rows[i] * stride + field];
+    if (len > 0) total += len;
+  }
+  const offsets = mem.int32(n + 1);
+  const data = mem.bytes(total);
+  let used = 0;
+  for (let i = 0; i < n; i++) {
+    const k = rows[i] * stride + field;
+    const len = fieldLen[k];
+    if (len > 0) {
+      const p = fieldPos[k];
+      if (len <= 16) for (let b = 0; b < len; b++) data[used + b] = buf[p + b];
+      else buf.copy(data, used, p, p + len);
+      used += len;
+    }
+    offsets[i + 1] = used;
+  }
+  return { offsets, data };
+}
+
+/**
+ * Decode one column of the rows `rows[0..n)` of a framed page into Arrow data. Each type is one
+ * tight loop over the column; only arrays (rare) go through the row builders.
+ */
+export function decodeColumn(type: LakeType, s: FieldSlots, field: number, rows: Int32Array, n: number, ctx: ColumnContext, mem: Allocator = FRESH): arrow.Data {
+  const { bitmap, nullCount } = validityOf(s.fieldLen, rows, n, s.stride, field, mem);
+  const base = { length: n, nullCount, nullBitmap: bitmap };
+  switch (type.kind) {
+    case 'int64': {
+      const out = mem.int32(n * 2);
+      swap64(s, field, rows, n, out);
+      return arrow.makeData({ type: new arrow.Int64(), data: new BigInt64Array(out.buffer, out.byteOffset, n), ...base });
+    }
+    case 'float64': {
+      const out = mem.int32(n * 2);
+      swap64(s, field, rows, n, out);
+      return arrow.makeData({ type: new arrow.Float64(), data: new Float64Array(out.buffer, out.byteOffset, n), ...base });
+    }
+    case 'int32': {
+      const out = mem.int32(n);
+      swap32(s, field, rows, n, out);
+      return arrow.makeData({ type: new arrow.Int32(), data: out, ...base });
+    }
+    case 'float32': {
+      const out = mem.int32(n);
+      swap32(s, field, rows, n, out);
+      return arrow.makeData({ type: new arrow.Float32(), data: new Float32Array(out.buffer, out.byteOffset, n), ...base });
+    }
+    case 'int16': {
+      const raw = mem.bytes(n * 2);
+      const out = new Int16Array(raw.buffer, raw.byteOffset, n);
+      const { buf, fieldPos, fieldLen, stride } = s;
+      for (let i = 0; i < n; i++) {
+        const k = rows[i] * stride + field;
+        if (fieldLen[k] >= 0) out[i] = (buf[fieldPos[k]] << 8) | buf[fieldPos[k] + 1];
+      }
+      return arrow.makeData({ type: new arrow.Int16(), data: out, ...base });
+    }
+    case 'bool': {
+      const out = mem.bytes((n + 7) >> 3);
+      const { buf, fieldPos, fieldLen, stride } = s;
+      for (let i = 0; i < n; i++) {
+        const k = rows[i] * stride + field;
+        if (fieldLen[k] >= 0 && buf[fieldPos[k]] !== 0) out[i >> 3] |= 1 << (i & 7);
+      }
+      return arrow.makeData({ type: new arrow.Bool(), data: out, ...base });
+    }
+    case 'date': {
+      const out = mem.int32(n);
+      decodeDates(s, field, rows, n, out, ctx);
+      return arrow.makeData({ type: new arrow.DateDay(), data: out, ...base });
+    }
+    case 'timestamp': {
+      const raw = mem.int32(n * 2);
+      const out = new Uint32Array(raw.buffer, raw.byteOffset, n * 2);
+      decodeTimestamps(s, field, rows, n, out, ctx);
+      return arrow.makeData({ type: new arrow.TimestampMicrosecond(type.utc ? 'UTC' : null), data: new BigInt64Array(out.buffer, out.byteOffset, n), ...base });
+    }
+    case 'decimal': {
+      const raw = mem.int32(n * 4);
+      const out = new Uint32Array(raw.buffer, raw.byteOffset, n * 4);
+      const { buf, fieldPos, fieldLen, stride } = s;
+      for (let i = 0; i < n; i++) {
+        const k = rows[i] * stride + field;
+        if (fieldLen[k] < 0) continue;
+        const problem = decodeNumeric(buf, fieldPos[k], type.precision, type.scale, out, i);
+        if (problem !== null) {
+          throw new ValueError(`${ctx.where}: value ${numericToText(buf, fieldPos[k])} ${problem} (column is decimal(${type.precision},${type.scale}); row ${ctx.rowKey(rows[i])})`);
+        }
+      }
+      return arrow.makeData({ type: new arrow.Decimal(type.scale, type.precision, 128), data: out, ...base });
+    }
+    case 'string':
+    case 'binary': {
+      const { offsets, data } = decodeBytes(s, field, rows, n, mem);
+      const props = { ...base, valueOffsets: offsets, data };
+      return type.kind === 'binary' ? arrow.makeData({ type: new arrow.Binary(), ...props }) : arrow.makeData({ type: new arrow.Utf8(), ...props });
+    }
+    case 'list': {
+      const builder = createBuilder(type, n);
+      const { buf, fieldPos, fieldLen, stride } = s;
+      let current = 0;
+      const fieldCtx: FieldContext = { where: ctx.where, rowKey: () => ctx.rowKey(current) };
+      for (let i = 0; i < n; i++) {
+        current = rows[i];
+        const k = current * stride + field;
+        if (fieldLen[k] < 0) builder.appendNull();
+        else builder.append(buf, fieldPos[k], fieldLen[k], fieldCtx);
+      }
+      return builder.finish();
+    }
+  }
+}

@@ -11,33 +11,108 @@ export interface FramedPage {
   readonly rowStarts: Int32Array;
   readonly rowCount: number;
   readonly fieldCount: number;
+  /** Per tuple and field (index row · fieldCount + field): offset of the value's bytes. */
+  readonly fieldPos: Int32Array;
+  /** Per tuple and field: the value's length, −1 for NULL. */
+  readonly fieldLen: Int32Array;
 }
 
-/** Find every tuple in a complete binary COPY stream. */
-export function frameCopyBinary(buf: Buffer, expectedFields: number): FramedPage {
+/**
+ * Find every tuple and every field in a complete binary COPY stream, in one pass: the decoders
+ * then read a column at a time (one monomorphic loop per column) instead of a row at a time.
+ */
+export function frameCopyBinary(buf: Buffer, expectedFields: number, scratch?: FrameScratch): FramedPage {
   if (buf.length < 19 || !buf.subarray(0, 11).equals(SIGNATURE)) throw new ExportError('binary COPY stream has no PGCOPY signature');
   const extension = buf.readInt32BE(15);
   let pos = 19 + extension;
-  let starts = new Int32Array(1024);
+  const end = buf.length;
+  // A tuple takes at least 2 + 4·fields bytes: never more rows than that allows.
+  let capacity = Math.max(16, Math.min(Math.ceil((end - pos) / (2 + 4 * Math.max(expectedFields, 1))), 1 << 16));
+  if (scratch && scratch.starts.length > capacity && scratch.fieldPos.length >= scratch.starts.length * expectedFields) capacity = scratch.starts.length;
+  let starts = scratch && scratch.starts.length >= capacity ? scratch.starts : new Int32Array(capacity);
+  let fieldPos = scratch && scratch.fieldPos.length >= capacity * expectedFields ? scratch.fieldPos : new Int32Array(capacity * expectedFields);
+  let fieldLen = scratch && scratch.fieldLen.length >= capacity * expectedFields ? scratch.fieldLen : new Int32Array(capacity * expectedFields);
   let count = 0;
+  let k = 0;
   for (;;) {
-    if (pos + 2 > buf.length) throw new ExportError('binary COPY stream ended without its trailer');
-    const fields = buf.readInt16BE(pos);
+    if (pos + 2 > end) throw new ExportError('binary COPY stream ended without its trailer');
+    const fields = (buf[pos] << 24 >> 16) | buf[pos + 1];
     pos += 2;
     if (fields === -1) break;
     if (fields !== expectedFields) throw new ExportError(`binary COPY tuple has ${fields} fields, expected ${expectedFields}`);
-    if (count === starts.length) {
-      const grown = new Int32Array(starts.length * 2);
-      grown.set(starts);
-      starts = grown;
+    if (count === capacity) {
+      capacity *= 2;
+      starts = growInt32(starts, capacity);
+      fieldPos = growInt32(fieldPos, capacity * expectedFields);
+      fieldLen = growInt32(fieldLen, capacity * expectedFields);
     }
     starts[count++] = pos;
     for (let f = 0; f < fields; f++) {
-      const len = buf.readInt32BE(pos);
+      if (pos + 4 > end) throw new ExportError('binary COPY stream ended inside a tuple');
+      const len = (buf[pos] << 24) | (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3];
+      pos += 4;
+      fieldPos[k] = pos;
+      fieldLen[k++] = len;
+      if (len > 0) pos += len;
+    }
+    if (pos > end) throw new ExportError('binary COPY stream ended inside a tuple');
+  }
+  if (scratch) {
+    scratch.starts = starts;
+    scratch.fieldPos = fieldPos;
+    scratch.fieldLen = fieldLen;
+  }
+  return {
+    buf, rowStarts: starts.subarray(0, count), rowCount: count, fieldCount: expectedFields,
+    fieldPos: fieldPos.subarray(0, k), fieldLen: fieldLen.subarray(0, k),
+  };
+}
+
+/**
+ * Reusable framing arrays: a page framed with a scratch is valid only until the scratch frames
+ * the next page (the arrays are overwritten, which saves ~10 MB of fresh memory per page).
+ */
+export class FrameScratch {
+  starts = new Int32Array(0);
+  fieldPos = new Int32Array(0);
+  fieldLen = new Int32Array(0);
+}
+
+/**
+ * Rows of a binary COPY stream and where its first and last tuple start, without recording
+ * every field: enough to issue the next keyset page before this one is decoded.
+ */
+export function scanCopyBinary(buf: Buffer, expectedFields: number): { rowCount: number; firstRowStart: number; lastRowStart: number } {
+  if (buf.length < 19 || !buf.subarray(0, 11).equals(SIGNATURE)) throw new ExportError('binary COPY stream has no PGCOPY signature');
+  let pos = 19 + buf.readInt32BE(15);
+  const end = buf.length;
+  let count = 0;
+  let first = -1;
+  let last = -1;
+  for (;;) {
+    if (pos + 2 > end) throw new ExportError('binary COPY stream ended without its trailer');
+    const fields = (buf[pos] << 24 >> 16) | buf[pos + 1];
+    pos += 2;
+    if (fields === -1) break;
+    if (fields !== expectedFields) throw new ExportError(`binary COPY tuple has ${fields} fields, expected ${expectedFields}`);
+    if (first < 0) first = pos;
+    last = pos;
+    count++;
+    for (let f = 0; f < fields; f++) {
+      if (pos + 4 > end) throw new ExportError('binary COPY stream ended inside a tuple');
+      const len = (buf[pos] << 24) | (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3];
       pos += 4 + (len > 0 ? len : 0);
     }
+    if (pos > end) throw new ExportError('binary COPY stream ended inside a tuple');
   }
-  return { buf, rowStarts: starts.subarray(0, count), rowCount: count, fieldCount: expectedFields };
+  return { rowCount: count, firstRowStart: first, lastRowStart: last };
+}
+
+function growInt32(array: Int32Array<ArrayBuffer>, length: number): Int32Array<ArrayBuffer> {
+  if (array.length >= length) return array;
+  const bigger = new Int32Array(length);
+  bigger.set(array);
+  return bigger;
 }
 
 /** Offset of field `field` of the tuple starting at `rowStart` (its int32 length word). */

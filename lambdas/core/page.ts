@@ -1,6 +1,6 @@
 // One keyset page → one Arrow table per partition day → one Parquet file each.
 import * as arrow from 'apache-arrow';
-import { arrowTypeOf, createBuilder, type ColumnBuilder, type FieldContext } from './columns.ts';
+import { Arena, arrowTypeOf, decodeColumn } from './columns.ts';
 import { type FramedPage, fieldOffset } from './copy-binary.ts';
 import { ValueError } from './errors.ts';
 import { dayFromEpochDays, type PartitionDay } from './layout.ts';
@@ -61,26 +61,40 @@ function describeKey(layout: PageLayout, key: string[]): string {
   return layout.keyFields.map((f, i) => `${layout.columns[f].name}=${key[i]}`).join(', ');
 }
 
-/** Partition day of every row, grouped: rows of one day keep their keyset order. */
-function groupByDay(layout: PageLayout, page: FramedPage): Map<number, Int32Array> {
-  const { buf, rowStarts, rowCount } = page;
-  const type = layout.columns[layout.partitionField].lakeType;
+/**
+ * Partition day of every row, grouped: rows of one day keep their keyset order. Pages are read
+ * in cursor order, so runs of one day are long: a row on the same day as the one before costs
+ * one comparison.
+ */
+function groupByDay(layout: PageLayout, page: FramedPage): [number, Int32Array][] {
+  const { buf, rowCount, fieldPos, fieldLen, fieldCount } = page;
+  const field = layout.partitionField;
+  const type = layout.columns[field].lakeType;
   const days = new Int32Array(rowCount);
   const counts = new Map<number, number>();
+  let lastDay = Number.NaN;
+  let run = 0;
   for (let r = 0; r < rowCount; r++) {
-    const pos = fieldOffset(buf, rowStarts[r], layout.partitionField);
-    const len = buf.readInt32BE(pos);
-    const where = `${layout.table}.${layout.columns[layout.partitionField].name}`;
-    if (len < 0) throw new ValueError(`${where}: partition column is NULL (row ${describeKey(layout, rowKeyText(layout, buf, rowStarts[r]))}); partitionBy must name a column without NULLs`);
-    const day = epochDayOf(type, buf, pos + 4);
-    const year = day === null ? null : dayFromEpochDays(day).year;
-    if (day === null || year === null || year < layout.years.from || year > layout.years.to) {
-      const value = fieldText(type, buf, pos + 4, len);
-      throw new ValueError(`${where}: value ${value} falls outside the partition years ${layout.years.from}–${layout.years.to} (row ${describeKey(layout, rowKeyText(layout, buf, rowStarts[r]))}); widen lake.partitionYears`);
+    const k = r * fieldCount + field;
+    const len = fieldLen[k];
+    const where = `${layout.table}.${layout.columns[field].name}`;
+    if (len < 0) throw new ValueError(`${where}: partition column is NULL (row ${describeKey(layout, rowKeyText(layout, buf, page.rowStarts[r]))}); partitionBy must name a column without NULLs`);
+    const day = epochDayOf(type, buf, fieldPos[k]);
+    if (day !== lastDay) {
+      const year = day === null ? null : dayFromEpochDays(day).year;
+      if (day === null || year === null || year < layout.years.from || year > layout.years.to) {
+        const value = fieldText(type, buf, fieldPos[k], len);
+        throw new ValueError(`${where}: value ${value} falls outside the partition years ${layout.years.from}–${layout.years.to} (row ${describeKey(layout, rowKeyText(layout, buf, page.rowStarts[r]))}); widen lake.partitionYears`);
+      }
+      if (run > 0) counts.set(lastDay, (counts.get(lastDay) ?? 0) + run);
+      lastDay = day;
+      run = 0;
     }
+    run++;
     days[r] = day;
-    counts.set(day, (counts.get(day) ?? 0) + 1);
   }
+  if (run > 0) counts.set(lastDay, (counts.get(lastDay) ?? 0) + run);
+  if (counts.size === 1) return [[lastDay, identity(rowCount)]];
   const groups = new Map<number, Int32Array>();
   const filled = new Map<number, number>();
   for (const [day, n] of counts) { groups.set(day, new Int32Array(n)); filled.set(day, 0); }
@@ -90,46 +104,52 @@ function groupByDay(layout: PageLayout, page: FramedPage): Map<number, Int32Arra
     groups.get(d)![i] = r;
     filled.set(d, i + 1);
   }
-  return groups;
+  return [...groups].sort((a, b) => a[0] - b[0]);
 }
 
-function decodeRows(layout: PageLayout, page: FramedPage, rows: Int32Array): ColumnBuilder[] {
-  const { buf, rowStarts } = page;
-  const builders = layout.columns.map((c) => createBuilder(c.lakeType, rows.length));
-  let currentRow = 0;
-  const contexts: FieldContext[] = layout.columns.map((c) => ({
+let identityRows = new Int32Array(0);
+/** 0, 1, …, n − 1 (shared, read-only). */
+function identity(n: number): Int32Array {
+  if (identityRows.length < n) {
+    identityRows = new Int32Array(Math.max(n, identityRows.length * 2));
+    for (let i = 0; i < identityRows.length; i++) identityRows[i] = i;
+  }
+  return identityRows.subarray(0, n);
+}
+
+// Column buffers of the file being encoded; reused file after file (encodePage is synchronous
+// and the Arrow data is dead once encodeParquet returns).
+const arena = new Arena(8 << 20);
+
+function decodeRows(layout: PageLayout, page: FramedPage, rows: Int32Array): arrow.Data[] {
+  arena.reset();
+  const slots = { buf: page.buf, fieldPos: page.fieldPos, fieldLen: page.fieldLen, stride: page.fieldCount };
+  return layout.columns.map((c, f) => decodeColumn(c.lakeType, slots, f, rows, rows.length, {
     where: `${layout.table}.${c.name}`,
-    rowKey: () => describeKey(layout, rowKeyText(layout, buf, currentRow)),
-  }));
-  const fields = layout.columns.length;
-  for (let i = 0; i < rows.length; i++) {
-    let pos = rowStarts[rows[i]];
-    currentRow = pos;
-    for (let f = 0; f < fields; f++) {
-      const len = buf.readInt32BE(pos);
-      pos += 4;
-      if (len < 0) builders[f].appendNull();
-      else {
-        builders[f].append(buf, pos, len, contexts[f]);
-        pos += len;
-      }
-    }
-  }
-  return builders;
+    rowKey: (row) => describeKey(layout, rowKeyText(layout, page.buf, page.rowStarts[row])),
+  }, arena));
 }
 
+let metaCache: { key: string; at: BigInt64Array; offsets: Int32Array; data: Uint8Array } | null = null;
+
+/** The run's two constant columns; the buffers are shared between files of the run (read-only). */
 function metaColumns(stamp: RunStamp, rows: number): arrow.Data[] {
-  const at = new BigInt64Array(rows).fill(BigInt(stamp.exportedAtMicros));
-  const id = Buffer.from(stamp.runId, 'utf8');
-  const data = new Uint8Array(id.length * rows);
-  const offsets = new Int32Array(rows + 1);
-  for (let r = 0; r < rows; r++) {
-    data.set(id, r * id.length);
-    offsets[r + 1] = (r + 1) * id.length;
+  const key = `${stamp.exportedAtMicros}/${stamp.runId}`;
+  if (!metaCache || metaCache.key !== key || metaCache.at.length < rows) {
+    const capacity = Math.max(rows, metaCache?.key === key ? metaCache.at.length * 2 : 0);
+    const id = Buffer.from(stamp.runId, 'utf8');
+    const data = new Uint8Array(id.length * capacity);
+    const offsets = new Int32Array(capacity + 1);
+    for (let r = 0; r < capacity; r++) {
+      data.set(id, r * id.length);
+      offsets[r + 1] = (r + 1) * id.length;
+    }
+    metaCache = { key, at: new BigInt64Array(capacity).fill(BigInt(stamp.exportedAtMicros)), offsets, data };
   }
+  const width = metaCache.data.length / Math.max(metaCache.at.length, 1);
   return [
-    arrow.makeData({ type: new arrow.TimestampMicrosecond('UTC'), length: rows, nullCount: 0, data: at }),
-    arrow.makeData({ type: new arrow.Utf8(), length: rows, nullCount: 0, valueOffsets: offsets, data }),
+    arrow.makeData({ type: new arrow.TimestampMicrosecond('UTC'), length: rows, nullCount: 0, data: metaCache.at.subarray(0, rows) }),
+    arrow.makeData({ type: new arrow.Utf8(), length: rows, nullCount: 0, valueOffsets: metaCache.offsets.subarray(0, rows + 1), data: metaCache.data.subarray(0, rows * width) }),
   ];
 }
 
@@ -152,11 +172,10 @@ export function encodePage(layout: PageLayout, page: FramedPage, stamp: RunStamp
   if (page.rowCount === 0) return { rows: 0, files: [], firstKey: [], lastKey: [] };
   const schema = arrowSchema(layout);
   const types = lakeTypes(layout);
-  const groups = [...groupByDay(layout, page)].sort((a, b) => a[0] - b[0]);
+  const groups = groupByDay(layout, page);
   const files: EncodedFile[] = [];
   for (const [day, rows] of groups) {
-    const builders = decodeRows(layout, page, rows);
-    const children = [...builders.map((b) => b.finish()), ...metaColumns(stamp, rows.length)];
+    const children = [...decodeRows(layout, page, rows), ...metaColumns(stamp, rows.length)];
     const struct = arrow.makeData({ type: new arrow.Struct(schema.fields), length: rows.length, nullCount: 0, children });
     const table = new arrow.Table(schema, new arrow.RecordBatch(schema, struct));
     files.push({ day: dayFromEpochDays(day), rows: rows.length, parquet: encodeParquet(table, types) });

@@ -1,0 +1,289 @@
+// `npm run bench [-- --rows N] [--runs R] [--page-rows P] [--json]`: one run, three pipelines over
+// the same deterministic `orders` table in an embedded Postgres, each timed in its own child
+// process (so peak RSS does not mix), interleaved, medians of R (≥ 3) runs:
+//   limit  — drain COPY (SELECT …) TO STDOUT (FORMAT binary), discard the bytes
+//   export — our export: keyset pages → Snappy Parquet files in a local lake (runExport)
+//   duckdb — the peer that needs no extra install: COPY (SELECT …) TO STDOUT (FORMAT csv) into a
+//            file, then DuckDB read_csv → Snappy Parquet (its time includes the CSV drain)
+// All three read the rows in (updated_at, id) order, as a keyset export must.
+// Not a timed test in CI: numbers depend on the machine.
+import { spawn } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+
+const SELF = fileURLToPath(import.meta.url);
+const TABLE = 'orders';
+const COLUMNS = 'id, customer_id, order_date, status, amount, currency, description, coupon, attrs, created_at, updated_at';
+// The same rows in the same order as the export's keyset pages.
+const ORDERED = `SELECT ${COLUMNS} FROM ${TABLE} ORDER BY updated_at, id`;
+
+/** bigint key, bigint, date, short text, numeric(12,2), char(3), ~60-char text, 30%-NULL text,
+ *  small jsonb, two timestamptz; 1,000 rows share each updated_at (one minute apart). */
+function createTableSql(rows: number): string {
+  return `
+DROP TABLE IF EXISTS ${TABLE};
+CREATE TABLE ${TABLE} (
+  id bigint PRIMARY KEY,
+  customer_id bigint NOT NULL,
+  order_date date NOT NULL,
+  status text NOT NULL,
+  amount numeric(12,2) NOT NULL,
+  currency char(3) NOT NULL,
+  description text NOT NULL,
+  coupon text,
+  attrs jsonb NOT NULL,
+  created_at timestamptz NOT NULL,
+  updated_at timestamptz NOT NULL
+);
+INSERT INTO ${TABLE}
+SELECT i,
+       (i * 7919) % 100000 + 1,
+       date '2023-01-01' + (i % 730)::int,
+       (ARRAY['new','paid','shipped','delivered','cancelled'])[1 + (i % 5)::int],
+       ((i * 104729) % 10000000) / 100.0,
+       (ARRAY['EUR','USD','GBP'])[1 + (i % 3)::int],
+       'order ' || i || ' for ' || ((i * 7919) % 100000 + 1) || ': ' || md5(i::text),
+       CASE WHEN i % 10 < 3 THEN NULL ELSE 'CPN-' || (i % 5000) END,
+       jsonb_build_object('src', (ARRAY['web','app','pos'])[1 + (i % 3)::int], 'items', 1 + i % 9, 'gift', i % 7 = 0),
+       timestamptz '2024-01-01 00:00:00+00' + ((i - 1) / 1000) * interval '1 minute' - (i % 86400) * interval '1 second' - (i % 1000000) * interval '1 microsecond',
+       timestamptz '2024-01-01 00:00:00+00' + ((i - 1) / 1000) * interval '1 minute'
+  FROM generate_series(1::bigint, ${rows}::bigint) AS i;
+CREATE INDEX ${TABLE}_updated_at_id ON ${TABLE} (updated_at, id);`;
+}
+
+interface ChildResult {
+  readonly mode: Mode;
+  readonly seconds: number;
+  readonly rows: number;
+  readonly bytes: number;
+  readonly peakRssMiB: number;
+}
+
+type Mode = 'limit' | 'export' | 'duckdb';
+const MODES: readonly Mode[] = ['limit', 'export', 'duckdb'];
+
+function peakRssMiB(): number {
+  // VmHWM: the resident set's high-water mark of this process (Linux); maxRSS elsewhere.
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) / 1024;
+  } catch { /* not Linux */ }
+  return process.resourceUsage().maxRSS / 1024;
+}
+
+async function connect(url: string): Promise<pg.Client> {
+  const client = new pg.Client(url);
+  await client.connect();
+  await client.query("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3");
+  return client;
+}
+
+// ---------------------------------------------------------------- children
+
+async function childLimit(url: string): Promise<Omit<ChildResult, 'mode' | 'peakRssMiB'>> {
+  const client = await connect(url);
+  const started = performance.now();
+  let bytes = 0;
+  for await (const chunk of client.query(copyTo(`COPY (${ORDERED}) TO STDOUT (FORMAT binary)`))) bytes += (chunk as Buffer).length;
+  const seconds = (performance.now() - started) / 1000;
+  const [{ n }] = (await client.query(`SELECT count(*)::int AS n FROM ${TABLE}`)).rows;
+  await client.end();
+  return { seconds, rows: n, bytes };
+}
+
+async function childExport(url: string, pageRows: number | undefined): Promise<Omit<ChildResult, 'mode' | 'peakRssMiB'>> {
+  const [{ validateConfig }, { DirectoryStore }, { PostgresSource }, { runExport }] = await Promise.all([
+    import('../../lambdas/core/config.ts'),
+    import('../../lambdas/adapters/directory-store.ts'),
+    import('../../lambdas/adapters/postgres-source.ts'),
+    import('./run-export.ts'),
+  ]);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-lake-'));
+  const config = validateConfig({ export: { ...(pageRows ? { pageRows } : {}), safetyLagSeconds: 0 }, tables: [{ name: TABLE }] }, 'bench');
+  const source = new PostgresSource(url);
+  try {
+    const started = performance.now();
+    const outcome = await runExport({ source, store: new DirectoryStore(pathToFileURL(dir).href), config });
+    const seconds = (performance.now() - started) / 1000;
+    const [table] = outcome.tables;
+    if (table.status !== 'succeeded') throw new Error(`export failed: ${table.error}`);
+    return { seconds, rows: table.rows, bytes: table.bytes };
+  } finally {
+    await source.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function childDuckdb(url: string): Promise<Omit<ChildResult, 'mode' | 'peakRssMiB'>> {
+  const { DuckDBInstance } = await import('@duckdb/node-api');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-duckdb-'));
+  const csv = path.join(dir, 'orders.csv');
+  const out = path.join(dir, 'orders.parquet');
+  const client = await connect(url);
+  try {
+    const started = performance.now();
+    await pipeline(client.query(copyTo(`COPY (${ORDERED}) TO STDOUT (FORMAT csv)`)), createWriteStream(csv));
+    const instance = await DuckDBInstance.create(':memory:');
+    const connection = await instance.connect();
+    await connection.run("SET TimeZone = 'UTC'");
+    const columns = `{'id': 'BIGINT', 'customer_id': 'BIGINT', 'order_date': 'DATE', 'status': 'VARCHAR', 'amount': 'DECIMAL(12,2)',
+      'currency': 'VARCHAR', 'description': 'VARCHAR', 'coupon': 'VARCHAR', 'attrs': 'VARCHAR', 'created_at': 'TIMESTAMPTZ', 'updated_at': 'TIMESTAMPTZ'}`;
+    await connection.run(`COPY (SELECT * FROM read_csv('${csv}', header = false, columns = ${columns})) TO '${out}' (FORMAT parquet, COMPRESSION snappy)`);
+    const seconds = (performance.now() - started) / 1000;
+    const reader = await connection.runAndReadAll(`SELECT count(*)::INTEGER AS n FROM read_parquet('${out}')`);
+    const rows = Number(reader.getRowObjectsJson()[0].n);
+    connection.closeSync();
+    return { seconds, rows, bytes: statSync(out).size };
+  } finally {
+    await client.end();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function runChild(mode: Mode, url: string, pageRows: number | undefined): Promise<void> {
+  const result = mode === 'limit' ? await childLimit(url) : mode === 'export' ? await childExport(url, pageRows) : await childDuckdb(url);
+  process.stdout.write(`${JSON.stringify({ mode, ...result, peakRssMiB: peakRssMiB() })}\n`);
+}
+
+// ---------------------------------------------------------------- orchestrator
+
+function spawnChild(mode: Mode, url: string, pageRows: number | undefined): Promise<ChildResult> {
+  const args = [SELF, '--child', mode, '--url', url, ...(pageRows ? ['--page-rows', String(pageRows)] : [])];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`bench child ${mode} exited with ${code}`));
+      const line = out.trim().split('\n').at(-1) ?? '';
+      try {
+        resolve(JSON.parse(line) as ChildResult);
+      } catch {
+        reject(new Error(`bench child ${mode} printed no result: ${out}`));
+      }
+    });
+  });
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+interface Summary {
+  readonly mode: Mode;
+  readonly seconds: number;
+  readonly rowsPerSec: number;
+  readonly peakRssMiB: number;
+  readonly bytes: number;
+  readonly runs: number[];
+}
+
+function summarize(mode: Mode, results: ChildResult[], rows: number): Summary {
+  const mine = results.filter((r) => r.mode === mode);
+  for (const r of mine) if (r.rows !== rows) throw new Error(`${mode}: ${r.rows} rows, expected ${rows}`);
+  const seconds = median(mine.map((r) => r.seconds));
+  return { mode, seconds, rowsPerSec: rows / seconds, peakRssMiB: median(mine.map((r) => r.peakRssMiB)), bytes: median(mine.map((r) => r.bytes)), runs: mine.map((r) => r.seconds) };
+}
+
+const LABELS: Record<Mode, string> = {
+  limit: '(1) binary COPY drain (limit)',
+  export: '(2) pg-lake-export → Parquet',
+  duckdb: '(3) COPY csv → DuckDB → Parquet',
+};
+
+function printTable(rows: number, runs: number, summaries: Summary[], ratioToLimit: number, ratioToDuckdb: number): void {
+  const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
+  const lines = [
+    `orders: ${rows.toLocaleString('en-US')} rows, medians of ${runs} runs, ${os.cpus().length} cores, node ${process.version}`,
+    `${'pipeline'.padEnd(34)}${'wall s'.padStart(8)}${'rows/s'.padStart(11)}${'peak RSS'.padStart(12)}${'output'.padStart(12)}   runs (s)`,
+    ...summaries.map((s) =>
+      `${LABELS[s.mode].padEnd(34)}${s.seconds.toFixed(2).padStart(8)}${Math.round(s.rowsPerSec).toLocaleString('en-US').padStart(11)}${mib(s.peakRssMiB * 1048576).padStart(12)}${mib(s.bytes).padStart(12)}   ${s.runs.map((x) => x.toFixed(2)).join(' ')}`),
+    `export ÷ limit: ${ratioToLimit.toFixed(2)}×   export ÷ duckdb: ${ratioToDuckdb.toFixed(2)}×  (throughput ratios)`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      rows: { type: 'string', default: '2000000' },
+      runs: { type: 'string', default: '3' },
+      'page-rows': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      child: { type: 'string' },
+      url: { type: 'string' },
+      only: { type: 'string' },
+    },
+  });
+  const pageRows = values['page-rows'] ? Number(values['page-rows']) : undefined;
+  if (values.child) return runChild(values.child as Mode, values.url!, pageRows);
+
+  const rows = Number(values.rows);
+  const runs = Math.max(Number(values.runs), 1);
+  if (!Number.isInteger(rows) || rows < 1000) throw new Error('--rows must be an integer ≥ 1000');
+  const modes = values.only ? (values.only.split(',') as Mode[]) : MODES;
+  const log = (m: string) => { if (!values.json) process.stderr.write(`${m}\n`); };
+
+  // --url: an existing scratch database (the table is rebuilt unless it already has --rows rows).
+  const { startLocalPostgres } = await import('./embedded-postgres.ts');
+  if (!values.url) log('starting embedded Postgres…');
+  const server = values.url ? null : await startLocalPostgres();
+  try {
+    const url = values.url ?? await server!.createDatabase('bench');
+    const admin = await connect(url);
+    const existing = values.url
+      ? (await admin.query(`SELECT count(*)::int AS n FROM pg_class WHERE relname = '${TABLE}'`)).rows[0].n && (await admin.query(`SELECT count(*)::int AS n FROM ${TABLE}`)).rows[0].n
+      : 0;
+    let t = performance.now();
+    if (existing !== rows) {
+      log(`creating ${TABLE} with ${rows.toLocaleString('en-US')} rows…`);
+      await admin.query(createTableSql(rows));
+      await admin.query(`VACUUM ANALYZE ${TABLE}`);
+      log(`  ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    }
+    await admin.end();
+    // Warm the caches once (untimed), so every measured run reads the same way.
+    t = performance.now();
+    await spawnChild('limit', url, pageRows);
+    log(`warm-up drain ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    const results: ChildResult[] = [];
+    for (let run = 1; run <= runs; run++) {
+      for (const mode of modes) {
+        const r = await spawnChild(mode, url, pageRows);
+        log(`run ${run} ${mode.padEnd(6)} ${r.seconds.toFixed(2)} s  ${r.peakRssMiB.toFixed(0)} MiB`);
+        results.push(r);
+      }
+    }
+    const summaries = modes.map((m) => summarize(m, results, rows));
+    const by = (m: Mode) => summaries.find((s) => s.mode === m);
+    const ratioToLimit = (by('export') && by('limit')) ? by('limit')!.seconds / by('export')!.seconds : NaN;
+    const ratioToDuckdb = (by('export') && by('duckdb')) ? by('duckdb')!.seconds / by('export')!.seconds : NaN;
+    if (values.json) {
+      const pick = (m: Mode) => { const s = by(m); return s ? { seconds: s.seconds, rowsPerSec: s.rowsPerSec, peakRssMiB: s.peakRssMiB, bytes: s.bytes, runs: s.runs } : null; };
+      process.stdout.write(`${JSON.stringify({
+        rows, runs,
+        limitRowsPerSec: by('limit')?.rowsPerSec ?? null,
+        exportRowsPerSec: by('export')?.rowsPerSec ?? null,
+        duckdbRowsPerSec: by('duckdb')?.rowsPerSec ?? null,
+        ratioToLimit, ratioToDuckdb,
+        peakRssMiB: by('export')?.peakRssMiB ?? null,
+        limit: pick('limit'), export: pick('export'), duckdb: pick('duckdb'),
+      })}\n`);
+    } else {
+      printTable(rows, runs, summaries, ratioToLimit, ratioToDuckdb);
+    }
+  } finally {
+    await server?.stop();
+  }
+}
+
+await main();
