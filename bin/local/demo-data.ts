@@ -66,9 +66,10 @@ export async function createDemoStore(client: pg.Client, size: DemoSize = DEFAUL
       'City ' || (g % 700), 3 + g % 3, ${SPREAD('g', s.customers)} FROM generate_series(1, ${s.customers}) g;
     INSERT INTO store.invoices SELECT g, c, ${SPREAD('g', s.invoices)}, (${array(COUNTRIES)})[1 + (c::bigint * 31) % ${COUNTRIES.length}], 0, ${SPREAD('g', s.invoices)}
       FROM generate_series(1, ${s.invoices}) g, LATERAL (SELECT (1 + (g::bigint * 6007) % ${s.customers})::int AS c) x;
-    INSERT INTO store.invoice_lines SELECT g, 1 + (g - 1) % ${s.invoices}, t, CASE WHEN t % 10 = 0 THEN 1.99 ELSE 0.99 END, 1 + g % 3,
+    INSERT INTO store.invoice_lines SELECT g, 1 + (g - 1) % ${s.invoices}, t, CASE WHEN t % 10 = 0 THEN 1.99 ELSE 0.99 END, 1 + (g * 7) % 4,
       ${SPREAD('(1 + (g - 1) % ' + s.invoices + ')', s.invoices)}
-      FROM generate_series(1, ${s.invoiceLines}) g, LATERAL (SELECT (1 + (g::bigint * 48611) % ${s.tracks})::int AS t) x;
+      FROM generate_series(1, ${s.invoiceLines}) g,
+        LATERAL (SELECT (CASE WHEN g % 9 = 0 THEN 1 + ((g / 9) % 40) * ((g / 9) % 40) % 40 ELSE 1 + (g::bigint * 48611) % ${s.tracks} END)::int AS t) x;
     UPDATE store.invoices i SET total = x.total FROM (SELECT invoice_id, sum(unit_price * quantity) AS total FROM store.invoice_lines GROUP BY 1) x
       WHERE x.invoice_id = i.invoice_id;
   `);

@@ -63,7 +63,6 @@ class Progress {
   private readonly tty: boolean;
   private readonly out: (line: string) => void;
   private drawn = 0;
-  private lastPrint = 0;
 
   constructor(totals: Record<string, number>, out: (line: string) => void) {
     this.totals = totals;
@@ -71,14 +70,14 @@ class Progress {
     this.tty = process.stdout.isTTY === true;
   }
 
-  update(table: string, rows: number): void {
-    if (!this.started.has(table)) this.started.set(table, Date.now());
+  /** `startedAt`: when the invocation that produced these rows began (the first one starts the clock). */
+  update(table: string, rows: number, startedAt: number): void {
+    if (!this.totals[table]) return; // nothing to export for this table
+    if (!this.started.has(table)) this.started.set(table, startedAt);
+    const before = this.rows.get(table) ?? 0;
     this.rows.set(table, rows);
     if (this.tty) this.draw();
-    else if (Date.now() - this.lastPrint > 2000 || rows >= (this.totals[table] ?? 0)) {
-      this.lastPrint = Date.now();
-      this.out(`  ${this.line(table)}`);
-    }
+    else if (rows >= this.totals[table] && before < this.totals[table]) this.out(`  ${this.line(table)}`);
   }
 
   private line(table: string): string {
@@ -128,10 +127,10 @@ export async function runDemo(options: DemoOptions): Promise<Record<string, unkn
       const t0 = Date.now();
       const result = await runWorkflowLocally(definition, env, {}, {
         exportBudgetMillis: 2_000,
-        onTaskOutput: (state, output) => {
+        onTaskOutput: (state, output, startedAt) => {
           if (state === WORKFLOW_STATES.exportPage && !options.json) {
             const task = output as TableTask;
-            progress.update(task.table, task.rows);
+            progress.update(task.table, task.rows, startedAt);
           }
         },
       });

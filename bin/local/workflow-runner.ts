@@ -70,8 +70,8 @@ async function loadHandlers(env: LocalRunEnvironment): Promise<NonNullable<typeo
 export interface LocalRunOptions {
   /** Milliseconds each Export invocation may use before returning its cursor (as Lambda's budget). */
   readonly exportBudgetMillis?: number;
-  /** Called with each task's output as the execution goes (progress). */
-  readonly onTaskOutput?: (state: string, output: unknown) => void;
+  /** Called with each task's output as the execution goes (progress), and when the task began. */
+  readonly onTaskOutput?: (state: string, output: unknown, startedAt: number) => void;
 }
 
 export interface LocalRunResult {
@@ -91,8 +91,9 @@ export async function runWorkflowLocally(
   // The Export handler keeps a 60 s reserve; add it so each invocation gets the budget asked for.
   const budget = (options.exportBudgetMillis ?? 15 * 60_000) + 60_000;
   const report = (state: string, fn: Handler): Handler => async (event) => {
+    const startedAt = Date.now();
     const output = await fn(event, { getRemainingTimeInMillis: () => budget });
-    options.onTaskOutput?.(state, output);
+    options.onTaskOutput?.(state, output, startedAt);
     return output;
   };
   const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } });

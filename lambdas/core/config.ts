@@ -67,7 +67,7 @@ const configSchema = z.strictObject({
   export: z
     .strictObject({
       /** Rows per keyset page (one Parquet file per page and day). */
-      pageRows: z.number().int().min(1).max(5_000_000).default(100_000),
+      pageRows: z.number().int().min(1).max(5_000_000).default(50_000),
       /** Tables exported at once (the database is a shared production system). */
       maxConcurrency: z.number().int().min(1).max(40).default(2),
       /** Rows newer than now() − lag wait for the next run. */
@@ -77,7 +77,7 @@ const configSchema = z.strictObject({
       /** A table's lease lapses this long after its last renewal (renewed every page). */
       leaseSeconds: z.number().int().min(1).max(3600).default(300),
     })
-    .default({ pageRows: 100_000, maxConcurrency: 2, safetyLagSeconds: 5, unconstrainedNumericScale: 9, leaseSeconds: 300 }),
+    .default({ pageRows: 50_000, maxConcurrency: 2, safetyLagSeconds: 5, unconstrainedNumericScale: 9, leaseSeconds: 300 }),
   alarms: z
     .strictObject({
       email: z.string().email().optional(),

@@ -15,11 +15,10 @@
 import { randomBytes } from 'node:crypto';
 import type { LakeConfig, ResolvedTable } from './config.ts';
 import { selectTables } from './config.ts';
-import { frameCopyBinary } from './copy-binary.ts';
 import { lakeSchema } from './current-view.ts';
 import { CheckFailedError, ConfigError, ExportError, SchemaMismatchError, StateError, WindowConflictError, describeError } from './errors.ts';
 import { dataFileKey } from './layout.ts';
-import { encodePage } from './page.ts';
+import { createPageEncoder, pageBounds } from './encode-worker.ts';
 import type { ObjectStore, RowSource, TableRegistry } from './ports.ts';
 import { TableState, type Lease, type PageEntry, type PendingRun, type RunManifest, type Supersede, type Watermark, type Window } from './state.ts';
 import { describeTableShape, incompatibleChanges, lakeColumns, nullCursorQuery, pageQuery, windowPredicates, type TableShape } from './table-shape.ts';
@@ -347,52 +346,71 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
   }
   const pageRows = deps.config.export.pageRows;
   const prefix = deps.config.lake.prefix;
-  let current = task;
-  let lastPageMillis = 0;
-  // At least one page per invocation, so a short budget still makes progress.
-  while (!current.done && (current.page === task.page || Date.now() + 2 * lastPageMillis < deadline)) {
-    const started = Date.now();
-    if (current.page > task.page) await renewLease(deps, state, current);
-    const sql = pageQuery(shape, current.window, current.after, pageRows);
-    let bytes: Buffer;
+  const readPage = async (after: string[] | null, pageNo: number): Promise<Buffer> => {
     try {
-      bytes = await deps.source.copyBinary(sql);
+      return await deps.source.copyBinary(pageQuery(shape, task.window, after, pageRows));
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      throw new ExportError(`${task.display}: page ${current.page + 1}: ${message}`, { cause: error });
+      throw new ExportError(`${task.display}: page ${pageNo}: ${message}`, { cause: error });
     }
-    const page = frameCopyBinary(bytes, shape.layout.columns.length);
-    if (page.rowCount === 0) {
-      current = { ...current, done: true };
-      break;
+  };
+  // Pages overlap: a worker thread decodes and encodes page n while the database already
+  // sends page n + 1 (its keyset starts after page n's last key, found by a cheap scan).
+  const encoder = createPageEncoder();
+  let ahead: Promise<Buffer> | null = null;
+  let current = task;
+  let lastPageMillis = 0;
+  try {
+    // At least one page per invocation, so a short budget still makes progress.
+    while (!current.done && (current.page === task.page || Date.now() + 2 * lastPageMillis < deadline)) {
+      const started = Date.now();
+      if (current.page > task.page) await renewLease(deps, state, current);
+      const bytes = await (ahead ?? readPage(current.after, current.page + 1));
+      ahead = null;
+      const bounds = pageBounds(shape.layout, bytes);
+      if (bounds.rows === 0) {
+        current = { ...current, done: true };
+        break;
+      }
+      const pageNo = current.page + 1;
+      const last = bounds.rows < pageRows;
+      if (!last && Date.now() + 3 * lastPageMillis < deadline) {
+        ahead = readPage(bounds.lastKey, pageNo + 1);
+        ahead.catch(() => undefined); // observed here; awaited (and thrown) next iteration
+      }
+      // `bytes` moves to the worker: not usable after this line.
+      const encoded = await encoder.encode(shape.layout, bytes, { runId: current.runId, exportedAtMicros: current.exportedAtMicros });
+      const files = encoded.files.map((f) => ({ key: dataFileKey(prefix, task.table, f.day, current.runId, pageNo), rows: f.rows, bytes: f.parquet.length, parquet: f.parquet }));
+      // Journal first, then stage: nothing is visible to a table before commit, and whatever a
+      // crash leaves under pending/ is found and removed by the next plan. A retried page
+      // rewrites its journal; files only an earlier attempt staged are never published.
+      const entry: PageEntry = {
+        page: pageNo, rows: encoded.rows, first: encoded.firstKey, last: encoded.lastKey,
+        files: files.map(({ key, rows, bytes }) => ({ key, rows, bytes })),
+      };
+      await state.write(state.pendingPageKey(current.runId, pageNo), entry);
+      try {
+        await Promise.all(files.map((f) => deps.store.put(state.stagedKey(current.runId, f.key), f.parquet)));
+      } catch (error) {
+        throw new ExportError(`${task.display}: page ${pageNo}: upload to ${deps.store.url} failed: ${describeError(error)}`, { cause: error });
+      }
+      current = {
+        ...current,
+        after: encoded.lastKey,
+        page: pageNo,
+        rows: current.rows + encoded.rows,
+        files: current.files + files.length,
+        bytes: current.bytes + files.reduce((n, f) => n + f.bytes, 0),
+        done: last,
+      };
+      lastPageMillis = Date.now() - started;
+      deps.log?.('page exported', { table: task.display, page: pageNo, rows: encoded.rows, files: files.length, totalRows: current.rows, millis: lastPageMillis });
     }
-    const pageNo = current.page + 1;
-    const encoded = encodePage(shape.layout, page, { runId: current.runId, exportedAtMicros: current.exportedAtMicros });
-    const files = encoded.files.map((f) => ({ key: dataFileKey(prefix, task.table, f.day, current.runId, pageNo), rows: f.rows, bytes: f.parquet.length, parquet: f.parquet }));
-    // Journal first, then stage: nothing is visible to a table before commit, and whatever a
-    // crash leaves under pending/ is found and removed by the next plan. A retried page
-    // rewrites its journal; files only an earlier attempt staged are never published.
-    const entry: PageEntry = {
-      page: pageNo, rows: encoded.rows, first: encoded.firstKey, last: encoded.lastKey,
-      files: files.map(({ key, rows, bytes }) => ({ key, rows, bytes })),
-    };
-    await state.write(state.pendingPageKey(current.runId, pageNo), entry);
-    try {
-      await Promise.all(files.map((f) => deps.store.put(state.stagedKey(current.runId, f.key), f.parquet)));
-    } catch (error) {
-      throw new ExportError(`${task.display}: page ${pageNo}: upload to ${deps.store.url} failed: ${describeError(error)}`, { cause: error });
-    }
-    current = {
-      ...current,
-      after: encoded.lastKey,
-      page: pageNo,
-      rows: current.rows + encoded.rows,
-      files: current.files + files.length,
-      bytes: current.bytes + files.reduce((n, f) => n + f.bytes, 0),
-      done: page.rowCount < pageRows,
-    };
-    lastPageMillis = Date.now() - started;
-    deps.log?.('page exported', { table: task.display, page: pageNo, rows: encoded.rows, files: files.length, totalRows: current.rows, millis: lastPageMillis });
+  } finally {
+    // A page read ahead and not used (deadline, failure) is dropped; the connection must be
+    // idle before the caller uses or closes it.
+    await ahead?.catch(() => undefined);
+    await encoder.close();
   }
   return current;
 }

@@ -128,7 +128,7 @@ describe('export workflow, run locally', () => {
     const handlers = {
       [S.plan]: async () => {
         count(S.plan);
-        return { runId: 'run-1', startedAt: '2025-01-01T00:00:00Z', tables: [{ table: 'orders' }, { table: 'customers' }] };
+        return { runId: 'run-1', startedAt: '2025-01-01T00:00:00Z', tables: [{ table: 'orders' }, { table: 'customers' }], skipped: [], failed: [], warnings: [] };
       },
       [S.exportPage]: async (cursor: Cursor) => {
         count(`${S.exportPage}:${cursor.table}`);
@@ -179,6 +179,8 @@ describe('export workflow, run locally', () => {
     expect(calls).toEqual({ [S.plan]: 1, [`${S.exportPage}:orders`]: 3, [`${S.exportPage}:customers`]: 1, [`${S.commit}:orders`]: 1, [`${S.commit}:customers`]: 1 });
     expect(summarizeInput()?.runId).toBe('run-1');
     expect(summarizeInput()?.results.map((r) => [r.table, r.status, r.rows])).toEqual([['orders', 'succeeded', 3], ['customers', 'succeeded', 1]]);
+    // tables Plan could not start reach Summarize too (they count as failures or skips there)
+    expect(summarizeInput()).toMatchObject({ skipped: [], failed: [] });
     expect(output).toMatchObject({ summary: { failed: 0 } });
   });
 
