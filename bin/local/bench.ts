@@ -222,8 +222,19 @@ async function main(): Promise<void> {
       child: { type: 'string' },
       url: { type: 'string' },
       only: { type: 'string' },
+      help: { type: 'boolean', default: false },
     },
   });
+  if (values.help) {
+    process.stdout.write(`npm run bench -- [--rows N] [--runs R] [--page-rows P] [--only limit,export,duckdb] [--url DB] [--json]
+
+Creates a deterministic orders table in an embedded PostgreSQL (or uses --url), then measures,
+each in its own child process and as the median of R runs (default 3): (1) draining binary COPY
+(the physical limit), (2) pg-lake-export into a local lake, (3) COPY CSV → DuckDB → Snappy Parquet.
+Prints wall seconds, rows/s, peak RSS, output bytes and the export's ratios to (1) and (3).
+`);
+    return;
+  }
   const pageRows = values['page-rows'] ? Number(values['page-rows']) : undefined;
   if (values.child) return runChild(values.child as Mode, values.url!, pageRows);
 
