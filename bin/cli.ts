@@ -26,7 +26,8 @@ Run "pg-lake-export <command> --help" for a command's options.`,
   run: `pg-lake-export run --config lake.config.yaml --lake <file:///abs/dir | s3://bucket/prefix> [options]
 
 Exports every configured table's new and changed rows (since its watermark) as Parquet.
-The database comes from DATABASE_URL (postgres://user:pass@host:port/db?sslmode=require).
+The database comes from DATABASE_URL (postgres://user:pass@host:port/db?sslmode=require);
+the salt of columns.hash from LAKE_HASH_SALT.
 
 Options:
   --config FILE     configuration (default lake.config.yaml)
@@ -125,7 +126,7 @@ async function commandRun(args: string[]): Promise<number> {
   try {
     const outcome = await runExport(
       {
-        source, store, config,
+        source, store, config, hashSalt: process.env.LAKE_HASH_SALT || undefined,
         log: json ? undefined : (message, fields) => {
           if (message === 'page exported') process.stderr.write(`  ${fields?.table}: page ${fields?.page}, ${fields?.totalRows} rows\n`);
           else process.stderr.write(`  ${message} ${JSON.stringify(fields ?? {})}\n`);

@@ -2,6 +2,7 @@
 import { CfnOutput, Duration, Stack, Token, type StackProps } from 'aws-cdk-lib';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { resolveTable, type LakeConfig } from '../lambdas/core/config.ts';
 import { ExportAlarms, METRICS_NAMESPACE, SERVICE_NAME } from './export-alarms.ts';
 import { ExportSchedule } from './export-schedule.ts';
@@ -70,6 +71,8 @@ export class PgLakeExportStack extends Stack {
         GLUE_DATABASE: config.lake.glueDatabase,
         // The ARN only: the function reads the secret at run time; no credential is in the environment.
         DB_SECRET_ARN: source.secretArn,
+        // The ARN of the columns.hash salt, when the config has one; read by Export at run time.
+        ...(source.hashSaltSecretArn ? { HASH_SALT_SECRET_ARN: source.hashSaltSecretArn } : {}),
         LAKE_CONFIG: lakeConfigJson,
         // The Lambda Node.js runtime ships the RDS CA bundle here; TLS to RDS then verifies.
         NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem',
@@ -98,6 +101,10 @@ export class PgLakeExportStack extends Stack {
       entry: 'lambdas/summarize/handler.ts',
       description: 'pg-lake-export: per-table totals and freshness metrics for the run',
     });
+    if (source.hashSaltSecretArn) {
+      // Only Export hashes; the salt never leaves that function (not logged, not in the lake).
+      secretsmanager.Secret.fromSecretCompleteArn(this, 'HashSaltSecret', source.hashSaltSecretArn).grantRead(exportPage);
+    }
     // Summarize too: it reads each table's watermark and tidies a failed table's unfinished run.
     for (const fn of [plan, exportPage, commit, summarize]) this.lake.grantPrefixAccess(fn);
     this.catalog.grantTableMaintenance(commit);

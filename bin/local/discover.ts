@@ -283,7 +283,7 @@ function tableConfig(table: DiscoveredTable): TableConfig {
     cursor: table.cursor ?? 'updated_at',
     ...(table.lakeName ? { lakeName: table.lakeName } : {}),
     ...(table.primaryKey.length ? { primaryKey: [...table.primaryKey] } : {}),
-    columns: { exclude: [...table.exclude] },
+    columns: { exclude: [...table.exclude], hash: [] },
   };
 }
 

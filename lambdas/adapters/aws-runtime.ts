@@ -70,11 +70,27 @@ function connectionSettings(): Promise<string | ClientConfig> {
   return connection;
 }
 
+let salt: Promise<string | undefined> | null = null;
+
+/** The salt of columns.hash: from its own secret when deployed, LAKE_HASH_SALT for local runs. */
+function hashSalt(): Promise<string | undefined> {
+  salt ??= (async () => {
+    if (process.env.LAKE_HASH_SALT) return process.env.LAKE_HASH_SALT;
+    const arn = process.env.HASH_SALT_SECRET_ARN;
+    if (!arn) return undefined;
+    const result = await new SecretsManagerClient({}).send(new GetSecretValueCommand({ SecretId: arn }));
+    if (!result.SecretString) throw new ConfigError(`secret ${arn} (columns.hash salt) has no SecretString`);
+    return result.SecretString;
+  })();
+  salt.catch(() => { salt = null; });
+  return salt;
+}
+
 /** Run `work` with fresh deps (one database session per invocation, closed after). */
 export async function withDeps<T>(work: (deps: ExportDeps) => Promise<T>): Promise<T> {
   const source = new PostgresSource(await connectionSettings());
   try {
-    return await work({ source, store, config, registry, log: (message, fields) => logger.info(message, { ...fields }) });
+    return await work({ source, store, config, registry, hashSalt: await hashSalt(), log: (message, fields) => logger.info(message, { ...fields }) });
   } finally {
     await source.close();
   }

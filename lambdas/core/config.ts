@@ -23,7 +23,13 @@ const tableSchema = z.strictObject({
   /** Boolean column that marks a row deleted: the `<lakeName>_current` view leaves such rows out. */
   softDeleteColumn: identifier.optional(),
   /** Columns left out of the lake (never read from the database). */
-  columns: z.strictObject({ exclude: z.array(identifier).default([]) }).default({ exclude: [] }),
+  columns: z
+    .strictObject({
+      exclude: z.array(identifier).default([]),
+      /** Exported as salted SHA-256 hex (salt: LAKE_HASH_SALT locally, source.hashSaltSecretArn deployed). */
+      hash: z.array(identifier).default([]),
+    })
+    .default({ exclude: [], hash: [] }),
   /** Extra SQL predicate ANDed to every page query, written by the operator (trusted). */
   where: z.string().min(1).optional(),
   /** Data-quality checks over the run's window, before anything is published. */
@@ -55,6 +61,8 @@ const configSchema = z.strictObject({
       vpcId: z.string().regex(/^vpc-[0-9a-f]+$/, 'must be a VPC id (vpc-…)'),
       securityGroupId: z.string().regex(/^sg-[0-9a-f]+$/, 'must be a security group id (sg-…)'),
       subnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, 'must be a subnet id')).optional(),
+      /** Secrets Manager secret whose string is the salt of columns.hash. */
+      hashSaltSecretArn: z.string().regex(/^arn:aws[a-z-]*:secretsmanager:/, 'must be a Secrets Manager ARN').optional(),
     })
     .optional(),
   schedule: z

@@ -31,6 +31,8 @@ export interface ExportDeps {
   readonly config: LakeConfig;
   /** The query engine's catalog; Glue when deployed. The lake's schema.json is always written. */
   readonly registry?: TableRegistry;
+  /** Salt of columns.hash (LAKE_HASH_SALT, or the secret when deployed). Never logged. */
+  readonly hashSalt?: string;
   /** Structured progress/warning events; the Lambda logger or the CLI's printer. */
   readonly log?: (message: string, fields?: Record<string, unknown>) => void;
 }
@@ -307,6 +309,11 @@ export async function planRun(deps: ExportDeps, request: RunRequest = {}, now = 
       problems.push(error.message);
     }
   }
+  for (const shape of shapes) {
+    if (!deps.hashSalt && shape.layout.columns.some((c) => c.hashed)) {
+      problems.push(`${shape.table.display}: columns.hash needs a salt: set LAKE_HASH_SALT (locally) or source.hashSaltSecretArn (deployed)`);
+    }
+  }
   if (problems.length) {
     const first = problems.length === 1 ? problems[0] : `${problems.length} tables do not match the database: ${problems.join(' | ')}`;
     throw new SchemaMismatchError(first);
@@ -357,6 +364,7 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
   // Pages overlap: a worker thread decodes and encodes page n while the database already
   // sends page n + 1 (its keyset starts after page n's last key, found by a cheap scan).
   const encoder = createPageEncoder();
+  const layout = deps.hashSalt ? { ...shape.layout, hashSalt: deps.hashSalt } : shape.layout;
   let ahead: Promise<Buffer> | null = null;
   let current = task;
   let lastPageMillis = 0;
@@ -379,7 +387,7 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
         ahead.catch(() => undefined); // observed here; awaited (and thrown) next iteration
       }
       // `bytes` moves to the worker: not usable after this line.
-      const encoded = await encoder.encode(shape.layout, bytes, { runId: current.runId, exportedAtMicros: current.exportedAtMicros });
+      const encoded = await encoder.encode(layout, bytes, { runId: current.runId, exportedAtMicros: current.exportedAtMicros });
       const files = encoded.files.map((f) => ({ key: dataFileKey(prefix, task.table, f.day, current.runId, pageNo), rows: f.rows, bytes: f.parquet.length, parquet: f.parquet }));
       // Journal first, then stage: nothing is visible to a table before commit, and whatever a
       // crash leaves under pending/ is found and removed by the next plan. A retried page

@@ -2,7 +2,8 @@
 import * as arrow from 'apache-arrow';
 import { Arena, arrowTypeOf, decodeColumn } from './columns.ts';
 import { type FramedPage, fieldOffset } from './copy-binary.ts';
-import { ValueError } from './errors.ts';
+import { ConfigError, ValueError } from './errors.ts';
+import { hashColumn } from './pii-hash.ts';
 import { dayFromEpochDays, type PartitionDay } from './layout.ts';
 import { encodeParquet } from './parquet.ts';
 import type { ColumnPlan, LakeType } from './type-map.ts';
@@ -19,6 +20,8 @@ export const META_COLUMNS: readonly { name: string; glueType: string }[] = [
 /** Everything about a table's shape that decoding needs; derived once per invocation. */
 export interface PageLayout {
   readonly table: string;
+  /** Salt of columns.hash; set by the exporter from its deps, never logged. */
+  readonly hashSalt?: string;
   readonly columns: readonly ColumnPlan[];
   /** Field indexes of the cursor, then the primary key columns. */
   readonly keyFields: readonly number[];
@@ -124,10 +127,15 @@ const arena = new Arena(8 << 20);
 function decodeRows(layout: PageLayout, page: FramedPage, rows: Int32Array): arrow.Data[] {
   arena.reset();
   const slots = { buf: page.buf, fieldPos: page.fieldPos, fieldLen: page.fieldLen, stride: page.fieldCount };
-  return layout.columns.map((c, f) => decodeColumn(c.lakeType, slots, f, rows, rows.length, {
-    where: `${layout.table}.${c.name}`,
-    rowKey: (row) => describeKey(layout, rowKeyText(layout, page.buf, page.rowStarts[row])),
-  }, arena));
+  return layout.columns.map((c, f) => {
+    const data = decodeColumn(c.lakeType, slots, f, rows, rows.length, {
+      where: `${layout.table}.${c.name}`,
+      rowKey: (row) => describeKey(layout, rowKeyText(layout, page.buf, page.rowStarts[row])),
+    }, arena);
+    if (!c.hashed) return data;
+    if (!layout.hashSalt) throw new ConfigError(`${layout.table}.${c.name}: columns.hash needs a salt (LAKE_HASH_SALT, or source.hashSaltSecretArn when deployed)`);
+    return hashColumn(data, layout.hashSalt);
+  });
 }
 
 let metaCache: { key: string; at: BigInt64Array; offsets: Int32Array; data: Uint8Array } | null = null;

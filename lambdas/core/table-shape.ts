@@ -64,10 +64,21 @@ export function shapeTable(table: ResolvedTable, catalog: TableCatalog | null, c
     if (other !== undefined) problems.push(`${where}: columns ${JSON.stringify(other)} and ${JSON.stringify(column.name)} differ only in case; Athena cannot tell them apart (exclude one)`);
     lower.set(column.name.toLowerCase(), column.name);
   }
+  const hashed = new Set(cfg.columns.hash);
+  for (const name of hashed) {
+    need(name, 'columns.hash');
+    if (name === cfg.cursor || name === partitionName || keyNames.includes(name)) problems.push(`${where}: columns.hash names ${JSON.stringify(name)}, which the export needs in clear (cursor, key or partition)`);
+    if (excluded.has(name)) problems.push(`${where}: ${JSON.stringify(name)} is in both columns.exclude and columns.hash`);
+  }
   const columns: ColumnPlan[] = [];
   const warnings: string[] = [];
   for (const column of catalog.columns) {
     if (excluded.has(column.name)) continue;
+    if (hashed.has(column.name)) {
+      // Hashed from its text form: the same value always gives the same hash, whatever the type.
+      columns.push({ name: column.name, select: `${quoteIdent(column.name)}::text`, lakeType: { kind: 'string' }, glueType: 'string', hashed: true });
+      continue;
+    }
     try {
       const plan = planColumn(where, column, { unconstrainedNumericScale: config.export.unconstrainedNumericScale });
       if (plan.warning) warnings.push(plan.warning);
@@ -85,7 +96,7 @@ export function shapeTable(table: ResolvedTable, catalog: TableCatalog | null, c
     partitionField: index(partitionName),
     years: config.lake.partitionYears,
   };
-  const fingerprint = createHash('sha256').update(JSON.stringify(columns.map((c) => [c.name, c.select, c.glueType]))).digest('hex').slice(0, 16);
+  const fingerprint = createHash('sha256').update(JSON.stringify(columns.map((c) => [c.name, c.select, c.glueType, c.hashed === true]))).digest('hex').slice(0, 16);
   return { table, layout, cursor: cursor!, keyColumns, fingerprint, warnings };
 }
 

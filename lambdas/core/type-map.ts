@@ -34,6 +34,8 @@ export interface ColumnPlan {
   readonly glueType: string;
   /** Set when the column is exported as its text form rather than a native type. */
   readonly warning?: string;
+  /** columns.hash: exported as salted SHA-256 hex of its text form. */
+  readonly hashed?: boolean;
 }
 
 export interface TypeMapOptions {

@@ -1,6 +1,7 @@
 // The stack refuses, before building anything, a config it cannot deploy, and says everything
 // that is wrong at once.
 import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { LAKE_CONFIG_LIMIT_BYTES, PgLakeExportStack } from '../../lib/index.ts';
 import { ENV, fixtureConfig, FIXTURE_CONFIG_YAML } from './stack.ts';
@@ -30,5 +31,23 @@ describe('PgLakeExportStack props', () => {
     expect(build(noSubnets, { bucketName: 'Not_A_Bucket' })).toThrowError(
       /2 invalid prop\(s\)[\s\S]*source\.subnetIds[\s\S]*bucketName: must be a valid S3 bucket name \(got "Not_A_Bucket"\)/,
     );
+  });
+});
+
+describe('the columns.hash salt', () => {
+  it('only Export may read its secret, and only its ARN is in the environment', () => {
+    const saltArn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:lake-salt-XyZ123';
+    const yamlText = FIXTURE_CONFIG_YAML.replace(/^source:\n/m, `source:\n  hashSaltSecretArn: ${saltArn}\n`);
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new PgLakeExportStack(app, 'PgLakeExport', { config: fixtureConfig(yamlText), env: ENV });
+    const template = Template.fromStack(stack).toJSON() as { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
+    const readers = Object.entries(template.Resources)
+      .filter(([, r]) => r.Type === 'AWS::IAM::Policy' && JSON.stringify(r.Properties).includes(saltArn))
+      .map(([, r]) => JSON.stringify((r.Properties as { Roles: unknown }).Roles));
+    expect(readers).toHaveLength(1);
+    expect(readers[0]).toContain('FunctionsExport');
+    for (const fn of Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function')) {
+      expect((fn.Properties.Environment as { Variables: Record<string, string> }).Variables.HASH_SALT_SECRET_ARN).toBe(saltArn);
+    }
   });
 });

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LakeQuery } from '../../bin/local/lake-query.ts';
 import { runExport } from '../../bin/local/run-export.ts';
 import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
+import { hashText } from '../../lambdas/core/pii-hash.ts';
 import { createDatabase, createLake, duckdb, exportDeps, parquetGlob, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
 
 let db: TestDatabase;
@@ -238,6 +239,38 @@ describe('bad input: a named error and nothing written', () => {
     const outcome = await exportOnce(lake, [{ name: 'future' }]);
     expect(outcome.tables[0].error).toBe('ValueError: public.future.updated_at: value 1969-12-31 23:59:59.999999+00 falls outside the partition years 1970–2099 (row updated_at=1969-12-31 23:59:59.999999+00, id=2); widen lake.partitionYears');
     expect(await lake.store.list('')).toEqual([]);
+    lake.remove();
+  });
+});
+
+describe('columns.hash', () => {
+  it('exports PII as salted SHA-256 of its text; the salt is never in the lake or the query', async () => {
+    await db.query(`CREATE TABLE members (id int PRIMARY KEY, email text, born date, updated_at timestamptz NOT NULL DEFAULT '2024-02-01');
+      INSERT INTO members (id, email, born) VALUES (1, 'ada@example.com', '1815-12-10'), (2, NULL, NULL), (3, 'ada@example.com', '1906-12-09')`);
+    const lake = createLake();
+    const tables = [{ name: 'members', columns: { hash: ['email', 'born'] } }];
+    const noSalt = exportDeps(db, lake.store, testConfig(tables));
+    await expect(runExport(noSalt)).rejects.toThrow('public.members: columns.hash needs a salt: set LAKE_HASH_SALT (locally) or source.hashSaltSecretArn (deployed)');
+    await noSalt.close();
+    expect(await lake.store.list('')).toEqual([]);
+
+    const salt = 'pepper-and-salt';
+    const queries: string[] = [];
+    const deps = { ...exportDeps(db, lake.store, testConfig(tables)), hashSalt: salt };
+    const copyBinary = deps.source.copyBinary.bind(deps.source);
+    deps.source.copyBinary = async (sql: string) => { queries.push(sql); return copyBinary(sql); };
+    expect((await runExport(deps)).tables[0]).toMatchObject({ status: 'succeeded', rows: 3 });
+    await deps.close();
+    const rows = await duckdb<{ id: number; email: string | null; born: string | null }>(`SELECT id, email, born FROM read_parquet(${parquetGlob(lake, 'members')}) ORDER BY id`);
+    expect(rows).toEqual([
+      { id: 1, email: hashText('ada@example.com', salt), born: hashText('1815-12-10', salt) },
+      { id: 2, email: null, born: null },
+      { id: 3, email: hashText('ada@example.com', salt), born: hashText('1906-12-09', salt) },
+    ]);
+    expect(rows[0].email).toMatch(/^[0-9a-f]{64}$/);
+    expect(queries.length).toBeGreaterThan(0);
+    expect(queries.some((q) => q.includes(salt))).toBe(false);
+    for (const key of await lake.store.list('')) expect((await lake.store.get(key))!.body.includes(salt), key).toBe(false);
     lake.remove();
   });
 });
