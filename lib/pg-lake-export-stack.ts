@@ -107,7 +107,9 @@ export class PgLakeExportStack extends Stack {
     }
     // Summarize too: it reads each table's watermark and tidies a failed table's unfinished run.
     for (const fn of [plan, exportPage, commit, summarize]) this.lake.grantPrefixAccess(fn);
+    // Commit registers the schema after its commit point; Plan rolls an interrupted commit forward.
     this.catalog.grantTableMaintenance(commit);
+    this.catalog.grantTableMaintenance(plan);
 
     this.workflow = new ExportWorkflow(this, 'Workflow', {
       functions: { plan, export: exportPage, commit, summarize },

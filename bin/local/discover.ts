@@ -280,6 +280,7 @@ async function discoverOne(
 function tableConfig(table: DiscoveredTable): TableConfig {
   return {
     name: table.name,
+    mode: 'incremental',
     cursor: table.cursor ?? 'updated_at',
     ...(table.lakeName ? { lakeName: table.lakeName } : {}),
     ...(table.primaryKey.length ? { primaryKey: [...table.primaryKey] } : {}),

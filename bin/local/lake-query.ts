@@ -47,7 +47,7 @@ export class LakeQuery {
       const schema = await state.read<Partial<LakeSchema> & { columns: LakeColumn[] }>(state.schemaKey());
       if (!schema) continue; // never committed: no view, as Athena would have no table
       const columns = schema.value.columns;
-      const dir = path.join(store.root, tableDataPrefix(config.lake.prefix, table.lakeName));
+      const dir = path.join(store.root, tableDataPrefix(config.lake.prefix, table.lakeName, schema.value.snapshotRunId));
       const glob = path.join(dir, PARTITION_KEYS.map((k) => `${k.name}=*`).join('/'), '*.parquet');
       const partitions = PARTITION_KEYS.map((k) => `CAST(${k.name} AS INTEGER) AS ${k.name}`).join(', ');
       let body: string;

@@ -22,6 +22,8 @@ const tableSchema = z.strictObject({
   partitionBy: identifier.optional(),
   /** Boolean column that marks a row deleted: the `<lakeName>_current` view leaves such rows out. */
   softDeleteColumn: identifier.optional(),
+  /** incremental: rows changed since the watermark; snapshot: the whole table every run, replacing the last. */
+  mode: z.enum(['incremental', 'snapshot']).default('incremental'),
   /** Columns left out of the lake (never read from the database). */
   columns: z
     .strictObject({

@@ -47,7 +47,8 @@ export function lakeSchema(shape: TableShape, columns: readonly LakeColumn[]): L
   return {
     columns,
     key: shape.keyColumns.map((c) => engineName(c.name)),
-    cursor: engineName(shape.cursor.name),
+    // Snapshot tables hold one version per key per run: the latest export is the latest version.
+    cursor: shape.cursor ? engineName(shape.cursor.name) : META_EXPORTED_AT,
     ...(softDelete === undefined ? {} : { softDelete: engineName(softDelete) }),
   };
 }

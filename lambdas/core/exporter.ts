@@ -23,7 +23,7 @@ import type { ObjectStore, RowSource, TableRegistry } from './ports.ts';
 import { TableState, type Lease, type PageEntry, type PendingRun, type RunManifest, type Supersede, type Watermark, type Window } from './state.ts';
 import { describeTableShape, incompatibleChanges, lakeColumns, nullCursorQuery, pageQuery, windowPredicates, type TableShape } from './table-shape.ts';
 import { quoteIdent, quoteQualified } from './identifiers.ts';
-import type { LakeColumn } from './ports.ts';
+import type { LakeColumn, LakeSchema } from './ports.ts';
 
 export interface ExportDeps {
   readonly source: RowSource;
@@ -38,7 +38,7 @@ export interface ExportDeps {
 }
 
 /** What the steps that only touch the lake need. */
-export type LakeDeps = Pick<ExportDeps, 'store' | 'config' | 'log'>;
+export type LakeDeps = Pick<ExportDeps, 'store' | 'config' | 'log' | 'registry'>;
 
 /** What a console re-run may ask for (validated by the plan handler's schema). */
 export interface RunRequest {
@@ -248,13 +248,16 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
   try {
     const watermark = await state.watermark();
     await recover(deps, state, watermark);
-    const previous = await state.read<{ columns: LakeColumn[] }>(state.schemaKey());
+    const snapshot = table.config.mode === 'snapshot';
+    // A snapshot replaces every file, so its columns may change freely.
+    const previous = snapshot ? null : await state.read<{ columns: LakeColumn[] }>(state.schemaKey());
     const changes = previous ? incompatibleChanges(table.display, previous.value.columns, lakeColumns(shape)) : [];
     if (changes.length) throw new SchemaMismatchError(changes.join('; '));
     let kind: PendingRun['kind'] = 'scheduled';
     let window: Window = { from: watermark?.cursor ?? null, fromInclusive: false, to: run.upper };
     let supersede: Supersede[] = [];
-    if (request.full) {
+    if (snapshot && request.window) deps.log?.('a snapshot table has no cursor window: taking a full snapshot', { table: table.display });
+    if (request.full || snapshot) {
       kind = 'full';
       window = { from: null, fromInclusive: false, to: run.upper };
       supersede = (await state.manifests()).map((m) => ({ runId: m.runId, pages: m.pages.map((p) => p.page) }));
@@ -271,8 +274,8 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
       deps.log?.('nothing new: the watermark is at or past the upper bound', { table: table.display, watermark: window.from, upper: window.to });
     }
     let nullCursorRows = 0;
-    if (!shape.cursor.notNull) {
-      const q = nullCursorQuery(shape, 10);
+    if (shape.cursor && !shape.cursor.notNull) {
+      const q = nullCursorQuery({ ...shape, cursor: shape.cursor }, 10);
       nullCursorRows = Number((await deps.source.queryText(q.count))[0].n);
       if (nullCursorRows > 0) {
         const sample = (await deps.source.queryText(q.sample)).map((r) => r.key);
@@ -345,6 +348,7 @@ export async function planRun(deps: ExportDeps, request: RunRequest = {}, now = 
 export async function exportTable(deps: ExportDeps, task: TableTask, deadline = Number.POSITIVE_INFINITY): Promise<TableTask> {
   if (task.done) return task;
   const table = findTable(deps.config, task.table);
+  const snapshot = table.config.mode === 'snapshot';
   const state = new TableState(deps.store, deps.config.lake.prefix, task.table);
   await renewLease(deps, state, task);
   const shape = await describeTableShape(deps.source, table, deps.config);
@@ -388,7 +392,7 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
       }
       // `bytes` moves to the worker: not usable after this line.
       const encoded = await encoder.encode(layout, bytes, { runId: current.runId, exportedAtMicros: current.exportedAtMicros });
-      const files = encoded.files.map((f) => ({ key: dataFileKey(prefix, task.table, f.day, current.runId, pageNo), rows: f.rows, bytes: f.parquet.length, parquet: f.parquet }));
+      const files = encoded.files.map((f) => ({ key: dataFileKey(prefix, task.table, f.day, current.runId, pageNo, snapshot), rows: f.rows, bytes: f.parquet.length, parquet: f.parquet }));
       // Journal first, then stage: nothing is visible to a table before commit, and whatever a
       // crash leaves under pending/ is found and removed by the next plan. A retried page
       // rewrites its journal; files only an earlier attempt staged are never published.
@@ -435,6 +439,13 @@ async function finishCommit(deps: LakeDeps, state: TableState, runId: string, co
   }
   const pages = await state.pendingPages(runId);
   await publish(deps, state, runId, pages);
+  // The schema (and, for a snapshot, the folder the table reads) switches only after the commit
+  // point: until then Athena and the local views keep showing the last committed state.
+  const schema = await state.read<LakeSchema>(state.pendingSchemaKey(runId));
+  if (schema) {
+    await state.write(state.schemaKey(), schema.value);
+    await deps.registry?.register(state.lakeTable, schema.value);
+  }
   const manifest: RunManifest = { runId, kind: pendingRun.value.kind, window: pendingRun.value.window, committedAt, pages };
   await state.write(state.manifestKey(runId), manifest);
   const stale: string[] = [];
@@ -495,15 +506,15 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
     throw new StateError(`${task.display}: watermark would move back from ${current.value.cursor} to ${cursor}`);
   }
   await runChecks(deps, shape, task);
-  // Schema before data: the engine must know every column the new files carry.
-  // Columns dropped from the table stay declared, so older files keep them readable.
-  const previous = await state.read<{ columns: LakeColumn[] }>(state.schemaKey());
+  // Columns dropped from an incremental table stay declared, so older files keep them readable;
+  // a snapshot declares exactly its own columns and reads its own folder.
+  const snapshot = shape.table.config.mode === 'snapshot';
+  const previous = snapshot ? null : await state.read<{ columns: LakeColumn[] }>(state.schemaKey());
   const fresh = lakeColumns(shape);
   const dropped = (previous?.value.columns ?? []).filter((c) => !fresh.some((f) => f.name === c.name));
   const columns = [...fresh.slice(0, -2), ...dropped, ...fresh.slice(-2)];
-  const schema = lakeSchema(shape, columns);
-  await state.write(state.schemaKey(), schema);
-  await deps.registry?.register(task.table, schema);
+  const schema: LakeSchema = { ...lakeSchema(shape, columns), ...(snapshot ? { snapshotRunId: task.runId } : {}) };
+  await state.write(state.pendingSchemaKey(task.runId), schema);
   // Publish, then commit: a crash in between leaves visible files of an uncommitted run, which
   // the next plan removes (they are journalled); the reverse order would commit unseen data.
   await publish(deps, state, task.runId, pages);

@@ -22,7 +22,7 @@ export function glueTableDefinition(
   lakeTable: string,
   sourceTable: string,
   columns: readonly LakeColumn[],
-  lake: { readonly bucket: string; readonly prefix: string; readonly years: { readonly from: number; readonly to: number } },
+  lake: { readonly bucket: string; readonly prefix: string; readonly years: { readonly from: number; readonly to: number }; readonly snapshotRunId?: string },
 ): GlueTableDefinition {
   return {
     Name: lakeTable,
@@ -32,12 +32,12 @@ export function glueTableDefinition(
       EXTERNAL: 'TRUE',
       classification: 'parquet',
       'parquet.compression': 'SNAPPY',
-      ...partitionProjection(lake.bucket, lake.prefix, lakeTable, lake.years),
+      ...partitionProjection(lake.bucket, lake.prefix, lakeTable, lake.years, lake.snapshotRunId),
     },
     PartitionKeys: PARTITION_KEYS.map((k) => ({ Name: k.name, Type: 'int' })),
     StorageDescriptor: {
       Columns: columns.map((c) => ({ Name: c.name, Type: c.type })),
-      Location: `s3://${lake.bucket}/${tableDataPrefix(lake.prefix, lakeTable)}`,
+      Location: `s3://${lake.bucket}/${tableDataPrefix(lake.prefix, lakeTable, lake.snapshotRunId)}`,
       InputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat',
       OutputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat',
       SerdeInfo: { SerializationLibrary: 'org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe', Parameters: { 'serialization.format': '1' } },

@@ -44,16 +44,18 @@ function partitionSegments(values: Record<PartitionKey['name'], string | number>
   }).join('/');
 }
 
-export function tableDataPrefix(prefix: string, lakeTable: string): string {
-  return `${prefix}/${lakeTable}/`;
+/** Where a table's data lives; a snapshot table keeps each snapshot under its own folder. */
+export function tableDataPrefix(prefix: string, lakeTable: string, snapshotRunId?: string): string {
+  return snapshotRunId ? `${prefix}/${lakeTable}/snapshot=${snapshotRunId}/` : `${prefix}/${lakeTable}/`;
 }
 
-export function partitionPrefix(prefix: string, lakeTable: string, day: PartitionDay): string {
-  return `${tableDataPrefix(prefix, lakeTable)}${partitionSegments(day)}/`;
+export function partitionPrefix(prefix: string, lakeTable: string, day: PartitionDay, snapshotRunId?: string): string {
+  return `${tableDataPrefix(prefix, lakeTable, snapshotRunId)}${partitionSegments(day)}/`;
 }
 
-export function dataFileKey(prefix: string, lakeTable: string, day: PartitionDay, runId: string, page: number): string {
-  return `${partitionPrefix(prefix, lakeTable, day)}${runId}-p${pad(page, 6)}.parquet`;
+/** `snapshot`: the file belongs to a snapshot table, under its run's own folder. */
+export function dataFileKey(prefix: string, lakeTable: string, day: PartitionDay, runId: string, page: number, snapshot = false): string {
+  return `${partitionPrefix(prefix, lakeTable, day, snapshot ? runId : undefined)}${runId}-p${pad(page, 6)}.parquet`;
 }
 
 export function tableStatePrefix(prefix: string, lakeTable: string): string {
@@ -76,6 +78,7 @@ export function partitionProjection(
   prefix: string,
   lakeTable: string,
   years: { readonly from: number; readonly to: number },
+  snapshotRunId?: string,
 ): Record<string, string> {
   const ranges: Record<PartitionKey['name'], string> = {
     year: `${years.from},${years.to}`,
@@ -84,7 +87,7 @@ export function partitionProjection(
   };
   const parameters: Record<string, string> = {
     'projection.enabled': 'true',
-    'storage.location.template': `s3://${bucket}/${tableDataPrefix(prefix, lakeTable)}${partitionSegments({ year: '${year}', month: '${month}', day: '${day}' })}/`,
+    'storage.location.template': `s3://${bucket}/${tableDataPrefix(prefix, lakeTable, snapshotRunId)}${partitionSegments({ year: '${year}', month: '${month}', day: '${day}' })}/`,
   };
   for (const key of PARTITION_KEYS) {
     parameters[`projection.${key.name}.type`] = 'integer';

@@ -23,8 +23,11 @@ export interface PageLayout {
   /** Salt of columns.hash; set by the exporter from its deps, never logged. */
   readonly hashSalt?: string;
   readonly columns: readonly ColumnPlan[];
-  /** Field indexes of the cursor, then the primary key columns. */
+  /** Field indexes of the keyset: the cursor (when `cursorFirst`), then the primary key columns. */
   readonly keyFields: readonly number[];
+  /** False for snapshot tables, whose keyset is the primary key alone. */
+  readonly cursorFirst: boolean;
+  /** Field whose UTC date partitions the rows; −1: the run's own date (snapshot tables). */
   readonly partitionField: number;
   readonly years: { readonly from: number; readonly to: number };
 }
@@ -56,7 +59,7 @@ export function rowKeyText(layout: PageLayout, buf: Buffer, rowStart: number): s
     const len = buf.readInt32BE(pos);
     if (len < 0) return 'NULL';
     const type = layout.columns[f].lakeType;
-    return i === 0 ? cursorText(type, buf, pos + 4) : fieldText(type, buf, pos + 4, len);
+    return i === 0 && layout.cursorFirst ? cursorText(type, buf, pos + 4) : fieldText(type, buf, pos + 4, len);
   });
 }
 
@@ -69,9 +72,10 @@ function describeKey(layout: PageLayout, key: string[]): string {
  * in cursor order, so runs of one day are long: a row on the same day as the one before costs
  * one comparison.
  */
-function groupByDay(layout: PageLayout, page: FramedPage): [number, Int32Array][] {
+function groupByDay(layout: PageLayout, page: FramedPage, runDay: number): [number, Int32Array][] {
   const { buf, rowCount, fieldPos, fieldLen, fieldCount } = page;
   const field = layout.partitionField;
+  if (field < 0) return [[runDay, Int32Array.from({ length: rowCount }, (_, r) => r)]];
   const type = layout.columns[field].lakeType;
   const days = new Int32Array(rowCount);
   const counts = new Map<number, number>();
@@ -180,7 +184,8 @@ export function encodePage(layout: PageLayout, page: FramedPage, stamp: RunStamp
   if (page.rowCount === 0) return { rows: 0, files: [], firstKey: [], lastKey: [] };
   const schema = arrowSchema(layout);
   const types = lakeTypes(layout);
-  const groups = groupByDay(layout, page);
+  const runDay = Number(BigInt(stamp.exportedAtMicros) / 86_400_000_000n);
+  const groups = groupByDay(layout, page, runDay);
   const files: EncodedFile[] = [];
   for (const [day, rows] of groups) {
     const children = [...decodeRows(layout, page, rows), ...metaColumns(stamp, rows.length)];

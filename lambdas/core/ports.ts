@@ -76,6 +76,8 @@ export interface LakeSchema {
   readonly key: readonly string[];
   readonly cursor: string;
   readonly softDelete?: string;
+  /** Snapshot tables: the run whose snapshot the table shows (its data folder). */
+  readonly snapshotRunId?: string;
 }
 
 /** The query engine's catalog (Glue when deployed); told each table's schema at commit. */

@@ -69,8 +69,10 @@ export interface Lease {
 export class TableState {
   readonly store: ObjectStore;
   readonly root: string;
+  readonly lakeTable: string;
   constructor(store: ObjectStore, prefix: string, lakeTable: string) {
     this.store = store;
+    this.lakeTable = lakeTable;
     this.root = tableStatePrefix(prefix, lakeTable);
   }
 
@@ -80,6 +82,8 @@ export class TableState {
   pendingPrefix(runId?: string) { return runId ? `${this.root}pending/${runId}/` : `${this.root}pending/`; }
   /** Where a data file waits, invisible to every table, until its run commits. */
   stagedKey(runId: string, dataKey: string) { return `${this.pendingPrefix(runId)}data/${dataKey}`; }
+  /** The schema a run publishes, applied after its commit point (pending until then). */
+  pendingSchemaKey(runId: string) { return `${this.pendingPrefix(runId)}schema.json`; }
   pendingRunKey(runId: string) { return `${this.pendingPrefix(runId)}run.json`; }
   pendingPageKey(runId: string, page: number) { return `${this.pendingPrefix(runId)}p${String(page).padStart(6, '0')}.json`; }
   manifestPrefix() { return `${this.root}runs/`; }

@@ -12,7 +12,8 @@ import { CURSOR_TYPES, planColumn, type CatalogColumn, type ColumnPlan } from '.
 export interface TableShape {
   readonly table: ResolvedTable;
   readonly layout: PageLayout;
-  readonly cursor: CatalogColumn;
+  /** The cursor column; null for snapshot tables, which page by primary key alone. */
+  readonly cursor: CatalogColumn | null;
   readonly keyColumns: readonly CatalogColumn[];
   /** Hash of the column plans: an export invocation refuses to continue a run if it changed. */
   readonly fingerprint: string;
@@ -30,7 +31,9 @@ export function shapeTable(table: ResolvedTable, catalog: TableCatalog | null, c
     return column;
   };
   const cfg = table.config;
-  const cursor = need(cfg.cursor, 'cursor');
+  const snapshot = cfg.mode === 'snapshot';
+  // A snapshot reads the whole table every run: it needs no cursor (the table may have none).
+  const cursor = snapshot ? undefined : need(cfg.cursor, 'cursor');
   if (cursor && !CURSOR_TYPES.has(cursor.typeName)) {
     problems.push(`${where}: cursor column ${JSON.stringify(cursor.name)} is ${cursor.formatted}; it must be timestamptz, timestamp or date`);
   }
@@ -40,9 +43,10 @@ export function shapeTable(table: ResolvedTable, catalog: TableCatalog | null, c
   for (const k of keyColumns) {
     if (k.elementTypeName !== null || k.typeName === 'bytea' || k.typeName === 'json') problems.push(`${where}: primaryKey column ${JSON.stringify(k.name)} is ${k.formatted}, which cannot order a keyset`);
   }
-  const partitionName = cfg.partitionBy ?? cfg.cursor;
+  // Snapshot tables without partitionBy land in the partition of the run's date.
+  const partitionName = cfg.partitionBy ?? (snapshot ? undefined : cfg.cursor);
   // When it defaults to the cursor, the cursor's own checks already speak for it.
-  const partition = cfg.partitionBy === undefined ? undefined : need(partitionName, 'partitionBy');
+  const partition = cfg.partitionBy === undefined ? undefined : need(cfg.partitionBy, 'partitionBy');
   if (partition && !CURSOR_TYPES.has(partition.typeName)) problems.push(`${where}: partitionBy column ${JSON.stringify(partition.name)} is ${partition.formatted}; it must be timestamptz, timestamp or date`);
   const excluded = new Set(cfg.columns.exclude);
   const softDelete = cfg.softDeleteColumn === undefined ? undefined : need(cfg.softDeleteColumn, 'softDeleteColumn');
@@ -50,7 +54,7 @@ export function shapeTable(table: ResolvedTable, catalog: TableCatalog | null, c
   if (softDelete && excluded.has(softDelete.name)) problems.push(`${where}: columns.exclude names ${JSON.stringify(softDelete.name)}, which softDeleteColumn needs`);
   for (const name of excluded) {
     need(name, 'columns.exclude');
-    if (name === cfg.cursor || name === partitionName || keyNames.includes(name)) problems.push(`${where}: columns.exclude names ${JSON.stringify(name)}, which the export needs (cursor, key or partition)`);
+    if ((!snapshot && name === cfg.cursor) || name === partitionName || keyNames.includes(name)) problems.push(`${where}: columns.exclude names ${JSON.stringify(name)}, which the export needs (cursor, key or partition)`);
   }
   for (const name of [...(cfg.checks?.notNull ?? []), ...(cfg.checks?.unique ?? [])]) {
     need(name, 'checks');
@@ -67,7 +71,7 @@ export function shapeTable(table: ResolvedTable, catalog: TableCatalog | null, c
   const hashed = new Set(cfg.columns.hash);
   for (const name of hashed) {
     need(name, 'columns.hash');
-    if (name === cfg.cursor || name === partitionName || keyNames.includes(name)) problems.push(`${where}: columns.hash names ${JSON.stringify(name)}, which the export needs in clear (cursor, key or partition)`);
+    if ((!snapshot && name === cfg.cursor) || name === partitionName || keyNames.includes(name)) problems.push(`${where}: columns.hash names ${JSON.stringify(name)}, which the export needs in clear (cursor, key or partition)`);
     if (excluded.has(name)) problems.push(`${where}: ${JSON.stringify(name)} is in both columns.exclude and columns.hash`);
   }
   const columns: ColumnPlan[] = [];
@@ -92,12 +96,13 @@ export function shapeTable(table: ResolvedTable, catalog: TableCatalog | null, c
   const layout: PageLayout = {
     table: where,
     columns,
-    keyFields: [index(cfg.cursor), ...keyNames.map(index)],
-    partitionField: index(partitionName),
+    keyFields: snapshot ? keyNames.map(index) : [index(cfg.cursor), ...keyNames.map(index)],
+    cursorFirst: !snapshot,
+    partitionField: partitionName === undefined ? -1 : index(partitionName),
     years: config.lake.partitionYears,
   };
-  const fingerprint = createHash('sha256').update(JSON.stringify(columns.map((c) => [c.name, c.select, c.glueType, c.hashed === true]))).digest('hex').slice(0, 16);
-  return { table, layout, cursor: cursor!, keyColumns, fingerprint, warnings };
+  const fingerprint = createHash('sha256').update(JSON.stringify([cfg.mode, columns.map((c) => [c.name, c.select, c.glueType, c.hashed === true])])).digest('hex').slice(0, 16);
+  return { table, layout, cursor: cursor ?? null, keyColumns, fingerprint, warnings };
 }
 
 export async function describeTableShape(source: RowSource, table: ResolvedTable, config: LakeConfig): Promise<TableShape> {
@@ -106,17 +111,21 @@ export async function describeTableShape(source: RowSource, table: ResolvedTable
 
 /** Cursor predicates of a window; bounds are literals cast to timestamptz. */
 export function windowPredicates(shape: TableShape, window: Window): string[] {
-  const cursor = quoteIdent(shape.cursor.name);
-  const out = [`${cursor} IS NOT NULL`];
-  if (window.from !== null) out.push(`${cursor} ${window.fromInclusive ? '>=' : '>'} ${quoteLiteral(window.from)}::timestamptz`);
-  out.push(`${cursor} <= ${quoteLiteral(window.to)}::timestamptz`);
+  const out: string[] = [];
+  if (shape.cursor) {
+    const cursor = quoteIdent(shape.cursor.name);
+    out.push(`${cursor} IS NOT NULL`);
+    if (window.from !== null) out.push(`${cursor} ${window.fromInclusive ? '>=' : '>'} ${quoteLiteral(window.from)}::timestamptz`);
+    out.push(`${cursor} <= ${quoteLiteral(window.to)}::timestamptz`);
+  }
   if (shape.table.config.where) out.push(`(${shape.table.config.where})`);
+  if (out.length === 0) out.push('true');
   return out;
 }
 
-/** The keyset page: rows after `after` in (cursor, pk…) order, at most `limit`. */
+/** The keyset page: rows after `after` in (cursor, pk…) order — pk alone for snapshots — at most `limit`. */
 export function pageQuery(shape: TableShape, window: Window, after: readonly string[] | null, limit: number): string {
-  const keyCols = [shape.cursor, ...shape.keyColumns];
+  const keyCols = shape.cursor ? [shape.cursor, ...shape.keyColumns] : [...shape.keyColumns];
   const predicates = windowPredicates(shape, window);
   if (after) {
     if (after.length !== keyCols.length) throw new SchemaMismatchError(`${shape.table.display}: resume key has ${after.length} values, the key has ${keyCols.length} columns`);
@@ -128,7 +137,7 @@ export function pageQuery(shape: TableShape, window: Window, after: readonly str
 }
 
 /** Rows the window would skip because their cursor is NULL: counted and a few keys shown. */
-export function nullCursorQuery(shape: TableShape, sampleSize: number): { count: string; sample: string } {
+export function nullCursorQuery(shape: TableShape & { cursor: CatalogColumn }, sampleSize: number): { count: string; sample: string } {
   const table = quoteQualified(shape.table.name);
   const cond = [`${quoteIdent(shape.cursor.name)} IS NULL`];
   if (shape.table.config.where) cond.push(`(${shape.table.config.where})`);

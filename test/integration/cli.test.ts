@@ -63,7 +63,7 @@ describe('pg-lake-export CLI', () => {
     const badConfig = path.join(lake.dir, 'bad.yaml');
     writeFileSync(badConfig, 'tables:\n  - name: orders\n    mode: sometimes\n');
     const bad = await cli(['run', '--config', badConfig, '--lake', lake.url], { DATABASE_URL: db.url });
-    expect([bad.code, bad.stderr.trim()]).toEqual([1, `error: ConfigError: ${badConfig}: tables[0]: Unrecognized key: "mode"`]);
+    expect([bad.code, bad.stderr.trim()]).toEqual([1, `error: ConfigError: ${badConfig}: tables[0].mode: Invalid option: expected one of "incremental"|"snapshot"`]);
     const missing = await cli(['run', '--config', config, '--lake', lake.url, '--tables', 'public.nope'], { DATABASE_URL: db.url });
     expect([missing.code, missing.stderr.trim()]).toEqual([1, 'error: ConfigError: tables: "public.nope" is not configured (configured: public.orders)']);
   });

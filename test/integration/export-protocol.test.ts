@@ -274,3 +274,33 @@ describe('columns.hash', () => {
     lake.remove();
   });
 });
+
+describe('mode: snapshot', () => {
+  it('copies the whole table every run and replaces the previous snapshot, with or without a cursor column', async () => {
+    await db.query(`CREATE TABLE currencies (code char(3) PRIMARY KEY, name text, rate numeric(12,6));
+      INSERT INTO currencies VALUES ('EUR', 'Euro', 1), ('USD', 'US dollar', 1.08), ('JPY', 'Yen', 161.5)`);
+    const lake = createLake();
+    const tables = [{ name: 'currencies', mode: 'snapshot' }];
+    const first = await exportOnce(lake, tables);
+    expect(first.tables[0]).toMatchObject({ status: 'succeeded', rows: 3 });
+    await db.query(`UPDATE currencies SET rate = 1.09 WHERE code = 'USD'; DELETE FROM currencies WHERE code = 'JPY'; INSERT INTO currencies VALUES ('CHF', 'Franc', 0.94)`);
+    const second = await exportOnce(lake, tables);
+    expect(second.tables[0]).toMatchObject({ status: 'succeeded', rows: 3 });
+    const query = await LakeQuery.open(testConfig(tables), lake.store);
+    const rows = await query.query('SELECT code, name, CAST(rate AS VARCHAR) AS rate, _lake_run_id AS run FROM currencies ORDER BY code');
+    const current = await query.query('SELECT count(*) AS n FROM currencies_current');
+    query.close();
+    expect(rows.map(({ run: _run, ...r }) => r)).toEqual([
+      { code: 'CHF', name: 'Franc', rate: '0.940000' },
+      { code: 'EUR', name: 'Euro', rate: '1.000000' },
+      { code: 'USD', name: 'US dollar', rate: '1.090000' },
+    ]);
+    expect(new Set(rows.map((r) => r.run))).toEqual(new Set([second.runId]));
+    expect(current).toEqual([{ n: '3' }]);
+    // only the latest snapshot's files remain, under its own folder
+    const files = (await lake.store.list('raw/currencies/')).filter((k) => k.endsWith('.parquet'));
+    expect(files.length).toBeGreaterThan(0);
+    expect(files.every((k) => k.startsWith(`raw/currencies/snapshot=${second.runId}/year=`))).toBe(true);
+    lake.remove();
+  });
+});
