@@ -86,11 +86,16 @@ function hashSalt(): Promise<string | undefined> {
   return salt;
 }
 
-/** Run `work` with fresh deps (one database session per invocation, closed after). */
-export async function withDeps<T>(work: (deps: ExportDeps) => Promise<T>): Promise<T> {
+/**
+ * Run `work` with fresh deps (one database session per invocation, closed after). Only the step
+ * that hashes (`readsHashSalt`, Export) reads the salt; the others only know one is configured.
+ */
+export async function withDeps<T>(work: (deps: ExportDeps) => Promise<T>, options: { readsHashSalt?: boolean } = {}): Promise<T> {
   const source = new PostgresSource(await connectionSettings());
   try {
-    return await work({ source, store, config, registry, hashSalt: await hashSalt(), log: (message, fields) => logger.info(message, { ...fields }) });
+    const salt = options.readsHashSalt ? await hashSalt() : undefined;
+    const deferred = !options.readsHashSalt && Boolean(process.env.HASH_SALT_SECRET_ARN || process.env.LAKE_HASH_SALT);
+    return await work({ source, store, config, registry, hashSalt: salt, hashSaltDeferred: deferred, log: (message, fields) => logger.info(message, { ...fields }) });
   } finally {
     await source.close();
   }

@@ -58,7 +58,9 @@ WITH oldest AS (
 SELECT now()::text AS now,
        least(now() - make_interval(secs => $1::int), (SELECT xact_start - interval '1 microsecond' FROM oldest))::text AS upper,
        (SELECT pid::text FROM oldest WHERE xact_start - interval '1 microsecond' < now() - make_interval(secs => $1::int)) AS held_pid,
-       (SELECT xact_start::text FROM oldest) AS held_since`;
+       (SELECT xact_start::text FROM oldest) AS held_since,
+       (pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER')
+        OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user))::text AS sees_all`;
 
 // Errors worth a new connection and another try: the connection or server went away.
 const TRANSIENT_SQLSTATES = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004', '40001', '40P01']);
@@ -160,6 +162,7 @@ export class PostgresSource implements RowSource {
       now: row.now!,
       upper: row.upper!,
       heldBackBy: row.held_pid ? { pid: Number(row.held_pid), xactStart: row.held_since! } : null,
+      seesAllSessions: row.sees_all === 'true',
     };
   }
 

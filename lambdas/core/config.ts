@@ -85,7 +85,8 @@ const configSchema = z.strictObject({
       /** Scale given to unconstrained numeric columns (decimal(38, scale)). */
       unconstrainedNumericScale: z.number().int().min(0).max(38).default(9),
       /** A table's lease lapses this long after its last renewal (renewed every page). */
-      leaseSeconds: z.number().int().min(1).max(3600).default(300),
+      // At least a minute: a commit must finish within one lease period.
+      leaseSeconds: z.number().int().min(60).max(3600).default(300),
     })
     .default({ pageRows: 50_000, maxConcurrency: 2, safetyLagSeconds: 5, unconstrainedNumericScale: 9, leaseSeconds: 300 }),
   alarms: z

@@ -33,6 +33,8 @@ export interface ExportDeps {
   readonly registry?: TableRegistry;
   /** Salt of columns.hash (LAKE_HASH_SALT, or the secret when deployed). Never logged. */
   readonly hashSalt?: string;
+  /** The salt exists but only the step that hashes reads it (Plan checks configuration only). */
+  readonly hashSaltDeferred?: boolean;
   /** Structured progress/warning events; the Lambda logger or the CLI's printer. */
   readonly log?: (message: string, fields?: Record<string, unknown>) => void;
 }
@@ -158,7 +160,9 @@ export async function abandonRun(deps: LakeDeps, table: string, runId: string): 
 }
 
 async function removeRun(deps: LakeDeps, state: TableState, runId: string): Promise<void> {
-  const pages = await state.pendingPages(runId);
+  // A run with a manifest committed: what is left under pending/ is tidying, never its data.
+  const committed = await state.read<RunManifest>(state.manifestKey(runId));
+  const pages = committed ? [] : await state.pendingPages(runId);
   // Published keys too: a crash between publishing and the watermark leaves them visible.
   const published = pages.flatMap((p) => p.files.map((f) => f.key));
   deps.log?.('removing an unfinished run', { table: state.root, runId, files: published.length });
@@ -230,6 +234,13 @@ async function widenToPages(state: TableState, window: Window): Promise<{ window
 }
 
 
+/** Midnight (UTC) that starts the day of a canonical cursor text, minus one day: the last complete day. */
+function lastCompleteDay(canonical: string): string {
+  const day = new Date(`${canonical.slice(0, 10)}T00:00:00Z`);
+  day.setUTCDate(day.getUTCDate() - 1);
+  return `${day.toISOString().slice(0, 10)} 00:00:00.000000+00`;
+}
+
 /** A timestamp text from the database or a user, in canonical form (asks Postgres to parse it). */
 async function canonicalCursor(source: RowSource, text: string, what: string): Promise<string> {
   try {
@@ -254,12 +265,16 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
     const changes = previous ? incompatibleChanges(table.display, previous.value.columns, lakeColumns(shape)) : [];
     if (changes.length) throw new SchemaMismatchError(changes.join('; '));
     let kind: PendingRun['kind'] = 'scheduled';
-    let window: Window = { from: watermark?.cursor ?? null, fromInclusive: false, to: run.upper };
+    // A date cursor only moves in whole days: today is not over, so the window ends at the last
+    // complete day (a row written later today with today's date is exported tomorrow).
+    const upper = shape.cursor?.typeName === 'date' ? lastCompleteDay(run.upper) : run.upper;
+    // The bound can fall below the watermark (a larger safety lag, a clock step): nothing new then.
+    let window: Window = { from: watermark?.cursor ?? null, fromInclusive: false, to: watermark && upper < watermark.cursor ? watermark.cursor : upper };
     let supersede: Supersede[] = [];
     if (snapshot && request.window) deps.log?.('a snapshot table has no cursor window: taking a full snapshot', { table: table.display });
     if (request.full || snapshot) {
       kind = 'full';
-      window = { from: null, fromInclusive: false, to: run.upper };
+      window = { from: null, fromInclusive: false, to: upper };
       supersede = (await state.manifests()).map((m) => ({ runId: m.runId, pages: m.pages.map((p) => p.page) }));
     } else if (request.window) {
       if (!watermark) throw new ConfigError(`window: ${table.display} has never been exported; run it without a window first`);
@@ -282,7 +297,7 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
         deps.log?.('rows with a NULL cursor are not exported', { table: table.display, cursor: shape.cursor.name, rows: nullCursorRows, sampleKeys: sample });
       }
     }
-    const pending: PendingRun = { runId: run.runId, kind, window, supersede, startedAt: run.startedAt };
+    const pending: PendingRun = { runId: run.runId, kind, window, supersede, startedAt: run.startedAt, basedOn: watermark?.runId ?? null };
     await state.write(state.pendingRunKey(run.runId), pending);
     return {
       table: table.lakeName, display: table.display, runId: run.runId, startedAt: run.startedAt, exportedAtMicros: run.exportedAtMicros,
@@ -313,7 +328,7 @@ export async function planRun(deps: ExportDeps, request: RunRequest = {}, now = 
     }
   }
   for (const shape of shapes) {
-    if (!deps.hashSalt && shape.layout.columns.some((c) => c.hashed)) {
+    if (!deps.hashSalt && !deps.hashSaltDeferred && shape.layout.columns.some((c) => c.hashed)) {
       problems.push(`${shape.table.display}: columns.hash needs a salt: set LAKE_HASH_SALT (locally) or source.hashSaltSecretArn (deployed)`);
     }
   }
@@ -324,6 +339,9 @@ export async function planRun(deps: ExportDeps, request: RunRequest = {}, now = 
   const clock = await deps.source.readClock(deps.config.export.safetyLagSeconds);
   const upper = await canonicalCursor(deps.source, clock.upper, 'upper bound');
   const warnings = shapes.flatMap((s) => s.warnings);
+  if (!clock.seesAllSessions) {
+    warnings.push("the database user cannot see other users' transactions (GRANT pg_read_all_stats TO it): a transaction that commits after a run with an older cursor value could be missed");
+  }
   if (clock.heldBackBy) warnings.push(`window upper bound held back to ${upper} by open transaction pid ${clock.heldBackBy.pid} (since ${clock.heldBackBy.xactStart})`);
   const runId = request.runId ?? newRunId(now);
   const startedAt = now.toISOString();
@@ -424,6 +442,12 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
     await ahead?.catch(() => undefined);
     await encoder.close();
   }
+  if (current.done) {
+    // An earlier attempt of this invocation (retried after a timeout, data changed since) may
+    // have journalled pages beyond the last one: they are not part of the run.
+    const beyond = (await state.pendingPages(current.runId)).filter((p) => p.page > current.page);
+    await deps.store.delete(beyond.flatMap((p) => [state.pendingPageKey(current.runId, p.page), ...p.files.map((f) => state.stagedKey(current.runId, f.key))]));
+  }
   return current;
 }
 
@@ -437,7 +461,9 @@ async function finishCommit(deps: LakeDeps, state: TableState, runId: string, co
     if (existing) return existing.value;
     throw new StateError(`${state.root}: run ${runId} is committed but neither its pending run nor its manifest exists`);
   }
-  const pages = await state.pendingPages(runId);
+  // A manifest already written is the truth: after a crash in the tidying below, the journals
+  // left under pending/ may be only some of the run's pages.
+  const pages = existing ? existing.value.pages : await state.pendingPages(runId);
   await publish(deps, state, runId, pages);
   // The schema (and, for a snapshot, the folder the table reads) switches only after the commit
   // point: until then Athena and the local views keep showing the last committed state.
@@ -446,8 +472,8 @@ async function finishCommit(deps: LakeDeps, state: TableState, runId: string, co
     await state.write(state.schemaKey(), schema.value);
     await deps.registry?.register(state.lakeTable, schema.value);
   }
-  const manifest: RunManifest = { runId, kind: pendingRun.value.kind, window: pendingRun.value.window, committedAt, pages };
-  await state.write(state.manifestKey(runId), manifest);
+  const manifest: RunManifest = existing?.value ?? { runId, kind: pendingRun.value.kind, window: pendingRun.value.window, committedAt, pages };
+  if (!existing) await state.write(state.manifestKey(runId), manifest);
   const stale: string[] = [];
   for (const s of pendingRun.value.supersede) {
     const old = await state.read<RunManifest>(state.manifestKey(s.runId));
@@ -459,7 +485,10 @@ async function finishCommit(deps: LakeDeps, state: TableState, runId: string, co
     else await deps.store.delete([state.manifestKey(s.runId)]);
   }
   await deps.store.delete(stale);
-  await deps.store.delete(await deps.store.list(state.pendingPrefix(runId)));
+  // run.json last: while it exists, the next plan knows this run still needs finishing.
+  const leftovers = await deps.store.list(state.pendingPrefix(runId));
+  await deps.store.delete(leftovers.filter((k) => k !== state.pendingRunKey(runId)));
+  await deps.store.delete([state.pendingRunKey(runId)]);
   return manifest;
 }
 
@@ -490,6 +519,17 @@ async function runChecks(deps: ExportDeps, shape: TableShape, task: TableTask): 
 export async function commitTable(deps: ExportDeps, task: TableTask): Promise<CommitResult> {
   if (!task.done) throw new StateError(`${task.display}: run ${task.runId} cannot commit before its last page is exported`);
   const state = new TableState(deps.store, deps.config.lake.prefix, task.table);
+  const result = (cursor: string): CommitResult => ({
+    table: task.table, status: 'succeeded', rows: task.rows, files: task.files, bytes: task.bytes,
+    windowFrom: task.window.from, windowTo: task.window.to, watermark: cursor, nullCursorRows: task.nullCursorRows,
+  });
+  // The same input delivered again (the first answer was lost): already committed, finish and say so.
+  const already = await state.watermark();
+  if (already?.runId === task.runId) {
+    await finishCommit(deps, state, task.runId, already.committedAt);
+    await releaseLease(deps, task.table, task.runId);
+    return result(already.cursor);
+  }
   await renewLease(deps, state, task);
   const shape = await describeTableShape(deps.source, findTable(deps.config, task.table), deps.config);
   if (shape.fingerprint !== task.fingerprint) {
@@ -501,6 +541,12 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
     throw new StateError(`${task.display}: run ${task.runId} journalled ${pages.length} pages / ${rows} rows but exported ${task.page} pages / ${task.rows} rows`);
   }
   const current = await state.read<Watermark>(state.watermarkKey());
+  // Fencing: the watermark must still be the one this run's window was planned from.
+  const planned = await state.read<PendingRun>(state.pendingRunKey(task.runId));
+  if (!planned) throw new WindowConflictError(`${task.display}: run ${task.runId} has no pending run any more (another run removed it); nothing published`);
+  if ((current?.value.runId ?? null) !== (planned.value.basedOn ?? null)) {
+    throw new WindowConflictError(`${task.display}: the watermark moved from run ${planned.value.basedOn ?? '(none)'} to ${current?.value.runId} while run ${task.runId} exported; nothing published`);
+  }
   const cursor = task.kind === 'window' ? current?.value.cursor ?? task.window.to : task.window.to;
   if (current && task.kind !== 'full' && cursor < current.value.cursor) {
     throw new StateError(`${task.display}: watermark would move back from ${current.value.cursor} to ${cursor}`);
@@ -517,7 +563,10 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
   await state.write(state.pendingSchemaKey(task.runId), schema);
   // Publish, then commit: a crash in between leaves visible files of an uncommitted run, which
   // the next plan removes (they are journalled); the reverse order would commit unseen data.
+  // The lease is checked again on each side of publishing: no other run may be recovering it.
+  await renewLease(deps, state, task);
   await publish(deps, state, task.runId, pages);
+  await renewLease(deps, state, task);
   const committedAt = new Date().toISOString();
   const watermark: Watermark = { cursor, runId: task.runId, committedAt };
   const written = current
@@ -526,8 +575,5 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
   if (!written) throw new WindowConflictError(`${task.display}: the watermark changed while run ${task.runId} committed; its files will be removed by the next run`);
   await finishCommit(deps, state, task.runId, committedAt);
   await releaseLease(deps, task.table, task.runId);
-  return {
-    table: task.table, status: 'succeeded', rows: task.rows, files: task.files, bytes: task.bytes,
-    windowFrom: task.window.from, windowTo: task.window.to, watermark: cursor, nullCursorRows: task.nullCursorRows,
-  };
+  return result(cursor);
 }

@@ -45,6 +45,8 @@ export interface ClockReading {
   readonly now: string;
   /** Set when an open transaction held the bound back: its pid and start. */
   readonly heldBackBy: { readonly pid: number; readonly xactStart: string } | null;
+  /** False when the user cannot see other users' sessions (no pg_read_all_stats): the hold-back is blind. */
+  readonly seesAllSessions: boolean;
 }
 
 export interface RowSource {

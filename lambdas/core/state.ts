@@ -51,6 +51,8 @@ export interface PendingRun {
   readonly window: Window;
   readonly supersede: Supersede[];
   readonly startedAt: string;
+  /** Run id of the watermark this window was planned from (null: none); commit is fenced on it. */
+  readonly basedOn?: string | null;
 }
 
 export interface RunManifest {

@@ -31,6 +31,7 @@ export function shapeTable(table: ResolvedTable, catalog: TableCatalog | null, c
     return column;
   };
   const cfg = table.config;
+  const warnings0: string[] = [];
   const snapshot = cfg.mode === 'snapshot';
   // A snapshot reads the whole table every run: it needs no cursor (the table may have none).
   const cursor = snapshot ? undefined : need(cfg.cursor, 'cursor');
@@ -41,6 +42,7 @@ export function shapeTable(table: ResolvedTable, catalog: TableCatalog | null, c
   if (keyNames.length === 0) problems.push(`${where}: table has no primary key; set tables[].primaryKey to the columns that identify a row`);
   const keyColumns = keyNames.map((k) => need(k, 'primaryKey')).filter((c): c is CatalogColumn => c !== undefined);
   for (const k of keyColumns) {
+    if (!k.notNull) warnings0.push(`${where}: primaryKey column ${JSON.stringify(k.name)} allows NULL; a row with a NULL key cannot be paged exactly (declare it NOT NULL)`);
     if (k.elementTypeName !== null || k.typeName === 'bytea' || k.typeName === 'json') problems.push(`${where}: primaryKey column ${JSON.stringify(k.name)} is ${k.formatted}, which cannot order a keyset`);
   }
   // Snapshot tables without partitionBy land in the partition of the run's date.
@@ -75,7 +77,7 @@ export function shapeTable(table: ResolvedTable, catalog: TableCatalog | null, c
     if (excluded.has(name)) problems.push(`${where}: ${JSON.stringify(name)} is in both columns.exclude and columns.hash`);
   }
   const columns: ColumnPlan[] = [];
-  const warnings: string[] = [];
+  const warnings: string[] = [...warnings0];
   for (const column of catalog.columns) {
     if (excluded.has(column.name)) continue;
     if (hashed.has(column.name)) {

@@ -9,5 +9,5 @@ const RESERVE_MILLIS = 60_000;
 export const handler = async (event: unknown, context?: { getRemainingTimeInMillis(): number }) => {
   const task = tableTaskSchema.parse(event);
   const deadline = context ? Date.now() + context.getRemainingTimeInMillis() - RESERVE_MILLIS : Number.POSITIVE_INFINITY;
-  return withDeps((deps) => exportTable(deps, task, deadline));
+  return withDeps((deps) => exportTable(deps, task, deadline), { readsHashSalt: true });
 };

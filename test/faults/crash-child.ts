@@ -6,7 +6,7 @@ import { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
 import type { ObjectStore, PutOptions, RowSource } from '../../lambdas/core/ports.ts';
 import { runExport } from '../../bin/local/run-export.ts';
 
-type CrashPoint = 'mid-copy' | 'mid-page-upload' | 'before-publish' | 'mid-publish' | 'before-watermark' | 'after-watermark' | 'after-commit';
+type CrashPoint = 'mid-copy' | 'mid-page-upload' | 'before-publish' | 'mid-publish' | 'before-watermark' | 'after-watermark' | 'mid-cleanup' | 'after-commit';
 
 const die = (): never => {
   process.kill(process.pid, 'SIGKILL');
@@ -27,7 +27,14 @@ function crashingStore(inner: ObjectStore, point: CrashPoint): ObjectStore {
     },
     get: (key) => inner.get(key),
     list: (prefix) => inner.list(prefix),
-    delete: (keys) => inner.delete(keys),
+    async delete(keys) {
+      // Dies halfway through clearing a committed run's journals (S3 batch deletes can also fail part-way).
+      if (point === 'mid-cleanup' && keys.some((k) => /\/pending\/[^/]+\/p\d{6}\.json$/.test(k))) {
+        await inner.delete(keys.slice(0, Math.floor(keys.length / 2)));
+        die();
+      }
+      return inner.delete(keys);
+    },
     async move(from, to) {
       if (point === 'before-publish') die();
       if (point === 'mid-publish' && ++moves === 3) die();

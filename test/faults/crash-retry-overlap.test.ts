@@ -10,7 +10,7 @@ import { TableState, type Watermark } from '../../lambdas/core/state.ts';
 import { createDatabase, createLake, exportDeps, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
 import { checkLake } from './lake-checks.ts';
 
-const CRASH_POINTS = ['mid-copy', 'mid-page-upload', 'before-publish', 'mid-publish', 'before-watermark', 'after-watermark', 'after-commit'];
+const CRASH_POINTS = ['mid-copy', 'mid-page-upload', 'before-publish', 'mid-publish', 'before-watermark', 'after-watermark', 'mid-cleanup', 'after-commit'];
 const CHILD = path.resolve(import.meta.dirname, 'crash-child.ts');
 const execute = promisify(execFile);
 
@@ -125,6 +125,25 @@ describe('3. overlapping executions', () => {
     await b.close();
     console.log(`[overlap] checked: one of two simultaneous runs skipped with "${skipped.tables[0].error}"; watermark ${first.cursor} → ${second.cursor}`);
     await checkLake(db, lake, 'overlap', 'overlapping executions');
+    lake.remove();
+  });
+});
+
+describe('2b. a commit delivered twice', () => {
+  it('the repeated Commit input reports success and changes nothing', async () => {
+    await createTable('recommitted');
+    const lake = createLake();
+    const deps = exportDeps(db, lake.store, testConfig(tables('recommitted')));
+    const [task] = (await planRun(deps)).tables;
+    let current = task;
+    while (!current.done) current = await exportTable(deps, current);
+    const first = await commitTable(deps, current);
+    const files = await lake.store.list('raw/recommitted/');
+    const again = await commitTable(deps, current); // Step Functions retried: the first answer was lost
+    await deps.close();
+    expect(again).toEqual(first);
+    expect(await lake.store.list('raw/recommitted/')).toEqual(files);
+    await checkLake(db, lake, 'recommitted', 'commit delivered twice');
     lake.remove();
   });
 });

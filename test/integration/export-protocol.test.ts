@@ -304,3 +304,20 @@ describe('mode: snapshot', () => {
     lake.remove();
   });
 });
+
+describe('date cursors', () => {
+  it('export whole days only: today is not over, so its rows wait for tomorrow', async () => {
+    await db.query(`CREATE TABLE daily (id int PRIMARY KEY, d date NOT NULL);
+      INSERT INTO daily VALUES (1, current_date - 2), (2, current_date - 1), (3, current_date)`);
+    const lake = createLake();
+    const outcome = await exportOnce(lake, [{ name: 'daily', cursor: 'd' }]);
+    expect(outcome.tables[0]).toMatchObject({ status: 'succeeded', rows: 2 });
+    const [yesterday] = await db.query(`SELECT to_char(current_date - 1, 'YYYY-MM-DD') || ' 00:00:00.000000+00' AS t`);
+    expect(outcome.tables[0].windowTo).toBe(yesterday.t);
+    // a row written later today, with today's date, is inside the next window, not behind the watermark
+    await db.query(`INSERT INTO daily VALUES (4, current_date)`);
+    const again = await exportOnce(lake, [{ name: 'daily', cursor: 'd' }]);
+    expect(again.tables[0]).toMatchObject({ status: 'succeeded', rows: 0, windowFrom: yesterday.t });
+    lake.remove();
+  });
+});
