@@ -90,16 +90,19 @@ export class LakeBucket extends Construct {
   }
 
   /**
-   * Read, write and delete objects under the lake prefix, and list only that prefix. Explicit
-   * statements instead of `grantReadWrite`, which would cover the whole bucket.
+   * Read, write and delete objects under the lake prefix (or only under its `_state/` folder), and
+   * list only that. Explicit statements instead of `grantReadWrite`, which would cover the bucket.
+   * @param options.stateOnly journals, staged files and leases only: the step never touches data keys
+   * @param options.readDelete no PutObject (a step that only reads state and removes files)
    */
-  grantPrefixAccess(grantee: iam.IGrantable): void {
+  grantPrefixAccess(grantee: iam.IGrantable, options: { stateOnly?: boolean; readDelete?: boolean } = {}): void {
+    const scope = options.stateOnly ? `${this.prefix}/${STATE_DIR}` : this.prefix;
     grantee.grantPrincipal.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'LakePrefixObjects',
         // AbortMultipartUpload: the SDK's multipart Upload aborts its parts when a page upload fails.
-        actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
-        resources: [this.bucket.arnForObjects(`${this.prefix}/*`)],
+        actions: options.readDelete ? ['s3:GetObject', 's3:DeleteObject'] : ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
+        resources: [this.bucket.arnForObjects(`${scope}/*`)],
       }),
     );
     grantee.grantPrincipal.addToPrincipalPolicy(
@@ -107,14 +110,14 @@ export class LakeBucket extends Construct {
         sid: 'LakePrefixList',
         actions: ['s3:ListBucket'],
         resources: [this.bucket.bucketArn],
-        conditions: { StringLike: { 's3:prefix': [`${this.prefix}/*`] } },
+        conditions: { StringLike: { 's3:prefix': [`${scope}/*`] } },
       }),
     );
     const principal = grantee.grantPrincipal;
     if (Construct.isConstruct(principal)) {
       const bucketLogicalId = Stack.of(this).getLogicalId(this.bucket.node.defaultChild as s3.CfnBucket);
       Validations.of(principal).acknowledge({
-        id: `AwsSolutions-IAM5[Resource::<${bucketLogicalId}.Arn>/${this.prefix}/*]`,
+        id: `AwsSolutions-IAM5[Resource::<${bucketLogicalId}.Arn>/${scope}/*]`,
         reason: 'Object access is scoped to the exporter\'s own prefix; the keys below it (tables, partitions, run ids) are only known at run time.',
       });
     }

@@ -106,7 +106,11 @@ export class PgLakeExportStack extends Stack {
       secretsmanager.Secret.fromSecretCompleteArn(this, 'HashSaltSecret', source.hashSaltSecretArn).grantRead(exportPage);
     }
     // Summarize too: it reads each table's watermark and tidies a failed table's unfinished run.
-    for (const fn of [plan, exportPage, commit, summarize]) this.lake.grantPrefixAccess(fn);
+    // Plan (which rolls commits forward) and Commit publish data; Export only journals and stages
+    // under _state/; Summarize reads watermarks and removes a failed run's files.
+    for (const fn of [plan, commit]) this.lake.grantPrefixAccess(fn);
+    this.lake.grantPrefixAccess(exportPage, { stateOnly: true });
+    this.lake.grantPrefixAccess(summarize, { readDelete: true });
     // Commit registers the schema after its commit point; Plan rolls an interrupted commit forward.
     this.catalog.grantTableMaintenance(commit);
     this.catalog.grantTableMaintenance(plan);

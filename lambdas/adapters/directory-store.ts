@@ -42,13 +42,40 @@ export class DirectoryStore implements ObjectStore {
         }
       }
       if (options.ifMatch !== undefined) {
-        const current = await this.get(key);
-        if (!current || current.etag !== options.ifMatch) return false;
+        // Compare and replace under an exclusive lock file, so two processes cannot both win.
+        return await this.withLock(target, async () => {
+          const current = await this.get(key);
+          if (!current || current.etag !== options.ifMatch) return false;
+          await fs.rename(temp, target);
+          return true;
+        });
       }
       await fs.rename(temp, target);
       return true;
     } finally {
       await fs.rm(temp, { force: true });
+    }
+  }
+
+  private async withLock<T>(target: string, work: () => Promise<T>): Promise<T> {
+    const lock = `${target}.lock`;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await (await fs.open(lock, 'wx')).close();
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        // A lock older than 30 s belongs to a process that died holding it.
+        const stat = await fs.stat(lock).catch(() => null);
+        if (stat && Date.now() - stat.mtimeMs > 30_000) await fs.rm(lock, { force: true });
+        if (attempt > 3000) throw new Error(`${lock}: lock held for too long`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    }
+    try {
+      return await work();
+    } finally {
+      await fs.rm(lock, { force: true });
     }
   }
 
@@ -75,7 +102,7 @@ export class DirectoryStore implements ObjectStore {
       for (const entry of entries) {
         const full = path.join(dir, entry.name);
         if (entry.isDirectory()) await walk(full);
-        else if (!entry.name.endsWith('.tmp')) {
+        else if (!entry.name.endsWith('.tmp') && !entry.name.endsWith('.lock')) {
           const key = path.relative(this.root, full).split(path.sep).join('/');
           if (key.startsWith(prefix)) keys.push(key);
         }

@@ -105,18 +105,24 @@ describe('least privilege', () => {
     }
   });
 
-  it('the functions read, write and delete only objects under the lake prefix, and list only that prefix', () => {
-    const objects = { 'Fn::Join': ['', [{ 'Fn::GetAtt': [ids.bucket, 'Arn'] }, `/${FIXTURE_PREFIX}/*`]] };
-    // Summarize too: it reads watermarks and tidies the unfinished run of a failed table.
-    for (const role of [ids.planRole, ids.exportRole, ids.commitRole, ids.summarizeRole]) {
-      expect(actionsOf(role, 's3')).toEqual(['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject']);
+  it('the functions read, write and delete only objects under the lake prefix (Export: only its state), and list only that', () => {
+    const cases: [string, string, string[]][] = [
+      [ids.planRole, FIXTURE_PREFIX, ['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject']],
+      [ids.commitRole, FIXTURE_PREFIX, ['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject']],
+      // Export journals and stages pages under _state/; only Commit (and Plan rolling forward) publish data.
+      [ids.exportRole, `${FIXTURE_PREFIX}/_state`, ['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject']],
+      // Summarize reads watermarks and removes a failed run's files: no writes.
+      [ids.summarizeRole, FIXTURE_PREFIX, ['s3:DeleteObject', 's3:GetObject', 's3:ListBucket']],
+    ];
+    for (const [role, scope, actions] of cases) {
+      expect(actionsOf(role, 's3')).toEqual(actions);
       for (const statement of statementsFor(role, 's3')) {
         if (asArray(statement.Action).includes('s3:ListBucket')) {
           expect(statement.Action).toBe('s3:ListBucket');
           expect(statement.Resource).toEqual({ 'Fn::GetAtt': [ids.bucket, 'Arn'] });
-          expect(statement.Condition).toEqual({ StringLike: { 's3:prefix': [`${FIXTURE_PREFIX}/*`] } });
+          expect(statement.Condition).toEqual({ StringLike: { 's3:prefix': [`${scope}/*`] } });
         } else {
-          expect(statement.Resource).toEqual(objects);
+          expect(statement.Resource).toEqual({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [ids.bucket, 'Arn'] }, `/${scope}/*`]] });
         }
       }
     }
