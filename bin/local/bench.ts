@@ -156,7 +156,10 @@ async function runChild(mode: Mode, url: string, pageRows: number | undefined): 
 function spawnChild(mode: Mode, url: string, pageRows: number | undefined): Promise<ChildResult> {
   const args = [SELF, '--child', mode, '--url', url, ...(pageRows ? ['--page-rows', String(pageRows)] : [])];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    // Every pipeline runs with glibc limited to two malloc arenas, as the Lambda functions do
+    // (MALLOC_ARENA_MAX in their environment): with a worker thread, per-thread arenas otherwise
+    // fragment and peak RSS creeps up with the number of pages.
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { MALLOC_ARENA_MAX: '2', ...process.env } });
     let out = '';
     child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
     child.on('error', reject);

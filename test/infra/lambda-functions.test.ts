@@ -28,6 +28,7 @@ const ENV_KEYS = [
   'LAKE_BUCKET',
   'LAKE_CONFIG',
   'LAKE_PREFIX',
+  'MALLOC_ARENA_MAX',
   'NODE_EXTRA_CA_CERTS',
   'NODE_OPTIONS',
   'POWERTOOLS_METRICS_NAMESPACE',
@@ -94,6 +95,7 @@ describe('workflow functions', () => {
       expect(env.GLUE_DATABASE).toBe('sales_lake');
       expect(env.DB_SECRET_ARN).toBe(SECRET_ARN);
       expect(env.NODE_EXTRA_CA_CERTS).toBe('/var/runtime/ca-cert.pem');
+      expect(env.MALLOC_ARENA_MAX).toBe('2');
       expect(env.POWERTOOLS_SERVICE_NAME).toBe('pg-lake-export');
       expect(env.POWERTOOLS_METRICS_NAMESPACE).toBe('PgLakeExport');
       expect(JSON.parse(String(env.LAKE_CONFIG))).toEqual(JSON.parse(JSON.stringify(config)));
