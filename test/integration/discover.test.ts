@@ -1,26 +1,11 @@
 // `pg-lake-export discover` against a real PostgreSQL: the tables it finds, the warnings it
 // gives (exact text), the YAML it prints (loads through the config schema) and the CLI shapes.
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { discoverTables, renderConfig, type DiscoveredTable } from '../../bin/local/discover.ts';
 import { parseConfig, resolveTable } from '../../lambdas/core/config.ts';
 import { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
+import { cli } from '../support/cli.ts';
 import { createDatabase, stopPostgres, type TestDatabase } from '../support/local-stack.ts';
-
-const run = promisify(execFile);
-const CLI = path.resolve(import.meta.dirname, '../../bin/cli.ts');
-
-async function cli(args: string[], env: Record<string, string | undefined> = {}) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 const SCHEMA = `
 CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(10,2), updated_at timestamptz NOT NULL);
