@@ -35,7 +35,8 @@ async function changeRows(name: string): Promise<void> {
   await db.query(`INSERT INTO ${name} SELECT g, 'v1-' || g, clock_timestamp() FROM generate_series(3001, 3400) g`);
 }
 
-const tables = (name: string) => [{ name }];
+// Tables named snapshot_* are exported in snapshot mode (whole table, replaced each run).
+const tables = (name: string) => [name.startsWith('snapshot_') ? { name, mode: 'snapshot' } : { name }];
 
 async function crashRun(lake: TestLake, name: string, point: string, request: object): Promise<void> {
   const config = { export: { pageRows: 1000, safetyLagSeconds: 0 }, tables: tables(name) };
@@ -74,6 +75,21 @@ describe('1. crash at every step, then run again', () => {
     await normalRun(lake, name, { takeOver: true, window: { from: '2024-01-01', to: '2100-01-01' } });
     await normalRun(lake, name);
     await checkLake(db, lake, name, `${point}: console re-run after the crash`);
+    lake.remove();
+  });
+});
+
+describe('1b. crash at every step of a snapshot table', () => {
+  it.each(['mid-page-upload', 'mid-publish', 'before-watermark', 'after-watermark', 'mid-cleanup'])('killed %s: the next run shows one whole snapshot', async (point) => {
+    const name = `snapshot_${point.replaceAll('-', '_')}`;
+    await createTable(name);
+    const lake = createLake();
+    await normalRun(lake, name);
+    await changeRows(name);
+    await crashRun(lake, name, point, {});
+    await normalRun(lake, name, { takeOver: true });
+    const report = await checkLake(db, lake, name, `snapshot, ${point}`);
+    expect(report.lakeRows).toBe(3400); // exactly the table: one snapshot, no leftovers of the others
     lake.remove();
   });
 });
