@@ -6,7 +6,7 @@ import type { ClientConfig } from 'pg';
 import type { QualifiedName } from '../core/identifiers.ts';
 import type { ClockReading, RowSource, TableCatalog } from '../core/ports.ts';
 import type { CatalogColumn } from '../core/type-map.ts';
-import { ExportError } from '../core/errors.ts';
+import { ExportError, ThrottlingError } from '../core/errors.ts';
 
 const SESSION_SETUP = [
   "SET TimeZone = 'UTC'",
@@ -119,7 +119,8 @@ export class PostgresSource implements RowSource {
         if (!isTransient(error)) throw error;
         this.discard(client);
         if (attempt >= this.retry.attempts) {
-          throw new ExportError(`database connection failed ${attempt} times: ${(error as Error).message}`, { cause: error });
+          // The workflow retries ThrottlingError later, with backoff; the page is read again then.
+          throw new ThrottlingError(`database connection failed ${attempt} times: ${(error as Error).message}`, { cause: error });
         }
         const delay = this.retry.baseDelayMillis * 2 ** (attempt - 1);
         await new Promise((resolve) => setTimeout(resolve, Math.random() * delay));

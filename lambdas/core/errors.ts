@@ -48,6 +48,16 @@ export class CheckFailedError extends ExportError {
   override name = 'CheckFailedError';
 }
 
+/**
+ * S3 answered throttling or a server error even after its client's own retries (read
+ * structurally: the core does not import the SDK). Worth a later retry by the workflow.
+ */
+export function isTransientStoreError(error: unknown): boolean {
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number }; code?: string };
+  return e?.name === 'SlowDown' || e?.name === 'ThrottlingException' || (e?.$metadata?.httpStatusCode ?? 0) >= 500
+    || ['ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(e?.code ?? '');
+}
+
 export function describeError(error: unknown): string {
   if (error instanceof Error) return `${error.name}: ${error.message}`;
   return String(error);

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import type { LakeConfig, ResolvedTable } from './config.ts';
 import { selectTables } from './config.ts';
 import { lakeSchema } from './current-view.ts';
-import { CheckFailedError, ConfigError, ExportError, SchemaMismatchError, StateError, WindowConflictError, describeError } from './errors.ts';
+import { CheckFailedError, ConfigError, ExportError, SchemaMismatchError, StateError, ThrottlingError, WindowConflictError, describeError, isTransientStoreError } from './errors.ts';
 import { dataFileKey } from './layout.ts';
 import { createPageEncoder, pageBounds } from './encode-worker.ts';
 import type { ObjectStore, RowSource, TableRegistry } from './ports.ts';
@@ -380,7 +380,8 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
       return await deps.source.copyBinary(pageQuery(shape, task.window, after, pageRows));
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      throw new ExportError(`${task.display}: page ${pageNo}: ${message}`, { cause: error });
+      const Failure = error instanceof ThrottlingError ? ThrottlingError : ExportError;
+      throw new Failure(`${task.display}: page ${pageNo}: ${message}`, { cause: error });
     }
   };
   // Pages overlap: a worker thread decodes and encodes page n while the database already
@@ -422,7 +423,9 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
       try {
         await Promise.all(files.map((f) => deps.store.put(state.stagedKey(current.runId, f.key), f.parquet)));
       } catch (error) {
-        throw new ExportError(`${task.display}: page ${pageNo}: upload to ${deps.store.url} failed: ${describeError(error)}`, { cause: error });
+        // Throttling outlasting the client's retries: the workflow retries the page later (same keys).
+        const Failure = isTransientStoreError(error) ? ThrottlingError : ExportError;
+        throw new Failure(`${task.display}: page ${pageNo}: upload to ${deps.store.url} failed: ${describeError(error)}`, { cause: error });
       }
       current = {
         ...current,
