@@ -50,41 +50,44 @@ const secretSchema = z.object({
   password: z.string(),
 });
 
-let connection: Promise<string | ClientConfig> | null = null;
+const secrets = new SecretsManagerClient({});
+const log: ExportDeps['log'] = (message, fields) => logger.info(message, { ...fields });
+
+/** Compute once per container; a failure is forgotten so the next invocation tries again. */
+function once<T>(compute: () => Promise<T>): () => Promise<T> {
+  let value: Promise<T> | null = null;
+  return () => {
+    value ??= compute();
+    value.catch(() => { value = null; });
+    return value;
+  };
+}
+
+async function secretString(arn: string, what: string): Promise<string> {
+  const result = await secrets.send(new GetSecretValueCommand({ SecretId: arn }));
+  if (!result.SecretString) throw new ConfigError(`secret ${arn} (${what}) has no SecretString`);
+  return result.SecretString;
+}
 
 /**
  * Database connection settings: from the Secrets Manager secret in Lambda, TLS verified
  * against the RDS CA bundle (NODE_EXTRA_CA_CERTS). DATABASE_URL exists for the local runner only.
  */
-function connectionSettings(): Promise<string | ClientConfig> {
-  connection ??= (async () => {
-    if (process.env.DATABASE_URL) return process.env.DATABASE_URL;
-    const secretArn = requireEnv('DB_SECRET_ARN');
-    const result = await new SecretsManagerClient({}).send(new GetSecretValueCommand({ SecretId: secretArn }));
-    const parsed = secretSchema.safeParse(JSON.parse(result.SecretString ?? '{}'));
-    if (!parsed.success) throw new ConfigError(`secret ${secretArn} lacks ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
-    const s = parsed.data;
-    return { host: s.host, port: s.port, database: s.dbname ?? 'postgres', user: s.username, password: s.password, ssl: { rejectUnauthorized: true } };
-  })();
-  connection.catch(() => { connection = null; });
-  return connection;
-}
-
-let salt: Promise<string | undefined> | null = null;
+const connectionSettings = once(async (): Promise<string | ClientConfig> => {
+  if (process.env.DATABASE_URL) return process.env.DATABASE_URL;
+  const secretArn = requireEnv('DB_SECRET_ARN');
+  const parsed = secretSchema.safeParse(JSON.parse(await secretString(secretArn, 'database login')));
+  if (!parsed.success) throw new ConfigError(`secret ${secretArn} lacks ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
+  const s = parsed.data;
+  return { host: s.host, port: s.port, database: s.dbname ?? 'postgres', user: s.username, password: s.password, ssl: { rejectUnauthorized: true } };
+});
 
 /** The salt of columns.hash: from its own secret when deployed, LAKE_HASH_SALT for local runs. */
-function hashSalt(): Promise<string | undefined> {
-  salt ??= (async () => {
-    if (process.env.LAKE_HASH_SALT) return process.env.LAKE_HASH_SALT;
-    const arn = process.env.HASH_SALT_SECRET_ARN;
-    if (!arn) return undefined;
-    const result = await new SecretsManagerClient({}).send(new GetSecretValueCommand({ SecretId: arn }));
-    if (!result.SecretString) throw new ConfigError(`secret ${arn} (columns.hash salt) has no SecretString`);
-    return result.SecretString;
-  })();
-  salt.catch(() => { salt = null; });
-  return salt;
-}
+const hashSalt = once(async (): Promise<string | undefined> => {
+  if (process.env.LAKE_HASH_SALT) return process.env.LAKE_HASH_SALT;
+  const arn = process.env.HASH_SALT_SECRET_ARN;
+  return arn ? secretString(arn, 'columns.hash salt') : undefined;
+});
 
 /**
  * Run `work` with fresh deps (one database session per invocation, closed after). Only the step
@@ -95,11 +98,11 @@ export async function withDeps<T>(work: (deps: ExportDeps) => Promise<T>, option
   try {
     const salt = options.readsHashSalt ? await hashSalt() : undefined;
     const deferred = !options.readsHashSalt && Boolean(process.env.HASH_SALT_SECRET_ARN || process.env.LAKE_HASH_SALT);
-    return await work({ source, store, config, registry, hashSalt: salt, hashSaltDeferred: deferred, log: (message, fields) => logger.info(message, { ...fields }) });
+    return await work({ source, store, config, registry, hashSalt: salt, hashSaltDeferred: deferred, log });
   } finally {
     await source.close();
   }
 }
 
 /** Deps for steps that never touch the database (summarize). */
-export const lakeDeps: LakeDeps = { store, config, log: (message, fields) => logger.info(message, { ...fields }) };
+export const lakeDeps: LakeDeps = { store, config, log };

@@ -21,10 +21,22 @@ export interface FramedPage {
  * Find every tuple and every field in a complete binary COPY stream, in one pass: the decoders
  * then read a column at a time (one monomorphic loop per column) instead of a row at a time.
  */
-export function frameCopyBinary(buf: Buffer, expectedFields: number, scratch?: FrameScratch): FramedPage {
+/** Offset of the first tuple, after the signature, flags and header extension. */
+function firstTuple(buf: Buffer): number {
   if (buf.length < 19 || !buf.subarray(0, 11).equals(SIGNATURE)) throw new ExportError('binary COPY stream has no PGCOPY signature');
-  const extension = buf.readInt32BE(15);
-  let pos = 19 + extension;
+  return 19 + buf.readInt32BE(15);
+}
+
+/** The tuple's field count at `pos`: −1 for the trailer; anything but `expected` is an error. */
+function fieldCount(buf: Buffer, pos: number, end: number, expected: number): number {
+  if (pos + 2 > end) throw new ExportError('binary COPY stream ended without its trailer');
+  const fields = (buf[pos] << 24 >> 16) | buf[pos + 1];
+  if (fields !== -1 && fields !== expected) throw new ExportError(`binary COPY tuple has ${fields} fields, expected ${expected}`);
+  return fields;
+}
+
+export function frameCopyBinary(buf: Buffer, expectedFields: number, scratch?: FrameScratch): FramedPage {
+  let pos = firstTuple(buf);
   const end = buf.length;
   // A tuple takes at least 2 + 4·fields bytes: never more rows than that allows.
   let capacity = Math.max(16, Math.min(Math.ceil((end - pos) / (2 + 4 * Math.max(expectedFields, 1))), 1 << 16));
@@ -35,11 +47,8 @@ export function frameCopyBinary(buf: Buffer, expectedFields: number, scratch?: F
   let count = 0;
   let k = 0;
   for (;;) {
-    if (pos + 2 > end) throw new ExportError('binary COPY stream ended without its trailer');
-    const fields = (buf[pos] << 24 >> 16) | buf[pos + 1];
+    if (fieldCount(buf, pos, end, expectedFields) === -1) break;
     pos += 2;
-    if (fields === -1) break;
-    if (fields !== expectedFields) throw new ExportError(`binary COPY tuple has ${fields} fields, expected ${expectedFields}`);
     if (count === capacity) {
       capacity *= 2;
       starts = growInt32(starts, capacity);
@@ -47,7 +56,7 @@ export function frameCopyBinary(buf: Buffer, expectedFields: number, scratch?: F
       fieldLen = growInt32(fieldLen, capacity * expectedFields);
     }
     starts[count++] = pos;
-    for (let f = 0; f < fields; f++) {
+    for (let f = 0; f < expectedFields; f++) {
       if (pos + 4 > end) throw new ExportError('binary COPY stream ended inside a tuple');
       const len = (buf[pos] << 24) | (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3];
       pos += 4;
@@ -83,22 +92,18 @@ export class FrameScratch {
  * every field: enough to issue the next keyset page before this one is decoded.
  */
 export function scanCopyBinary(buf: Buffer, expectedFields: number): { rowCount: number; firstRowStart: number; lastRowStart: number } {
-  if (buf.length < 19 || !buf.subarray(0, 11).equals(SIGNATURE)) throw new ExportError('binary COPY stream has no PGCOPY signature');
-  let pos = 19 + buf.readInt32BE(15);
+  let pos = firstTuple(buf);
   const end = buf.length;
   let count = 0;
   let first = -1;
   let last = -1;
   for (;;) {
-    if (pos + 2 > end) throw new ExportError('binary COPY stream ended without its trailer');
-    const fields = (buf[pos] << 24 >> 16) | buf[pos + 1];
+    if (fieldCount(buf, pos, end, expectedFields) === -1) break;
     pos += 2;
-    if (fields === -1) break;
-    if (fields !== expectedFields) throw new ExportError(`binary COPY tuple has ${fields} fields, expected ${expectedFields}`);
     if (first < 0) first = pos;
     last = pos;
     count++;
-    for (let f = 0; f < fields; f++) {
+    for (let f = 0; f < expectedFields; f++) {
       if (pos + 4 > end) throw new ExportError('binary COPY stream ended inside a tuple');
       const len = (buf[pos] << 24) | (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3];
       pos += 4 + (len > 0 ? len : 0);

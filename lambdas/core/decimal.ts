@@ -1,7 +1,6 @@
 // Postgres binary numeric → 128-bit two's complement unscaled integer at a fixed scale, exactly.
 // Wire format: int16 ndigits, int16 weight, uint16 sign, int16 dscale, then ndigits base-10000
 // digits, most significant first; value = Σ digit[i] · 10000^(weight − i).
-import { ValueError } from './errors.ts';
 
 const NUMERIC_POS = 0x0000;
 const NUMERIC_NEG = 0x4000;
@@ -102,8 +101,4 @@ export function numericToText(buf: Buffer, pos: number): string {
   frac = frac.slice(0, dscale);
   const body = frac ? `${intPart}.${frac}` : intPart;
   return sign === NUMERIC_NEG ? `-${body}` : body;
-}
-
-export function throwNumeric(where: string, text: string, why: string): never {
-  throw new ValueError(`${where}: value ${text} ${why}`);
 }

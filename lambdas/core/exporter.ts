@@ -19,6 +19,7 @@ import { lakeSchema } from './current-view.ts';
 import { CheckFailedError, ConfigError, ExportError, SchemaMismatchError, StateError, ThrottlingError, WindowConflictError, describeError, isTransientStoreError } from './errors.ts';
 import { dataFileKey } from './layout.ts';
 import { createPageEncoder, pageBounds } from './encode-worker.ts';
+import { META_COLUMNS } from './page.ts';
 import type { ObjectStore, RowSource, TableRegistry } from './ports.ts';
 import { TableState, type Lease, type PageEntry, type PendingRun, type RunManifest, type Supersede, type Watermark, type Window } from './state.ts';
 import { describeTableShape, incompatibleChanges, lakeColumns, nullCursorQuery, pageQuery, windowPredicates, type TableShape } from './table-shape.ts';
@@ -526,12 +527,13 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
     table: task.table, status: 'succeeded', rows: task.rows, files: task.files, bytes: task.bytes,
     windowFrom: task.window.from, windowTo: task.window.to, watermark: cursor, nullCursorRows: task.nullCursorRows,
   });
+  // Read once: its etag guards the commit-point write below, whatever happens in between.
+  const current = await state.read<Watermark>(state.watermarkKey());
   // The same input delivered again (the first answer was lost): already committed, finish and say so.
-  const already = await state.watermark();
-  if (already?.runId === task.runId) {
-    await finishCommit(deps, state, task.runId, already.committedAt);
+  if (current?.value.runId === task.runId) {
+    await finishCommit(deps, state, task.runId, current.value.committedAt);
     await releaseLease(deps, task.table, task.runId);
-    return result(already.cursor);
+    return result(current.value.cursor);
   }
   await renewLease(deps, state, task);
   const shape = await describeTableShape(deps.source, findTable(deps.config, task.table), deps.config);
@@ -543,7 +545,6 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
   if (pages.length !== task.page || rows !== task.rows) {
     throw new StateError(`${task.display}: run ${task.runId} journalled ${pages.length} pages / ${rows} rows but exported ${task.page} pages / ${task.rows} rows`);
   }
-  const current = await state.read<Watermark>(state.watermarkKey());
   // Fencing: the watermark must still be the one this run's window was planned from.
   const planned = await state.read<PendingRun>(state.pendingRunKey(task.runId));
   if (!planned) throw new WindowConflictError(`${task.display}: run ${task.runId} has no pending run any more (another run removed it); nothing published`);
@@ -561,7 +562,9 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
   const previous = snapshot ? null : await state.read<{ columns: LakeColumn[] }>(state.schemaKey());
   const fresh = lakeColumns(shape);
   const dropped = (previous?.value.columns ?? []).filter((c) => !fresh.some((f) => f.name === c.name));
-  const columns = [...fresh.slice(0, -2), ...dropped, ...fresh.slice(-2)];
+  // Dropped columns go before the export metadata columns, which stay last.
+  const tableColumns = fresh.length - META_COLUMNS.length;
+  const columns = [...fresh.slice(0, tableColumns), ...dropped, ...fresh.slice(tableColumns)];
   const schema: LakeSchema = { ...lakeSchema(shape, columns), ...(snapshot ? { snapshotRunId: task.runId } : {}) };
   await state.write(state.pendingSchemaKey(task.runId), schema);
   // Publish, then commit: a crash in between leaves visible files of an uncommitted run, which

@@ -68,10 +68,6 @@ export function dayFromEpochDays(days: number): PartitionDay {
   return { year: date.getUTCFullYear(), month: date.getUTCMonth() + 1, day: date.getUTCDate() };
 }
 
-export function partitionLabel(day: PartitionDay): string {
-  return `${pad(day.year, 4)}-${pad(day.month, 2)}-${pad(day.day, 2)}`;
-}
-
 /** Glue table parameters for partition projection over `s3://bucket/<prefix>/<lakeTable>/…`. */
 export function partitionProjection(
   bucket: string,
