@@ -121,7 +121,7 @@ export class DirectoryStore implements ObjectStore {
       await fs.rename(this.file(from), target);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      if (await this.get(to)) return false;
+      if (await fs.stat(target).then(() => true, () => false)) return false;
       throw new Error(`cannot move ${from} to ${to}: neither exists`);
     }
     await this.delete([from]); // prunes the emptied folders

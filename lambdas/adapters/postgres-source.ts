@@ -1,12 +1,12 @@
 // The Postgres side: catalog, clock, and binary COPY. Every session is pinned to UTC/ISO so
 // text forms (window bounds, keyset literals, `::text` columns) are the same everywhere.
 import pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import type { ClientConfig } from 'pg';
 import type { QualifiedName } from '../core/identifiers.ts';
 import type { ClockReading, RowSource, TableCatalog } from '../core/ports.ts';
 import type { CatalogColumn } from '../core/type-map.ts';
 import { ExportError, ThrottlingError } from '../core/errors.ts';
+import { CopyOut } from './copy-out.ts';
 
 const SESSION_SETUP = [
   "SET TimeZone = 'UTC'",
@@ -167,18 +167,9 @@ export class PostgresSource implements RowSource {
     };
   }
 
-  async copyBinary(select: string): Promise<Buffer> {
+  async copyBinary(select: string, reuse?: Buffer): Promise<Buffer> {
     try {
-      return await this.withRetry(async (client) => {
-        const stream = client.query(copyTo(`COPY (${select}) TO STDOUT (FORMAT binary)`));
-        const chunks: Buffer[] = [];
-        let size = 0;
-        for await (const chunk of stream) {
-          chunks.push(chunk as Buffer);
-          size += (chunk as Buffer).length;
-        }
-        return Buffer.concat(chunks, size);
-      });
+      return await this.withRetry((client) => client.query(new CopyOut(`COPY (${select}) TO STDOUT (FORMAT binary)`, reuse)).done);
     } catch (error) {
       if ((error as { code?: string }).code === '57014') {
         throw new ExportError(`page query cancelled (${(error as Error).message}); lower export.pageRows or raise statement_timeout for the exporter's role`, { cause: error });

@@ -1,11 +1,12 @@
 // Page encoding off the main thread. The main thread only receives COPY bytes (and issues the
 // next keyset page); a worker frames, decodes and writes the Parquet files. The COPY buffer is
-// transferred to the worker and the Parquet files back, so no page is copied between threads.
+// transferred to the worker and back (to receive a later page), the Parquet files to the main
+// thread: no page is copied between threads.
 //
-//   const encoder = createPageEncoder();            // starts the worker (wasm init overlaps the first COPY)
+//   const encoder = sharedPageEncoder();            // starts the worker once (wasm init overlaps the first COPY)
 //   const bounds = pageBounds(layout, copyBytes);   // rows, first/last key: enough for the next page's query
 //   const encoded = await encoder.encode(layout, copyBytes, stamp);   // copyBytes is detached after this call
-//   await encoder.close();
+//   reuse(encoded.spare);                           // the page's memory, back whole
 //
 // The worker runs this same file (or, in a single-file Lambda bundle, the bundle itself: the
 // module checks for its marker in workerData). With `{ worker: false }`, or where threads are
@@ -35,9 +36,13 @@ export function pageBounds(layout: PageLayout, copy: Buffer): PageBounds {
 export interface PageEncoder {
   /**
    * Frame, decode and encode one binary COPY page. The page's memory is handed over: `copy`
-   * must not be used after this call. Pages are encoded one at a time, in call order.
+   * must not be used after this call; `spare` gives its memory back whole, for the next page's
+   * COPY to be written into (null when it was not the page's own). Pages are encoded one at a
+   * time, in call order.
    */
-  encode(layout: PageLayout, copy: Buffer, stamp: RunStamp): Promise<EncodedPage>;
+  encode(layout: PageLayout, copy: Buffer, stamp: RunStamp): Promise<EncodedPage & { readonly spare: Buffer | null }>;
+  /** True once the worker thread is gone: every later encode fails. */
+  failed(): boolean;
   close(): Promise<void>;
 }
 
@@ -56,7 +61,8 @@ function encodeInline(layout: PageLayout, copy: Buffer, stamp: RunStamp): Encode
 
 function inlineEncoder(): PageEncoder {
   return {
-    encode: async (layout, copy, stamp) => encodeInline(layout, copy, stamp),
+    failed: () => false,
+    encode: async (layout, copy, stamp) => ({ ...encodeInline(layout, copy, stamp), spare: ownedMemory(copy) }),
     close: async () => undefined,
   };
 }
@@ -66,12 +72,14 @@ function inlineEncoder(): PageEncoder {
 interface Request {
   readonly id: number;
   readonly layout: PageLayout;
-  readonly copy: Uint8Array;
+  /** The page is `copy[0, length)`; the whole buffer moves to the worker and back. */
+  readonly copy: ArrayBuffer;
+  readonly length: number;
   readonly stamp: RunStamp;
 }
 
 type Reply =
-  | { readonly id: number; readonly ok: true; readonly page: EncodedPage }
+  | { readonly id: number; readonly ok: true; readonly page: EncodedPage; readonly spare: ArrayBuffer }
   | { readonly id: number; readonly ok: false; readonly error: { name: string; message: string; stack?: string } };
 
 const ERRORS: Record<string, new (message: string) => Error> = {
@@ -86,8 +94,14 @@ function revive(error: { name: string; message: string; stack?: string }): Error
   return revived;
 }
 
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+/**
+ * The whole memory under a page (usually a view at the start of a larger reused buffer), when
+ * the page owns it: small Buffers share Node's pool slab, which must never move or be reused.
+ */
+export function ownedMemory(bytes: Buffer): Buffer | null {
+  const memory = bytes.buffer;
+  if (!(memory instanceof ArrayBuffer) || bytes.byteOffset !== 0 || memory.byteLength <= Buffer.poolSize) return null;
+  return Buffer.from(memory, 0, memory.byteLength);
 }
 
 /** Whole-buffer views can be transferred; a view into a shared pool must be copied once. */
@@ -103,7 +117,7 @@ function workerFile(): string {
 
 function workerEncoder(): PageEncoder {
   const worker = new Worker(workerFile(), { workerData: { [MARK]: true } });
-  const waiting = new Map<number, { resolve: (p: EncodedPage) => void; reject: (e: Error) => void }>();
+  const waiting = new Map<number, { resolve: (p: EncodedPage & { spare: Buffer | null }) => void; reject: (e: Error) => void }>();
   let nextId = 0;
   let failure: Error | null = null;
   const failAll = (error: Error) => {
@@ -115,7 +129,7 @@ function workerEncoder(): PageEncoder {
     const w = waiting.get(reply.id);
     if (!w) return;
     waiting.delete(reply.id);
-    if (reply.ok) w.resolve(reply.page);
+    if (reply.ok) w.resolve({ ...reply.page, spare: Buffer.from(reply.spare) });
     else w.reject(revive(reply.error));
   });
   worker.on('error', (error) => failAll(error));
@@ -123,15 +137,17 @@ function workerEncoder(): PageEncoder {
   // An idle encoder must not keep the process alive.
   worker.unref();
   return {
+    failed: () => failure !== null,
     encode(layout, copy, stamp) {
       if (failure) return Promise.reject(failure);
       const id = nextId++;
-      const bytes = transferable(copy);
-      return new Promise<EncodedPage>((resolve, reject) => {
+      // Memory the page does not own (Node's pool) cannot move: copied once.
+      const memory = ownedMemory(copy) ?? Buffer.from(new Uint8Array(copy));
+      return new Promise<EncodedPage & { spare: Buffer | null }>((resolve, reject) => {
         waiting.set(id, { resolve, reject });
         worker.ref();
-        const request: Request = { id, layout, copy: bytes, stamp };
-        worker.postMessage(request, [bytes.buffer as ArrayBuffer]);
+        const request: Request = { id, layout, copy: memory.buffer as ArrayBuffer, length: copy.length, stamp };
+        worker.postMessage(request, [request.copy]);
       }).finally(() => { if (waiting.size === 0) worker.unref(); });
     },
     async close() {
@@ -140,6 +156,18 @@ function workerEncoder(): PageEncoder {
       await worker.terminate();
     },
   };
+}
+
+let shared: (PageEncoder) | null = null;
+
+/**
+ * One encoder for the whole process, started on first use and kept (its thread does not keep
+ * the process alive): a thread and its wasm take ~0.3 s to start, more than a small table takes
+ * to encode, and a warm Lambda container keeps it between invocations. Replaced if it fails.
+ */
+export function sharedPageEncoder(): PageEncoder {
+  if (!shared || shared.failed()) shared = createPageEncoder();
+  return shared;
 }
 
 export function createPageEncoder(options: PageEncoderOptions = {}): PageEncoder {
@@ -159,10 +187,11 @@ if (!isMainThread && parentPort && (workerData as Record<string, unknown> | null
     let reply: Reply;
     const transfer: ArrayBuffer[] = [];
     try {
-      const page = encodeInline(request.layout, asBuffer(request.copy), request.stamp);
+      const page = encodeInline(request.layout, Buffer.from(request.copy, 0, request.length), request.stamp);
       const files = page.files.map((f) => ({ ...f, parquet: transferable(f.parquet) }));
       for (const f of files) transfer.push(f.parquet.buffer as ArrayBuffer);
-      reply = { id: request.id, ok: true, page: { ...page, files } };
+      transfer.push(request.copy);
+      reply = { id: request.id, ok: true, page: { ...page, files }, spare: request.copy };
     } catch (error) {
       const e = error instanceof Error ? error : new Error(String(error));
       reply = { id: request.id, ok: false, error: { name: e.name, message: e.message, stack: e.stack } };

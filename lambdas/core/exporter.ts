@@ -18,8 +18,8 @@ import { selectTables } from './config.ts';
 import { lakeSchema } from './current-view.ts';
 import { CheckFailedError, ConfigError, ExportError, SchemaMismatchError, StateError, ThrottlingError, WindowConflictError, describeError, isTransientStoreError } from './errors.ts';
 import { dataFileKey } from './layout.ts';
-import { createPageEncoder, pageBounds } from './encode-worker.ts';
-import { META_COLUMNS } from './page.ts';
+import { pageBounds, sharedPageEncoder } from './encode-worker.ts';
+import { META_COLUMNS, type EncodedPage, type RunStamp } from './page.ts';
 import type { ObjectStore, RowSource, TableRegistry } from './ports.ts';
 import { TableState, type Lease, type PageEntry, type PendingRun, type RunManifest, type Supersede, type Watermark, type Window } from './state.ts';
 import { describeTableShape, incompatibleChanges, lakeColumns, nullCursorQuery, pageQuery, windowPredicates, type TableShape } from './table-shape.ts';
@@ -376,75 +376,96 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
   }
   const pageRows = deps.config.export.pageRows;
   const prefix = deps.config.lake.prefix;
+  const stamp: RunStamp = { runId: task.runId, exportedAtMicros: task.exportedAtMicros };
+  // Page memory goes round: COPY writes into a spare, the encoder takes it and gives it back.
+  const spares: Buffer[] = [];
   const readPage = async (after: string[] | null, pageNo: number): Promise<Buffer> => {
     try {
-      return await deps.source.copyBinary(pageQuery(shape, task.window, after, pageRows));
+      return await deps.source.copyBinary(pageQuery(shape, task.window, after, pageRows), spares.pop());
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       const Failure = error instanceof ThrottlingError ? ThrottlingError : ExportError;
       throw new Failure(`${task.display}: page ${pageNo}: ${message}`, { cause: error });
     }
   };
-  // Pages overlap: a worker thread decodes and encodes page n while the database already
-  // sends page n + 1 (its keyset starts after page n's last key, found by a cheap scan).
-  const encoder = createPageEncoder();
+  // A pipeline: the database sends page n + 2 (its keyset starts after page n + 1's last key,
+  // found by a cheap scan) while the worker thread encodes page n + 1 and this thread journals
+  // and stages page n. Pages are journalled strictly in order.
+  const encoder = sharedPageEncoder();
   const layout = deps.hashSalt ? { ...shape.layout, hashSalt: deps.hashSalt } : shape.layout;
-  let ahead: Promise<Buffer> | null = null;
+  const queue: { pageNo: number; last: boolean; encoded: Promise<EncodedPage & { spare: Buffer | null }> }[] = [];
   let current = task;
-  let lastPageMillis = 0;
+  let pageMillis = 0;
+  let lastFinished = Date.now();
+
+  const finish = async (next: (typeof queue)[number]): Promise<void> => {
+    const encoded = await next.encoded;
+    if (encoded.spare) spares.push(encoded.spare);
+    const pageNo = next.pageNo;
+    if (pageNo > task.page + 1) await renewLease(deps, state, current);
+    const files = encoded.files.map((f) => ({ key: dataFileKey(prefix, task.table, f.day, current.runId, pageNo, snapshot), rows: f.rows, bytes: f.parquet.length, parquet: f.parquet }));
+    // Journal first, then stage: nothing is visible to a table before commit, and whatever a
+    // crash leaves under pending/ is found and removed by the next plan. A retried page
+    // rewrites its journal; files only an earlier attempt staged are never published.
+    const entry: PageEntry = {
+      page: pageNo, rows: encoded.rows, first: encoded.firstKey, last: encoded.lastKey,
+      files: files.map(({ key, rows, bytes }) => ({ key, rows, bytes })),
+    };
+    await state.write(state.pendingPageKey(current.runId, pageNo), entry);
+    try {
+      await Promise.all(files.map((f) => deps.store.put(state.stagedKey(current.runId, f.key), f.parquet)));
+    } catch (error) {
+      // Throttling outlasting the client's retries: the workflow retries the page later (same keys).
+      const Failure = isTransientStoreError(error) ? ThrottlingError : ExportError;
+      throw new Failure(`${task.display}: page ${pageNo}: upload to ${deps.store.url} failed: ${describeError(error)}`, { cause: error });
+    }
+    current = {
+      ...current,
+      after: encoded.lastKey,
+      page: pageNo,
+      rows: current.rows + encoded.rows,
+      files: current.files + files.length,
+      bytes: current.bytes + files.reduce((n, f) => n + f.bytes, 0),
+      done: next.last,
+    };
+    const now = Date.now();
+    pageMillis = now - lastFinished;
+    lastFinished = now;
+    deps.log?.('page exported', { table: task.display, page: pageNo, rows: encoded.rows, files: files.length, totalRows: current.rows, millis: pageMillis });
+  };
+
+  // At least one page per invocation, so a short budget still makes progress.
+  let reading: Promise<Buffer> | null = readPage(current.after, current.page + 1);
+  let pageNo = current.page;
   try {
-    // At least one page per invocation, so a short budget still makes progress.
-    while (!current.done && (current.page === task.page || Date.now() + 2 * lastPageMillis < deadline)) {
-      const started = Date.now();
-      if (current.page > task.page) await renewLease(deps, state, current);
-      const bytes = await (ahead ?? readPage(current.after, current.page + 1));
-      ahead = null;
+    while (reading) {
+      const bytes = await reading;
+      reading = null;
       const bounds = pageBounds(shape.layout, bytes);
       if (bounds.rows === 0) {
+        while (queue.length) await finish(queue.shift()!);
         current = { ...current, done: true };
         break;
       }
-      const pageNo = current.page + 1;
+      pageNo++;
       const last = bounds.rows < pageRows;
-      if (!last && Date.now() + 3 * lastPageMillis < deadline) {
-        ahead = readPage(bounds.lastKey, pageNo + 1);
-        ahead.catch(() => undefined); // observed here; awaited (and thrown) next iteration
+      // Read on while the pages in hand will be done well before the deadline.
+      if (!last && Date.now() + (queue.length + 3) * pageMillis < deadline) {
+        reading = readPage(bounds.lastKey, pageNo + 1);
+        reading.catch(() => undefined); // observed here; awaited (and thrown) next iteration
       }
       // `bytes` moves to the worker: not usable after this line.
-      const encoded = await encoder.encode(layout, bytes, { runId: current.runId, exportedAtMicros: current.exportedAtMicros });
-      const files = encoded.files.map((f) => ({ key: dataFileKey(prefix, task.table, f.day, current.runId, pageNo, snapshot), rows: f.rows, bytes: f.parquet.length, parquet: f.parquet }));
-      // Journal first, then stage: nothing is visible to a table before commit, and whatever a
-      // crash leaves under pending/ is found and removed by the next plan. A retried page
-      // rewrites its journal; files only an earlier attempt staged are never published.
-      const entry: PageEntry = {
-        page: pageNo, rows: encoded.rows, first: encoded.firstKey, last: encoded.lastKey,
-        files: files.map(({ key, rows, bytes }) => ({ key, rows, bytes })),
-      };
-      await state.write(state.pendingPageKey(current.runId, pageNo), entry);
-      try {
-        await Promise.all(files.map((f) => deps.store.put(state.stagedKey(current.runId, f.key), f.parquet)));
-      } catch (error) {
-        // Throttling outlasting the client's retries: the workflow retries the page later (same keys).
-        const Failure = isTransientStoreError(error) ? ThrottlingError : ExportError;
-        throw new Failure(`${task.display}: page ${pageNo}: upload to ${deps.store.url} failed: ${describeError(error)}`, { cause: error });
-      }
-      current = {
-        ...current,
-        after: encoded.lastKey,
-        page: pageNo,
-        rows: current.rows + encoded.rows,
-        files: current.files + files.length,
-        bytes: current.bytes + files.reduce((n, f) => n + f.bytes, 0),
-        done: last,
-      };
-      lastPageMillis = Date.now() - started;
-      deps.log?.('page exported', { table: task.display, page: pageNo, rows: encoded.rows, files: files.length, totalRows: current.rows, millis: lastPageMillis });
+      const encoded = encoder.encode(layout, bytes, stamp);
+      encoded.catch(() => undefined); // awaited in order by finish()
+      queue.push({ pageNo, last, encoded });
+      // One page stays with the encoder while the one before it is journalled and staged.
+      while (queue.length > (reading ? 1 : 0)) await finish(queue.shift()!);
     }
   } finally {
-    // A page read ahead and not used (deadline, failure) is dropped; the connection must be
-    // idle before the caller uses or closes it.
-    await ahead?.catch(() => undefined);
-    await encoder.close();
+    // Whatever is still in flight (deadline, failure) is dropped; the connection must be idle
+    // before the caller uses or closes it.
+    await reading?.catch(() => undefined);
+    await Promise.all(queue.map((q) => q.encoded.catch(() => undefined)));
   }
   if (current.done) {
     // An earlier attempt of this invocation (retried after a timeout, data changed since) may
@@ -457,8 +478,8 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
 
 // ---------------------------------------------------------------- commit
 
-/** Everything after the commit point; safe to repeat. */
-async function finishCommit(deps: LakeDeps, state: TableState, runId: string, committedAt: string): Promise<RunManifest> {
+/** Everything after the commit point; safe to repeat. `published`: the caller just published every file. */
+async function finishCommit(deps: LakeDeps, state: TableState, runId: string, committedAt: string, published = false): Promise<RunManifest> {
   const pendingRun = await state.read<PendingRun>(state.pendingRunKey(runId));
   const existing = await state.read<RunManifest>(state.manifestKey(runId));
   if (!pendingRun) {
@@ -468,7 +489,7 @@ async function finishCommit(deps: LakeDeps, state: TableState, runId: string, co
   // A manifest already written is the truth: after a crash in the tidying below, the journals
   // left under pending/ may be only some of the run's pages.
   const pages = existing ? existing.value.pages : await state.pendingPages(runId);
-  await publish(deps, state, runId, pages);
+  if (!published) await publish(deps, state, runId, pages);
   // The schema (and, for a snapshot, the folder the table reads) switches only after the commit
   // point: until then Athena and the local views keep showing the last committed state.
   const schema = await state.read<LakeSchema>(state.pendingSchemaKey(runId));
@@ -579,7 +600,7 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
     ? await state.write(state.watermarkKey(), watermark, { ifMatch: current.etag })
     : await state.write(state.watermarkKey(), watermark, { ifNoneMatch: true });
   if (!written) throw new WindowConflictError(`${task.display}: the watermark changed while run ${task.runId} committed; its files will be removed by the next run`);
-  await finishCommit(deps, state, task.runId, committedAt);
+  await finishCommit(deps, state, task.runId, committedAt, true);
   await releaseLease(deps, task.table, task.runId);
   return result(cursor);
 }

@@ -54,8 +54,11 @@ export interface RowSource {
   describeTable(table: QualifiedName): Promise<TableCatalog | null>;
   /** min(now() − lag, start of the oldest other transaction still open). */
   readClock(safetyLagSeconds: number): Promise<ClockReading>;
-  /** Run `COPY (<select>) TO STDOUT (FORMAT binary)` and return the whole stream. */
-  copyBinary(select: string): Promise<Buffer>;
+  /**
+   * Run `COPY (<select>) TO STDOUT (FORMAT binary)` and return the whole stream. `reuse`: memory
+   * the stream may be written into (the result is then a view of it, or of a larger replacement).
+   */
+  copyBinary(select: string, reuse?: Buffer): Promise<Buffer>;
   /** Run a query returning rows of text (small results only: counts, NULL-cursor keys). */
   queryText(sql: string, params?: readonly string[]): Promise<Record<string, string | null>[]>;
   close(): Promise<void>;

@@ -1,0 +1,120 @@
+// `COPY … TO STDOUT` straight into one caller-supplied buffer. While the copy runs, the socket's
+// chunks bypass pg's message parser: CopyData payloads are copied into the buffer as they arrive
+// (no Buffer per message or per chunk, no concatenation at the end), and everything from the
+// first other message on (CopyDone, or an ErrorResponse) is handed back to pg, which finishes
+// the query as usual. Reusing the buffer page after page keeps the hot path on warm memory:
+// on the benchmark machines fresh memory costs ~1.5 ms per MiB in page faults, warm ~0.01 ms.
+//
+//   const bytes = await client.query(new CopyOut('COPY (SELECT …) TO STDOUT (FORMAT binary)', spare)).done;
+//
+// The same hijack as pg-copy-streams' copy-to; this one writes into a buffer instead of a stream.
+import type { Connection, Submittable } from 'pg';
+
+const COPY_OUT_RESPONSE = 0x48; // 'H'
+const COPY_DATA = 0x64; // 'd'
+// Asynchronous messages the server may interleave with CopyData (protocol-flow.html#PROTOCOL-COPY).
+const INTERLEAVED = new Set([0x53 /* ParameterStatus */, 0x4e /* NoticeResponse */, 0x41 /* NotificationResponse */]);
+
+type DataHandler = (chunk: Buffer) => void;
+
+export class CopyOut implements Submittable {
+  readonly done: Promise<Buffer>;
+  private resolve!: (bytes: Buffer) => void;
+  private reject!: (error: Error) => void;
+  private target: Buffer;
+  private used = 0;
+  private readonly text: string;
+  private stream: NodeJS.ReadableStream | null = null;
+  private pgHandler: DataHandler | null = null;
+  private readonly onData: DataHandler = (chunk) => this.parse(chunk);
+  // The message being read: its code, the header bytes still missing, the body bytes still unread.
+  private code = 0;
+  private header = Buffer.alloc(5);
+  private headerHave = 0;
+  private bodyLeft = 0;
+  private failed = false;
+
+  /** `reuse`: memory to write into (grown by doubling when too small; the result says where). */
+  constructor(text: string, reuse?: Buffer) {
+    this.text = text;
+    this.target = reuse ?? Buffer.allocUnsafeSlow(1 << 20);
+    this.done = new Promise((resolve, reject) => { this.resolve = resolve; this.reject = reject; });
+    // Observed by the caller through `done`; never an unhandled rejection on its own.
+    this.done.catch(() => undefined);
+  }
+
+  submit(connection: Connection): void {
+    const stream = (connection as unknown as { stream: NodeJS.ReadableStream }).stream;
+    const listeners = stream.listeners('data') as DataHandler[];
+    if (listeners.length !== 1) throw new Error(`COPY cannot take over the connection: ${listeners.length} data listeners`);
+    this.stream = stream;
+    this.pgHandler = listeners[0];
+    stream.removeListener('data', this.pgHandler);
+    stream.on('data', this.onData);
+    (connection as unknown as { query(text: string): void }).query(this.text);
+  }
+
+  private parse(chunk: Buffer): void {
+    let pos = 0;
+    const end = chunk.length;
+    while (pos < end) {
+      if (this.bodyLeft > 0) {
+        const n = Math.min(this.bodyLeft, end - pos);
+        if (this.code === COPY_DATA) this.append(chunk, pos, n);
+        pos += n;
+        this.bodyLeft -= n;
+        continue;
+      }
+      if (this.headerHave === 0 && chunk[pos] !== COPY_DATA && chunk[pos] !== COPY_OUT_RESPONSE && !INTERLEAVED.has(chunk[pos])) {
+        // CopyDone or ErrorResponse: pg takes it from here (CommandComplete, ReadyForQuery).
+        this.detach(chunk.subarray(pos));
+        return;
+      }
+      const n = Math.min(5 - this.headerHave, end - pos);
+      chunk.copy(this.header, this.headerHave, pos, pos + n);
+      this.headerHave += n;
+      pos += n;
+      if (this.headerHave === 5) {
+        this.code = this.header[0];
+        this.bodyLeft = this.header.readUInt32BE(1) - 4;
+        this.headerHave = 0;
+      }
+    }
+  }
+
+  private append(chunk: Buffer, pos: number, n: number): void {
+    const need = this.used + n;
+    if (need > this.target.length) {
+      let size = Math.max(this.target.length * 2, 1 << 16);
+      while (size < need) size *= 2;
+      const grown = Buffer.allocUnsafeSlow(size);
+      grown.set(new Uint8Array(this.target.buffer, this.target.byteOffset, this.used));
+      this.target = grown;
+    }
+    // TypedArray#set on a plain view: Buffer#copy and Buffer#subarray cost ~5× more per chunk.
+    this.target.set(new Uint8Array(chunk.buffer, chunk.byteOffset + pos, n), this.used);
+    this.used = need;
+  }
+
+  private detach(rest: Buffer): void {
+    const stream = this.stream!;
+    const pgHandler = this.pgHandler!;
+    stream.removeListener('data', this.onData);
+    stream.on('data', pgHandler);
+    this.stream = null;
+    if (rest.length > 0) pgHandler(rest);
+  }
+
+  handleError(error: Error): void {
+    this.failed = true;
+    // A connection that ended mid-copy: give the socket back so pg can tear it down cleanly.
+    if (this.stream) this.detach(Buffer.alloc(0));
+    this.reject(error);
+  }
+
+  handleCommandComplete(): void {}
+
+  handleReadyForQuery(): void {
+    if (!this.failed) this.resolve(this.target.subarray(0, this.used));
+  }
+}
