@@ -9,7 +9,7 @@
 // so it would prune no files while reading as if it did. Filter on the partition column itself.
 import { ExportError, SchemaMismatchError, UnsupportedTypeError } from './errors.ts';
 import { quoteIdent } from './identifiers.ts';
-import { META_EXPORTED_AT } from './page.ts';
+import { META_EXPORTED_AT } from './page-layout.ts';
 import type { LakeColumn, LakeSchema } from './ports.ts';
 import type { TableShape } from './table-shape.ts';
 

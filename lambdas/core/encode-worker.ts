@@ -15,9 +15,16 @@ import { fileURLToPath } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { FrameScratch, frameCopyBinary, scanCopyBinary } from './copy-binary.ts';
 import { CheckFailedError, ConfigError, ExportError, SchemaMismatchError, StateError, ThrottlingError, UnsupportedTypeError, ValueError, WindowConflictError } from './errors.ts';
-import { encodePage, rowKeyText, type EncodedPage, type PageLayout, type RunStamp } from './page.ts';
+import { rowKeyText, type EncodedPage, type PageLayout, type RunStamp } from './page-layout.ts';
+
+// Decoding and Parquet (apache-arrow, parquet-wasm) load only where pages are encoded: in the
+// worker thread, or in this thread for the inline encoder.
+let pageModule: Promise<typeof import('./page.ts')> | null = null;
+const loadPage = () => (pageModule ??= import('./page.ts'));
 
 const MARK = 'pg-lake-export:encode-worker';
+/** This thread is an encoder (it runs the whole Lambda bundle, handler modules included). */
+const ENCODER_THREAD = !isMainThread && parentPort !== null && (workerData as Record<string, unknown> | null)?.[MARK] === true;
 
 export interface PageBounds {
   readonly rows: number;
@@ -55,14 +62,15 @@ export interface PageEncoderOptions {
 
 const scratch = new FrameScratch();
 
-function encodeInline(layout: PageLayout, copy: Buffer, stamp: RunStamp): EncodedPage {
+async function encodeInline(layout: PageLayout, copy: Buffer, stamp: RunStamp): Promise<EncodedPage> {
+  const { encodePage } = await loadPage();
   return encodePage(layout, frameCopyBinary(copy, layout.columns.length, scratch), stamp);
 }
 
 function inlineEncoder(): PageEncoder {
   return {
     failed: () => false,
-    encode: async (layout, copy, stamp) => ({ ...encodeInline(layout, copy, stamp), spare: ownedMemory(copy) }),
+    encode: async (layout, copy, stamp) => ({ ...(await encodeInline(layout, copy, stamp)), spare: ownedMemory(copy) }),
     close: async () => undefined,
   };
 }
@@ -170,6 +178,11 @@ export function sharedPageEncoder(): PageEncoder {
   return shared;
 }
 
+/** Start the shared encoder ahead of the first page (a no-op inside an encoder thread). */
+export function warmPageEncoder(): void {
+  if (!ENCODER_THREAD) sharedPageEncoder();
+}
+
 export function createPageEncoder(options: PageEncoderOptions = {}): PageEncoder {
   if (options.worker === false) return inlineEncoder();
   try {
@@ -181,13 +194,15 @@ export function createPageEncoder(options: PageEncoderOptions = {}): PageEncoder
 
 // ---------------------------------------------------------------- worker side
 
-if (!isMainThread && parentPort && (workerData as Record<string, unknown> | null)?.[MARK]) {
-  const port = parentPort;
-  port.on('message', (request: Request) => {
+if (ENCODER_THREAD) {
+  const port = parentPort!;
+  // Requests wait in the port until the listener is added; the modules load meanwhile.
+  void loadPage();
+  port.on('message', async (request: Request) => {
     let reply: Reply;
     const transfer: ArrayBuffer[] = [];
     try {
-      const page = encodeInline(request.layout, Buffer.from(request.copy, 0, request.length), request.stamp);
+      const page = await encodeInline(request.layout, Buffer.from(request.copy, 0, request.length), request.stamp);
       const files = page.files.map((f) => ({ ...f, parquet: transferable(f.parquet) }));
       for (const f of files) transfer.push(f.parquet.buffer as ArrayBuffer);
       transfer.push(request.copy);

@@ -19,7 +19,7 @@ import { lakeSchema } from './current-view.ts';
 import { CheckFailedError, ConfigError, ExportError, SchemaMismatchError, StateError, ThrottlingError, WindowConflictError, describeError, isTransientStoreError } from './errors.ts';
 import { dataFileKey } from './layout.ts';
 import { pageBounds, sharedPageEncoder } from './encode-worker.ts';
-import { META_COLUMNS, type EncodedPage, type RunStamp } from './page.ts';
+import { META_COLUMNS, type EncodedPage, type RunStamp } from './page-layout.ts';
 import type { ObjectStore, RowSource, TableRegistry } from './ports.ts';
 import { TableState, type Lease, type PageEntry, type PendingRun, type RunManifest, type Supersede, type Watermark, type Window } from './state.ts';
 import { describeTableShape, incompatibleChanges, lakeColumns, nullCursorQuery, pageQuery, windowPredicates, type TableShape } from './table-shape.ts';

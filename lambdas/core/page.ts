@@ -1,71 +1,14 @@
 // One keyset page → one Arrow table per partition day → one Parquet file each.
 import * as arrow from 'apache-arrow';
 import { Arena, arrowTypeOf, decodeColumn } from './columns.ts';
-import { type FramedPage, fieldOffset } from './copy-binary.ts';
+import type { FramedPage } from './copy-binary.ts';
 import { ConfigError, ValueError } from './errors.ts';
 import { hashColumn } from './pii-hash.ts';
-import { dayFromEpochDays, type PartitionDay } from './layout.ts';
+import { dayFromEpochDays } from './layout.ts';
 import { encodeParquet } from './parquet.ts';
-import type { ColumnPlan, LakeType } from './type-map.ts';
-import { cursorText, epochDayOf, fieldText } from './values.ts';
-
-/** Export metadata columns added to every file (DESIGN.md "Types"). */
-export const META_EXPORTED_AT = '_lake_exported_at';
-export const META_RUN_ID = '_lake_run_id';
-export const META_COLUMNS: readonly { name: string; glueType: string }[] = [
-  { name: META_EXPORTED_AT, glueType: 'timestamp' },
-  { name: META_RUN_ID, glueType: 'string' },
-];
-
-/** Everything about a table's shape that decoding needs; derived once per invocation. */
-export interface PageLayout {
-  readonly table: string;
-  /** Salt of columns.hash; set by the exporter from its deps, never logged. */
-  readonly hashSalt?: string;
-  readonly columns: readonly ColumnPlan[];
-  /** Field indexes of the keyset: the cursor (when `cursorFirst`), then the primary key columns. */
-  readonly keyFields: readonly number[];
-  /** False for snapshot tables, whose keyset is the primary key alone. */
-  readonly cursorFirst: boolean;
-  /** Field whose UTC date partitions the rows; −1: the run's own date (snapshot tables). */
-  readonly partitionField: number;
-  readonly years: { readonly from: number; readonly to: number };
-}
-
-export interface EncodedFile {
-  readonly day: PartitionDay;
-  readonly rows: number;
-  readonly parquet: Uint8Array;
-}
-
-export interface EncodedPage {
-  readonly rows: number;
-  readonly files: EncodedFile[];
-  /** Text of the first and last row's (cursor, pk…), for the manifest and the next page. */
-  readonly firstKey: string[];
-  readonly lastKey: string[];
-}
-
-export interface RunStamp {
-  readonly runId: string;
-  /** µs since 1970 of the run's start, as decimal text (the same in every file of the run). */
-  readonly exportedAtMicros: string;
-}
-
-/** (cursor, pk…) of a row as text; the cursor in its canonical form. */
-export function rowKeyText(layout: PageLayout, buf: Buffer, rowStart: number): string[] {
-  return layout.keyFields.map((f, i) => {
-    const pos = fieldOffset(buf, rowStart, f);
-    const len = buf.readInt32BE(pos);
-    if (len < 0) return 'NULL';
-    const type = layout.columns[f].lakeType;
-    return i === 0 && layout.cursorFirst ? cursorText(type, buf, pos + 4) : fieldText(type, buf, pos + 4, len);
-  });
-}
-
-function describeKey(layout: PageLayout, key: string[]): string {
-  return layout.keyFields.map((f, i) => `${layout.columns[f].name}=${key[i]}`).join(', ');
-}
+import type { LakeType } from './type-map.ts';
+import { epochDayOf, fieldText } from './values.ts';
+import { META_EXPORTED_AT, META_RUN_ID, describeKey, rowKeyText, type EncodedFile, type EncodedPage, type PageLayout, type RunStamp } from './page-layout.ts';
 
 /**
  * Partition day of every row, grouped: rows of one day keep their keyset order. Pages are read

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import type { LakeConfig, ResolvedTable } from './config.ts';
 import { SchemaMismatchError } from './errors.ts';
 import { quoteIdent, quoteLiteral, quoteQualified } from './identifiers.ts';
-import { META_COLUMNS, type PageLayout } from './page.ts';
+import { META_COLUMNS, type PageLayout } from './page-layout.ts';
 import type { LakeColumn, RowSource, TableCatalog } from './ports.ts';
 import type { Window } from './state.ts';
 import { CURSOR_TYPES, planColumn, type CatalogColumn, type ColumnPlan } from './type-map.ts';

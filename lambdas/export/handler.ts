@@ -1,7 +1,12 @@
 // Export Table Page: export pages until the invocation's time budget runs low; return the cursor.
+import { warmPageEncoder } from '../core/encode-worker.ts';
 import { exportTable } from '../core/exporter.ts';
 import { tableTaskSchema } from '../core/workflow-io.ts';
 import { withDeps } from '../adapters/aws-runtime.ts';
+
+// The encoder's thread (apache-arrow, parquet-wasm) starts during the cold start and stays
+// with the container: it loads while the first invocation reads its secret and first page.
+warmPageEncoder();
 
 /** Leave this much of the invocation for the last page's upload and the response. */
 const RESERVE_MILLIS = 60_000;
