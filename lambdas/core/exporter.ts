@@ -370,6 +370,7 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
   const snapshot = table.config.mode === 'snapshot';
   const state = new TableState(deps.store, deps.config.lake.prefix, task.table);
   await renewLease(deps, state, task);
+  let renewedAt = Date.now();
   const shape = await describeTableShape(deps.source, table, deps.config);
   if (shape.fingerprint !== task.fingerprint) {
     throw new SchemaMismatchError(`${task.display}: the table's columns changed during run ${task.runId}; the next run exports with the new columns`);
@@ -402,7 +403,12 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
     const encoded = await next.encoded;
     if (encoded.spare) spares.push(encoded.spare);
     const pageNo = next.pageNo;
-    if (pageNo > task.page + 1) await renewLease(deps, state, current);
+    // Renewed once a quarter of the lease has passed (two requests, not two per page): the lease
+    // stays at least three quarters ahead, and commit is fenced whatever happens here.
+    if (Date.now() - renewedAt > deps.config.export.leaseSeconds * 250) {
+      await renewLease(deps, state, current);
+      renewedAt = Date.now();
+    }
     const files = encoded.files.map((f) => ({ key: dataFileKey(prefix, task.table, f.day, current.runId, pageNo, snapshot), rows: f.rows, bytes: f.parquet.length, parquet: f.parquet }));
     // Journal first, then stage: nothing is visible to a table before commit, and whatever a
     // crash leaves under pending/ is found and removed by the next plan. A retried page

@@ -145,6 +145,41 @@ describe('3. overlapping executions', () => {
   });
 });
 
+describe('3b. a lease taken over mid-export', () => {
+  it('the run stops at its next renewal, writes nothing more, and its pages are never published', async () => {
+    await createTable('stolen');
+    const lake = createLake();
+    const deps = exportDeps(db, lake.store, testConfig(tables('stolen')));
+    const state = new TableState(lake.store, 'raw', 'stolen');
+    const [task] = (await planRun(deps)).tables;
+    // After page 1 is journalled, 100 s pass (more than a quarter of the 300 s lease) and an
+    // operator's re-run takes the lease over.
+    const put = lake.store.put.bind(lake.store);
+    const now = Date.now;
+    let journalled = 0;
+    lake.store.put = async (key, body, options) => {
+      const written = await put(key, body, options);
+      if (/\/p\d{6}\.json$/.test(key) && ++journalled === 1) {
+        Date.now = () => now() + 100_000;
+        await state.write(state.leaseKey(), { runId: 'operator-rerun', expiresAt: new Date(Date.now() + 60_000).toISOString() });
+      }
+      return written;
+    };
+    try {
+      await expect(exportTable(deps, task)).rejects.toThrow(/^public\.stolen: run \S+ no longer holds the table's lease \(held by operator-rerun\); stopping without writing$/);
+    } finally {
+      Date.now = now;
+      lake.store.put = put;
+    }
+    // Page 1 only: the renewal before page 2 found the lease gone.
+    expect((await state.pendingPages(task.runId)).map((p) => p.page)).toEqual([1]);
+    await expect(commitTable(deps, { ...task, done: true, page: 1, rows: 1000 })).rejects.toThrow(/no longer holds the table's lease/);
+    expect(await lake.store.list('raw/stolen/')).toEqual([]);
+    await deps.close();
+    lake.remove();
+  });
+});
+
 describe('2b. a commit delivered twice', () => {
   it('the repeated Commit input reports success and changes nothing', async () => {
     await createTable('recommitted');
