@@ -18,8 +18,9 @@ import { META_EXPORTED_AT, META_RUN_ID, describeKey, rowKeyText, type EncodedFil
 function groupByDay(layout: PageLayout, page: FramedPage, runDay: number): [number, Int32Array][] {
   const { buf, rowCount, fieldPos, fieldLen, fieldCount } = page;
   const field = layout.partitionField;
-  if (field < 0) return [[runDay, Int32Array.from({ length: rowCount }, (_, r) => r)]];
+  if (field < 0) return [[runDay, identity(rowCount)]];
   const type = layout.columns[field].lakeType;
+  const where = `${layout.table}.${layout.columns[field].name}`;
   const days = new Int32Array(rowCount);
   const counts = new Map<number, number>();
   let lastDay = Number.NaN;
@@ -27,7 +28,6 @@ function groupByDay(layout: PageLayout, page: FramedPage, runDay: number): [numb
   for (let r = 0; r < rowCount; r++) {
     const k = r * fieldCount + field;
     const len = fieldLen[k];
-    const where = `${layout.table}.${layout.columns[field].name}`;
     if (len < 0) throw new ValueError(`${where}: partition column is NULL (row ${describeKey(layout, rowKeyText(layout, buf, page.rowStarts[r]))}); partitionBy must name a column without NULLs`);
     const day = epochDayOf(type, buf, fieldPos[k]);
     if (day !== lastDay) {
