@@ -12,6 +12,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { isPositiveInteger, PropProblems } from './prop-problems.ts';
+import { NODE_OPTIONS } from './runtime-options.ts';
 
 /** The repository root: holds package-lock.json, node_modules and lambdas/. */
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -112,7 +113,7 @@ export class LambdaFactory extends Construct {
     problems.check(!(id in this.functions), 'id', 'is already used by another function', id);
     problems.check(isPositiveInteger(memorySizeMb) && memorySizeMb >= 128 && memorySizeMb <= 10_240, 'memorySizeMb', 'must be a whole number of MB in 128..10240', memorySizeMb);
     problems.check(timeout.toSeconds() >= 1 && timeout.toSeconds() <= 900, 'timeout', 'must be 1 s..15 min', timeout.toHumanString());
-    // The factory adds NODE_OPTIONS=--enable-source-maps (~35 bytes) to this.
+    // The factory adds NODE_OPTIONS (~60 bytes) to this.
     problems.check(environmentBytes + 64 <= LAMBDA_ENVIRONMENT_LIMIT_BYTES, 'environment', `exceeds Lambda's ${LAMBDA_ENVIRONMENT_LIMIT_BYTES}-byte limit`, `${environmentBytes} bytes`);
     problems.throwIfAny();
 
@@ -139,8 +140,8 @@ export class LambdaFactory extends Construct {
       role,
       logGroup,
       tracing: lambda.Tracing.ACTIVE,
-      // Stack traces through the minified bundle point at the TypeScript sources.
-      environment: { ...this.#props.environment, NODE_OPTIONS: '--enable-source-maps' },
+      // Stack traces through the minified bundle point at the TypeScript sources; see runtime-options.ts.
+      environment: { ...this.#props.environment, NODE_OPTIONS },
       ...(connects
         ? { vpc: this.#vpc, vpcSubnets: { subnets: this.#subnets }, securityGroups: [this.#securityGroup] }
         : {}),

@@ -11,6 +11,7 @@ import { LakeBucket } from './lake-bucket.ts';
 import { LakeCatalog } from './lake-catalog.ts';
 import { COMPLETE_SECRET_ARN, LambdaFactory } from './lambda-factory.ts';
 import { PropProblems } from './prop-problems.ts';
+import { MALLOC_ARENA_MAX } from './runtime-options.ts';
 
 /** The validated config travels to every function as JSON in LAKE_CONFIG; Lambda allows 4 KB of environment in total. */
 export const LAKE_CONFIG_LIMIT_BYTES = 3 * 1024;
@@ -76,9 +77,7 @@ export class PgLakeExportStack extends Stack {
         LAKE_CONFIG: lakeConfigJson,
         // The Lambda Node.js runtime ships the RDS CA bundle here; TLS to RDS then verifies.
         NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem',
-        // Two glibc malloc arenas: with the encoder's worker thread, more arenas fragment and the
-        // resident set grows with the number of pages exported (measured by `npm run bench`).
-        MALLOC_ARENA_MAX: '2',
+        MALLOC_ARENA_MAX,
         POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
       },

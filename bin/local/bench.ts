@@ -16,8 +16,11 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
+import { MALLOC_ARENA_MAX, NODE_OPTIONS } from '../../lib/runtime-options.ts';
 
 const SELF = fileURLToPath(import.meta.url);
+// The functions' V8 flags (lib/runtime-options.ts); source maps make no difference here.
+const LAMBDA_V8_FLAGS = NODE_OPTIONS.split(' ').filter((flag) => flag !== '--enable-source-maps');
 const TABLE = 'orders';
 const COLUMNS = 'id, customer_id, order_date, status, amount, currency, description, coupon, attrs, created_at, updated_at';
 // The same rows in the same order as the export's keyset pages.
@@ -156,10 +159,10 @@ async function runChild(mode: Mode, url: string, pageRows: number | undefined): 
 function spawnChild(mode: Mode, url: string, pageRows: number | undefined): Promise<ChildResult> {
   const args = [SELF, '--child', mode, '--url', url, ...(pageRows ? ['--page-rows', String(pageRows)] : [])];
   return new Promise((resolve, reject) => {
-    // Every pipeline runs with glibc limited to two malloc arenas, as the Lambda functions do
-    // (MALLOC_ARENA_MAX in their environment): with a worker thread, per-thread arenas otherwise
-    // fragment and peak RSS creeps up with the number of pages.
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { MALLOC_ARENA_MAX: '2', ...process.env } });
+    // Every pipeline runs as the Lambda functions do: glibc limited to two malloc arenas
+    // (MALLOC_ARENA_MAX: with a worker thread, per-thread arenas otherwise fragment and peak RSS
+    // creeps up with the number of pages) and V8's small young generation (NODE_OPTIONS).
+    const child = spawn(process.execPath, [...LAMBDA_V8_FLAGS, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { MALLOC_ARENA_MAX, ...process.env } });
     let out = '';
     child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
     child.on('error', reject);

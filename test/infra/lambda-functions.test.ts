@@ -96,6 +96,7 @@ describe('workflow functions', () => {
       expect(env.DB_SECRET_ARN).toBe(SECRET_ARN);
       expect(env.NODE_EXTRA_CA_CERTS).toBe('/var/runtime/ca-cert.pem');
       expect(env.MALLOC_ARENA_MAX).toBe('2');
+      expect(env.NODE_OPTIONS).toBe('--enable-source-maps --max-semi-space-size=4');
       expect(env.POWERTOOLS_SERVICE_NAME).toBe('pg-lake-export');
       expect(env.POWERTOOLS_METRICS_NAMESPACE).toBe('PgLakeExport');
       expect(JSON.parse(String(env.LAKE_CONFIG))).toEqual(JSON.parse(JSON.stringify(config)));
