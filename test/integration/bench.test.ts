@@ -1,0 +1,27 @@
+// `npm run bench` works end to end on a small table (its numbers are not asserted: they depend on
+// the machine; the benchmark is run on demand, see README "Performance").
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const BENCH = path.resolve(import.meta.dirname, '../../bin/local/bench.ts');
+
+describe('npm run bench', () => {
+  it('--json measures the three pipelines over the same rows and prints one object', async () => {
+    const { stdout } = await run(process.execPath, [BENCH, '--rows', '5000', '--runs', '1', '--json'], { timeout: 110_000 });
+    const result = JSON.parse(stdout.trim().split('\n').at(-1)!);
+    expect(Object.keys(result)).toEqual(expect.arrayContaining(['limitRowsPerSec', 'exportRowsPerSec', 'ratioToLimit', 'ratioToDuckdb', 'peakRssMiB']));
+    expect(result.rows).toBe(5000);
+    for (const mode of ['limit', 'export', 'duckdb']) {
+      expect(result[mode].runs).toHaveLength(1);
+      expect(result[mode].bytes).toBeGreaterThan(0);
+      expect(result[mode].peakRssMiB).toBeGreaterThan(0);
+    }
+    // The ratios are the throughputs' ratios, as printed.
+    expect(result.ratioToLimit).toBeCloseTo(result.exportRowsPerSec / result.limitRowsPerSec, 6);
+    expect(result.ratioToDuckdb).toBeCloseTo(result.exportRowsPerSec / result.duckdbRowsPerSec, 6);
+    expect(result.peakRssMiB).toBe(result.export.peakRssMiB);
+  });
+});
