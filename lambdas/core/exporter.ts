@@ -22,7 +22,7 @@ import { pageBounds, sharedPageEncoder } from './encode-worker.ts';
 import { META_COLUMNS, type EncodedPage, type RunStamp } from './page-layout.ts';
 import type { ObjectStore, RowSource, TableRegistry } from './ports.ts';
 import { TableState, type Lease, type PageEntry, type PendingRun, type RunManifest, type Supersede, type Watermark, type Window } from './state.ts';
-import { describeTableShape, incompatibleChanges, lakeColumns, nullCursorQuery, pageQuery, windowPredicates, type TableShape } from './table-shape.ts';
+import { describeTableShape, incompatibleChanges, lakeColumns, nullCursorQuery, nullKeyQuery, pageQuery, windowPredicates, type TableShape } from './table-shape.ts';
 import { quoteIdent, quoteQualified } from './identifiers.ts';
 import type { LakeColumn, LakeSchema } from './ports.ts';
 
@@ -296,6 +296,15 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
       if (nullCursorRows > 0) {
         const sample = (await deps.source.queryText(q.sample)).map((r) => r.key);
         deps.log?.('rows with a NULL cursor are not exported', { table: table.display, cursor: shape.cursor.name, rows: nullCursorRows, sampleKeys: sample });
+      }
+    }
+    const nullKeys = window.from !== null && window.from >= window.to ? null : nullKeyQuery(shape, window);
+    if (nullKeys) {
+      const n = Number((await deps.source.queryText(nullKeys.count))[0].n);
+      if (n > 0) {
+        const at = (await deps.source.queryText(nullKeys.sample)).map((r) => r.at);
+        const where = shape.cursor && at.length ? ` (${shape.cursor.name} = ${at.join(', ')})` : '';
+        throw new ConfigError(`${table.display}: ${n} row${n === 1 ? '' : 's'} of this run's window have a NULL in primaryKey column${nullKeys.columns.length > 1 ? 's' : ''} ${nullKeys.columns.map((c) => JSON.stringify(c)).join(', ')}${where}; a keyset cannot page past a NULL key without losing rows: set tables[].primaryKey to columns that are never NULL, or make them NOT NULL`);
       }
     }
     const pending: PendingRun = { runId: run.runId, kind, window, supersede, startedAt: run.startedAt, basedOn: watermark?.runId ?? null };

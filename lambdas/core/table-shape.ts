@@ -42,7 +42,7 @@ export function shapeTable(table: ResolvedTable, catalog: TableCatalog | null, c
   if (keyNames.length === 0) problems.push(`${where}: table has no primary key; set tables[].primaryKey to the columns that identify a row`);
   const keyColumns = keyNames.map((k) => need(k, 'primaryKey')).filter((c): c is CatalogColumn => c !== undefined);
   for (const k of keyColumns) {
-    if (!k.notNull) warnings0.push(`${where}: primaryKey column ${JSON.stringify(k.name)} allows NULL; a row with a NULL key cannot be paged exactly (declare it NOT NULL)`);
+    if (!k.notNull) warnings0.push(`${where}: primaryKey column ${JSON.stringify(k.name)} allows NULL; a run fails the table if its window holds a row with a NULL key (declare it NOT NULL)`);
     if (k.elementTypeName !== null || k.typeName === 'bytea' || k.typeName === 'json') problems.push(`${where}: primaryKey column ${JSON.stringify(k.name)} is ${k.formatted}, which cannot order a keyset`);
   }
   // Snapshot tables without partitionBy land in the partition of the run's date.
@@ -136,6 +136,24 @@ export function pageQuery(shape: TableShape, window: Window, after: readonly str
     predicates.push(`(${left}) > (${right})`);
   }
   return `SELECT ${shape.layout.columns.map((c) => c.select).join(', ')} FROM ${quoteQualified(shape.table.name)} WHERE ${predicates.join(' AND ')} ORDER BY ${keyCols.map((c) => quoteIdent(c.name)).join(', ')} LIMIT ${limit}`;
+}
+
+/**
+ * Rows of the window whose key has a NULL in a column that allows one (a user-asserted key):
+ * a keyset cannot page past them exactly, so the table fails rather than lose rows. Counted
+ * with the cursor of a few of them, for the message. Null when every key column is NOT NULL.
+ */
+export function nullKeyQuery(shape: TableShape, window: Window): { count: string; sample: string; columns: string[] } | null {
+  const nullable = shape.keyColumns.filter((c) => !c.notNull);
+  if (nullable.length === 0) return null;
+  const table = quoteQualified(shape.table.name);
+  const cond = `(${nullable.map((c) => `${quoteIdent(c.name)} IS NULL`).join(' OR ')}) AND ${windowPredicates(shape, window).join(' AND ')}`;
+  const shown = shape.cursor ?? shape.keyColumns.find((c) => c.notNull) ?? null;
+  return {
+    columns: nullable.map((c) => c.name),
+    count: `SELECT count(*)::text AS n FROM ${table} WHERE ${cond}`,
+    sample: shown ? `SELECT ${quoteIdent(shown.name)}::text AS at FROM ${table} WHERE ${cond} LIMIT 3` : `SELECT NULL::text AS at LIMIT 0`,
+  };
 }
 
 /** Rows the window would skip because their cursor is NULL: counted and a few keys shown. */
