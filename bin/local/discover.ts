@@ -245,6 +245,11 @@ async function discoverOne(
   if (!cursor.notNull) {
     warnings.push(`${cursor.name} allows NULL: rows where it is NULL are counted and reported by each run, never exported`);
   }
+  if (cursor.typeName === 'timestamp') {
+    warnings.push(`${cursor.name} is ${cursor.formatted}: its values are read as UTC wall-clock times; if the writers' sessions use another TimeZone, set cursorTimeZone to it, or a late commit can be missed`);
+  } else if (cursor.typeName === 'date') {
+    warnings.push(`${cursor.name} is date: a day is exported once it has ended in UTC; if the writers' dates follow another time zone, set cursorTimeZone to it, or rows written late in a day can be missed`);
+  }
   if (!indexes.some((i) => i.columns[0] === cursor.name)) {
     // CONCURRENTLY keeps a production table writable while the index builds; partitioned
     // tables do not support it (create it on each partition, then on the parent).
@@ -282,6 +287,7 @@ function tableConfig(table: DiscoveredTable): TableConfig {
     name: table.name,
     mode: 'incremental',
     cursor: table.cursor ?? 'updated_at',
+    cursorTimeZone: 'UTC',
     ...(table.lakeName ? { lakeName: table.lakeName } : {}),
     ...(table.primaryKey.length ? { primaryKey: [...table.primaryKey] } : {}),
     columns: { exclude: [...table.exclude], hash: [] },

@@ -3,11 +3,13 @@
 // is reported at once, each with its key path.
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { isTimeZone } from './cursor-zone.ts';
 import { ConfigError } from './errors.ts';
 import { displayName, parseQualifiedName, type QualifiedName } from './identifiers.ts';
 import { lakeTableName } from './layout.ts';
 
 const identifier = z.string().min(1, 'must not be empty');
+const TIME_ZONE_MESSAGE = 'must be an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)';
 
 const tableSchema = z.strictObject({
   /** schema-qualified table name; quoted identifiers allowed. */
@@ -16,6 +18,11 @@ const tableSchema = z.strictObject({
   lakeName: z.string().regex(/^[a-z0-9][a-z0-9_]*$/, 'must match [a-z0-9][a-z0-9_]*').optional(),
   /** Column that every write advances. @default updated_at */
   cursor: identifier.default('updated_at'),
+  /**
+   * Zone of the wall-clock values in a `timestamp` (without time zone) or `date` cursor: the
+   * writers' session TimeZone. @default UTC
+   */
+  cursorTimeZone: z.string().min(1).refine(isTimeZone, TIME_ZONE_MESSAGE).default('UTC'),
   /** @default the table's primary key from the catalog */
   primaryKey: z.array(identifier).min(1).optional(),
   /** Column whose UTC date picks year/month/day. @default the cursor */
@@ -70,7 +77,7 @@ const configSchema = z.strictObject({
   schedule: z
     .strictObject({
       expression: z.string().regex(/^(cron|rate)\(.+\)$/, 'must be cron(…) or rate(…)').default('cron(0 2 * * ? *)'),
-      timeZone: z.string().min(1).default('UTC'),
+      timeZone: z.string().min(1).refine(isTimeZone, TIME_ZONE_MESSAGE).default('UTC'),
       enabled: z.boolean().default(true),
     })
     .default({ expression: 'cron(0 2 * * ? *)', timeZone: 'UTC', enabled: true }),

@@ -17,6 +17,7 @@ import type { LakeConfig, ResolvedTable } from './config.ts';
 import { selectTables } from './config.ts';
 import { lakeSchema } from './current-view.ts';
 import { CheckFailedError, ConfigError, ExportError, SchemaMismatchError, StateError, ThrottlingError, WindowConflictError, describeError, isTransientStoreError } from './errors.ts';
+import type { CursorZone } from './cursor-zone.ts';
 import { dataFileKey } from './layout.ts';
 import { pageBounds, sharedPageEncoder } from './encode-worker.ts';
 import { META_COLUMNS, type EncodedPage, type RunStamp } from './page-layout.ts';
@@ -213,10 +214,13 @@ function pagesOverlapping(manifests: RunManifest[], from: string | null, to: str
  * A window re-run replaces whole pages of earlier runs, so its window widens to cover every
  * page it touches (repeated: a widened window can touch more pages at a shared cursor value).
  */
-async function widenToPages(state: TableState, window: Window): Promise<{ window: Window; supersede: Supersede[] }> {
+async function widenToPages(state: TableState, window: Window, zone: CursorZone | null): Promise<{ window: Window; supersede: Supersede[] }> {
   const manifests = await state.manifests();
-  let from = window.from;
-  let to = window.to;
+  // Page keys hold the cursor's own values: for a timestamp cursor in another zone, wall-clock
+  // times. Pages are matched in that clock, and the widened bounds turned back into instants.
+  const wall = (instant: string) => (zone ? zone.wallOf(instant) : instant);
+  let from = window.from === null ? null : wall(window.from);
+  let to = wall(window.to);
   for (;;) {
     const supersede = pagesOverlapping(manifests, from, to);
     let nextFrom = from;
@@ -228,14 +232,17 @@ async function widenToPages(state: TableState, window: Window): Promise<{ window
         if (p.last[0] > nextTo) nextTo = p.last[0];
       }
     }
-    if (nextFrom === from && nextTo === to) return { window: { from, fromInclusive: true, to }, supersede };
+    if (nextFrom === from && nextTo === to) {
+      const instant = (text: string, prefer: 'earlier' | 'later') => (zone ? zone.instantOf(text, prefer) : text);
+      return { window: { from: from === null ? null : instant(from, 'earlier'), fromInclusive: true, to: instant(to, 'later') }, supersede };
+    }
     from = nextFrom;
     to = nextTo;
   }
 }
 
 
-/** Midnight (UTC) that starts the day of a canonical cursor text, minus one day: the last complete day. */
+/** The day before that of a canonical cursor text (as midnight): the last complete day. */
 function lastCompleteDay(canonical: string): string {
   const day = new Date(`${canonical.slice(0, 10)}T00:00:00Z`);
   day.setUTCDate(day.getUTCDate() - 1);
@@ -268,7 +275,8 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
     let kind: PendingRun['kind'] = 'scheduled';
     // A date cursor only moves in whole days: today is not over, so the window ends at the last
     // complete day (a row written later today with today's date is exported tomorrow).
-    const upper = shape.cursor?.typeName === 'date' ? lastCompleteDay(run.upper) : run.upper;
+    // Complete in the writers' zone: their today may still be yesterday in UTC, or already tomorrow.
+    const upper = shape.cursor?.typeName === 'date' ? lastCompleteDay(shape.zone ? shape.zone.wallOf(run.upper) : run.upper) : run.upper;
     // The bound can fall below the watermark (a larger safety lag, a clock step): nothing new then.
     let window: Window = { from: watermark?.cursor ?? null, fromInclusive: false, to: watermark && upper < watermark.cursor ? watermark.cursor : upper };
     let supersede: Supersede[] = [];
@@ -285,7 +293,7 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
       if (from >= to) throw new ConfigError(`window: from ${request.window.from} must be before to ${request.window.to}`);
       // Beyond the watermark is the scheduled run's territory; re-exporting it here would duplicate.
       if (to > watermark.cursor) to = watermark.cursor;
-      ({ window, supersede } = await widenToPages(state, { from, fromInclusive: false, to }));
+      ({ window, supersede } = await widenToPages(state, { from, fromInclusive: false, to }, shape.cursor?.typeName === 'timestamp' ? shape.zone : null));
     } else if (window.from !== null && window.from >= window.to) {
       deps.log?.('nothing new: the watermark is at or past the upper bound', { table: table.display, watermark: window.from, upper: window.to });
     }

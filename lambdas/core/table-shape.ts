@@ -2,6 +2,7 @@
 // key and the partition column. Every mismatch is reported at once, naming table and column.
 import { createHash } from 'node:crypto';
 import type { LakeConfig, ResolvedTable } from './config.ts';
+import { CursorZone } from './cursor-zone.ts';
 import { SchemaMismatchError } from './errors.ts';
 import { quoteIdent, quoteLiteral, quoteQualified } from './identifiers.ts';
 import { META_COLUMNS, type PageLayout } from './page-layout.ts';
@@ -15,6 +16,11 @@ export interface TableShape {
   /** The cursor column; null for snapshot tables, which page by primary key alone. */
   readonly cursor: CatalogColumn | null;
   readonly keyColumns: readonly CatalogColumn[];
+  /**
+   * The zone of a wall-clock cursor's values (cursorTimeZone): set for a `timestamp` or `date`
+   * cursor, null for `timestamptz` (instants) and snapshots.
+   */
+  readonly zone: CursorZone | null;
   /** Hash of the column plans: an export invocation refuses to continue a run if it changed. */
   readonly fingerprint: string;
   readonly warnings: readonly string[];
@@ -37,6 +43,10 @@ export function shapeTable(table: ResolvedTable, catalog: TableCatalog | null, c
   const cursor = snapshot ? undefined : need(cfg.cursor, 'cursor');
   if (cursor && !CURSOR_TYPES.has(cursor.typeName)) {
     problems.push(`${where}: cursor column ${JSON.stringify(cursor.name)} is ${cursor.formatted}; it must be timestamptz, timestamp or date`);
+  }
+  const wallClock = cursor !== undefined && (cursor.typeName === 'timestamp' || cursor.typeName === 'date');
+  if (cfg.cursorTimeZone !== 'UTC' && !wallClock) {
+    problems.push(`${where}: cursorTimeZone ${JSON.stringify(cfg.cursorTimeZone)} applies to a timestamp or date cursor; ${snapshot ? 'a snapshot has no cursor' : `${JSON.stringify(cursor?.name)} is ${cursor?.formatted} (instants)`}`);
   }
   const keyNames = cfg.primaryKey ?? catalog.primaryKey;
   if (keyNames.length === 0) problems.push(`${where}: table has no primary key; set tables[].primaryKey to the columns that identify a row`);
@@ -104,7 +114,7 @@ export function shapeTable(table: ResolvedTable, catalog: TableCatalog | null, c
     years: config.lake.partitionYears,
   };
   const fingerprint = createHash('sha256').update(JSON.stringify([cfg.mode, columns.map((c) => [c.name, c.select, c.glueType, c.hashed === true])])).digest('hex').slice(0, 16);
-  return { table, layout, cursor: cursor ?? null, keyColumns, fingerprint, warnings };
+  return { table, layout, cursor: cursor ?? null, keyColumns, zone: wallClock ? new CursorZone(cfg.cursorTimeZone) : null, fingerprint, warnings };
 }
 
 export async function describeTableShape(source: RowSource, table: ResolvedTable, config: LakeConfig): Promise<TableShape> {
@@ -116,9 +126,13 @@ export function windowPredicates(shape: TableShape, window: Window): string[] {
   const out: string[] = [];
   if (shape.cursor) {
     const cursor = quoteIdent(shape.cursor.name);
+    // Bounds are instants; a timestamp cursor's wall clock is compared in its own zone.
+    const bound = shape.cursor.typeName === 'timestamp' && shape.zone && !shape.zone.utc
+      ? (text: string) => `(${quoteLiteral(text)}::timestamptz AT TIME ZONE ${quoteLiteral(shape.zone!.name)})`
+      : (text: string) => `${quoteLiteral(text)}::timestamptz`;
     out.push(`${cursor} IS NOT NULL`);
-    if (window.from !== null) out.push(`${cursor} ${window.fromInclusive ? '>=' : '>'} ${quoteLiteral(window.from)}::timestamptz`);
-    out.push(`${cursor} <= ${quoteLiteral(window.to)}::timestamptz`);
+    if (window.from !== null) out.push(`${cursor} ${window.fromInclusive ? '>=' : '>'} ${bound(window.from)}`);
+    out.push(`${cursor} <= ${bound(window.to)}`);
   }
   if (shape.table.config.where) out.push(`(${shape.table.config.where})`);
   if (out.length === 0) out.push('true');

@@ -75,7 +75,10 @@ const EXPECTED: Record<string, Pick<DiscoveredTable, 'cursor' | 'primaryKey' | '
     cursor: 'last_modified',
     primaryKey: ['id'],
     estimatedRows: 2,
-    warnings: ['no index starts with last_modified: every page query scans the table; CREATE INDEX CONCURRENTLY ON "public"."events" ("last_modified", "id")'],
+    warnings: [
+      "last_modified is timestamp without time zone: its values are read as UTC wall-clock times; if the writers' sessions use another TimeZone, set cursorTimeZone to it, or a late commit can be missed",
+      'no index starts with last_modified: every page query scans the table; CREATE INDEX CONCURRENTLY ON "public"."events" ("last_modified", "id")',
+    ],
   },
   'public.legacy': {
     cursor: null,
@@ -102,6 +105,7 @@ const EXPECTED: Record<string, Pick<DiscoveredTable, 'cursor' | 'primaryKey' | '
     estimatedRows: 0,
     warnings: [
       'no primary key: primaryKey set from unique index "sessions_token" (token) on NOT NULL columns',
+      "last_update is date: a day is exported once it has ended in UTC; if the writers' dates follow another time zone, set cursorTimeZone to it, or rows written late in a day can be missed",
       'no index starts with last_update: every page query scans the table; CREATE INDEX CONCURRENTLY ON "public"."sessions" ("last_update", "token")',
     ],
   },
@@ -132,6 +136,7 @@ tables:
     cursor: updated_at
     primaryKey: [id]
   # public.events: ~2 rows, <size>
+  # warning: last_modified is timestamp without time zone: its values are read as UTC wall-clock times; if the writers' sessions use another TimeZone, set cursorTimeZone to it, or a late commit can be missed
   # warning: no index starts with last_modified: every page query scans the table; CREATE INDEX CONCURRENTLY ON "public"."events" ("last_modified", "id")
   - name: public.events
     cursor: last_modified
@@ -161,6 +166,7 @@ tables:
     primaryKey: [id]
   # public.sessions: ~0 rows, <size>
   # warning: no primary key: primaryKey set from unique index "sessions_token" (token) on NOT NULL columns
+  # warning: last_update is date: a day is exported once it has ended in UTC; if the writers' dates follow another time zone, set cursorTimeZone to it, or rows written late in a day can be missed
   # warning: no index starts with last_update: every page query scans the table; CREATE INDEX CONCURRENTLY ON "public"."sessions" ("last_update", "token")
   - name: public.sessions
     cursor: last_update
@@ -249,7 +255,7 @@ describe('pg-lake-export discover', () => {
     expect(result.stderr).toBe([
       'discovered 10 tables: 8 in the config, 2 without a cursor column (commented out)',
       '  need primaryKey before they can run: public.audit_log',
-      '  12 warnings: read the "# warning:" comments above each table',
+      '  14 warnings: read the "# warning:" comments above each table',
       '',
     ].join('\n'));
   });

@@ -327,6 +327,67 @@ describe('mode: snapshot', () => {
   });
 });
 
+describe('wall-clock cursors of writers in another zone (cursorTimeZone)', () => {
+  async function newYorkSession() {
+    const session = await db.connect();
+    await session.query("SET TimeZone = 'America/New_York'");
+    return session;
+  }
+
+  it('a timestamp cursor: a New York transaction that commits late is exported by the next run, not lost', async () => {
+    // `timestamp DEFAULT now()` stores the writer's wall clock: New York time, 4–5 hours behind UTC.
+    await db.query(`CREATE TABLE ny_events (id int PRIMARY KEY, updated_at timestamp NOT NULL DEFAULT now())`);
+    const writer = await newYorkSession();
+    await writer.query(`INSERT INTO ny_events (id) VALUES (1)`);
+    const late = await newYorkSession();
+    await late.query('BEGIN');
+    await late.query(`INSERT INTO ny_events (id) VALUES (2)`); // updated_at = this transaction's start
+    await new Promise((r) => setTimeout(r, 20));
+    await writer.query(`INSERT INTO ny_events (id) VALUES (3)`); // committed, newer than row 2
+    const tables = [{ name: 'ny_events', cursorTimeZone: 'America/New_York' }];
+    const lake = createLake();
+    const first = await exportOnce(lake, tables);
+    // The open transaction holds the window back in New York time too: rows 2 and 3 wait.
+    expect(first.tables[0]).toMatchObject({ status: 'succeeded', rows: 1 });
+    await late.query('COMMIT');
+    const second = await exportOnce(lake, tables);
+    expect(second.tables[0]).toMatchObject({ status: 'succeeded', rows: 2 });
+    expect((await lakeRows(lake, 'ny_events', 'CAST(id AS VARCHAR) AS id')).map((r) => r.id)).toEqual(['1', '2', '3']);
+    // A re-run of a window given in instants finds the pages by their New York keys: the same
+    // rows again, each once (the pages it replaces are gone).
+    const deps = exportDeps(db, lake.store, testConfig(tables));
+    const rerun = await runExport(deps, { window: { from: '2000-01-01', to: '2100-01-01' } }).finally(() => deps.close());
+    expect(rerun.tables[0]).toMatchObject({ status: 'succeeded', rows: 3 });
+    expect((await lakeRows(lake, 'ny_events', 'CAST(id AS VARCHAR) AS id')).map((r) => r.id)).toEqual(['1', '2', '3']);
+    await Promise.all([late.end(), writer.end()]);
+    lake.remove();
+  });
+
+  it('a date cursor: a day is exported once it has ended where its writers are', async () => {
+    // A zone whose date differs from UTC's right now, whatever the hour: Pago Pago (UTC−11) is
+    // still on yesterday until 11:00 UTC; Kiritimati (UTC+14) is on tomorrow from 10:00 UTC.
+    const zone = new Date().getUTCHours() < 10 ? 'Pacific/Pago_Pago' : 'Pacific/Kiritimati';
+    const local = `(now() AT TIME ZONE '${zone}')::date`;
+    await db.query(`CREATE TABLE zoned_daily (id int PRIMARY KEY, d date NOT NULL);
+      INSERT INTO zoned_daily VALUES (1, ${local} - 1), (2, ${local})`);
+    const lake = createLake();
+    const outcome = await exportOnce(lake, [{ name: 'zoned_daily', cursor: 'd', cursorTimeZone: zone }]);
+    const [yesterday] = await db.query(`SELECT to_char(${local} - 1, 'YYYY-MM-DD') || ' 00:00:00.000000+00' AS t`);
+    // Their yesterday is over, their today is not: in UTC days both would be wrong by one.
+    expect(outcome.tables[0]).toMatchObject({ status: 'succeeded', rows: 1, windowTo: yesterday.t });
+    lake.remove();
+  });
+
+  it('refuses a zone that does not exist, or one given for a timestamptz cursor', async () => {
+    const lake = createLake();
+    await expect(exportOnce(lake, [{ name: 'ny_events', cursorTimeZone: 'America/Gotham' }])).rejects.toThrow('test config: tables[0].cursorTimeZone: must be an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)');
+    await db.query(`CREATE TABLE tz_events (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT now())`);
+    await expect(exportOnce(lake, [{ name: 'tz_events', cursorTimeZone: 'Europe/Berlin' }])).rejects.toThrow('public.tz_events: cursorTimeZone "Europe/Berlin" applies to a timestamp or date cursor; "updated_at" is timestamp with time zone (instants)');
+    expect(await lake.store.list('')).toEqual([]);
+    lake.remove();
+  });
+});
+
 describe('date cursors', () => {
   it('export whole days only: today is not over, so its rows wait for tomorrow', async () => {
     await db.query(`CREATE TABLE daily (id int PRIMARY KEY, d date NOT NULL);

@@ -7,7 +7,7 @@ describe('config validation', () => {
     const config = parseConfig('tables:\n  - name: public.orders\n');
     expect(config.lake).toEqual({ prefix: 'raw', glueDatabase: 'lake', partitionYears: { from: 1970, to: 2099 } });
     expect(config.export).toEqual({ pageRows: 50000, maxConcurrency: 2, safetyLagSeconds: 5, unconstrainedNumericScale: 9, leaseSeconds: 300 });
-    expect(config.tables[0]).toEqual({ name: 'public.orders', cursor: 'updated_at', mode: 'incremental', columns: { exclude: [], hash: [] } });
+    expect(config.tables[0]).toEqual({ name: 'public.orders', cursor: 'updated_at', cursorTimeZone: 'UTC', mode: 'incremental', columns: { exclude: [], hash: [] } });
   });
 
   it('reports every problem at once, each with its key path', () => {
