@@ -90,7 +90,9 @@ export class PgLakeExportStack extends Stack {
     const exportPage = this.functions.addFunction('Export', {
       entry: 'lambdas/export/handler.ts',
       description: 'pg-lake-export: export pages of one table as Snappy Parquet until the time budget runs low',
-      memorySizeMb: 2048,
+      // Two vCPUs (Lambda gives one per 1,769 MB): the main thread receives COPY and uploads while
+      // the encoder thread encodes; on one vCPU they take turns. Peak RSS stays ~250 MiB.
+      memorySizeMb: 3538,
       timeout: Duration.minutes(15),
       connectsToDatabase: true,
     });

@@ -62,8 +62,8 @@ describe('workflow functions', () => {
     }
   });
 
-  it('give Export 2048 MB and 15 minutes, the others 1024 MB and 5 minutes', () => {
-    expect([fns.Export.MemorySize, fns.Export.Timeout]).toEqual([2048, 900]);
+  it('give Export two vCPUs (3538 MB) and 15 minutes, the others 1024 MB and 5 minutes', () => {
+    expect([fns.Export.MemorySize, fns.Export.Timeout]).toEqual([3538, 900]);
     for (const fn of [fns.Plan, fns.Commit, fns.Summarize]) expect([fn.MemorySize, fn.Timeout]).toEqual([1024, 300]);
   });
 
