@@ -112,6 +112,16 @@ export function ownedMemory(bytes: Buffer): Buffer | null {
   return Buffer.from(memory, 0, memory.byteLength);
 }
 
+/**
+ * A page in memory it does not own (Node's pool slab, which must never move) copied once into
+ * memory that can move and be reused: larger than the pool, so never taken from it.
+ */
+function ownCopy(bytes: Buffer): Buffer {
+  const own = Buffer.allocUnsafeSlow(Math.max(bytes.length, Buffer.poolSize + 1));
+  own.set(bytes);
+  return own;
+}
+
 /** Whole-buffer views can be transferred; a view into a shared pool must be copied once. */
 function transferable(bytes: Uint8Array): Uint8Array {
   if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) return bytes;
@@ -157,8 +167,7 @@ function workerEncoder(): PageEncoder {
     encode(layout, copy, stamp) {
       if (failure) return Promise.reject(failure);
       const id = nextId++;
-      // Memory the page does not own (Node's pool) cannot move: copied once.
-      const memory = ownedMemory(copy) ?? Buffer.from(new Uint8Array(copy));
+      const memory = ownedMemory(copy) ?? ownCopy(copy);
       return new Promise<EncodedPage & { spare: Buffer | null }>((resolve, reject) => {
         waiting.set(id, { resolve, reject });
         worker.ref();
