@@ -43,15 +43,17 @@ export class CopyOut implements Submittable {
     this.done.catch(() => undefined);
   }
 
-  submit(connection: Connection): void {
+  /** An error returned (not thrown) is given back by pg through handleError, and the client stays usable. */
+  submit(connection: Connection): Error | undefined {
     const stream = (connection as unknown as { stream: NodeJS.ReadableStream }).stream;
     const listeners = stream.listeners('data') as DataHandler[];
-    if (listeners.length !== 1) throw new Error(`COPY cannot take over the connection: ${listeners.length} data listeners`);
+    if (listeners.length !== 1) return new Error(`COPY cannot take over the connection: ${listeners.length} data listeners`);
     this.stream = stream;
     this.pgHandler = listeners[0];
     stream.removeListener('data', this.pgHandler);
     stream.on('data', this.onData);
     (connection as unknown as { query(text: string): void }).query(this.text);
+    return undefined;
   }
 
   private parse(chunk: Buffer): void {

@@ -9,8 +9,12 @@
 // in the lake when a re-run window is widened to whole pages.
 import { ConfigError } from './errors.ts';
 
-/** Whether `name` is a time zone this runtime knows (IANA names). */
+/**
+ * Whether `name` is an IANA zone name this runtime knows. Offsets ('+05:00', '-0800') are
+ * refused: Intl reads them as ISO offsets, Postgres as POSIX ones, with the opposite sign.
+ */
 export function isTimeZone(name: string): boolean {
+  if (!/^[A-Za-z]/.test(name)) return false;
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: name });
     return true;
@@ -29,7 +33,7 @@ export class CursorZone {
   constructor(name: string, where = 'cursorTimeZone') {
     try {
       this.format = new Intl.DateTimeFormat('en-US', {
-        timeZone: name, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
+        timeZone: name, hourCycle: 'h23', era: 'short', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
       });
     } catch {
       throw new ConfigError(`${where}: ${JSON.stringify(name)} is not an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)`);
@@ -41,7 +45,9 @@ export class CursorZone {
   /** Offset of the zone's wall clock from UTC at the instant `ms`. */
   private offsetMs(ms: number): number {
     const parts = Object.fromEntries(this.format.formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
-    const wall = Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day), Number(parts.hour), Number(parts.minute), Number(parts.second));
+    // Years before 1 come as "1 BC" = year 0, "2 BC" = −1 …
+    const year = parts.era === 'BC' || parts.era === 'B' ? 1 - Number(parts.year) : Number(parts.year);
+    const wall = utcMs(year, Number(parts.month) - 1, Number(parts.day), Number(parts.hour), Number(parts.minute), Number(parts.second));
     return wall - (ms - (((ms % 1000) + 1000) % 1000));
   }
 
@@ -66,16 +72,49 @@ export class CursorZone {
     const candidates = fits.length > 0 ? fits : offsets.map((o) => wall - o);
     return text(prefer === 'earlier' ? Math.min(...candidates) : Math.max(...candidates), fraction);
   }
+
+  /**
+   * `utcText`, or — when its wall-clock time will come round again (the first pass of the hour
+   * repeated when clocks go back) — the instant just before that repeated hour began. A window
+   * ending inside the first pass would leave the second pass's rows, whose wall times are not
+   * above the watermark, behind it.
+   */
+  beforeRepeat(utcText: string): string {
+    if (this.utc || !WALL.test(utcText)) return utcText;
+    const { ms } = parse(utcText);
+    const wall = ms + this.offsetMs(ms);
+    const later = this.instantOf(text(wall, '.000000'), 'later');
+    if (parse(later).ms <= ms - (((ms % 1000) + 1000) % 1000)) return utcText;
+    // The transition lies between the two passes; find it to the millisecond.
+    let lo = ms;
+    let hi = parse(later).ms;
+    const before = this.offsetMs(lo);
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (this.offsetMs(mid) === before) lo = mid;
+      else hi = mid;
+    }
+    const repeatStart = hi - (before - this.offsetMs(hi)); // first pass of the repeated wall times
+    return text(repeatStart - 1000, '.999999');
+  }
 }
 
 function parse(canonical: string): { ms: number; fraction: string } {
   const m = WALL.exec(canonical);
   if (!m) throw new ConfigError(`cursor value ${JSON.stringify(canonical)} is not a timestamp text this exporter wrote`);
-  const ms = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
-  return { ms, fraction: (m[7] ?? '.000000').padEnd(7, '0') };
+  return { ms: utcMs(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])), fraction: (m[7] ?? '.000000').padEnd(7, '0') };
+}
+
+/** Date.UTC without its two-digit-year rule (years 0–99 would be read as 1900–1999). */
+function utcMs(year: number, month: number, day: number, hour: number, minute: number, second: number): number {
+  const date = new Date(0);
+  date.setUTCFullYear(year, month, day);
+  date.setUTCHours(hour, minute, second, 0);
+  return date.getTime();
 }
 
 function text(ms: number, fraction: string): string {
-  const iso = new Date(ms).toISOString();
-  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}${fraction}+00`;
+  const date = new Date(ms);
+  const pad = (n: number, width = 2) => String(n).padStart(width, '0');
+  return `${pad(date.getUTCFullYear(), 4)}-${pad(date.getUTCMonth() + 1)}-${pad(date.getUTCDate())} ${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())}${fraction}+00`;
 }

@@ -13,14 +13,15 @@
 // unavailable, encoding runs inline with the same results: files are identical either way.
 import { fileURLToPath } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { FrameScratch, frameCopyBinary, scanCopyBinary } from './copy-binary.ts';
+import { FrameScratch, fieldOffset, frameCopyBinary, scanCopyBinary } from './copy-binary.ts';
 import { CheckFailedError, ConfigError, ExportError, SchemaMismatchError, StateError, ThrottlingError, UnsupportedTypeError, ValueError, WindowConflictError } from './errors.ts';
 import { rowKeyText, type EncodedPage, type PageLayout, type RunStamp } from './page-layout.ts';
 
 // Decoding and Parquet (apache-arrow, parquet-wasm) load only where pages are encoded: in the
 // worker thread, or in this thread for the inline encoder.
 let pageModule: Promise<typeof import('./page.ts')> | null = null;
-const loadPage = () => (pageModule ??= import('./page.ts'));
+// A failed load is not remembered: the next page tries again.
+const loadPage = () => (pageModule ??= import('./page.ts').catch((error: unknown) => { pageModule = null; throw error; }));
 
 const MARK = 'pg-lake-export:encode-worker';
 /** This thread is an encoder (it runs the whole Lambda bundle, handler modules included). */
@@ -31,13 +32,16 @@ export interface PageBounds {
   /** (cursor, pk…) of the first and last row as text; empty when the page has no rows. */
   readonly firstKey: string[];
   readonly lastKey: string[];
+  /** Key columns that are NULL in the last row (a nullable user-asserted key): no keyset can resume after it. */
+  readonly lastKeyNulls: string[];
 }
 
 /** Rows and first/last key of a binary COPY page, without decoding it (~5 ms per 100k rows). */
 export function pageBounds(layout: PageLayout, copy: Buffer): PageBounds {
   const scan = scanCopyBinary(copy, layout.columns.length);
-  if (scan.rowCount === 0) return { rows: 0, firstKey: [], lastKey: [] };
-  return { rows: scan.rowCount, firstKey: rowKeyText(layout, copy, scan.firstRowStart), lastKey: rowKeyText(layout, copy, scan.lastRowStart) };
+  if (scan.rowCount === 0) return { rows: 0, firstKey: [], lastKey: [], lastKeyNulls: [] };
+  const lastKeyNulls = layout.keyFields.filter((f) => copy.readInt32BE(fieldOffset(copy, scan.lastRowStart, f)) < 0).map((f) => layout.columns[f].name);
+  return { rows: scan.rowCount, firstKey: rowKeyText(layout, copy, scan.firstRowStart), lastKey: rowKeyText(layout, copy, scan.lastRowStart), lastKeyNulls };
 }
 
 export interface PageEncoder {

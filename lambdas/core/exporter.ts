@@ -17,7 +17,7 @@ import type { LakeConfig, ResolvedTable } from './config.ts';
 import { selectTables } from './config.ts';
 import { lakeSchema } from './current-view.ts';
 import { CheckFailedError, ConfigError, ExportError, SchemaMismatchError, StateError, ThrottlingError, WindowConflictError, describeError, isTransientStoreError } from './errors.ts';
-import type { CursorZone } from './cursor-zone.ts';
+import { CursorZone } from './cursor-zone.ts';
 import { dataFileKey } from './layout.ts';
 import { pageBounds, sharedPageEncoder } from './encode-worker.ts';
 import { META_COLUMNS, type EncodedPage, type RunStamp } from './page-layout.ts';
@@ -249,6 +249,23 @@ function lastCompleteDay(canonical: string): string {
   return `${day.toISOString().slice(0, 10)} 00:00:00.000000+00`;
 }
 
+/**
+ * Where a scheduled window starts: the watermark; for a timestamp cursor whose cursorTimeZone
+ * changed since, the instant at which the new zone's wall clock shows the time the old one
+ * reached, so the rows already exported are neither skipped nor exported again.
+ */
+function resumeFrom(shape: TableShape, watermark: Watermark, deps: ExportDeps): string {
+  const before = watermark.cursorTimeZone ?? 'UTC';
+  if (shape.cursor?.typeName !== 'timestamp' || !shape.zone || before === shape.zone.name) return watermark.cursor;
+  const from = shape.zone.instantOf(new CursorZone(before).wallOf(watermark.cursor), 'earlier');
+  deps.log?.('cursorTimeZone changed: the window starts at the wall-clock time the last run reached', { table: shape.table.display, was: before, now: shape.zone.name, watermark: watermark.cursor, from });
+  return from;
+}
+
+function nullKeyMessage(table: string, what: string): string {
+  return `${table}: ${what}; a keyset cannot page past a NULL key without losing rows: set tables[].primaryKey to columns that are never NULL, or make them NOT NULL`;
+}
+
 /** A timestamp text from the database or a user, in canonical form (asks Postgres to parse it). */
 async function canonicalCursor(source: RowSource, text: string, what: string): Promise<string> {
   try {
@@ -276,9 +293,12 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
     // A date cursor only moves in whole days: today is not over, so the window ends at the last
     // complete day (a row written later today with today's date is exported tomorrow).
     // Complete in the writers' zone: their today may still be yesterday in UTC, or already tomorrow.
-    const upper = shape.cursor?.typeName === 'date' ? lastCompleteDay(shape.zone ? shape.zone.wallOf(run.upper) : run.upper) : run.upper;
+    // A timestamp cursor's window never ends inside the first pass of an hour the clocks repeat.
+    const upper = shape.cursor?.typeName === 'date' ? lastCompleteDay(shape.zone ? shape.zone.wallOf(run.upper) : run.upper)
+      : shape.cursor?.typeName === 'timestamp' && shape.zone ? shape.zone.beforeRepeat(run.upper) : run.upper;
+    const from = watermark ? resumeFrom(shape, watermark, deps) : null;
     // The bound can fall below the watermark (a larger safety lag, a clock step): nothing new then.
-    let window: Window = { from: watermark?.cursor ?? null, fromInclusive: false, to: watermark && upper < watermark.cursor ? watermark.cursor : upper };
+    let window: Window = { from, fromInclusive: false, to: from !== null && upper < from ? from : upper };
     let supersede: Supersede[] = [];
     if (snapshot && request.window) deps.log?.('a snapshot table has no cursor window: taking a full snapshot', { table: table.display });
     if (request.full || snapshot) {
@@ -312,7 +332,7 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
       if (n > 0) {
         const at = (await deps.source.queryText(nullKeys.sample)).map((r) => r.at);
         const where = shape.cursor && at.length ? ` (${shape.cursor.name} = ${at.join(', ')})` : '';
-        throw new ConfigError(`${table.display}: ${n} row${n === 1 ? '' : 's'} of this run's window have a NULL in primaryKey column${nullKeys.columns.length > 1 ? 's' : ''} ${nullKeys.columns.map((c) => JSON.stringify(c)).join(', ')}${where}; a keyset cannot page past a NULL key without losing rows: set tables[].primaryKey to columns that are never NULL, or make them NOT NULL`);
+        throw new ConfigError(nullKeyMessage(table.display, `${n} row${n === 1 ? '' : 's'} of this run's window have a NULL in primaryKey column${nullKeys.columns.length > 1 ? 's' : ''} ${nullKeys.columns.map((c) => JSON.stringify(c)).join(', ')}${where}`));
       }
     }
     const pending: PendingRun = { runId: run.runId, kind, window, supersede, startedAt: run.startedAt, basedOn: watermark?.runId ?? null };
@@ -390,7 +410,7 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
   let renewedAt = Date.now();
   const shape = await describeTableShape(deps.source, table, deps.config);
   if (shape.fingerprint !== task.fingerprint) {
-    throw new SchemaMismatchError(`${task.display}: the table's columns changed during run ${task.runId}; the next run exports with the new columns`);
+    throw new SchemaMismatchError(`${task.display}: the table's columns (or its cursorTimeZone) changed during run ${task.runId}; the next run exports with the new ones`);
   }
   const pageRows = deps.config.export.pageRows;
   const prefix = deps.config.lake.prefix;
@@ -472,6 +492,9 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
       }
       pageNo++;
       const last = bounds.rows < pageRows;
+      // A NULL that reached a nullable key after Plan checked the window: resuming after this
+      // row would skip rows (or, for a text key, read 'NULL' as a value).
+      if (!last && bounds.lastKeyNulls.length) throw new ConfigError(nullKeyMessage(task.display, `page ${pageNo} ends on a row whose ${bounds.lastKeyNulls.map((c) => JSON.stringify(c)).join(', ')} is NULL`));
       // Read on while the pages in hand will be done well before the deadline.
       if (!last && Date.now() + (queue.length + 3) * pageMillis < deadline) {
         reading = readPage(bounds.lastKey, pageNo + 1);
@@ -582,7 +605,7 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
   await renewLease(deps, state, task);
   const shape = await describeTableShape(deps.source, findTable(deps.config, task.table), deps.config);
   if (shape.fingerprint !== task.fingerprint) {
-    throw new SchemaMismatchError(`${task.display}: the table's columns changed during run ${task.runId}; nothing was published, the next run exports with the new columns`);
+    throw new SchemaMismatchError(`${task.display}: the table's columns (or its cursorTimeZone) changed during run ${task.runId}; nothing was published, the next run exports with the new ones`);
   }
   const pages = await state.pendingPages(task.runId);
   const rows = pages.reduce((n, p) => n + p.rows, 0);
@@ -618,7 +641,8 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
   await publish(deps, state, task.runId, pages);
   await renewLease(deps, state, task);
   const committedAt = new Date().toISOString();
-  const watermark: Watermark = { cursor, runId: task.runId, committedAt };
+  // The zone the cursor's wall clock was read in: the next run starts from the same wall time.
+  const watermark: Watermark = { cursor, runId: task.runId, committedAt, cursorTimeZone: shape.table.config.cursorTimeZone };
   const written = current
     ? await state.write(state.watermarkKey(), watermark, { ifMatch: current.etag })
     : await state.write(state.watermarkKey(), watermark, { ifNoneMatch: true });

@@ -22,6 +22,8 @@ export interface Watermark {
   readonly cursor: string;
   readonly runId: string;
   readonly committedAt: string;
+  /** cursorTimeZone when it was written (absent before the option existed: UTC). */
+  readonly cursorTimeZone?: string;
 }
 
 export interface FileEntry {

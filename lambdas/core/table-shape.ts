@@ -21,7 +21,7 @@ export interface TableShape {
    * cursor, null for `timestamptz` (instants) and snapshots.
    */
   readonly zone: CursorZone | null;
-  /** Hash of the column plans: an export invocation refuses to continue a run if it changed. */
+  /** Hash of the column plans and cursorTimeZone: an export invocation refuses to continue a run if it changed. */
   readonly fingerprint: string;
   readonly warnings: readonly string[];
 }
@@ -113,7 +113,7 @@ export function shapeTable(table: ResolvedTable, catalog: TableCatalog | null, c
     partitionField: partitionName === undefined ? -1 : index(partitionName),
     years: config.lake.partitionYears,
   };
-  const fingerprint = createHash('sha256').update(JSON.stringify([cfg.mode, columns.map((c) => [c.name, c.select, c.glueType, c.hashed === true])])).digest('hex').slice(0, 16);
+  const fingerprint = createHash('sha256').update(JSON.stringify([cfg.mode, cfg.cursorTimeZone, columns.map((c) => [c.name, c.select, c.glueType, c.hashed === true])])).digest('hex').slice(0, 16);
   return { table, layout, cursor: cursor ?? null, keyColumns, zone: wallClock ? new CursorZone(cfg.cursorTimeZone) : null, fingerprint, warnings };
 }
 

@@ -6,6 +6,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LakeQuery } from '../../bin/local/lake-query.ts';
 import { runExport } from '../../bin/local/run-export.ts';
+import { exportTable, planRun } from '../../lambdas/core/exporter.ts';
+import { TableState } from '../../lambdas/core/state.ts';
 import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
 import { hashText } from '../../lambdas/core/pii-hash.ts';
 import { createDatabase, createLake, duckdb, exportDeps, parquetGlob, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
@@ -327,6 +329,24 @@ describe('mode: snapshot', () => {
   });
 });
 
+describe('a NULL key that arrives after Plan checked the window', () => {
+  it('stops the export at the page that ends on it, by name, instead of resuming after a NULL', async () => {
+    await db.query(`CREATE TABLE latenull (k text, updated_at timestamptz NOT NULL);
+      INSERT INTO latenull SELECT lpad(g::text, 4, '0'), '2024-02-01' FROM generate_series(1, 999) g`);
+    const lake = createLake();
+    const deps = exportDeps(db, lake.store, testConfig([{ name: 'latenull', primaryKey: ['k'] }]));
+    try {
+      const [task] = (await planRun(deps, {}, new Date())).tables;
+      // Row 1,000 of the first page: a later cursor, so the page's last row has a NULL key.
+      await db.query(`INSERT INTO latenull VALUES (NULL, '2024-02-02'), ('x', '2024-02-03')`);
+      await expect(exportTable(deps, task)).rejects.toThrow('public.latenull: page 1 ends on a row whose "k" is NULL; a keyset cannot page past a NULL key without losing rows: set tables[].primaryKey to columns that are never NULL, or make them NOT NULL');
+    } finally {
+      await deps.close();
+    }
+    lake.remove();
+  });
+});
+
 describe('wall-clock cursors of writers in another zone (cursorTimeZone)', () => {
   async function newYorkSession() {
     const session = await db.connect();
@@ -360,6 +380,26 @@ describe('wall-clock cursors of writers in another zone (cursorTimeZone)', () =>
     expect(rerun.tables[0]).toMatchObject({ status: 'succeeded', rows: 3 });
     expect((await lakeRows(lake, 'ny_events', 'CAST(id AS VARCHAR) AS id')).map((r) => r.id)).toEqual(['1', '2', '3']);
     await Promise.all([late.end(), writer.end()]);
+    lake.remove();
+  });
+
+  it('setting cursorTimeZone on a table already exported: the next run starts at the wall time the last one reached', async () => {
+    await db.query(`CREATE TABLE berlin_events (id int PRIMARY KEY, updated_at timestamp NOT NULL DEFAULT now())`);
+    const writer = await db.connect();
+    await writer.query("SET TimeZone = 'Europe/Berlin'");
+    await writer.query(`INSERT INTO berlin_events (id) SELECT g FROM generate_series(1, 3) g`);
+    const lake = createLake();
+    // Read as UTC, Berlin's wall clock is ahead of the window's end: the rows wait.
+    const asUtc = await exportOnce(lake, [{ name: 'berlin_events' }]);
+    expect(asUtc.tables[0]).toMatchObject({ status: 'succeeded', rows: 0 });
+    // Read in Berlin time from now on: the window starts where the UTC reading stopped (an hour
+    // before the watermark instant), so the waiting rows are exported, once.
+    const asBerlin = await exportOnce(lake, [{ name: 'berlin_events', cursorTimeZone: 'Europe/Berlin' }]);
+    expect(asBerlin.tables[0]).toMatchObject({ status: 'succeeded', rows: 3 });
+    expect(asBerlin.tables[0].windowFrom! < asUtc.tables[0].windowTo!).toBe(true);
+    expect((await new TableState(lake.store, 'raw', 'berlin_events').watermark())?.cursorTimeZone).toBe('Europe/Berlin');
+    expect((await lakeRows(lake, 'berlin_events', 'CAST(id AS VARCHAR) AS id')).map((r) => r.id)).toEqual(['1', '2', '3']);
+    await writer.end();
     lake.remove();
   });
 
