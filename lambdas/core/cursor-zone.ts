@@ -66,10 +66,7 @@ export class CursorZone {
   instantOf(wallText: string, prefer: 'earlier' | 'later'): string {
     if (this.utc || !WALL.test(wallText)) return wallText;
     const { ms: wall, fraction } = parse(wallText);
-    // The offsets in force around that wall time: at most two (a transition within a day).
-    const offsets = [...new Set([this.offsetMs(wall - 86_400_000), this.offsetMs(wall), this.offsetMs(wall + 86_400_000)])];
-    const fits = offsets.map((o) => wall - o).filter((ms) => ms + this.offsetMs(ms) === wall);
-    const candidates = fits.length > 0 ? fits : offsets.map((o) => wall - o);
+    const candidates = this.instantsAt(wall);
     return text(prefer === 'earlier' ? Math.min(...candidates) : Math.max(...candidates), fraction);
   }
 
@@ -81,13 +78,12 @@ export class CursorZone {
    */
   beforeRepeat(utcText: string): string {
     if (this.utc || !WALL.test(utcText)) return utcText;
-    const { ms } = parse(utcText);
-    const wall = ms + this.offsetMs(ms);
-    const later = this.instantOf(text(wall, '.000000'), 'later');
-    if (parse(later).ms <= ms - (((ms % 1000) + 1000) % 1000)) return utcText;
+    const { ms } = parse(utcText); // whole seconds
+    const later = Math.max(...this.instantsAt(ms + this.offsetMs(ms)));
+    if (later <= ms) return utcText;
     // The transition lies between the two passes; find it to the millisecond.
     let lo = ms;
-    let hi = parse(later).ms;
+    let hi = later;
     const before = this.offsetMs(lo);
     while (hi - lo > 1) {
       const mid = Math.floor((lo + hi) / 2);
@@ -96,6 +92,17 @@ export class CursorZone {
     }
     const repeatStart = hi - (before - this.offsetMs(hi)); // first pass of the repeated wall times
     return text(repeatStart - 1000, '.999999');
+  }
+
+  /**
+   * The instants (ms) at which the wall clock shows `wall` (ms, whole seconds): two in an hour
+   * the clocks repeat; none in one they skip, and then the instants an hour either side.
+   */
+  private instantsAt(wall: number): number[] {
+    // The offsets in force around that wall time: at most two (a transition within a day).
+    const offsets = [...new Set([this.offsetMs(wall - 86_400_000), this.offsetMs(wall), this.offsetMs(wall + 86_400_000)])];
+    const fits = offsets.map((o) => wall - o).filter((ms) => ms + this.offsetMs(ms) === wall);
+    return fits.length > 0 ? fits : offsets.map((o) => wall - o);
   }
 }
 
