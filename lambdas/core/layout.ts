@@ -25,9 +25,28 @@ export const PARTITION_KEYS: readonly PartitionKey[] = [
 
 export const STATE_DIR = '_state';
 
-/** Folder / Glue table name for a Postgres table name: lower case, runs of other characters → `_`. */
+// Letters that Unicode decomposition does not reduce to ASCII, spelled as they are usually
+// transliterated (NFKD already turns é into e, ﬁ into fi, ² into 2).
+const TRANSLITERATIONS: Record<string, string> = {
+  ß: 'ss', æ: 'ae', œ: 'oe', ø: 'o', đ: 'd', ð: 'd', þ: 'th', ł: 'l', ı: 'i', ŋ: 'ng', ħ: 'h', ŧ: 't', ĸ: 'k', ſ: 's',
+};
+
+/**
+ * Folder / Glue table name for a Postgres table name: lower case ASCII letters and digits, runs
+ * of other characters → `_`. Letters keep their place: accents are dropped (`"Ärger"` → `arger`,
+ * `"Straße"` → `strasse`), and a letter or digit with no ASCII spelling becomes `u` and its code
+ * point in hex (`"订单"` → `u8ba2_u5355`), so no two names differ only in a lost letter.
+ */
 export function lakeTableName(tableName: string): string {
-  const slug = tableName.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
+  const plain = tableName.normalize('NFKD').replace(/\p{M}+/gu, '').toLowerCase();
+  let spelled = '';
+  for (const char of plain) {
+    if (/[a-z0-9]/.test(char)) spelled += char;
+    else if (TRANSLITERATIONS[char] !== undefined) spelled += TRANSLITERATIONS[char];
+    else if (/[\p{L}\p{N}]/u.test(char)) spelled += `_u${char.codePointAt(0)!.toString(16)}_`;
+    else spelled += '_';
+  }
+  const slug = spelled.replace(/_+/g, '_').replace(/^_+|_+$/g, '');
   if (!slug) throw new ConfigError(`table name ${JSON.stringify(tableName)} has no letters or digits to name a lake folder; set lakeName`);
   return slug;
 }

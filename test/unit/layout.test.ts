@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { validateConfig } from '../../lambdas/core/config.ts';
 import { glueTableDefinition } from '../../lambdas/core/glue-table.ts';
 import { dataFileKey, dayFromEpochDays, lakeTableName, partitionProjection } from '../../lambdas/core/layout.ts';
 
@@ -13,8 +14,20 @@ describe('lake layout', () => {
     expect(dayFromEpochDays(-1)).toEqual({ year: 1969, month: 12, day: 31 });
   });
 
-  it.each([['Order Items', 'order_items'], ['orders', 'orders'], ['Ünïcode-Table', 'n_code_table'], ['__x__', 'x']])('names lake folder of %s as %s', (name, slug) => {
+  it.each([
+    ['Order Items', 'order_items'], ['orders', 'orders'], ['__x__', 'x'],
+    // Letters are kept: accents dropped, ligatures and ß spelled out, the rest escaped stably.
+    ['Ärger', 'arger'], ['Ünïcode-Table', 'unicode_table'], ['Straße', 'strasse'], ['ÆRØ Œuvre', 'aero_oeuvre'],
+    ['İstanbul', 'istanbul'], ['ﬁle²', 'file2'], ['订单', 'u8ba2_u5355'], ['Заказы 2024', 'u437_u430_u43a_u430_u437_u44b_2024'],
+  ])('names lake folder of %s as %s', (name, slug) => {
     expect(lakeTableName(name)).toBe(slug);
+  });
+
+  it('refuses a name with no letters or digits, and two tables that map to one lake table', () => {
+    expect(() => lakeTableName('"-"')).toThrow('table name "\\"-\\"" has no letters or digits to name a lake folder; set lakeName');
+    expect(() => validateConfig({ tables: [{ name: 'public."Ärger"' }, { name: 'public.arger' }] }, 'x.yaml'))
+      .toThrow('x.yaml: tables[1].name: public.arger and public."Ärger" both map to lake table "arger"; set lakeName on one');
+    expect(validateConfig({ tables: [{ name: 'public."Ärger"' }, { name: 'public.arger', lakeName: 'arger_ascii' }] }).tables).toHaveLength(2);
   });
 
   it('generates the Glue projection whose template resolves to the path the writer uses', () => {
