@@ -45,7 +45,17 @@ function letPostgresUserReachBinaries(): void {
   }
 }
 
-export async function startLocalPostgres(options: { log?: (line: string) => void } = {}): Promise<LocalPostgres> {
+export interface LocalPostgresOptions {
+  readonly log?: (line: string) => void;
+  /**
+   * Extra server settings, `name=value` each (passed as `-c name=value`): e.g. the chaos suite's
+   * `max_prepared_transactions=10` and `track_commit_timestamp=on`.
+   * @default none
+   */
+  readonly settings?: readonly string[];
+}
+
+export async function startLocalPostgres(options: LocalPostgresOptions = {}): Promise<LocalPostgres> {
   letPostgresUserReachBinaries();
   // As root, initdb runs as a created postgres user, which needs to traverse the parent dir.
   const parent = mkdtempSync(path.join(os.tmpdir(), 'pg-lake-export-'));
@@ -59,7 +69,7 @@ export async function startLocalPostgres(options: { log?: (line: string) => void
     port,
     persistent: false,
     createPostgresUser: true,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', ...(options.settings ?? []).flatMap((setting) => ['-c', setting])],
     onLog: (message) => options.log?.(String(message)),
     onError: (message) => options.log?.(String(message)),
   });
