@@ -1,9 +1,12 @@
-// Column builders: binary COPY fields go straight into typed arrays laid out as Arrow buffers.
-// No per-row JS objects, no Date, no BigInt on the hot path (64-bit values move as two words).
+// Column decoders: binary COPY fields go straight into typed arrays laid out as Arrow buffers,
+// one tight loop per column. No per-row JS objects, no Date, no BigInt on the hot path (64-bit
+// values move as two words). Arrays are decoded by the same loops: a list column is its offsets
+// plus the slots of its elements, which are then decoded as a column of their own.
 import * as arrow from 'apache-arrow';
 import type { LakeType } from './type-map.ts';
 import { decodeNumeric, numericToText } from './decimal.ts';
 import { ValueError } from './errors.ts';
+import { fieldText } from './values.ts';
 
 // Postgres epochs: 2000-01-01. Arrow/Parquet: 1970-01-01.
 const PG_EPOCH_DAYS = 10957;
@@ -11,336 +14,7 @@ const PG_EPOCH_MICROS_HI = 220417; // 946684800000000 = 220417 · 2^32 + 9935175
 const PG_EPOCH_MICROS_LO = 993517568;
 const TWO_32 = 4294967296;
 
-/** Where a value came from, for error messages: `table.column` and the row's key. */
-export interface FieldContext {
-  readonly where: string;
-  rowKey(): string;
-}
-
-export interface ColumnBuilder {
-  readonly length: number;
-  append(buf: Buffer, pos: number, len: number, ctx: FieldContext): void;
-  appendNull(): void;
-  finish(): arrow.Data;
-}
-
-class Validity {
-  bitmap: Uint8Array | null = null;
-  nullCount = 0;
-  markNull(index: number, capacity: number): void {
-    if (!this.bitmap) {
-      this.bitmap = new Uint8Array((capacity + 7) >> 3);
-      // everything before the first null was valid
-      const full = index >> 3;
-      this.bitmap.fill(0xff, 0, full);
-      for (let i = full << 3; i < index; i++) this.bitmap[i >> 3] |= 1 << (i & 7);
-    }
-    this.nullCount++;
-  }
-  markValid(index: number): void {
-    if (this.bitmap) this.bitmap[index >> 3] |= 1 << (index & 7);
-  }
-  resize(capacity: number): void {
-    if (this.bitmap) this.bitmap = grow(this.bitmap, (capacity + 7) >> 3);
-  }
-}
-
-function grow<T extends Uint8Array | Int16Array | Int32Array | Uint32Array | Float32Array | Float64Array>(array: T, length: number): T {
-  const bigger = new (array.constructor as new (n: number) => T)(length);
-  bigger.set(array);
-  return bigger;
-}
-
-/** Sized for a page up front; grows (doubling) only for list elements, whose count is unknown. */
-abstract class FixedBuilder implements ColumnBuilder {
-  length = 0;
-  protected readonly validity = new Validity();
-  protected capacity: number;
-  constructor(capacity: number) {
-    this.capacity = Math.max(capacity, 1);
-  }
-  protected abstract resize(capacity: number): void;
-  abstract append(buf: Buffer, pos: number, len: number, ctx: FieldContext): void;
-  appendNull(): void {
-    if (this.length === this.capacity) this.enlarge();
-    this.validity.markNull(this.length, this.capacity);
-    this.length++;
-  }
-  private enlarge(): void {
-    this.capacity *= 2;
-    this.validity.resize(this.capacity);
-    this.resize(this.capacity);
-  }
-  protected next(): number {
-    if (this.length === this.capacity) this.enlarge();
-    const i = this.length++;
-    this.validity.markValid(i);
-    return i;
-  }
-  protected dataProps() {
-    return { length: this.length, nullCount: this.validity.nullCount, nullBitmap: this.validity.bitmap ?? undefined };
-  }
-  abstract finish(): arrow.Data;
-}
-
-class Int16Builder extends FixedBuilder {
-  private values = new Int16Array(this.capacity);
-  protected resize(n: number) { this.values = grow(this.values, n); }
-  append(buf: Buffer, pos: number): void { this.values[this.next()] = buf.readInt16BE(pos); }
-  finish() { return arrow.makeData({ type: new arrow.Int16(), data: this.values.subarray(0, this.length), ...this.dataProps() }); }
-}
-
-class Int32Builder extends FixedBuilder {
-  private values = new Int32Array(this.capacity);
-  protected resize(n: number) { this.values = grow(this.values, n); }
-  append(buf: Buffer, pos: number): void { this.values[this.next()] = buf.readInt32BE(pos); }
-  finish() { return arrow.makeData({ type: new arrow.Int32(), data: this.values.subarray(0, this.length), ...this.dataProps() }); }
-}
-
-/** int8: the two big-endian words are stored little-endian, no BigInt per value. */
-class Int64Builder extends FixedBuilder {
-  private words = new Int32Array(this.capacity * 2);
-  protected resize(n: number) { this.words = grow(this.words, n * 2); }
-  append(buf: Buffer, pos: number): void {
-    const i = this.next() * 2;
-    this.words[i] = buf.readInt32BE(pos + 4);
-    this.words[i + 1] = buf.readInt32BE(pos);
-  }
-  finish() {
-    return arrow.makeData({ type: new arrow.Int64(), data: new BigInt64Array(this.words.buffer, 0, this.length), ...this.dataProps() });
-  }
-}
-
-/**
- * timestamp / timestamptz: µs since 2000-01-01 → µs since 1970-01-01 by a 64-bit add on two
- * words. ±infinity become DuckDB's own ±infinity sentinels (±(2^63 − 1)), so nothing is clamped.
- */
-class TimestampBuilder extends FixedBuilder {
-  private words = new Uint32Array(this.capacity * 2);
-  protected resize(n: number) { this.words = grow(this.words, n * 2); }
-  private readonly utc: boolean;
-  constructor(capacity: number, utc: boolean) {
-    super(capacity);
-    this.utc = utc;
-  }
-  append(buf: Buffer, pos: number, _len: number, ctx: FieldContext): void {
-    const hi = buf.readInt32BE(pos);
-    const lo = buf.readUInt32BE(pos + 4);
-    const i = this.next() * 2;
-    if (hi === 0x7fffffff && lo === 0xffffffff) { this.words[i] = 0xffffffff; this.words[i + 1] = 0x7fffffff; return; }
-    if (hi === -0x80000000 && lo === 0) { this.words[i] = 1; this.words[i + 1] = 0x80000000; return; }
-    let sumLo = lo + PG_EPOCH_MICROS_LO;
-    let carry = 0;
-    if (sumLo >= TWO_32) { sumLo -= TWO_32; carry = 1; }
-    const sumHi = hi + PG_EPOCH_MICROS_HI + carry;
-    if (sumHi > 0x7fffffff) throw new ValueError(`${ctx.where}: timestamp after 294247-01-10 04:00:54.775807 does not fit Parquet's µs since 1970 (row ${ctx.rowKey()})`);
-    this.words[i] = sumLo;
-    this.words[i + 1] = sumHi >>> 0;
-  }
-  finish() {
-    return arrow.makeData({
-      type: new arrow.TimestampMicrosecond(this.utc ? 'UTC' : null),
-      data: new BigInt64Array(this.words.buffer, 0, this.length),
-      ...this.dataProps(),
-    });
-  }
-}
-
-class Float32Builder extends FixedBuilder {
-  private values = new Float32Array(this.capacity);
-  protected resize(n: number) { this.values = grow(this.values, n); }
-  append(buf: Buffer, pos: number): void { this.values[this.next()] = buf.readFloatBE(pos); }
-  finish() { return arrow.makeData({ type: new arrow.Float32(), data: this.values.subarray(0, this.length), ...this.dataProps() }); }
-}
-
-class Float64Builder extends FixedBuilder {
-  private values = new Float64Array(this.capacity);
-  protected resize(n: number) { this.values = grow(this.values, n); }
-  append(buf: Buffer, pos: number): void { this.values[this.next()] = buf.readDoubleBE(pos); }
-  finish() { return arrow.makeData({ type: new arrow.Float64(), data: this.values.subarray(0, this.length), ...this.dataProps() }); }
-}
-
-class BoolBuilder extends FixedBuilder {
-  private bits = new Uint8Array((this.capacity + 7) >> 3);
-  protected resize(n: number) { this.bits = grow(this.bits, (n + 7) >> 3); }
-  append(buf: Buffer, pos: number): void {
-    const i = this.next();
-    if (buf[pos] !== 0) this.bits[i >> 3] |= 1 << (i & 7);
-  }
-  finish() { return arrow.makeData({ type: new arrow.Bool(), data: this.bits, ...this.dataProps() }); }
-}
-
-/** date: days since 2000 → days since 1970; ±infinity → DuckDB's ±(2^31 − 1). */
-class DateBuilder extends FixedBuilder {
-  private values = new Int32Array(this.capacity);
-  protected resize(n: number) { this.values = grow(this.values, n); }
-  append(buf: Buffer, pos: number, _len: number, ctx: FieldContext): void {
-    const v = buf.readInt32BE(pos);
-    const i = this.next();
-    if (v === 0x7fffffff) { this.values[i] = 0x7fffffff; return; }
-    if (v === -0x80000000) { this.values[i] = -0x7fffffff; return; }
-    const days = v + PG_EPOCH_DAYS;
-    if (days >= 0x7fffffff) throw new ValueError(`${ctx.where}: date too far in the future to store (row ${ctx.rowKey()})`);
-    this.values[i] = days;
-  }
-  finish() { return arrow.makeData({ type: new arrow.DateDay(), data: this.values.subarray(0, this.length), ...this.dataProps() }); }
-}
-
-class DecimalBuilder extends FixedBuilder {
-  private words = new Uint32Array(this.capacity * 4);
-  protected resize(n: number) { this.words = grow(this.words, n * 4); }
-  private readonly precision: number;
-  private readonly scale: number;
-  constructor(capacity: number, precision: number, scale: number) {
-    super(capacity);
-    this.precision = precision;
-    this.scale = scale;
-  }
-  append(buf: Buffer, pos: number, _len: number, ctx: FieldContext): void {
-    const i = this.next();
-    const problem = decodeNumeric(buf, pos, this.precision, this.scale, this.words, i);
-    if (problem !== null) {
-      throw new ValueError(`${ctx.where}: value ${numericToText(buf, pos)} ${problem} (column is decimal(${this.precision},${this.scale}); row ${ctx.rowKey()})`);
-    }
-  }
-  finish() {
-    return arrow.makeData({ type: new arrow.Decimal(this.scale, this.precision, 128), data: this.words.subarray(0, this.length * 4), ...this.dataProps() });
-  }
-}
-
-/** utf8 and binary: offsets + one growing byte buffer; bytes are copied once, never decoded. */
-class BytesBuilder implements ColumnBuilder {
-  length = 0;
-  private readonly validity = new Validity();
-  private offsets: Int32Array;
-  private data: Uint8Array;
-  private used = 0;
-  private capacity: number;
-  private readonly binary: boolean;
-  constructor(capacity: number, binary: boolean, initialBytes = 64) {
-    this.capacity = Math.max(capacity, 1);
-    this.binary = binary;
-    this.offsets = new Int32Array(this.capacity + 1);
-    this.data = new Uint8Array(Math.max(1024, capacity * initialBytes));
-  }
-  append(buf: Buffer, pos: number, len: number): void {
-    this.appendBytes(buf, pos, len);
-  }
-  private enlarge(): void {
-    this.capacity *= 2;
-    this.offsets = grow(this.offsets, this.capacity + 1);
-    this.validity.resize(this.capacity);
-  }
-  appendBytes(src: Uint8Array, pos: number, len: number): void {
-    if (this.length === this.capacity) this.enlarge();
-    const need = this.used + len;
-    if (need > this.data.length) {
-      let size = this.data.length * 2;
-      while (size < need) size *= 2;
-      const grown = new Uint8Array(size);
-      grown.set(this.data.subarray(0, this.used));
-      this.data = grown;
-    }
-    if (len < 32) for (let k = 0; k < len; k++) this.data[this.used + k] = src[pos + k];
-    else this.data.set(src.subarray(pos, pos + len), this.used);
-    this.used = need;
-    const i = this.length++;
-    this.validity.markValid(i);
-    this.offsets[i + 1] = need;
-  }
-  appendNull(): void {
-    if (this.length === this.capacity) this.enlarge();
-    this.validity.markNull(this.length, this.capacity);
-    this.offsets[this.length + 1] = this.used;
-    this.length++;
-  }
-  finish() {
-    const props = {
-      length: this.length,
-      nullCount: this.validity.nullCount,
-      nullBitmap: this.validity.bitmap ?? undefined,
-      valueOffsets: this.offsets.subarray(0, this.length + 1),
-      data: this.data.subarray(0, this.used),
-    };
-    return this.binary ? arrow.makeData({ type: new arrow.Binary(), ...props }) : arrow.makeData({ type: new arrow.Utf8(), ...props });
-  }
-}
-
-/**
- * One-dimensional arrays → List<element>. Wire format: int32 ndim, int32 hasNull, uint32 element
- * oid, per dimension (int32 size, int32 lower bound), then per element int32 length + bytes.
- */
-class ListBuilder implements ColumnBuilder {
-  length = 0;
-  private readonly validity = new Validity();
-  private readonly offsets: Int32Array;
-  private readonly child: ColumnBuilder;
-  private readonly elementType: LakeType;
-  private readonly capacity: number;
-  constructor(capacity: number, elementType: LakeType) {
-    this.capacity = capacity;
-    this.elementType = elementType;
-    this.offsets = new Int32Array(capacity + 1);
-    // Elements per row are unknown up front; the child starts at one per row and grows.
-    this.child = createBuilder(elementType, capacity);
-  }
-  append(buf: Buffer, pos: number, _len: number, ctx: FieldContext): void {
-    const ndim = buf.readInt32BE(pos);
-    let count = 0;
-    let p = pos + 12;
-    if (ndim > 1) throw new ValueError(`${ctx.where}: ${ndim}-dimensional array cannot be stored as array<…>; only one-dimensional arrays are supported (row ${ctx.rowKey()})`);
-    if (ndim === 1) {
-      count = buf.readInt32BE(p);
-      p += 8;
-    }
-    for (let k = 0; k < count; k++) {
-      const elen = buf.readInt32BE(p);
-      p += 4;
-      if (elen < 0) this.child.appendNull();
-      else {
-        this.child.append(buf, p, elen, ctx);
-        p += elen;
-      }
-    }
-    const i = this.length++;
-    this.validity.markValid(i);
-    this.offsets[i + 1] = this.child.length;
-  }
-  appendNull(): void {
-    this.validity.markNull(this.length, this.capacity);
-    this.offsets[this.length + 1] = this.child.length;
-    this.length++;
-  }
-  finish() {
-    const childData = this.child.finish();
-    return arrow.makeData({
-      type: new arrow.List(new arrow.Field('element', childData.type, true)),
-      length: this.length,
-      nullCount: this.validity.nullCount,
-      nullBitmap: this.validity.bitmap ?? undefined,
-      valueOffsets: this.offsets.subarray(0, this.length + 1),
-      child: childData,
-    });
-  }
-}
-
-export function createBuilder(type: LakeType, capacity: number): ColumnBuilder {
-  switch (type.kind) {
-    case 'int16': return new Int16Builder(capacity);
-    case 'int32': return new Int32Builder(capacity);
-    case 'int64': return new Int64Builder(capacity);
-    case 'float32': return new Float32Builder(capacity);
-    case 'float64': return new Float64Builder(capacity);
-    case 'bool': return new BoolBuilder(capacity);
-    case 'date': return new DateBuilder(capacity);
-    case 'timestamp': return new TimestampBuilder(capacity, type.utc);
-    case 'decimal': return new DecimalBuilder(capacity, type.precision, type.scale);
-    case 'string': return new BytesBuilder(capacity, false);
-    case 'binary': return new BytesBuilder(capacity, true);
-    case 'list': return new ListBuilder(capacity, type.element);
-  }
-}
-
+/** The Arrow type of a lake type: the one place that builds them (schema and data agree by construction). */
 export function arrowTypeOf(type: LakeType): arrow.DataType {
   switch (type.kind) {
     case 'int16': return new arrow.Int16();
@@ -449,7 +123,12 @@ function swap32(s: FieldSlots, field: number, rows: Int32Array, n: number, out: 
   }
 }
 
-function decodeTimestamps(s: FieldSlots, field: number, rows: Int32Array, n: number, out: Uint32Array, ctx: ColumnContext): void {
+/** A value that cannot be stored exactly: the error names table.column, the value and the row's key. */
+function valueError(ctx: ColumnContext, row: number, value: string, why: string): ValueError {
+  return new ValueError(`${ctx.where}: value ${value} ${why} (row ${ctx.rowKey(row)})`);
+}
+
+function decodeTimestamps(type: LakeType, s: FieldSlots, field: number, rows: Int32Array, n: number, out: Uint32Array, ctx: ColumnContext): void {
   const { buf, fieldPos, fieldLen, stride } = s;
   for (let i = 0; i < n; i++) {
     const k = rows[i] * stride + field;
@@ -458,19 +137,25 @@ function decodeTimestamps(s: FieldSlots, field: number, rows: Int32Array, n: num
     const hi = readI32(buf, p);
     const lo = readI32(buf, p + 4) >>> 0;
     const o = 2 * i;
+    // ±infinity become DuckDB's own ±infinity sentinels (±(2^63 − 1)), so nothing is clamped.
     if (hi === 0x7fffffff && lo === 0xffffffff) { out[o] = 0xffffffff; out[o + 1] = 0x7fffffff; continue; }
     if (hi === -0x80000000 && lo === 0) { out[o] = 1; out[o + 1] = 0x80000000; continue; }
+    // µs since 2000 → µs since 1970: a 64-bit add on two words.
     let sumLo = lo + PG_EPOCH_MICROS_LO;
     let carry = 0;
     if (sumLo >= TWO_32) { sumLo -= TWO_32; carry = 1; }
     const sumHi = hi + PG_EPOCH_MICROS_HI + carry;
-    if (sumHi > 0x7fffffff) throw new ValueError(`${ctx.where}: timestamp after 294247-01-10 04:00:54.775807 does not fit Parquet's µs since 1970 (row ${ctx.rowKey(rows[i])})`);
+    // 0x7fffffff:ffffffff is +infinity's sentinel, so the last storable µs is one before it.
+    if (sumHi > 0x7fffffff || (sumHi === 0x7fffffff && sumLo === 0xffffffff)) {
+      throw valueError(ctx, rows[i], fieldText(type, buf, p, 8), "does not fit Parquet's µs since 1970 (timestamps end at 294247-01-10 04:00:54.775806)");
+    }
     out[o] = sumLo;
     out[o + 1] = sumHi >>> 0;
   }
 }
 
-function decodeDates(s: FieldSlots, field: number, rows: Int32Array, n: number, out: Int32Array, ctx: ColumnContext): void {
+/** date: days since 2000 → days since 1970; ±infinity → DuckDB's ±(2^31 − 1). */
+function decodeDates(s: FieldSlots, field: number, rows: Int32Array, n: number, out: Int32Array): void {
   const { buf, fieldPos, fieldLen, stride } = s;
   for (let i = 0; i < n; i++) {
     const k = rows[i] * stride + field;
@@ -478,9 +163,18 @@ function decodeDates(s: FieldSlots, field: number, rows: Int32Array, n: number, 
     const v = readI32(buf, fieldPos[k]);
     if (v === 0x7fffffff) { out[i] = 0x7fffffff; continue; }
     if (v === -0x80000000) { out[i] = -0x7fffffff; continue; }
-    const days = v + PG_EPOCH_DAYS;
-    if (days >= 0x7fffffff) throw new ValueError(`${ctx.where}: date too far in the future to store (row ${ctx.rowKey(rows[i])})`);
-    out[i] = days;
+    // Postgres's last date (5874897-12-31) is day 2,145,042,906 since 1970: no overflow.
+    out[i] = v + PG_EPOCH_DAYS;
+  }
+}
+
+function decodeDecimals(precision: number, scale: number, s: FieldSlots, field: number, rows: Int32Array, n: number, out: Uint32Array, ctx: ColumnContext): void {
+  const { buf, fieldPos, fieldLen, stride } = s;
+  for (let i = 0; i < n; i++) {
+    const k = rows[i] * stride + field;
+    if (fieldLen[k] < 0) continue;
+    const problem = decodeNumeric(buf, fieldPos[k], precision, scale, out, i);
+    if (problem !== null) throw valueError(ctx, rows[i], numericToText(buf, fieldPos[k]), `${problem} (column is decimal(${precision},${scale}))`);
   }
 }
 
@@ -510,9 +204,62 @@ function decodeBytes(s: FieldSlots, field: number, rows: Int32Array, n: number, 
 }
 
 /**
- * Decode one column of the rows `rows[0..n)` of a framed page into Arrow data. Each type is one
- * tight loop over the column; only arrays (rare) go through the row builders.
+ * One-dimensional arrays → List<element>: the list's offsets, and the position and length of
+ * every element, so that the elements are decoded by decodeColumn like any column (stride 1).
+ * Wire format: int32 ndim, int32 hasNull, uint32 element oid, per dimension (int32 size, int32
+ * lower bound), then per element int32 length (−1 = NULL) and the bytes.
  */
+function decodeList(type: LakeType & { kind: 'list' }, s: FieldSlots, field: number, rows: Int32Array, n: number, ctx: ColumnContext, mem: Allocator, base: ListBase): arrow.Data {
+  const { buf, fieldPos, fieldLen, stride } = s;
+  const offsets = mem.int32(n + 1);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const k = rows[i] * stride + field;
+    if (fieldLen[k] >= 0) {
+      const p = fieldPos[k];
+      const ndim = readI32(buf, p);
+      if (ndim > 1) throw valueError(ctx, rows[i], arrayShape(buf, p, ndim), 'cannot be stored as array<…>; only one-dimensional arrays are supported');
+      if (ndim === 1) total += readI32(buf, p + 12);
+    }
+    offsets[i + 1] = total;
+  }
+  const elementPos = mem.int32(total);
+  const elementLen = mem.int32(total);
+  const elementRows = mem.int32(total);
+  // The row each element belongs to, for error messages.
+  const owner = mem.int32(total);
+  let e = 0;
+  for (let i = 0; i < n; i++) {
+    const k = rows[i] * stride + field;
+    if (fieldLen[k] < 0) continue;
+    let p = fieldPos[k];
+    const count = readI32(buf, p) === 1 ? readI32(buf, p + 12) : 0;
+    p += 20;
+    for (let c = 0; c < count; c++, e++) {
+      const len = readI32(buf, p);
+      p += 4;
+      elementPos[e] = p;
+      elementLen[e] = len;
+      elementRows[e] = e;
+      owner[e] = rows[i];
+      if (len > 0) p += len;
+    }
+  }
+  const elements = { buf, fieldPos: elementPos, fieldLen: elementLen, stride: 1 };
+  const child = decodeColumn(type.element, elements, 0, elementRows, total, { where: `${ctx.where}[]`, rowKey: (element) => ctx.rowKey(owner[element]) }, mem);
+  return arrow.makeData({ type: arrowTypeOf(type) as arrow.List, ...base, valueOffsets: offsets, child });
+}
+
+/** `a 2×3 array`: how a multi-dimensional array is named in its error (its elements can be many). */
+function arrayShape(buf: Buffer, pos: number, ndim: number): string {
+  const sizes: number[] = [];
+  for (let d = 0; d < ndim; d++) sizes.push(readI32(buf, pos + 12 + 8 * d));
+  return `a ${sizes.join('×')} array`;
+}
+
+interface ListBase { length: number; nullCount: number; nullBitmap: Uint8Array | undefined }
+
+/** Decode one column of the rows `rows[0..n)` of a framed page into Arrow data. */
 export function decodeColumn(type: LakeType, s: FieldSlots, field: number, rows: Int32Array, n: number, ctx: ColumnContext, mem: Allocator = FRESH): arrow.Data {
   const { bitmap, nullCount } = validityOf(s.fieldLen, rows, n, s.stride, field, mem);
   const base = { length: n, nullCount, nullBitmap: bitmap };
@@ -520,22 +267,22 @@ export function decodeColumn(type: LakeType, s: FieldSlots, field: number, rows:
     case 'int64': {
       const out = mem.int32(n * 2);
       swap64(s, field, rows, n, out);
-      return arrow.makeData({ type: new arrow.Int64(), data: new BigInt64Array(out.buffer, out.byteOffset, n), ...base });
+      return arrow.makeData({ type: arrowTypeOf(type) as arrow.Int64, data: new BigInt64Array(out.buffer, out.byteOffset, n), ...base });
     }
     case 'float64': {
       const out = mem.int32(n * 2);
       swap64(s, field, rows, n, out);
-      return arrow.makeData({ type: new arrow.Float64(), data: new Float64Array(out.buffer, out.byteOffset, n), ...base });
+      return arrow.makeData({ type: arrowTypeOf(type) as arrow.Float64, data: new Float64Array(out.buffer, out.byteOffset, n), ...base });
     }
     case 'int32': {
       const out = mem.int32(n);
       swap32(s, field, rows, n, out);
-      return arrow.makeData({ type: new arrow.Int32(), data: out, ...base });
+      return arrow.makeData({ type: arrowTypeOf(type) as arrow.Int32, data: out, ...base });
     }
     case 'float32': {
       const out = mem.int32(n);
       swap32(s, field, rows, n, out);
-      return arrow.makeData({ type: new arrow.Float32(), data: new Float32Array(out.buffer, out.byteOffset, n), ...base });
+      return arrow.makeData({ type: arrowTypeOf(type) as arrow.Float32, data: new Float32Array(out.buffer, out.byteOffset, n), ...base });
     }
     case 'int16': {
       const raw = mem.bytes(n * 2);
@@ -545,7 +292,7 @@ export function decodeColumn(type: LakeType, s: FieldSlots, field: number, rows:
         const k = rows[i] * stride + field;
         if (fieldLen[k] >= 0) out[i] = (buf[fieldPos[k]] << 8) | buf[fieldPos[k] + 1];
       }
-      return arrow.makeData({ type: new arrow.Int16(), data: out, ...base });
+      return arrow.makeData({ type: arrowTypeOf(type) as arrow.Int16, data: out, ...base });
     }
     case 'bool': {
       const out = mem.bytes((n + 7) >> 3);
@@ -554,51 +301,33 @@ export function decodeColumn(type: LakeType, s: FieldSlots, field: number, rows:
         const k = rows[i] * stride + field;
         if (fieldLen[k] >= 0 && buf[fieldPos[k]] !== 0) out[i >> 3] |= 1 << (i & 7);
       }
-      return arrow.makeData({ type: new arrow.Bool(), data: out, ...base });
+      return arrow.makeData({ type: arrowTypeOf(type) as arrow.Bool, data: out, ...base });
     }
     case 'date': {
       const out = mem.int32(n);
-      decodeDates(s, field, rows, n, out, ctx);
-      return arrow.makeData({ type: new arrow.DateDay(), data: out, ...base });
+      decodeDates(s, field, rows, n, out);
+      return arrow.makeData({ type: arrowTypeOf(type) as arrow.DateDay, data: out, ...base });
     }
     case 'timestamp': {
       const raw = mem.int32(n * 2);
       const out = new Uint32Array(raw.buffer, raw.byteOffset, n * 2);
-      decodeTimestamps(s, field, rows, n, out, ctx);
-      return arrow.makeData({ type: new arrow.TimestampMicrosecond(type.utc ? 'UTC' : null), data: new BigInt64Array(out.buffer, out.byteOffset, n), ...base });
+      decodeTimestamps(type, s, field, rows, n, out, ctx);
+      return arrow.makeData({ type: arrowTypeOf(type) as arrow.TimestampMicrosecond, data: new BigInt64Array(out.buffer, out.byteOffset, n), ...base });
     }
     case 'decimal': {
       const raw = mem.int32(n * 4);
       const out = new Uint32Array(raw.buffer, raw.byteOffset, n * 4);
-      const { buf, fieldPos, fieldLen, stride } = s;
-      for (let i = 0; i < n; i++) {
-        const k = rows[i] * stride + field;
-        if (fieldLen[k] < 0) continue;
-        const problem = decodeNumeric(buf, fieldPos[k], type.precision, type.scale, out, i);
-        if (problem !== null) {
-          throw new ValueError(`${ctx.where}: value ${numericToText(buf, fieldPos[k])} ${problem} (column is decimal(${type.precision},${type.scale}); row ${ctx.rowKey(rows[i])})`);
-        }
-      }
-      return arrow.makeData({ type: new arrow.Decimal(type.scale, type.precision, 128), data: out, ...base });
+      decodeDecimals(type.precision, type.scale, s, field, rows, n, out, ctx);
+      return arrow.makeData({ type: arrowTypeOf(type) as arrow.Decimal, data: out, ...base });
     }
-    case 'string':
+    case 'string': {
+      const { offsets, data } = decodeBytes(s, field, rows, n, mem);
+      return arrow.makeData({ type: arrowTypeOf(type) as arrow.Utf8, ...base, valueOffsets: offsets, data });
+    }
     case 'binary': {
       const { offsets, data } = decodeBytes(s, field, rows, n, mem);
-      const props = { ...base, valueOffsets: offsets, data };
-      return type.kind === 'binary' ? arrow.makeData({ type: new arrow.Binary(), ...props }) : arrow.makeData({ type: new arrow.Utf8(), ...props });
+      return arrow.makeData({ type: arrowTypeOf(type) as arrow.Binary, ...base, valueOffsets: offsets, data });
     }
-    case 'list': {
-      const builder = createBuilder(type, n);
-      const { buf, fieldPos, fieldLen, stride } = s;
-      let current = 0;
-      const fieldCtx: FieldContext = { where: ctx.where, rowKey: () => ctx.rowKey(current) };
-      for (let i = 0; i < n; i++) {
-        current = rows[i];
-        const k = current * stride + field;
-        if (fieldLen[k] < 0) builder.appendNull();
-        else builder.append(buf, fieldPos[k], fieldLen[k], fieldCtx);
-      }
-      return builder.finish();
-    }
+    case 'list': return decodeList(type, s, field, rows, n, ctx, mem, base);
   }
 }

@@ -13,15 +13,18 @@ const SAFE = Number.MAX_SAFE_INTEGER;
 const POW10: number[] = Array.from({ length: 16 }, (_, i) => 10 ** i);
 const POW10N: bigint[] = Array.from({ length: 80 }, (_, i) => 10n ** BigInt(i));
 
-/** Why a numeric cannot become decimal(precision, scale); null when it can (result in `out`). */
+/**
+ * Why a numeric cannot become decimal(precision, scale), as a phrase that follows the value
+ * ("has more than 2 fractional digits"); null when it can (result in `out`).
+ */
 export function decodeNumeric(
   buf: Buffer, pos: number, precision: number, scale: number, out: Uint32Array, outIndex: number,
 ): string | null {
   const ndigits = buf.readInt16BE(pos);
   const weight = buf.readInt16BE(pos + 2);
   const sign = buf.readUInt16BE(pos + 4);
-  if (sign === NUMERIC_NAN) return 'NaN has no decimal representation';
-  if (sign === NUMERIC_PINF || sign === NUMERIC_NINF) return `${sign === NUMERIC_PINF ? '' : '-'}Infinity has no decimal representation`;
+  // The caller's message names the value (numericToText prints NaN and ±Infinity).
+  if (sign === NUMERIC_NAN || sign === NUMERIC_PINF || sign === NUMERIC_NINF) return 'has no decimal representation';
   if (sign !== NUMERIC_POS && sign !== NUMERIC_NEG) return `unknown numeric sign 0x${sign.toString(16)}`;
   // Exponent (base 10) of the last digit group, then shifted by the target scale.
   const shift = 4 * (weight - ndigits + 1) + scale;
@@ -53,7 +56,7 @@ export function decodeNumeric(
   const negative = sign === NUMERIC_NEG;
   const o = outIndex * 4;
   if (big === null) {
-    if (acc >= POW10[Math.min(precision, 15)] && precision <= 15) return `does not fit decimal(${precision},${scale})`;
+    if (acc >= POW10[Math.min(precision, 15)] && precision <= 15) return `has more than ${precision - scale} integer digits`;
     let lo = acc % TWO_32;
     let hi = (acc - lo) / TWO_32;
     if (negative && acc !== 0) {
@@ -67,7 +70,7 @@ export function decodeNumeric(
     }
     return null;
   }
-  if (big >= POW10N[precision]) return `does not fit decimal(${precision},${scale})`;
+  if (big >= POW10N[precision]) return `has more than ${precision - scale} integer digits`;
   let v = negative ? (1n << 128n) - big : big;
   if (negative && big === 0n) v = 0n;
   out[o] = Number(v & 0xffffffffn);

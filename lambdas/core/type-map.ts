@@ -88,6 +88,17 @@ export function numericTypmod(typmod: number): { precision: number; scale: numbe
   return { precision, scale };
 }
 
+/**
+ * The exact decimal for numeric(p,s), or null when it needs more than 38 digits. A scale above
+ * the precision (numeric(2,5): |v| < 0.001, five fractional digits) needs decimal(s,s); a
+ * negative scale (numeric(3,-2): multiples of 100 below 100,000) needs decimal(p − s, 0).
+ */
+export function decimalOf(precision: number, scale: number): (LakeType & { kind: 'decimal' }) | null {
+  const digits = scale < 0 ? precision - scale : Math.max(precision, scale, 1);
+  if (digits > MAX_DECIMAL_PRECISION) return null;
+  return { kind: 'decimal', precision: digits, scale: Math.max(scale, 0) };
+}
+
 interface Mapped {
   readonly type: LakeType;
   readonly asText: boolean;
@@ -104,14 +115,11 @@ function mapScalar(typeName: string, typeKind: string, typmod: number, options: 
         warning: `${where}: unconstrained numeric exported as decimal(38,${options.unconstrainedNumericScale}); a value with more integer or fractional digits fails the table`,
       };
     }
-    if (tm.precision > MAX_DECIMAL_PRECISION) {
-      return { type: { kind: 'string' }, asText: true, warning: `${where}: numeric(${tm.precision},${tm.scale}) exceeds decimal(38); exported as its exact text form` };
+    const type = decimalOf(tm.precision, tm.scale);
+    if (!type) {
+      return { type: { kind: 'string' }, asText: true, warning: `${where}: numeric(${tm.precision},${tm.scale}) needs more than 38 digits as a decimal; exported as its exact text form` };
     }
-    if (tm.scale < 0) {
-      // numeric(p,-s) holds integers rounded to 10^s; widen so the digits fit a non-negative scale.
-      return { type: { kind: 'decimal', precision: Math.min(MAX_DECIMAL_PRECISION, tm.precision - tm.scale), scale: 0 }, asText: false };
-    }
-    return { type: { kind: 'decimal', precision: Math.max(tm.precision, 1), scale: tm.scale }, asText: false };
+    return { type, asText: false };
   }
   const scalar = SCALAR[typeName];
   if (scalar) return { type: scalar, asText: false };

@@ -3,18 +3,32 @@
 import type { LakeType } from './type-map.ts';
 import { numericToText } from './decimal.ts';
 
-const PG_EPOCH_MS = 946_684_800_000;
 const DAY_US = 86_400_000_000n;
 
 function pad(n: number, width: number): string {
   return String(n).padStart(width, '0');
 }
 
+/**
+ * Proleptic Gregorian year, month, day of a day count since 1970-01-01, by integer arithmetic
+ * (H. Hinnant's civil_from_days): JS Date stops at ±275,760 years, Postgres dates reach 5874897.
+ */
+function civilFromDays(days1970: number): { year: number; month: number; day: number } {
+  const z = days1970 + 719468;
+  const era = Math.floor(z / 146097);
+  const doe = z - era * 146097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  return { year: yoe + era * 400 + (month <= 2 ? 1 : 0), month, day };
+}
+
 function dateText(epochDays2000: number): string {
-  const d = new Date(PG_EPOCH_MS + epochDays2000 * 86_400_000);
-  const y = d.getUTCFullYear();
-  const body = `${pad(y > 0 ? y : 1 - y, 4)}-${pad(d.getUTCMonth() + 1, 2)}-${pad(d.getUTCDate(), 2)}`;
-  return y > 0 ? body : `${body} BC`;
+  const { year, month, day } = civilFromDays(epochDays2000 + 10957);
+  const body = `${pad(year > 0 ? year : 1 - year, 4)}-${pad(month, 2)}-${pad(day, 2)}`;
+  return year > 0 ? body : `${body} BC`;
 }
 
 /** µs since 2000-01-01 → `YYYY-MM-DD HH:MM:SS.ffffff[+00][ BC]`, exact. */

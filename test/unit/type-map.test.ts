@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeNumeric, numericToText } from '../../lambdas/core/decimal.ts';
-import { numericTypmod, planColumn, type CatalogColumn } from '../../lambdas/core/type-map.ts';
+import { decimalOf, numericTypmod, planColumn, type CatalogColumn } from '../../lambdas/core/type-map.ts';
 import { timestampText } from '../../lambdas/core/values.ts';
 
 const column = (typeName: string, extra: Partial<CatalogColumn> = {}): CatalogColumn => ({
@@ -29,6 +29,18 @@ describe('type map', () => {
     expect(free.warning).toBe('public.t.c: unconstrained numeric exported as decimal(38,9); a value with more integer or fractional digits fails the table');
     const wide = planColumn('public.t', column('numeric', { typmod: ((50 << 16) | 2) + 4 }), options);
     expect([wide.glueType, wide.select]).toEqual(['string', '"c"::text']);
+  });
+
+  it('maps a scale above the precision to decimal(s,s), a negative scale to decimal(p − s,0), beyond 38 digits to text', () => {
+    const typmod = (p: number, s: number) => ((p << 16) | (s & 0x7ff)) + 4;
+    expect(planColumn('t', column('numeric', { typmod: typmod(2, 5) }), options).glueType).toBe('decimal(5,5)');
+    expect(planColumn('t', column('numeric', { typmod: typmod(3, -2) }), options).glueType).toBe('decimal(5,0)');
+    expect(planColumn('t', column('numeric', { typmod: typmod(1, 0) }), options).glueType).toBe('decimal(1,0)');
+    expect(planColumn('t', column('numeric', { typmod: typmod(38, -1) }), options).glueType).toBe('string');
+    const deep = planColumn('public.t', column('numeric', { typmod: typmod(5, 40) }), options);
+    expect([deep.glueType, deep.select, deep.warning]).toEqual(['string', '"c"::text', 'public.t.c: numeric(5,40) needs more than 38 digits as a decimal; exported as its exact text form']);
+    expect(decimalOf(10, -28)).toEqual({ kind: 'decimal', precision: 38, scale: 0 });
+    expect(decimalOf(10, -29)).toBeNull();
   });
 
   it('maps arrays to array<element>, text-form elements through ::text[]', () => {
@@ -89,9 +101,12 @@ describe('numeric → decimal128', () => {
 
   it('refuses what does not fit, saying why', () => {
     const out = new Uint32Array(4);
-    expect(decodeNumeric(numericWire('1000'), 0, 5, 2, out, 0)).toBe('does not fit decimal(5,2)');
+    expect(decodeNumeric(numericWire('1000'), 0, 5, 2, out, 0)).toBe('has more than 3 integer digits');
     expect(decodeNumeric(numericWire('0.001'), 0, 10, 2, out, 0)).toBe('has more than 2 fractional digits');
     expect(decodeNumeric(numericWire('1.500'), 0, 10, 2, out, 0)).toBeNull(); // trailing zeros are not digits lost
+    const nan = Buffer.from([0, 0, 0, 0, 0xc0, 0, 0, 0]);
+    // the caller prints the value; the reason must not repeat it
+    expect([numericToText(nan, 0), decodeNumeric(nan, 0, 10, 2, out, 0)]).toEqual(['NaN', 'has no decimal representation']);
   });
 });
 
