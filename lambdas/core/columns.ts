@@ -124,8 +124,8 @@ function swap32(s: FieldSlots, field: number, rows: Int32Array, n: number, out: 
 }
 
 /** A value that cannot be stored exactly: the error names table.column, the value and the row's key. */
-function valueError(ctx: ColumnContext, row: number, value: string, why: string): ValueError {
-  return new ValueError(`${ctx.where}: value ${value} ${why} (row ${ctx.rowKey(row)})`);
+function valueError(ctx: ColumnContext, row: number, value: string, why: string, column?: string): ValueError {
+  return new ValueError(`${ctx.where}: value ${value} ${why} (${column ? `${column}; ` : ''}row ${ctx.rowKey(row)})`);
 }
 
 function decodeTimestamps(type: LakeType, s: FieldSlots, field: number, rows: Int32Array, n: number, out: Uint32Array, ctx: ColumnContext): void {
@@ -174,7 +174,7 @@ function decodeDecimals(precision: number, scale: number, s: FieldSlots, field: 
     const k = rows[i] * stride + field;
     if (fieldLen[k] < 0) continue;
     const problem = decodeNumeric(buf, fieldPos[k], precision, scale, out, i);
-    if (problem !== null) throw valueError(ctx, rows[i], numericToText(buf, fieldPos[k]), `${problem} (column is decimal(${precision},${scale}))`);
+    if (problem !== null) throw valueError(ctx, rows[i], numericToText(buf, fieldPos[k]), problem, `column is decimal(${precision},${scale})`);
   }
 }
 

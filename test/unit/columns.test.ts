@@ -81,7 +81,7 @@ describe('list columns', () => {
     const one = Buffer.from([0, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
     const decimal: LakeType = { kind: 'list', element: { kind: 'decimal', precision: 10, scale: 2 } };
     const fields = [array(1700, [one]), array(1700, [one, one, nan])];
-    expect(() => decode(decimal, fields)).toThrow(new ValueError('public.t.c[]: value NaN has no decimal representation (column is decimal(10,2)) (row id=2)'));
+    expect(() => decode(decimal, fields)).toThrow(new ValueError('public.t.c[]: value NaN has no decimal representation (column is decimal(10,2); row id=2)'));
   });
 
   it('refuses a two-dimensional array by name', () => {
