@@ -1,0 +1,111 @@
+// One export run of a chaos schedule, in its own process so that a SIGKILL leaves no finally and
+// no cleanup. The store and the row source are wrapped only to inject faults: every store
+// operation is counted, and the run dies, or sees an S3-like error, at the operations the
+// schedule drew. The outcome (or each fault, before it lands) goes to the harness as lines on
+// stderr/stdout, written synchronously so a kill right after cannot swallow them.
+import { writeSync } from 'node:fs';
+import { runExport } from '../../bin/local/run-export.ts';
+import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
+import { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
+import { validateConfig } from '../../lambdas/core/config.ts';
+import type { RunRequest } from '../../lambdas/core/exporter.ts';
+import type { ObjectStore, RowSource } from '../../lambdas/core/ports.ts';
+import type { RunFaults } from './schedule.ts';
+
+export interface ChildInput {
+  readonly databaseUrl: string;
+  readonly lakeUrl: string;
+  readonly config: unknown;
+  readonly request: RunRequest;
+  readonly faults: RunFaults;
+}
+
+/** Lines the harness reads: `FAULT <what>` on stderr as faults land, `OUTCOME <json>` on stdout. */
+const report = (fd: 1 | 2, line: string) => writeSync(fd, `${line}\n`);
+
+const die = (why: string): never => {
+  report(2, `FAULT kill ${why}`);
+  process.kill(process.pid, 'SIGKILL');
+  throw new Error('unreachable');
+};
+
+/** What S3 answers when it is having a bad moment (the SDK's shape: name and $metadata). */
+function s3Error(name: 'InternalError' | 'SlowDown'): Error {
+  const error = new Error(name === 'SlowDown' ? 'Please reduce your request rate.' : 'We encountered an internal error. Please try again.');
+  return Object.assign(error, { name, $metadata: { httpStatusCode: 503 } });
+}
+
+/** Store operations so far: the harness prints it beside the outcome, to place the drawn k. */
+let ops = 0;
+
+function faultyStore(inner: ObjectStore, faults: RunFaults): ObjectStore {
+  const around = async <T>(what: string, work: () => Promise<T>): Promise<T> => {
+    const op = ++ops;
+    const kill = faults.killAt?.op === op ? faults.killAt.timing : null;
+    const error = faults.storeErrors.find((e) => e.op === op);
+    const label = `store op ${op}: ${what}`;
+    if (kill === 'before') die(`before ${label}`);
+    if (error && !error.after) {
+      report(2, `FAULT store ${error.name} at ${label}`);
+      throw s3Error(error.name);
+    }
+    const running = work();
+    if (kill === 'during') {
+      // Let the operation start (a temp file written, a lock taken, part of a batch deleted), then die.
+      running.catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 3));
+      die(`during ${label}`);
+    }
+    const result = await running;
+    if (kill === 'after') die(`after ${label}`);
+    if (error?.after) {
+      report(2, `FAULT store ${error.name} after ${label} (the operation happened)`);
+      throw s3Error(error.name);
+    }
+    return result;
+  };
+  return {
+    url: inner.url,
+    put: (key, body, options) => around(`put ${key}${options?.ifMatch ? ' ifMatch' : options?.ifNoneMatch ? ' ifNoneMatch' : ''}`, () => inner.put(key, body, options)),
+    get: (key) => around(`get ${key}`, () => inner.get(key)),
+    list: (prefix) => around(`list ${prefix}`, () => inner.list(prefix)),
+    delete: (keys) => around(`delete ${keys.length} keys${keys.length ? ` (${keys[0]}${keys.length > 1 ? ', …' : ''})` : ''}`, () => inner.delete(keys)),
+    move: (from, to) => around(`move ${from} → ${to}`, () => inner.move(from, to)),
+  };
+}
+
+function faultySource(inner: RowSource, faults: RunFaults): RowSource {
+  let calls = 0;
+  const around = async <T>(what: string, work: () => Promise<T>): Promise<T> => {
+    const call = ++calls;
+    if (faults.sourceErrors.includes(call)) {
+      report(2, `FAULT source ECONNRESET at source call ${call}: ${what}`);
+      throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET', errno: -104, syscall: 'read' });
+    }
+    return work();
+  };
+  return {
+    describeTable: (t) => around('describeTable', () => inner.describeTable(t)),
+    readClock: (lag) => around('readClock', () => inner.readClock(lag)),
+    queryText: (sql, params) => around('queryText', () => inner.queryText(sql, params)),
+    copyBinary: (select, reuse) => around('copyBinary', () => inner.copyBinary(select, reuse)),
+    close: () => inner.close(),
+  };
+}
+
+const input = JSON.parse(process.argv[2]) as ChildInput;
+const source = new PostgresSource(input.databaseUrl);
+try {
+  const outcome = await runExport({
+    source: faultySource(source, input.faults),
+    store: faultyStore(new DirectoryStore(input.lakeUrl), input.faults),
+    config: validateConfig(input.config, 'chaos config'),
+  }, input.request);
+  report(1, `OUTCOME ${JSON.stringify({ ...outcome, storeOps: ops })}`);
+} catch (error) {
+  // planRun itself failed (e.g. the database was unreachable): a failed run, not a crash.
+  report(1, `OUTCOME ${JSON.stringify({ runId: input.request.runId, tables: [], warnings: [], storeOps: ops, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) })}`);
+} finally {
+  await source.close();
+}
+process.exit(0);
