@@ -10,6 +10,33 @@ function etagOf(body: Uint8Array): string {
   return createHash('md5').update(body).digest('hex');
 }
 
+/** A lock whose holder is alive is stale after this long (its section takes milliseconds). */
+const LOCK_STALE_MS = 10_000;
+/** How long a writer waits for a lock before giving up: longer than any lock can stay valid. */
+const LOCK_WAIT_MS = 30_000;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Remove `lock` if its holder died or it is too old; re-checked just before removal. */
+async function removeStaleLock(lock: string): Promise<void> {
+  const before = await fs.stat(lock).catch(() => null);
+  if (!before) return;
+  const pid = Number((await fs.readFile(lock, 'utf8').catch(() => '')).trim());
+  const age = Date.now() - before.mtimeMs;
+  // An empty file: its holder died between creating and writing it (or is writing it right now).
+  const dead = Number.isInteger(pid) && pid > 0 ? !processAlive(pid) : age > 1_000;
+  if (!dead && age <= LOCK_STALE_MS) return;
+  const now = await fs.stat(lock).catch(() => null);
+  if (now && now.ino === before.ino && now.mtimeMs === before.mtimeMs) await fs.rm(lock, { force: true });
+}
+
 export class DirectoryStore implements ObjectStore {
   readonly url: string;
   readonly root: string;
@@ -57,18 +84,28 @@ export class DirectoryStore implements ObjectStore {
     }
   }
 
+  /**
+   * Run `work` holding `<target>.lock`, created exclusively and naming its holder's pid. The
+   * section it guards is one read and one rename, so a lock is stale once its holder is dead
+   * (killed inside the section) or it is older than LOCK_STALE_MS; waiters wait up to
+   * LOCK_WAIT_MS, well past that, so a lock left by a kill never blocks the next run.
+   */
   private async withLock<T>(target: string, work: () => Promise<T>): Promise<T> {
     const lock = `${target}.lock`;
-    for (let attempt = 0; ; attempt++) {
+    const waitUntil = Date.now() + LOCK_WAIT_MS;
+    for (;;) {
       try {
-        await (await fs.open(lock, 'wx')).close();
+        const handle = await fs.open(lock, 'wx');
+        try {
+          await handle.writeFile(`${process.pid}\n`);
+        } finally {
+          await handle.close();
+        }
         break;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        // A lock older than 30 s belongs to a process that died holding it.
-        const stat = await fs.stat(lock).catch(() => null);
-        if (stat && Date.now() - stat.mtimeMs > 30_000) await fs.rm(lock, { force: true });
-        if (attempt > 3000) throw new Error(`${lock}: lock held for too long`);
+        await removeStaleLock(lock);
+        if (Date.now() > waitUntil) throw new Error(`${lock}: lock held for more than ${LOCK_WAIT_MS / 1000} s by a live process`);
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
     }

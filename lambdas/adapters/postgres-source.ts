@@ -43,7 +43,9 @@ SELECT a.attname AS name
  ORDER BY array_position(i.indkey::int2[], a.attnum)`;
 
 // Open transactions in this database other than ours hold the window's upper bound back:
-// a row they commit later may carry an updated_at from when they began.
+// a row they commit later may carry an updated_at from when they began. A prepared transaction
+// (two-phase commit) has left its session, so pg_stat_activity no longer shows it: it is read
+// from pg_prepared_xacts, whose start time is unknown (the exporter then holds at the watermark).
 const CLOCK_SQL = `
 WITH oldest AS (
   SELECT pid, xact_start
@@ -59,6 +61,8 @@ SELECT now()::text AS now,
        least(now() - make_interval(secs => $1::int), (SELECT xact_start - interval '1 microsecond' FROM oldest))::text AS upper,
        (SELECT pid::text FROM oldest WHERE xact_start - interval '1 microsecond' < now() - make_interval(secs => $1::int)) AS held_pid,
        (SELECT xact_start::text FROM oldest) AS held_since,
+       (SELECT json_build_object('gid', gid, 'prepared', prepared::text)::text
+          FROM pg_prepared_xacts WHERE database = current_database() ORDER BY prepared LIMIT 1) AS prepared,
        (pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER')
         OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user))::text AS sees_all`;
 
@@ -69,6 +73,40 @@ const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDO
 function isTransient(error: unknown): boolean {
   const e = error as { code?: string; message?: string };
   return TRANSIENT_SQLSTATES.has(e.code ?? '') || TRANSIENT_CODES.has(e.code ?? '') || /Connection terminated|connection closed|Client has encountered a connection error/i.test(e.message ?? '');
+}
+
+/** A connection string with its password replaced by `***` (everything up to the last `@` of the authority). */
+function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*):[^/]*@/i, '$1:***@').replace(/([?&]password=)[^&]*/i, '$1***');
+}
+
+const ENCODE_HINT = 'characters such as # / ? @ : % in the user or password must be percent-encoded in the URL (# → %23, / → %2F, ? → %3F, @ → %40, : → %3A, % → %25), e.g. node -p \'encodeURIComponent(process.argv[1])\' \'<password>\'';
+
+/**
+ * A connection failure in words a person can act on: where it tried to connect, which setting
+ * that came from (DATABASE_URL, never its password) and the likely fix. The driver's `code`
+ * is kept, so a transient failure is still retried.
+ */
+function connectionFailure(error: unknown, config: string | ClientConfig, client: pg.Client | null): ExportError {
+  const e = error as { code?: string; message?: string };
+  const raw = e.message ?? String(error);
+  const origin = typeof config === 'string' ? `DATABASE_URL=${redactUrl(config)}` : 'the database secret';
+  const host = client?.host ?? (typeof config === 'string' ? undefined : config.host);
+  const port = client?.port ?? (typeof config === 'string' ? undefined : config.port);
+  const user = client?.user ?? (typeof config === 'string' ? undefined : config.user);
+  const where = host ? `${host}:${port ?? 5432}` : 'the database';
+  let hint: string;
+  if (client === null) hint = `${origin} is not a valid connection URL (postgres://user:password@host:5432/db): ${ENCODE_HINT}`;
+  else if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') hint = `the host name ${JSON.stringify(host)} does not resolve: check the host in ${origin}; if part of the password shows up as the host, the password holds a character that ends it early: ${ENCODE_HINT}`;
+  else if (e.code === 'ECONNREFUSED') hint = `nothing accepts connections at ${where}: is the server running and listening on that address and port (listen_addresses, port)?`;
+  else if (e.code === 'ETIMEDOUT' || /timeout/i.test(raw)) hint = `no answer from ${where}: a firewall or security group may drop the traffic, or the host is wrong`;
+  else if (e.code === '28P01') hint = `the server refused the password of user ${JSON.stringify(user)}: check user and password in ${origin} (${ENCODE_HINT})`;
+  else if (e.code === '28000') hint = `the server does not admit user ${JSON.stringify(user)} from here (pg_hba.conf), or needs TLS: add ?sslmode=require to the URL`;
+  else if (e.code === '3D000') hint = `the database named in ${origin} does not exist on ${where}`;
+  else if (/does not support SSL/i.test(raw)) hint = `the server has no TLS: add ?sslmode=disable to ${origin} for a local server`;
+  else hint = `check ${origin}`;
+  const failure = new ExportError(`cannot connect to PostgreSQL at ${where} (${origin}): ${raw}; ${hint}`, { cause: error });
+  return Object.assign(failure, { code: e.code });
 }
 
 export interface RetryPolicy {
@@ -89,10 +127,16 @@ export class PostgresSource implements RowSource {
 
   private connect(): Promise<pg.Client> {
     this.ready ??= (async () => {
-      const client = new pg.Client(this.config);
-      // A dropped connection must not crash the process; the next call reconnects.
-      client.on('error', () => { this.discard(client); });
-      await client.connect();
+      let client: pg.Client | null = null;
+      try {
+        client = new pg.Client(this.config);
+        const created = client;
+        // A dropped connection must not crash the process; the next call reconnects.
+        client.on('error', () => { this.discard(created); });
+        await client.connect();
+      } catch (error) {
+        throw connectionFailure(error, this.config, client);
+      }
       await client.query(SESSION_SETUP);
       this.client = client;
       return client;
@@ -163,6 +207,7 @@ export class PostgresSource implements RowSource {
       now: row.now!,
       upper: row.upper!,
       heldBackBy: row.held_pid ? { pid: Number(row.held_pid), xactStart: row.held_since! } : null,
+      prepared: row.prepared ? (JSON.parse(row.prepared) as { gid: string; prepared: string }) : null,
       seesAllSessions: row.sees_all === 'true',
     };
   }

@@ -21,9 +21,9 @@ import { CursorZone } from './cursor-zone.ts';
 import { dataFileKey } from './layout.ts';
 import { pageBounds, sharedPageEncoder } from './encode-worker.ts';
 import { META_COLUMNS, type EncodedPage, type RunStamp } from './page-layout.ts';
-import type { ObjectStore, RowSource, TableRegistry } from './ports.ts';
-import { TableState, type Lease, type PageEntry, type PendingRun, type RunManifest, type Supersede, type Watermark, type Window } from './state.ts';
-import { describeTableShape, incompatibleChanges, lakeColumns, nullCursorQuery, nullKeyQuery, pageQuery, windowPredicates, type TableShape } from './table-shape.ts';
+import type { ClockReading, ObjectStore, RowSource, TableRegistry } from './ports.ts';
+import { TableState, type Lease, type PageEntry, type PendingRun, type Replacement, type RunManifest, type Supersede, type Watermark, type Window } from './state.ts';
+import { describeTableShape, duplicateKeyQuery, incompatibleChanges, lakeColumns, nullCursorQuery, nullKeyQuery, pageQuery, windowPredicates, type TableShape } from './table-shape.ts';
 import { quoteIdent, quoteQualified } from './identifiers.ts';
 import type { LakeColumn, LakeSchema } from './ports.ts';
 
@@ -123,7 +123,7 @@ async function acquireLease(deps: LakeDeps, state: TableState, runId: string, ta
     return null;
   }
   if (!takeOver && new Date(current.value.expiresAt).getTime() > Date.now()) {
-    return `run ${current.value.runId} holds its lease until ${current.value.expiresAt} (if that run is dead, re-run with takeOver)`;
+    return `run ${current.value.runId} holds its lease until ${current.value.expiresAt} (if that run is dead, re-run with --take-over, or {"takeOver": true} in the console)`;
   }
   // Expired: take it over only if nobody else did in between.
   if (await state.write(state.leaseKey(), lease, { ifMatch: current.etag })) return null;
@@ -262,8 +262,26 @@ function resumeFrom(shape: TableShape, watermark: Watermark, deps: ExportDeps): 
   return from;
 }
 
+interface PlannedRun {
+  readonly runId: string;
+  readonly startedAt: string;
+  readonly exportedAtMicros: string;
+  /** The window's upper bound from the database clock (canonical text). */
+  readonly upper: string;
+  /** A prepared transaction exists: windows may not move past the watermark (ClockReading.prepared). */
+  readonly prepared: ClockReading['prepared'];
+}
+
 function nullKeyMessage(table: string, what: string): string {
   return `${table}: ${what}; a keyset cannot page past a NULL key without losing rows: set tables[].primaryKey to columns that are never NULL, or make them NOT NULL`;
+}
+
+/** A re-run window as canonical cursor texts, from before to; a usage error otherwise. */
+async function canonicalWindow(source: RowSource, window: NonNullable<RunRequest['window']>): Promise<{ from: string; to: string }> {
+  const from = await canonicalCursor(source, window.from, 'window.from');
+  const to = await canonicalCursor(source, window.to, 'window.to');
+  if (from >= to) throw new ConfigError(`window: from ${window.from} must be before to ${window.to}`);
+  return { from, to };
 }
 
 /** A timestamp text from the database or a user, in canonical form (asks Postgres to parse it). */
@@ -276,7 +294,7 @@ async function canonicalCursor(source: RowSource, text: string, what: string): P
   }
 }
 
-async function planTable(deps: ExportDeps, shape: TableShape, request: RunRequest, run: { runId: string; startedAt: string; exportedAtMicros: string; upper: string }): Promise<TableTask | { skipped: string }> {
+async function planTable(deps: ExportDeps, shape: TableShape, request: RunRequest, run: PlannedRun): Promise<TableTask | { skipped: string }> {
   const table = shape.table;
   const state = new TableState(deps.store, deps.config.lake.prefix, table.lakeName);
   const conflict = await acquireLease(deps, state, run.runId, request.takeOver === true);
@@ -297,23 +315,36 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
     const upper = shape.cursor?.typeName === 'date' ? lastCompleteDay(shape.zone ? shape.zone.wallOf(run.upper) : run.upper)
       : shape.cursor?.typeName === 'timestamp' && shape.zone ? shape.zone.beforeRepeat(run.upper) : run.upper;
     const from = watermark ? resumeFrom(shape, watermark, deps) : null;
+    // A prepared transaction began at an unknown time, but after the last plan moved the
+    // watermark (it was open in a session then, and held that window back, or had not begun):
+    // so its rows lie past the watermark, and the window may not move until it is resolved.
+    if (run.prepared && !snapshot && from === null) {
+      await releaseLease(deps, table.lakeName, run.runId);
+      return { skipped: `${table.display}: skipped, prepared transaction ${JSON.stringify(run.prepared.gid)} (prepared ${run.prepared.prepared}) may hold rows of any age; the first export waits until it is committed or rolled back (COMMIT PREPARED / ROLLBACK PREPARED)` };
+    }
+    const held = run.prepared && !snapshot && from !== null ? from : null;
     // The bound can fall below the watermark (a larger safety lag, a clock step): nothing new then.
-    let window: Window = { from, fromInclusive: false, to: from !== null && upper < from ? from : upper };
+    const to = held ?? (from !== null && upper < from ? from : upper);
+    let window: Window = { from, fromInclusive: false, to };
     let supersede: Supersede[] = [];
     if (snapshot && request.window) deps.log?.('a snapshot table has no cursor window: taking a full snapshot', { table: table.display });
     if (request.full || snapshot) {
       kind = 'full';
-      window = { from: null, fromInclusive: false, to: upper };
+      window = { from: null, fromInclusive: false, to: held ?? upper };
       supersede = (await state.manifests()).map((m) => ({ runId: m.runId, pages: m.pages.map((p) => p.page) }));
     } else if (request.window) {
       if (!watermark) throw new ConfigError(`window: ${table.display} has never been exported; run it without a window first`);
       kind = 'window';
-      const from = await canonicalCursor(deps.source, request.window.from, 'window.from');
-      let to = await canonicalCursor(deps.source, request.window.to, 'window.to');
-      if (from >= to) throw new ConfigError(`window: from ${request.window.from} must be before to ${request.window.to}`);
+      let { from, to } = request.window;
       // Beyond the watermark is the scheduled run's territory; re-exporting it here would duplicate.
-      if (to > watermark.cursor) to = watermark.cursor;
+      if (to > watermark.cursor) {
+        deps.log?.(`window ends after the watermark: re-exporting up to ${watermark.cursor} only; later rows are the next scheduled run's`, { table: table.display, windowTo: to, watermark: watermark.cursor });
+        to = watermark.cursor;
+        if (from >= to) from = to;
+      }
       ({ window, supersede } = await widenToPages(state, { from, fromInclusive: false, to }, shape.cursor?.typeName === 'timestamp' ? shape.zone : null));
+    } else if (held !== null) {
+      deps.log?.('window held at the watermark by a prepared transaction: nothing new is exported until it is committed or rolled back', { table: table.display, gid: run.prepared!.gid, prepared: run.prepared!.prepared });
     } else if (window.from !== null && window.from >= window.to) {
       deps.log?.('nothing new: the watermark is at or past the upper bound', { table: table.display, watermark: window.from, upper: window.to });
     }
@@ -335,6 +366,14 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
         throw new ConfigError(nullKeyMessage(table.display, `${n} row${n === 1 ? '' : 's'} of this run's window have a NULL in primaryKey column${nullKeys.columns.length > 1 ? 's' : ''} ${nullKeys.columns.map((c) => JSON.stringify(c)).join(', ')}${where}`));
       }
     }
+    const duplicates = window.from !== null && window.from >= window.to ? null : duplicateKeyQuery(shape, window);
+    if (duplicates) {
+      const rows = await deps.source.queryText(duplicates);
+      if (rows.length) {
+        const keys = rows.map((r) => `(${r.key}) ×${r.n}`).join(', ');
+        throw new ConfigError(`${table.display}: primaryKey ${shape.keyColumns.map((c) => JSON.stringify(c.name)).join(', ')} is not unique in this run's window: ${keys}${rows.length === 3 ? ' …' : ''}; rows sharing a key would be lost at page boundaries and hide each other in ${table.lakeName}_current: set tables[].primaryKey to columns that identify a row`);
+      }
+    }
     const pending: PendingRun = { runId: run.runId, kind, window, supersede, startedAt: run.startedAt, basedOn: watermark?.runId ?? null };
     await state.write(state.pendingRunKey(run.runId), pending);
     return {
@@ -349,30 +388,30 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
 }
 
 /**
- * Resolve the tables, check every one against the catalog (all problems reported at once,
- * before anything is written), read the database clock, then plan each table's window.
+ * Resolve the tables, check each against the catalog (a table that does not match fails by
+ * name with all its problems at once; the others go on), read the database clock, then plan
+ * each table's window.
  */
 export async function planRun(deps: ExportDeps, request: RunRequest = {}, now = new Date()): Promise<RunPlan> {
   if (request.full && request.window) throw new ConfigError('full and window cannot be combined: full re-exports everything');
   const tables = selectTables(deps.config, request.tables);
+  // The request itself is checked once: a bad window is one usage error, not one per table.
+  const window = request.window ? await canonicalWindow(deps.source, request.window) : undefined;
   const shapes: TableShape[] = [];
-  const problems: string[] = [];
+  const failed: RunPlan['failed'] = [];
+  // One table that does not match the database (missing, no key, a misspelled column) fails by
+  // name; the others are planned and exported.
   for (const table of tables) {
     try {
-      shapes.push(await describeTableShape(deps.source, table, deps.config));
+      const shape = await describeTableShape(deps.source, table, deps.config);
+      if (!deps.hashSalt && !deps.hashSaltDeferred && shape.layout.columns.some((c) => c.hashed)) {
+        throw new ConfigError(`${shape.table.display}: columns.hash needs a salt: set LAKE_HASH_SALT (locally) or source.hashSaltSecretArn (deployed)`);
+      }
+      shapes.push(shape);
     } catch (error) {
       if (!(error instanceof ExportError)) throw error;
-      problems.push(error.message);
+      failed.push({ table: table.lakeName, error: describeError(error) });
     }
-  }
-  for (const shape of shapes) {
-    if (!deps.hashSalt && !deps.hashSaltDeferred && shape.layout.columns.some((c) => c.hashed)) {
-      problems.push(`${shape.table.display}: columns.hash needs a salt: set LAKE_HASH_SALT (locally) or source.hashSaltSecretArn (deployed)`);
-    }
-  }
-  if (problems.length) {
-    const first = problems.length === 1 ? problems[0] : `${problems.length} tables do not match the database: ${problems.join(' | ')}`;
-    throw new SchemaMismatchError(first);
   }
   const clock = await deps.source.readClock(deps.config.export.safetyLagSeconds);
   const upper = await canonicalCursor(deps.source, clock.upper, 'upper bound');
@@ -384,10 +423,11 @@ export async function planRun(deps: ExportDeps, request: RunRequest = {}, now = 
   const runId = request.runId ?? newRunId(now);
   const startedAt = now.toISOString();
   const exportedAtMicros = String(BigInt(now.getTime()) * 1000n);
-  const plan: RunPlan = { runId, startedAt, tables: [], skipped: [], failed: [], warnings };
+  if (clock.prepared) warnings.push(`prepared transaction ${JSON.stringify(clock.prepared.gid)} (prepared ${clock.prepared.prepared}) holds every incremental table at its watermark until it is committed or rolled back`);
+  const plan: RunPlan = { runId, startedAt, tables: [], skipped: [], failed, warnings };
   for (const shape of shapes) {
     try {
-      const planned = await planTable(deps, shape, request, { runId, startedAt, exportedAtMicros, upper });
+      const planned = await planTable(deps, shape, { ...request, window }, { runId, startedAt, exportedAtMicros, upper, prepared: clock.prepared });
       if ('skipped' in planned) plan.skipped.push({ table: shape.table.lakeName, reason: planned.skipped });
       else plan.tables.push(planned);
     } catch (error) {
@@ -524,6 +564,34 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
 
 // ---------------------------------------------------------------- commit
 
+/**
+ * Remove the pages a re-run replaced. What is replaced is journalled (pending/<runId>/replace.json)
+ * before any earlier manifest changes, so a crash or a failed delete anywhere in between leaves
+ * the list for the next plan's roll-forward: a file is never left visible and listed by nothing.
+ * Written once: after a crash past this point the manifests no longer name those pages.
+ */
+async function replaceSuperseded(deps: LakeDeps, state: TableState, runId: string, supersede: readonly Supersede[]): Promise<void> {
+  if (supersede.length === 0) return;
+  let journal = (await state.read<Replacement>(state.replacementKey(runId)))?.value;
+  if (!journal) {
+    const files: string[] = [];
+    for (const s of supersede) {
+      const old = await state.read<RunManifest>(state.manifestKey(s.runId));
+      files.push(...(old?.value.pages ?? []).filter((p) => s.pages.includes(p.page)).flatMap((p) => p.files.map((f) => f.key)));
+    }
+    journal = { supersede: [...supersede], files };
+    await state.write(state.replacementKey(runId), journal);
+  }
+  for (const s of journal.supersede) {
+    const old = await state.read<RunManifest>(state.manifestKey(s.runId));
+    if (!old || !old.value.pages.some((p) => s.pages.includes(p.page))) continue;
+    const kept = old.value.pages.filter((p) => !s.pages.includes(p.page));
+    if (kept.length) await state.write(state.manifestKey(s.runId), { ...old.value, pages: kept });
+    else await deps.store.delete([state.manifestKey(s.runId)]);
+  }
+  await deps.store.delete(journal.files);
+}
+
 /** Everything after the commit point; safe to repeat. `published`: the caller just published every file. */
 async function finishCommit(deps: LakeDeps, state: TableState, runId: string, committedAt: string, published = false): Promise<RunManifest> {
   const pendingRun = await state.read<PendingRun>(state.pendingRunKey(runId));
@@ -545,17 +613,7 @@ async function finishCommit(deps: LakeDeps, state: TableState, runId: string, co
   }
   const manifest: RunManifest = existing?.value ?? { runId, kind: pendingRun.value.kind, window: pendingRun.value.window, committedAt, pages };
   if (!existing) await state.write(state.manifestKey(runId), manifest);
-  const stale: string[] = [];
-  for (const s of pendingRun.value.supersede) {
-    const old = await state.read<RunManifest>(state.manifestKey(s.runId));
-    if (!old) continue;
-    const replaced = old.value.pages.filter((p) => s.pages.includes(p.page));
-    stale.push(...replaced.flatMap((p) => p.files.map((f) => f.key)));
-    const kept = old.value.pages.filter((p) => !s.pages.includes(p.page));
-    if (kept.length) await state.write(state.manifestKey(s.runId), { ...old.value, pages: kept });
-    else await deps.store.delete([state.manifestKey(s.runId)]);
-  }
-  await deps.store.delete(stale);
+  await replaceSuperseded(deps, state, runId, pendingRun.value.supersede);
   // run.json last: while it exists, the next plan knows this run still needs finishing.
   const leftovers = await deps.store.list(state.pendingPrefix(runId));
   await deps.store.delete(leftovers.filter((k) => k !== state.pendingRunKey(runId)));

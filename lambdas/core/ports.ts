@@ -45,6 +45,12 @@ export interface ClockReading {
   readonly now: string;
   /** Set when an open transaction held the bound back: its pid and start. */
   readonly heldBackBy: { readonly pid: number; readonly xactStart: string } | null;
+  /**
+   * The oldest prepared (two-phase) transaction of this database, if any. It may have begun at
+   * any time before it was prepared, so no upper bound is safe while it exists: its rows can
+   * carry a cursor just past the last watermark.
+   */
+  readonly prepared: { readonly gid: string; readonly prepared: string } | null;
   /** False when the user cannot see other users' sessions (no pg_read_all_stats): the hold-back is blind. */
   readonly seesAllSessions: boolean;
 }

@@ -4,6 +4,7 @@
 //   lease.json                  who is exporting this table now, until when
 //   pending/<runId>/run.json    a run in flight: its window and the pages it will replace
 //   pending/<runId>/p<n>.json   one page: its files, written before they are uploaded
+//   pending/<runId>/replace.json  after commit: the earlier pages a re-run replaces, until removed
 //   pending/<runId>/data/…      the page files themselves, until commit publishes them
 //   runs/<runId>.json           a committed run's manifest (pages, key ranges, files)
 import type { ObjectStore } from './ports.ts';
@@ -57,6 +58,13 @@ export interface PendingRun {
   readonly basedOn?: string | null;
 }
 
+/** What a committed re-run removes from earlier runs, journalled before any manifest changes. */
+export interface Replacement {
+  readonly supersede: Supersede[];
+  /** Data files of the replaced pages. */
+  readonly files: string[];
+}
+
 export interface RunManifest {
   readonly runId: string;
   readonly kind: PendingRun['kind'];
@@ -89,6 +97,7 @@ export class TableState {
   /** The schema a run publishes, applied after its commit point (pending until then). */
   pendingSchemaKey(runId: string) { return `${this.pendingPrefix(runId)}schema.json`; }
   pendingRunKey(runId: string) { return `${this.pendingPrefix(runId)}run.json`; }
+  replacementKey(runId: string) { return `${this.pendingPrefix(runId)}replace.json`; }
   pendingPageKey(runId: string, page: number) { return `${this.pendingPrefix(runId)}p${String(page).padStart(6, '0')}.json`; }
   manifestPrefix() { return `${this.root}runs/`; }
   manifestKey(runId: string) { return `${this.manifestPrefix()}${runId}.json`; }

@@ -16,6 +16,8 @@ export interface TableShape {
   /** The cursor column; null for snapshot tables, which page by primary key alone. */
   readonly cursor: CatalogColumn | null;
   readonly keyColumns: readonly CatalogColumn[];
+  /** The key comes from tables[].primaryKey, not the table's own primary key: its uniqueness is checked each run. */
+  readonly keyAsserted: boolean;
   /**
    * The zone of a wall-clock cursor's values (cursorTimeZone): set for a `timestamp` or `date`
    * cursor, null for `timestamptz` (instants) and snapshots.
@@ -114,7 +116,8 @@ export function shapeTable(table: ResolvedTable, catalog: TableCatalog | null, c
     years: config.lake.partitionYears,
   };
   const fingerprint = createHash('sha256').update(JSON.stringify([cfg.mode, cfg.cursorTimeZone, columns.map((c) => [c.name, c.select, c.glueType, c.hashed === true])])).digest('hex').slice(0, 16);
-  return { table, layout, cursor: cursor ?? null, keyColumns, zone: wallClock ? new CursorZone(cfg.cursorTimeZone) : null, fingerprint, warnings };
+  const keyAsserted = cfg.primaryKey !== undefined && cfg.primaryKey.join('\u0000') !== catalog.primaryKey.join('\u0000');
+  return { table, layout, cursor: cursor ?? null, keyColumns, keyAsserted, zone: wallClock ? new CursorZone(cfg.cursorTimeZone) : null, fingerprint, warnings };
 }
 
 export async function describeTableShape(source: RowSource, table: ResolvedTable, config: LakeConfig): Promise<TableShape> {
@@ -168,6 +171,17 @@ export function nullKeyQuery(shape: TableShape, window: Window): { count: string
     count: `SELECT count(*)::text AS n FROM ${table} WHERE ${cond}`,
     sample: shown ? `SELECT ${quoteIdent(shown.name)}::text AS at FROM ${table} WHERE ${cond} LIMIT 3` : `SELECT NULL::text AS at LIMIT 0`,
   };
+}
+
+/**
+ * Key values of a user-asserted primaryKey that more than one row of the window holds (at most
+ * three, with their counts). Null when the key is the table's own primary key.
+ */
+export function duplicateKeyQuery(shape: TableShape, window: Window): string | null {
+  if (!shape.keyAsserted) return null;
+  const keys = shape.keyColumns.map((c) => quoteIdent(c.name));
+  const shown = shape.keyColumns.map((c) => `${quoteLiteral(`${c.name}=`)} || coalesce(${quoteIdent(c.name)}::text, 'NULL')`).join(` || ', ' || `);
+  return `SELECT ${shown} AS key, count(*)::text AS n FROM ${quoteQualified(shape.table.name)} WHERE ${windowPredicates(shape, window).join(' AND ')} GROUP BY ${keys.join(', ')} HAVING count(*) > 1 ORDER BY count(*) DESC LIMIT 3`;
 }
 
 /** Rows the window would skip because their cursor is NULL: counted and a few keys shown. */

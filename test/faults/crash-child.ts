@@ -6,7 +6,7 @@ import { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
 import type { ObjectStore, PutOptions, RowSource } from '../../lambdas/core/ports.ts';
 import { runExport } from '../../bin/local/run-export.ts';
 
-type CrashPoint = 'mid-copy' | 'mid-page-upload' | 'before-publish' | 'mid-publish' | 'before-watermark' | 'after-watermark' | 'mid-cleanup' | 'after-commit';
+type CrashPoint = 'mid-copy' | 'mid-page-upload' | 'before-publish' | 'mid-publish' | 'before-watermark' | 'after-watermark' | 'mid-replace' | 'mid-cleanup' | 'after-commit';
 
 const die = (): never => {
   process.kill(process.pid, 'SIGKILL');
@@ -28,6 +28,8 @@ function crashingStore(inner: ObjectStore, point: CrashPoint): ObjectStore {
     get: (key) => inner.get(key),
     list: (prefix) => inner.list(prefix),
     async delete(keys) {
+      // Dies removing the data files a re-run replaced, after the earlier manifests were rewritten.
+      if (point === 'mid-replace' && keys.some((k) => k.endsWith('.parquet') && !k.includes('/_state/'))) die();
       // Dies halfway through clearing a committed run's journals (S3 batch deletes can also fail part-way).
       if (point === 'mid-cleanup' && keys.some((k) => /\/pending\/[^/]+\/p\d{6}\.json$/.test(k))) {
         await inner.delete(keys.slice(0, Math.floor(keys.length / 2)));

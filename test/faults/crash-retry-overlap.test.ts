@@ -79,6 +79,23 @@ describe('1. crash at every step, then run again', () => {
   });
 });
 
+describe('1a. crash while a re-run removes the pages it replaced', () => {
+  it.each([{ full: true }, { window: { from: '2024-01-01', to: '2100-01-01' } }])('killed mid-replace in %j: the next run removes every replaced file', async (request) => {
+    const name = `crash_mid_replace_${'full' in request ? 'full' : 'window'}`;
+    await createTable(name);
+    const lake = createLake();
+    await normalRun(lake, name);
+    await changeRows(name);
+    await normalRun(lake, name);
+    // The re-run commits, rewrites the earlier manifests, and dies deleting their replaced files:
+    // without a journal of what it replaces, those files stay visible, listed by no manifest.
+    await crashRun(lake, name, 'mid-replace', request);
+    await normalRun(lake, name, { takeOver: true });
+    await checkLake(db, lake, name, `mid-replace ${JSON.stringify(request)}`);
+    lake.remove();
+  });
+});
+
 describe('1b. crash at every step of a snapshot table', () => {
   it.each(['mid-page-upload', 'mid-publish', 'before-watermark', 'after-watermark', 'mid-cleanup'])('killed %s: the next run shows one whole snapshot', async (point) => {
     const name = `snapshot_${point.replaceAll('-', '_')}`;
@@ -130,7 +147,7 @@ describe('3. overlapping executions', () => {
     const statuses = [ra.tables[0].status, rb.tables[0].status].sort();
     expect(statuses).toEqual(['skipped', 'succeeded']);
     const skipped = [ra, rb].find((r) => r.tables[0].status === 'skipped')!;
-    expect(skipped.tables[0].error).toMatch(/^public\.overlap: skipped, run run-[ab] holds its lease until \S+ \(if that run is dead, re-run with takeOver\)$/);
+    expect(skipped.tables[0].error).toMatch(/^public\.overlap: skipped, run run-[ab] holds its lease until \S+ \(if that run is dead, re-run with --take-over, or \{"takeOver": true\} in the console\)$/);
     const state = new TableState(lake.store, 'raw', 'overlap');
     const first = (await state.watermark()) as Watermark;
     await changeRows('overlap');

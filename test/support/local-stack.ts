@@ -26,7 +26,8 @@ let server: LocalPostgres | null = null;
 let databases = 0;
 
 export async function startPostgres(): Promise<LocalPostgres> {
-  server ??= await startLocalPostgres();
+  // Prepared transactions enabled: the protocol tests hold a two-phase commit across runs.
+  server ??= await startLocalPostgres({ settings: ['max_prepared_transactions=10'] });
   return server;
 }
 

@@ -1,0 +1,64 @@
+// The directory lake's compare-and-replace lock: a lock left by a killed process never blocks
+// the next writer for longer than it takes to see its holder is gone.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
+
+let dir: string;
+let store: DirectoryStore;
+beforeEach(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'dirstore-'));
+  store = new DirectoryStore(pathToFileURL(dir).href);
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The pid of a process that has exited. */
+function deadPid(): number {
+  const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
+  return Number(child.stdout.toString());
+}
+
+async function replaceTimed(lockBody: string, ageSeconds: number): Promise<{ written: boolean; millis: number }> {
+  await store.put('state/watermark.json', 'v1');
+  const etag = (await store.get('state/watermark.json'))!.etag;
+  const lock = path.join(dir, 'state', 'watermark.json.lock');
+  writeFileSync(lock, lockBody);
+  const then = (Date.now() - ageSeconds * 1000) / 1000;
+  utimesSync(lock, then, then);
+  const started = Date.now();
+  const written = await store.put('state/watermark.json', 'v2', { ifMatch: etag });
+  return { written, millis: Date.now() - started };
+}
+
+describe('DirectoryStore lock', () => {
+  it('takes over at once a lock whose holder was killed inside it', async () => {
+    const { written, millis } = await replaceTimed(`${deadPid()}\n`, 0);
+    expect(written).toBe(true);
+    expect(millis).toBeLessThan(2_000);
+    expect((await store.get('state/watermark.json'))!.body.toString()).toBe('v2');
+  });
+
+  it('takes over an empty lock (killed between creating and writing it) after a second', async () => {
+    const { written, millis } = await replaceTimed('', 2);
+    expect(written).toBe(true);
+    expect(millis).toBeLessThan(2_000);
+  });
+
+  it('takes over a live holder\'s lock once it is older than any section can take', async () => {
+    const { written, millis } = await replaceTimed(`${process.pid}\n`, 11);
+    expect(written).toBe(true);
+    expect(millis).toBeLessThan(2_000);
+  });
+
+  it('a compare-and-replace with a stale etag still fails after taking a dead lock over', async () => {
+    await store.put('state/watermark.json', 'v1');
+    const lock = path.join(dir, 'state', 'watermark.json.lock');
+    writeFileSync(lock, `${deadPid()}\n`);
+    expect(await store.put('state/watermark.json', 'v2', { ifMatch: 'not-the-etag' })).toBe(false);
+    expect((await store.get('state/watermark.json'))!.body.toString()).toBe('v1');
+  });
+});
