@@ -1,24 +1,28 @@
 #!/usr/bin/env node
 // pg-lake-export — the command line: run an export, query the lake, discover a database's tables.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseConfig, type LakeConfig } from '../lambdas/core/config.ts';
+import { parseConfig, selectTables, type LakeConfig } from '../lambdas/core/config.ts';
 import { ConfigError, describeError } from '../lambdas/core/errors.ts';
 import { PostgresSource } from '../lambdas/adapters/postgres-source.ts';
 import { DirectoryStore } from '../lambdas/adapters/directory-store.ts';
 import { openLake } from './local/lake-store.ts';
 import { LakeQuery } from './local/lake-query.ts';
-import { runExport } from './local/run-export.ts';
+import { runExport, type RunOutcome, type TableOutcome } from './local/run-export.ts';
 import { formatRows } from './local/format-rows.ts';
-import { discoverTables, renderConfig, summarizeDiscovery } from './local/discover.ts';
+import { ProgressBars } from './local/progress.ts';
+import { describeTableShape, windowPredicates } from '../lambdas/core/table-shape.ts';
+import { quoteQualified } from '../lambdas/core/identifiers.ts';
+import type { TableTask } from '../lambdas/core/exporter.ts';
+import { discoverTables, mergeConfig, renderConfig, summarizeDiscovery } from './local/discover.ts';
 
 const USAGE: Record<string, string> = {
   '': `pg-lake-export <command> [options]
 
 Commands:
   run      export the configured tables from DATABASE_URL into a lake
-  discover print a lake.config.yaml for the tables in DATABASE_URL, with warnings
+  discover write a lake.config.yaml for the tables in DATABASE_URL, with warnings
   demo     the whole product on an embedded PostgreSQL with a media store (no setup)
   query    run SQL with DuckDB over a local lake (the stand-in for Athena)
 
@@ -37,19 +41,31 @@ Options:
   --window FROM,TO  re-export this cursor window, replacing its files
   --full            re-export everything, replacing all files
   --take-over       take tables' leases from a run you know is dead (a killed process)
-  --json            print one JSON object instead of progress lines
-  --help            this text`,
-  discover: `pg-lake-export discover [--schema s1,s2] [--json] > lake.config.yaml
+  --json            print one JSON object instead of progress lines (also when the run fails)
+  --help            this text
 
-Reads the catalog of DATABASE_URL and prints a lake.config.yaml: every table with a cursor
+Ctrl-C (SIGINT) or SIGTERM stops the run after the page in hand: what the unfinished tables
+wrote is removed and their leases are released, so the next run needs no --take-over.
+
+Exit codes: 0 every table exported; 1 a table failed (or the run could not start);
+2 usage error; 3 a table was skipped because another run holds its lease (and none failed);
+130 / 143 stopped by SIGINT / SIGTERM.`,
+  discover: `pg-lake-export discover --out lake.config.yaml [--force] [--schema s1,s2] [--json]
+
+Reads the catalog of DATABASE_URL and writes a lake.config.yaml: every table with its cursor
 column (updated_at, modified_at, last_update or last_modified of type timestamptz, timestamp
 or date), its primary key, estimated rows and size, and warnings as comments (no index on the
 cursor, no primary key, unconstrained numeric with the digits observed, columns exported as
-strings). Tables without a cursor column are listed commented out. A summary goes to stderr.
+strings). A table without a cursor column is proposed as mode: snapshot (copied whole every
+run). A summary goes to stderr. Without --out the YAML goes to stdout.
 
 Options:
+  --out FILE        write the config to FILE; an existing FILE is replaced only with --force,
+                    and then only its tables: — source:, lake:, schedule:, export: and alarms:
+                    stay as they are
+  --force           let --out replace the tables of an existing FILE
   --schema s1,s2    only these schemas (default: all but the system schemas)
-  --json            print { tables: [{ name, cursor, primaryKey, estimatedRows, sizeBytes, warnings }] }
+  --json            print { tables: [{ name, mode, cursor, primaryKey, estimatedRows, sizeBytes, warnings }] }
   --help            this text`,
   demo: `pg-lake-export demo [--lake DIR] [--json]
 
@@ -65,7 +81,9 @@ Options:
   query: `pg-lake-export query "<SQL>" --config lake.config.yaml --lake file:///abs/dir [--json]
 
 Runs SQL with DuckDB over the local lake. Each configured table is a view named as the table
-(without schema) with the Glue columns plus year, month, day — as in Athena.
+(without schema) with the Glue columns plus year, month, day — as in Athena. Numbers are
+right-aligned; a cell longer than 60 characters is cut with … and the footer says so (--json
+prints whole values).
 
 Options:
   --config FILE     configuration (default lake.config.yaml)
@@ -95,6 +113,93 @@ function formatBytes(n: number): string {
   return n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 ** 2).toFixed(1)} MiB`;
 }
 
+/** Exit code when a table was skipped because another run holds its lease (cron must not see success). */
+const EXIT_SKIPPED = 3;
+const EXIT_SIGNAL: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+
+const count = (n: number) => n.toLocaleString('en-US');
+const plural = (n: number, word: string) => `${count(n)} ${word}${n === 1 ? '' : 's'}`;
+
+/** The lake table name out of a core log field that may hold a state prefix (`raw/_state/orders/`). */
+function tableOf(fields: Record<string, unknown>): string {
+  const table = String(fields.table ?? '');
+  return /\/_state\/([^/]+)\/$/.exec(table)?.[1] ?? table;
+}
+
+/**
+ * The core's structured log events, in words for a person at a terminal. `null`: shown
+ * elsewhere (pages drive the progress bars; NULL-cursor rows go into the summary).
+ */
+function describeRunEvent(message: string, fields: Record<string, unknown> = {}): string | null {
+  const table = tableOf(fields);
+  switch (message) {
+    case 'page exported':
+    case 'rows with a NULL cursor are not exported':
+      return null;
+    case 'removing an unfinished run':
+      return `${table}: cleaning up after run ${fields.runId}, which stopped before committing: removing the ${plural(Number(fields.files ?? 0), 'file')} it staged (the lake's committed data is not touched)`;
+    case 'rolling forward a committed run':
+      return `${table}: finishing the tidy-up of run ${fields.runId}, which had committed (its data is already in the lake)`;
+    case 'nothing new: the watermark is at or past the upper bound':
+      return null; // the summary says "nothing new"
+    default: {
+      const rest = Object.entries(fields).filter(([k]) => k !== 'table').map(([k, v]) => `${k} ${typeof v === 'string' ? v : JSON.stringify(v)}`);
+      return `${table ? `${table}: ` : ''}${message}${rest.length ? ` (${rest.join(', ')})` : ''}`;
+    }
+  }
+}
+
+/** The planner's estimate of a table's rows in its window (EXPLAIN: no rows are read). */
+async function estimateRows(source: PostgresSource, config: LakeConfig, task: TableTask): Promise<number | null> {
+  const [table] = selectTables(config, [task.table]);
+  const shape = await describeTableShape(source, table, config);
+  const where = windowPredicates(shape, task.window).join(' AND ');
+  const [row] = await source.queryText(`EXPLAIN (FORMAT JSON) SELECT 1 FROM ${quoteQualified(shape.table.name)} WHERE ${where}`);
+  const plan = JSON.parse(Object.values(row)[0] ?? '[]') as { Plan?: { 'Plan Rows'?: number } }[];
+  return plan[0]?.Plan?.['Plan Rows'] ?? null;
+}
+
+/** One line per table for a person: rows, files, window; NULL cursors and held-back rows named. */
+function describeOutcome(t: TableOutcome, display: string, notes: { nullKeys?: unknown; lagSeconds: number; heldByTransaction: boolean }): string {
+  if (t.status !== 'succeeded') return t.error?.startsWith(`${display}: `) ? t.error : `${display}: ${t.status}: ${t.error}`;
+  const parts = [`${display}: ${plural(t.rows, 'row')}, ${plural(t.files, 'file')}, ${formatBytes(t.bytes)} (${t.windowFrom ?? 'start'} → ${t.windowTo})`];
+  if (t.rows === 0 && t.heldBack) {
+    const { rows, cursor, cursorType } = t.heldBack;
+    if (rows === 0) parts.push('nothing new since the last run');
+    else {
+      const why = cursorType === 'date' ? 'a date cursor exports a day once it has ended'
+        : notes.heldByTransaction ? 'the window ends before an open transaction began (see the warning above)'
+          : `they are newer than now − export.safetyLagSeconds (${notes.lagSeconds} s)`;
+      parts.push(`${plural(rows, 'row')} with ${cursor} after ${t.windowTo} wait for the next run: ${why}`);
+    }
+  }
+  if (t.nullCursorRows) {
+    const keys = Array.isArray(notes.nullKeys) && notes.nullKeys.length ? ` (keys ${notes.nullKeys.join(', ')}${t.nullCursorRows > notes.nullKeys.length ? ', …' : ''})` : '';
+    parts.push(`${plural(t.nullCursorRows, 'row')} with a NULL cursor not exported${keys}: set the cursor on them to export them`);
+  }
+  return parts.join('; ');
+}
+
+/** The run's exit code: failures first, then an interruption, then skipped tables (see `run --help`). */
+function exitCodeOf(outcome: RunOutcome): number {
+  if (outcome.tables.some((t) => t.status === 'failed')) return 1;
+  if (outcome.interrupted) return EXIT_SIGNAL[outcome.interrupted] ?? 1;
+  if (outcome.tables.some((t) => t.status === 'skipped')) return EXIT_SKIPPED;
+  return 0;
+}
+
+/** `--window FROM,TO` in the order Postgres reads the two timestamps; a usage error otherwise. */
+async function checkWindow(source: PostgresSource, window: { from: string; to: string }): Promise<void> {
+  let reversed: string | null;
+  try {
+    [{ reversed }] = await source.queryText('SELECT ($1::timestamptz >= $2::timestamptz)::text AS reversed', [window.from, window.to]);
+  } catch (error) {
+    if ((error as { code?: string }).code?.startsWith('22')) throw new UsageError(`--window: ${(error as Error).message} (FROM,TO are timestamps such as 2024-03-01 or 2024-03-01T12:00:00Z)`);
+    throw error;
+  }
+  if (reversed === 'true') throw new UsageError(`--window: FROM ${window.from} must be before TO ${window.to}`);
+}
+
 async function commandRun(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -111,53 +216,104 @@ async function commandRun(args: string[]): Promise<number> {
     strict: true,
   });
   if (values.help) return printUsage('run');
-  const config = loadConfig(values.config!);
-  const store = openLake(requireOption(values.lake, 'lake'));
-  const databaseUrl = process.env.DATABASE_URL;
-  if (!databaseUrl) throw new ConfigError('DATABASE_URL is not set: export DATABASE_URL=postgres://user:password@host:5432/db');
   let window: { from: string; to: string } | undefined;
   if (values.window) {
     const [from, to, extra] = values.window.split(',');
     if (!from || !to || extra !== undefined) throw new UsageError('--window takes FROM,TO (two timestamps)');
-    window = { from, to };
+    window = { from: from.trim(), to: to.trim() };
   }
+  if (values.full && window) throw new UsageError('--full and --window cannot be combined: --full re-exports everything');
+  const config = loadConfig(values.config!);
+  const store = openLake(requireOption(values.lake, 'lake'));
+  const databaseUrl = process.env.DATABASE_URL;
+  if (!databaseUrl) throw new ConfigError('DATABASE_URL is not set: export DATABASE_URL=postgres://user:password@host:5432/db');
   const source = new PostgresSource(databaseUrl);
   const json = values.json!;
+  const displays = new Map(selectTables(config).map((t) => [t.lakeName, t.display]));
+  const displayOf = (lakeName: string) => displays.get(lakeName) ?? lakeName;
+  const tty = process.stderr.isTTY === true && !json;
+  // Off a terminal (cron, CI) a line per table every 30 s shows a long export is moving.
+  const progress = new ProgressBars({ stream: process.stderr, lineEveryMillis: 30_000, lineWhenDone: false });
+  const nullKeys = new Map<string, unknown>();
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) {
+      process.stderr.write(`\n${signal} again: stopping at once. Tables being exported keep their lease until it expires (export.leaseSeconds); run again with --take-over to go on before then.\n`);
+      process.exit(EXIT_SIGNAL[signal] ?? 1);
+    }
+    progress.print(`${signal}: stopping after the page in hand; removing what unfinished tables wrote and releasing their leases (${signal} again to stop at once)`);
+    controller.abort(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
+    if (window) await checkWindow(source, window);
     const outcome = await runExport(
       {
         source, store, config, hashSalt: process.env.LAKE_HASH_SALT || undefined,
-        log: json ? undefined : (message, fields) => {
-          if (message === 'page exported') process.stderr.write(`  ${fields?.table}: page ${fields?.page}, ${fields?.totalRows} rows\n`);
-          else process.stderr.write(`  ${message} ${JSON.stringify(fields ?? {})}\n`);
+        log: json ? undefined : (message, fields = {}) => {
+          if (message === 'page exported') progress.update(String(fields.table), Number(fields.totalRows));
+          else if (message === 'rows with a NULL cursor are not exported') nullKeys.set(String(fields.table), fields.sampleKeys);
+          const line = describeRunEvent(message, fields);
+          if (line !== null) progress.print(`  ${line}`);
         },
       },
       { tables: values.tables?.split(',').map((t) => t.trim()).filter(Boolean), window, full: values.full, takeOver: values['take-over'] },
+      new Date(),
+      {
+        signal: controller.signal,
+        countHeldBack: !json,
+        onPlanned: async (tasks) => {
+          if (json) return;
+          for (const task of tasks) {
+            if (task.done) continue; // nothing new: no bar
+            // A terminal shows a bar towards the planner's estimate; a log gets plain counts.
+            const total = tty ? await estimateRows(source, config, task).catch(() => null) : null;
+            progress.begin(task.display, total, { estimated: true });
+          }
+        },
+      },
     );
+    for (const t of outcome.tables) if (t.status === 'succeeded') progress.finish(displayOf(t.table), t.rows);
+    progress.end();
     if (json) {
       process.stdout.write(`${JSON.stringify({
         runId: outcome.runId,
         tables: outcome.tables.map(({ table, status, rows, files, bytes, windowFrom, windowTo, nullCursorRows, error }) => ({ table, status, rows, files, bytes, windowFrom, windowTo, nullCursorRows, ...(error ? { error } : {}) })),
         warnings: outcome.warnings,
         durationMs: outcome.durationMs,
+        ...(outcome.interrupted ? { interrupted: outcome.interrupted } : {}),
       })}\n`);
     } else {
       for (const w of outcome.warnings) process.stderr.write(`warning: ${w}\n`);
+      const heldByTransaction = outcome.warnings.some((w) => w.includes('held back'));
       for (const t of outcome.tables) {
-        const line = t.status === 'succeeded'
-          ? `${t.table}: ${t.rows} rows, ${t.files} file${t.files === 1 ? "" : "s"}, ${formatBytes(t.bytes)} (${t.windowFrom ?? 'start'} → ${t.windowTo})`
-          : `${t.table}: ${t.status}: ${t.error}`;
-        process.stdout.write(`${line}\n`);
+        const display = displayOf(t.table);
+        process.stdout.write(`${describeOutcome(t, display, { nullKeys: nullKeys.get(display), lagSeconds: config.export.safetyLagSeconds, heldByTransaction })}\n`);
       }
-      process.stdout.write(`run ${outcome.runId} finished in ${(outcome.durationMs / 1000).toFixed(1)} s\n`);
+      const seconds = (outcome.durationMs / 1000).toFixed(1);
+      if (outcome.interrupted) process.stdout.write(`run ${outcome.runId} stopped by ${outcome.interrupted} after ${seconds} s: unfinished tables were removed and their leases released\n`);
+      else process.stdout.write(`run ${outcome.runId} finished in ${seconds} s\n`);
     }
+    const code = exitCodeOf(outcome);
     const failed = outcome.tables.filter((t) => t.status === 'failed');
-    if (failed.length) {
-      if (json) process.stderr.write(`error: ${failed.map((t) => `${t.table}: ${t.error}`).join('; ')}\n`);
-      return 1;
+    if (failed.length && json) process.stderr.write(`error: ${failed.map((t) => `${t.table}: ${t.error}`).join('; ')}\n`);
+    if (code === EXIT_SKIPPED) {
+      const skipped = outcome.tables.filter((t) => t.status === 'skipped').map((t) => displayOf(t.table));
+      process.stderr.write(`exit code ${EXIT_SKIPPED}: skipped ${skipped.join(', ')} (another run holds the lease)\n`);
     }
-    return 0;
+    return code;
+  } catch (error) {
+    progress.end();
+    // Stopped before any table was planned: nothing was written, no lease is held.
+    if (controller.signal.aborted) {
+      process.stderr.write(`error: stopped by ${String(controller.signal.reason)} before any table was planned; nothing was written\n`);
+      return EXIT_SIGNAL[String(controller.signal.reason)] ?? 1;
+    }
+    throw error;
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await source.close();
   }
 }
@@ -181,9 +337,9 @@ async function commandQuery(args: string[]): Promise<number> {
   if (!(store instanceof DirectoryStore)) throw new ConfigError('--lake: query reads a local lake (file:///…); DuckDB here has no S3 access — query S3 with Athena');
   const lake = await LakeQuery.open(config, store);
   try {
-    const rows = await lake.query(positionals[0]);
+    const { rows, numericColumns } = await lake.queryWithTypes(positionals[0]);
     if (values.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
-    else process.stdout.write(`${formatRows(rows)}\n`);
+    else process.stdout.write(`${formatRows(rows, { numericColumns })}\n`);
     return 0;
   } finally {
     lake.close();
@@ -195,6 +351,8 @@ async function commandDiscover(args: string[]): Promise<number> {
     args,
     options: {
       schema: { type: 'string' },
+      out: { type: 'string' },
+      force: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -203,6 +361,14 @@ async function commandDiscover(args: string[]): Promise<number> {
   if (values.help) return printUsage('discover');
   const schemas = values.schema?.split(',').map((s) => s.trim()).filter(Boolean);
   if (schemas !== undefined && schemas.length === 0) throw new UsageError('--schema takes a comma-separated list of schema names');
+  if (values.force && !values.out) throw new UsageError('--force applies to --out FILE');
+  if (values.out && values.json) throw new UsageError('--out writes YAML; --json prints to stdout: use one of them');
+  // Checked before reading the catalog: a refusal costs nothing, and nothing is truncated.
+  let existing: string | null = null;
+  if (values.out && existsSync(values.out)) {
+    if (!values.force) throw new UsageError(`--out: ${values.out} exists; add --force to replace its tables: (its source:, lake:, schedule:, export: and alarms: sections are kept)`);
+    existing = readFileSync(values.out, 'utf8');
+  }
   const databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) throw new ConfigError('DATABASE_URL is not set: export DATABASE_URL=postgres://user:password@host:5432/db');
   const source = new PostgresSource(databaseUrl);
@@ -210,12 +376,22 @@ async function commandDiscover(args: string[]): Promise<number> {
     const tables = await discoverTables(source, { schemas });
     if (values.json) {
       process.stdout.write(`${JSON.stringify({
-        tables: tables.map(({ name, cursor, primaryKey, estimatedRows, sizeBytes, warnings }) => ({ name, cursor, primaryKey, estimatedRows, sizeBytes, warnings })),
+        tables: tables.map(({ name, mode, cursor, primaryKey, estimatedRows, sizeBytes, warnings }) => ({ name, mode, cursor, primaryKey, estimatedRows, sizeBytes, warnings })),
       })}\n`);
-    } else {
+      return 0;
+    }
+    if (!values.out) {
       process.stdout.write(renderConfig(tables));
       process.stderr.write(summarizeDiscovery(tables));
+      return 0;
     }
+    const text = existing === null ? renderConfig(tables) : mergeConfig(existing, tables, values.out);
+    // Written whole or not at all: a failure never leaves half a config.
+    const temp = `${values.out}.${process.pid}.tmp`;
+    writeFileSync(temp, text);
+    renameSync(temp, values.out);
+    process.stderr.write(summarizeDiscovery(tables));
+    process.stderr.write(`wrote ${values.out}${existing === null ? '' : ' (its tables replaced, its other sections kept)'}\n`);
     return 0;
   } finally {
     await source.close();
@@ -255,14 +431,21 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`error: unknown command ${JSON.stringify(command)}\n\n${USAGE['']}\n`);
     return 2;
   }
+  const started = Date.now();
   try {
     return await handler(rest);
   } catch (error) {
-    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`error: ${(error as Error).message}\n(see pg-lake-export ${command} --help)\n`);
+    const usage = error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true;
+    const message = usage ? (error as Error).message : describeError(error);
+    // `run --json` answers with its object whatever happens, so a script reads one shape.
+    if (command === 'run' && rest.includes('--json')) {
+      process.stdout.write(`${JSON.stringify({ runId: null, tables: [], warnings: [], durationMs: Date.now() - started, error: message })}\n`);
+    }
+    if (usage) {
+      process.stderr.write(`error: ${message}\n(see pg-lake-export ${command} --help)\n`);
       return 2;
     }
-    process.stderr.write(`error: ${describeError(error)}\n`);
+    process.stderr.write(`error: ${message}\n`);
     return 1;
   }
 }

@@ -16,6 +16,7 @@ import { changeDemoStore, createDemoStore, DEMO_TABLES } from './demo-data.ts';
 import { startLocalPostgres } from './embedded-postgres.ts';
 import { LakeQuery } from './lake-query.ts';
 import { formatRows } from './format-rows.ts';
+import { ProgressBars } from './progress.ts';
 import { runWorkflowLocally, synthesizeDefinition } from './workflow-runner.ts';
 
 export interface DemoOptions {
@@ -55,48 +56,6 @@ function demoConfig(): LakeConfig {
   }, 'demo config');
 }
 
-/** One line per table: a bar, rows so far and rows per second. */
-class Progress {
-  private readonly totals: Record<string, number>;
-  private readonly started = new Map<string, number>();
-  private readonly rows = new Map<string, number>();
-  private readonly tty: boolean;
-  private readonly out: (line: string) => void;
-  private drawn = 0;
-
-  constructor(totals: Record<string, number>, out: (line: string) => void) {
-    this.totals = totals;
-    this.out = out;
-    this.tty = process.stdout.isTTY === true;
-  }
-
-  /** `startedAt`: when the invocation that produced these rows began (the first one starts the clock). */
-  update(table: string, rows: number, startedAt: number): void {
-    if (!this.totals[table]) return; // nothing to export for this table
-    if (!this.started.has(table)) this.started.set(table, startedAt);
-    const before = this.rows.get(table) ?? 0;
-    this.rows.set(table, rows);
-    if (this.tty) this.draw();
-    else if (rows >= this.totals[table] && before < this.totals[table]) this.out(`  ${this.line(table)}`);
-  }
-
-  private line(table: string): string {
-    const rows = this.rows.get(table) ?? 0;
-    const total = Math.max(this.totals[table] ?? rows, 1);
-    const done = Math.min(1, rows / total);
-    const seconds = Math.max((Date.now() - (this.started.get(table) ?? Date.now())) / 1000, 0.001);
-    const bar = '█'.repeat(Math.round(done * 24)).padEnd(24, '░');
-    return `${table.padEnd(14)} ${bar} ${String(Math.round(done * 100)).padStart(3)}%  ${rows.toLocaleString('en-US').padStart(9)} rows  ${Math.round(rows / seconds).toLocaleString('en-US').padStart(9)} rows/s`;
-  }
-
-  private draw(): void {
-    if (this.drawn) process.stdout.write(`\x1b[${this.drawn}A`);
-    const tables = [...this.started.keys()];
-    for (const table of tables) process.stdout.write(`\x1b[2K  ${this.line(table)}\n`);
-    this.drawn = tables.length;
-  }
-}
-
 export async function runDemo(options: DemoOptions): Promise<Record<string, unknown>> {
   const say = (line = '') => { if (!options.json) options.out(line); };
   const started = Date.now();
@@ -123,17 +82,26 @@ export async function runDemo(options: DemoOptions): Promise<Record<string, unkn
     const definition = synthesizeDefinition(config);
     const env = { config, databaseUrl, lake: lakeUrl };
     const run = async (label: string, progressTotals: Record<string, number>) => {
-      const progress = new Progress(progressTotals, say);
+      // A table's clock starts with its first Export invocation (the Map runs two at a time).
+      const progress = new ProgressBars({ stream: process.stdout });
+      const started = new Set<string>();
       const t0 = Date.now();
       const result = await runWorkflowLocally(definition, env, {}, {
         exportBudgetMillis: 2_000,
         onTaskOutput: (state, output, startedAt) => {
           if (state === WORKFLOW_STATES.exportPage && !options.json) {
             const task = output as TableTask;
-            progress.update(task.table, task.rows, startedAt);
+            const total = progressTotals[task.table];
+            if (!total) return; // nothing to export for this table
+            if (!started.has(task.table)) {
+              started.add(task.table);
+              progress.begin(task.table, total, { startedAt });
+            }
+            progress.update(task.table, task.rows);
           }
         },
       });
+      progress.end();
       if (result.status !== 'SUCCEEDED') throw new Error(`${label} failed: ${result.error}: ${result.cause}`);
       const summary = (result.output as { summary: RunSummary }).summary;
       return { summary, seconds: (Date.now() - t0) / 1000 };
@@ -146,10 +114,10 @@ export async function runDemo(options: DemoOptions): Promise<Record<string, unkn
     const answers: Record<string, unknown>[][] = [];
     let lake = await LakeQuery.open(config, store);
     for (const question of DEMO_QUESTIONS) {
-      const rows = await lake.query(question.sql);
+      const { rows, numericColumns } = await lake.queryWithTypes(question.sql);
       answers.push(rows);
       say(`\n${question.title}:`);
-      say(formatRows(rows, '  '));
+      say(formatRows(rows, { indent: '  ', numericColumns }));
     }
     lake.close();
 

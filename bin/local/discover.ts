@@ -1,7 +1,9 @@
 // `pg-lake-export discover`: read a database's catalog and write a lake.config.yaml to start
-// from. Each table gets a cursor candidate, its key, the catalog's size estimates and the
-// warnings an operator should read before the first export (missing index on the cursor, no
-// key, unconstrained numeric with the digits actually seen, columns that become strings).
+// from. Each table gets a cursor candidate (or, without one, `mode: snapshot`), its key, the
+// catalog's size estimates and the warnings an operator should read before the first export
+// (missing index on the cursor, no key, unconstrained numeric with the digits actually seen,
+// columns that become strings). Written into an existing file, it replaces only `tables:`.
+import { isMap, parseDocument } from 'yaml';
 import { validateConfig, parseConfig, resolveTable, type TableConfig } from '../../lambdas/core/config.ts';
 import { ConfigError, UnsupportedTypeError } from '../../lambdas/core/errors.ts';
 import { displayName, quoteIdent, quoteQualified, type QualifiedName } from '../../lambdas/core/identifiers.ts';
@@ -18,7 +20,9 @@ export interface DiscoveredTable {
   /** schema.table as the config names it, quoted where needed. */
   readonly name: string;
   readonly qualified: QualifiedName;
-  /** The cursor column, or null when the table has none (it is then listed commented out). */
+  /** `snapshot` when the table has no cursor column: the whole table is copied every run. */
+  readonly mode: 'incremental' | 'snapshot';
+  /** The cursor column, or null when the table has none (it is then proposed as a snapshot). */
   readonly cursor: string | null;
   /** The primary key, or the columns of a unique index on NOT NULL columns; empty when neither exists. */
   readonly primaryKey: readonly string[];
@@ -31,8 +35,6 @@ export interface DiscoveredTable {
   /** Columns the export cannot represent; written to columns.exclude. */
   readonly exclude: readonly string[];
   readonly warnings: readonly string[];
-  /** Why the table is not in the config (listed commented out), when it is not. */
-  readonly skipped?: string;
 }
 
 export interface DiscoverOptions {
@@ -106,8 +108,9 @@ function pickCursor(columns: readonly CatalogColumn[]): { cursor: CatalogColumn 
     wrongType.push(`${JSON.stringify(column.name)} is ${column.formatted}`);
   }
   const wanted = 'a cursor must be timestamptz, timestamp or date';
-  if (wrongType.length) return { reason: `no usable cursor column: ${wrongType.join(', ')}; ${wanted}` };
-  return { reason: `no cursor column (${CURSOR_CANDIDATES.join(', ')}); add one that every write sets, or set cursor: by hand` };
+  const snapshot = 'proposed as mode: snapshot, which copies the whole table every run; to export only new and changed rows, add an updated_at timestamptz column that every write sets (a BEFORE UPDATE trigger, see the README), then drop the mode line';
+  if (wrongType.length) return { reason: `no usable cursor column: ${wrongType.join(', ')}; ${wanted}: ${snapshot}` };
+  return { reason: `no cursor column (${CURSOR_CANDIDATES.join(', ')}): ${snapshot}` };
 }
 
 /** A unique index whose key columns are all plain NOT NULL columns can stand in for a primary key. */
@@ -221,11 +224,8 @@ async function discoverOne(
   if (!catalog) throw new ConfigError(`${name}: dropped while discovering; run discover again`);
   const base = { name, qualified, estimatedRows, sizeBytes };
   const picked = pickCursor(catalog.columns);
-  if ('reason' in picked) {
-    return { ...base, cursor: null, primaryKey: catalog.primaryKey, exclude: [], warnings: [picked.reason], skipped: picked.reason };
-  }
-  const cursor = picked.cursor;
-  const warnings: string[] = [];
+  const cursor = 'cursor' in picked ? picked.cursor : null;
+  const warnings: string[] = 'reason' in picked ? [picked.reason] : [];
   const indexes: IndexInfo[] = (await source.queryText(INDEXES_SQL, [row.oid!])).map((r) => ({
     name: r.name!,
     unique: r.is_unique === 'true',
@@ -242,15 +242,15 @@ async function discoverOne(
       warnings.push(`no primary key: set primaryKey: [column, …] to NOT NULL columns that identify a row (or add a primary key); the export refuses the table until then`);
     }
   }
-  if (!cursor.notNull) {
+  if (cursor && !cursor.notNull) {
     warnings.push(`${cursor.name} allows NULL: rows where it is NULL are counted and reported by each run, never exported`);
   }
-  if (cursor.typeName === 'timestamp') {
+  if (cursor?.typeName === 'timestamp') {
     warnings.push(`${cursor.name} is ${cursor.formatted}: its values are read as UTC wall-clock times; if the writers' sessions use another TimeZone, set cursorTimeZone to it, or a late commit can be missed`);
-  } else if (cursor.typeName === 'date') {
+  } else if (cursor?.typeName === 'date') {
     warnings.push(`${cursor.name} is date: a day is exported once it has ended in UTC; if the writers' dates follow another time zone, set cursorTimeZone to it, or rows written late in a day can be missed`);
   }
-  if (!indexes.some((i) => i.columns[0] === cursor.name)) {
+  if (cursor && !indexes.some((i) => i.columns[0] === cursor.name)) {
     // CONCURRENTLY keeps a production table writable while the index builds; partitioned
     // tables do not support it (create it on each partition, then on the parent).
     const concurrently = row.kind === 'p' ? '' : ' CONCURRENTLY';
@@ -268,7 +268,7 @@ async function discoverOne(
   }
   warnings.push(...types.warnings);
 
-  const table: DiscoveredTable = { ...base, cursor: cursor.name, primaryKey, exclude: types.exclude, warnings };
+  const table: DiscoveredTable = { ...base, mode: cursor ? 'incremental' : 'snapshot', cursor: cursor?.name ?? null, primaryKey, exclude: types.exclude, warnings };
   // The export's own checks on the entry as written (case-only column twins, metadata column
   // names, key types…), so the config this prints does not fail at its first run.
   if (primaryKey.length) {
@@ -285,7 +285,7 @@ async function discoverOne(
 function tableConfig(table: DiscoveredTable): TableConfig {
   return {
     name: table.name,
-    mode: 'incremental',
+    mode: table.mode,
     cursor: table.cursor ?? 'updated_at',
     cursorTimeZone: 'UTC',
     ...(table.lakeName ? { lakeName: table.lakeName } : {}),
@@ -303,8 +303,7 @@ function assignLakeNames(tables: readonly DiscoveredTable[]): DiscoveredTable[] 
       return null; // no letters or digits at all
     }
   };
-  const active = tables.filter((t) => !t.skipped);
-  const defaults = new Map(active.map((t) => [t, slug(t.qualified.name)]));
+  const defaults = new Map(tables.map((t) => [t, slug(t.qualified.name)]));
   const counts = new Map<string, number>();
   for (const d of defaults.values()) if (d !== null) counts.set(d, (counts.get(d) ?? 0) + 1);
   const used = new Set([...counts.keys()]);
@@ -362,34 +361,47 @@ function describeSize(table: DiscoveredTable): string {
   return `${rows}, ${formatBytes(table.sizeBytes)}`;
 }
 
+export interface RenderOptions {
+  /** The file already has a `source:` section (kept by --out): no template for it is printed. */
+  readonly hasSource?: boolean;
+}
+
+// What `cdk synth`/`cdk deploy` need besides the tables; local runs use DATABASE_URL instead.
+const SOURCE_TEMPLATE = [
+  '# Before `cdk synth` / `cdk deploy`, add where the database is (local runs use DATABASE_URL',
+  '# instead). Uncomment and fill in:',
+  '# source:',
+  '#   secretArn: arn:aws:secretsmanager:<region>:<account>:secret:<name>  # RDS-format secret: host, port, dbname, username, password',
+  '#   vpcId: vpc-<id>                # the VPC the database is reachable in',
+  '#   securityGroupId: sg-<id>       # for the functions; the database\'s security group must admit it on the database port',
+  '#   subnetIds: [subnet-<id>]       # private subnets with a route to S3 and Secrets Manager (default: the VPC\'s private subnets)',
+];
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
 /** A lake.config.yaml listing the tables, with each table's estimates and warnings as comments. */
-export function renderConfig(tables: readonly DiscoveredTable[]): string {
-  const active = tables.filter((t) => !t.skipped);
-  if (active.length === 0) {
-    throw new ConfigError(tables.length === 0
-      ? 'discover: no tables found; check --schema and that the database user can see the tables'
-      : `discover: none of the ${tables.length} tables has a cursor column (${CURSOR_CANDIDATES.join(', ')} of type timestamptz, timestamp or date); add one, or write the config by hand`);
+export function renderConfig(tables: readonly DiscoveredTable[], options: RenderOptions = {}): string {
+  if (tables.length === 0) {
+    throw new ConfigError('discover: no tables found; check --schema and that the database user can see the tables');
   }
+  const snapshots = tables.filter((t) => t.mode === 'snapshot').length;
   const lines = [
     '# lake.config.yaml written by `pg-lake-export discover`.',
-    `# ${active.length} table${active.length === 1 ? '' : 's'} ready${tables.length > active.length ? `, ${tables.length - active.length} without a cursor column (commented out)` : ''}.`,
+    `# ${plural(tables.length - snapshots, 'table')} by a cursor column (new and changed rows each run)${snapshots ? `, ${snapshots} as mode: snapshot (no cursor column: the whole table each run)` : ''}.`,
     '# Read the warnings under each table. Rows and sizes are the catalog\'s estimates.',
-    '# Defaults apply to everything not written here (lake prefix raw, Glue database lake, daily',
-    '# schedule at 02:00 UTC); add source: with the secret, VPC and security group before deploying.',
+    '# Defaults apply to everything not written here (lake prefix raw, daily schedule at 02:00 UTC).',
+    ...(options.hasSource ? [] : SOURCE_TEMPLATE),
     'tables:',
   ];
   for (const table of tables) {
     lines.push(`  # ${oneLine(table.name)}: ${describeSize(table)}`);
-    if (table.skipped) {
-      lines.push(`  # not exported: ${oneLine(table.skipped)}`);
-      lines.push(`  # - name: ${yamlScalar(table.name)}`);
-      lines.push(`  #   cursor: <column>`);
-      continue;
-    }
     for (const warning of table.warnings) lines.push(`  # warning: ${oneLine(warning)}`);
     lines.push(`  - name: ${yamlScalar(table.name)}`);
     if (table.lakeName) lines.push(`    lakeName: ${table.lakeName}`);
-    lines.push(`    cursor: ${yamlScalar(table.cursor!)}`);
+    if (table.cursor) lines.push(`    cursor: ${yamlScalar(table.cursor)}`);
+    else lines.push('    mode: snapshot');
     if (table.primaryKey.length) lines.push(`    primaryKey: ${yamlList(table.primaryKey)}`);
     else lines.push('    # primaryKey: [<column>, …]   # required: the table has no primary key');
     if (table.exclude.length) lines.push(`    columns: { exclude: ${yamlList(table.exclude)} }`);
@@ -397,17 +409,41 @@ export function renderConfig(tables: readonly DiscoveredTable[]): string {
   const text = `${lines.join('\n')}\n`;
   // What this prints must load: a failure here is a bug in discover, not in the database.
   const parsed = parseConfig(text, 'discovered config');
-  if (parsed.tables.length !== active.length) throw new Error(`discover: rendered ${parsed.tables.length} tables, expected ${active.length}`);
+  if (parsed.tables.length !== tables.length) throw new Error(`discover: rendered ${parsed.tables.length} tables, expected ${tables.length}`);
+  return text;
+}
+
+/**
+ * The sections of an existing config other than `tables:` (source, lake, schedule, export,
+ * alarms, with their comments), or null when the file has none; `file` names it in errors.
+ */
+export function keptSections(existing: string, file: string): { text: string; hasSource: boolean } | null {
+  const doc = parseDocument(existing);
+  if (doc.errors.length) throw new ConfigError(`${file}: not valid YAML, so its sections cannot be kept: ${doc.errors[0].message.split('\n')[0]}`);
+  if (doc.contents === null) return null;
+  if (!isMap(doc.contents)) throw new ConfigError(`${file}: not a lake.config.yaml (its top level is not a mapping of sections)`);
+  doc.delete('tables');
+  if (doc.contents.items.length === 0) return null;
+  return { text: doc.toString(), hasSource: doc.has('source') };
+}
+
+/** The discovered tables written into an existing config: its other sections kept as they are. */
+export function mergeConfig(existing: string, tables: readonly DiscoveredTable[], file: string): string {
+  const kept = keptSections(existing, file);
+  const text = kept ? `${kept.text.trimEnd()}\n\n${renderConfig(tables, { hasSource: kept.hasSource })}` : renderConfig(tables);
+  // The kept sections must still load beside the new tables (a section that does not validate is named).
+  parseConfig(text, file);
   return text;
 }
 
 /** The short account printed to stderr beside the YAML. */
 export function summarizeDiscovery(tables: readonly DiscoveredTable[]): string {
-  const active = tables.filter((t) => !t.skipped);
-  const noKey = active.filter((t) => t.primaryKey.length === 0);
-  const warnings = active.reduce((n, t) => n + t.warnings.length, 0);
-  const lines = [`discovered ${tables.length} table${tables.length === 1 ? '' : 's'}: ${active.length} in the config, ${tables.length - active.length} without a cursor column (commented out)`];
+  const snapshots = tables.filter((t) => t.mode === 'snapshot');
+  const noKey = tables.filter((t) => t.primaryKey.length === 0);
+  const warnings = tables.reduce((n, t) => n + t.warnings.length, 0);
+  const lines = [`discovered ${plural(tables.length, 'table')}: ${tables.length - snapshots.length} by a cursor column, ${snapshots.length} as mode: snapshot (no cursor column)`];
+  if (snapshots.length) lines.push(`  copied whole every run (add an updated_at column kept by a trigger to export only changes): ${snapshots.map((t) => oneLine(t.name)).join(', ')}`);
   if (noKey.length) lines.push(`  need primaryKey before they can run: ${noKey.map((t) => oneLine(t.name)).join(', ')}`);
-  if (warnings) lines.push(`  ${warnings} warning${warnings === 1 ? '' : 's'}: read the "# warning:" comments above each table`);
+  if (warnings) lines.push(`  ${plural(warnings, 'warning')}: read the "# warning:" comments above each table`);
   return `${lines.join('\n')}\n`;
 }

@@ -1,7 +1,7 @@
 // The local stand-in for Athena: DuckDB over a directory lake, one view per configured table,
 // named as the table and declaring exactly the Glue column list plus year, month, day; and its
 // `<table>_current` view, from the same SQL builder as the Glue view.
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { DuckDBInstance, DuckDBTypeId, type DuckDBConnection } from '@duckdb/node-api';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
@@ -12,6 +12,12 @@ import { PARTITION_KEYS, tableDataPrefix } from '../../lambdas/core/layout.ts';
 import type { LakeColumn, LakeSchema } from '../../lambdas/core/ports.ts';
 import { TableState } from '../../lambdas/core/state.ts';
 import type { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
+
+const NUMERIC_TYPES: ReadonlySet<DuckDBTypeId> = new Set([
+  DuckDBTypeId.TINYINT, DuckDBTypeId.SMALLINT, DuckDBTypeId.INTEGER, DuckDBTypeId.BIGINT, DuckDBTypeId.HUGEINT,
+  DuckDBTypeId.UTINYINT, DuckDBTypeId.USMALLINT, DuckDBTypeId.UINTEGER, DuckDBTypeId.UBIGINT, DuckDBTypeId.UHUGEINT,
+  DuckDBTypeId.FLOAT, DuckDBTypeId.DOUBLE, DuckDBTypeId.DECIMAL, DuckDBTypeId.BIGNUM,
+]);
 
 const quote = (identifier: string) => `"${identifier.replaceAll('"', '""')}"`;
 const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;
@@ -71,6 +77,14 @@ export class LakeQuery {
   async query(sql: string): Promise<Record<string, unknown>[]> {
     const reader = await this.connection.runAndReadAll(sql);
     return reader.getRowObjectsJson() as Record<string, unknown>[];
+  }
+
+  /** Rows as `query` gives them, and which columns hold numbers (to right-align them). */
+  async queryWithTypes(sql: string): Promise<{ rows: Record<string, unknown>[]; numericColumns: Set<string> }> {
+    const reader = await this.connection.runAndReadAll(sql);
+    const types = reader.columnTypes();
+    const numericColumns = new Set(reader.columnNames().filter((_, i) => NUMERIC_TYPES.has(types[i].typeId)));
+    return { rows: reader.getRowObjectsJson() as Record<string, unknown>[], numericColumns };
   }
 
   close(): void {

@@ -77,7 +77,7 @@ function isTransient(error: unknown): boolean {
 
 /** A connection string with its password replaced by `***` (everything up to the last `@` of the authority). */
 function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*):[^/]*@/i, '$1:***@').replace(/([?&]password=)[^&]*/i, '$1***');
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*):.*@/i, '$1:***@').replace(/([?&]password=)[^&]*/i, '$1***');
 }
 
 const ENCODE_HINT = 'characters such as # / ? @ : % in the user or password must be percent-encoded in the URL (# → %23, / → %2F, ? → %3F, @ → %40, : → %3A, % → %25), e.g. node -p \'encodeURIComponent(process.argv[1])\' \'<password>\'';
@@ -96,7 +96,7 @@ function connectionFailure(error: unknown, config: string | ClientConfig, client
   const user = client?.user ?? (typeof config === 'string' ? undefined : config.user);
   const where = host ? `${host}:${port ?? 5432}` : 'the database';
   let hint: string;
-  if (client === null) hint = `${origin} is not a valid connection URL (postgres://user:password@host:5432/db): ${ENCODE_HINT}`;
+  if (client === null) hint = `not a valid connection URL (postgres://user:password@host:5432/db): ${ENCODE_HINT}`;
   else if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') hint = `the host name ${JSON.stringify(host)} does not resolve: check the host in ${origin}; if part of the password shows up as the host, the password holds a character that ends it early: ${ENCODE_HINT}`;
   else if (e.code === 'ECONNREFUSED') hint = `nothing accepts connections at ${where}: is the server running and listening on that address and port (listen_addresses, port)?`;
   else if (e.code === 'ETIMEDOUT' || /timeout/i.test(raw)) hint = `no answer from ${where}: a firewall or security group may drop the traffic, or the host is wrong`;
@@ -105,7 +105,7 @@ function connectionFailure(error: unknown, config: string | ClientConfig, client
   else if (e.code === '3D000') hint = `the database named in ${origin} does not exist on ${where}`;
   else if (/does not support SSL/i.test(raw)) hint = `the server has no TLS: add ?sslmode=disable to ${origin} for a local server`;
   else hint = `check ${origin}`;
-  const failure = new ExportError(`cannot connect to PostgreSQL at ${where} (${origin}): ${raw}; ${hint}`, { cause: error });
+  const failure = new ExportError(`cannot connect to PostgreSQL${host ? ` at ${where}` : ''} (${origin}): ${raw}; ${hint}`, { cause: error });
   return Object.assign(failure, { code: e.code });
 }
 
