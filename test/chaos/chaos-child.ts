@@ -3,7 +3,8 @@
 // operation is counted, and the run dies, or sees an S3-like error, at the operations the
 // schedule drew. The outcome (or each fault, before it lands) goes to the harness as lines on
 // stderr/stdout, written synchronously so a kill right after cannot swallow them.
-import { writeSync } from 'node:fs';
+import { appendFileSync, writeSync } from 'node:fs';
+import path from 'node:path';
 import { runExport } from '../../bin/local/run-export.ts';
 import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
 import { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
@@ -35,6 +36,9 @@ function s3Error(name: 'InternalError' | 'SlowDown'): Error {
   return Object.assign(error, { name, $metadata: { httpStatusCode: 503 } });
 }
 
+/** CHAOS_TRACE=<dir>: every store operation of the run, one line each, in <dir>/<runId>.ops (for debugging a seed). */
+const trace = process.env.CHAOS_TRACE ? path.join(process.env.CHAOS_TRACE, `${(JSON.parse(process.argv[2]) as ChildInput).request.runId}.ops`) : null;
+
 /** Store operations so far: the harness prints it beside the outcome, to place the drawn k. */
 let ops = 0;
 
@@ -44,6 +48,7 @@ function faultyStore(inner: ObjectStore, faults: RunFaults): ObjectStore {
     const kill = faults.killAt?.op === op ? faults.killAt.timing : null;
     const error = faults.storeErrors.find((e) => e.op === op);
     const label = `store op ${op}: ${what}`;
+    if (trace) appendFileSync(trace, `${label}\n`);
     if (kill === 'before') die(`before ${label}`);
     if (error && !error.after) {
       report(2, `FAULT store ${error.name} at ${label}`);
@@ -93,6 +98,8 @@ function faultySource(inner: RowSource, faults: RunFaults): RowSource {
   };
 }
 
+// Every import above evaluated: a child that dies before this line never ran the exporter.
+report(2, 'LOADED');
 const input = JSON.parse(process.argv[2]) as ChildInput;
 const source = new PostgresSource(input.databaseUrl);
 try {

@@ -36,10 +36,12 @@ export interface Totals {
   connectionsDropped: number;
   auditVersionsChecked: number;
   lakeVersionsChecked: number;
+  /** Quiet moments at which a committed run's roll-forward was pending and its replaced pages still visible. */
+  rollForwardsPending: number;
 }
 
 export function emptyTotals(): Totals {
-  return { schedules: 0, steps: 0, runs: 0, kills: 0, storeFaults: 0, sourceFaults: 0, connectionsDropped: 0, auditVersionsChecked: 0, lakeVersionsChecked: 0 };
+  return { schedules: 0, steps: 0, runs: 0, kills: 0, storeFaults: 0, sourceFaults: 0, connectionsDropped: 0, auditVersionsChecked: 0, lakeVersionsChecked: 0, rollForwardsPending: 0 };
 }
 
 interface RunRecord {
@@ -97,9 +99,19 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
   const config = { export: { pageRows: schedule.pageRows, safetyLagSeconds: 0, leaseSeconds: 60 }, tables: [{ name: TABLE }] };
   const windows = new Map<string, { kind: CommittedRun['kind']; window: CommittedRun['window'] }>();
   const committedIds = new Set<string>();
+  /** Set when a child could not even load the exporter (a broken checkout, not a chaos finding). */
+  let unloadable: string | null = null;
+  let rollForwardDuplicates = 0;
   let previous: { versions: Set<string>; latest: Map<string, bigint>; after: string } | null = null;
 
-  const startRun = (step: Extract<Step, { op: 'run' }> | { op: 'final'; run: string; faults: RunFaults }): RunRecord => {
+  /** An operator takes the lease over when its holder is known dead (killed, or finished without releasing it). */
+  const leaseHeldByDeadRun = async (): Promise<string | null> => {
+    const lease = await reader.state.read<{ runId: string }>(reader.state.leaseKey()).catch(() => null);
+    const holder = lease ? runs.find((r) => r.runId === lease.value.runId) : undefined;
+    return holder && holder.exit !== 'running' ? holder.name : null;
+  };
+
+  const startRun = (step: Extract<Step, { op: 'run' }> | { op: 'final'; run: string; faults: RunFaults }, deadHolder: string | null = null): RunRecord => {
     const record: RunRecord = {
       name: step.run, runId: stampRunId(schedule.seed, step.run), kind: step.op === 'run' ? step.kind : 'scheduled',
       startUs: nowUs(), endUs: 0n, overlapped: inFlight.size > 0, exit: 'running', outcome: null, faults: [], dropped: 0, stderrTail: '',
@@ -108,7 +120,8 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
     const request: { -readonly [K in keyof RunRequest]: RunRequest[K] } = { runId: record.runId };
     if (step.op === 'final') request.takeOver = true;
     else {
-      if (step.takeOver) request.takeOver = true;
+      if (step.takeOver || deadHolder) request.takeOver = true;
+      if (deadHolder && !step.takeOver) transcript.push(`    (${step.run} takes the lease over: its holder ${deadHolder} is dead)`);
       if (step.kind === 'full') request.full = true;
       if (step.kind === 'window' && step.window) {
         const from = Date.now() - step.window.fromAgoSeconds * 1000;
@@ -138,7 +151,8 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
         const line = stdout.split('\n').find((l) => l.startsWith('OUTCOME '));
         record.outcome = line ? JSON.parse(line.slice(8)) : null;
         record.exit = signal === 'SIGKILL' ? 'killed' : code === 0 && record.outcome ? 'done' : 'crashed';
-        record.stderrTail = stderr.split('\n').filter((l) => l && !l.startsWith('FAULT ')).slice(-8).join('\n');
+        if (!stderr.includes('LOADED')) unloadable = `the exporter did not load (exit ${code ?? signal}): ${stderr.trim().split('\n').slice(0, 6).join(' | ')}`;
+        record.stderrTail = stderr.split('\n').filter((l) => l && l !== 'LOADED' && !l.startsWith('FAULT ')).slice(-8).join('\n');
         inFlight.delete(record);
         resolve();
       });
@@ -178,7 +192,15 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
     const files = (await reader.visibleFiles()).filter((f) => committedIds.has(LakeReader.runOf(f)));
     const rows = await reader.read(files);
     const audit = indexAudit(await readAudit(main));
-    violations.push(...checkDuplicates(rows, `${label}, committed files`));
+    // A run that failed after its commit point has published its files but not yet removed the
+    // pages it replaces: until the next plan rolls it forward both are visible (noted, judged at the end).
+    const watermark = await reader.state.read<Watermark>(reader.state.watermarkKey());
+    const rollForward = watermark && (await reader.state.store.get(reader.state.pendingRunKey(watermark.value.runId))) !== null;
+    const twice = checkDuplicates(rows, `${label}, committed files`);
+    if (rollForward && twice.length) {
+      transcript.push(`    (checkpoint ${label}: run ${watermark.value.runId} is committed but not finished, roll-forward pending: ${twice[0].message})`);
+      rollForwardDuplicates++;
+    } else violations.push(...twice);
     violations.push(...checkInvented(rows, audit, `${label}, committed files`));
     const versions = new Set(rows.map((r) => versionKey(r.id, r.us)));
     const latest = new Map<string, bigint>();
@@ -223,7 +245,7 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
       case 'prepared-end':
         if (!prepared.has(s.slot)) throw new Error(`prepared #${s.slot} does not exist (its PREPARE failed)`);
         await finishPrepared(main, `chaos_${s.slot}`, s.commit); prepared.delete(s.slot); break;
-      case 'run': startRun(s); break;
+      case 'run': startRun(s, await leaseHeldByDeadRun()); break;
       case 'wait': {
         const waiting = [...inFlight.keys()];
         await waitAll();
@@ -241,6 +263,7 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
       const line = `${String(index + 1).padStart(3)}. ${describeStep(s)}`;
       transcript.push(line);
       log(line);
+      if (unloadable) throw new Error(unloadable);
       try {
         await step(s, index);
       } catch (error) {
@@ -266,6 +289,7 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
     transcript.push('end. final clean run (takeOver, no faults)');
     const final = startRun({ op: 'final', run: 'final', faults: { storeErrors: [], sourceErrors: [] } });
     await waitAll();
+    if (unloadable) throw new Error(unloadable);
     transcript.push(describeRun(final));
     await finalChecks(final);
   } finally {
@@ -329,6 +353,7 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
     totals.connectionsDropped = runs.reduce((n, r) => n + r.dropped, 0);
     totals.auditVersionsChecked = auditList.length;
     totals.lakeVersionsChecked = rows.length;
+    totals.rollForwardsPending = rollForwardDuplicates;
   }
 
   if (violations.length === 0) {

@@ -82,8 +82,12 @@ export interface Schedule {
 
 const DAY = 86_400;
 
-/** Draw a schedule of about `size` steps. */
-export function generateSchedule(seed: number, size = 40): Schedule {
+/**
+ * Draw a schedule of about `size` steps. `kinds` limits the runs drawn (e.g. only scheduled
+ * runs, to look past a known re-run bug); a kind left out becomes a scheduled run, so the rest
+ * of the schedule stays the same for a seed.
+ */
+export function generateSchedule(seed: number, size = 40, kinds: readonly RunKind[] = ['scheduled', 'window', 'full']): Schedule {
   const random = createRandom(seed);
   const initialRows = random.pick([2_000, 4_000, 6_000]);
   const pageRows = random.pick([300, 700, 1_500]);
@@ -105,12 +109,14 @@ export function generateSchedule(seed: number, size = 40): Schedule {
     const dropConnectionsAfterMs = random.chance(0.15) ? random.int(50, 2_500) : undefined;
     return { killAt, storeErrors, sourceErrors, dropConnectionsAfterMs };
   };
-  const addRun = (kind: RunKind, faults: RunFaults, takeOver = killedBefore || random.chance(0.05)): void => {
+  const addRun = (drawn: RunKind, faults: RunFaults, takeOver = killedBefore || random.chance(0.05)): void => {
+    let kind = drawn;
     const window = kind === 'window'
       ? random.chance(0.5)
         ? { fromAgoSeconds: random.int(1, 180), spanSeconds: random.int(1, 60) } // recent: overlaps rows that changed since
         : { fromAgoSeconds: random.int(60, historySeconds + 600), spanSeconds: random.int(1, DAY) }
       : undefined;
+    if (!kinds.includes(kind)) kind = 'scheduled';
     steps.push({ op: 'run', run: `r${++runs}`, kind, window, takeOver, faults });
     killedBefore = faults.killAt !== undefined;
   };
