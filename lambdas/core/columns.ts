@@ -219,7 +219,13 @@ function decodeList(type: LakeType & { kind: 'list' }, s: FieldSlots, field: num
       const p = fieldPos[k];
       const ndim = readI32(buf, p);
       if (ndim > 1) throw valueError(ctx, rows[i], arrayShape(buf, p, ndim), 'cannot be stored as array<…>; only one-dimensional arrays are supported');
-      if (ndim === 1) total += readI32(buf, p + 12);
+      if (ndim === 1) {
+        const count = readI32(buf, p + 12);
+        // '[0:2]={…}' keeps its bounds in Postgres; a list has none, so it would read back shifted.
+        const lower = readI32(buf, p + 16);
+        if (lower !== 1) throw valueError(ctx, rows[i], `[${lower}:${lower + count - 1}]={…}`, 'starts at index ' + lower + '; array<…> starts at 1, so it cannot be stored exactly');
+        total += count;
+      }
     }
     offsets[i + 1] = total;
   }

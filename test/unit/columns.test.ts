@@ -114,3 +114,11 @@ describe('value text', () => {
     expect(fieldText({ kind: 'date' }, lastDate, 0, 4)).toBe('4714-11-24 BC');
   });
 });
+
+describe('array bounds', () => {
+  it('refuses an array whose lower bound is not 1, naming its bounds', () => {
+    const shifted = array(23, [int4(1), int4(2)]);
+    shifted.writeInt32BE(0, 16); // '[0:1]={1,2}'
+    expect(() => decode(INT4_LIST, [shifted])).toThrow(new ValueError('public.t.c: value [0:1]={…} starts at index 0; array<…> starts at 1, so it cannot be stored exactly (row id=1)'));
+  });
+});

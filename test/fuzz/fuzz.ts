@@ -1,0 +1,250 @@
+// One differential fuzz case on the real path: the generated table in a fresh database of the
+// embedded Postgres, the real exporter (runExport) into a directory lake, then every published
+// file read back by DuckDB and by hyparquet and every cell compared with Postgres's own text.
+import path from 'node:path';
+import pg from 'pg';
+import { runExport, type RunOutcome } from '../../bin/local/run-export.ts';
+import { resolveTable, type LakeConfig } from '../../lambdas/core/config.ts';
+import { createDatabase, createLake, exportDeps, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { normalizeCell, pgCanonical, pgCanonicalArray, sameCell, type Cell } from './canonical.ts';
+import { generateCase, quoteIdent, type FuzzCase, type ShrinkOptions } from './generate.ts';
+import { hyparquetCell, readWithDuckdb, readWithHyparquet, type ReadColumn } from './readers.ts';
+
+export interface Mismatch {
+  readonly reader: 'duckdb' | 'hyparquet' | 'exporter';
+  readonly column: string;
+  readonly key: string;
+  readonly postgres: string;
+  readonly lake: string;
+}
+
+export interface CaseResult {
+  readonly fuzz: FuzzCase;
+  readonly rows: number;
+  readonly cells: number;
+  /** A value README says fails by name was checked to fail by name. */
+  readonly poisonChecked: boolean;
+  readonly mismatches: Mismatch[];
+}
+
+/** A cell for a report: whole when short, else its start and its length. */
+function show(cell: Cell | undefined): string {
+  if (cell === undefined) return '(missing)';
+  const text = JSON.stringify(cell);
+  return text.length <= 400 ? text : `${text.slice(0, 400)}… (${text.length} chars)`;
+}
+
+/** Both values of a mismatch; for two lists, the first element that differs. */
+function difference(want: Cell, got: Cell): { postgres: string; lake: string } {
+  if (Array.isArray(want) && Array.isArray(got)) {
+    const at = want.findIndex((w, i) => w !== got[i]);
+    const i = at < 0 ? Math.min(want.length, got.length) : at;
+    const where = `element ${i + 1} of ${want.length} / ${got.length}: `;
+    return { postgres: where + show(want[i]), lake: where + show(got[i]) };
+  }
+  return { postgres: show(want), lake: show(got) };
+}
+
+/** schema.table as the exporter shows it (identifiers.ts displayName): quoted unless plain. */
+function display(fuzz: FuzzCase): string {
+  const part = (p: string) => (/^[a-z_][a-z0-9_$]*$/.test(p) ? p : quoteIdent(p));
+  return `${part(fuzz.schema)}.${part(fuzz.table)}`;
+}
+
+async function insertRows(db: TestDatabase, fuzz: FuzzCase, rows: string[][]): Promise<void> {
+  const head = `INSERT INTO ${fuzz.configName} (${fuzz.columns.map((c) => quoteIdent(c.name)).join(', ')}) VALUES `;
+  let batch: string[] = [];
+  let size = 0;
+  const flush = async () => {
+    if (batch.length) await db.query(`${head}${batch.join(', ')} ON CONFLICT DO NOTHING`);
+    batch = [];
+    size = 0;
+  };
+  for (const row of rows) {
+    const tuple = `(${row.join(', ')})`;
+    batch.push(tuple);
+    size += tuple.length;
+    if (size > 2_000_000 || batch.length >= 500) await flush();
+  }
+  await flush();
+}
+
+function caseConfig(fuzz: FuzzCase): LakeConfig {
+  const table = fuzz.cursor ? { name: fuzz.configName, cursor: fuzz.cursor.name } : { name: fuzz.configName, mode: 'snapshot' };
+  return testConfig([table], { export: { pageRows: fuzz.pageRows, safetyLagSeconds: 0 } });
+}
+
+async function exportOnce(db: TestDatabase, lake: TestLake, fuzz: FuzzCase, request: Parameters<typeof runExport>[1] = {}): Promise<RunOutcome> {
+  const deps = exportDeps(db, lake.store, caseConfig(fuzz));
+  try {
+    return await runExport(deps, request);
+  } finally {
+    await deps.close();
+  }
+}
+
+function outcomeError(outcome: RunOutcome): string | null {
+  const t = outcome.tables[0];
+  return t?.status === 'succeeded' ? null : `${t?.status ?? 'no table'}: ${t?.error ?? ''}`;
+}
+
+async function parquetFiles(lake: TestLake, lakeName: string): Promise<string[]> {
+  return (await lake.store.list(`raw/${lakeName}/`)).filter((k) => k.endsWith('.parquet')).sort().map((k) => path.join(lake.dir, k));
+}
+
+/** Drop a case's database once it is done (cases would otherwise fill the disk). */
+async function dropDatabase(url: string): Promise<void> {
+  const admin = new URL(url);
+  const name = decodeURIComponent(admin.pathname.slice(1));
+  admin.pathname = '/postgres';
+  const client = new pg.Client(admin.href);
+  await client.connect();
+  try {
+    await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function runCase(seed: number, shrink: ShrinkOptions = {}): Promise<CaseResult> {
+  const fuzz = generateCase(seed, shrink);
+  const db = await createDatabase();
+  const lake = createLake();
+  const mismatches: Mismatch[] = [];
+  const fail = (column: string, key: string, postgres: string, lakeValue: string) => mismatches.push({ reader: 'exporter', column, key, postgres, lake: lakeValue });
+  let poisonChecked = false;
+  try {
+    await db.query("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'");
+    for (const statement of fuzz.setup) await db.query(statement);
+    await db.query(fuzz.ddl);
+    await insertRows(db, fuzz, fuzz.rows);
+    const resolved = resolveTable(caseConfig(fuzz).tables[0]);
+
+    // A value README says fails by name: the run fails naming table, column, value and key, and publishes nothing.
+    if (fuzz.poison) {
+      const p = fuzz.poison;
+      const keys = fuzz.columns.filter((c) => c.role === 'key').map((c) => `${quoteIdent(c.name)}::text AS ${quoteIdent(`k ${c.name}`)}`);
+      const [inserted] = await db.query(
+        `INSERT INTO ${fuzz.configName} (${fuzz.columns.map((c) => quoteIdent(c.name)).join(', ')}) VALUES (${p.row.join(', ')}) ON CONFLICT DO NOTHING RETURNING ctid::text AS ctid, ${keys.join(', ')}`,
+      );
+      if (inserted) {
+        const outcome = await exportOnce(db, lake, fuzz);
+        const error = outcome.tables[0]?.error ?? '';
+        const where = `ValueError: ${display(fuzz)}.${p.column}${p.element ? '[]' : ''}: value ${p.valueText} ${p.reason}`;
+        const keyNamed = fuzz.columns.filter((c) => c.role === 'key').every((c) => error.includes(`${c.name}=${inserted[`k ${c.name}`]}`));
+        if (outcome.tables[0]?.status !== 'failed' || !error.startsWith(where) || !keyNamed) {
+          fail(p.column, JSON.stringify(inserted), `fails by name: ${where} … (row … ${fuzz.keyColumns.map((k) => `${k}=${inserted[`k ${k}`]}`).join(', ')})`, outcomeError(outcome) ?? 'succeeded');
+        }
+        const published = await parquetFiles(lake, resolved.lakeName);
+        if (published.length) fail(p.column, JSON.stringify(inserted), 'nothing published after a failed run', `${published.length} files`);
+        await db.query(`DELETE FROM ${fuzz.configName} WHERE ctid = $1::tid`, [inserted.ctid]);
+        poisonChecked = true;
+      }
+    }
+
+    const first = await exportOnce(db, lake, fuzz);
+    const firstError = outcomeError(first);
+    if (firstError) fail('(run)', '-', 'succeeded', firstError);
+    if (fuzz.cursor?.nullable && !firstError) {
+      const [{ n }] = await db.query(`SELECT count(*)::text AS n FROM ${fuzz.configName} WHERE ${quoteIdent(fuzz.cursor.name)} IS NULL`);
+      if (String(first.tables[0].nullCursorRows) !== n) fail('(run)', '-', `${n} NULL-cursor rows reported`, String(first.tables[0].nullCursorRows));
+    }
+    if (fuzz.laterRows.length && !firstError) {
+      await insertRows(db, fuzz, fuzz.laterRows);
+      const later = outcomeError(await exportOnce(db, lake, fuzz));
+      if (later) fail('(later run)', '-', 'succeeded', later);
+    }
+    if (!firstError) {
+      let request: Parameters<typeof runExport>[1] = { full: true };
+      if (fuzz.rerun === 'window' && fuzz.cursor) {
+        const c = quoteIdent(fuzz.cursor.name);
+        const [bound] = await db.query(`SELECT ${c}::text AS at FROM ${fuzz.configName} WHERE ${c} IS NOT NULL ORDER BY ${c} OFFSET (SELECT count(*) / 3 FROM ${fuzz.configName}) LIMIT 1`);
+        const [now] = await db.query('SELECT now()::text AS at');
+        if (bound) request = { window: { from: bound.at!, to: now.at! } };
+      }
+      const rerun = outcomeError(await exportOnce(db, lake, fuzz, request));
+      if (rerun) fail('(re-run)', JSON.stringify(request), 'succeeded', rerun);
+    }
+
+    // Postgres's own canonical text of every cell: the truth.
+    const compared = fuzz.columns.map((c) => ({ name: c.name, kind: c.type.kind, array: c.array }) satisfies ReadColumn);
+    const select = compared.map((c, i) => `${c.array ? pgCanonicalArray(c.kind, quoteIdent(c.name)) : pgCanonical(c.kind, quoteIdent(c.name))} AS c${i}`);
+    const where = fuzz.cursor ? ` WHERE ${quoteIdent(fuzz.cursor.name)} IS NOT NULL` : '';
+    const truth = (await db.query(`SELECT ${select.join(', ')} FROM ${fuzz.configName}${where}`)).map((row) => compared.map((c, i) => normalizeCell(c.kind, c.array, row[`c${i}`] ?? null)));
+    const keyIndexes = fuzz.columns.flatMap((c, i) => (c.role === 'key' ? [i] : []));
+    const keyOf = (cells: Cell[]) => JSON.stringify(keyIndexes.map((i) => cells[i]));
+    const expected = new Map(truth.map((cells) => [keyOf(cells), cells]));
+
+    const files = firstError ? [] : await parquetFiles(lake, resolved.lakeName);
+    const duck = (await readWithDuckdb(files, compared)).map((row) => compared.map((c, i) => normalizeCell(c.kind, c.array, row[i] as string | null)));
+    const hyp = await readWithHyparquet(files, compared);
+    const hypRows = hyp.rows.map((row) => compared.map((c, i) => normalizeCell(c.kind, c.array, hyparquetCell(c, row[i], hyp.scales.get(c.name)))));
+    let cells = 0;
+    if (!firstError) {
+      for (const [reader, rows] of [['duckdb', duck], ['hyparquet', hypRows]] as const) {
+        const seen = new Set<string>();
+        for (const cells_ of rows) {
+          const key = keyOf(cells_);
+          if (seen.has(key)) { mismatches.push({ reader, column: '(row)', key, postgres: 'once', lake: 'twice or more' }); continue; }
+          seen.add(key);
+          const want = expected.get(key);
+          if (!want) { mismatches.push({ reader, column: '(row)', key, postgres: '(no such row)', lake: 'present' }); continue; }
+          compared.forEach((c, i) => {
+            cells++;
+            if (!sameCell(want[i], cells_[i])) mismatches.push({ reader, column: c.name, key, ...difference(want[i], cells_[i]) });
+          });
+        }
+        for (const key of expected.keys()) if (!seen.has(key)) mismatches.push({ reader, column: '(row)', key, postgres: 'present', lake: '(missing)' });
+      }
+    }
+    return { fuzz, rows: truth.length, cells, poisonChecked, mismatches };
+  } finally {
+    await db.close();
+    lake.remove();
+    await dropDatabase(db.url).catch(() => undefined);
+  }
+}
+
+/** The command that runs exactly this case again. */
+export function reproduce(seed: number, shrink: ShrinkOptions = {}): string {
+  const parts = ['npm run fuzz -- --seed', String(seed), '--cases 1'];
+  if (shrink.onlyColumns) parts.push('--columns', `'${JSON.stringify(shrink.onlyColumns).replaceAll("'", "'\\''")}'`);
+  if (shrink.maxRows !== undefined) parts.push('--rows', String(shrink.maxRows));
+  return parts.join(' ');
+}
+
+/**
+ * A smaller case that still fails: first only the failing column (key and cursor stay), then
+ * halving the rows while it keeps failing. Each try is a whole case (seconds), so it is bounded.
+ */
+export async function shrinkCase(result: CaseResult, budgetMs: number): Promise<{ shrink: ShrinkOptions; result: CaseResult }> {
+  const started = Date.now();
+  let best: { shrink: ShrinkOptions; result: CaseResult } = { shrink: {}, result };
+  const column = result.mismatches.find((m) => !m.column.startsWith('('))?.column;
+  if (column && !result.fuzz.poison) {
+    const tried = await runCase(result.fuzz.seed, { onlyColumns: [column] });
+    if (tried.mismatches.length) best = { shrink: { onlyColumns: [column] }, result: tried };
+  }
+  let rows = best.result.fuzz.rows.length;
+  while (rows > 1 && Date.now() - started < budgetMs) {
+    rows = Math.floor(rows / 2);
+    const shrink = { ...best.shrink, maxRows: rows };
+    const tried = await runCase(result.fuzz.seed, shrink);
+    if (!tried.mismatches.length) break;
+    best = { shrink, result: tried };
+  }
+  return best;
+}
+
+export function describeFailure(result: CaseResult, shrink: ShrinkOptions, limit = 12): string {
+  const { fuzz } = result;
+  const lines = [
+    `MISMATCH seed ${fuzz.seed} (pageRows ${fuzz.pageRows}, ${fuzz.rows.length} rows${fuzz.laterRows.length ? ` + ${fuzz.laterRows.length} later` : ''}, re-run ${fuzz.rerun}${fuzz.cursor ? `, cursor ${fuzz.cursor.type}` : ', snapshot'})`,
+    ...fuzz.setup.map((s) => `  ${s};`),
+    `  ${fuzz.ddl.replaceAll('\n', '\n  ')};`,
+    ...result.mismatches.slice(0, limit).map((m) => `  [${m.reader}] column ${JSON.stringify(m.column)} key ${m.key}: postgres ${m.postgres} | lake ${m.lake}`),
+  ];
+  if (result.mismatches.length > limit) lines.push(`  … ${result.mismatches.length - limit} more`);
+  lines.push(`  reproduce: ${reproduce(fuzz.seed, shrink)}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,87 @@
+// The two independent lake readers: DuckDB (C++, its own Parquet reader) and hyparquet (pure
+// JavaScript); neither shares code with parquet-wasm (Rust) that wrote the files, nor with the
+// exporter's decoders. Each returns, per lake row, the canonical text of every compared column.
+import { readFileSync } from 'node:fs';
+import { parquetMetadata, parquetReadObjects, type FileMetaData } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
+import { duckdb } from '../support/local-stack.ts';
+import { duckCanonical, duckCanonicalArray, fromDuckHex, hyparquetCanonical, type Cell } from './canonical.ts';
+import type { Kind } from './types.ts';
+
+export interface ReadColumn {
+  readonly name: string;
+  readonly kind: Kind;
+  readonly array: boolean;
+}
+
+/** Canonical texts (before normalization) per row, one entry per column in `columns` order. */
+export type LakeRows = (string | null | unknown[])[][];
+
+const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
+const duckIdent = (s: string) => `"${s.replaceAll('"', '""')}"`;
+
+export async function readWithDuckdb(files: string[], columns: readonly ReadColumn[]): Promise<LakeRows> {
+  if (!files.length) return [];
+  const select = columns.map((c, i) => `${c.array ? duckCanonicalArray(c.kind, duckIdent(c.name)) : duckCanonical(c.kind, duckIdent(c.name))} AS c${i}`);
+  // hive_partitioning off: a column named year or day is the file's own, not the folder's.
+  const rows = await duckdb<Record<string, string | null>>(
+    `SELECT ${select.join(', ')} FROM read_parquet([${files.map(sqlString).join(', ')}], hive_partitioning = false)`,
+  );
+  return rows.map((row) => columns.map((c, i) => fromDuckHex(c.array, row[`c${i}`] ?? null)));
+}
+
+/**
+ * hyparquet converts DECIMAL to a JS number (inexact beyond 15 digits), so its annotation is
+ * taken off the schema before reading: the unscaled integers come through raw and are scaled
+ * here. Dates and timestamps come as their day and µs counts, byte arrays as bytes.
+ */
+export async function readWithHyparquet(files: string[], columns: readonly ReadColumn[]): Promise<{ rows: unknown[][]; scales: Map<string, number> }> {
+  const out: unknown[][] = [];
+  const scales = new Map<string, number>();
+  for (const path of files) {
+    const bytes = readFileSync(path);
+    const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    const metadata: FileMetaData = parquetMetadata(file);
+    for (const [column, scale] of takeDecimalAnnotations(metadata)) scales.set(column, scale);
+    const rows = await parquetReadObjects({
+      file, metadata, compressors, utf8: false,
+      parsers: {
+        dateFromDays: (days: number) => days,
+        timestampFromMicroseconds: (micros: bigint) => micros,
+        // Buffer keeps a leading U+FEFF; hyparquet's default TextDecoder would drop it.
+        stringFromBytes: (bytes: Uint8Array | undefined) => bytes && Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'),
+      },
+    });
+    for (const row of rows) out.push(columns.map((c) => row[c.name] ?? null));
+  }
+  return { rows: out, scales };
+}
+
+/** Remove DECIMAL annotations; the scale of each top-level column that had one (list elements included). */
+function takeDecimalAnnotations(metadata: FileMetaData): Map<string, number> {
+  const scales = new Map<string, number>();
+  const { schema } = metadata;
+  let next = 1;
+  const visit = (top: string | null): void => {
+    const element = schema[next++];
+    const column = top ?? element.name;
+    if (element.converted_type === 'DECIMAL' || element.logical_type?.type === 'DECIMAL') {
+      scales.set(column, element.scale ?? 0);
+      delete element.converted_type;
+      delete element.logical_type;
+    }
+    for (let k = 0; k < (element.num_children ?? 0); k++) visit(column);
+  };
+  for (let c = 0; c < (schema[0].num_children ?? 0); c++) visit(null);
+  return scales;
+}
+
+/** Canonical text of a hyparquet value: scalar, or a JSON list of element texts. */
+export function hyparquetCell(column: ReadColumn, value: unknown, scale: number | undefined): string | null {
+  if (value === null || value === undefined) return null;
+  if (!column.array) return hyparquetCanonical(column.kind, value, scale);
+  if (!Array.isArray(value)) return `<not a list: ${String(value)}>`;
+  return JSON.stringify(value.map((e) => hyparquetCanonical(column.kind, e, scale)));
+}
+
+export type { Cell };
