@@ -1,11 +1,16 @@
 // `pg-lake-export discover` against a real PostgreSQL: the tables it finds, the warnings it
 // gives (exact text), the YAML it prints (loads through the config schema) and the CLI shapes.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { discoverTables, renderConfig, type DiscoveredTable } from '../../bin/local/discover.ts';
 import { parseConfig, resolveTable } from '../../lambdas/core/config.ts';
 import { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
 import { cli } from '../support/cli.ts';
-import { createDatabase, stopPostgres, type TestDatabase } from '../support/local-stack.ts';
+import { createDatabase, createLake, stopPostgres, type TestDatabase } from '../support/local-stack.ts';
+
+const REPO = path.resolve(import.meta.dirname, '../..');
 
 const SCHEMA = `
 CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(10,2), updated_at timestamptz NOT NULL);
@@ -42,7 +47,8 @@ INSERT INTO metrics SELECT g, '2024-06-01'::timestamptz + g * interval '1 day', 
 CREATE TABLE lookup (code text PRIMARY KEY, label text);
 CREATE TABLE legacy (id int PRIMARY KEY, updated_at text);`;
 
-const NO_CURSOR = 'no cursor column (updated_at, modified_at, last_update, last_modified); add one that every write sets, or set cursor: by hand';
+const SNAPSHOT = 'proposed as mode: snapshot, which copies the whole table every run; to export only new and changed rows, add an updated_at timestamptz column that every write sets (a BEFORE UPDATE trigger, see the README), then drop the mode line';
+const NO_CURSOR = `no cursor column (updated_at, modified_at, last_update, last_modified): ${SNAPSHOT}`;
 
 // What discover must say about each table, exactly.
 const EXPECTED: Record<string, Pick<DiscoveredTable, 'cursor' | 'primaryKey' | 'estimatedRows' | 'warnings'>> = {
@@ -84,7 +90,7 @@ const EXPECTED: Record<string, Pick<DiscoveredTable, 'cursor' | 'primaryKey' | '
     cursor: null,
     primaryKey: ['id'],
     estimatedRows: 0,
-    warnings: ['no usable cursor column: "updated_at" is text; a cursor must be timestamptz, timestamp or date'],
+    warnings: [`no usable cursor column: "updated_at" is text; a cursor must be timestamptz, timestamp or date: ${SNAPSHOT}`],
   },
   'public.lookup': { cursor: null, primaryKey: ['code'], estimatedRows: 0, warnings: [NO_CURSOR] },
   'public.metrics': { cursor: 'updated_at', primaryKey: ['id', 'updated_at'], estimatedRows: 400, warnings: [] },
@@ -111,12 +117,20 @@ const EXPECTED: Record<string, Pick<DiscoveredTable, 'cursor' | 'primaryKey' | '
   },
 };
 
+const SOURCE_TEMPLATE = `# Before \`cdk synth\` / \`cdk deploy\`, add where the database is (local runs use DATABASE_URL
+# instead). Uncomment and fill in:
+# source:
+#   secretArn: arn:aws:secretsmanager:<region>:<account>:secret:<name>  # RDS-format secret: host, port, dbname, username, password
+#   vpcId: vpc-<id>                # the VPC the database is reachable in
+#   securityGroupId: sg-<id>       # for the functions; the database's security group must admit it on the database port
+#   subnetIds: [subnet-<id>]       # private subnets with a route to S3 and Secrets Manager (default: the VPC's private subnets)
+`;
+
 const GOLDEN_YAML = `# lake.config.yaml written by \`pg-lake-export discover\`.
-# 8 tables ready, 2 without a cursor column (commented out).
+# 8 tables by a cursor column (new and changed rows each run), 2 as mode: snapshot (no cursor column: the whole table each run).
 # Read the warnings under each table. Rows and sizes are the catalog's estimates.
-# Defaults apply to everything not written here (lake prefix raw, Glue database lake, daily
-# schedule at 02:00 UTC); add source: with the secret, VPC and security group before deploying.
-tables:
+# Defaults apply to everything not written here (lake prefix raw, daily schedule at 02:00 UTC).
+${SOURCE_TEMPLATE}tables:
   # "Sales Data"."Order Items": ~0 rows, <size>
   # warning: no index starts with updated_at: every page query scans the table; CREATE INDEX CONCURRENTLY ON "Sales Data"."Order Items" ("updated_at", "Order ID", "line no")
   - name: '"Sales Data"."Order Items"'
@@ -142,13 +156,15 @@ tables:
     cursor: last_modified
     primaryKey: [id]
   # public.legacy: ~0 rows, <size>
-  # not exported: no usable cursor column: "updated_at" is text; a cursor must be timestamptz, timestamp or date
-  # - name: public.legacy
-  #   cursor: <column>
+  # warning: no usable cursor column: "updated_at" is text; a cursor must be timestamptz, timestamp or date: ${SNAPSHOT}
+  - name: public.legacy
+    mode: snapshot
+    primaryKey: [id]
   # public.lookup: ~0 rows, <size>
-  # not exported: no cursor column (updated_at, modified_at, last_update, last_modified); add one that every write sets, or set cursor: by hand
-  # - name: public.lookup
-  #   cursor: <column>
+  # warning: ${NO_CURSOR}
+  - name: public.lookup
+    mode: snapshot
+    primaryKey: [code]
   # public.metrics: ~400 rows, <size>
   - name: public.metrics
     cursor: updated_at
@@ -196,24 +212,25 @@ describe('pg-lake-export discover', () => {
   it('finds every table (partitions through their parent) with cursor, key, estimates and exact warnings', () => {
     expect(tables.map((t) => t.name)).toEqual(Object.keys(EXPECTED));
     for (const table of tables) {
-      expect({ name: table.name, cursor: table.cursor, primaryKey: table.primaryKey, estimatedRows: table.estimatedRows, warnings: table.warnings })
-        .toEqual({ name: table.name, ...EXPECTED[table.name] });
+      expect({ name: table.name, mode: table.mode, cursor: table.cursor, primaryKey: table.primaryKey, estimatedRows: table.estimatedRows, warnings: table.warnings })
+        .toEqual({ name: table.name, mode: EXPECTED[table.name].cursor ? 'incremental' : 'snapshot', ...EXPECTED[table.name] });
       expect(table.sizeBytes).toBeGreaterThan(0);
     }
-    expect(tables.filter((t) => t.skipped).map((t) => t.name)).toEqual(['public.legacy', 'public.lookup']);
+    expect(tables.filter((t) => t.mode === 'snapshot').map((t) => t.name)).toEqual(['public.legacy', 'public.lookup']);
   });
 
-  it('prints YAML that loads through the config schema and names the tables with a cursor', () => {
+  it('prints YAML that loads through the config schema, tables without a cursor as snapshots', () => {
     const text = renderConfig(tables);
     const config = parseConfig(text);
     expect(config.tables.map((t) => resolveTable(t).display)).toEqual([
-      '"Sales Data"."Order Items"', 'public.audit_log', 'public.documents', 'public.events', 'public.metrics',
+      '"Sales Data"."Order Items"', 'public.audit_log', 'public.documents', 'public.events', 'public.legacy', 'public.lookup', 'public.metrics',
       'public.orders', 'public.readings', 'public.sessions',
     ]);
+    expect(config.tables.find((t) => t.name === 'public.lookup')).toMatchObject({ mode: 'snapshot', primaryKey: ['code'] });
     expect(config.tables[0]).toMatchObject({ name: '"Sales Data"."Order Items"', cursor: 'updated_at', primaryKey: ['Order ID', 'line no'] });
     expect(config.tables.find((t) => t.name === 'public.events')).toMatchObject({ cursor: 'last_modified', primaryKey: ['id'] });
     expect(config.tables.find((t) => t.name === 'public.audit_log')!.primaryKey).toBeUndefined();
-    expect(text).toContain(`  # not exported: ${NO_CURSOR}\n  # - name: public.lookup\n`);
+    expect(text).toContain(`  # warning: ${NO_CURSOR}\n  - name: public.lookup\n    mode: snapshot\n    primaryKey: [code]\n`);
     expect(text).toContain("  - name: '\"Sales Data\".\"Order Items\"'\n    cursor: updated_at\n    primaryKey: ['Order ID', 'line no']\n");
     expect(text).toContain('  # warning: no index starts with last_modified: every page query scans the table; CREATE INDEX CONCURRENTLY ON "public"."events" ("last_modified", "id")\n  - name: public.events\n');
   });
@@ -251,11 +268,12 @@ describe('pg-lake-export discover', () => {
     const result = await cli(['discover'], { DATABASE_URL: db.url });
     expect(result.code).toBe(0);
     expect(result.stdout).toBe(renderConfig(tables));
-    expect(parseConfig(result.stdout).tables).toHaveLength(8);
+    expect(parseConfig(result.stdout).tables).toHaveLength(10);
     expect(result.stderr).toBe([
-      'discovered 10 tables: 8 in the config, 2 without a cursor column (commented out)',
+      'discovered 10 tables: 8 by a cursor column, 2 as mode: snapshot (no cursor column)',
+      '  copied whole every run (add an updated_at column kept by a trigger to export only changes): public.legacy, public.lookup',
       '  need primaryKey before they can run: public.audit_log',
-      '  14 warnings: read the "# warning:" comments above each table',
+      '  16 warnings: read the "# warning:" comments above each table',
       '',
     ].join('\n'));
   });
@@ -266,8 +284,8 @@ describe('pg-lake-export discover', () => {
     const output = JSON.parse(result.stdout);
     expect(Object.keys(output)).toEqual(['tables']);
     expect(output.tables).toHaveLength(1);
-    expect(Object.keys(output.tables[0])).toEqual(['name', 'cursor', 'primaryKey', 'estimatedRows', 'sizeBytes', 'warnings']);
-    expect(output.tables[0]).toMatchObject({ name: '"Sales Data"."Order Items"', ...EXPECTED['"Sales Data"."Order Items"'] });
+    expect(Object.keys(output.tables[0])).toEqual(['name', 'mode', 'cursor', 'primaryKey', 'estimatedRows', 'sizeBytes', 'warnings']);
+    expect(output.tables[0]).toMatchObject({ name: '"Sales Data"."Order Items"', mode: 'incremental', ...EXPECTED['"Sales Data"."Order Items"'] });
     const all = JSON.parse((await cli(['discover', '--json'], { DATABASE_URL: db.url })).stdout);
     expect(all.tables.map((t: { name: string }) => t.name)).toEqual(Object.keys(EXPECTED));
   });
@@ -277,22 +295,100 @@ describe('pg-lake-export discover', () => {
     expect([noDb.code, noDb.stderr.trim()]).toEqual([1, 'error: ConfigError: DATABASE_URL is not set: export DATABASE_URL=postgres://user:password@host:5432/db']);
     const badSchema = await cli(['discover', '--schema', 'public,nope'], { DATABASE_URL: db.url });
     expect([badSchema.code, badSchema.stderr.trim()]).toEqual([1, 'error: ConfigError: --schema: no schema named "nope" (schemas: Sales Data, public)']);
-    await db.query('CREATE SCHEMA bare; CREATE TABLE bare.codes (code text PRIMARY KEY)');
+    await db.query('CREATE SCHEMA bare');
     const none = await cli(['discover', '--schema', 'bare'], { DATABASE_URL: db.url });
-    expect([none.code, none.stdout, none.stderr.trim()]).toEqual([1, '', 'error: ConfigError: discover: none of the 1 tables has a cursor column (updated_at, modified_at, last_update, last_modified of type timestamptz, timestamp or date); add one, or write the config by hand']);
-    const noneJson = await cli(['discover', '--schema', 'bare', '--json'], { DATABASE_URL: db.url });
-    expect(noneJson.code).toBe(0);
-    expect(JSON.parse(noneJson.stdout).tables[0]).toMatchObject({ name: 'bare.codes', cursor: null, warnings: [NO_CURSOR] });
+    expect([none.code, none.stdout, none.stderr.trim()]).toEqual([1, '', 'error: ConfigError: discover: no tables found; check --schema and that the database user can see the tables']);
     await db.query('DROP SCHEMA bare CASCADE');
     const empty = await cli(['discover', '--schema', ','], { DATABASE_URL: db.url });
     expect([empty.code, empty.stderr.split('\n')[0]]).toEqual([2, 'error: --schema takes a comma-separated list of schema names']);
+  });
+
+  it('--out writes a new file with a source: template, refuses to overwrite without --force, and keeps the other sections', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'discover-out-'));
+    try {
+      const fresh = path.join(dir, 'new.yaml');
+      const written = await cli(['discover', '--out', fresh, '--schema', 'Sales Data'], { DATABASE_URL: db.url });
+      expect([written.code, written.stdout]).toEqual([0, '']);
+      expect(written.stderr).toContain(`wrote ${fresh}\n`);
+      const text = readFileSync(fresh, 'utf8');
+      expect(text).toContain(SOURCE_TEMPLATE);
+      expect(parseConfig(text).tables.map((t) => t.name)).toEqual(['"Sales Data"."Order Items"']);
+
+      // The clone's sample config: discover must not truncate it, and with --force keeps all but tables:.
+      const sample = readFileSync(path.join(REPO, 'lake.config.yaml'), 'utf8');
+      const target = path.join(dir, 'lake.config.yaml');
+      writeFileSync(target, sample);
+      const refused = await cli(['discover', '--out', target], { DATABASE_URL: db.url });
+      expect([refused.code, refused.stdout, refused.stderr]).toEqual([2, '', `error: --out: ${target} exists; add --force to replace its tables: (its source:, lake:, schedule:, export: and alarms: sections are kept)\n(see pg-lake-export discover --help)\n`]);
+      expect(readFileSync(target, 'utf8')).toBe(sample);
+
+      const forced = await cli(['discover', '--out', target, '--force', '--schema', 'Sales Data'], { DATABASE_URL: db.url });
+      expect(forced.code, forced.stderr).toBe(0);
+      expect(forced.stderr).toContain(`wrote ${target} (its tables replaced, its other sections kept)\n`);
+      const merged = readFileSync(target, 'utf8');
+      const before = parseConfig(sample);
+      const after = parseConfig(merged);
+      expect({ lake: after.lake, source: after.source, schedule: after.schedule, export: after.export, alarms: after.alarms })
+        .toEqual({ lake: before.lake, source: before.source, schedule: before.schedule, export: before.export, alarms: before.alarms });
+      expect(after.tables.map((t) => t.name)).toEqual(['"Sales Data"."Order Items"']);
+      // Its comments stay; no source: template beside a real source: section.
+      expect(merged.startsWith(sample.split('\n')[0])).toBe(true);
+      expect(merged).not.toContain('# source:');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("the README's trigger keeps updated_at current on an UPDATE that does not set it", async () => {
+    const readme = readFileSync(path.join(REPO, 'README.md'), 'utf8');
+    const sql = /an `UPDATE` that does not set\s+`updated_at`[\s\S]*?```sql\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(sql).toBeDefined();
+    await db.query(`CREATE SCHEMA trig; SET search_path = trig; CREATE TABLE orders (id int PRIMARY KEY, status text);
+      INSERT INTO orders VALUES (1, 'new'), (2, 'new')`);
+    try {
+      await db.query(sql!);
+      const [before] = await db.query('SELECT updated_at FROM orders WHERE id = 1');
+      await db.query("UPDATE orders SET status = 'paid' WHERE id = 1");
+      const rows = await db.query('SELECT id, updated_at > $1::timestamptz AS moved FROM orders ORDER BY id', [before.updated_at]);
+      expect(rows).toEqual([{ id: '1', moved: 't' }, { id: '2', moved: 'f' }]);
+      // discover now finds the cursor instead of proposing a snapshot.
+      const [found] = await discoverTables(source, { schemas: ['trig'] });
+      expect({ mode: found.mode, cursor: found.cursor }).toEqual({ mode: 'incremental', cursor: 'updated_at' });
+    } finally {
+      await db.query('RESET search_path; DROP SCHEMA trig CASCADE; DROP FUNCTION IF EXISTS public.set_updated_at(), trig.set_updated_at()');
+    }
+  });
+
+  it("the README's steps work in order: discover --out, run (a snapshot table too), query", async () => {
+    await db.query(`CREATE SCHEMA shop2;
+      CREATE TABLE shop2.orders (id int PRIMARY KEY, total numeric(8,2), updated_at timestamptz NOT NULL);
+      INSERT INTO shop2.orders SELECT g, g, '2024-01-01'::timestamptz + g * interval '1 hour' FROM generate_series(1, 50) g;
+      CREATE TABLE shop2.codes (code text PRIMARY KEY, label text);
+      INSERT INTO shop2.codes VALUES ('a', 'A'), ('b', 'B'), ('c', 'C')`);
+    const lake = createLake();
+    try {
+      const config = path.join(lake.dir, 'lake.config.yaml');
+      const env = { DATABASE_URL: db.url };
+      expect((await cli(['discover', '--out', config, '--schema', 'shop2'], env)).code).toBe(0);
+      expect(parseConfig(readFileSync(config, 'utf8')).tables.map((t) => [t.name, t.mode])).toEqual([['shop2.codes', 'snapshot'], ['shop2.orders', 'incremental']]);
+      const run = await cli(['run', '--config', config, '--lake', lake.url, '--json'], env);
+      expect(run.code, run.stderr).toBe(0);
+      expect(JSON.parse(run.stdout).tables.map((t: { table: string; status: string; rows: number }) => [t.table, t.status, t.rows])).toEqual([['codes', 'succeeded', 3], ['orders', 'succeeded', 50]]);
+      const query = await cli(['query', 'SELECT (SELECT count(*) FROM codes) AS codes, (SELECT sum(total) FROM orders_current) AS total', '--config', config, '--lake', lake.url, '--json']);
+      expect(query.code, query.stderr).toBe(0);
+      expect(JSON.parse(query.stdout)).toEqual([{ codes: '3', total: '1275.00' }]);
+    } finally {
+      lake.remove();
+      await db.query('DROP SCHEMA shop2 CASCADE');
+    }
   });
 
   it('explains usage', async () => {
     const help = await cli(['discover', '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('--schema s1,s2');
-    expect((await cli(['--help'])).stdout).toContain('discover print a lake.config.yaml');
+    expect((await cli(['--help'])).stdout).toContain('discover write a lake.config.yaml');
+    expect(help.stdout).toContain('--out FILE');
     const flag = await cli(['discover', '--colour']);
     expect(flag.code).toBe(2);
     expect(flag.stderr).toContain("Unknown option '--colour'");
