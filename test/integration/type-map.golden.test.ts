@@ -18,7 +18,8 @@ CREATE TABLE golden (
   c_date date, c_ts timestamp, c_tstz timestamptz,
   c_time time, c_timetz timetz, c_interval interval, c_uuid uuid, c_inet inet, c_enum mood,
   c_json json, c_jsonb jsonb, c_bytea bytea, c_grams grams, c_point point,
-  c_int_arr int4[], c_text_arr text[], c_num_arr numeric(6,2)[], c_uuid_arr uuid[], c_ts_arr timestamptz[]
+  c_int_arr int4[], c_text_arr text[], c_num_arr numeric(6,2)[], c_uuid_arr uuid[], c_ts_arr timestamptz[],
+  c_num_sp numeric(2,5), c_num_neg numeric(3,-2), c_long_arr int4[], c_sp_arr numeric(2,5)[]
 );`;
 
 const ROWS = `
@@ -62,6 +63,10 @@ INSERT INTO golden VALUES (6, '2024-12-31 23:59:59.999999+00',
   '-0', '-0', NULL, NULL, NULL, NULL,
   '1999-12-31', '2000-01-01 00:00:00', '1969-12-31 23:59:59.999999+00',
   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+-- scale above precision, negative scale; arrays holding far more elements than the page has rows
+UPDATE golden SET c_num_sp = 0.00099, c_num_neg = 99900, c_long_arr = ARRAY(SELECT g FROM generate_series(10000, 13000) g), c_sp_arr = '{0.00012,NULL,-0.00099}' WHERE id = 2;
+UPDATE golden SET c_num_sp = -0.00001, c_num_neg = -100, c_long_arr = '{7}', c_sp_arr = '{}' WHERE id = 3;
+UPDATE golden SET c_num_sp = 0, c_num_neg = 0, c_long_arr = ARRAY(SELECT g FROM generate_series(-500, 500) g) WHERE id = 4;
 `;
 
 type Kind = 'text' | 'number' | 'float4' | 'float8' | 'json';
@@ -97,6 +102,9 @@ const PROBES: Probe[] = [
   { column: 'c_text_arr', pg: 'to_jsonb(c_text_arr)::text', duck: 'CAST(to_json(c_text_arr) AS VARCHAR)', kind: 'json' },
   { column: 'c_num_arr', pg: 'to_jsonb(c_num_arr)::text', duck: 'CAST(to_json(c_num_arr) AS VARCHAR)', kind: 'json' },
   { column: 'c_uuid_arr', pg: 'to_jsonb(c_uuid_arr)::text', duck: 'CAST(to_json(c_uuid_arr) AS VARCHAR)', kind: 'json' },
+  { ...text('c_num_sp'), kind: 'number' }, { ...text('c_num_neg'), kind: 'number' },
+  { column: 'c_long_arr', pg: 'to_jsonb(c_long_arr)::text', duck: 'CAST(to_json(c_long_arr) AS VARCHAR)', kind: 'json' },
+  { column: 'c_sp_arr', pg: 'to_jsonb(c_sp_arr)::text', duck: 'CAST(to_json(c_sp_arr) AS VARCHAR)', kind: 'json' },
   {
     column: 'c_ts_arr',
     pg: `CASE WHEN c_ts_arr IS NOT NULL THEN coalesce((SELECT jsonb_agg(CASE WHEN e IS NULL THEN NULL ELSE (extract(epoch FROM e) * 1000000)::numeric(30,0) END ORDER BY o) FROM unnest(c_ts_arr) WITH ORDINALITY AS u(e, o)), '[]')::text END`,
@@ -110,7 +118,8 @@ function normalize(kind: Kind, value: string | null): unknown {
   switch (kind) {
     case 'text': return value;
     // Decimal text: same digits whatever the scale padding (1.5 = 1.500000000).
-    case 'number': return value.includes('.') ? value.replace(/0+$/, '').replace(/\.$/, '') : value;
+    // DuckDB prints decimal(p,p) without its leading zero (.00099).
+    case 'number': return value.includes('.') ? value.replace(/^(-?)\./, '$10.').replace(/0+$/, '').replace(/\.$/, '') : value;
     case 'float4':
     case 'float8': {
       const word = value.toLowerCase();
@@ -163,11 +172,14 @@ describe('golden type round trip', () => {
   it('writes the Parquet types of the type map', async () => {
     const [{ file }] = await duckdb<{ file: string }>(`SELECT file FROM glob(${parquetGlob(lake, 'golden')}) LIMIT 1`);
     const schema = await duckdb<{ name: string; type: string; logical_type: string | null; converted_type: string | null }>(
-      `SELECT name, type, CAST(logical_type AS VARCHAR) AS logical_type, converted_type FROM parquet_schema('${file}') WHERE name IN ('c_int2', 'c_num', 'c_num38', 'c_tstz', 'c_ts', 'c_date', 'c_bytea', 'c_jsonb')`,
+      `SELECT name, type, CAST(logical_type AS VARCHAR) AS logical_type, converted_type FROM parquet_schema('${file}') WHERE name IN ('c_int2', 'c_num', 'c_num38', 'c_tstz', 'c_ts', 'c_date', 'c_bytea', 'c_jsonb', 'c_num_sp', 'c_num_neg')`,
     );
     const byName = Object.fromEntries(schema.map((s) => [s.name, s]));
     expect(byName.c_num.logical_type).toMatch(/DecimalType\(scale=2, precision=12\)/);
     expect(byName.c_num38.logical_type).toMatch(/DecimalType\(scale=0, precision=38\)/);
+    // README: numeric(p,s) with s > p → decimal(s,s); negative s → decimal(p − s,0)
+    expect(byName.c_num_sp.logical_type).toMatch(/DecimalType\(scale=5, precision=5\)/);
+    expect(byName.c_num_neg.logical_type).toMatch(/DecimalType\(scale=0, precision=5\)/);
     expect(byName.c_tstz.logical_type).toMatch(/TimestampType\(isAdjustedToUTC=1, unit=TimeUnit\(MILLIS=<null>, MICROS=MicroSeconds\(\), NANOS=<null>\)\)/);
     expect(byName.c_ts.logical_type).toMatch(/isAdjustedToUTC=0/);
     expect(byName.c_date.converted_type).toBe('DATE');
