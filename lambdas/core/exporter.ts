@@ -70,7 +70,10 @@ export interface TableTask {
   readonly rows: number;
   readonly files: number;
   readonly bytes: number;
+  /** Ready to commit: every page exported and, for a re-run, the replaced pages' history carried. */
   readonly done: boolean;
+  /** Re-runs: null while pages are exported, then how many replaced pages have had their history carried. */
+  readonly carried: number | null;
   readonly nullCursorRows: number;
 }
 
@@ -201,46 +204,25 @@ async function recover(deps: LakeDeps, state: TableState, watermark: Watermark |
 
 // ---------------------------------------------------------------- plan
 
-function pagesOverlapping(manifests: RunManifest[], from: string | null, to: string): Supersede[] {
+/** A canonical cursor text, comparable as a string (fixed width, years 0001–9999). */
+function comparable(text: string | undefined): text is string {
+  return text !== undefined && /^\d{4}-\d{2}-\d{2} /.test(text);
+}
+
+/**
+ * The pages of committed runs that may hold a version whose cursor lies in [from, to] (texts in
+ * the clock the page keys were written in). A page whose bounds cannot be compared is included:
+ * a re-run keeps every version of a replaced page it does not export again, so a page too many
+ * costs time, never data.
+ */
+function pagesOverlapping(manifests: RunManifest[], from: string, to: string): Supersede[] {
   const out: Supersede[] = [];
   for (const m of manifests) {
-    const pages = m.pages.filter((p) => (from === null || p.last[0] >= from) && p.first[0] <= to).map((p) => p.page);
+    const pages = m.pages.filter((p) => p.files.length > 0 && (!comparable(p.first[0]) || !comparable(p.last[0]) || (p.last[0] >= from && p.first[0] <= to))).map((p) => p.page);
     if (pages.length) out.push({ runId: m.runId, pages });
   }
   return out;
 }
-
-/**
- * A window re-run replaces whole pages of earlier runs, so its window widens to cover every
- * page it touches (repeated: a widened window can touch more pages at a shared cursor value).
- */
-async function widenToPages(state: TableState, window: Window, zone: CursorZone | null): Promise<{ window: Window; supersede: Supersede[] }> {
-  const manifests = await state.manifests();
-  // Page keys hold the cursor's own values: for a timestamp cursor in another zone, wall-clock
-  // times. Pages are matched in that clock, and the widened bounds turned back into instants.
-  const wall = (instant: string) => (zone ? zone.wallOf(instant) : instant);
-  let from = window.from === null ? null : wall(window.from);
-  let to = wall(window.to);
-  for (;;) {
-    const supersede = pagesOverlapping(manifests, from, to);
-    let nextFrom = from;
-    let nextTo = to;
-    for (const s of supersede) {
-      const manifest = manifests.find((m) => m.runId === s.runId)!;
-      for (const p of manifest.pages.filter((pg) => s.pages.includes(pg.page))) {
-        if (nextFrom !== null && p.first[0] < nextFrom) nextFrom = p.first[0];
-        if (p.last[0] > nextTo) nextTo = p.last[0];
-      }
-    }
-    if (nextFrom === from && nextTo === to) {
-      const instant = (text: string, prefer: 'earlier' | 'later') => (zone ? zone.instantOf(text, prefer) : text);
-      return { window: { from: from === null ? null : instant(from, 'earlier'), fromInclusive: true, to: instant(to, 'later') }, supersede };
-    }
-    from = nextFrom;
-    to = nextTo;
-  }
-}
-
 
 /** The day before that of a canonical cursor text (as midnight): the last complete day. */
 function lastCompleteDay(canonical: string): string {
@@ -342,7 +324,12 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
         to = watermark.cursor;
         if (from >= to) from = to;
       }
-      ({ window, supersede } = await widenToPages(state, { from, fromInclusive: false, to }, shape.cursor?.typeName === 'timestamp' ? shape.zone : null));
+      // Exactly the window asked for: the pages it touches are replaced, keeping every version
+      // the re-run does not export again (see carryHistory).
+      window = { from, fromInclusive: true, to };
+      // Page keys hold the cursor's own values: for a timestamp cursor in another zone, wall-clock times.
+      const wall = (instant: string) => (shape.cursor?.typeName === 'timestamp' && shape.zone ? shape.zone.wallOf(instant) : instant);
+      supersede = pagesOverlapping(await state.manifests(), wall(from), wall(to));
     } else if (held !== null) {
       deps.log?.('window held at the watermark by a prepared transaction: nothing new is exported until it is committed or rolled back', { table: table.display, gid: run.prepared!.gid, prepared: run.prepared!.prepared });
     } else if (window.from !== null && window.from >= window.to) {
@@ -378,7 +365,7 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
     await state.write(state.pendingRunKey(run.runId), pending);
     return {
       table: table.lakeName, display: table.display, runId: run.runId, startedAt: run.startedAt, exportedAtMicros: run.exportedAtMicros,
-      kind, window, fingerprint: shape.fingerprint, after: null, page: 0, rows: 0, files: 0, bytes: 0,
+      kind, window, fingerprint: shape.fingerprint, after: null, page: 0, rows: 0, files: 0, bytes: 0, carried: null,
       done: window.from !== null && window.from >= window.to && kind === 'scheduled', nullCursorRows,
     };
   } catch (error) {
@@ -440,18 +427,46 @@ export async function planRun(deps: ExportDeps, request: RunRequest = {}, now = 
 
 // ---------------------------------------------------------------- export
 
-/** Export pages until the window is done or `deadline` (epoch ms) is near; returns the new task. */
+/**
+ * Export pages until the window is done or `deadline` (epoch ms) is near, then, for a re-run,
+ * carry the history of the pages it replaces; returns the new task (`done`: ready to commit).
+ */
 export async function exportTable(deps: ExportDeps, task: TableTask, deadline = Number.POSITIVE_INFINITY): Promise<TableTask> {
   if (task.done) return task;
   const table = findTable(deps.config, task.table);
-  const snapshot = table.config.mode === 'snapshot';
   const state = new TableState(deps.store, deps.config.lake.prefix, task.table);
   await renewLease(deps, state, task);
   let renewedAt = Date.now();
+  // Renewed once a quarter of the lease has passed (two requests, not two per page): the lease
+  // stays at least three quarters ahead, and commit is fenced whatever happens here.
+  const keepLease = async (current: TableTask): Promise<void> => {
+    if (Date.now() - renewedAt <= deps.config.export.leaseSeconds * 250) return;
+    await renewLease(deps, state, current);
+    renewedAt = Date.now();
+  };
   const shape = await describeTableShape(deps.source, table, deps.config);
   if (shape.fingerprint !== task.fingerprint) {
     throw new SchemaMismatchError(`${task.display}: the table's columns (or its cursorTimeZone) changed during run ${task.runId}; the next run exports with the new ones`);
   }
+  let current = task;
+  if (current.carried === null) {
+    current = await exportPages(deps, state, shape, current, deadline, keepLease);
+    // Pages done: a re-run next carries what the pages it replaces hold beyond its own versions.
+    if (current.done && (await replacedPages(state, shape, current)).length > 0) current = { ...current, done: false, carried: 0 };
+  }
+  if (current.carried !== null && !current.done) current = await carryHistory(deps, state, shape, current, deadline, keepLease);
+  if (current.done) {
+    // An earlier attempt of this invocation (retried after a timeout, data changed since) may
+    // have journalled pages beyond the last one: they are not part of the run.
+    const beyond = (await state.pendingPages(current.runId)).filter((p) => p.page > current.page);
+    await deps.store.delete(beyond.flatMap((p) => [state.pendingPageKey(current.runId, p.page), ...p.files.map((f) => state.stagedKey(current.runId, f.key))]));
+  }
+  return current;
+}
+
+/** The window's pages, read, encoded, journalled and staged in order, until done or the deadline. */
+async function exportPages(deps: ExportDeps, state: TableState, shape: TableShape, task: TableTask, deadline: number, keepLease: (task: TableTask) => Promise<void>): Promise<TableTask> {
+  const snapshot = shape.table.config.mode === 'snapshot';
   const pageRows = deps.config.export.pageRows;
   const prefix = deps.config.lake.prefix;
   const stamp: RunStamp = { runId: task.runId, exportedAtMicros: task.exportedAtMicros };
@@ -480,12 +495,7 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
     const encoded = await next.encoded;
     if (encoded.spare) spares.push(encoded.spare);
     const pageNo = next.pageNo;
-    // Renewed once a quarter of the lease has passed (two requests, not two per page): the lease
-    // stays at least three quarters ahead, and commit is fenced whatever happens here.
-    if (Date.now() - renewedAt > deps.config.export.leaseSeconds * 250) {
-      await renewLease(deps, state, current);
-      renewedAt = Date.now();
-    }
+    await keepLease(current);
     const files = encoded.files.map((f) => ({ key: dataFileKey(prefix, task.table, f.day, current.runId, pageNo, snapshot), rows: f.rows, bytes: f.parquet.length, parquet: f.parquet }));
     // Journal first, then stage: nothing is visible to a table before commit, and whatever a
     // crash leaves under pending/ is found and removed by the next plan. A retried page
@@ -499,8 +509,10 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
       await Promise.all(files.map((f) => deps.store.put(state.stagedKey(current.runId, f.key), f.parquet)));
     } catch (error) {
       // Throttling outlasting the client's retries: the workflow retries the page later (same keys).
-      const Failure = isTransientStoreError(error) ? ThrottlingError : ExportError;
-      throw new Failure(`${task.display}: page ${pageNo}: upload to ${deps.store.url} failed: ${describeError(error)}`, { cause: error });
+      const Failure = error instanceof ThrottlingError || isTransientStoreError(error) ? ThrottlingError : ExportError;
+      // An adapter's own named error already says what failed where; otherwise say it here.
+      const detail = error instanceof ExportError ? error.message : `upload to ${deps.store.url} failed: ${describeError(error)}`;
+      throw new Failure(`${task.display}: page ${pageNo}: ${detail}`, { cause: error });
     }
     current = {
       ...current,
@@ -553,13 +565,89 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
     await reading?.catch(() => undefined);
     await Promise.all(queue.map((q) => q.encoded.catch(() => undefined)));
   }
-  if (current.done) {
-    // An earlier attempt of this invocation (retried after a timeout, data changed since) may
-    // have journalled pages beyond the last one: they are not part of the run.
-    const beyond = (await state.pendingPages(current.runId)).filter((p) => p.page > current.page);
-    await deps.store.delete(beyond.flatMap((p) => [state.pendingPageKey(current.runId, p.page), ...p.files.map((f) => state.stagedKey(current.runId, f.key))]));
+  return current;
+}
+
+/** The earlier runs' pages a re-run replaces, in a fixed order (the carry's page numbering). */
+async function replacedPages(state: TableState, shape: TableShape, task: TableTask): Promise<{ runId: string; page: number }[]> {
+  // A snapshot replaces the whole table by design: it has no history to keep.
+  if (task.kind === 'scheduled' || shape.table.config.mode === 'snapshot') return [];
+  const planned = await state.read<PendingRun>(state.pendingRunKey(task.runId));
+  if (!planned) throw new WindowConflictError(`${task.display}: run ${task.runId} has no pending run any more (another run removed it); stopping without writing`);
+  return planned.value.supersede.flatMap((s) => s.pages.map((page) => ({ runId: s.runId, page })));
+}
+
+/**
+ * Re-runs repair, never destroy: each page a re-run replaces is rewritten without the versions
+ * the re-run exported again (Postgres's values win) and keeps every other version — history
+ * Postgres no longer holds, or rows outside the window. The kept rows become a page of this run
+ * (journalled, staged, published at commit like any other), numbered after its exported pages;
+ * commit then removes the replaced pages. Resumable page by page across invocations.
+ */
+async function carryHistory(deps: ExportDeps, state: TableState, shape: TableShape, task: TableTask, deadline: number, keepLease: (task: TableTask) => Promise<void>): Promise<TableTask> {
+  const { keepHistory, versionKeys } = await import('./history.ts');
+  const replaced = await replacedPages(state, shape, task);
+  const carried = task.carried ?? 0;
+  const exportedPages = task.page - carried;
+  const own = (await state.pendingPages(task.runId)).filter((p) => p.page <= exportedPages && !p.carriedFrom);
+  const keyColumns = [shape.cursor!.name, ...shape.keyColumns.map((c) => c.name)];
+  // Versions this run exported, by page, loaded for the replaced pages whose cursors they overlap.
+  const exported = new Map<number, Set<string>>();
+  const exportedKeys = async (page: PageEntry): Promise<Set<string>> => {
+    let keys = exported.get(page.page);
+    if (!keys) {
+      keys = new Set<string>();
+      for (const f of page.files) {
+        const staged = await deps.store.get(state.stagedKey(task.runId, f.key));
+        if (!staged) throw new StateError(`${task.display}: run ${task.runId}: staged file ${f.key} of page ${page.page} is missing`);
+        for (const k of versionKeys(staged.body, keyColumns)) keys.add(k);
+      }
+      if (exported.size >= 16) exported.delete(exported.keys().next().value!);
+      exported.set(page.page, keys);
+    }
+    return keys;
+  };
+  const manifests = new Map<string, RunManifest | null>();
+  let current = task;
+  const began = Date.now();
+  for (let i = carried; i < replaced.length; i++) {
+    // At least one page per invocation; then only while two more fit before the deadline.
+    if (i > carried && Date.now() + (2 * (Date.now() - began)) / (i - carried) > deadline) break;
+    await keepLease(current);
+    const { runId, page } = replaced[i];
+    if (!manifests.has(runId)) manifests.set(runId, (await state.read<RunManifest>(state.manifestKey(runId)))?.value ?? null);
+    const old = manifests.get(runId)?.pages.find((p) => p.page === page);
+    const pageNo = exportedPages + i + 1;
+    const files: { key: string; rows: number; bytes: number; parquet: Uint8Array }[] = [];
+    if (old) {
+      const versions = new Set<string>();
+      for (const p of own.filter((o) => cursorRangesOverlap(o, old))) for (const k of await exportedKeys(p)) versions.add(k);
+      for (const f of old.files) {
+        const body = await deps.store.get(f.key);
+        if (!body) throw new StateError(`${task.display}: ${f.key}, listed by run ${runId} page ${page}, is missing from the lake`);
+        const kept = keepHistory(body.body, keyColumns, versions);
+        if (kept.parquet) files.push({ key: `${f.key.slice(0, f.key.lastIndexOf('/') + 1)}${task.runId}-p${String(pageNo).padStart(6, '0')}.parquet`, rows: kept.rows, bytes: kept.parquet.length, parquet: kept.parquet });
+      }
+    }
+    // Journal first, then stage, as for exported pages; a page already replaced (a manifest
+    // rewritten by a commit this run's plan did not see) carries nothing.
+    const entry: PageEntry = {
+      page: pageNo, rows: files.reduce((n, f) => n + f.rows, 0), first: old?.first ?? [], last: old?.last ?? [],
+      files: files.map(({ key, rows, bytes }) => ({ key, rows, bytes })), carriedFrom: { runId, page },
+    };
+    await state.write(state.pendingPageKey(task.runId, pageNo), entry);
+    await Promise.all(files.map((f) => deps.store.put(state.stagedKey(task.runId, f.key), f.parquet)));
+    current = { ...current, page: pageNo, carried: i + 1, files: current.files + files.length, bytes: current.bytes + files.reduce((n, f) => n + f.bytes, 0), done: i + 1 === replaced.length };
+    deps.log?.('history carried', { table: task.display, replacedRun: runId, replacedPage: page, keptRows: entry.rows });
   }
   return current;
+}
+
+/** Whether two pages' cursor ranges may share a cursor value (canonical texts; unsure: yes). */
+function cursorRangesOverlap(a: PageEntry, b: PageEntry): boolean {
+  const [af, al, bf, bl] = [a.first[0], a.last[0], b.first[0], b.last[0]];
+  if (!comparable(af) || !comparable(al) || !comparable(bf) || !comparable(bl)) return true;
+  return af <= bl && bf <= al;
 }
 
 // ---------------------------------------------------------------- commit
@@ -666,7 +754,8 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
     throw new SchemaMismatchError(`${task.display}: the table's columns (or its cursorTimeZone) changed during run ${task.runId}; nothing was published, the next run exports with the new ones`);
   }
   const pages = await state.pendingPages(task.runId);
-  const rows = pages.reduce((n, p) => n + p.rows, 0);
+  // Pages that carry a replaced page's history hold rows this run did not export.
+  const rows = pages.reduce((n, p) => n + (p.carriedFrom ? 0 : p.rows), 0);
   if (pages.length !== task.page || rows !== task.rows) {
     throw new StateError(`${task.display}: run ${task.runId} journalled ${pages.length} pages / ${rows} rows but exported ${task.page} pages / ${task.rows} rows`);
   }

@@ -40,6 +40,11 @@ export interface PageEntry {
   readonly first: string[];
   readonly last: string[];
   readonly files: FileEntry[];
+  /**
+   * Set on a re-run's page that carries history: the earlier run's page whose other versions it
+   * keeps (`first`/`last` are that page's). Its rows are not rows the run exported.
+   */
+  readonly carriedFrom?: { readonly runId: string; readonly page: number };
 }
 
 /** Pages of earlier runs a window/full re-run replaces, by run. */

@@ -30,6 +30,7 @@ export const tableTaskSchema: z.ZodType<TableTask> = z.strictObject({
   files: z.number().int().min(0),
   bytes: z.number().int().min(0),
   done: z.boolean(),
+  carried: z.number().int().min(0).nullable(),
   nullCursorRows: z.number().int().min(0),
 });
 
