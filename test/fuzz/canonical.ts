@@ -16,8 +16,9 @@ export function pgCanonical(kind: Kind, x: string): string {
 }
 
 export function pgCanonicalArray(kind: Kind, x: string): string {
-  // By subscript, not unnest: unnest would spread a composite element into its fields.
-  return `CASE WHEN ${x} IS NULL THEN NULL ELSE to_json(ARRAY(SELECT ${pgCanonical(kind, `(${x})[i]`)} FROM generate_subscripts(${x}, 1) AS i ORDER BY i))::text END`;
+  // unnest in the select list keeps a composite element whole (in FROM it would spread into its
+  // fields); subscripting x[i] instead would detoast the whole array once per element.
+  return `CASE WHEN ${x} IS NULL THEN NULL ELSE to_json(ARRAY(SELECT ${pgCanonical(kind, 'e')} FROM (SELECT unnest(${x}) AS e, generate_subscripts(${x}, 1) AS i) AS u ORDER BY i))::text END`;
 }
 
 /**

@@ -106,8 +106,13 @@ async function dropDatabase(url: string): Promise<void> {
   }
 }
 
+// FUZZ_TIMING=1 prints how long each step of a case took.
+const timing = process.env.FUZZ_TIMING ? (step: string, since: number) => console.log(`  ${step}: ${Date.now() - since} ms`) : () => undefined;
+
 export async function runCase(seed: number, shrink: ShrinkOptions = {}): Promise<CaseResult> {
+  let t = Date.now();
   const fuzz = generateCase(seed, shrink);
+  timing('generate', t);
   const db = await createDatabase();
   const lake = createLake();
   const mismatches: Mismatch[] = [];
@@ -117,7 +122,9 @@ export async function runCase(seed: number, shrink: ShrinkOptions = {}): Promise
     await db.query("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'");
     for (const statement of fuzz.setup) await db.query(statement);
     await db.query(fuzz.ddl);
+    t = Date.now();
     await insertRows(db, fuzz, fuzz.rows);
+    timing('insert', t);
     const resolved = resolveTable(caseConfig(fuzz).tables[0]);
 
     // A value README says fails by name: the run fails naming table, column, value and key, and publishes nothing.
@@ -142,7 +149,9 @@ export async function runCase(seed: number, shrink: ShrinkOptions = {}): Promise
       }
     }
 
+    t = Date.now();
     const first = await exportOnce(db, lake, fuzz);
+    timing('export', t);
     const firstError = outcomeError(first);
     if (firstError) fail('(run)', '-', 'succeeded', firstError);
     if (fuzz.cursor?.nullable && !firstError) {
@@ -166,6 +175,7 @@ export async function runCase(seed: number, shrink: ShrinkOptions = {}): Promise
       if (rerun) fail('(re-run)', JSON.stringify(request), 'succeeded', rerun);
     }
 
+    t = Date.now();
     // Postgres's own canonical text of every cell: the truth.
     const compared = fuzz.columns.map((c) => ({ name: c.name, kind: c.type.kind, array: c.array }) satisfies ReadColumn);
     const select = compared.map((c, i) => `${c.array ? pgCanonicalArray(c.kind, quoteIdent(c.name)) : pgCanonical(c.kind, quoteIdent(c.name))} AS c${i}`);
@@ -175,10 +185,15 @@ export async function runCase(seed: number, shrink: ShrinkOptions = {}): Promise
     const keyOf = (cells: Cell[]) => JSON.stringify(keyIndexes.map((i) => cells[i]));
     const expected = new Map(truth.map((cells) => [keyOf(cells), cells]));
 
+    timing('postgres canonical', t);
+    t = Date.now();
     const files = firstError ? [] : await parquetFiles(lake, resolved.lakeName);
     const duck = (await readWithDuckdb(files, compared)).map((row) => compared.map((c, i) => normalizeCell(c.kind, c.array, row[i] as string | null)));
+    timing('duckdb', t);
+    t = Date.now();
     const hyp = await readWithHyparquet(files, compared);
     const hypRows = hyp.rows.map((row) => compared.map((c, i) => normalizeCell(c.kind, c.array, hyparquetCell(c, row[i], hyp.scales.get(c.name)))));
+    timing('hyparquet', t);
     let cells = 0;
     if (!firstError) {
       for (const [reader, rows] of [['duckdb', duck], ['hyparquet', hypRows]] as const) {
