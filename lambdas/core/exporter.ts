@@ -794,7 +794,14 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
     ? await state.write(state.watermarkKey(), watermark, { ifMatch: current.etag })
     : await state.write(state.watermarkKey(), watermark, { ifNoneMatch: true });
   if (!written) throw new WindowConflictError(`${task.display}: the watermark changed while run ${task.runId} committed; its files will be removed by the next run`);
-  await finishCommit(deps, state, task.runId, committedAt, true);
+  try {
+    await finishCommit(deps, state, task.runId, committedAt, true);
+  } catch (error) {
+    // Past the commit point the data is in: say so, and that the next plan finishes the tidying
+    // (until then a re-run's replaced files may be visible beside their replacements).
+    const Failure = error instanceof ThrottlingError || isTransientStoreError(error) ? ThrottlingError : ExportError;
+    throw new Failure(`${task.display}: run ${task.runId} is committed (watermark ${cursor}), but finishing it failed: ${describeError(error)}; the next run (or a retry of this step) finishes it`, { cause: error });
+  }
   await releaseLease(deps, task.table, task.runId);
   return result(cursor);
 }
