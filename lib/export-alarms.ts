@@ -22,6 +22,8 @@ export const METRICS_NAMESPACE = 'PgLakeExport';
 export const SERVICE_NAME = 'pg-lake-export';
 /** Per-table metrics, dimensions `service` and `Table` (the lake name). */
 export const STALENESS_METRIC = 'StalenessSeconds';
+/** 1 for each run in which the table committed, 0 when it ran and did not. */
+export const TABLE_SUCCEEDED_METRIC = 'TableSucceeded';
 export const ROWS_EXPORTED_METRIC = 'RowsExported';
 export const TABLE_DIMENSION = 'Table';
 
@@ -34,7 +36,7 @@ export interface ExportAlarmsProps {
   readonly functions: Readonly<Record<string, lambda.IFunction>>;
   /** Lake names of the exported tables (the `Table` dimension of StalenessSeconds). */
   readonly lakeTables: readonly string[];
-  /** A table is stale when its newest exported row is older than this. @default 26 */
+  /** A table is stale when it has not been exported successfully for this long. @default 26 */
   readonly maxStalenessHours?: number;
   /** The run is overdue when no execution succeeded within this. @default 26 */
   readonly noSuccessWithinHours?: number;
@@ -161,16 +163,19 @@ export class ExportAlarms extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.BREACHING,
     });
 
-    // Rule, per table: StalenessSeconds (Maximum, hourly) above maxStalenessHours × 3600 — or no
-    // value at all — in every hour of a maxStalenessHours window. One fresh measurement in the
-    // window keeps it OK; a table that stopped being measured (failing every run) alarms.
+    // Rule, per table: no successful export of the table within maxStalenessHours. Hourly sums of
+    // TableSucceeded must all be < 1 (no data counts as < 1) across that many hours, so it fires
+    // that long (rounded up to the hour) after the last success, whatever the schedule. A value
+    // such as StalenessSeconds cannot say this: a daily schedule measures once a day, and the
+    // measurement of a run that failed 24 h after the last success would keep the alarm OK
+    // for another full window (~50 h on a daily schedule with 26 h).
     const stale = hourlyWindow(maxStalenessHours);
     for (const table of props.lakeTables) {
       add(`Stale-${table}`, {
-        alarmDescription: `Lake table ${table} is more than ${maxStalenessHours} h behind its source, or was not measured for ${stale.evaluationPeriods} h.`,
-        metric: stalenessMetric(table),
-        threshold: maxStalenessHours * 3600,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        alarmDescription: `Lake table ${table} has not been exported successfully for ${stale.evaluationPeriods} h.`,
+        metric: tableMetric(TABLE_SUCCEEDED_METRIC, table, cloudwatch.Stats.SUM),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
         evaluationPeriods: stale.evaluationPeriods,
         datapointsToAlarm: stale.evaluationPeriods,
         treatMissingData: cloudwatch.TreatMissingData.BREACHING,
@@ -214,7 +219,7 @@ export class ExportAlarms extends Construct {
     );
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
-        title: 'Staleness per table (seconds)',
+        title: 'Seconds since each table\'s last success',
         width: 12,
         left: props.lakeTables.map((table) => stalenessMetric(table).with({ label: table })),
         leftAnnotations: [{ value: maxStalenessHours * 3600, label: `${maxStalenessHours} h` }],

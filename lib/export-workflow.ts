@@ -5,7 +5,7 @@
 //               → Summarize Run → Any Table Failed? → Run Failed | Run Succeeded
 //
 // Only small cursors travel between states; rows go straight from Postgres to S3.
-import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, Fn, Stack, Validations } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -44,8 +44,20 @@ export const TRANSIENT_LAMBDA_ERRORS: readonly string[] = [
   'Lambda.ClientExecutionTimeoutException',
 ];
 
-/** Error name the handlers reserve for transient S3 / database faults (slow down, then retry). */
+/** Error name the handlers reserve for transient S3 / Glue / database faults (slow down, then retry). */
 export const THROTTLING_ERROR = 'ThrottlingError';
+
+/**
+ * An invocation that ended without an answer from our code: the task outlived its TimeoutSeconds
+ * (`States.Timeout`), the function hit its own timeout (`Sandbox.Timedout`), or it died
+ * unhandled — out of memory, timed out, crashed (Step Functions reports `Lambda.Unknown`).
+ * Retrying is safe: every step starts again from its input (Plan with the execution's run id,
+ * Export from the last journalled page, Commit and Summarize idempotently).
+ */
+export const INTERRUPTED_INVOCATION_ERRORS: readonly string[] = ['States.Timeout', 'Sandbox.Timedout', 'Lambda.Unknown'];
+
+/** A task waits this much longer than its function's timeout before `States.Timeout`: Lambda has stopped the function by then. */
+export const TASK_TIMEOUT_MARGIN = Duration.seconds(60);
 
 /**
  * Errors that a retry cannot fix: the same input fails the same way. They fail the table at
@@ -63,8 +75,16 @@ export const TERMINAL_ERRORS: readonly string[] = [
 /** Error of the final Fail state, so an operator can tell it from a crashed step. */
 export const TABLES_FAILED_ERROR = 'TablesFailed';
 
+/** The timeouts the functions were given (the tasks wait a margin longer). */
+export interface ExportWorkflowTimeouts {
+  readonly plan: Duration;
+  readonly export: Duration;
+  readonly commit: Duration;
+  readonly summarize: Duration;
+}
+
 export interface ExportWorkflowFunctions {
-  /** Resolves tables and windows. In: the execution input. Out: `{ runId, startedAt, tables: [...] }`. */
+  /** Resolves tables and windows. In: `{ request: <execution input>, execution: { id, startTime } }`. Out: `{ runId, startedAt, tables: [...] }`. */
   readonly plan: lambda.IFunction;
   /** Exports pages until its time budget runs low. In/out: one table's cursor, out with `done`. */
   readonly export: lambda.IFunction;
@@ -76,6 +96,8 @@ export interface ExportWorkflowFunctions {
 
 export interface ExportWorkflowProps {
   readonly functions: ExportWorkflowFunctions;
+  /** Each function's own timeout: its task gives up `TASK_TIMEOUT_MARGIN` later (`States.Timeout`, retried). */
+  readonly functionTimeouts: ExportWorkflowTimeouts;
   /** Tables exported at once; the database is a shared production system. */
   readonly maxConcurrency: number;
   /** An execution that runs longer is stopped (and the timed-out alarm fires). @default Duration.hours(6) */
@@ -94,17 +116,28 @@ export class ExportWorkflow extends Construct {
     const problems = new PropProblems('ExportWorkflow');
     problems.check(isPositiveInteger(props.maxConcurrency) && props.maxConcurrency <= 40, 'maxConcurrency', 'must be a whole number in 1..40', props.maxConcurrency);
     problems.check(timeout.toSeconds() >= 60 && timeout.toSeconds() <= 365 * 86_400, 'timeout', 'must be 1 minute..1 year', timeout.toHumanString());
+    for (const [step, fnTimeout] of Object.entries(props.functionTimeouts)) {
+      problems.check(fnTimeout.toSeconds() >= 1 && fnTimeout.toSeconds() <= 900, `functionTimeouts.${step}`, 'must be 1 s..15 min (Lambda\'s limit)', fnTimeout.toHumanString());
+    }
     problems.throwIfAny();
 
-    const { functions } = props;
+    const { functions, functionTimeouts } = props;
     const S = WORKFLOW_STATES;
 
-    const plan = this.#invoke(S.plan, functions.plan, { resultPath: '$.plan' });
+    // The run id comes from the execution, so a retried Plan takes the same tables' leases again
+    // instead of finding them held by its own interrupted attempt.
+    const plan = this.#invoke(S.plan, functions.plan, functionTimeouts.plan, {
+      resultPath: '$.plan',
+      payload: sfn.TaskInput.fromObject({
+        request: sfn.JsonPath.entirePayload,
+        execution: { id: sfn.JsonPath.executionId, startTime: sfn.JsonPath.executionStartTime },
+      }),
+    });
 
     // No ResultPath: the output replaces the state (the default, "$"). Written out explicitly,
     // "$" breaks aws-local-stepfunctions 3, which stores the result under a key named "$".
-    const exportPage = this.#invoke(S.exportPage, functions.export, {});
-    const commit = this.#invoke(S.commit, functions.commit, {});
+    const exportPage = this.#invoke(S.exportPage, functions.export, functionTimeouts.export, {});
+    const commit = this.#invoke(S.commit, functions.commit, functionTimeouts.commit, {});
     // One table's failure must not stop the others: record it and let the Map carry on.
     const recordFailure = new sfn.Pass(this, S.recordFailure, {
       parameters: {
@@ -118,18 +151,20 @@ export class ExportWorkflow extends Construct {
     const morePages = new sfn.Choice(this, S.morePages)
       .when(sfn.Condition.booleanEquals('$.done', false), exportPage)
       .otherwise(commit);
+    // Each table's result replaces its planned task: the tasks are not needed after the Map, and
+    // keeping both would double what hundreds of tables put in the 256 KB execution state.
     const exportTables = new sfn.Map(this, S.exportTables, {
       itemsPath: '$.plan.tables',
       maxConcurrency: props.maxConcurrency,
-      resultPath: '$.results',
+      resultPath: '$.plan.tables',
     }).itemProcessor(exportPage.next(morePages));
 
-    const summarize = this.#invoke(S.summarize, functions.summarize, {
+    const summarize = this.#invoke(S.summarize, functions.summarize, functionTimeouts.summarize, {
       resultPath: '$.summary',
       payload: sfn.TaskInput.fromObject({
         runId: sfn.JsonPath.stringAt('$.plan.runId'),
         startedAt: sfn.JsonPath.stringAt('$.plan.startedAt'),
-        results: sfn.JsonPath.listAt('$.results'),
+        results: sfn.JsonPath.listAt('$.plan.tables'),
         // Tables Plan could not start (another run holds them; their schema changed incompatibly).
         skipped: sfn.JsonPath.listAt('$.plan.skipped'),
         failed: sfn.JsonPath.listAt('$.plan.failed'),
@@ -142,7 +177,16 @@ export class ExportWorkflow extends Construct {
       )
       .otherwise(new sfn.Succeed(this, S.runSucceeded));
 
-    this.logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH });
+    // Under /aws/vendedlogs/: Step Functions then needs no entry in the account's CloudWatch Logs
+    // resource policy (5,120 characters, shared by every service that delivers logs), which busy
+    // accounts fill up. The name ends in the stack's own id, so a stack deleted (its log group
+    // retained) and deployed again, or a second stack, never collides with it.
+    const stack = Stack.of(this);
+    const stackUuid = Fn.select(2, Fn.split('/', stack.stackId));
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      logGroupName: `/aws/vendedlogs/states/${stack.stackName}-Workflow-${stackUuid}`,
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+    });
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       comment: 'pg-lake-export: export configured Postgres tables to the S3 lake as Parquet',
       queryLanguage: sfn.QueryLanguage.JSON_PATH,
@@ -169,10 +213,11 @@ export class ExportWorkflow extends Construct {
   }
 
   /** A Lambda task that returns the function's payload, with the retries every step shares. */
-  #invoke(name: string, fn: lambda.IFunction, options: { resultPath?: string; payload?: sfn.TaskInput }): tasks.LambdaInvoke {
+  #invoke(name: string, fn: lambda.IFunction, fnTimeout: Duration, options: { resultPath?: string; payload?: sfn.TaskInput }): tasks.LambdaInvoke {
     const task = new tasks.LambdaInvoke(this, name, {
       lambdaFunction: fn,
       payloadResponseOnly: true,
+      taskTimeout: sfn.Timeout.duration(fnTimeout.plus(TASK_TIMEOUT_MARGIN)),
       // Our own retry below replaces the default, which has no jitter.
       retryOnServiceExceptions: false,
       ...(options.resultPath ? { resultPath: options.resultPath } : {}),
@@ -192,6 +237,14 @@ export class ExportWorkflow extends Construct {
       backoffRate: 2,
       maxAttempts: 6,
       maxDelay: Duration.minutes(2),
+      jitterStrategy: sfn.JitterType.FULL,
+    });
+    // Once more only: an invocation that ran out of time or memory tends to do so again.
+    task.addRetry({
+      errors: [...INTERRUPTED_INVOCATION_ERRORS],
+      interval: Duration.seconds(10),
+      backoffRate: 2,
+      maxAttempts: 1,
       jitterStrategy: sfn.JitterType.FULL,
     });
     return task;

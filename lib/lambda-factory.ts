@@ -1,9 +1,13 @@
-// One place owns every Lambda default: runtime, architecture, bundling (with the parquet-wasm
-// binary copied next to the bundle), log group and retention, tracing, VPC placement, and an
-// execution role that holds only what the function needs.
+// One place owns every Lambda default: runtime, architecture, bundling (the parquet-wasm binary
+// copied next to the one bundle that encodes, and the files every bundle carries, such as the
+// validated config), log group and retention, tracing, VPC placement, and an execution role
+// that holds only what the function needs.
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration, Token, Validations } from 'aws-cdk-lib';
+import { Duration, Stage, Token, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -33,8 +37,14 @@ export interface DatabaseNetwork {
 }
 
 export interface LambdaFactoryProps {
-  /** Environment given to every function. */
+  /** Environment given to every function (Lambda allows 4 KB in total: keep big things in `bundledFiles`). */
   readonly environment: Readonly<Record<string, string>>;
+  /**
+   * Files written next to every function's `index.js` (name → content), read at cold start from
+   * `$LAMBDA_TASK_ROOT`. They change the asset hash, so a new content redeploys the code.
+   * @default - none
+   */
+  readonly bundledFiles?: Readonly<Record<string, string>>;
   /** VPC placement of the functions that connect to the database. */
   readonly databaseNetwork: DatabaseNetwork;
   /** Secrets Manager secret (complete ARN) the connecting functions may read. */
@@ -56,10 +66,18 @@ export interface LakeFunctionOptions {
   readonly timeout?: Duration;
   /** Runs in the database VPC with its security group and may read the database secret. @default false */
   readonly connectsToDatabase?: boolean;
+  /**
+   * Encodes Parquet: its bundle carries parquet-wasm and its 5 MB `.wasm`. Every other bundle
+   * leaves parquet-wasm out (a `require` of it there fails by name instead of loading it).
+   * @default false
+   */
+  readonly encodesParquet?: boolean;
 }
 
 /** parquet-wasm's node build reads this file from `__dirname` at load time. */
 const PARQUET_WASM = 'parquet_wasm_bg.wasm';
+/** A bundled file's name: plain, so that it is safe in the bundling shell command. */
+const BUNDLED_FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 export class LambdaFactory extends Construct {
   /** Every function made so far, by construct id. */
@@ -72,6 +90,8 @@ export class LambdaFactory extends Construct {
   readonly #vpc: ec2.IVpc;
   readonly #subnets: ec2.ISubnet[];
   readonly #securityGroup: ec2.ISecurityGroup;
+  /** Bundled file name → where its content was staged for the bundling hook to copy. */
+  readonly #stagedFiles: ReadonlyArray<{ name: string; path: string }>;
 
   constructor(scope: Construct, id: string, props: LambdaFactoryProps) {
     super(scope, id);
@@ -79,7 +99,11 @@ export class LambdaFactory extends Construct {
     const network = props.databaseNetwork;
     problems.check(network.subnetIds.length > 0, 'databaseNetwork.subnetIds', 'list at least one subnet', network.subnetIds);
     problems.check(COMPLETE_SECRET_ARN.test(props.databaseSecretArn), 'databaseSecretArn', 'must be a complete Secrets Manager secret ARN (ending in the 6-character suffix)', props.databaseSecretArn);
+    for (const name of Object.keys(props.bundledFiles ?? {})) {
+      problems.check(BUNDLED_FILE_NAME.test(name) && name !== 'index.js' && name !== PARQUET_WASM, 'bundledFiles', 'names must be plain file names other than index.js and the wasm', name);
+    }
     problems.throwIfAny();
+    this.#stagedFiles = stageFiles(this, props.bundledFiles ?? {});
 
     this.#props = props;
     this.#projectRoot = props.projectRoot ?? PROJECT_ROOT;
@@ -127,6 +151,7 @@ export class LambdaFactory extends Construct {
     logGroup.grantWrite(role);
 
     const connects = options.connectsToDatabase ?? false;
+    const encodes = options.encodesParquet ?? false;
     const fn = new nodejs.NodejsFunction(scope, 'Function', {
       entry: join(this.#projectRoot, options.entry),
       handler: 'handler',
@@ -152,15 +177,17 @@ export class LambdaFactory extends Construct {
         minify: true,
         sourceMap: true,
         sourcesContent: false,
-        // The nodejs24.x runtime ships AWS SDK v3; everything else is bundled.
-        externalModules: ['@aws-sdk/*'],
+        // The nodejs24.x runtime ships AWS SDK v3; everything else is bundled. The steps that
+        // never encode reach parquet-wasm only through the exporter's lazy import of the page
+        // encoder, which they never call: left out, it cannot drag its 5 MB wasm along.
+        externalModules: encodes ? ['@aws-sdk/*'] : ['@aws-sdk/*', 'parquet-wasm'],
         forceDockerBundling: false,
         commandHooks: {
           beforeBundling: () => [],
           beforeInstall: () => [],
-          // Copy the 5 MB wasm only into bundles that load parquet-wasm.
           afterBundling: (inputDir: string, outputDir: string) => [
-            `if grep -q "${PARQUET_WASM}" "${outputDir}/index.js"; then cp "${inputDir}/node_modules/parquet-wasm/node/${PARQUET_WASM}" "${outputDir}/"; fi`,
+            ...(encodes ? [`cp "${inputDir}/node_modules/parquet-wasm/node/${PARQUET_WASM}" "${outputDir}/"`] : []),
+            ...this.#stagedFiles.map((file) => `cp "${file.path}" "${outputDir}/${file.name}"`),
           ],
         },
       },
@@ -195,4 +222,21 @@ export class LambdaFactory extends Construct {
     this.functions[id] = fn;
     return fn;
   }
+}
+
+/**
+ * Writes each bundled file where the bundling hook can copy it from: under the app's output
+ * directory (or the system's temporary one), named by content, so stacks never overwrite
+ * each other's.
+ */
+function stageFiles(scope: Construct, files: Readonly<Record<string, string>>): Array<{ name: string; path: string }> {
+  const entries = Object.entries(files);
+  if (entries.length === 0) return [];
+  const dir = join(Stage.of(scope)?.outdir ?? tmpdir(), 'pg-lake-export-bundled-files');
+  mkdirSync(dir, { recursive: true });
+  return entries.map(([name, content]) => {
+    const path = join(dir, `${createHash('sha256').update(content).digest('hex').slice(0, 32)}-${name}`);
+    writeFileSync(path, content);
+    return { name, path };
+  });
 }

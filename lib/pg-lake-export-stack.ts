@@ -8,13 +8,16 @@ import { ExportAlarms, METRICS_NAMESPACE, SERVICE_NAME } from './export-alarms.t
 import { ExportSchedule } from './export-schedule.ts';
 import { ExportWorkflow } from './export-workflow.ts';
 import { LakeBucket } from './lake-bucket.ts';
-import { LakeCatalog } from './lake-catalog.ts';
+import { defaultGlueDatabaseName, LakeCatalog } from './lake-catalog.ts';
 import { COMPLETE_SECRET_ARN, LambdaFactory } from './lambda-factory.ts';
 import { PropProblems } from './prop-problems.ts';
 import { MALLOC_ARENA_MAX } from './runtime-options.ts';
 
-/** The validated config travels to every function as JSON in LAKE_CONFIG; Lambda allows 4 KB of environment in total. */
-export const LAKE_CONFIG_LIMIT_BYTES = 3 * 1024;
+/**
+ * The validated config travels inside every function's bundle as this file (read at cold start),
+ * not in the environment, which Lambda limits to 4 KB: one stack holds hundreds of tables.
+ */
+export const LAKE_CONFIG_FILE = 'lake.config.json';
 
 export interface PgLakeExportStackProps extends StackProps {
   /** The validated lake.config.yaml. Deploying needs its `source` section, including `subnetIds`. */
@@ -25,7 +28,7 @@ export interface PgLakeExportStackProps extends StackProps {
   readonly bucketName?: string;
   /** Retention of function and workflow logs. @default RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
-  /** An execution running longer is stopped. @default Duration.hours(6) */
+  /** An execution running longer is stopped. @default config `export.workflowTimeoutHours` (6) */
   readonly workflowTimeout?: Duration;
 }
 
@@ -44,12 +47,13 @@ export class PgLakeExportStack extends Stack {
     });
     const { config } = props;
     const file = props.configSource ?? 'lake.config.yaml';
-    const lakeConfigJson = JSON.stringify(config);
+    // The functions read the name from GLUE_DATABASE; the config they carry says the same.
+    const glueDatabase = config.lake.glueDatabase ?? defaultGlueDatabaseName(this.stackName);
+    const lakeConfigJson = JSON.stringify({ ...config, lake: { ...config.lake, glueDatabase } });
     const problems = new PropProblems(`PgLakeExportStack (config from ${file})`);
     problems.check(config.source !== undefined, 'source', 'is required to deploy: set source.secretArn, source.vpcId, source.securityGroupId and source.subnetIds (local runs use DATABASE_URL instead)');
     problems.check(config.source === undefined || COMPLETE_SECRET_ARN.test(config.source.secretArn), 'source.secretArn', 'must be the complete secret ARN, ending in the 6-character suffix Secrets Manager adds (see the secret\'s console page)', config.source?.secretArn);
     problems.check(config.source === undefined || (config.source.subnetIds?.length ?? 0) > 0, 'source.subnetIds', 'is required to deploy: the private subnets the functions run in to reach the database');
-    problems.check(Buffer.byteLength(lakeConfigJson) <= LAKE_CONFIG_LIMIT_BYTES, 'config', `is ${Buffer.byteLength(lakeConfigJson)} bytes as JSON; the LAKE_CONFIG environment variable allows ${LAKE_CONFIG_LIMIT_BYTES} (shorten where clauses or split the tables over two stacks)`);
     problems.check(props.bucketName === undefined || Token.isUnresolved(props.bucketName) || /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(props.bucketName), 'bucketName', 'must be a valid S3 bucket name', props.bucketName);
     problems.throwIfAny();
     const source = config.source!;
@@ -60,21 +64,23 @@ export class PgLakeExportStack extends Stack {
     // window or full re-run finds the files it replaces, and pending journals how a crashed run's
     // files are removed. Expiring either would let a later re-run leave duplicates or orphans.
     this.lake = new LakeBucket(this, 'Lake', { prefix, bucketName: props.bucketName });
-    this.catalog = new LakeCatalog(this, 'Catalog', { databaseName: config.lake.glueDatabase, lakeTables });
+    this.catalog = new LakeCatalog(this, 'Catalog', { databaseName: glueDatabase, lakeTables });
 
     this.functions = new LambdaFactory(this, 'Functions', {
       databaseSecretArn: source.secretArn,
       databaseNetwork: { vpcId: source.vpcId, subnetIds: source.subnetIds ?? [], securityGroupId: source.securityGroupId },
       logRetention: props.logRetention,
+      bundledFiles: { [LAKE_CONFIG_FILE]: lakeConfigJson },
       environment: {
         LAKE_BUCKET: this.lake.bucket.bucketName,
         LAKE_PREFIX: prefix,
-        GLUE_DATABASE: config.lake.glueDatabase,
+        GLUE_DATABASE: glueDatabase,
         // The ARN only: the function reads the secret at run time; no credential is in the environment.
         DB_SECRET_ARN: source.secretArn,
         // The ARN of the columns.hash salt, when the config has one; read by Export at run time.
         ...(source.hashSaltSecretArn ? { HASH_SALT_SECRET_ARN: source.hashSaltSecretArn } : {}),
-        LAKE_CONFIG: lakeConfigJson,
+        // Relative to the function's code directory ($LAMBDA_TASK_ROOT).
+        LAKE_CONFIG_FILE,
         // The Lambda Node.js runtime ships the RDS CA bundle here; TLS to RDS then verifies.
         NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem',
         MALLOC_ARENA_MAX,
@@ -82,28 +88,39 @@ export class PgLakeExportStack extends Stack {
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
       },
     });
+    const planTimeout = Duration.seconds(config.export.planTimeoutSeconds);
+    // The longest Lambda allows: an invocation exports pages until 60 s of it are left.
+    const exportTimeout = Duration.minutes(15);
+    const commitTimeout = Duration.seconds(config.export.commitTimeoutSeconds);
+    const summarizeTimeout = Duration.minutes(5);
     const plan = this.functions.addFunction('Plan', {
       entry: 'lambdas/plan/handler.ts',
       description: 'pg-lake-export: resolve tables, read watermarks and the catalog, plan each window',
+      timeout: planTimeout,
       connectsToDatabase: true,
     });
     const exportPage = this.functions.addFunction('Export', {
       entry: 'lambdas/export/handler.ts',
       description: 'pg-lake-export: export pages of one table as Snappy Parquet until the time budget runs low',
-      // Two vCPUs (Lambda gives one per 1,769 MB): the main thread receives COPY and uploads while
-      // the encoder thread encodes; on one vCPU they take turns. Peak RSS stays ~250 MiB.
-      memorySizeMb: 3538,
-      timeout: Duration.minutes(15),
+      // CPU comes with memory (one vCPU's worth per 1,769 MB): the main thread receives COPY and
+      // uploads while the encoder thread encodes; with less than two vCPUs they take turns.
+      // Peak RSS stays ~250 MiB, so memory beyond that buys only CPU. The default, 3,008 MB
+      // (1.7 vCPUs), is the most that accounts under the new-account quota may configure.
+      memorySizeMb: config.export.memoryMb,
+      timeout: exportTimeout,
       connectsToDatabase: true,
+      encodesParquet: true,
     });
     const commit = this.functions.addFunction('Commit', {
       entry: 'lambdas/commit/handler.ts',
       description: 'pg-lake-export: check, write the manifest, advance the watermark, update the Glue table',
+      timeout: commitTimeout,
       connectsToDatabase: true,
     });
     const summarize = this.functions.addFunction('Summarize', {
       entry: 'lambdas/summarize/handler.ts',
       description: 'pg-lake-export: per-table totals and freshness metrics for the run',
+      timeout: summarizeTimeout,
     });
     if (source.hashSaltSecretArn) {
       // Only Export hashes; the salt never leaves that function (not logged, not in the lake).
@@ -121,8 +138,9 @@ export class PgLakeExportStack extends Stack {
 
     this.workflow = new ExportWorkflow(this, 'Workflow', {
       functions: { plan, export: exportPage, commit, summarize },
+      functionTimeouts: { plan: planTimeout, export: exportTimeout, commit: commitTimeout, summarize: summarizeTimeout },
       maxConcurrency: config.export.maxConcurrency,
-      timeout: props.workflowTimeout,
+      timeout: props.workflowTimeout ?? Duration.minutes(Math.round(config.export.workflowTimeoutHours * 60)),
       logRetention: props.logRetention,
     });
     this.schedule = new ExportSchedule(this, 'Schedule', {
@@ -142,7 +160,7 @@ export class PgLakeExportStack extends Stack {
     });
 
     new CfnOutput(this, 'LakeBucketName', { value: this.lake.bucket.bucketName, description: 'S3 bucket of the lake' });
-    new CfnOutput(this, 'GlueDatabaseName', { value: config.lake.glueDatabase, description: 'Glue database to query from Athena' });
+    new CfnOutput(this, 'GlueDatabaseName', { value: glueDatabase, description: 'Glue database to query from Athena' });
     new CfnOutput(this, 'StateMachineArn', { value: this.workflow.stateMachine.stateMachineArn, description: 'Start an execution here to re-run tables or a window' });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn, description: 'SNS topic every alarm notifies' });
   }

@@ -1,6 +1,10 @@
 // Runs the export workflow on this machine exactly as Step Functions would: the state machine
 // definition comes from synthesizing the real stack, aws-local-stepfunctions executes it, and
 // its Task states call the real Lambda handlers in this process. The demo and the e2e tests use it.
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { StateMachine, ExecutionError } from 'aws-local-stepfunctions';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
@@ -37,6 +41,8 @@ export interface LocalRunEnvironment {
 
 type Handler = (event: unknown, context?: { getRemainingTimeInMillis(): number }) => Promise<unknown>;
 let handlers: Record<'plan' | 'export' | 'commit' | 'summarize', Handler> | null = null;
+/** The config the loaded handlers read (as JSON), to refuse a second one in this process. */
+let loadedConfig: string | null = null;
 
 /**
  * The handlers read their environment once, at module scope, as in Lambda: so one process runs
@@ -45,11 +51,15 @@ let handlers: Record<'plan' | 'export' | 'commit' | 'summarize', Handler> | null
 async function loadHandlers(env: LocalRunEnvironment): Promise<NonNullable<typeof handlers>> {
   const lakeConfig = JSON.stringify(env.config);
   if (handlers) {
-    if (process.env.LAKE_CONFIG !== lakeConfig) throw new Error('the local workflow runner runs one configuration per process');
+    if (loadedConfig !== lakeConfig) throw new Error('the local workflow runner runs one configuration per process');
     return handlers;
   }
+  // As deployed, the handlers read the config from a file (in Lambda, the one in their bundle).
+  const configFile = join(mkdtempSync(join(tmpdir(), 'pg-lake-export-run-')), 'lake.config.json');
+  writeFileSync(configFile, lakeConfig);
+  loadedConfig = lakeConfig;
   Object.assign(process.env, {
-    LAKE_CONFIG: lakeConfig,
+    LAKE_CONFIG_FILE: configFile,
     DATABASE_URL: env.databaseUrl,
     ...(env.lake.startsWith('file://') ? { LAKE_URL: env.lake, LAKE_BUCKET: 'local' } : { LAKE_BUCKET: env.lake }),
     POWERTOOLS_SERVICE_NAME: 'pg-lake-export',
@@ -97,7 +107,10 @@ export async function runWorkflowLocally(
     return output;
   };
   const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } });
+  // Plan derives the run id from the execution's id, as deployed (the local runner has none of its own).
+  const executionName = randomUUID();
   const execution = machine.run(input as never, {
+    context: { Execution: { Id: `arn:aws:states:local:000000000000:execution:pg-lake-export:${executionName}`, Name: executionName } },
     overrides: {
       taskResourceLocalHandlers: {
         [WORKFLOW_STATES.plan]: report(WORKFLOW_STATES.plan, h.plan),

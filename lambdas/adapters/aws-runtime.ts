@@ -1,5 +1,7 @@
 // What every handler shares, built once per container at module scope: the validated config,
 // the S3 lake, the database credentials (from Secrets Manager), the logger and metrics.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
@@ -24,14 +26,26 @@ function requireEnv(name: string): string {
   return value;
 }
 
-function loadConfig(): LakeConfig {
+/**
+ * The validated config ships inside the bundle (the environment is limited to 4 KB, about 20
+ * tables): LAKE_CONFIG_FILE names it, relative to the function's code directory. The local
+ * runner points it at a file of its own.
+ */
+export function loadConfig(): LakeConfig {
+  const path = resolve(process.env.LAMBDA_TASK_ROOT ?? process.cwd(), requireEnv('LAKE_CONFIG_FILE'));
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`LAKE_CONFIG_FILE ${path} cannot be read: ${(error as Error).message}`, { cause: error });
+  }
   let raw: unknown;
   try {
-    raw = JSON.parse(requireEnv('LAKE_CONFIG'));
+    raw = JSON.parse(text);
   } catch (error) {
-    throw new ConfigError(`LAKE_CONFIG is not valid JSON: ${(error as Error).message}`);
+    throw new ConfigError(`LAKE_CONFIG_FILE ${path} is not valid JSON: ${(error as Error).message}`, { cause: error });
   }
-  return validateConfig(raw, 'LAKE_CONFIG');
+  return validateConfig(raw, path);
 }
 
 export const config = loadConfig();

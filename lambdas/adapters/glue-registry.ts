@@ -2,13 +2,30 @@
 // queryable the moment the files that carry it are published; then its `<table>_current` view,
 // whose column list follows the table's. Both live here rather than in the stack because their
 // columns come from the live Postgres catalog, which only the Commit step sees.
-import { CreateTableCommand, EntityNotFoundException, GetTableCommand, GlueClient, UpdateTableCommand, type Table, type TableInput } from '@aws-sdk/client-glue';
+import { AlreadyExistsException, CreateTableCommand, EntityNotFoundException, GetTableCommand, GlueClient, UpdateTableCommand, type Table, type TableInput } from '@aws-sdk/client-glue';
 import type { LakeConfig } from '../core/config.ts';
 import { selectTables } from '../core/config.ts';
 import { currentViewClashes, currentViewName, glueViewDefinition } from '../core/current-view.ts';
-import { SchemaMismatchError } from '../core/errors.ts';
+import { SchemaMismatchError, ThrottlingError } from '../core/errors.ts';
 import { glueTableDefinition } from '../core/glue-table.ts';
 import type { LakeSchema, TableRegistry } from '../core/ports.ts';
+
+/**
+ * Glue errors a later attempt can succeed with: throttling, Glue's own faults and timeouts, and
+ * ConcurrentModificationException (another writer changed the catalog at the same moment; the
+ * SDK does not retry it). They outlasted the client's retries here; the workflow retries them.
+ */
+const TRANSIENT_GLUE_ERRORS = new Set([
+  'ThrottlingException',
+  'ConcurrentModificationException',
+  'InternalServiceException',
+  'OperationTimeoutException',
+]);
+
+function isTransientGlueError(error: unknown): boolean {
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } } | null;
+  return TRANSIENT_GLUE_ERRORS.has(e?.name ?? '') || (e?.$metadata?.httpStatusCode ?? 0) >= 500;
+}
 
 export class GlueRegistry implements TableRegistry {
   private readonly client: GlueClient;
@@ -42,7 +59,7 @@ export class GlueRegistry implements TableRegistry {
 
   private async find(name: string): Promise<Table | null> {
     try {
-      return (await this.client.send(new GetTableCommand({ DatabaseName: this.database, Name: name }))).Table ?? null;
+      return (await this.send(`GetTable ${this.database}.${name}`, () => this.client.send(new GetTableCommand({ DatabaseName: this.database, Name: name })))).Table ?? null;
     } catch (error) {
       if (error instanceof EntityNotFoundException) return null;
       throw error;
@@ -50,7 +67,30 @@ export class GlueRegistry implements TableRegistry {
   }
 
   private async put(TableInput: TableInput, existing: Table | null): Promise<void> {
-    if (existing) await this.client.send(new UpdateTableCommand({ DatabaseName: this.database, TableInput }));
-    else await this.client.send(new CreateTableCommand({ DatabaseName: this.database, TableInput }));
+    const name = `${this.database}.${TableInput.Name}`;
+    if (existing) {
+      await this.send(`UpdateTable ${name}`, () => this.client.send(new UpdateTableCommand({ DatabaseName: this.database, TableInput })));
+      return;
+    }
+    try {
+      await this.send(`CreateTable ${name}`, () => this.client.send(new CreateTableCommand({ DatabaseName: this.database, TableInput })));
+    } catch (error) {
+      // Created between our GetTable and CreateTable (an earlier attempt whose answer was lost):
+      // the definition is ours to set, so update it instead.
+      if (!(error instanceof AlreadyExistsException)) throw error;
+      await this.send(`UpdateTable ${name}`, () => this.client.send(new UpdateTableCommand({ DatabaseName: this.database, TableInput })));
+    }
+  }
+
+  /** Sends one request; a transient fault becomes a ThrottlingError naming the call and table. */
+  private async send<T>(what: string, request: () => Promise<T>): Promise<T> {
+    try {
+      return await request();
+    } catch (error) {
+      if (isTransientGlueError(error)) {
+        throw new ThrottlingError(`Glue ${what} failed after the client's retries: ${(error as Error).name}: ${(error as Error).message}`, { cause: error });
+      }
+      throw error;
+    }
   }
 }

@@ -1,9 +1,41 @@
 // The lake in S3. Honours AWS_ENDPOINT_URL_S3 (then path-style addressing, as local S3 API
 // servers need). Conditional writes (If-None-Match / If-Match) carry the lease protocol.
+// A fault S3 still answers after the client's own retries (5xx, SlowDown, a dropped connection)
+// surfaces as ThrottlingError, which the workflow retries later with backoff, in every step.
 import {
   CopyObjectCommand, DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, S3ServiceException,
 } from '@aws-sdk/client-s3';
+import { isTransientStoreError, ThrottlingError } from '../core/errors.ts';
 import type { ObjectStore, PutOptions, StoredObject } from '../core/ports.ts';
+
+/** Per-key error codes of DeleteObjects that a later attempt can succeed with. */
+const TRANSIENT_DELETE_CODES = new Set(['InternalError', 'ServiceUnavailable', 'SlowDown']);
+
+/**
+ * A transient S3 fault that outlasted the client's retries. Its name is ThrottlingError (what
+ * the workflow retries); it keeps the response's `$metadata` and `code`, which the core's
+ * structural isTransientStoreError reads.
+ */
+export class S3TransientError extends ThrottlingError {
+  readonly $metadata?: { httpStatusCode?: number };
+  readonly code?: string;
+  constructor(message: string, cause: unknown) {
+    super(message, { cause });
+    const c = cause as { $metadata?: { httpStatusCode?: number }; code?: string } | null;
+    this.$metadata = c?.$metadata;
+    this.code = c?.code;
+  }
+}
+
+/** SDK errors S3 may not repeat on a later attempt: RequestTimeout (400) and the client's own timeouts too. */
+function isTransientS3Error(error: unknown): boolean {
+  const name = (error as { name?: string } | null)?.name;
+  return isTransientStoreError(error) || name === 'RequestTimeout' || name === 'TimeoutError';
+}
+
+function isNotFound(error: unknown): boolean {
+  return error instanceof S3ServiceException && (error.name === 'NoSuchKey' || error.name === 'NotFound' || error.$metadata.httpStatusCode === 404);
+}
 
 export function parseS3Url(url: string): { bucket: string; prefix: string } {
   const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(\/(.*))?$/.exec(url);
@@ -38,15 +70,27 @@ export class S3Store implements ObjectStore {
   }
   private readonly prefix: string;
 
+  /** Sends one request; a transient fault becomes an S3TransientError naming the operation and key. */
+  private async send<T>(what: string, request: () => Promise<T>): Promise<T> {
+    try {
+      return await request();
+    } catch (error) {
+      if (isTransientS3Error(error) && !(error instanceof ThrottlingError)) {
+        throw new S3TransientError(`S3 ${what} in ${this.url} failed after the client's retries: ${(error as Error).name}: ${(error as Error).message}`, error);
+      }
+      throw error;
+    }
+  }
+
   async put(key: string, body: Uint8Array | string, options: PutOptions = {}): Promise<boolean> {
     try {
-      await this.client.send(new PutObjectCommand({
+      await this.send(`PUT ${key}`, () => this.client.send(new PutObjectCommand({
         Bucket: this.bucket,
         Key: this.prefix + key,
         Body: typeof body === 'string' ? Buffer.from(body) : body,
         IfNoneMatch: options.ifNoneMatch ? '*' : undefined,
         IfMatch: options.ifMatch !== undefined ? `"${options.ifMatch}"` : undefined,
-      }));
+      })));
       return true;
     } catch (error) {
       if ((options.ifNoneMatch || options.ifMatch !== undefined) && isPreconditionFailure(error)) return false;
@@ -56,11 +100,14 @@ export class S3Store implements ObjectStore {
 
   async get(key: string): Promise<StoredObject | null> {
     try {
-      const result = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
-      const body = Buffer.from(await result.Body!.transformToByteArray());
-      return { body, etag: (result.ETag ?? '').replaceAll('"', '') };
+      // The body is read inside: a connection dropped mid-body is as transient as a 503.
+      return await this.send(`GET ${key}`, async () => {
+        const result = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+        const body = Buffer.from(await result.Body!.transformToByteArray());
+        return { body, etag: (result.ETag ?? '').replaceAll('"', '') };
+      });
     } catch (error) {
-      if (error instanceof S3ServiceException && (error.name === 'NoSuchKey' || error.$metadata.httpStatusCode === 404)) return null;
+      if (isNotFound(error)) return null;
       throw error;
     }
   }
@@ -69,7 +116,7 @@ export class S3Store implements ObjectStore {
     const keys: string[] = [];
     let token: string | undefined;
     do {
-      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix + prefix, ContinuationToken: token }));
+      const page = await this.send(`LIST ${prefix}`, () => this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix + prefix, ContinuationToken: token })));
       for (const object of page.Contents ?? []) if (object.Key) keys.push(object.Key.slice(this.prefix.length));
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -79,28 +126,36 @@ export class S3Store implements ObjectStore {
   async move(from: string, to: string): Promise<boolean> {
     const source = `${this.bucket}/${(this.prefix + from).split('/').map(encodeURIComponent).join('/')}`;
     try {
-      await this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: this.prefix + to, CopySource: source }));
+      await this.send(`COPY ${from} to ${to}`, () => this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: this.prefix + to, CopySource: source })));
     } catch (error) {
-      if (!(error instanceof S3ServiceException && (error.name === 'NoSuchKey' || error.$metadata.httpStatusCode === 404))) throw error;
+      if (!isNotFound(error)) throw error;
       try {
-        await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + to }));
+        await this.send(`HEAD ${to}`, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + to })));
         return false;
-      } catch {
-        throw new Error(`cannot move ${from} to ${to}: neither exists`);
+      } catch (headError) {
+        // Only a 404 means "neither exists"; a 5xx is a fault to retry, not a verdict.
+        if (!isNotFound(headError)) throw headError;
+        throw new Error(`cannot move ${from} to ${to}: neither exists`, { cause: headError });
       }
     }
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + from }));
+    await this.send(`DELETE ${from}`, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + from })));
     return true;
   }
 
   async delete(keys: readonly string[]): Promise<void> {
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);
-      const result = await this.client.send(new DeleteObjectsCommand({
+      const result = await this.send(`DELETE ${batch.length} objects from ${batch[0]}`, () => this.client.send(new DeleteObjectsCommand({
         Bucket: this.bucket,
         Delete: { Objects: batch.map((key) => ({ Key: this.prefix + key })), Quiet: true },
-      }));
-      if (result.Errors?.length) throw new Error(`S3 refused to delete ${result.Errors.length} objects, first ${result.Errors[0].Key}: ${result.Errors[0].Message}`);
+      })));
+      if (result.Errors?.length) {
+        const first = result.Errors[0];
+        const message = `S3 refused to delete ${result.Errors.length} objects, first ${first.Key}: ${first.Code ?? 'no code'}: ${first.Message}`;
+        // Per-key 5xx / SlowDown inside a 200 answer: the SDK does not retry those, the workflow will.
+        if (result.Errors.every((e) => TRANSIENT_DELETE_CODES.has(e.Code ?? ''))) throw new S3TransientError(message, { code: first.Code });
+        throw new Error(message);
+      }
     }
   }
 }

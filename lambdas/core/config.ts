@@ -10,6 +10,9 @@ import { lakeTableName } from './layout.ts';
 
 const identifier = z.string().min(1, 'must not be empty');
 const TIME_ZONE_MESSAGE = 'must be an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)';
+/** A Glue database name Athena reads without quoting: lower case, letters, digits and `_`, 1–255 bytes. */
+export const GLUE_DATABASE_NAME = /^[a-z][a-z0-9_]{0,254}$/;
+const GLUE_DATABASE_MESSAGE = 'must be 1–255 lower-case letters, digits or "_", starting with a letter (Glue and Athena naming rules)';
 
 const tableSchema = z.strictObject({
   /** schema-qualified table name; quoted identifiers allowed. */
@@ -55,14 +58,19 @@ const configSchema = z.strictObject({
   lake: z
     .strictObject({
       prefix: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_\-./]*[A-Za-z0-9_\-]$|^[A-Za-z0-9]$/, 'must be a relative key prefix without leading or trailing "/"').default('raw'),
-      glueDatabase: z.string().regex(/^[a-z0-9_]{1,255}$/, 'must match [a-z0-9_]{1,255}').default('lake'),
+      /**
+       * Glue database of the lake's tables (Glue/Athena: lower case, at most 255 bytes; a name
+       * starting with a digit or `_` would need quoting in every query). @default the stack name
+       * in snake_case (`PgLakeExport` → `pg_lake_export`), so two stacks never share one.
+       */
+      glueDatabase: z.string().regex(GLUE_DATABASE_NAME, GLUE_DATABASE_MESSAGE).optional(),
       /** Years that partition projection covers; a row outside them fails the table. */
       partitionYears: z
         .strictObject({ from: z.number().int().min(1), to: z.number().int().max(9999) })
         .refine((r) => r.from <= r.to, 'from must be ≤ to')
         .default({ from: 1970, to: 2099 }),
     })
-    .default({ prefix: 'raw', glueDatabase: 'lake', partitionYears: { from: 1970, to: 2099 } }),
+    .default({ prefix: 'raw', partitionYears: { from: 1970, to: 2099 } }),
   source: z
     .strictObject({
       /** Secrets Manager secret holding host, port, dbname, username, password (the RDS format). */
@@ -94,8 +102,22 @@ const configSchema = z.strictObject({
       /** A table's lease lapses this long after its last renewal (renewed every page). */
       // At least a minute: a commit must finish within one lease period.
       leaseSeconds: z.number().int().min(60).max(3600).default(300),
+      /**
+       * Memory of the Export function, MB. Lambda gives CPU in proportion (one vCPU's worth at
+       * 1,769 MB); many new accounts may not exceed 3,008 MB until AWS raises their quota.
+       */
+      memoryMb: z.number().int().min(512).max(10_240).default(3008),
+      /** An execution running longer is stopped (and ExecutionsTimedOut fires); Step Functions allows a year. */
+      workflowTimeoutHours: z.number().min(0.25).max(8760).default(6),
+      /** Timeout of the Plan function (Lambda allows 900 s). */
+      planTimeoutSeconds: z.number().int().min(30).max(900).default(300),
+      /** Timeout of the Commit function (Lambda allows 900 s). */
+      commitTimeoutSeconds: z.number().int().min(30).max(900).default(300),
     })
-    .default({ pageRows: 50_000, maxConcurrency: 2, safetyLagSeconds: 5, unconstrainedNumericScale: 9, leaseSeconds: 300 }),
+    .default({
+      pageRows: 50_000, maxConcurrency: 2, safetyLagSeconds: 5, unconstrainedNumericScale: 9, leaseSeconds: 300,
+      memoryMb: 3008, workflowTimeoutHours: 6, planTimeoutSeconds: 300, commitTimeoutSeconds: 300,
+    }),
   alarms: z
     .strictObject({
       email: z.string().email().optional(),

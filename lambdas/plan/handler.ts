@@ -1,15 +1,16 @@
 // Plan Export: validate the execution input, check every table against the catalog, plan windows.
 import { planRun } from '../core/exporter.ts';
 import { ConfigError } from '../core/errors.ts';
-import { runRequestSchema } from '../core/workflow-io.ts';
+import { executionRunId, planInputSchema, runRequestSchema } from '../core/workflow-io.ts';
 import { logger, withDeps } from '../adapters/aws-runtime.ts';
 
 export const handler = async (event: unknown) => {
-  const parsed = runRequestSchema.safeParse(event ?? {});
+  const { request, execution } = planInputSchema.parse(event);
+  const parsed = runRequestSchema.safeParse(request ?? {});
   if (!parsed.success) {
     throw new ConfigError(`execution input: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
   }
-  const plan = await withDeps((deps) => planRun(deps, parsed.data));
+  const plan = await withDeps((deps) => planRun(deps, { ...parsed.data, runId: executionRunId(execution) }));
   for (const warning of plan.warnings) logger.warn(warning);
   for (const skipped of plan.skipped) logger.warn(skipped.reason);
   logger.info('planned', { runId: plan.runId, tables: plan.tables.map((t) => ({ table: t.table, window: t.window, kind: t.kind })) });

@@ -1,21 +1,27 @@
-// Summarize Run: per-table outcome and EMF metrics (rows, files, bytes, staleness, failures).
+// Summarize Run: per-table outcome and EMF metrics (rows, bytes, successes, failures, staleness).
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { summarizeInputSchema, summarizeRun } from '../core/workflow-io.ts';
+import { runMetrics, summarizeInputSchema, summarizeRun } from '../core/workflow-io.ts';
 import { lakeDeps, logger, metrics } from '../adapters/aws-runtime.ts';
 
 export const handler = async (event: unknown) => {
   const summary = await summarizeRun(lakeDeps, summarizeInputSchema.parse(event));
-  for (const table of summary.tables) {
-    const perTable = metrics.singleMetric();
-    perTable.addDimension('Table', table.table);
-    perTable.addMetric('RowsExported', MetricUnit.Count, table.rows);
-    perTable.addMetric('BytesWritten', MetricUnit.Bytes, table.bytes);
-    perTable.addMetric('TableFailed', MetricUnit.Count, table.status === 'failed' ? 1 : 0);
-    perTable.addMetric('NullCursorRows', MetricUnit.Count, table.nullCursorRows);
-    if (table.stalenessSeconds !== null) perTable.addMetric('StalenessSeconds', MetricUnit.Seconds, table.stalenessSeconds);
-    if (table.status === 'failed') logger.error('table failed', { table: table.table, error: table.error });
+  // Per table, with its own dimension (CloudWatch matches an alarm's exact dimension set: service,
+  // Table); a single metric is written out as it is added.
+  const perTable = new Map<string, ReturnType<typeof metrics.singleMetric>>();
+  for (const metric of runMetrics(summary)) {
+    if (metric.table === undefined) {
+      metrics.addMetric(metric.name, MetricUnit[metric.unit], metric.value);
+      continue;
+    }
+    let single = perTable.get(metric.table);
+    if (!single) {
+      single = metrics.singleMetric();
+      single.addDimension('Table', metric.table);
+      perTable.set(metric.table, single);
+    }
+    single.addMetric(metric.name, MetricUnit[metric.unit], metric.value);
   }
-  metrics.addMetric('TablesFailed', MetricUnit.Count, summary.failed);
+  for (const table of summary.tables) if (table.status === 'failed') logger.error('table failed', { table: table.table, error: table.error });
   metrics.publishStoredMetrics();
   logger.info('run summary', { ...summary });
   return summary;

@@ -32,7 +32,7 @@ describe('bin/app.ts', () => {
     const report = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8')) as { pluginReports: unknown[] };
     expect(report.pluginReports).toEqual([]);
     const template = readFileSync(join(outdir, 'PgLakeExport.template.json'), 'utf8');
-    expect(template).toContain('arn:aws:glue:eu-west-1:123456789012:database/lake');
+    expect(template).toContain('arn:aws:glue:eu-west-1:123456789012:database/pg_lake_export');
     expect(template).toContain('"ScheduleExpressionTimezone": "Europe/Dublin"');
     expect(template).toContain('"State": "ENABLED"');
   }, 180_000);

@@ -3,7 +3,8 @@
 // aws-local-stepfunctions with stub handlers, to check the paths data actually takes.
 import { StateMachine, type RunOptions } from 'aws-local-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { TABLES_FAILED_ERROR, TERMINAL_ERRORS, THROTTLING_ERROR, TRANSIENT_LAMBDA_ERRORS, WORKFLOW_STATES as S } from '../../lib/index.ts';
+import { executionRunId } from '../../lambdas/core/workflow-io.ts';
+import { INTERRUPTED_INVOCATION_ERRORS, TABLES_FAILED_ERROR, TERMINAL_ERRORS, THROTTLING_ERROR, TRANSIENT_LAMBDA_ERRORS, WORKFLOW_STATES as S } from '../../lib/index.ts';
 import { allStates, resolveDefinition, type State, type StateMachineDefinition } from './definition.ts';
 import { buildStack, logicalIdOf, type BuiltStack } from './stack.ts';
 
@@ -25,14 +26,14 @@ describe('export workflow definition', () => {
     expect(Object.keys(states).sort()).toEqual(Object.values(S).sort());
   });
 
-  it('plans into $.plan from the whole execution input', () => {
+  it('plans into $.plan from the whole execution input and the execution\'s id (the run id, the same when Plan is retried)', () => {
     expect(states[S.plan]).toMatchObject({ Type: 'Task', ResultPath: '$.plan', Next: S.exportTables });
-    expect(states[S.plan].Parameters).toBeUndefined();
+    expect(states[S.plan].Parameters).toEqual({ 'request.$': '$', execution: { 'id.$': '$$.Execution.Id', 'startTime.$': '$$.Execution.StartTime' } });
   });
 
-  it('maps over the planned tables with the configured concurrency, results in $.results', () => {
+  it('maps over the planned tables with the configured concurrency, each result replacing its task', () => {
     const map = states[S.exportTables];
-    expect(map).toMatchObject({ Type: 'Map', ItemsPath: '$.plan.tables', MaxConcurrency: 3, ResultPath: '$.results', Next: S.summarize });
+    expect(map).toMatchObject({ Type: 'Map', ItemsPath: '$.plan.tables', MaxConcurrency: 3, ResultPath: '$.plan.tables', Next: S.summarize });
     expect(map.ItemProcessor?.StartAt).toBe(S.exportPage);
   });
 
@@ -65,7 +66,7 @@ describe('export workflow definition', () => {
     expect(states[S.summarize]).toMatchObject({
       Type: 'Task',
       ResultPath: '$.summary',
-      Parameters: { 'runId.$': '$.plan.runId', 'startedAt.$': '$.plan.startedAt', 'results.$': '$.results' },
+      Parameters: { 'runId.$': '$.plan.runId', 'startedAt.$': '$.plan.startedAt', 'results.$': '$.plan.tables' },
       Next: S.anyFailed,
     });
     expect(states[S.anyFailed]).toMatchObject({
@@ -85,15 +86,26 @@ describe('export workflow definition', () => {
     }
   });
 
-  it('retries Lambda service faults and ThrottlingError with backoff and full jitter on every task', () => {
+  it('retries Lambda service faults, ThrottlingError and an interrupted invocation with backoff and full jitter on every task', () => {
     const tasks = Object.entries(states).filter(([, s]) => s.Type === 'Task');
     expect(tasks).toHaveLength(4);
     for (const [name, task] of tasks) {
       expect(task.Retry, name).toEqual([
         { ErrorEquals: [...TRANSIENT_LAMBDA_ERRORS], IntervalSeconds: 2, BackoffRate: 2, MaxAttempts: 6, JitterStrategy: 'FULL' },
         { ErrorEquals: [THROTTLING_ERROR], IntervalSeconds: 5, BackoffRate: 2, MaxAttempts: 6, MaxDelaySeconds: 120, JitterStrategy: 'FULL' },
+        { ErrorEquals: ['States.Timeout', 'Sandbox.Timedout', 'Lambda.Unknown'], IntervalSeconds: 10, BackoffRate: 2, MaxAttempts: 1, JitterStrategy: 'FULL' },
       ]);
     }
+    expect(INTERRUPTED_INVOCATION_ERRORS).toEqual(['States.Timeout', 'Sandbox.Timedout', 'Lambda.Unknown']);
+  });
+
+  it('gives each task a minute more than its function\'s timeout, so States.Timeout means the invocation is over', () => {
+    const fns = built.stack.functions.functions;
+    const timeoutOf = (name: string) => (built.template.toJSON() as { Resources: Record<string, { Properties: { Timeout: number } }> }).Resources[logicalIdOf(built.stack, fns[name])].Properties.Timeout;
+    expect([states[S.plan], states[S.exportPage], states[S.commit], states[S.summarize]].map((t) => t.TimeoutSeconds)).toEqual(
+      ['Plan', 'Export', 'Commit', 'Summarize'].map((fn) => timeoutOf(fn) + 60),
+    );
+    expect(states[S.exportPage].TimeoutSeconds).toBe(960);
   });
 
   it('never retries an error a retry cannot fix', () => {
@@ -109,6 +121,18 @@ describe('export workflow definition', () => {
     });
     expect(definition.TimeoutSeconds).toBe(6 * 3600);
   });
+
+  it('logs to a group under /aws/vendedlogs/states/ named after the stack and its unique id', () => {
+    const logGroupId = logicalIdOf(built.stack, built.stack.workflow.logGroup);
+    built.template.hasResourceProperties('AWS::Logs::LogGroup', {
+      LogGroupName: {
+        'Fn::Join': ['', ['/aws/vendedlogs/states/PgLakeExport-Workflow-', { 'Fn::Select': [2, { 'Fn::Split': ['/', { Ref: 'AWS::StackId' }] }] }]],
+      },
+    });
+    built.template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      LoggingConfiguration: { Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: { 'Fn::GetAtt': [logGroupId, 'Arn'] } } }] },
+    });
+  });
 });
 
 describe('export workflow, run locally', () => {
@@ -118,16 +142,29 @@ describe('export workflow, run locally', () => {
   class ThrottlingError extends Error {
     override name = 'ThrottlingError';
   }
+  /** What Step Functions reports for an invocation Lambda stopped at its timeout. */
+  class SandboxTimedout extends Error {
+    override name = 'Sandbox.Timedout';
+  }
+  /** What Step Functions reports for an invocation that died unhandled (out of memory, crashed). */
+  class LambdaUnknown extends Error {
+    override name = 'Lambda.Unknown';
+  }
   type Cursor = { table: string; page?: number; done?: boolean };
+  type PlanInput = { request: unknown; execution: { id: string; startTime: string } };
 
-  function stubs(options: { failCommitOf?: string; throttleFirstPageOf?: string } = {}) {
+  function stubs(options: { failCommitOf?: string; throttleFirstPageOf?: string; timeOutPagesOf?: { table: string; times: number }; crashFirstPlan?: boolean } = {}) {
     const calls: Record<string, number> = {};
     const count = (name: string) => (calls[name] = (calls[name] ?? 0) + 1);
     let summarizeInput: { runId: string; startedAt: string; results: Array<Record<string, unknown>> } | undefined;
     let throttled = false;
+    let timeouts = 0;
+    const planRunIds: string[] = [];
     const handlers = {
-      [S.plan]: async () => {
+      [S.plan]: async (input: PlanInput) => {
         count(S.plan);
+        planRunIds.push(executionRunId(input.execution));
+        if (options.crashFirstPlan && planRunIds.length === 1) throw new LambdaUnknown('Runtime exited with error: signal: killed');
         return { runId: 'run-1', startedAt: '2025-01-01T00:00:00Z', tables: [{ table: 'orders' }, { table: 'customers' }], skipped: [], failed: [], warnings: [] };
       },
       [S.exportPage]: async (cursor: Cursor) => {
@@ -135,6 +172,10 @@ describe('export workflow, run locally', () => {
         if (cursor.table === options.throttleFirstPageOf && !throttled) {
           throttled = true;
           throw new ThrottlingError('slow down');
+        }
+        if (cursor.table === options.timeOutPagesOf?.table && timeouts < options.timeOutPagesOf.times) {
+          timeouts += 1;
+          throw new SandboxTimedout('Task timed out after 900.00 seconds');
         }
         const page = (cursor.page ?? 0) + 1;
         return { ...cursor, page, done: page >= (cursor.table === 'orders' ? 3 : 1) };
@@ -150,7 +191,7 @@ describe('export workflow, run locally', () => {
         return { failed, succeeded: input.results.length - failed, tables: input.results };
       },
     };
-    return { handlers, calls, summarizeInput: () => summarizeInput };
+    return { handlers, calls, summarizeInput: () => summarizeInput, planRunIds };
   }
 
   type LocalHandlers = NonNullable<NonNullable<RunOptions['overrides']>['taskResourceLocalHandlers']>;
@@ -162,7 +203,8 @@ describe('export workflow, run locally', () => {
     const taskResourceLocalHandlers = handlers as unknown as LocalHandlers;
     // Retry waits are real seconds; the tests only check which errors are retried.
     const retryIntervalOverrides = Object.fromEntries(Object.values(S).map((name) => [name, 0]));
-    const execution = machine.run({}, { overrides: { taskResourceLocalHandlers, retryIntervalOverrides } });
+    const context = { Execution: { Id: 'arn:aws:states:eu-west-1:123456789012:execution:PgLakeExport:manual-1', Name: 'manual-1' } };
+    const execution = machine.run({}, { overrides: { taskResourceLocalHandlers, retryIntervalOverrides }, context });
     const outcome = execution.result.then(
       (output: unknown) => ({ output, failed: false }),
       () => ({ output: undefined, failed: true }),
@@ -194,6 +236,30 @@ describe('export workflow, run locally', () => {
     expect(summarizeInput()?.results).toEqual([
       expect.objectContaining({ table: 'orders', status: 'succeeded' }),
       { table: 'customers', status: 'failed', error: 'ConfigError', cause: 'tables[1].primaryKey: column "id" does not exist' },
+    ]);
+  });
+
+  it('runs Plan again after an interrupted invocation, with the same execution and so the same run id', async () => {
+    const { handlers, calls, planRunIds } = stubs({ crashFirstPlan: true });
+    const { output } = await run(handlers);
+    expect(calls[S.plan]).toBe(2);
+    expect(new Set(planRunIds).size).toBe(1);
+    expect(planRunIds[0]).toMatch(/^\d{8}T\d{6}Z-[0-9a-f]{8}$/);
+    expect(output).toMatchObject({ summary: { failed: 0 } });
+  });
+
+  it('retries an Export invocation that timed out once, and fails only that table when it times out again', async () => {
+    const once = stubs({ timeOutPagesOf: { table: 'orders', times: 1 } });
+    const first = await run(once.handlers);
+    expect(once.calls[`${S.exportPage}:orders`]).toBe(4);
+    expect(first.output).toMatchObject({ summary: { failed: 0 } });
+
+    const twice = stubs({ timeOutPagesOf: { table: 'orders', times: 2 } });
+    const second = await run(twice.handlers);
+    expect(second.failed).toBe(true);
+    expect(twice.summarizeInput()?.results).toEqual([
+      { table: 'orders', status: 'failed', error: 'Sandbox.Timedout', cause: 'Task timed out after 900.00 seconds' },
+      expect.objectContaining({ table: 'customers', status: 'succeeded' }),
     ]);
   });
 

@@ -1,11 +1,12 @@
 // The four workflow functions: one factory's defaults, placed in the database VPC only when they
 // connect, configured through the environment without a single credential in it.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { LAKE_CONFIG_LIMIT_BYTES } from '../../lib/index.ts';
-import { buildStack, fixtureConfig, logicalIdOf, resourcesOfType, type BuiltStack } from './stack.ts';
+import { validateConfig } from '../../lambdas/core/config.ts';
+import { LAKE_CONFIG_FILE, LAMBDA_ENVIRONMENT_LIMIT_BYTES } from '../../lib/index.ts';
+import { buildStack, fixtureConfig, FIXTURE_CONFIG_YAML, logicalIdOf, resourcesOfType, type BuiltStack } from './stack.ts';
 
 interface FunctionProps {
   Runtime: string;
@@ -26,7 +27,7 @@ const ENV_KEYS = [
   'DB_SECRET_ARN',
   'GLUE_DATABASE',
   'LAKE_BUCKET',
-  'LAKE_CONFIG',
+  'LAKE_CONFIG_FILE',
   'LAKE_PREFIX',
   'MALLOC_ARENA_MAX',
   'NODE_EXTRA_CA_CERTS',
@@ -35,15 +36,30 @@ const ENV_KEYS = [
   'POWERTOOLS_SERVICE_NAME',
 ];
 
+type Step = 'Plan' | 'Export' | 'Commit' | 'Summarize';
 let built: BuiltStack;
-let fns: Record<'Plan' | 'Export' | 'Commit' | 'Summarize', FunctionProps>;
+let fns: Record<Step, FunctionProps>;
+
+function functionsOf(stack: BuiltStack): Record<Step, FunctionProps> {
+  const all = resourcesOfType<FunctionProps>(stack.template, 'AWS::Lambda::Function');
+  const byName = stack.stack.functions.functions;
+  const pick = (name: string) => all[logicalIdOf(stack.stack, byName[name])].Properties;
+  return { Plan: pick('Plan'), Export: pick('Export'), Commit: pick('Commit'), Summarize: pick('Summarize') };
+}
+
+/** The directory the function's code asset was bundled into. */
+function assetDir(stack: BuiltStack, fn: FunctionProps): string {
+  return join(stack.app.outdir, `asset.${fn.Code.S3Key.replace(/\.zip$/, '')}`);
+}
+
+/** Lambda counts every key and value of the environment (resolved tokens: at most 128 bytes here). */
+function environmentBytes(fn: FunctionProps): number {
+  return Object.entries(fn.Environment.Variables).reduce((n, [k, v]) => n + Buffer.byteLength(k) + (typeof v === 'string' ? Buffer.byteLength(v) : 128), 0);
+}
 
 beforeAll(() => {
   built = buildStack();
-  const all = resourcesOfType<FunctionProps>(built.template, 'AWS::Lambda::Function');
-  const byName = built.stack.functions.functions;
-  const pick = (name: string) => all[logicalIdOf(built.stack, byName[name])].Properties;
-  fns = { Plan: pick('Plan'), Export: pick('Export'), Commit: pick('Commit'), Summarize: pick('Summarize') };
+  fns = functionsOf(built);
 }, 180_000);
 
 describe('workflow functions', () => {
@@ -62,8 +78,8 @@ describe('workflow functions', () => {
     }
   });
 
-  it('give Export two vCPUs (3538 MB) and 15 minutes, the others 1024 MB and 5 minutes', () => {
-    expect([fns.Export.MemorySize, fns.Export.Timeout]).toEqual([3538, 900]);
+  it('give Export 3,008 MB (the most a new account may configure) and 15 minutes, the others 1024 MB and 5 minutes', () => {
+    expect([fns.Export.MemorySize, fns.Export.Timeout]).toEqual([3008, 900]);
     for (const fn of [fns.Plan, fns.Commit, fns.Summarize]) expect([fn.MemorySize, fn.Timeout]).toEqual([1024, 300]);
   });
 
@@ -85,8 +101,7 @@ describe('workflow functions', () => {
     expect(fns.Summarize.VpcConfig).toBeUndefined();
   });
 
-  it('share one environment: lake location, the secret ARN (never its value), the validated config', () => {
-    const config = fixtureConfig();
+  it('share one environment: lake location, the secret ARN (never its value), where the config is', () => {
     for (const fn of Object.values(fns)) {
       const env = fn.Environment.Variables;
       expect(Object.keys(env).sort()).toEqual(ENV_KEYS);
@@ -99,8 +114,16 @@ describe('workflow functions', () => {
       expect(env.NODE_OPTIONS).toBe('--enable-source-maps --max-semi-space-size=4');
       expect(env.POWERTOOLS_SERVICE_NAME).toBe('pg-lake-export');
       expect(env.POWERTOOLS_METRICS_NAMESPACE).toBe('PgLakeExport');
-      expect(JSON.parse(String(env.LAKE_CONFIG))).toEqual(JSON.parse(JSON.stringify(config)));
-      expect(Buffer.byteLength(String(env.LAKE_CONFIG))).toBeLessThanOrEqual(LAKE_CONFIG_LIMIT_BYTES);
+      expect(env.LAKE_CONFIG_FILE).toBe('lake.config.json');
+    }
+  });
+
+  it('carry the validated config in every bundle, with the Glue database the stack uses', () => {
+    const config = fixtureConfig();
+    for (const fn of Object.values(fns)) {
+      const shipped: unknown = JSON.parse(readFileSync(join(assetDir(built, fn), LAKE_CONFIG_FILE), 'utf8'));
+      expect(shipped).toEqual(JSON.parse(JSON.stringify(config)));
+      expect(validateConfig(shipped)).toEqual(config);
     }
   });
 
@@ -113,14 +136,13 @@ describe('workflow functions', () => {
     }
   });
 
-  it('bundle parquet-wasm\'s .wasm next to every bundle that loads it', () => {
-    const outdir = built.app.outdir;
-    const assetDir = (fn: FunctionProps) => join(outdir, `asset.${fn.Code.S3Key.replace(/\.zip$/, '')}`);
-    // The exporter encodes Parquet, so its bundle must carry the wasm.
-    expect(existsSync(join(assetDir(fns.Export), 'parquet_wasm_bg.wasm'))).toBe(true);
-    for (const fn of Object.values(fns)) {
-      const loadsWasm = readFileSync(join(assetDir(fn), 'index.js'), 'utf8').includes('parquet_wasm_bg.wasm');
-      expect(existsSync(join(assetDir(fn), 'parquet_wasm_bg.wasm'))).toBe(loadsWasm);
+  it('ship parquet-wasm and its 5 MB .wasm in the Export bundle only', () => {
+    expect(readdirSync(assetDir(built, fns.Export)).sort()).toEqual(['index.js', 'index.js.map', LAKE_CONFIG_FILE, 'parquet_wasm_bg.wasm'].sort());
+    expect(readFileSync(join(assetDir(built, fns.Export), 'index.js'), 'utf8')).toContain('parquet_wasm_bg.wasm');
+    for (const fn of [fns.Plan, fns.Commit, fns.Summarize]) {
+      expect(readdirSync(assetDir(built, fn)).sort()).toEqual(['index.js', 'index.js.map', LAKE_CONFIG_FILE].sort());
+      // Left out, not merely uncopied: nothing in the bundle would look for the file.
+      expect(readFileSync(join(assetDir(built, fn), 'index.js'), 'utf8')).not.toContain('parquet_wasm_bg.wasm');
     }
   });
 
@@ -131,5 +153,26 @@ describe('workflow functions', () => {
       TracingConfig: { Mode: 'Active' },
       LoggingConfig: { LogGroup: Match.anyValue() },
     });
+  });
+});
+
+describe('a stack of 300 tables', () => {
+  let big: BuiltStack;
+  const tables = Array.from({ length: 300 }, (_, i) => `  - name: sales.order_line_history_${String(i).padStart(3, '0')}\n    where: "status <> 'deleted'"`).join('\n');
+  const yamlText = FIXTURE_CONFIG_YAML.replace(/^tables:\n[\s\S]*$/m, `tables:\n${tables}\n`);
+
+  beforeAll(() => {
+    big = buildStack({ config: fixtureConfig(yamlText) });
+  }, 300_000);
+
+  it('synthesizes, its functions\' environment well under Lambda\'s 4 KB, the config in every bundle', () => {
+    const config = fixtureConfig(yamlText);
+    expect(Buffer.byteLength(JSON.stringify(config))).toBeGreaterThan(10 * LAMBDA_ENVIRONMENT_LIMIT_BYTES);
+    for (const fn of Object.values(functionsOf(big))) {
+      expect(environmentBytes(fn)).toBeLessThan(LAMBDA_ENVIRONMENT_LIMIT_BYTES);
+      const shipped = validateConfig(JSON.parse(readFileSync(join(assetDir(big, fn), LAKE_CONFIG_FILE), 'utf8')));
+      expect(shipped.tables).toHaveLength(300);
+    }
+    big.template.resourceCountIs('AWS::CloudWatch::Alarm', 300 + 3 + 1 + 4 + 1);
   });
 });

@@ -1,11 +1,18 @@
 // The schedule that starts the workflow, and one alarm per failure mode, all notifying one
 // encrypted topic.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { App, Stack } from 'aws-cdk-lib';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
-import { Match } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ExportAlarms, ExportSchedule } from '../../lib/index.ts';
-import { buildStack, FIXTURE_LAKE_TABLES, logicalIdOf, resourcesOfType, type BuiltStack } from './stack.ts';
+import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
+import { TableState } from '../../lambdas/core/state.ts';
+import { runMetrics, summarizeRun, type RunMetric } from '../../lambdas/core/workflow-io.ts';
+import { ExportAlarms, ExportSchedule, PgLakeExportStack } from '../../lib/index.ts';
+import { buildStack, ENV, fixtureConfig, FIXTURE_CONFIG_YAML, FIXTURE_LAKE_TABLES, FIXTURE_PREFIX, logicalIdOf, resourcesOfType, type BuiltStack } from './stack.ts';
 
 interface AlarmProps {
   Namespace: string;
@@ -153,17 +160,17 @@ describe('export alarms', () => {
     ]);
   });
 
-  it('fire per table when StalenessSeconds exceeds maxStalenessHours or stops arriving', () => {
-    const stale = alarmsOn('StalenessSeconds');
+  it('fire per table when it had no successful export within maxStalenessHours (hourly, all periods, missing = breaching)', () => {
+    const stale = alarmsOn('TableSucceeded');
     // Exactly the dimension set Powertools emits: its `service` default dimension, then Table.
     expect(stale.map((a) => a.Dimensions)).toEqual(FIXTURE_LAKE_TABLES.map((table) => [{ Name: 'Table', Value: table }, { Name: 'service', Value: 'pg-lake-export' }]));
     for (const alarm of stale) {
       expect(alarm).toMatchObject({
         Namespace: 'PgLakeExport',
-        Statistic: 'Maximum',
+        Statistic: 'Sum',
         Period: 3600,
-        Threshold: 12 * 3600,
-        ComparisonOperator: 'GreaterThanThreshold',
+        Threshold: 1,
+        ComparisonOperator: 'LessThanThreshold',
         EvaluationPeriods: 12,
         DatapointsToAlarm: 12,
         TreatMissingData: 'breaching',
@@ -207,5 +214,75 @@ describe('export alarms', () => {
     expect(() => new ExportAlarms(stack, 'Alarms', { stateMachine, functions: {}, lakeTables: [], maxStalenessHours: 0, noSuccessWithinHours: 200, email: 'nobody' })).toThrowError(
       /maxStalenessHours[\s\S]*noSuccessWithinHours[\s\S]*lakeTables: list at least one table[\s\S]*email/,
     );
+  });
+});
+
+// The Stale alarm as CloudWatch evaluates it, fed with exactly what the Summarize step emits
+// (summarizeRun over a real lake directory, then runMetrics) for a daily schedule whose runs
+// keep failing after one success: "hours since the last success" must mean what it says.
+describe('the Stale alarm on a daily schedule', () => {
+  type Datapoint = RunMetric & { at: number };
+  const HOUR = 3_600_000;
+
+  /** The hour (since t0) at which CloudWatch first puts the alarm in ALARM, evaluating at every hour's end. */
+  function firstAlarmHour(alarm: AlarmProps, table: string, points: readonly Datapoint[], t0: number, hours: number): number | null {
+    const stat = (values: number[]) => (alarm.Statistic === 'Sum' ? values.reduce((a, b) => a + b, 0) : alarm.Statistic === 'Maximum' ? Math.max(...values) : Number.NaN);
+    const breaches = (value: number) => (alarm.ComparisonOperator === 'LessThanThreshold' ? value < alarm.Threshold : alarm.ComparisonOperator === 'GreaterThanThreshold' ? value > alarm.Threshold : Number.NaN > 0);
+    for (let end = alarm.EvaluationPeriods; end <= hours; end++) {
+      let breaching = 0;
+      for (let period = end - alarm.EvaluationPeriods; period < end; period++) {
+        const from = t0 + period * HOUR;
+        const values = points.filter((p) => p.table === table && p.name === alarm.MetricName && p.at >= from && p.at < from + HOUR).map((p) => p.value);
+        if (values.length === 0) breaching += alarm.TreatMissingData === 'breaching' ? 1 : 0;
+        else if (breaches(stat(values))) breaching += 1;
+      }
+      if (breaching >= (alarm.DatapointsToAlarm ?? alarm.EvaluationPeriods)) return end;
+    }
+    return null;
+  }
+
+  it('fires within an hour of maxStalenessHours after the last success, although later runs failed and reported', async () => {
+    const yamlText = FIXTURE_CONFIG_YAML.replace('maxStalenessHours: 12', 'maxStalenessHours: 26');
+    const config = fixtureConfig(yamlText);
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const template = Template.fromStack(new PgLakeExportStack(app, 'PgLakeExport', { config, env: ENV }));
+    const alarm = Object.values(resourcesOfType<AlarmProps>(template, 'AWS::CloudWatch::Alarm')).map((a) => a.Properties)
+      .find((a) => a.Dimensions?.some((d) => d.Name === 'Table' && d.Value === 'orders'))!;
+
+    const store = new DirectoryStore(pathToFileURL(mkdtempSync(join(tmpdir(), 'pg-lake-export-stale-'))).href);
+    const deps = { store, config, log: () => undefined };
+    const t0 = Date.parse('2025-03-01T00:00:00Z');
+    const points: Datapoint[] = [];
+    // Day 0, 02:00: every table commits. Days 1 and 2, 02:00: orders fails, the others commit.
+    for (let day = 0; day < 3; day++) {
+      const start = t0 + (day * 24 + 2) * HOUR;
+      const committedAt = new Date(start + 20 * 60_000);
+      const runId = `run-${day}`;
+      const results = FIXTURE_LAKE_TABLES.map((table) => (day > 0 && table === 'orders'
+        ? { table, status: 'failed' as const, error: 'ThrottlingError', cause: 'S3 GET failed' }
+        : { table, status: 'succeeded' as const, rows: 1, files: 1, bytes: 1, windowFrom: null, windowTo: 'x', watermark: 'x', nullCursorRows: 0 }));
+      for (const result of results.filter((r) => r.status === 'succeeded')) {
+        const state = new TableState(store, FIXTURE_PREFIX, result.table);
+        await state.write(state.watermarkKey(), { cursor: `2025-03-0${day + 1} 01:59:55.000000+00`, runId, committedAt: committedAt.toISOString() });
+      }
+      const now = new Date(start + 30 * 60_000);
+      const summary = await summarizeRun(deps, { runId, startedAt: new Date(start).toISOString(), results, skipped: [], failed: [] }, now);
+      // Every configured table is measured on every run, the failed one included.
+      expect(Object.keys(summary.stalenessSeconds).sort()).toEqual([...FIXTURE_LAKE_TABLES].sort());
+      points.push(...runMetrics(summary).map((m) => ({ ...m, at: now.getTime() })));
+    }
+    expect(points.find((p) => p.table === 'orders' && p.name === 'StalenessSeconds' && p.at > t0 + 48 * HOUR)?.value).toBe(48 * 3600 + 10 * 60);
+
+    const lastSuccessHour = 2 + 20 / 60;
+    const fired = firstAlarmHour(alarm, 'orders', points, t0, 96);
+    expect(fired).not.toBeNull();
+    expect(fired! - lastSuccessHour).toBeGreaterThanOrEqual(26);
+    expect(fired! - lastSuccessHour).toBeLessThanOrEqual(27);
+    // The tables that kept succeeding never alarm.
+    expect(firstAlarmHour(alarm, 'customers', points, t0, 60)).toBeNull();
+    // Control: the former rule (StalenessSeconds above the threshold in every hour) on the same
+    // datapoints waits for the day-1 failure's 24 h value to leave its window: ~50 h.
+    const former: AlarmProps = { ...alarm, MetricName: 'StalenessSeconds', Statistic: 'Maximum', Threshold: 26 * 3600, ComparisonOperator: 'GreaterThanThreshold' };
+    expect(firstAlarmHour(former, 'orders', points, t0, 96)! - lastSuccessHour).toBeGreaterThan(48);
   });
 });

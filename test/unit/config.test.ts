@@ -5,8 +5,12 @@ import { parseQualifiedName, quoteIdent, quoteLiteral } from '../../lambdas/core
 describe('config validation', () => {
   it('fills every default', () => {
     const config = parseConfig('tables:\n  - name: public.orders\n');
-    expect(config.lake).toEqual({ prefix: 'raw', glueDatabase: 'lake', partitionYears: { from: 1970, to: 2099 } });
-    expect(config.export).toEqual({ pageRows: 50000, maxConcurrency: 2, safetyLagSeconds: 5, unconstrainedNumericScale: 9, leaseSeconds: 300 });
+    // No glueDatabase: the stack names it after itself (lib/lake-catalog.ts).
+    expect(config.lake).toEqual({ prefix: 'raw', partitionYears: { from: 1970, to: 2099 } });
+    expect(config.export).toEqual({
+      pageRows: 50000, maxConcurrency: 2, safetyLagSeconds: 5, unconstrainedNumericScale: 9, leaseSeconds: 300,
+      memoryMb: 3008, workflowTimeoutHours: 6, planTimeoutSeconds: 300, commitTimeoutSeconds: 300,
+    });
     expect(config.tables[0]).toEqual({ name: 'public.orders', cursor: 'updated_at', cursorTimeZone: 'UTC', mode: 'incremental', columns: { exclude: [], hash: [] } });
   });
 
@@ -20,7 +24,7 @@ describe('config validation', () => {
       '  - cursor: 5',
     ].join('\n');
     expect(() => parseConfig(text, 'lake.config.yaml')).toThrow(
-      'lake.config.yaml: lake.prefix: must be a relative key prefix without leading or trailing "/"; lake.glueDatabase: must match [a-z0-9_]{1,255}; export.pageRows: Too small: expected number to be >=1; tables[0]: Unrecognized key: "cursr"; tables[1].name: Invalid input: expected string, received undefined; tables[1].cursor: Invalid input: expected string, received number',
+      'lake.config.yaml: lake.prefix: must be a relative key prefix without leading or trailing "/"; lake.glueDatabase: must be 1–255 lower-case letters, digits or "_", starting with a letter (Glue and Athena naming rules); export.pageRows: Too small: expected number to be >=1; tables[0]: Unrecognized key: "cursr"; tables[1].name: Invalid input: expected string, received undefined; tables[1].cursor: Invalid input: expected string, received number',
     );
   });
 

@@ -1,6 +1,6 @@
 // The Glue registry against the real SDK client, its requests answered by a middleware that
 // plays a Glue catalog: which calls, in which order, with which TableInput.
-import { EntityNotFoundException, GlueClient, type Table, type TableInput } from '@aws-sdk/client-glue';
+import { AlreadyExistsException, ConcurrentModificationException, EntityNotFoundException, GlueClient, InternalServiceException, ThrottlingException, type Table, type TableInput } from '@aws-sdk/client-glue';
 import { describe, expect, it } from 'vitest';
 import { GlueRegistry } from '../../lambdas/adapters/glue-registry.ts';
 import { validateConfig } from '../../lambdas/core/config.ts';
@@ -20,14 +20,18 @@ const schema: LakeSchema = {
   softDelete: 'deleted',
 };
 
-function fakeGlue(existing: Record<string, Table>) {
+/** `fail` injects a fault: given the command and table, an error to throw instead of answering. */
+function fakeGlue(existing: Record<string, Table>, fail?: (command: string, name: string) => Error | undefined) {
   const calls: { command: string; name: string; input?: TableInput }[] = [];
-  const client = new GlueClient({ region: 'eu-west-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+  // No SDK retries: the fault reaches the registry as it would after they are spent.
+  const client = new GlueClient({ region: 'eu-west-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' }, maxAttempts: 1 });
   client.middlewareStack.add(
     (_next, context) => async (args) => {
       const input = args.input as { Name?: string; TableInput?: TableInput };
       const name = input.Name ?? input.TableInput?.Name ?? '';
       calls.push({ command: context.commandName ?? '', name, input: input.TableInput });
+      const fault = fail?.(context.commandName ?? '', name);
+      if (fault) throw fault;
       if (context.commandName === 'GetTableCommand') {
         const table = existing[name];
         if (!table) throw new EntityNotFoundException({ message: `${name} not found`, $metadata: {} });
@@ -73,5 +77,36 @@ describe('GlueRegistry', () => {
       'public.orders_current: lake table "orders_current" has the name of the current-state view of lake table "orders"; set tables[].lakeName on one of them',
     );
     expect(calls).toEqual([]);
+  });
+});
+
+describe('GlueRegistry under transient faults', () => {
+  const meta = { $metadata: { httpStatusCode: 400 } };
+
+  it.each([
+    ['throttling', new ThrottlingException({ message: 'Rate exceeded', ...meta })],
+    ['a concurrent change', new ConcurrentModificationException({ message: 'Table orders was modified concurrently', ...meta })],
+    ['an internal fault', new InternalServiceException({ message: 'Internal service error', $metadata: { httpStatusCode: 500 } })],
+  ])('surfaces %s as ThrottlingError (which the workflow retries), naming the call and table', async (_what, fault) => {
+    const { client } = fakeGlue({}, (command) => (command === 'CreateTableCommand' ? fault : undefined));
+    const error = await new GlueRegistry(client, 'lake', 'bucket', config).register('orders', schema).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).name).toBe('ThrottlingError');
+    expect((error as Error).message).toBe(`Glue CreateTable lake.orders failed after the client's retries: ${fault.name}: ${fault.message}`);
+    expect((error as Error).cause).toBe(fault);
+  });
+
+  it('leaves errors a retry cannot fix as they are', async () => {
+    const denied = Object.assign(new Error('User is not authorized to perform: glue:CreateTable'), { name: 'AccessDeniedException', $metadata: { httpStatusCode: 400 } });
+    const { client } = fakeGlue({}, (command) => (command === 'CreateTableCommand' ? denied : undefined));
+    await expect(new GlueRegistry(client, 'lake', 'bucket', config).register('orders', schema)).rejects.toBe(denied);
+  });
+
+  it('updates a table that appeared between its lookup and its creation (an earlier attempt\'s)', async () => {
+    const { client, calls } = fakeGlue({}, (command, name) => (command === 'CreateTableCommand' && name === 'orders' ? new AlreadyExistsException({ message: 'Table already exists.', ...meta }) : undefined));
+    await new GlueRegistry(client, 'lake', 'bucket', config).register('orders', schema);
+    expect(calls.map((c) => `${c.command} ${c.name}`)).toEqual([
+      'GetTableCommand orders', 'CreateTableCommand orders', 'UpdateTableCommand orders', 'GetTableCommand orders_current', 'CreateTableCommand orders_current',
+    ]);
   });
 });

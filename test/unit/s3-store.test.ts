@@ -1,0 +1,92 @@
+// The S3 lake store under faults S3 answers after the client's own retries: each request's
+// response is played by a middleware (fault injection only; the requests are the real SDK's).
+import { S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import { S3Store } from '../../lambdas/adapters/s3-store.ts';
+import { isTransientStoreError } from '../../lambdas/core/errors.ts';
+
+type Answer = { output: Record<string, unknown> } | { fault: Error };
+
+/** An S3Store whose requests are answered by `answer(command, key)`; no SDK retries. */
+function storeAnswering(answer: (command: string, key: string) => Answer) {
+  const calls: string[] = [];
+  const client = new S3Client({ region: 'eu-west-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' }, maxAttempts: 1 });
+  client.middlewareStack.add(
+    (_next, context) => async (args) => {
+      const command = context.commandName ?? '';
+      const key = String((args.input as { Key?: string }).Key ?? '');
+      calls.push(`${command} ${key}`);
+      const result = answer(command, key);
+      if ('fault' in result) throw result.fault;
+      return { output: { $metadata: {}, ...result.output }, response: {} };
+    },
+    { step: 'initialize', name: 'playS3' },
+  );
+  return { store: new S3Store(client, 'lake-bucket', 'raw'), calls };
+}
+
+function s3Error(name: string, httpStatusCode: number, message: string): S3ServiceException {
+  return new S3ServiceException({ name, $fault: httpStatusCode >= 500 ? 'server' : 'client', $metadata: { httpStatusCode }, message });
+}
+
+const slowDown = s3Error('SlowDown', 503, 'Please reduce your request rate.');
+const internal = s3Error('InternalError', 500, 'We encountered an internal error. Please try again.');
+
+describe('S3Store', () => {
+  it.each([
+    ['GET', (s: S3Store) => s.get('orders/_state/watermark.json'), 'GET orders/_state/watermark.json'],
+    ['LIST', (s: S3Store) => s.list('orders/_state/pending/'), 'LIST orders/_state/pending/'],
+    ['PUT', (s: S3Store) => s.put('orders/_state/lease.json', '{}', { ifNoneMatch: true }), 'PUT orders/_state/lease.json'],
+    ['DELETE', (s: S3Store) => s.delete(['orders/a.parquet']), 'DELETE 1 objects from orders/a.parquet'],
+  ])('surfaces a 5xx on %s as ThrottlingError, which the workflow retries, naming the request and keeping the cause', async (_verb, act, what) => {
+    for (const fault of [slowDown, internal]) {
+      const { store } = storeAnswering(() => ({ fault }));
+      const error = (await act(store).catch((e: unknown) => e)) as Error;
+      expect(error.name).toBe('ThrottlingError');
+      expect(error.message).toBe(`S3 ${what} in s3://lake-bucket/raw/ failed after the client's retries: ${fault.name}: ${fault.message}`);
+      expect(error.cause).toBe(fault);
+      // The exporter's own classification of an upload fault still sees it as transient.
+      expect(isTransientStoreError(error)).toBe(true);
+    }
+  });
+
+  it('surfaces a dropped connection as ThrottlingError too', async () => {
+    const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+    const { store } = storeAnswering(() => ({ fault: reset }));
+    const error = (await store.get('orders/_state/watermark.json').catch((e: unknown) => e)) as Error;
+    expect(error.name).toBe('ThrottlingError');
+    expect(isTransientStoreError(error)).toBe(true);
+  });
+
+  it('keeps what a retry cannot change: a missing key is null, a failed precondition false, a refusal as S3 said it', async () => {
+    const { store } = storeAnswering((command) => ({
+      fault: command === 'GetObjectCommand' ? s3Error('NoSuchKey', 404, 'The specified key does not exist.')
+        : command === 'PutObjectCommand' ? s3Error('PreconditionFailed', 412, 'At least one of the pre-conditions you specified did not hold')
+        : s3Error('AccessDenied', 403, 'Access Denied'),
+    }));
+    expect(await store.get('orders/_state/watermark.json')).toBeNull();
+    expect(await store.put('orders/_state/lease.json', '{}', { ifNoneMatch: true })).toBe(false);
+    const denied = (await store.list('orders/').catch((e: unknown) => e)) as Error;
+    expect(denied.name).toBe('AccessDenied');
+  });
+
+  it('does not take a 5xx on the HEAD after a missing copy source for "neither exists"', async () => {
+    const { store, calls } = storeAnswering((command) => ({ fault: command === 'CopyObjectCommand' ? s3Error('NoSuchKey', 404, 'The specified key does not exist.') : slowDown }));
+    const error = (await store.move('orders/_state/pending/r/a.parquet', 'orders/year=2025/a.parquet').catch((e: unknown) => e)) as Error;
+    expect(calls).toEqual(['CopyObjectCommand raw/orders/year=2025/a.parquet', 'HeadObjectCommand raw/orders/year=2025/a.parquet']);
+    expect(error.name).toBe('ThrottlingError');
+    expect(error.message).toContain('S3 HEAD orders/year=2025/a.parquet');
+  });
+
+  it('retries per-key 5xx answers of DeleteObjects (inside a 200), and reports any other refusal plainly', async () => {
+    const transient = storeAnswering(() => ({ output: { Errors: [{ Key: 'raw/orders/a.parquet', Code: 'InternalError', Message: 'We encountered an internal error.' }] } }));
+    const first = (await transient.store.delete(['orders/a.parquet']).catch((e: unknown) => e)) as Error;
+    expect(first.name).toBe('ThrottlingError');
+    expect(first.message).toBe('S3 refused to delete 1 objects, first raw/orders/a.parquet: InternalError: We encountered an internal error.');
+
+    const refused = storeAnswering(() => ({ output: { Errors: [{ Key: 'raw/orders/a.parquet', Code: 'AccessDenied', Message: 'Access Denied' }] } }));
+    const second = (await refused.store.delete(['orders/a.parquet']).catch((e: unknown) => e)) as Error;
+    expect(second.name).toBe('Error');
+    expect(second.message).toBe('S3 refused to delete 1 objects, first raw/orders/a.parquet: AccessDenied: Access Denied');
+  });
+});
