@@ -170,7 +170,7 @@ async function removeRun(deps: LakeDeps, state: TableState, runId: string): Prom
   const pages = committed ? [] : await state.pendingPages(runId);
   // Published keys too: a crash between publishing and the watermark leaves them visible.
   const published = pages.flatMap((p) => p.files.map((f) => f.key));
-  deps.log?.('removing an unfinished run', { table: state.root, runId, files: published.length });
+  deps.log?.('removing an unfinished run', { table: state.lakeTable, runId, files: published.length });
   await deps.store.delete(published);
   await deps.store.delete(await deps.store.list(state.pendingPrefix(runId)));
 }
@@ -194,7 +194,7 @@ async function publish(deps: LakeDeps, state: TableState, runId: string, pages: 
 async function recover(deps: LakeDeps, state: TableState, watermark: Watermark | null): Promise<void> {
   for (const runId of await state.pendingRuns()) {
     if (watermark && watermark.runId === runId) {
-      deps.log?.('rolling forward a committed run', { table: state.root, runId });
+      deps.log?.('rolling forward a committed run', { table: state.lakeTable, runId });
       await finishCommit(deps, state, runId, watermark.committedAt);
     } else {
       await removeRun(deps, state, runId);
