@@ -5,6 +5,7 @@
 // stderr/stdout, written synchronously so a kill right after cannot swallow them.
 import { appendFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import pg from 'pg';
 import { runExport } from '../../bin/local/run-export.ts';
 import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
 import { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
@@ -79,13 +80,35 @@ function faultyStore(inner: ObjectStore, faults: RunFaults): ObjectStore {
   };
 }
 
-function faultySource(inner: RowSource, faults: RunFaults): RowSource {
+/** Terminate this process's exporter sessions from a side connection (as a failover or an admin would). */
+async function dropOwnConnections(databaseUrl: string): Promise<number> {
+  const admin = new pg.Client(databaseUrl);
+  admin.on('error', () => undefined);
+  await admin.connect();
+  try {
+    const { rows } = await admin.query(`SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity
+      WHERE application_name = 'pg-lake-export' AND datname = current_database() AND pid <> pg_backend_pid()`);
+    return rows.filter((r: { done: boolean }) => r.done).length;
+  } finally {
+    await admin.end();
+  }
+}
+
+function faultySource(inner: RowSource, faults: RunFaults, databaseUrl: string): RowSource {
   let calls = 0;
   const around = async <T>(what: string, work: () => Promise<T>): Promise<T> => {
     const call = ++calls;
     if (faults.sourceErrors.includes(call)) {
       report(2, `FAULT source ECONNRESET at source call ${call}: ${what}`);
       throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET', errno: -104, syscall: 'read' });
+    }
+    if (faults.dropConnectionAtCall === call) {
+      const running = work();
+      running.catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 15));
+      const dropped = await dropOwnConnections(databaseUrl).catch(() => 0);
+      report(2, `FAULT drop ${dropped} connections during source call ${call}: ${what}`);
+      return running;
     }
     return work();
   };
@@ -104,7 +127,7 @@ const input = JSON.parse(process.argv[2]) as ChildInput;
 const source = new PostgresSource(input.databaseUrl);
 try {
   const outcome = await runExport({
-    source: faultySource(source, input.faults),
+    source: faultySource(source, input.faults, input.databaseUrl),
     store: faultyStore(new DirectoryStore(input.lakeUrl), input.faults),
     config: validateConfig(input.config, 'chaos config'),
   }, input.request);

@@ -175,6 +175,13 @@ export function lifetimes(audit: readonly AuditVersion[]): { version: AuditVersi
   return out;
 }
 
+/** Which steps wrote the versions, most first: a lost batch usually has one writer. */
+function writersSummary(versions: readonly AuditVersion[], writerOf: (txid: string) => string): string {
+  const counts = new Map<string, number>();
+  for (const v of versions) counts.set(writerOf(v.txid), (counts.get(writerOf(v.txid)) ?? 0) + 1);
+  return `; written by ${[...counts].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([w, n]) => `${w} ×${n}`).join(', ')}`;
+}
+
 export interface CommittedRun {
   readonly times: RunTimes;
   readonly kind: RunManifest['kind'];
@@ -189,7 +196,12 @@ export interface CommittedRun {
  * version committed before the run with a cursor under the watermark that no run exported (a late
  * commit the window was not held back for) is lost for good.
  */
-export function checkLost(lifetimes: readonly { version: AuditVersion; supersededUs: bigint | null }[], runs: readonly CommittedRun[], lake: ReadonlySet<string>): Violation[] {
+export function checkLost(
+  lifetimes: readonly { version: AuditVersion; supersededUs: bigint | null }[],
+  runs: readonly CommittedRun[],
+  lake: ReadonlySet<string>,
+  writerOf: (txid: string) => string,
+): Violation[] {
   const out: Violation[] = [];
   for (const run of runs) {
     const to = cursorMicros(run.window.to);
@@ -205,7 +217,7 @@ export function checkLost(lifetimes: readonly { version: AuditVersion; supersede
     if (lost.length) {
       out.push({
         check: 'c',
-        message: `run ${run.times.name} (${run.times.runId}, ${run.kind}, window ${run.window.from ?? '-∞'} ${run.window.fromInclusive ? '≤' : '<'} cursor ≤ ${run.window.to}): ${lost.length} versions committed before it started and current until it ended are not in the lake${below ? ` (${below} of them below its window's lower bound, i.e. behind an earlier watermark)` : ''}: ${sample(lost.map((v) => `${versionKey(v.id, v.us)} (committed at ${v.commitUs} µs)`))}`,
+        message: `run ${run.times.name} (${run.times.runId}, ${run.kind}, window ${run.window.from ?? '-∞'} ${run.window.fromInclusive ? '≤' : '<'} cursor ≤ ${run.window.to}): ${lost.length} versions committed before it started and current until it ended are not in the lake${below ? ` (${below} of them below its window's lower bound, i.e. behind an earlier watermark)` : ''}: ${sample(lost.map((v) => `${versionKey(v.id, v.us)} (committed at ${v.commitUs} µs by ${writerOf(v.txid)})`))}${writersSummary(lost, writerOf)}`,
       });
     }
   }

@@ -17,7 +17,7 @@ import {
 } from './checker.ts';
 import { describeStep, type RunFaults, type Schedule, type Step } from './schedule.ts';
 import {
-  TABLE, beginLate, connect, createWorld, dropExporterConnections, finishPrepared, insertRows, prepare,
+  TABLE, beginLate, connect, createWorld, dropExporterConnections, finishPrepared, inTransaction, insertRows, prepare,
   readAudit, readTable, updateRange, updateSome,
 } from './world.ts';
 
@@ -102,6 +102,12 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
   /** Set when a child could not even load the exporter (a broken checkout, not a chaos finding). */
   let unloadable: string | null = null;
   let rollForwardDuplicates = 0;
+  /** txid → the step that wrote it, so a lost or invented version names its writer. */
+  const writers = new Map<string, string>();
+  const writerOf = (audit: ReadonlyMap<string, { txid: string }[]>, key: string): string => {
+    const txid = audit.get(key)?.[0]?.txid;
+    return txid ? writers.get(txid) ?? `transaction ${txid}` : 'not audited';
+  };
   let previous: { versions: Set<string>; latest: Map<string, bigint>; after: string } | null = null;
 
   /** An operator takes the lease over when its holder is known dead (killed, or finished without releasing it). */
@@ -147,7 +153,7 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
       child.on('close', (code, signal) => {
         clearTimeout(dropTimer);
         record.endUs = nowUs() + 1000n;
-        record.faults.push(...stderr.split('\n').filter((l) => l.startsWith('FAULT ')).map((l) => l.slice(6)));
+        record.faults.push(...stderr.split('\n').filter((l) => l.startsWith('FAULT ') && !l.startsWith('FAULT drop 0 ')).map((l) => l.slice(6)));
         const line = stdout.split('\n').find((l) => l.startsWith('OUTCOME '));
         record.outcome = line ? JSON.parse(line.slice(8)) : null;
         record.exit = signal === 'SIGKILL' ? 'killed' : code === 0 && record.outcome ? 'done' : 'crashed';
@@ -209,7 +215,7 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
       const removed = [...previous.versions].filter((v) => !versions.has(v));
       const back = [...previous.latest].filter(([id, us]) => (latest.get(id) ?? -1n) < us);
       if (removed.length) {
-        violations.push({ check: 'd', message: `${label}: ${removed.length} versions in committed files ${previous.after} are gone now: ${removed.slice(0, 5).join('; ')}${removed.length > 5 ? '; …' : ''}` });
+        violations.push({ check: 'd', message: `${label}: ${removed.length} versions in committed files ${previous.after} are gone now: ${removed.slice(0, 5).map((k) => `${k} (by ${writerOf(audit, k)})`).join('; ')}${removed.length > 5 ? '; …' : ''}` });
       }
       if (back.length) {
         violations.push({ check: 'd', message: `${label}: the latest lake version of ${back.length} keys went back since ${previous.after} (_current went backwards): ${back.slice(0, 5).map(([id, us]) => `${id}: ${us} → ${latest.get(id) ?? 'gone'}`).join('; ')}` });
@@ -223,14 +229,15 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
   };
 
   const step = async (s: Step, index: number): Promise<void> => {
+    const label = `step ${index + 1} (${describeStep(s)})`;
     switch (s.op) {
-      case 'insert': await insertRows(main, s.rows); break;
-      case 'update': await updateSome(main, s.keys); break;
-      case 'bulk-update': await updateRange(main, s.fromKey, s.toKey); break;
+      case 'insert': writers.set(await inTransaction(main, () => insertRows(main, s.rows)), label); break;
+      case 'update': writers.set(await inTransaction(main, () => updateSome(main, s.keys)), label); break;
+      case 'bulk-update': writers.set(await inTransaction(main, () => updateRange(main, s.fromKey, s.toKey)), label); break;
       case 'late-begin': {
         const client = await connect(databaseUrl);
         late.set(s.slot, client);
-        await beginLate(client, s.keys);
+        writers.set(await beginLate(client, s.keys), label);
         break;
       }
       case 'late-end': {
@@ -241,7 +248,7 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
         await client.end();
         break;
       }
-      case 'prepare': await prepare(main, `chaos_${s.slot}`, s.keys); prepared.add(s.slot); break;
+      case 'prepare': writers.set(await prepare(main, `chaos_${s.slot}`, s.keys), label); prepared.add(s.slot); break;
       case 'prepared-end':
         if (!prepared.has(s.slot)) throw new Error(`prepared #${s.slot} does not exist (its PREPARE failed)`);
         await finishPrepared(main, `chaos_${s.slot}`, s.commit); prepared.delete(s.slot); break;
@@ -258,7 +265,7 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
   };
 
   try {
-    await createWorld(main, schedule.initialRows, schedule.historySeconds);
+    writers.set(await inTransaction(main, () => createWorld(main, schedule.initialRows, schedule.historySeconds)), 'the initial rows');
     for (const [index, s] of schedule.steps.entries()) {
       const line = `${String(index + 1).padStart(3)}. ${describeStep(s)}`;
       transcript.push(line);
@@ -321,7 +328,7 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
       const w = windows.get(r.runId);
       if (committedIds.has(r.runId) && w) committed.push({ times: { runId: r.runId, name: r.name, startUs: r.startUs, endUs: r.endUs } satisfies RunTimes, ...w });
     }
-    violations.push(...checkLost(lifetimes(auditList), committed, new Set(rows.map((r) => versionKey(r.id, r.us)))));
+    violations.push(...checkLost(lifetimes(auditList), committed, new Set(rows.map((r) => versionKey(r.id, r.us))), (txid) => writers.get(txid) ?? `transaction ${txid}`));
     // The latest version per key equals the table, exactly.
     const table = await readTable(main);
     const latest = new Map<string, LakeVersion>();
@@ -329,8 +336,9 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
     const differ: string[] = [];
     for (const [id, row] of table) {
       const l = latest.get(id);
-      if (!l) differ.push(`${id}: not in the lake (table has cursor ${row.us})`);
-      else if (l.us !== row.us || l.values !== row.values) differ.push(`${id}: lake ${l.us} ${l.values} ≠ table ${row.us} ${row.values}`);
+      const by = writerOf(audit, versionKey(id, row.us));
+      if (!l) differ.push(`${id}: not in the lake (table has cursor ${row.us}, by ${by})`);
+      else if (l.us !== row.us || l.values !== row.values) differ.push(`${id}: lake ${l.us} ${l.values} ≠ table ${row.us} ${row.values} (by ${by})`);
     }
     for (const id of latest.keys()) if (!table.has(id)) differ.push(`${id}: in the lake, not in the table`);
     if (differ.length) violations.push({ check: 'c', message: `after the final run, the latest lake version of ${differ.length} keys differs from the table: ${differ.slice(0, 5).join('; ')}${differ.length > 5 ? '; …' : ''}` });
@@ -350,7 +358,7 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
     totals.kills = runs.filter((r) => r.exit === 'killed').length;
     totals.storeFaults = runs.reduce((n, r) => n + r.faults.filter((f) => f.startsWith('store ')).length, 0);
     totals.sourceFaults = runs.reduce((n, r) => n + r.faults.filter((f) => f.startsWith('source ')).length, 0);
-    totals.connectionsDropped = runs.reduce((n, r) => n + r.dropped, 0);
+    totals.connectionsDropped = runs.reduce((n, r) => n + r.dropped + r.faults.reduce((m, f) => m + Number(/^drop (\d+) /.exec(f)?.[1] ?? 0), 0), 0);
     totals.auditVersionsChecked = auditList.length;
     totals.lakeVersionsChecked = rows.length;
     totals.rollForwardsPending = rollForwardDuplicates;

@@ -47,6 +47,8 @@ export interface RunFaults {
   readonly sourceErrors: readonly number[];
   /** The harness terminates the exporter's database backends this many ms after the run starts. */
   readonly dropConnectionsAfterMs?: number;
+  /** The child terminates its own database sessions while this source call (counted from 1) is in flight. */
+  readonly dropConnectionAtCall?: number;
 }
 
 export type RunKind = 'scheduled' | 'window' | 'full';
@@ -101,13 +103,16 @@ export function generateSchedule(seed: number, size = 40, kinds: readonly RunKin
   const keys = (n: number) => Array.from({ length: n }, () => random.int(1, nextKey - 1));
 
   const drawFaults = (): RunFaults => {
-    const killAt = random.chance(0.35) ? { op: random.int(1, 160), timing: random.pick<KillTiming>(['before', 'during', 'after']) } : undefined;
-    const storeErrors = random.chance(0.25)
-      ? Array.from({ length: random.int(1, 2) }, () => ({ op: random.int(1, 160), name: random.pick(['InternalError', 'SlowDown'] as const), after: random.chance(0.5) }))
+    // Runs make 25–200 store operations: k is drawn from a short range more often, so most kills land.
+    const op = () => random.int(1, random.pick([40, 80, 160]));
+    const killAt = random.chance(0.45) ? { op: op(), timing: random.pick<KillTiming>(['before', 'during', 'after']) } : undefined;
+    const storeErrors = random.chance(0.3)
+      ? Array.from({ length: random.int(1, 2) }, () => ({ op: op(), name: random.pick(['InternalError', 'SlowDown'] as const), after: random.chance(0.5) }))
       : [];
-    const sourceErrors = random.chance(0.1) ? [random.int(1, 25)] : [];
-    const dropConnectionsAfterMs = random.chance(0.15) ? random.int(50, 2_500) : undefined;
-    return { killAt, storeErrors, sourceErrors, dropConnectionsAfterMs };
+    const sourceErrors = random.chance(0.1) ? [random.int(1, 20)] : [];
+    const dropConnectionsAfterMs = random.chance(0.15) ? random.int(50, 800) : undefined;
+    const dropConnectionAtCall = random.chance(0.25) ? random.int(1, 16) : undefined;
+    return { killAt, storeErrors, sourceErrors, dropConnectionsAfterMs, dropConnectionAtCall };
   };
   const addRun = (drawn: RunKind, faults: RunFaults, takeOver = killedBefore || random.chance(0.05)): void => {
     let kind = drawn;
@@ -180,6 +185,7 @@ export function describeStep(step: Step): string {
         ...f.storeErrors.map((e) => `${e.name} ${e.after ? 'after' : 'at'} store op ${e.op}`),
         ...f.sourceErrors.map((n) => `ECONNRESET at source call ${n}`),
         f.dropConnectionsAfterMs !== undefined ? `pg_terminate_backend after ${f.dropConnectionsAfterMs} ms` : '',
+        f.dropConnectionAtCall !== undefined ? `pg_terminate_backend during source call ${f.dropConnectionAtCall}` : '',
       ].filter(Boolean);
       const window = step.window ? ` window from now-${step.window.fromAgoSeconds}s for ${step.window.spanSeconds}s` : '';
       return `run ${step.run} (start, in background): ${step.kind}${window}${step.takeOver ? ' takeOver' : ''}${faults.length ? ` — faults: ${faults.join('; ')}` : ''}`;

@@ -90,17 +90,38 @@ export async function updateRange(client: pg.Client, fromKey: number, toKey: num
 }
 
 /** BEGIN and update: the transaction stays open, its cursor values are its start time. */
-export async function beginLate(client: pg.Client, keys: readonly number[]): Promise<number> {
+export async function beginLate(client: pg.Client, keys: readonly number[]): Promise<string> {
   await client.query('BEGIN');
-  return updateSome(client, keys);
+  await updateSome(client, keys);
+  return currentTxid(client);
 }
 
-export async function prepare(client: pg.Client, name: string, keys: readonly number[]): Promise<number> {
+/** The open transaction's id (as the audit records it). */
+export async function currentTxid(client: pg.Client): Promise<string> {
+  return (await queryText(client, 'SELECT pg_current_xact_id()::text AS txid'))[0].txid!;
+}
+
+/** Run `work` in one transaction of its own; returns the transaction's id. */
+export async function inTransaction(client: pg.Client, work: () => Promise<unknown>): Promise<string> {
   await client.query('BEGIN');
   try {
-    const rows = await updateSome(client, keys);
+    await work();
+    const txid = await currentTxid(client);
+    await client.query('COMMIT');
+    return txid;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+export async function prepare(client: pg.Client, name: string, keys: readonly number[]): Promise<string> {
+  await client.query('BEGIN');
+  try {
+    await updateSome(client, keys);
+    const txid = await currentTxid(client);
     await client.query(`PREPARE TRANSACTION '${name}'`);
-    return rows;
+    return txid;
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
@@ -125,6 +146,8 @@ export interface AuditVersion {
   readonly us: bigint;
   readonly values: string;
   readonly commitUs: bigint;
+  /** The writing transaction (pg_current_xact_id), to name the schedule step that wrote it. */
+  readonly txid: string;
 }
 
 /** Values as one comparable text, the same form the checker builds from DuckDB's text. */
@@ -136,11 +159,11 @@ export async function readAudit(client: pg.Client): Promise<AuditVersion[]> {
   const rows = await queryText(client, `
     SELECT seq::text, id::text, (extract(epoch FROM updated_at) * 1000000)::bigint::text AS us,
            grp::text AS grp, payload, n::text AS n, amount::text AS amount, flag::text AS flag,
-           (extract(epoch FROM pg_xact_commit_timestamp(txid::xid)) * 1000000)::bigint::text AS commit_us
+           (extract(epoch FROM pg_xact_commit_timestamp(txid::xid)) * 1000000)::bigint::text AS commit_us, txid::text AS txid
       FROM ${AUDIT} ORDER BY seq`);
   return rows.map((r) => {
     if (r.commit_us === null) throw new Error(`${AUDIT} seq ${r.seq}: no commit timestamp (is track_commit_timestamp on?)`);
-    return { seq: Number(r.seq), id: r.id!, us: BigInt(r.us!), values: valuesText(r), commitUs: BigInt(r.commit_us) };
+    return { seq: Number(r.seq), id: r.id!, us: BigInt(r.us!), values: valuesText(r), commitUs: BigInt(r.commit_us), txid: r.txid! };
   });
 }
 
