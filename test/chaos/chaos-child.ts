@@ -44,11 +44,14 @@ const trace = process.env.CHAOS_TRACE ? path.join(process.env.CHAOS_TRACE, `${(J
 let ops = 0;
 
 function faultyStore(inner: ObjectStore, faults: RunFaults): ObjectStore {
+  let commitOps = 0;
   const around = async <T>(what: string, work: () => Promise<T>): Promise<T> => {
     const op = ++ops;
-    const kill = faults.killAt?.op === op ? faults.killAt.timing : null;
+    if (commitOps > 0 || what.startsWith('move ')) commitOps++;
+    const counted = faults.killAt?.phase === 'commit' ? commitOps : op;
+    const kill = faults.killAt?.op === counted ? faults.killAt.timing : null;
     const error = faults.storeErrors.find((e) => e.op === op);
-    const label = `store op ${op}: ${what}`;
+    const label = `store op ${op}${commitOps ? ` (commit phase op ${commitOps})` : ''}: ${what}`;
     if (trace) appendFileSync(trace, `${label}\n`);
     if (kill === 'before') die(`before ${label}`);
     if (error && !error.after) {

@@ -39,8 +39,12 @@ export interface Random {
 export type KillTiming = 'before' | 'during' | 'after';
 
 export interface RunFaults {
-  /** SIGKILL at the k-th store operation (put, get, list, delete, move), counted from 1. */
-  readonly killAt?: { readonly op: number; readonly timing: KillTiming };
+  /**
+   * SIGKILL at the k-th store operation (put, get, list, delete, move), counted from 1: of the
+   * whole run, or (`commit`) from the first move on — publishing, the watermark, the manifest and
+   * replacing older pages — where a few dozen operations decide what the lake shows.
+   */
+  readonly killAt?: { readonly op: number; readonly timing: KillTiming; readonly phase?: 'commit' };
   /** S3-like errors at these store operations; `after`: the operation happened, its answer was lost. */
   readonly storeErrors: readonly { readonly op: number; readonly name: 'InternalError' | 'SlowDown'; readonly after: boolean }[];
   /** An ECONNRESET-like error at these calls into the row source (counted from 1). */
@@ -105,7 +109,11 @@ export function generateSchedule(seed: number, size = 40, kinds: readonly RunKin
   const drawFaults = (): RunFaults => {
     // Runs make 25–200 store operations: k is drawn from a short range more often, so most kills land.
     const op = () => random.int(1, random.pick([40, 80, 160]));
-    const killAt = random.chance(0.45) ? { op: op(), timing: random.pick<KillTiming>(['before', 'during', 'after']) } : undefined;
+    const killAt = random.chance(0.45)
+      ? random.chance(0.5)
+        ? { op: op(), timing: random.pick<KillTiming>(['before', 'during', 'after']) }
+        : { op: random.int(1, 30), timing: random.pick<KillTiming>(['before', 'during', 'after']), phase: 'commit' as const }
+      : undefined;
     const storeErrors = random.chance(0.3)
       ? Array.from({ length: random.int(1, 2) }, () => ({ op: op(), name: random.pick(['InternalError', 'SlowDown'] as const), after: random.chance(0.5) }))
       : [];
@@ -181,7 +189,7 @@ export function describeStep(step: Step): string {
     case 'run': {
       const f = step.faults;
       const faults = [
-        f.killAt ? `SIGKILL ${f.killAt.timing} store op ${f.killAt.op}` : '',
+        f.killAt ? `SIGKILL ${f.killAt.timing} store op ${f.killAt.op}${f.killAt.phase ? ' of the commit phase' : ''}` : '',
         ...f.storeErrors.map((e) => `${e.name} ${e.after ? 'after' : 'at'} store op ${e.op}`),
         ...f.sourceErrors.map((n) => `ECONNRESET at source call ${n}`),
         f.dropConnectionsAfterMs !== undefined ? `pg_terminate_backend after ${f.dropConnectionsAfterMs} ms` : '',
