@@ -12,6 +12,7 @@ import { PARTITION_KEYS, tableDataPrefix } from '../../lambdas/core/layout.ts';
 import type { LakeColumn, LakeSchema } from '../../lambdas/core/ports.ts';
 import { TableState } from '../../lambdas/core/state.ts';
 import type { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
+import { DuckdbEngine } from '../../lambdas/adapters/duckdb-engine.ts';
 
 const NUMERIC_TYPES: ReadonlySet<DuckDBTypeId> = new Set([
   DuckDBTypeId.TINYINT, DuckDBTypeId.SMALLINT, DuckDBTypeId.INTEGER, DuckDBTypeId.BIGINT, DuckDBTypeId.HUGEINT,
@@ -87,7 +88,20 @@ export class LakeQuery {
     return { rows: reader.getRowObjectsJson() as Record<string, unknown>[], numericColumns };
   }
 
+  /**
+   * The same views as a QueryEngine (values as text, as Athena gives them): what `validate`
+   * and the Athena stand-in query. Closing the engine closes this LakeQuery.
+   */
+  engine(): DuckdbEngine {
+    return new DuckdbEngine(this.connection, { description: 'duckdb (local lake)', onClose: () => this.close() });
+  }
+
+  private closed = false;
+
+  /** Repeatable: the engine and its owner may both close it. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.connection.closeSync();
   }
 }

@@ -95,3 +95,35 @@ export interface LakeSchema {
 export interface TableRegistry {
   register(lakeTable: string, schema: LakeSchema): Promise<void>;
 }
+
+/**
+ * A column of a query result: its name, the engine's own type name (`varchar`, `bigint`,
+ * `decimal(10,2)`, `TIMESTAMP WITH TIME ZONE` …) and the kind the core reads it as.
+ */
+export interface QueryColumn {
+  readonly name: string;
+  readonly type: string;
+  readonly kind: 'integer' | 'decimal' | 'float' | 'boolean' | 'text' | 'date' | 'timestamp' | 'binary' | 'other';
+}
+
+export interface QueryResult {
+  readonly columns: readonly QueryColumn[];
+  /** One array per row, in column order; each value as the engine prints it, NULL as null. */
+  readonly rows: readonly (readonly (string | null)[])[];
+  /** What the engine read to answer (Athena bills by it; DuckDB over local files: 0). */
+  readonly bytesScanned: number;
+  /** The engine's id of the query (Athena's QueryExecutionId), for messages. */
+  readonly queryId?: string;
+}
+
+/**
+ * SQL over the lake's tables as the query engine sees them (Athena when deployed, DuckDB
+ * locally): one view or Glue table per lake table, named as it, with year, month, day as
+ * integer partition columns. Identifiers are double-quoted in both engines' SQL.
+ */
+export interface QueryEngine {
+  /** `athena (workgroup w, database d)` / `duckdb` — for messages. */
+  readonly description: string;
+  query(sql: string): Promise<QueryResult>;
+  close(): Promise<void>;
+}
