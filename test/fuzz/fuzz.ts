@@ -5,7 +5,8 @@ import path from 'node:path';
 import pg from 'pg';
 import { runExport, type RunOutcome } from '../../bin/local/run-export.ts';
 import { resolveTable, type LakeConfig } from '../../lambdas/core/config.ts';
-import { createDatabase, createLake, exportDeps, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createDatabase, createLake, duckdb, exportDeps, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { duckTypeOf } from './types.ts';
 import { normalizeCell, pgCanonical, pgCanonicalArray, sameCell, type Cell } from './canonical.ts';
 import { generateCase, quoteIdent, type FuzzCase, type ShrinkOptions } from './generate.ts';
 import { hyparquetCell, readWithDuckdb, readWithHyparquet, type ReadColumn } from './readers.ts';
@@ -189,6 +190,15 @@ export async function runCase(seed: number, shrink: ShrinkOptions = {}): Promise
     t = Date.now();
     const files = firstError ? [] : await parquetFiles(lake, resolved.lakeName);
     const duck = (await readWithDuckdb(files, compared)).map((row) => compared.map((c, i) => normalizeCell(c.kind, c.array, row[i] as string | null)));
+    // The lake types README's table gives each column (DuckDB's names), in the first and last file.
+    for (const file of new Set([files[0], files[files.length - 1]].filter(Boolean))) {
+      const described = await duckdb<{ column_name: string; column_type: string }>(`DESCRIBE SELECT * FROM read_parquet('${file.replaceAll("'", "''")}', hive_partitioning = false)`);
+      const types = new Map(described.map((d) => [d.column_name, d.column_type]));
+      for (const c of fuzz.columns) {
+        const want = duckTypeOf(c.type, c.array);
+        if (types.get(c.name) !== want) mismatches.push({ reader: 'duckdb', column: c.name, key: `(type, ${c.ddl})`, postgres: want, lake: types.get(c.name) ?? '(missing)' });
+      }
+    }
     timing('duckdb', t);
     t = Date.now();
     const hyp = await readWithHyparquet(files, compared);

@@ -4,7 +4,7 @@
 // where it could be); exits 1 if any case failed.
 import { parseArgs } from 'node:util';
 import { stopPostgres } from '../support/local-stack.ts';
-import { describeFailure, runCase, shrinkCase } from './fuzz.ts';
+import { describeFailure, reproduce, runCase, shrinkCase } from './fuzz.ts';
 import type { ShrinkOptions } from './generate.ts';
 
 export interface FuzzSummary {
@@ -33,7 +33,17 @@ export async function fuzz(options: FuzzOptions): Promise<FuzzSummary> {
   for (let seed = options.seed; Date.now() < deadline && (options.cases === undefined || summary.cases < options.cases); seed++) {
     const started = Date.now();
     const shrinkOptions: ShrinkOptions = { onlyColumns: options.onlyColumns, maxRows: options.maxRows };
-    let result = await runCase(seed, shrinkOptions);
+    let result: Awaited<ReturnType<typeof runCase>>;
+    try {
+      result = await runCase(seed, shrinkOptions);
+    } catch (error) {
+      // The case itself could not be built or read (a fuzzer bug, or a reader's): report, go on.
+      summary.cases++;
+      const text = `CASE ERROR seed ${seed}: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n  reproduce: ${reproduce(seed, shrinkOptions)}`;
+      summary.failures.push(text);
+      log(text);
+      continue;
+    }
     summary.cases++;
     summary.rows += result.rows;
     summary.cells += result.cells;
