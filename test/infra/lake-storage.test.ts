@@ -104,7 +104,7 @@ describe('lake catalog', () => {
   it('rejects names Glue would not keep as given', () => {
     const stack = new Stack(new App(), 'Invalid');
     expect(() => new LakeCatalog(stack, 'Catalog', { databaseName: 'Sales-Lake', lakeTables: ['ok', 'Not OK'] })).toThrowError(
-      /databaseName: must match[\s\S]*lakeTables\[1\]: must match/,
+      /databaseName: must be 1–255 lower-case letters, digits or "_", starting with a letter[\s\S]*lakeTables\[1\]: must match/,
     );
   });
 });

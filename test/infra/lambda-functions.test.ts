@@ -1,11 +1,14 @@
 // The four workflow functions: one factory's defaults, placed in the database VPC only when they
 // connect, configured through the environment without a single credential in it.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AwsSolutionsChecks } from 'cdk-nag';
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../lambdas/core/config.ts';
-import { LAKE_CONFIG_FILE, LAMBDA_ENVIRONMENT_LIMIT_BYTES } from '../../lib/index.ts';
+import { LAKE_CONFIG_FILE, LAMBDA_ENVIRONMENT_LIMIT_BYTES, PROJECT_ROOT } from '../../lib/index.ts';
 import { buildStack, fixtureConfig, FIXTURE_CONFIG_YAML, logicalIdOf, resourcesOfType, type BuiltStack } from './stack.ts';
 
 interface FunctionProps {
@@ -136,6 +139,36 @@ describe('workflow functions', () => {
     }
   });
 
+  it('start from their bundle alone, as in Lambda: the config read from the file beside index.js, parquet-wasm needed by none but Export', () => {
+    // The runtime's modules only: @aws-sdk (the nodejs24.x runtime ships it), nothing else.
+    const runtimeModules = join(mkdtempSync(join(tmpdir(), 'pg-lake-export-runtime-')), 'node_modules');
+    mkdirSync(runtimeModules);
+    symlinkSync(join(PROJECT_ROOT, 'node_modules', '@aws-sdk'), join(runtimeModules, '@aws-sdk'));
+    for (const [step, fn] of Object.entries(fns)) {
+      // A copy, as /var/task: its own package.json stands for the absence of any above it in
+      // Lambda (one declaring "type": "module" further up would make Node read it as ESM).
+      const dir = join(mkdtempSync(join(tmpdir(), 'pg-lake-export-task-')), 'task');
+      cpSync(assetDir(built, fn), dir, { recursive: true });
+      writeFileSync(join(dir, 'package.json'), '{}');
+      const variables = Object.fromEntries(Object.entries(fn.Environment.Variables).map(([k, v]) => [k, typeof v === 'string' ? v : 'resolved-at-deploy']));
+      const probe = [
+        `const handler = require(${JSON.stringify(join(dir, 'index.js'))}).handler;`,
+        `if (typeof handler !== 'function') throw new Error('no handler');`,
+        `const loaded = Object.keys(require.cache).some((k) => k.includes('parquet-wasm'));`,
+        `console.log(JSON.stringify({ loaded }));`,
+        `process.exit(0);`,
+      ].join('\n');
+      const result = spawnSync(process.execPath, ['-e', probe], {
+        cwd: tmpdir(),
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, ...variables, LAMBDA_TASK_ROOT: dir, NODE_PATH: runtimeModules, NODE_OPTIONS: '', AWS_REGION: 'eu-west-1', POWERTOOLS_LOG_LEVEL: 'SILENT' },
+      });
+      expect(result.stderr, step).not.toMatch(/Error/);
+      expect(result.status, `${step}: ${result.stderr}`).toBe(0);
+      expect(JSON.parse(result.stdout.trim().split('\n').at(-1)!), step).toEqual({ loaded: false });
+    }
+  }, 60_000);
+
   it('ship parquet-wasm and its 5 MB .wasm in the Export bundle only', () => {
     expect(readdirSync(assetDir(built, fns.Export)).sort()).toEqual(['index.js', 'index.js.map', LAKE_CONFIG_FILE, 'parquet_wasm_bg.wasm'].sort());
     expect(readFileSync(join(assetDir(built, fns.Export), 'index.js'), 'utf8')).toContain('parquet_wasm_bg.wasm');
@@ -174,5 +207,16 @@ describe('a stack of 300 tables', () => {
       expect(shipped.tables).toHaveLength(300);
     }
     big.template.resourceCountIs('AWS::CloudWatch::Alarm', 300 + 3 + 1 + 4 + 1);
+    // CloudFormation takes 500 resources per stack.
+    expect(Object.keys(big.template.toJSON().Resources as object).length).toBeLessThan(500);
+  });
+
+  it('keeps every role\'s policies within IAM\'s size limits, and passes cdk-nag', () => {
+    const policies = Object.values(big.template.findResources('AWS::IAM::Policy')) as Array<{ Properties: { PolicyDocument: unknown } }>;
+    // Tokens (Fn::Join of partition, region, account) only make the JSON longer than what IAM counts.
+    for (const policy of policies) expect(JSON.stringify(policy.Properties.PolicyDocument).length).toBeLessThan(10_240);
+    big.template.resourceCountIs('AWS::IAM::ManagedPolicy', 0);
+    const report = new AwsSolutionsChecks(undefined, { verbose: true }).validateScope(big.app);
+    expect(report.violations.map((v) => `${v.ruleName}: ${v.violatingResources.map((r) => r.constructPath).join(', ')}`)).toEqual([]);
   });
 });
