@@ -263,6 +263,40 @@ describe('export workflow, run locally', () => {
     ]);
   });
 
+  it('keeps every state of a 300-table run far below Step Functions\' 256 KB, with realistic tasks and results', async () => {
+    const names = Array.from({ length: 300 }, (_, i) => `order_line_history_${String(i).padStart(3, '0')}`);
+    const task = (table: string) => ({
+      table, display: `sales.${table}`, runId: '20250301T020000Z-0a1b2c3d', startedAt: '2025-03-01T02:00:00.123Z', exportedAtMicros: '1740794400123000',
+      kind: 'scheduled', window: { from: '2025-02-28 01:59:55.123456+00', fromInclusive: false, to: '2025-03-01 01:59:55.123456+00' },
+      fingerprint: '0123456789abcdef', after: null, page: 0, rows: 0, files: 0, bytes: 0, done: false, carried: null, nullCursorRows: 0,
+    });
+    const handlers = {
+      [S.plan]: async () => ({ runId: '20250301T020000Z-0a1b2c3d', startedAt: '2025-03-01T02:00:00.123Z', tables: names.map(task), skipped: [], failed: [], warnings: [] }),
+      [S.exportPage]: async (t: ReturnType<typeof task>) => ({ ...t, after: ['2025-03-01 01:59:54.999999+00', '123456789'], page: 1, rows: 123_456, files: 2, bytes: 9_876_543, done: true }),
+      [S.commit]: async (t: ReturnType<typeof task>) => ({
+        table: t.table, status: 'succeeded', rows: t.rows, files: t.files, bytes: t.bytes, windowFrom: t.window.from, windowTo: t.window.to, watermark: t.window.to, nullCursorRows: 0,
+      }),
+      [S.summarize]: async (input: { runId: string; results: Array<{ table: string; rows: number; files: number; bytes: number }> }) => ({
+        runId: input.runId, succeeded: input.results.length, failed: 0, durationSeconds: 1234,
+        tables: input.results.map((r) => ({ table: r.table, status: 'succeeded', rows: r.rows, files: r.files, bytes: r.bytes, nullCursorRows: 0, stalenessSeconds: 1200 })),
+        stalenessSeconds: Object.fromEntries(input.results.map((r) => [r.table, 1200])),
+      }),
+    };
+    const machine = new StateMachine(definition as ConstructorParameters<typeof StateMachine>[0]);
+    const execution = machine.run({}, { overrides: { taskResourceLocalHandlers: handlers as unknown as LocalHandlers }, context: { Execution: { Id: 'arn:aws:states:eu-west-1:123456789012:execution:PgLakeExport:big', Name: 'big' } } });
+    let largest = { bytes: 0, state: '' };
+    for await (const event of execution.eventLogs) {
+      const state = (event as { state?: { name: string; input?: unknown; output?: unknown } }).state;
+      for (const data of [state?.input, state?.output]) {
+        const bytes = data === undefined ? 0 : Buffer.byteLength(JSON.stringify(data));
+        if (bytes > largest.bytes) largest = { bytes, state: state!.name };
+      }
+    }
+    await execution.result;
+    // A plan of 300 tasks is ~150 KB; the results replace it instead of joining it.
+    expect(largest.bytes, largest.state).toBeLessThan(0.75 * 256 * 1024);
+  });
+
   it('retries a ThrottlingError and carries on', async () => {
     const { handlers, calls } = stubs({ throttleFirstPageOf: 'customers' });
     const { output, events } = await run(handlers);
