@@ -72,7 +72,7 @@ async function insertRows(db: TestDatabase, fuzz: FuzzCase, rows: string[][]): P
 
 function caseConfig(fuzz: FuzzCase): LakeConfig {
   const table = fuzz.cursor ? { name: fuzz.configName, cursor: fuzz.cursor.name } : { name: fuzz.configName, mode: 'snapshot' };
-  return testConfig([table], { export: { pageRows: fuzz.pageRows, safetyLagSeconds: 0 } });
+  return testConfig([table], { export: { pageRows: fuzz.pageRows, safetyLagSeconds: 0, unconstrainedNumericScale: fuzz.unconstrainedScale } });
 }
 
 async function exportOnce(db: TestDatabase, lake: TestLake, fuzz: FuzzCase, request: Parameters<typeof runExport>[1] = {}): Promise<RunOutcome> {
@@ -264,7 +264,7 @@ export async function shrinkCase(result: CaseResult, budgetMs: number): Promise<
 export function describeFailure(result: CaseResult, shrink: ShrinkOptions, limit = 12): string {
   const { fuzz } = result;
   const lines = [
-    `MISMATCH seed ${fuzz.seed} (pageRows ${fuzz.pageRows}, ${fuzz.rows.length} rows${fuzz.laterRows.length ? ` + ${fuzz.laterRows.length} later` : ''}, re-run ${fuzz.rerun}${fuzz.cursor ? `, cursor ${fuzz.cursor.type}` : ', snapshot'})`,
+    `MISMATCH seed ${fuzz.seed} (pageRows ${fuzz.pageRows}, unconstrainedNumericScale ${fuzz.unconstrainedScale}, ${fuzz.rows.length} rows${fuzz.laterRows.length ? ` + ${fuzz.laterRows.length} later` : ''}, re-run ${fuzz.rerun}${fuzz.cursor ? `, cursor ${fuzz.cursor.type}` : ', snapshot'})`,
     ...fuzz.setup.map((s) => `  ${s};`),
     `  ${fuzz.ddl.replaceAll('\n', '\n  ')};`,
     ...result.mismatches.slice(0, limit).map((m) => `  [${m.reader}] column ${JSON.stringify(m.column)} key ${m.key}: postgres ${m.postgres} | lake ${m.lake}`),

@@ -37,6 +37,7 @@ export interface FuzzCase {
   readonly keyColumns: string[];
   readonly cursor: { readonly name: string; readonly type: CursorType; readonly nullable: boolean } | null;
   readonly pageRows: number;
+  readonly unconstrainedScale: number;
   /** Per row, one SQL expression per column (in `columns` order). */
   readonly rows: string[][];
   /** Rows written after the first run, their cursor at the database's now(): a later incremental run exports them. */
@@ -110,7 +111,9 @@ export function generateCase(seed: number, shrink: ShrinkOptions = {}): FuzzCase
   const root = new Rng(seed);
   const r = root.fork('shape');
   const tag = String(seed);
-  const types = caseTypes(root.fork('types'), tag);
+  // export.unconstrainedNumericScale: mostly the default 9, sometimes either end
+  const unconstrainedScale = root.fork('scale').pick([9, 9, 9, 0, 2, 20, 38]);
+  const types = caseTypes(root.fork('types'), tag, unconstrainedScale);
   const taken = new Set<string>();
   const schema = r.chance(0.3) ? `Fuzz Schema ${tag} ü` : 'public';
   const table = `${r.pick(['Fuzz Table', 'fuzz', 'Ünïcode Tab', 'select', 'Order Items'])} ${tag}`;
@@ -131,7 +134,8 @@ export function generateCase(seed: number, shrink: ShrinkOptions = {}): FuzzCase
     const type = types.find((t) => t.ddl === (cursorType === 'timestamptz' ? 'timestamptz' : cursorType))!;
     columns.push({ name: cursorName, type, array: false, ddl: cursorType, role: 'cursor' });
   }
-  const valueCount = r.size(24);
+  // now and then a wide table: many fields per row in the page's slots
+  const valueCount = r.chance(0.04) ? r.int(100, 300) : r.size(24);
   for (let c = 0; c < valueCount; c++) {
     const type = r.pick(types);
     const array = type.label === ARRAY_DOMAIN_LABEL || (type.element && r.chance(0.35));
@@ -147,7 +151,7 @@ export function generateCase(seed: number, shrink: ShrinkOptions = {}): FuzzCase
   const ddl = `CREATE TABLE ${configName} (\n  ${defs.join(',\n  ')},\n  PRIMARY KEY (${keyColumns.map(quoteIdent).join(', ')})\n)`;
 
   const pageRows = r.pick(PAGE_ROWS);
-  const n = Math.min(rowCount(r, pageRows), shrink.maxRows ?? Infinity);
+  const n = Math.min(rowCount(r, pageRows), shrink.maxRows ?? Infinity, valueCount > 50 ? 200 : Infinity);
   const tieCount = r.pick([0, 1, 2, 5]);
   const tieRng = root.fork('ties');
   const ties = cursorName ? Array.from({ length: tieCount }, () => cursorValue(tieRng, cursorType, [])) : [];
@@ -193,7 +197,7 @@ export function generateCase(seed: number, shrink: ShrinkOptions = {}): FuzzCase
   return {
     seed, schema, table, configName, setup, ddl, columns: kept, keyColumns,
     cursor: cursorName ? { name: cursorName, type: cursorType, nullable: cursorNullable } : null,
-    pageRows, rows, laterRows, rerun: r.chance(0.5) ? 'full' : 'window', poison,
+    pageRows, unconstrainedScale, rows, laterRows, rerun: r.chance(0.5) ? 'full' : 'window', poison,
   };
 }
 

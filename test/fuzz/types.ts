@@ -136,22 +136,29 @@ function numericSpec(r: Rng): TypeSpec {
   };
 }
 
-const UNCONSTRAINED: TypeSpec = {
-  label: 'numeric', ddl: 'numeric', kind: 'decimal', element: true,
-  gen: (r) => {
-    if (r.chance(0.1)) {
-      // trailing zeros past scale 9 are not digits lost (dscale 20, 40)
-      return lit(r.pick(['99999999999999999999999999999.999999999', '-99999999999999999999999999999.999999999', '0.000000001', '0.000000000', '1.500', '1.50000000000000000000', `-7.${'0'.repeat(40)}`, '1e28']), 'numeric');
-    }
-    const scale = r.int(0, 9);
-    return lit(scaledText(digits(r, r.int(1, 29) + scale) * (r.chance(0.5) ? -1n : 1n), scale), 'numeric');
-  },
-  poison: (r) => r.pick([
-    { sql: lit('1' + '0'.repeat(29), 'numeric'), valueText: '1' + '0'.repeat(29), reason: 'has more than 29 integer digits (column is decimal(38,9);' },
-    { sql: lit('0.0000000001', 'numeric'), valueText: '0.0000000001', reason: 'has more than 9 fractional digits (column is decimal(38,9);' },
-    { sql: lit('NaN', 'numeric'), valueText: 'NaN', reason: 'has no decimal representation (column is decimal(38,9);' },
-  ]),
-};
+/** Unconstrained numeric under export.unconstrainedNumericScale = u: decimal(38,u). */
+function unconstrainedSpec(u: number): TypeSpec {
+  const intDigits = 38 - u;
+  const max = `${'9'.repeat(intDigits) || '0'}.${'9'.repeat(u)}`.replace(/\.$/, '');
+  const column = `(column is decimal(38,${u});`;
+  return {
+    label: 'numeric', ddl: 'numeric', kind: 'decimal', element: true, duck: `DECIMAL(38,${u})`,
+    gen: (r) => {
+      if (r.chance(0.1)) {
+        // trailing zeros past the scale are not digits lost (dscale 20, 40)
+        const fits = intDigits === 0 ? [`0.5${'0'.repeat(40)}`] : u === 0 ? [`-7.${'0'.repeat(40)}`] : ['1.500', '1.50000000000000000000', `-7.${'0'.repeat(40)}`];
+        return lit(r.pick([max, `-${max}`, u ? `0.${'0'.repeat(u - 1)}1` : '1', '0', ...fits, intDigits > 28 ? '1e28' : '0']), 'numeric');
+      }
+      const scale = r.int(0, u);
+      return lit(scaledText(digits(r, r.int(0, Math.min(intDigits, 30)) + scale) * (r.chance(0.5) ? -1n : 1n), scale), 'numeric');
+    },
+    poison: (r) => r.pick([
+      { sql: lit(`1${'0'.repeat(intDigits)}`, 'numeric'), valueText: `1${'0'.repeat(intDigits)}`, reason: `has more than ${intDigits} integer digits ${column}` },
+      { sql: lit(`0.${'0'.repeat(u)}1`, 'numeric'), valueText: `0.${'0'.repeat(u)}1`, reason: `has more than ${u} fractional digits ${column}` },
+      { sql: lit('NaN', 'numeric'), valueText: 'NaN', reason: `has no decimal representation ${column}` },
+    ]),
+  };
+}
 
 function floatText(r: Rng, single: boolean): string {
   const pool = single
@@ -211,7 +218,6 @@ const hex = (r: Rng, n: number) => Array.from({ length: n }, () => r.int(0, 15).
 /** Fixed types; numeric(p,s), varchar(n), char(n), enums, domains and composites are drawn per case. */
 const FIXED: TypeSpec[] = [
   intSpec('int2', 16), intSpec('int4', 32), intSpec('int8', 64),
-  UNCONSTRAINED,
   { label: 'float4', ddl: 'float4', kind: 'float4', element: true, gen: (r) => lit(floatText(r, true), 'float4') },
   { label: 'float8', ddl: 'float8', kind: 'float8', element: true, gen: (r) => lit(floatText(r, false), 'float8') },
   { label: 'bool', ddl: 'bool', kind: 'bool', element: true, gen: (r) => (r.chance(0.5) ? 'true' : 'false') },
@@ -263,8 +269,8 @@ const FIXED: TypeSpec[] = [
 ];
 
 /** A per-case catalogue: the fixed types plus freshly drawn numeric, varchar/char, enum, domains, composite. */
-export function caseTypes(r: Rng, tag: string): TypeSpec[] {
-  const types = [...FIXED];
+export function caseTypes(r: Rng, tag: string, unconstrainedScale: number): TypeSpec[] {
+  const types = [...FIXED, unconstrainedSpec(unconstrainedScale)];
   for (let i = 0; i < 4; i++) types.push(numericSpec(r));
   const vn = r.int(1, 40);
   types.push({ label: `varchar(${vn})`, ddl: `varchar(${vn})`, kind: 'text', element: true, key: true, gen: (g) => lit(clip(textValue(g, vn), vn), `varchar(${vn})`) });
