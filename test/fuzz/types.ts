@@ -88,6 +88,7 @@ function intSpec(ddl: string, bits: 16 | 32 | 64): TypeSpec {
 
 /** Digits of 10^p − 1 at most: a random integer of up to `p` digits, edges favoured. */
 function digits(r: Rng, p: number): bigint {
+  if (p === 0) return 0n;
   const top = 10n ** BigInt(p);
   if (r.chance(0.15)) return top - 1n;
   if (r.chance(0.1)) return 1n;
