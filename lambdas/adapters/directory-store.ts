@@ -37,6 +37,18 @@ async function removeStaleLock(lock: string): Promise<void> {
   if (now && now.ino === before.ino && now.mtimeMs === before.mtimeMs) await fs.rm(lock, { force: true });
 }
 
+/** A `.tmp` file this old was left by a writer that died (a live put renames it within ms). */
+const ABANDONED_TEMP_MS = 60_000;
+
+async function removeAbandonedTemps(dir: string): Promise<void> {
+  const entries = await fs.readdir(dir).catch(() => [] as string[]);
+  for (const name of entries.filter((n) => n.endsWith('.tmp'))) {
+    const file = path.join(dir, name);
+    const stat = await fs.stat(file).catch(() => null);
+    if (stat && Date.now() - stat.mtimeMs > ABANDONED_TEMP_MS) await fs.rm(file, { force: true });
+  }
+}
+
 export class DirectoryStore implements ObjectStore {
   readonly url: string;
   readonly root: string;
@@ -172,7 +184,10 @@ export class DirectoryStore implements ObjectStore {
       await fs.rm(file, { force: true });
       dirs.add(path.dirname(file));
     }
-    // Empty folders are pruned, as S3 has no folders to leave behind.
+    // Empty folders are pruned, as S3 has no folders to leave behind. A temporary file a killed
+    // writer left (put writes `<key>.<uuid>.tmp`, then renames) goes too once it is older than
+    // any live write can be, so a folder the protocol emptied does not stay for it.
+    for (const dir of dirs) await removeAbandonedTemps(dir);
     for (let dir of [...dirs].sort().reverse()) {
       while (dir.startsWith(this.root) && dir.length > this.root.length) {
         try {

@@ -709,6 +709,18 @@ async function finishCommit(deps: LakeDeps, state: TableState, runId: string, co
   return manifest;
 }
 
+/** `work` again after a transient store fault, up to three attempts with backoff (idempotent work only). */
+async function retried<T>(work: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (attempt >= 3 || !(error instanceof ThrottlingError || isTransientStoreError(error))) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250 * 4 ** (attempt - 1)));
+    }
+  }
+}
+
 /**
  * The table's data-quality checks over the run's window, asked of the database before anything
  * is published; a failure fails the table and the lake stays as it was.
@@ -795,7 +807,9 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
     : await state.write(state.watermarkKey(), watermark, { ifNoneMatch: true });
   if (!written) throw new WindowConflictError(`${task.display}: the watermark changed while run ${task.runId} committed; its files will be removed by the next run`);
   try {
-    await finishCommit(deps, state, task.runId, committedAt, true);
+    // Idempotent: a transient store fault here is retried at once rather than leaving a re-run's
+    // replaced files visible beside their replacements until the next run.
+    await retried(() => finishCommit(deps, state, task.runId, committedAt, true));
   } catch (error) {
     // Past the commit point the data is in: say so, and that the next plan finishes the tidying
     // (until then a re-run's replaced files may be visible beside their replacements).

@@ -8,6 +8,7 @@ import { LakeQuery } from '../../bin/local/lake-query.ts';
 import { runExport } from '../../bin/local/run-export.ts';
 import { exportTable, planRun } from '../../lambdas/core/exporter.ts';
 import { TableState } from '../../lambdas/core/state.ts';
+import type { ObjectStore } from '../../lambdas/core/ports.ts';
 import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
 import { hashText } from '../../lambdas/core/pii-hash.ts';
 import { createDatabase, createLake, duckdb, exportDeps, parquetGlob, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
@@ -343,6 +344,37 @@ describe('re-runs repair, never destroy', () => {
     expect(full.tables[0]).toMatchObject({ status: 'succeeded', rows: 2500 });
     // the v1 versions of the 25 updated rows and v2-1000 are history: kept, once; v3-1000 landed
     expect(await lakeVersions(lake, 'repaired_full')).toEqual([...before, v3.v].sort());
+    lake.remove();
+  });
+});
+
+describe('a store fault after the commit point', () => {
+  it('is retried at once: the run succeeds and leaves no replaced file visible', async () => {
+    await db.query(`CREATE TABLE aftercommit (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL DEFAULT '2024-06-01');
+      INSERT INTO aftercommit (id, payload) SELECT g, 'v' || g FROM generate_series(1, 1500) g`);
+    const lake = createLake();
+    const tables = [{ name: 'aftercommit' }];
+    await exportOnce(lake, tables);
+    // S3 answers 503 once when the re-run's manifest is written, just after its watermark.
+    let failures = 0;
+    const store: ObjectStore = {
+      url: lake.store.url,
+      put: async (key, body, options) => {
+        if (key.includes('/_state/aftercommit/runs/') && failures++ === 0) throw Object.assign(new Error('We encountered an internal error.'), { name: 'InternalError', $metadata: { httpStatusCode: 503 } });
+        return lake.store.put(key, body, options);
+      },
+      get: (key) => lake.store.get(key),
+      list: (prefix) => lake.store.list(prefix),
+      delete: (keys) => lake.store.delete(keys),
+      move: (from, to) => lake.store.move(from, to),
+    };
+    const deps = exportDeps(db, store, testConfig(tables));
+    const rerun = await runExport(deps, { full: true }).finally(() => deps.close());
+    expect(failures).toBe(2);
+    expect(rerun.tables[0]).toMatchObject({ status: 'succeeded', rows: 1500 });
+    const [{ n, versions }] = await duckdb<{ n: number; versions: number }>(`SELECT count(*)::int AS n, count(DISTINCT (id, updated_at))::int AS versions FROM read_parquet(${parquetGlob(lake, 'aftercommit')})`);
+    expect({ n, versions }).toEqual({ n: 1500, versions: 1500 });
+    expect(await lake.store.list('raw/_state/aftercommit/pending/')).toEqual([]);
     lake.remove();
   });
 });

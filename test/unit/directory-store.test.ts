@@ -1,7 +1,7 @@
 // The directory lake's compare-and-replace lock: a lock left by a killed process never blocks
 // the next writer for longer than it takes to see its holder is gone.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -60,5 +60,25 @@ describe('DirectoryStore lock', () => {
     writeFileSync(lock, `${deadPid()}\n`);
     expect(await store.put('state/watermark.json', 'v2', { ifMatch: 'not-the-etag' })).toBe(false);
     expect((await store.get('state/watermark.json'))!.body.toString()).toBe('v1');
+  });
+});
+
+describe('DirectoryStore temporary files', () => {
+  it('deleting the last key of a folder removes a temporary file a killed writer left there, and the folder', async () => {
+    await store.put('pending/run/run.json', '{}');
+    const temp = path.join(dir, 'pending', 'run', 'p000001.json.0b0e.tmp');
+    writeFileSync(temp, 'half a journal');
+    const then = (Date.now() - 120_000) / 1000;
+    utimesSync(temp, then, then);
+    await store.delete(['pending/run/run.json']);
+    expect(existsSync(path.join(dir, 'pending'))).toBe(false);
+  });
+
+  it('leaves a fresh temporary file alone (a write in progress)', async () => {
+    await store.put('pending/run/run.json', '{}');
+    const temp = path.join(dir, 'pending', 'run', 'p000001.json.0b0e.tmp');
+    writeFileSync(temp, 'being written');
+    await store.delete(['pending/run/run.json']);
+    expect(existsSync(temp)).toBe(true);
   });
 });
