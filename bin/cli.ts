@@ -16,6 +16,8 @@ import { describeTableShape, windowPredicates } from '../lambdas/core/table-shap
 import { quoteQualified } from '../lambdas/core/identifiers.ts';
 import type { TableTask } from '../lambdas/core/exporter.ts';
 import { discoverTables, mergeConfig, renderConfig, summarizeDiscovery } from './local/discover.ts';
+import { TableState } from '../lambdas/core/state.ts';
+import { describeValidation, lastCommittedRun, validateRun, type ValidationResult } from '../lambdas/core/validate.ts';
 
 const USAGE: Record<string, string> = {
   '': `pg-lake-export <command> [options]
@@ -25,6 +27,7 @@ Commands:
   discover write a lake.config.yaml for the tables in DATABASE_URL, with warnings
   demo     the whole product on an embedded PostgreSQL with a media store (no setup)
   query    run SQL with DuckDB over a local lake (the stand-in for Athena)
+  validate check each table's last committed run against what DuckDB sees in a local lake
 
 Run "pg-lake-export <command> --help" for a command's options.`,
   run: `pg-lake-export run --config lake.config.yaml --lake <file:///abs/dir | s3://bucket/prefix> [options]
@@ -90,6 +93,25 @@ Options:
   --lake URL        the local lake: file:///abs/dir or a directory path
   --json            print the rows as a JSON array
   --help            this text`,
+  validate: `pg-lake-export validate --config lake.config.yaml --lake file:///abs/dir [--tables a,b] [--json]
+
+Checks each table's last committed run (the run its watermark names) against what DuckDB reads
+from the lake's files, as Athena would after a commit:
+  - rows per partition: for every year/month/day the run's files are in, the rows carrying the
+    run's _lake_run_id, against the row counts in its manifest (_state/<table>/runs/<run>.json);
+  - duplicates: no version (primary key, cursor) held more than once in the run's window.
+Prints one line per table (partitions, rows expected and seen, queries) and every mismatch
+by partition and every duplicated version by key. A table never exported is reported, not failed.
+
+Options:
+  --config FILE     configuration (default lake.config.yaml)
+  --lake URL        the local lake: file:///abs/dir or a directory path
+  --tables a,b      only these tables (config name, schema.table or lake name)
+  --json            print { tables: [{ table, status, runId, mismatches, duplicates, queries, … }] }
+  --help            this text
+
+Exit codes: 0 every validated table matches; 1 a mismatch, a duplicate, or a table that could not
+be validated; 2 usage error.`,
 };
 
 class UsageError extends Error {}
@@ -346,6 +368,64 @@ async function commandQuery(args: string[]): Promise<number> {
   }
 }
 
+type TableValidation =
+  | ({ readonly table: string; readonly status: 'ok' | 'mismatch' } & ValidationResult)
+  | { readonly table: string; readonly status: 'not committed' | 'error'; readonly error?: string };
+
+async function commandValidate(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', default: 'lake.config.yaml' },
+      lake: { type: 'string' },
+      tables: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) return printUsage('validate');
+  if (positionals.length) throw new UsageError(`validate takes no arguments besides its options (got ${positionals.map((p) => JSON.stringify(p)).join(' ')})`);
+  const config = loadConfig(values.config!);
+  const store = openLake(requireOption(values.lake, 'lake'));
+  if (!(store instanceof DirectoryStore)) throw new ConfigError('--lake: validate reads a local lake (file:///…) with DuckDB, which has no S3 access here; the deployed workflow validates S3 with Athena');
+  const tables = selectTables(config, values.tables?.split(',').map((t) => t.trim()).filter(Boolean));
+  const lake = await LakeQuery.open(config, store);
+  const engine = lake.engine();
+  const results: TableValidation[] = [];
+  try {
+    for (const table of tables) {
+      const state = new TableState(store, config.lake.prefix, table.lakeName);
+      try {
+        const last = await lastCommittedRun(state);
+        if (!last) {
+          results.push({ table: table.lakeName, status: 'not committed' });
+          continue;
+        }
+        const result = await validateRun(engine, state, { runId: last.runId, cursorTimeZone: last.cursorTimeZone });
+        results.push({ ...result, table: table.lakeName, status: result.ok ? 'ok' : 'mismatch' });
+      } catch (error) {
+        results.push({ table: table.lakeName, status: 'error', error: describeError(error) });
+      }
+    }
+  } finally {
+    await engine.close();
+  }
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify({ tables: results })}\n`);
+  } else {
+    for (const r of results) {
+      if (r.status === 'not committed') process.stdout.write(`${r.table}: never committed, nothing to validate\n`);
+      else if (r.status === 'error') process.stdout.write(`${r.table}: could not validate: ${r.error}\n`);
+      else if ('runId' in r) process.stdout.write(`${describeValidation(r).join('\n')}\n`);
+    }
+  }
+  const bad = results.filter((r) => r.status === 'mismatch' || r.status === 'error');
+  if (bad.length) process.stderr.write(`validate: ${bad.map((r) => `${r.table} ${r.status}`).join(', ')}\n`);
+  return bad.length ? 1 : 0;
+}
+
 async function commandDiscover(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -421,7 +501,7 @@ async function commandDemo(args: string[]): Promise<number> {
   return 0;
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { run: commandRun, discover: commandDiscover, query: commandQuery, demo: commandDemo };
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { run: commandRun, discover: commandDiscover, query: commandQuery, demo: commandDemo, validate: commandValidate };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -35,6 +35,9 @@ export interface ValidationResult {
   readonly table: string;
   readonly runId: string;
   readonly committedAt: string;
+  /** Engine names of the key columns and the cursor column (schema.json). */
+  readonly key: readonly string[];
+  readonly cursor: string;
   readonly ok: boolean;
   /** Partitions the run's files are in (each compared, matching or not). */
   readonly partitions: number;
@@ -240,14 +243,15 @@ export async function validateRun(engine: QueryEngine, state: TableState, option
   const expectedRows = [...expected.values()].reduce((n, e) => n + e.rows, 0);
   const seenRows = [...seen.values()].reduce((n, s) => n + s, 0);
   return {
-    table, runId, committedAt: manifest.committedAt,
+    table, runId, committedAt: manifest.committedAt, key: schema.key, cursor: schema.cursor,
     ok: mismatches.length === 0 && duplicates.versions === 0,
     partitions: expected.size, expectedRows, seenRows, mismatches, duplicates, notes, queries, bytesScanned,
   };
 }
 
 /** The result in a few lines for a person: what was checked, and every problem by name. */
-export function describeValidation(result: ValidationResult, cursorName: string): string[] {
+export function describeValidation(result: ValidationResult): string[] {
+  const cursorName = result.cursor;
   const lines: string[] = [];
   const verdict = result.ok ? 'ok' : 'MISMATCH';
   lines.push(`${result.table}: ${verdict}: run ${result.runId} (committed ${result.committedAt}): ${result.partitions} partition${result.partitions === 1 ? '' : 's'}, ${result.expectedRows} rows expected, ${result.seenRows} seen; ${result.duplicates.versions} duplicated version${result.duplicates.versions === 1 ? '' : 's'}; ${result.queries.length} quer${result.queries.length === 1 ? 'y' : 'ies'}, ${result.bytesScanned} bytes scanned`);
