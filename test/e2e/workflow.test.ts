@@ -104,11 +104,19 @@ describe('the synthesized workflow, run locally', () => {
   it('{"tables": ["public.orders"]} exports only that table', async () => {
     await db.query(`UPDATE orders SET payload = 'changed', updated_at = clock_timestamp() WHERE id <= 10; UPDATE customers SET payload = 'later', updated_at = clock_timestamp() WHERE id <= 5`);
     const customersBefore = await new TableState(store, 'raw', 'customers').watermark();
+    const started = Date.now();
     const run = await execute({ tables: ['public.orders'] });
     expect(run.status).toBe('SUCCEEDED');
-    const summary = (run.output as { summary: { tables: { table: string; rows: number }[] } }).summary;
+    const summary = (run.output as { summary: { tables: { table: string; rows: number }[]; stalenessSeconds: Record<string, number | null> } }).summary;
     expect(summary.tables).toEqual([expect.objectContaining({ table: 'orders', rows: 10 })]);
     expect(await new TableState(store, 'raw', 'customers').watermark()).toEqual(customersBefore);
+    // Staleness (seconds since each table's last commit) is measured for every configured table,
+    // also those this run left alone, so a Stale alarm's dashboard never goes blank.
+    expect(Object.keys(summary.stalenessSeconds).sort()).toEqual([...ALL].sort());
+    expect(summary.stalenessSeconds.orders).toBeLessThan(60);
+    const sinceCustomersCommit = (at: number) => Math.round((at - Date.parse(customersBefore!.committedAt)) / 1000);
+    expect(summary.stalenessSeconds.customers).toBeGreaterThanOrEqual(sinceCustomersCommit(started));
+    expect(summary.stalenessSeconds.customers).toBeLessThanOrEqual(sinceCustomersCommit(Date.now()));
     await checkAll('tables re-run', ['orders']);
   });
 
