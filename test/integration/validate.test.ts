@@ -23,6 +23,10 @@ tables:
   - name: public.events
     cursorTimeZone: America/New_York
   - name: public.later
+  - name: public.daily
+    cursor: d
+  - name: public.snap
+    mode: snapshot
 `;
 
 describe('validate: a committed run against what the engine sees', () => {
@@ -65,7 +69,11 @@ describe('validate: a committed run against what the engine sees', () => {
       INSERT INTO orders SELECT g, g / 4.0, '2024-03-01 00:00:00+00'::timestamptz + g * interval '173 seconds' + (g % 7) * interval '1 microsecond' FROM generate_series(1, 1500) g;
       CREATE TABLE events (region text, seq int, payload text, updated_at timestamp NOT NULL, PRIMARY KEY (region, seq));
       INSERT INTO events SELECT CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g, 'e' || g, '2024-03-01 20:00:00'::timestamp + g * interval '61 seconds' FROM generate_series(1, 900) g;
-      CREATE TABLE later (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT now());`);
+      CREATE TABLE later (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT now());
+      CREATE TABLE daily (id int PRIMARY KEY, amount int, d date NOT NULL);
+      INSERT INTO daily SELECT g, g * 10, DATE '2024-05-01' + g / 100 FROM generate_series(1, 450) g;
+      CREATE TABLE snap (code text PRIMARY KEY, label text);
+      INSERT INTO snap SELECT 'c' || g, 'label ' || g FROM generate_series(1, 120) g;`);
     lake = createLake();
     configFile = path.join(lake.dir, 'lake.config.yaml');
     writeFileSync(configFile, CONFIG);
@@ -74,7 +82,7 @@ describe('validate: a committed run against what the engine sees', () => {
     // The lake proper is a folder beside the config file.
     store = new DirectoryStore(lakeUrl);
     lakeDir = path.join(lake.dir, 'lake');
-    const run = await cli(['run', '--config', configFile, '--lake', lakeUrl, '--tables', 'orders,events', '--json'], { DATABASE_URL: db.url });
+    const run = await cli(['run', '--config', configFile, '--lake', lakeUrl, '--tables', 'orders,events,daily,snap', '--json'], { DATABASE_URL: db.url });
     expect(run.code, run.stderr).toBe(0);
   });
 
@@ -91,10 +99,29 @@ describe('validate: a committed run against what the engine sees', () => {
     const orders = await lastManifest('orders');
     const events = await lastManifest('events');
     const lines = result.stdout.trim().split('\n');
-    expect(lines).toHaveLength(3);
+    expect(lines).toHaveLength(5);
     expect(lines[0]).toMatch(new RegExp(`^orders: ok: run ${orders.runId} \\(committed ${orders.committedAt.replace(/[.]/g, '\\.')}\\): 4 partitions, 1500 rows expected, 1500 seen; 0 duplicated versions; 2 queries, 0 bytes scanned$`));
     expect(lines[1]).toMatch(new RegExp(`^events: ok: run ${events.runId} .*: 2 partitions, 900 rows expected, 900 seen; 0 duplicated versions; 2 queries, 0 bytes scanned$`));
     expect(lines[2]).toBe('later: never committed, nothing to validate');
+    expect(lines[3]).toMatch(/^daily: ok: run .*: 5 partitions, 450 rows expected, 450 seen; 0 duplicated versions; 2 queries, 0 bytes scanned$/);
+    expect(lines[4]).toMatch(/^snap: ok: run .*: 1 partition, 120 rows expected, 120 seen; 0 duplicated versions; 2 queries, 0 bytes scanned$/);
+  });
+
+  it('a date cursor and a snapshot table: a copied file is caught in both', async () => {
+    for (const table of ['daily', 'snap']) {
+      const [file] = (await lastManifest(table)).pages[0].files;
+      copyFileSync(path.join(lakeDir, file.key), path.join(lakeDir, path.dirname(file.key), `copy-${path.basename(file.key)}`));
+    }
+    const result = await cli(['validate', '--config', configFile, '--lake', lakeUrl, '--tables', 'daily,snap', '--json']);
+    expect(result.code).toBe(1);
+    const [daily, snap] = JSON.parse(result.stdout).tables;
+    const dailyFile = (await lastManifest('daily')).pages[0].files[0];
+    expect(daily.mismatches).toEqual([{ partition: 'year=2024/month=05/day=01', expected: dailyFile.rows, seen: 2 * dailyFile.rows }]);
+    expect(daily.duplicates).toMatchObject({ versions: dailyFile.rows, extraRows: dailyFile.rows });
+    expect(daily.duplicates.sample[0]).toEqual({ key: { id: '1' }, cursor: '2024-05-01', copies: 2 });
+    expect(snap.mismatches).toEqual([{ partition: expect.stringMatching(/^year=\d{4}\/month=\d\d\/day=\d\d$/), expected: 120, seen: 240 }]);
+    expect(snap.duplicates).toMatchObject({ versions: 120, extraRows: 120 });
+    expect(snap.duplicates.sample[0]).toMatchObject({ key: { code: 'c1' }, copies: 2 });
   });
 
   it('the Athena adapter through the stand-in gives the same answer as DuckDB', async () => {
@@ -193,5 +220,8 @@ describe('validate: a committed run against what the engine sees', () => {
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/nope/);
     expect(readdirSync(lakeDir)).toContain('raw');
+    const help = await cli(['validate', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('rows per partition');
   });
 });
