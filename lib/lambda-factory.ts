@@ -227,7 +227,8 @@ export class LambdaFactory extends Construct {
 /**
  * Writes each bundled file where the bundling hook can copy it from: under the app's output
  * directory (or the system's temporary one), named by content, so stacks never overwrite
- * each other's.
+ * each other's. The hook runs on this machine: bundling is local (esbuild is a dependency;
+ * forceDockerBundling is off), so the path needs no mount.
  */
 function stageFiles(scope: Construct, files: Readonly<Record<string, string>>): Array<{ name: string; path: string }> {
   const entries = Object.entries(files);
