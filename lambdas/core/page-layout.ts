@@ -4,6 +4,7 @@
 import { fieldOffset } from './copy-binary.ts';
 import type { PartitionDay } from './layout.ts';
 import type { ColumnPlan } from './type-map.ts';
+import { quoteIdent } from './identifiers.ts';
 import { cursorText, fieldText } from './values.ts';
 
 /** Export metadata columns added to every file (DESIGN.md "Types"). */
@@ -60,6 +61,22 @@ export function rowKeyText(layout: PageLayout, buf: Buffer, rowStart: number): s
   });
 }
 
+/** A column name as messages show it: plain names as they are, others quoted (`"Order Id"`). */
+export function showColumn(name: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : quoteIdent(name);
+}
+
+/** `table.column` for messages: `public.orders.amount`, `public."Order Items"."unit price"`. */
+export function columnWhere(table: string, name: string): string {
+  return `${table}.${showColumn(name)}`;
+}
+
+/** A key value as messages show it: JSON-quoted when it could be misread (separators, blanks, control characters). */
+function showKeyValue(value: string): string {
+  return value === '' || /[,=()"\\\p{Cc}]|^\s|\s$/u.test(value) ? JSON.stringify(value) : value;
+}
+
+/** The row's key for messages: `updated_at=2024-01-01 00:00:00.000000+00, id=2`; hostile names and values quoted. */
 export function describeKey(layout: PageLayout, key: string[]): string {
-  return layout.keyFields.map((f, i) => `${layout.columns[f].name}=${key[i]}`).join(', ');
+  return layout.keyFields.map((f, i) => `${showColumn(layout.columns[f].name)}=${showKeyValue(key[i])}`).join(', ');
 }

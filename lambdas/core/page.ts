@@ -8,7 +8,7 @@ import { dayFromEpochDays } from './layout.ts';
 import { encodeParquet } from './parquet.ts';
 import type { LakeType } from './type-map.ts';
 import { epochDayOf, fieldText } from './values.ts';
-import { META_EXPORTED_AT, META_RUN_ID, describeKey, rowKeyText, type EncodedFile, type EncodedPage, type PageLayout, type RunStamp } from './page-layout.ts';
+import { META_EXPORTED_AT, META_RUN_ID, columnWhere, describeKey, rowKeyText, type EncodedFile, type EncodedPage, type PageLayout, type RunStamp } from './page-layout.ts';
 
 /**
  * Partition day of every row, grouped: rows of one day keep their keyset order. Pages are read
@@ -20,7 +20,7 @@ function groupByDay(layout: PageLayout, page: FramedPage, runDay: number): [numb
   const field = layout.partitionField;
   if (field < 0) return [[runDay, identity(rowCount)]];
   const type = layout.columns[field].lakeType;
-  const where = `${layout.table}.${layout.columns[field].name}`;
+  const where = columnWhere(layout.table, layout.columns[field].name);
   const days = new Int32Array(rowCount);
   const counts = new Map<number, number>();
   let lastDay = Number.NaN;
@@ -76,11 +76,11 @@ function decodeRows(layout: PageLayout, page: FramedPage, rows: Int32Array): arr
   const slots = { buf: page.buf, fieldPos: page.fieldPos, fieldLen: page.fieldLen, stride: page.fieldCount };
   return layout.columns.map((c, f) => {
     const data = decodeColumn(c.lakeType, slots, f, rows, rows.length, {
-      where: `${layout.table}.${c.name}`,
+      where: columnWhere(layout.table, c.name),
       rowKey: (row) => describeKey(layout, rowKeyText(layout, page.buf, page.rowStarts[row])),
     }, arena);
     if (!c.hashed) return data;
-    if (!layout.hashSalt) throw new ConfigError(`${layout.table}.${c.name}: columns.hash needs a salt (LAKE_HASH_SALT, or source.hashSaltSecretArn when deployed)`);
+    if (!layout.hashSalt) throw new ConfigError(`${columnWhere(layout.table, c.name)}: columns.hash needs a salt (LAKE_HASH_SALT, or source.hashSaltSecretArn when deployed)`);
     return hashColumn(data, layout.hashSalt);
   });
 }

@@ -46,11 +46,14 @@ function difference(want: Cell, got: Cell): { postgres: string; lake: string } {
   return { postgres: show(want), lake: show(got) };
 }
 
-/** schema.table as the exporter shows it (identifiers.ts displayName): quoted unless plain. */
-function display(fuzz: FuzzCase): string {
-  const part = (p: string) => (/^[a-z_][a-z0-9_$]*$/.test(p) ? p : quoteIdent(p));
-  return `${part(fuzz.schema)}.${part(fuzz.table)}`;
-}
+/** A name as the exporter's messages show it: quoted unless plain. */
+const plain = (name: string) => (/^[a-z_][a-z0-9_$]*$/.test(name) ? name : quoteIdent(name));
+
+/** schema.table as the exporter shows it. */
+const display = (fuzz: FuzzCase) => `${plain(fuzz.schema)}.${plain(fuzz.table)}`;
+
+/** A key value as the exporter's messages show it: JSON-quoted when it could be misread. */
+const keyValue = (value: string) => (value === '' || /[,=()"\\\p{Cc}]|^\s|\s$/u.test(value) ? JSON.stringify(value) : value);
 
 async function insertRows(db: TestDatabase, fuzz: FuzzCase, rows: string[][]): Promise<void> {
   const head = `INSERT INTO ${fuzz.configName} (${fuzz.columns.map((c) => quoteIdent(c.name)).join(', ')}) VALUES `;
@@ -138,8 +141,8 @@ export async function runCase(seed: number, shrink: ShrinkOptions = {}): Promise
       if (inserted) {
         const outcome = await exportOnce(db, lake, fuzz);
         const error = outcome.tables[0]?.error ?? '';
-        const where = `ValueError: ${display(fuzz)}.${p.column}${p.element ? '[]' : ''}: value ${p.valueText} ${p.reason}`;
-        const keyNamed = fuzz.columns.filter((c) => c.role === 'key').every((c) => error.includes(`${c.name}=${inserted[`k ${c.name}`]}`));
+        const where = `ValueError: ${display(fuzz)}.${plain(p.column)}${p.element ? '[]' : ''}: value ${p.valueText} ${p.reason}`;
+        const keyNamed = fuzz.columns.filter((c) => c.role === 'key').every((c) => error.includes(`${plain(c.name)}=${keyValue(inserted[`k ${c.name}`]!)}`));
         if (outcome.tables[0]?.status !== 'failed' || !error.startsWith(where) || !keyNamed) {
           fail(p.column, JSON.stringify(inserted), `fails by name: ${where} … (row … ${fuzz.keyColumns.map((k) => `${k}=${inserted[`k ${k}`]}`).join(', ')})`, outcomeError(outcome) ?? 'succeeded');
         }
