@@ -134,7 +134,7 @@ export class AthenaEngine implements QueryEngine {
     let token: string | undefined;
     let first = true;
     do {
-      const page = await this.call('GetQueryResults', id, () => client.send(new GetQueryResultsCommand({ QueryExecutionId: id, NextToken: token, MaxResults: this.options.pageSize ?? 1000 })));
+      const page = await this.call('GetQueryResults', id, () => client.send(new GetQueryResultsCommand({ QueryExecutionId: id, NextToken: token, MaxResults: Math.min(this.options.pageSize ?? 1000, 1000) })));
       columns ??= (page.ResultSet?.ResultSetMetadata?.ColumnInfo ?? []).map(queryColumnOf);
       const values = (page.ResultSet?.Rows ?? []).map((row) => columns!.map((_, i) => row.Data?.[i]?.VarCharValue ?? null));
       if (first && execution.StatementType !== 'DDL' && execution.StatementType !== 'UTILITY' && values.length > 0) {
