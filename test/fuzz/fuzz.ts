@@ -5,6 +5,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { runExport, type RunOutcome } from '../../bin/local/run-export.ts';
 import { resolveTable, type LakeConfig } from '../../lambdas/core/config.ts';
+import type { RunRequest } from '../../lambdas/core/exporter.ts';
 import { createDatabase, createLake, duckdb, exportDeps, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
 import { duckTypeOf } from './types.ts';
 import { normalizeCell, pgCanonical, pgCanonicalArray, sameCell, type Cell } from './canonical.ts';
@@ -78,7 +79,7 @@ function caseConfig(fuzz: FuzzCase): LakeConfig {
   return testConfig([table], { export: { pageRows: fuzz.pageRows, safetyLagSeconds: 0, unconstrainedNumericScale: fuzz.unconstrainedScale } });
 }
 
-async function exportOnce(db: TestDatabase, lake: TestLake, fuzz: FuzzCase, request: Parameters<typeof runExport>[1] = {}): Promise<RunOutcome> {
+async function exportOnce(db: TestDatabase, lake: TestLake, fuzz: FuzzCase, request: RunRequest = {}): Promise<RunOutcome> {
   const deps = exportDeps(db, lake.store, caseConfig(fuzz));
   try {
     return await runExport(deps, request);
@@ -168,7 +169,7 @@ export async function runCase(seed: number, shrink: ShrinkOptions = {}): Promise
       if (later) fail('(later run)', '-', 'succeeded', later);
     }
     if (!firstError) {
-      let request: Parameters<typeof runExport>[1] = { full: true };
+      let request: RunRequest = { full: true };
       if (fuzz.rerun === 'window' && fuzz.cursor) {
         const c = quoteIdent(fuzz.cursor.name);
         const [bound] = await db.query(`SELECT ${c}::text AS at FROM ${fuzz.configName} WHERE ${c} IS NOT NULL ORDER BY ${c} OFFSET (SELECT count(*) / 3 FROM ${fuzz.configName}) LIMIT 1`);
@@ -192,7 +193,7 @@ export async function runCase(seed: number, shrink: ShrinkOptions = {}): Promise
     timing('postgres canonical', t);
     t = Date.now();
     const files = firstError ? [] : await parquetFiles(lake, resolved.lakeName);
-    const duck = (await readWithDuckdb(files, compared)).map((row) => compared.map((c, i) => normalizeCell(c.kind, c.array, row[i] as string | null)));
+    const duck = (await readWithDuckdb(files, compared)).map((row) => compared.map((c, i) => normalizeCell(c.kind, c.array, row[i])));
     // The lake types README's table gives each column (DuckDB's names), in the first and last file.
     for (const file of new Set([files[0], files[files.length - 1]].filter(Boolean))) {
       const described = await duckdb<{ column_name: string; column_type: string }>(`DESCRIBE SELECT * FROM read_parquet('${file.replaceAll("'", "''")}', hive_partitioning = false)`);

@@ -15,7 +15,7 @@ export interface ReadColumn {
 }
 
 /** Canonical texts (before normalization) per row, one entry per column in `columns` order. */
-export type LakeRows = (string | null | unknown[])[][];
+export type LakeRows = (string | null)[][];
 
 const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
 const duckIdent = (s: string) => `"${s.replaceAll('"', '""')}"`;
