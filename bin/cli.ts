@@ -95,8 +95,9 @@ Options:
   --help            this text`,
   validate: `pg-lake-export validate --config lake.config.yaml --lake file:///abs/dir [--tables a,b] [--json]
 
-Checks each table's last committed run (the run its watermark names) against what DuckDB reads
-from the lake's files, as Athena would after a commit:
+Checks each table's last committed run (the run its watermark names or, when that run found
+nothing new, the last run that published files) against what DuckDB reads from the lake's
+files, as Athena would after a commit:
   - rows per partition: for every year/month/day the run's files are in, the rows carrying the
     run's _lake_run_id, against the row counts in its manifest (_state/<table>/runs/<run>.json);
   - duplicates: no version (primary key, cursor) held more than once in the run's window.
@@ -369,7 +370,7 @@ async function commandQuery(args: string[]): Promise<number> {
 }
 
 type TableValidation =
-  | ({ readonly table: string; readonly status: 'ok' | 'mismatch' } & ValidationResult)
+  | ({ readonly table: string; readonly status: 'ok' | 'mismatch'; readonly lastCommit: string } & ValidationResult)
   | { readonly table: string; readonly status: 'not committed' | 'error'; readonly error?: string };
 
 async function commandValidate(args: string[]): Promise<number> {
@@ -404,7 +405,7 @@ async function commandValidate(args: string[]): Promise<number> {
           continue;
         }
         const result = await validateRun(engine, state, { runId: last.runId, cursorTimeZone: last.cursorTimeZone });
-        results.push({ ...result, table: table.lakeName, status: result.ok ? 'ok' : 'mismatch' });
+        results.push({ ...result, table: table.lakeName, status: result.ok ? 'ok' : 'mismatch', lastCommit: last.lastCommit });
       } catch (error) {
         results.push({ table: table.lakeName, status: 'error', error: describeError(error) });
       }
@@ -418,7 +419,10 @@ async function commandValidate(args: string[]): Promise<number> {
     for (const r of results) {
       if (r.status === 'not committed') process.stdout.write(`${r.table}: never committed, nothing to validate\n`);
       else if (r.status === 'error') process.stdout.write(`${r.table}: could not validate: ${r.error}\n`);
-      else if ('runId' in r) process.stdout.write(`${describeValidation(r).join('\n')}\n`);
+      else if ('runId' in r) {
+        const later = r.lastCommit === r.runId ? [] : [`  ${r.table}: the last commit, run ${r.lastCommit}, published no files (nothing new): validated the last run that did`];
+        process.stdout.write(`${[...describeValidation(r), ...later].join('\n')}\n`);
+      }
     }
   }
   const bad = results.filter((r) => r.status === 'mismatch' || r.status === 'error');

@@ -60,7 +60,12 @@ export interface ValidationResult {
 }
 
 export interface ValidateOptions {
-  /** The run to check; default: the run of the table's watermark (its last commit). */
+  /**
+   * The run to check; default: the run of the table's watermark (its last commit). Counts are
+   * exact for a run after which no run published files (lastCommittedRun picks one): a later
+   * window or full re-run may carry some of its versions into its own files, still under this
+   * run's _lake_run_id, and they would count as seen but not listed.
+   */
   readonly runId?: string;
   /**
    * The cursorTimeZone the run was exported with (for a `timestamp` cursor: the window's
@@ -99,10 +104,20 @@ export function expectedRowsByPartition(table: string, manifest: RunManifest): M
   return out;
 }
 
-/** The run the table's watermark names (its last commit), or null when nothing is committed. */
-export async function lastCommittedRun(state: TableState): Promise<{ runId: string; cursorTimeZone: string } | null> {
+/**
+ * The run to validate: the one the table's watermark names (its last commit) or, when that run
+ * published nothing (no new rows), the latest committed run that did — no later run has files,
+ * so none can have carried its rows elsewhere and its counts stay exact. Null: nothing committed.
+ */
+export async function lastCommittedRun(state: TableState): Promise<{ runId: string; cursorTimeZone: string; lastCommit: string } | null> {
   const watermark = await state.watermark();
-  return watermark ? { runId: watermark.runId, cursorTimeZone: watermark.cursorTimeZone ?? 'UTC' } : null;
+  if (!watermark) return null;
+  const cursorTimeZone = watermark.cursorTimeZone ?? 'UTC';
+  const hasFiles = (m: RunManifest | undefined) => m !== undefined && m.pages.some((p) => p.files.length > 0);
+  const last = (await state.read<RunManifest>(state.manifestKey(watermark.runId)))?.value;
+  if (!last || hasFiles(last)) return { runId: watermark.runId, cursorTimeZone, lastCommit: watermark.runId };
+  const publishing = (await state.manifests()).filter(hasFiles).sort((a, b) => a.committedAt.localeCompare(b.committedAt)).at(-1);
+  return { runId: publishing?.runId ?? watermark.runId, cursorTimeZone, lastCommit: watermark.runId };
 }
 
 /** Count query (a): the run's rows per partition over the years its files are in. */
@@ -198,11 +213,6 @@ export async function validateRun(engine: QueryEngine, state: TableState, option
     return result;
   };
   const notes: string[] = [];
-  if (watermark && watermark.runId !== runId) {
-    // A later window or full re-run may have carried some of this run's versions into its own
-    // files (they keep this run's _lake_run_id), so more rows can carry the id than it lists.
-    notes.push(`run ${runId} is not the last commit (${watermark.runId}): rows a later re-run carried count as seen but are not listed`);
-  }
 
   // (a) rows per partition.
   const expected = expectedRowsByPartition(table, manifest);
@@ -226,9 +236,7 @@ export async function validateRun(engine: QueryEngine, state: TableState, option
   let duplicates: ValidationResult['duplicates'] = { versions: 0, extraRows: 0, sample: [] };
   if (schema.key.length === 0) {
     notes.push('the table has no primary key: duplicates of (key, cursor) cannot be told apart from distinct rows');
-  } else if (expected.size === 0) {
-    notes.push('the run published no files: no window to check for duplicates');
-  } else {
+  } else if (expected.size > 0) {
     // A snapshot's cursor is the export time, outside any cursor window: its folder is the run.
     const snapshot = schema.cursor === META_EXPORTED_AT;
     const cursorType = schema.columns?.find((c) => c.name === schema.cursor)?.type;

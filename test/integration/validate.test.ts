@@ -122,6 +122,17 @@ describe('validate: a committed run against what the engine sees', () => {
     expect(snap.mismatches).toEqual([{ partition: expect.stringMatching(/^year=\d{4}\/month=\d\d\/day=\d\d$/), expected: 120, seen: 240 }]);
     expect(snap.duplicates).toMatchObject({ versions: 120, extraRows: 120 });
     expect(snap.duplicates.sample[0]).toMatchObject({ key: { code: 'c1' }, copies: 2 });
+
+    // A run that finds nothing new commits no files: validate still checks the run that did.
+    const again = await cli(['run', '--config', configFile, '--lake', lakeUrl, '--tables', 'daily', '--json'], { DATABASE_URL: db.url });
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout).tables[0]).toMatchObject({ rows: 0, files: 0 });
+    const empty = (await state('daily').watermark())!.runId;
+    expect(empty).not.toBe(daily.runId);
+    const after = await cli(['validate', '--config', configFile, '--lake', lakeUrl, '--tables', 'daily']);
+    expect(after.code).toBe(1);
+    expect(after.stdout).toContain(`daily: MISMATCH: run ${daily.runId} `);
+    expect(after.stdout).toContain(`  daily: the last commit, run ${empty}, published no files (nothing new): validated the last run that did\n`);
   });
 
   it('the Athena adapter through the stand-in gives the same answer as DuckDB', async () => {
