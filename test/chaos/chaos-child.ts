@@ -45,13 +45,15 @@ let ops = 0;
 
 function faultyStore(inner: ObjectStore, faults: RunFaults): ObjectStore {
   let commitOps = 0;
-  const around = async <T>(what: string, work: () => Promise<T>): Promise<T> => {
+  let manifestOps = 0;
+  const around = async <T>(what: string, keys: readonly string[], work: () => Promise<T>): Promise<T> => {
     const op = ++ops;
     if (commitOps > 0 || what.startsWith('move ')) commitOps++;
-    const counted = faults.killAt?.phase === 'commit' ? commitOps : op;
+    if (commitOps > 0 && keys.some((k) => /\/_state\/[^/]+\/runs\//.test(k))) manifestOps++;
+    const counted = faults.killAt?.phase === 'commit' ? commitOps : faults.killAt?.phase === 'manifests' ? manifestOps : op;
     const kill = faults.killAt?.op === counted ? faults.killAt.timing : null;
     const error = faults.storeErrors.find((e) => e.op === op);
-    const label = `store op ${op}${commitOps ? ` (commit phase op ${commitOps})` : ''}: ${what}`;
+    const label = `store op ${op}${commitOps ? ` (commit phase op ${commitOps})` : ''}${manifestOps ? ` (manifest op ${manifestOps})` : ''}: ${what}`;
     if (trace) appendFileSync(trace, `${label}\n`);
     if (kill === 'before') die(`before ${label}`);
     if (error && !error.after) {
@@ -75,11 +77,11 @@ function faultyStore(inner: ObjectStore, faults: RunFaults): ObjectStore {
   };
   return {
     url: inner.url,
-    put: (key, body, options) => around(`put ${key}${options?.ifMatch ? ' ifMatch' : options?.ifNoneMatch ? ' ifNoneMatch' : ''}`, () => inner.put(key, body, options)),
-    get: (key) => around(`get ${key}`, () => inner.get(key)),
-    list: (prefix) => around(`list ${prefix}`, () => inner.list(prefix)),
-    delete: (keys) => around(`delete ${keys.length} keys${keys.length ? ` (${keys[0]}${keys.length > 1 ? ', …' : ''})` : ''}`, () => inner.delete(keys)),
-    move: (from, to) => around(`move ${from} → ${to}`, () => inner.move(from, to)),
+    put: (key, body, options) => around(`put ${key}${options?.ifMatch ? ' ifMatch' : options?.ifNoneMatch ? ' ifNoneMatch' : ''}`, [key], () => inner.put(key, body, options)),
+    get: (key) => around(`get ${key}`, [key], () => inner.get(key)),
+    list: (prefix) => around(`list ${prefix}`, [], () => inner.list(prefix)),
+    delete: (keys) => around(`delete ${keys.length} keys${keys.length ? ` (${keys[0]}${keys.length > 1 ? ', …' : ''})` : ''}`, keys, () => inner.delete(keys)),
+    move: (from, to) => around(`move ${from} → ${to}`, [from, to], () => inner.move(from, to)),
   };
 }
 

@@ -2,6 +2,7 @@
 // directory lake, the real exporter in child processes — and judges the result (checker.ts).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -224,6 +225,13 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
     previous = { versions, latest, after: `after step ${label}` };
   };
 
+  const sabotage = async (what: Extract<Step, { op: 'sabotage' }>['what']): Promise<void> => {
+    const [file] = await reader.visibleFiles();
+    if (!file) throw new Error('sabotage: no data file to damage');
+    else if (what === 'copy-data-file') await copyFile(path.join(lakeDir, file), path.join(lakeDir, file.replace(/-p(\d{6})\.parquet$/, 'x-p$1.parquet')));
+    else await rm(path.join(lakeDir, file));
+  };
+
   const waitAll = async (): Promise<void> => {
     while (inFlight.size) await Promise.all(inFlight.values());
   };
@@ -261,6 +269,7 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
         break;
       }
       case 'sleep': await new Promise((resolve) => setTimeout(resolve, s.ms)); break;
+      case 'sabotage': await sabotage(s.what); break;
     }
   };
 

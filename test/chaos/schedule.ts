@@ -42,9 +42,11 @@ export interface RunFaults {
   /**
    * SIGKILL at the k-th store operation (put, get, list, delete, move), counted from 1: of the
    * whole run, or (`commit`) from the first move on — publishing, the watermark, the manifest and
-   * replacing older pages — where a few dozen operations decide what the lake shows.
+   * replacing older pages — where a few dozen operations decide what the lake shows; or
+   * (`manifests`) counting only the commit phase's operations on run manifests
+   * (`_state/<table>/runs/…`), which a re-run's commit reads and rewrites one by one.
    */
-  readonly killAt?: { readonly op: number; readonly timing: KillTiming; readonly phase?: 'commit' };
+  readonly killAt?: { readonly op: number; readonly timing: KillTiming; readonly phase?: 'commit' | 'manifests' };
   /** S3-like errors at these store operations; `after`: the operation happened, its answer was lost. */
   readonly storeErrors: readonly { readonly op: number; readonly name: 'InternalError' | 'SlowDown'; readonly after: boolean }[];
   /** An ECONNRESET-like error at these calls into the row source (counted from 1). */
@@ -75,7 +77,13 @@ export type Step =
     readonly faults: RunFaults;
   }
   | { readonly op: 'wait' }
-  | { readonly op: 'sleep'; readonly ms: number };
+  | { readonly op: 'sleep'; readonly ms: number }
+  /**
+   * Damage the lake as a buggy exporter would — never drawn by generateSchedule; the checker's
+   * self-test adds it to prove the checks can fail: copy a data file under a name no manifest
+   * lists, or delete a listed data file.
+   */
+  | { readonly op: 'sabotage'; readonly what: 'copy-data-file' | 'drop-data-file' };
 
 export interface Schedule {
   readonly seed: number;
@@ -109,11 +117,12 @@ export function generateSchedule(seed: number, size = 40, kinds: readonly RunKin
   const drawFaults = (): RunFaults => {
     // Runs make 25–200 store operations: k is drawn from a short range more often, so most kills land.
     const op = () => random.int(1, random.pick([40, 80, 160]));
-    const killAt = random.chance(0.45)
-      ? random.chance(0.5)
-        ? { op: op(), timing: random.pick<KillTiming>(['before', 'during', 'after']) }
-        : { op: random.int(1, 30), timing: random.pick<KillTiming>(['before', 'during', 'after']), phase: 'commit' as const }
-      : undefined;
+    const timing = () => random.pick<KillTiming>(['before', 'during', 'after']);
+    const aim = random.next();
+    const killAt = !random.chance(0.45) ? undefined
+      : aim < 0.4 ? { op: op(), timing: timing() }
+        : aim < 0.75 ? { op: random.int(1, 30), timing: timing(), phase: 'commit' as const }
+          : { op: random.int(1, 6), timing: timing(), phase: 'manifests' as const };
     const storeErrors = random.chance(0.3)
       ? Array.from({ length: random.int(1, 2) }, () => ({ op: op(), name: random.pick(['InternalError', 'SlowDown'] as const), after: random.chance(0.5) }))
       : [];
@@ -122,14 +131,19 @@ export function generateSchedule(seed: number, size = 40, kinds: readonly RunKin
     const dropConnectionAtCall = random.chance(0.25) ? random.int(1, 16) : undefined;
     return { killAt, storeErrors, sourceErrors, dropConnectionsAfterMs, dropConnectionAtCall };
   };
-  const addRun = (drawn: RunKind, faults: RunFaults, takeOver = killedBefore || random.chance(0.05)): void => {
+  const addRun = (drawn: RunKind, drawnFaults: RunFaults, takeOver = killedBefore || random.chance(0.05)): void => {
     let kind = drawn;
+    let faults = drawnFaults;
     const window = kind === 'window'
       ? random.chance(0.5)
         ? { fromAgoSeconds: random.int(1, 180), spanSeconds: random.int(1, 60) } // recent: overlaps rows that changed since
         : { fromAgoSeconds: random.int(60, historySeconds + 600), spanSeconds: random.int(1, DAY) }
       : undefined;
     if (!kinds.includes(kind)) kind = 'scheduled';
+    // A re-run's commit rewrites the manifests of the runs it replaces, one by one: aim there often.
+    if (kind !== 'scheduled' && faults.killAt && random.chance(0.5)) {
+      faults = { ...faults, killAt: { op: random.int(3, 7), timing: faults.killAt.timing, phase: 'manifests' } };
+    }
     steps.push({ op: 'run', run: `r${++runs}`, kind, window, takeOver, faults });
     killedBefore = faults.killAt !== undefined;
   };
@@ -186,10 +200,11 @@ export function describeStep(step: Step): string {
     case 'prepared-end': return `prepared #${step.slot}: ${step.commit ? 'COMMIT PREPARED' : 'ROLLBACK PREPARED'}`;
     case 'wait': return 'wait for every run in flight';
     case 'sleep': return `sleep ${step.ms} ms`;
+    case 'sabotage': return `sabotage: ${step.what}`;
     case 'run': {
       const f = step.faults;
       const faults = [
-        f.killAt ? `SIGKILL ${f.killAt.timing} store op ${f.killAt.op}${f.killAt.phase ? ' of the commit phase' : ''}` : '',
+        f.killAt ? `SIGKILL ${f.killAt.timing} store op ${f.killAt.op}${f.killAt.phase === 'commit' ? ' of the commit phase' : f.killAt.phase === 'manifests' ? ' on a run manifest' : ''}` : '',
         ...f.storeErrors.map((e) => `${e.name} ${e.after ? 'after' : 'at'} store op ${e.op}`),
         ...f.sourceErrors.map((n) => `ECONNRESET at source call ${n}`),
         f.dropConnectionsAfterMs !== undefined ? `pg_terminate_backend after ${f.dropConnectionsAfterMs} ms` : '',
