@@ -3,7 +3,7 @@
 // and a tampered lake (a published file copied under a second name) that both must catch, naming
 // the partition and the duplicated keys.
 import { AthenaClient } from '@aws-sdk/client-athena';
-import { copyFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AthenaEngine } from '../../lambdas/adapters/athena-engine.ts';
@@ -221,6 +221,14 @@ describe('validate: a committed run against what the engine sees', () => {
     const [after] = JSON.parse(tampered.stdout).tables;
     expect(after.duplicates.versions).toBe(file.rows);
     expect(after.duplicates.sample.every((d: { key: { region: string } }) => d.key.region === 'ny')).toBe(true);
+
+    // A listed file gone missing (its copy too): the partition is short by its rows.
+    rmSync(path.join(lakeDir, file.key));
+    rmSync(path.join(lakeDir, path.dirname(file.key), `copy-${path.basename(file.key)}`));
+    const missing = await cli(['validate', '--config', configFile, '--lake', lakeUrl, '--tables', 'events']);
+    expect(missing.code).toBe(1);
+    const partition = /year=\d{4}\/month=\d\d\/day=\d\d/.exec(file.key)![0];
+    expect(missing.stdout).toContain(`  events ${partition}: manifest lists 50 rows of run ${manifest.runId}, the engine sees 0\n`);
   });
 
   it('usage: an S3 lake is refused (DuckDB here reads local files only); unknown tables are named', async () => {
