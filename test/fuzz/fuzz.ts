@@ -10,7 +10,7 @@ import { createDatabase, createLake, duckdb, exportDeps, testConfig, type TestDa
 import { duckTypeOf } from './types.ts';
 import { normalizeCell, pgCanonical, pgCanonicalArray, sameCell, type Cell } from './canonical.ts';
 import { generateCase, quoteIdent, type FuzzCase, type ShrinkOptions } from './generate.ts';
-import { hyparquetCell, readWithDuckdb, readWithHyparquet, type ReadColumn } from './readers.ts';
+import { checkStatistics, hyparquetCell, readWithDuckdb, readWithHyparquet, type ReadColumn } from './readers.ts';
 
 export interface Mismatch {
   readonly reader: 'duckdb' | 'hyparquet' | 'exporter';
@@ -203,6 +203,7 @@ export async function runCase(seed: number, shrink: ShrinkOptions = {}): Promise
         if (types.get(c.name) !== want) mismatches.push({ reader: 'duckdb', column: c.name, key: `(type, ${c.ddl})`, postgres: want, lake: types.get(c.name) ?? '(missing)' });
       }
     }
+    for (const problem of await checkStatistics(files, compared)) mismatches.push({ reader: 'duckdb', column: '(statistics)', key: '-', postgres: 'every value found by a filter', lake: problem });
     timing('duckdb', t);
     t = Date.now();
     const hyp = await readWithHyparquet(files, compared);

@@ -1,7 +1,9 @@
 // The two independent lake readers: DuckDB (C++, its own Parquet reader) and hyparquet (pure
 // JavaScript); neither shares code with parquet-wasm (Rust) that wrote the files, nor with the
 // exporter's decoders. Each returns, per lake row, the canonical text of every compared column.
+import { DuckDBInstance } from '@duckdb/node-api';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { parquetMetadata, parquetReadObjects, type FileMetaData } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { duckdb } from '../support/local-stack.ts';
@@ -85,3 +87,37 @@ export function hyparquetCell(column: ReadColumn, value: unknown, scale: number 
 }
 
 export type { Cell };
+
+const STATS_KINDS = new Set<Kind>(['int', 'decimal', 'date', 'timestamp', 'text', 'bpchar', 'bool']);
+
+/**
+ * Row-group statistics that a query engine may trust to skip data (Athena and DuckDB both do):
+ * for each scalar column, its smallest and largest value in the file are looked up with a filter
+ * DuckDB pushes into the scan. A row group whose min/max statistics exclude a value it holds
+ * answers zero rows: a wrong query result in Athena though every value reads back right.
+ */
+export async function checkStatistics(files: string[], columns: readonly ReadColumn[]): Promise<string[]> {
+  const problems: string[] = [];
+  const instance = await DuckDBInstance.create(':memory:');
+  const connection = await instance.connect();
+  try {
+    await connection.run("SET TimeZone = 'UTC'");
+    const rows = async (sql: string) => (await connection.runAndReadAll(sql)).getRowObjectsJson();
+    for (const file of new Set([files[0], files[files.length - 1]].filter(Boolean))) {
+      const source = `read_parquet(${sqlString(file)}, hive_partitioning = false)`;
+      for (const c of columns) {
+        if (c.array || !STATS_KINDS.has(c.kind)) continue;
+        const col = duckIdent(c.name);
+        const [bounds] = await rows(`SELECT CAST(min(${col}) AS VARCHAR) AS lo, CAST(max(${col}) AS VARCHAR) AS hi, typeof(min(${col})) AS type FROM ${source}`);
+        if (bounds.lo === null || bounds.lo === undefined) continue;
+        for (const bound of [String(bounds.lo), String(bounds.hi)]) {
+          const [found] = await rows(`SELECT count(*) AS n FROM ${source} WHERE ${col} = CAST(${sqlString(bound)} AS ${String(bounds.type)})`);
+          if (String(found.n) === '0') problems.push(`${path.basename(file)}: ${JSON.stringify(bound)} is in the file, but a filter on it finds no row (statistics exclude it)`);
+        }
+      }
+    }
+  } finally {
+    connection.closeSync();
+  }
+  return problems;
+}

@@ -130,9 +130,9 @@ function numericSpec(r: Rng): TypeSpec {
       const k = digits(g, p) * (g.chance(0.5) ? -1n : 1n);
       return lit(scaledText(k, s), ddl);
     },
-    poison: lake ? (g) => {
-      const v = g.pick(['NaN', 'Infinity', '-Infinity']);
-      return { sql: lit(v, ddl), valueText: v, reason: `has no decimal representation (column is decimal(${lake.precision},${lake.scale});` };
+    poison: lake ? () => {
+      // a constrained numeric cannot hold ±Infinity (Postgres refuses it), only NaN
+      return { sql: lit('NaN', ddl), valueText: 'NaN', reason: `has no decimal representation (column is decimal(${lake.precision},${lake.scale});` };
     } : undefined,
   };
 }
@@ -156,7 +156,7 @@ function unconstrainedSpec(u: number): TypeSpec {
     poison: (r) => r.pick([
       { sql: lit(`1${'0'.repeat(intDigits)}`, 'numeric'), valueText: `1${'0'.repeat(intDigits)}`, reason: `has more than ${intDigits} integer digits ${column}` },
       { sql: lit(`0.${'0'.repeat(u)}1`, 'numeric'), valueText: `0.${'0'.repeat(u)}1`, reason: `has more than ${u} fractional digits ${column}` },
-      { sql: lit('NaN', 'numeric'), valueText: 'NaN', reason: `has no decimal representation ${column}` },
+      ...['NaN', 'Infinity', '-Infinity'].map((v) => ({ sql: lit(v, 'numeric'), valueText: v, reason: `has no decimal representation ${column}` })),
     ]),
   };
 }
