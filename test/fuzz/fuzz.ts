@@ -135,7 +135,9 @@ export async function runCase(seed: number, shrink: ShrinkOptions = {}): Promise
     // A value README says fails by name: the run fails naming table, column, value and key, and publishes nothing.
     if (fuzz.poison) {
       const p = fuzz.poison;
-      const keys = fuzz.columns.filter((c) => c.role === 'key').map((c) => `${quoteIdent(c.name)}::text AS ${quoteIdent(`k ${c.name}`)}`);
+      // aliased by position: a 63-byte column name plus a prefix would be truncated by Postgres
+      const keyColumns = fuzz.columns.filter((c) => c.role === 'key');
+      const keys = keyColumns.map((c, i) => `${quoteIdent(c.name)}::text AS k${i}`);
       const [inserted] = await db.query(
         `INSERT INTO ${fuzz.configName} (${fuzz.columns.map((c) => quoteIdent(c.name)).join(', ')}) VALUES (${p.row.join(', ')}) ON CONFLICT DO NOTHING RETURNING ctid::text AS ctid, ${keys.join(', ')}`,
       );
@@ -143,9 +145,9 @@ export async function runCase(seed: number, shrink: ShrinkOptions = {}): Promise
         const outcome = await exportOnce(db, lake, fuzz);
         const error = outcome.tables[0]?.error ?? '';
         const where = `ValueError: ${display(fuzz)}.${plain(p.column)}${p.element ? '[]' : ''}: value ${p.valueText} ${p.reason}`;
-        const keyNamed = fuzz.columns.filter((c) => c.role === 'key').every((c) => error.includes(`${plain(c.name)}=${keyValue(inserted[`k ${c.name}`]!)}`));
+        const keyNamed = keyColumns.every((c, i) => error.includes(`${plain(c.name)}=${keyValue(inserted[`k${i}`]!)}`));
         if (outcome.tables[0]?.status !== 'failed' || !error.startsWith(where) || !keyNamed) {
-          fail(p.column, JSON.stringify(inserted), `fails by name: ${where} … (row … ${fuzz.keyColumns.map((k) => `${k}=${inserted[`k ${k}`]}`).join(', ')})`, outcomeError(outcome) ?? 'succeeded');
+          fail(p.column, JSON.stringify(inserted), `fails by name: ${where} … (row … ${keyColumns.map((c, i) => `${plain(c.name)}=${keyValue(inserted[`k${i}`]!)}`).join(', ')})`, outcomeError(outcome) ?? 'succeeded');
         }
         const published = await parquetFiles(lake, resolved.lakeName);
         if (published.length) fail(p.column, JSON.stringify(inserted), 'nothing published after a failed run', `${published.length} files`);
