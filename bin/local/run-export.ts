@@ -1,7 +1,5 @@
 // Run the whole export in one process: plan, export every table's pages, commit. The CLI's
 // `run` and the tests use it; the Lambdas run the same core functions one step at a time.
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { selectTables } from '../../lambdas/core/config.ts';
 import { abandonRun, commitTable, exportTable, planRun, type ExportDeps, type RunRequest, type TableTask } from '../../lambdas/core/exporter.ts';
 import { ExportError, describeError } from '../../lambdas/core/errors.ts';
@@ -68,30 +66,12 @@ function interruptible(source: RowSource, signal: AbortSignal): RowSource {
   };
 }
 
-/**
- * Temporary files a write was making when the process stopped (a directory lake writes
- * `<key>.<uuid>.tmp` and renames it into place); the store's listing never shows them, so
- * removing the run's keys leaves them behind. Empty folders go too, as the store prunes them.
- */
-async function removeTempFiles(store: DirectoryStore, prefix: string): Promise<void> {
-  const walk = async (dir: string): Promise<void> => {
-    const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
-    for (const entry of entries) {
-      const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) await walk(full);
-      else if (entry.name.endsWith('.tmp')) await fs.rm(full, { force: true });
-    }
-    await fs.rmdir(dir).catch(() => undefined); // only if empty
-  };
-  await walk(path.join(store.root, prefix));
-}
-
 /** Undo a table's unfinished run: its files, its journal, its lease, and any temporary files. */
 async function abandonTable(deps: ExportDeps, task: TableTask): Promise<void> {
   await abandonRun(deps, task.table, task.runId).catch(() => undefined);
   if (deps.store instanceof DirectoryStore) {
     const state = new TableState(deps.store, deps.config.lake.prefix, task.table);
-    await removeTempFiles(deps.store, state.pendingPrefix(task.runId)).catch(() => undefined);
+    await deps.store.sweepAbandonedWrites(state.pendingPrefix(task.runId)).catch(() => undefined);
   }
 }
 
@@ -125,10 +105,10 @@ export async function runExport(deps: ExportDeps, request: RunRequest = {}, now 
     })),
   ];
   // A process killed mid-write (SIGKILL, a crash) leaves temporary files the plan's recovery
-  // cannot see; this run holds the leases of its planned tables, so nothing else writes there.
+  // cannot see (in pending/, runs/, beside the watermark): the store knows whose writer died.
   if (deps.store instanceof DirectoryStore) {
     for (const task of plan.tables) {
-      await removeTempFiles(deps.store, new TableState(deps.store, deps.config.lake.prefix, task.table).pendingPrefix()).catch(() => undefined);
+      await deps.store.sweepAbandonedWrites(new TableState(deps.store, deps.config.lake.prefix, task.table).root).catch(() => undefined);
     }
   }
   if (!signal?.aborted) await control.onPlanned?.(plan.tables);

@@ -40,12 +40,23 @@ async function removeStaleLock(lock: string): Promise<void> {
 /** A `.tmp` file this old was left by a writer that died (a live put renames it within ms). */
 const ABANDONED_TEMP_MS = 60_000;
 
+/** `<key>.<pid>-<uuid>.tmp`: the writing process is named, so a dead one's file is known at once. */
+function tempName(target: string): string {
+  return `${target}.${process.pid}-${randomUUID()}.tmp`;
+}
+
+async function isAbandoned(file: string): Promise<boolean> {
+  const pid = Number(/\.(\d+)-[0-9a-f-]{36}\.tmp$/.exec(file)?.[1]);
+  if (Number.isInteger(pid) && pid > 0 && !processAlive(pid)) return true;
+  const stat = await fs.stat(file).catch(() => null);
+  return stat !== null && Date.now() - stat.mtimeMs > ABANDONED_TEMP_MS;
+}
+
 async function removeAbandonedTemps(dir: string): Promise<void> {
   const entries = await fs.readdir(dir).catch(() => [] as string[]);
   for (const name of entries.filter((n) => n.endsWith('.tmp'))) {
     const file = path.join(dir, name);
-    const stat = await fs.stat(file).catch(() => null);
-    if (stat && Date.now() - stat.mtimeMs > ABANDONED_TEMP_MS) await fs.rm(file, { force: true });
+    if (await isAbandoned(file)) await fs.rm(file, { force: true });
   }
 }
 
@@ -68,7 +79,7 @@ export class DirectoryStore implements ObjectStore {
     const target = this.file(key);
     await fs.mkdir(path.dirname(target), { recursive: true });
     const bytes = typeof body === 'string' ? Buffer.from(body) : body;
-    const temp = `${target}.${randomUUID()}.tmp`;
+    const temp = tempName(target);
     await fs.writeFile(temp, bytes);
     try {
       if (options.ifNoneMatch) {
@@ -126,6 +137,21 @@ export class DirectoryStore implements ObjectStore {
     } finally {
       await fs.rm(lock, { force: true });
     }
+  }
+
+  /**
+   * Remove the temporary files writers that died left under `prefix` (a killed put leaves
+   * `<key>.<pid>-<uuid>.tmp`, which listings never show), and the folders that leaves empty.
+   * A live writer's file is kept.
+   */
+  async sweepAbandonedWrites(prefix: string): Promise<void> {
+    const walk = async (dir: string): Promise<void> => {
+      const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+      for (const entry of entries) if (entry.isDirectory()) await walk(path.join(dir, entry.name));
+      await removeAbandonedTemps(dir);
+      if (dir !== this.root) await fs.rmdir(dir).catch(() => undefined); // only if empty
+    };
+    await walk(this.file(prefix));
   }
 
   async get(key: string): Promise<StoredObject | null> {

@@ -82,3 +82,17 @@ describe('DirectoryStore temporary files', () => {
     expect(existsSync(temp)).toBe(true);
   });
 });
+
+describe('DirectoryStore.sweepAbandonedWrites', () => {
+  it('removes a dead writer\'s temporary file at once, anywhere under the prefix, and keeps a live one', async () => {
+    await store.put('state/runs/a.json', '{}');
+    const dead = path.join(dir, 'state', 'runs', `b.json.${deadPid()}-0b0e6d1c-7e55-4b1f-9f0b-1b2c3d4e5f60.tmp`);
+    const live = path.join(dir, 'state', 'runs', `c.json.${process.pid}-0b0e6d1c-7e55-4b1f-9f0b-1b2c3d4e5f61.tmp`);
+    writeFileSync(dead, 'killed mid-write');
+    writeFileSync(live, 'being written');
+    await store.sweepAbandonedWrites('state/');
+    expect(existsSync(dead)).toBe(false);
+    expect(existsSync(live)).toBe(true);
+    expect(await store.list('state/')).toEqual(['state/runs/a.json']);
+  });
+});
