@@ -8,6 +8,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { runExport } from '../../bin/local/run-export.ts';
 import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
+import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
 import { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
 import { validateConfig } from '../../lambdas/core/config.ts';
 import type { RunRequest } from '../../lambdas/core/exporter.ts';
@@ -16,7 +17,9 @@ import type { RunFaults } from './schedule.ts';
 
 export interface ChildInput {
   readonly databaseUrl: string;
+  /** `file:///…` for a directory lake; for S3, the bucket on `s3Endpoint`. */
   readonly lakeUrl: string;
+  readonly s3?: { readonly endpoint: string; readonly bucket: string };
   readonly config: unknown;
   readonly request: RunRequest;
   readonly faults: RunFaults;
@@ -126,6 +129,12 @@ function faultySource(inner: RowSource, faults: RunFaults, databaseUrl: string):
   };
 }
 
+/** The production S3 adapter and client, pointed at the local S3 API server. */
+function s3Store(s3: NonNullable<ChildInput['s3']>): ObjectStore {
+  Object.assign(process.env, { AWS_ENDPOINT_URL_S3: s3.endpoint, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'chaos', AWS_SECRET_ACCESS_KEY: 'chaos' });
+  return new S3Store(createS3Client(), s3.bucket);
+}
+
 // Every import above evaluated: a child that dies before this line never ran the exporter.
 report(2, 'LOADED');
 const input = JSON.parse(process.argv[2]) as ChildInput;
@@ -133,7 +142,7 @@ const source = new PostgresSource(input.databaseUrl);
 try {
   const outcome = await runExport({
     source: faultySource(source, input.faults, input.databaseUrl),
-    store: faultyStore(new DirectoryStore(input.lakeUrl), input.faults),
+    store: faultyStore(input.s3 ? s3Store(input.s3) : new DirectoryStore(input.lakeUrl), input.faults),
     config: validateConfig(input.config, 'chaos config'),
   }, input.request);
   report(1, `OUTCOME ${JSON.stringify({ ...outcome, storeOps: ops })}`);

@@ -25,7 +25,7 @@ describe('the checker catches a damaged lake', () => {
     { op: 'wait' },
     { op: 'update', keys: [1, 2, 3, 500, 1_500] },
   ];
-  const schedule = (damage: Step): Schedule => ({ seed: 0, initialRows: 2_000, pageRows: 700, historySeconds: 3 * 86_400, steps: [...plain, damage] });
+  const schedule = (damage: Step): Schedule => ({ seed: 0, store: 'directory', initialRows: 2_000, pageRows: 700, historySeconds: 3 * 86_400, steps: [...plain, damage] });
 
   it('a data file copied under a name no manifest lists: versions twice, an unlisted file', async () => {
     const { violations } = await runSchedule(schedule({ op: 'sabotage', what: 'copy-data-file' }), { server });

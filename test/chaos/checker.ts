@@ -6,7 +6,7 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { TableState, type RunManifest, type Window } from '../../lambdas/core/state.ts';
-import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
+import type { ObjectStore } from '../../lambdas/core/ports.ts';
 import { valuesText, type AuditVersion } from './world.ts';
 
 export interface LakeVersion {
@@ -49,15 +49,19 @@ export function inWindow(us: bigint, window: Window): boolean {
 }
 
 export class LakeReader {
-  readonly dir: string;
   readonly table: string;
   readonly state: TableState;
+  /** Where DuckDB reads the files: the lake directory itself, or a local copy of the bucket's. */
+  private readonly dir: string;
+  private readonly mirrored: boolean;
   private readonly connection: Promise<DuckDBConnection>;
 
-  constructor(dir: string, table: string) {
-    this.dir = dir;
+  /** `mirrorDir`: for a lake that is not a directory (S3), where data files are copied to be read. */
+  constructor(store: ObjectStore, table: string, dir: string, mirrored: boolean) {
     this.table = table;
-    this.state = new TableState(new DirectoryStore(`file://${dir}`), 'raw', table);
+    this.dir = dir;
+    this.mirrored = mirrored;
+    this.state = new TableState(store, 'raw', table);
     this.connection = DuckDBInstance.create(':memory:').then(async (db) => {
       const connection = await db.connect();
       await connection.run("SET TimeZone = 'UTC'");
@@ -65,20 +69,10 @@ export class LakeReader {
     });
   }
 
-  /** Data files a query engine sees: `raw/<table>/year=…/month=…/day=…/*.parquet`, keys relative to the lake. */
+  /** Data files a query engine sees: `raw/<table>/year=…/month=…/day=…/*.parquet`. */
   async visibleFiles(): Promise<string[]> {
-    const root = path.join(this.dir, 'raw', this.table);
-    const files: string[] = [];
-    const walk = async (dir: string): Promise<void> => {
-      const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
-      for (const e of entries) {
-        const full = path.join(dir, e.name);
-        if (e.isDirectory()) await walk(full);
-        else if (DATA_FILE.test(path.relative(root, full))) files.push(`raw/${this.table}/${path.relative(root, full)}`);
-      }
-    };
-    await walk(root);
-    return files.sort();
+    const prefix = `raw/${this.table}/`;
+    return (await this.state.store.list(prefix)).filter((k) => DATA_FILE.test(k.slice(prefix.length)));
   }
 
   static runOf(file: string): string {
@@ -87,6 +81,15 @@ export class LakeReader {
 
   async read(files: readonly string[]): Promise<LakeVersion[]> {
     if (files.length === 0) return [];
+    if (this.mirrored) {
+      await fs.rm(this.dir, { recursive: true, force: true });
+      for (const file of files) {
+        const object = await this.state.store.get(file);
+        if (!object) throw new Error(`${file} was listed but cannot be read`);
+        await fs.mkdir(path.dirname(path.join(this.dir, file)), { recursive: true });
+        await fs.writeFile(path.join(this.dir, file), object.body);
+      }
+    }
     const list = files.map((f) => `'${path.join(this.dir, f).replaceAll("'", "''")}'`).join(', ');
     const connection = await this.connection;
     const reader = await connection.runAndReadAll(`
@@ -105,9 +108,10 @@ export class LakeReader {
     return this.state.manifests();
   }
 
-  /** Every `*.tmp` or `*.lock` file anywhere in the lake directory. */
+  /** Every `*.tmp` or `*.lock` file anywhere in a directory lake (S3 has none). */
   async strayFiles(): Promise<string[]> {
     const out: string[] = [];
+    if (this.mirrored) return out;
     const walk = async (dir: string): Promise<void> => {
       for (const e of await fs.readdir(dir, { withFileTypes: true }).catch(() => [])) {
         const full = path.join(dir, e.name);

@@ -2,12 +2,15 @@
 // directory lake, the real exporter in child processes — and judges the result (checker.ts).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { copyFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type pg from 'pg';
+import type { FauxqsServer } from 'fauxqs';
 import type { LocalPostgres } from '../../bin/local/embedded-postgres.ts';
+import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
+import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
+import type { ObjectStore } from '../../lambdas/core/ports.ts';
 import type { RunOutcome } from '../../bin/local/run-export.ts';
 import type { RunRequest } from '../../lambdas/core/exporter.ts';
 import type { Watermark } from '../../lambdas/core/state.ts';
@@ -65,6 +68,7 @@ export interface ScheduleResult {
   /** One line per step, with what each run did. */
   readonly transcript: string[];
   readonly totals: Totals;
+  readonly store: Schedule['store'];
 }
 
 const nowUs = () => BigInt(Date.now()) * 1000n;
@@ -75,6 +79,8 @@ function stampRunId(seed: number, name: string): string {
 
 export interface EngineOptions {
   readonly server: LocalPostgres;
+  /** The S3 API server for schedules whose lake is a bucket. */
+  readonly s3?: FauxqsServer;
   /** Progress lines (one per step) when set. */
   readonly log?: (line: string) => void;
 }
@@ -96,7 +102,13 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
   const prepared = new Set<number>();
   const runs: RunRecord[] = [];
   const inFlight = new Map<RunRecord, Promise<void>>();
-  const reader = new LakeReader(lakeDir, TABLE);
+  // An S3 lake lives in a bucket of its own on the local S3 API server; DuckDB reads copies of its files.
+  const bucket = `chaos-${schedule.seed}-${process.pid}-${databases}`;
+  const s3 = schedule.store === 's3' ? options.s3 : undefined;
+  if (schedule.store === 's3' && !s3) throw new Error(`seed ${schedule.seed} wants an S3 lake but no S3 API server was given`);
+  if (s3) s3.createBucket(bucket);
+  const store: ObjectStore = s3 ? (Object.assign(process.env, { AWS_ENDPOINT_URL_S3: s3.address, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'chaos', AWS_SECRET_ACCESS_KEY: 'chaos' }), new S3Store(createS3Client(), bucket)) : new DirectoryStore(lakeUrl);
+  const reader = new LakeReader(store, TABLE, lakeDir, s3 !== undefined);
   const config = { export: { pageRows: schedule.pageRows, safetyLagSeconds: 0, leaseSeconds: 60 }, tables: [{ name: TABLE }] };
   const windows = new Map<string, { kind: CommittedRun['kind']; window: CommittedRun['window'] }>();
   const committedIds = new Set<string>();
@@ -135,7 +147,7 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
         request.window = { from: new Date(from).toISOString(), to: new Date(from + step.window.spanSeconds * 1000).toISOString() };
       }
     }
-    const input: ChildInput = { databaseUrl, lakeUrl, config, request, faults: step.faults };
+    const input: ChildInput = { databaseUrl, lakeUrl, s3: s3 ? { endpoint: s3.address, bucket } : undefined, config, request, faults: step.faults };
     const child = spawn(process.execPath, [CHILD, JSON.stringify(input)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
@@ -227,9 +239,10 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
 
   const sabotage = async (what: Extract<Step, { op: 'sabotage' }>['what']): Promise<void> => {
     const [file] = await reader.visibleFiles();
-    if (!file) throw new Error('sabotage: no data file to damage');
-    else if (what === 'copy-data-file') await copyFile(path.join(lakeDir, file), path.join(lakeDir, file.replace(/-p(\d{6})\.parquet$/, 'x-p$1.parquet')));
-    else await rm(path.join(lakeDir, file));
+    const object = file ? await store.get(file) : null;
+    if (!file || !object) throw new Error('sabotage: no data file to damage');
+    if (what === 'copy-data-file') await store.put(file.replace(/-p(\d{6})\.parquet$/, 'x-p$1.parquet'), object.body);
+    else await store.delete([file]);
   };
 
   const waitAll = async (): Promise<void> => {
@@ -379,9 +392,9 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
     rmSync(lakeDir, { recursive: true, force: true });
     await dropDatabase(options.server, databaseUrl);
   } else {
-    transcript.push(`lake kept for inspection: ${lakeDir}; database: ${databaseUrl}`);
+    transcript.push(`lake kept for inspection: ${s3 ? `s3://${bucket} (gone with the S3 server; data files read last copied to ${lakeDir})` : lakeDir}; database: ${databaseUrl}`);
   }
-  return { violations, transcript, totals };
+  return { violations, transcript, totals, store: schedule.store };
 }
 
 async function dropDatabase(server: LocalPostgres, url: string): Promise<void> {

@@ -2,6 +2,7 @@
 // S+1, …) for N seconds (at least one schedule; --seconds 0 plays exactly one), checks each, and
 // prints the totals. A violation prints its seed, the whole schedule and the command that plays
 // it again; the exit code is 1 if any schedule found one.
+import { startFauxqs } from 'fauxqs';
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { startLocalPostgres, type LocalPostgres } from '../../bin/local/embedded-postgres.ts';
@@ -36,6 +37,7 @@ export function formatTotals(t: Totals, failures: number): string {
 /** Play schedules from `seed` on until `seconds` have passed (one at least). */
 export async function playChaos(options: { seed: number; seconds: number; steps: number; kinds?: readonly RunKind[]; server?: LocalPostgres; log?: (line: string) => void }): Promise<ChaosSession> {
   const server = options.server ?? (await startLocalPostgres({ settings: CHAOS_SERVER_SETTINGS }));
+  const s3 = await startFauxqs({ port: 0, logger: false, host: '127.0.0.1' });
   const log = options.log ?? ((line: string) => console.log(line));
   const totals = emptyTotals();
   const failures: ChaosSession['failures'] = [];
@@ -43,10 +45,10 @@ export async function playChaos(options: { seed: number; seconds: number; steps:
   try {
     for (let seed = options.seed; ; seed = (seed + 1) >>> 0) {
       const started = Date.now();
-      const result = await runSchedule(generateSchedule(seed, options.steps, options.kinds), { server });
+      const result = await runSchedule(generateSchedule(seed, options.steps, options.kinds), { server, s3 });
       for (const key of Object.keys(totals) as (keyof Totals)[]) totals[key] += result.totals[key];
       const t = result.totals;
-      log(`seed ${seed}: ${t.steps} steps, ${t.runs} runs, ${t.kills} killed, ${t.storeFaults} store faults, ${t.sourceFaults} source faults, ${t.connectionsDropped} connections dropped, ${t.auditVersionsChecked} versions audited — ${result.violations.length ? `${result.violations.length} VIOLATIONS` : 'ok'} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+      log(`seed ${seed} (${result.store} lake): ${t.steps} steps, ${t.runs} runs, ${t.kills} killed, ${t.storeFaults} store faults, ${t.sourceFaults} source faults, ${t.connectionsDropped} connections dropped, ${t.auditVersionsChecked} versions audited — ${result.violations.length ? `${result.violations.length} VIOLATIONS` : 'ok'} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
       if (result.violations.length) {
         failures.push({ seed, result });
         log(formatFailure(seed, options.steps, result, options.kinds));
@@ -54,6 +56,7 @@ export async function playChaos(options: { seed: number; seconds: number; steps:
       if (Date.now() >= until) break;
     }
   } finally {
+    await s3.stop();
     if (!options.server) await server.stop();
   }
   return { totals, failures };

@@ -87,6 +87,8 @@ export type Step =
 
 export interface Schedule {
   readonly seed: number;
+  /** Where the lake lives: a directory, or a bucket on the S3 API server (fauxqs) through the S3 adapter. */
+  readonly store: 'directory' | 's3';
   readonly initialRows: number;
   readonly pageRows: number;
   /** Seconds of history the initial rows spread over (several day partitions). */
@@ -104,6 +106,7 @@ const DAY = 86_400;
 export function generateSchedule(seed: number, size = 40, kinds: readonly RunKind[] = ['scheduled', 'window', 'full']): Schedule {
   const random = createRandom(seed);
   const initialRows = random.pick([2_000, 4_000, 6_000]);
+  const store = random.chance(0.25) ? 's3' as const : 'directory' as const;
   const pageRows = random.pick([300, 700, 1_500]);
   const historySeconds = 3 * DAY;
   const steps: Step[] = [];
@@ -185,7 +188,7 @@ export function generateSchedule(seed: number, size = 40, kinds: readonly RunKin
     if (random.chance(0.2)) addRun(random.chance(0.7) ? 'scheduled' : random.pick<RunKind>(['window', 'full']), drawFaults(), random.chance(0.1));
     steps.push({ op: 'wait' });
   }
-  return { seed, initialRows, pageRows, historySeconds, steps };
+  return { seed, store, initialRows, pageRows, historySeconds, steps };
 }
 
 /** One line per step, for the failure report and the findings file. */
