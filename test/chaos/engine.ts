@@ -19,7 +19,7 @@ import {
   LakeReader, checkDuplicates, checkInvented, checkLost, indexAudit, lifetimes, versionKey,
   type CommittedRun, type LakeVersion, type RunTimes, type Violation,
 } from './checker.ts';
-import { describeStep, type RunFaults, type Schedule, type Step } from './schedule.ts';
+import { describeStep, type RunFaults, type RunKind, type Schedule, type Step } from './schedule.ts';
 import {
   TABLE, beginLate, connect, createWorld, dropExporterConnections, finishPrepared, inTransaction, insertRows, prepare,
   readAudit, readTable, updateRange, updateSome,
@@ -51,7 +51,7 @@ export function emptyTotals(): Totals {
 interface RunRecord {
   readonly name: string;
   readonly runId: string;
-  readonly kind: string;
+  readonly kind: RunKind;
   readonly startUs: bigint;
   endUs: bigint;
   /** The other runs in flight at any moment of this one. */
@@ -168,7 +168,7 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
         record.endUs = nowUs() + 1000n;
         record.faults.push(...stderr.split('\n').filter((l) => l.startsWith('FAULT ') && !l.startsWith('FAULT drop 0 ')).map((l) => l.slice(6)));
         const line = stdout.split('\n').find((l) => l.startsWith('OUTCOME '));
-        record.outcome = line ? JSON.parse(line.slice(8)) : null;
+        record.outcome = line ? (JSON.parse(line.slice(8)) as RunRecord['outcome']) : null;
         record.exit = signal === 'SIGKILL' ? 'killed' : code === 0 && record.outcome ? 'done' : 'crashed';
         if (!stderr.includes('LOADED')) unloadable = `the exporter did not load (exit ${code ?? signal}): ${stderr.trim().split('\n').slice(0, 6).join(' | ')}`;
         record.stderrTail = stderr.split('\n').filter((l) => l && l !== 'LOADED' && !l.startsWith('FAULT ')).slice(-8).join('\n');
@@ -349,7 +349,13 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
     // (c) none lost, over every run that committed (its window from its manifest).
     const committed: CommittedRun[] = [];
     for (const r of runs) {
-      const w = windows.get(r.runId);
+      // A manifest a later full run removed before a quiet moment: the run's own outcome has its window.
+      const table = r.outcome?.tables[0];
+      const reported = table?.status === 'succeeded' && table.windowTo !== null
+        ? { kind: r.kind, window: { from: table.windowFrom, fromInclusive: r.kind === 'window', to: table.windowTo } }
+        : undefined;
+      if (reported) committedIds.add(r.runId);
+      const w = windows.get(r.runId) ?? reported;
       if (committedIds.has(r.runId) && w) committed.push({ times: { runId: r.runId, name: r.name, startUs: r.startUs, endUs: r.endUs } satisfies RunTimes, ...w });
     }
     violations.push(...checkLost(lifetimes(auditList), committed, new Set(rows.map((r) => versionKey(r.id, r.us))), (txid) => writers.get(txid) ?? `transaction ${txid}`));
