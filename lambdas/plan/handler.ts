@@ -1,6 +1,6 @@
 // Plan Export: validate the execution input, check every table against the catalog, plan windows.
 import { planRun } from '../core/exporter.ts';
-import { ConfigError } from '../core/errors.ts';
+import { ConfigError, ThrottlingError } from '../core/errors.ts';
 import { executionRunId, planInputSchema, runRequestSchema } from '../core/workflow-io.ts';
 import { logger, withDeps } from '../adapters/aws-runtime.ts';
 
@@ -11,6 +11,10 @@ export const handler = async (event: unknown) => {
     throw new ConfigError(`execution input: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
   }
   const plan = await withDeps((deps) => planRun(deps, { ...parsed.data, runId: executionRunId(execution) }));
+  // A table that failed on a transient fault (S3 503, a dropped connection) is planned again by
+  // the state's Retry: the run id is the execution's, so the leases this attempt took are its own.
+  const transient = plan.failed.filter((f) => f.transient);
+  if (transient.length) throw new ThrottlingError(`Plan: ${transient.map((f) => f.error).join('; ')}`);
   for (const warning of plan.warnings) logger.warn(warning);
   for (const skipped of plan.skipped) logger.warn(skipped.reason);
   logger.info('planned', { runId: plan.runId, tables: plan.tables.map((t) => ({ table: t.table, window: t.window, kind: t.kind })) });

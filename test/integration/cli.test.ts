@@ -245,7 +245,8 @@ describe('pg-lake-export run: leases, Ctrl-C and what it says', () => {
       killed.child.kill('SIGKILL');
       await killed.done;
       const [runDir] = readdirSync(path.join(state, 'pending'));
-      writeFileSync(path.join(state, 'pending', runDir, 'p000099.json.0c0ffee0-0000-4000-8000-000000000000.tmp'), 'half');
+      // as the directory lake names it: the killed writer's pid, then a uuid
+      writeFileSync(path.join(state, 'pending', runDir, `p000099.json.${killed.child.pid}-0c0ffee0-0000-4000-8000-000000000000.tmp`), 'half');
       const held = await cli(args, { DATABASE_URL: db.url });
       expect(held.code).toBe(3);
       expect(held.stdout).toMatch(/^public\.big: skipped, run \S+ holds its lease until \S+ \(if that run is dead, re-run with --take-over/);

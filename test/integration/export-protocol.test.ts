@@ -9,6 +9,7 @@ import { runExport } from '../../bin/local/run-export.ts';
 import { exportTable, planRun } from '../../lambdas/core/exporter.ts';
 import { TableState } from '../../lambdas/core/state.ts';
 import type { ObjectStore } from '../../lambdas/core/ports.ts';
+import { ThrottlingError } from '../../lambdas/core/errors.ts';
 import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
 import { hashText } from '../../lambdas/core/pii-hash.ts';
 import { createDatabase, createLake, duckdb, exportDeps, parquetGlob, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
@@ -375,6 +376,30 @@ describe('a store fault after the commit point', () => {
     const [{ n, versions }] = await duckdb<{ n: number; versions: number }>(`SELECT count(*)::int AS n, count(DISTINCT (id, updated_at))::int AS versions FROM read_parquet(${parquetGlob(lake, 'aftercommit')})`);
     expect({ n, versions }).toEqual({ n: 1500, versions: 1500 });
     expect(await lake.store.list('raw/_state/aftercommit/pending/')).toEqual([]);
+    lake.remove();
+  });
+});
+
+describe('a transient store fault while planning one table', () => {
+  it('fails only that table, marked transient (the Plan step retries it); the other is planned', async () => {
+    await db.query(`CREATE TABLE plan_ok (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT '2024-06-01');
+      CREATE TABLE plan_shaky (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT '2024-06-01')`);
+    const lake = createLake();
+    const store: ObjectStore = {
+      url: lake.store.url,
+      put: (key, body, options) => lake.store.put(key, body, options),
+      // what the S3 adapter raises once its client's retries are spent
+      get: async (key) => { if (key === 'raw/_state/plan_shaky/watermark.json') throw new ThrottlingError('S3 GET raw/_state/plan_shaky/watermark.json failed after the client\'s retries: SlowDown'); return lake.store.get(key); },
+      list: (prefix) => lake.store.list(prefix),
+      delete: (keys) => lake.store.delete(keys),
+      move: (from, to) => lake.store.move(from, to),
+    };
+    const deps = exportDeps(db, store, testConfig([{ name: 'plan_ok' }, { name: 'plan_shaky' }]));
+    const plan = await planRun(deps).finally(() => deps.close());
+    expect(plan.tables.map((t) => t.table)).toEqual(['plan_ok']);
+    expect(plan.failed).toEqual([{ table: 'plan_shaky', error: "ThrottlingError: S3 GET raw/_state/plan_shaky/watermark.json failed after the client's retries: SlowDown", transient: true }]);
+    // its lease was given back: the retried plan (or the next run) takes it at once
+    expect(await lake.store.get('raw/_state/plan_shaky/lease.json')).toBeNull();
     lake.remove();
   });
 });

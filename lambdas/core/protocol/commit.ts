@@ -1,0 +1,110 @@
+// Commit: checks, schema, publish, then the watermark — the commit point — then the tidying.
+import { CheckFailedError, ExportError, SchemaMismatchError, StateError, ThrottlingError, WindowConflictError, describeError, isTransientStoreError } from '../errors.ts';
+import { quoteIdent, quoteQualified } from '../identifiers.ts';
+import { lakeSchema } from '../current-view.ts';
+import { META_COLUMNS } from '../page-layout.ts';
+import type { LakeColumn, LakeSchema } from '../ports.ts';
+import { TableState, type PendingRun, type Watermark } from '../state.ts';
+import { describeTableShape, lakeColumns, windowPredicates, type TableShape } from '../table-shape.ts';
+import { renewLease, releaseLease } from './lease.ts';
+import { publish, finishCommit, retried } from './recovery.ts';
+import { type ExportDeps, type TableTask, type CommitResult, findTable } from './run-model.ts';
+
+/**
+ * The table's data-quality checks over the run's window, asked of the database before anything
+ * is published; a failure fails the table and the lake stays as it was.
+ */
+async function runChecks(deps: ExportDeps, shape: TableShape, task: TableTask): Promise<void> {
+  const checks = shape.table.config.checks;
+  if (!checks) return;
+  const failures: string[] = [];
+  if (task.rows < checks.minRows) failures.push(`minRows: the run exported ${task.rows} rows, at least ${checks.minRows} required`);
+  const table = quoteQualified(shape.table.name);
+  const where = windowPredicates(shape, task.window).join(' AND ');
+  const keys = shape.keyColumns.map((c) => `${quoteIdent(c.name)}::text`).join(` || ',' || `);
+  for (const column of checks.notNull) {
+    const rows = await deps.source.queryText(`SELECT ${keys} AS key FROM ${table} WHERE ${where} AND ${quoteIdent(column)} IS NULL LIMIT 5`);
+    if (rows.length) failures.push(`notNull ${column}: NULL in rows with key ${rows.map((r) => r.key).join(' / ')}${rows.length === 5 ? ' …' : ''}`);
+  }
+  for (const column of checks.unique) {
+    const rows = await deps.source.queryText(`SELECT ${quoteIdent(column)}::text AS value, count(*)::text AS n FROM ${table} WHERE ${where} GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC, 1 LIMIT 5`);
+    if (rows.length) failures.push(`unique ${column}: ${rows.map((r) => `${JSON.stringify(r.value)} ×${r.n}`).join(', ')}`);
+  }
+  if (failures.length) throw new CheckFailedError(`${task.display}: check failed, nothing published: ${failures.join('; ')}`);
+}
+
+/** Make the run's files the table's truth: move the watermark (the commit point), then tidy up. */
+export async function commitTable(deps: ExportDeps, task: TableTask): Promise<CommitResult> {
+  if (!task.done) throw new StateError(`${task.display}: run ${task.runId} cannot commit before its last page is exported`);
+  const state = new TableState(deps.store, deps.config.lake.prefix, task.table);
+  const result = (cursor: string): CommitResult => ({
+    table: task.table, status: 'succeeded', rows: task.rows, files: task.files, bytes: task.bytes,
+    windowFrom: task.window.from, windowTo: task.window.to, watermark: cursor, nullCursorRows: task.nullCursorRows,
+  });
+  // Read once: its etag guards the commit-point write below, whatever happens in between.
+  const current = await state.read<Watermark>(state.watermarkKey());
+  // The same input delivered again (the first answer was lost): already committed, finish and say so.
+  if (current?.value.runId === task.runId) {
+    await finishCommit(deps, state, task.runId, current.value.committedAt);
+    await releaseLease(deps, task.table, task.runId);
+    return result(current.value.cursor);
+  }
+  await renewLease(deps, state, task);
+  const shape = await describeTableShape(deps.source, findTable(deps.config, task.table), deps.config);
+  if (shape.fingerprint !== task.fingerprint) {
+    throw new SchemaMismatchError(`${task.display}: the table's columns (or its cursorTimeZone) changed during run ${task.runId}; nothing was published, the next run exports with the new ones`);
+  }
+  const pages = await state.pendingPages(task.runId);
+  // Pages that carry a replaced page's history hold rows this run did not export.
+  const rows = pages.reduce((n, p) => n + (p.carriedFrom ? 0 : p.rows), 0);
+  if (pages.length !== task.page || rows !== task.rows) {
+    throw new StateError(`${task.display}: run ${task.runId} journalled ${pages.length} pages / ${rows} rows but exported ${task.page} pages / ${task.rows} rows`);
+  }
+  // Fencing: the watermark must still be the one this run's window was planned from.
+  const planned = await state.read<PendingRun>(state.pendingRunKey(task.runId));
+  if (!planned) throw new WindowConflictError(`${task.display}: run ${task.runId} has no pending run any more (another run removed it); nothing published`);
+  if ((current?.value.runId ?? null) !== (planned.value.basedOn ?? null)) {
+    throw new WindowConflictError(`${task.display}: the watermark moved from run ${planned.value.basedOn ?? '(none)'} to ${current?.value.runId} while run ${task.runId} exported; nothing published`);
+  }
+  const cursor = task.kind === 'window' ? current?.value.cursor ?? task.window.to : task.window.to;
+  if (current && task.kind !== 'full' && cursor < current.value.cursor) {
+    throw new StateError(`${task.display}: watermark would move back from ${current.value.cursor} to ${cursor}`);
+  }
+  await runChecks(deps, shape, task);
+  // Columns dropped from an incremental table stay declared, so older files keep them readable;
+  // a snapshot declares exactly its own columns and reads its own folder.
+  const snapshot = shape.table.config.mode === 'snapshot';
+  const previous = snapshot ? null : await state.read<{ columns: LakeColumn[] }>(state.schemaKey());
+  const fresh = lakeColumns(shape);
+  const dropped = (previous?.value.columns ?? []).filter((c) => !fresh.some((f) => f.name === c.name));
+  // Dropped columns go before the export metadata columns, which stay last.
+  const tableColumns = fresh.length - META_COLUMNS.length;
+  const columns = [...fresh.slice(0, tableColumns), ...dropped, ...fresh.slice(tableColumns)];
+  const schema: LakeSchema = { ...lakeSchema(shape, columns), ...(snapshot ? { snapshotRunId: task.runId } : {}) };
+  await state.write(state.pendingSchemaKey(task.runId), schema);
+  // Publish, then commit: a crash in between leaves visible files of an uncommitted run, which
+  // the next plan removes (they are journalled); the reverse order would commit unseen data.
+  // The lease is checked again on each side of publishing: no other run may be recovering it.
+  await renewLease(deps, state, task);
+  await publish(deps, state, task.runId, pages);
+  await renewLease(deps, state, task);
+  const committedAt = new Date().toISOString();
+  // The zone the cursor's wall clock was read in: the next run starts from the same wall time.
+  const watermark: Watermark = { cursor, runId: task.runId, committedAt, cursorTimeZone: shape.table.config.cursorTimeZone };
+  const written = current
+    ? await state.write(state.watermarkKey(), watermark, { ifMatch: current.etag })
+    : await state.write(state.watermarkKey(), watermark, { ifNoneMatch: true });
+  if (!written) throw new WindowConflictError(`${task.display}: the watermark changed while run ${task.runId} committed; its files will be removed by the next run`);
+  try {
+    // Idempotent: a transient store fault here is retried at once rather than leaving a re-run's
+    // replaced files visible beside their replacements until the next run.
+    await retried(() => finishCommit(deps, state, task.runId, committedAt, true));
+  } catch (error) {
+    // Past the commit point the data is in: say so, and that the next plan finishes the tidying
+    // (until then a re-run's replaced files may be visible beside their replacements).
+    const Failure = error instanceof ThrottlingError || isTransientStoreError(error) ? ThrottlingError : ExportError;
+    throw new Failure(`${task.display}: run ${task.runId} is committed (watermark ${cursor}), but finishing it failed: ${describeError(error)}; the next run (or a retry of this step) finishes it`, { cause: error });
+  }
+  await releaseLease(deps, task.table, task.runId);
+  return result(cursor);
+}

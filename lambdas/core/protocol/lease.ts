@@ -1,0 +1,44 @@
+// A lease per table keeps two executions from exporting the same table at once: taken with a
+// conditional create at plan, renewed with If-Match while exporting, checked around publishing.
+import { WindowConflictError } from '../errors.ts';
+import { TableState, type Lease } from '../state.ts';
+import type { LakeDeps, TableTask } from './run-model.ts';
+
+function leaseUntil(deps: LakeDeps, from = Date.now()): string {
+  return new Date(from + deps.config.export.leaseSeconds * 1000).toISOString();
+}
+
+export async function acquireLease(deps: LakeDeps, state: TableState, runId: string, takeOver: boolean): Promise<string | null> {
+  const lease: Lease = { runId, expiresAt: leaseUntil(deps) };
+  if (await state.write(state.leaseKey(), lease, { ifNoneMatch: true })) return null;
+  const current = await state.read<Lease>(state.leaseKey());
+  if (!current) return acquireLease(deps, state, runId, takeOver);
+  if (current.value.runId === runId) {
+    await state.write(state.leaseKey(), lease, { ifMatch: current.etag });
+    return null;
+  }
+  if (!takeOver && new Date(current.value.expiresAt).getTime() > Date.now()) {
+    return `run ${current.value.runId} holds its lease until ${current.value.expiresAt} (if that run is dead, re-run with --take-over, or {"takeOver": true} in the console)`;
+  }
+  // Expired: take it over only if nobody else did in between.
+  if (await state.write(state.leaseKey(), lease, { ifMatch: current.etag })) return null;
+  return 'another run took over the expired lease first';
+}
+
+export async function renewLease(deps: LakeDeps, state: TableState, task: TableTask): Promise<void> {
+  const current = await state.read<Lease>(state.leaseKey());
+  if (!current || current.value.runId !== task.runId) {
+    throw new WindowConflictError(`${task.display}: run ${task.runId} no longer holds the table's lease (${current ? `held by ${current.value.runId}` : 'released'}); stopping without writing`);
+  }
+  const lease: Lease = { runId: task.runId, expiresAt: leaseUntil(deps) };
+  if (!(await state.write(state.leaseKey(), lease, { ifMatch: current.etag }))) {
+    throw new WindowConflictError(`${task.display}: the lease changed hands while run ${task.runId} renewed it`);
+  }
+}
+
+/** Give the lease back if this run holds it (after commit, or after the table failed). */
+export async function releaseLease(deps: LakeDeps, table: string, runId: string): Promise<void> {
+  const state = new TableState(deps.store, deps.config.lake.prefix, table);
+  const current = await state.read<Lease>(state.leaseKey());
+  if (current && current.value.runId === runId) await deps.store.delete([state.leaseKey()]);
+}

@@ -1,0 +1,128 @@
+// Publishing a run's staged files, everything after the commit point (manifest, replacing the
+// pages a re-run supersedes, clearing pending/), and cleaning up after a run that did not commit.
+// All of it is idempotent: the next plan rolls a committed run forward or removes an uncommitted one.
+import { StateError, ThrottlingError, isTransientStoreError } from '../errors.ts';
+import type { LakeSchema } from '../ports.ts';
+import { TableState, type Lease, type PageEntry, type PendingRun, type Replacement, type RunManifest, type Supersede, type Watermark } from '../state.ts';
+import { releaseLease } from './lease.ts';
+import type { LakeDeps } from './run-model.ts';
+
+/**
+ * After a table failed: remove what this run wrote unless it committed, and free the lease,
+ * so the lake is as it was and the next run need not wait for the lease to expire.
+ */
+export async function abandonRun(deps: LakeDeps, table: string, runId: string): Promise<void> {
+  const state = new TableState(deps.store, deps.config.lake.prefix, table);
+  const lease = await state.read<Lease>(state.leaseKey());
+  if (lease && lease.value.runId !== runId) return; // another run owns the table now; leave its work alone
+  const watermark = await state.watermark();
+  if (watermark?.runId !== runId) await removeRun(deps, state, runId);
+  await releaseLease(deps, table, runId);
+}
+
+async function removeRun(deps: LakeDeps, state: TableState, runId: string): Promise<void> {
+  // A run with a manifest committed: what is left under pending/ is tidying, never its data.
+  const committed = await state.read<RunManifest>(state.manifestKey(runId));
+  const pages = committed ? [] : await state.pendingPages(runId);
+  // Published keys too: a crash between publishing and the watermark leaves them visible.
+  const published = pages.flatMap((p) => p.files.map((f) => f.key));
+  deps.log?.('removing an unfinished run', { table: state.lakeTable, runId, files: published.length });
+  await deps.store.delete(published);
+  await deps.store.delete(await deps.store.list(state.pendingPrefix(runId)));
+}
+
+/** Move a run's staged files to their data keys (bounded parallelism; repeatable). */
+export async function publish(deps: LakeDeps, state: TableState, runId: string, pages: readonly PageEntry[]): Promise<void> {
+  const files = pages.flatMap((p) => p.files.map((f) => f.key));
+  let next = 0;
+  const worker = async () => {
+    while (next < files.length) {
+      const key = files[next++];
+      await deps.store.move(state.stagedKey(runId, key), key);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, files.length) }, worker));
+}
+
+
+/** Finish what a committed run left undone; remove what an uncommitted run wrote. */
+export async function recover(deps: LakeDeps, state: TableState, watermark: Watermark | null): Promise<void> {
+  for (const runId of await state.pendingRuns()) {
+    if (watermark && watermark.runId === runId) {
+      deps.log?.('rolling forward a committed run', { table: state.lakeTable, runId });
+      await finishCommit(deps, state, runId, watermark.committedAt);
+    } else {
+      await removeRun(deps, state, runId);
+    }
+  }
+}
+
+
+/**
+ * Remove the pages a re-run replaced. What is replaced is journalled (pending/<runId>/replace.json)
+ * before any earlier manifest changes, so a crash or a failed delete anywhere in between leaves
+ * the list for the next plan's roll-forward: a file is never left visible and listed by nothing.
+ * Written once: after a crash past this point the manifests no longer name those pages.
+ */
+async function replaceSuperseded(deps: LakeDeps, state: TableState, runId: string, supersede: readonly Supersede[]): Promise<void> {
+  if (supersede.length === 0) return;
+  let journal = (await state.read<Replacement>(state.replacementKey(runId)))?.value;
+  if (!journal) {
+    const files: string[] = [];
+    for (const s of supersede) {
+      const old = await state.read<RunManifest>(state.manifestKey(s.runId));
+      files.push(...(old?.value.pages ?? []).filter((p) => s.pages.includes(p.page)).flatMap((p) => p.files.map((f) => f.key)));
+    }
+    journal = { supersede: [...supersede], files };
+    await state.write(state.replacementKey(runId), journal);
+  }
+  for (const s of journal.supersede) {
+    const old = await state.read<RunManifest>(state.manifestKey(s.runId));
+    if (!old || !old.value.pages.some((p) => s.pages.includes(p.page))) continue;
+    const kept = old.value.pages.filter((p) => !s.pages.includes(p.page));
+    if (kept.length) await state.write(state.manifestKey(s.runId), { ...old.value, pages: kept });
+    else await deps.store.delete([state.manifestKey(s.runId)]);
+  }
+  await deps.store.delete(journal.files);
+}
+
+/** Everything after the commit point; safe to repeat. `published`: the caller just published every file. */
+export async function finishCommit(deps: LakeDeps, state: TableState, runId: string, committedAt: string, published = false): Promise<RunManifest> {
+  const pendingRun = await state.read<PendingRun>(state.pendingRunKey(runId));
+  const existing = await state.read<RunManifest>(state.manifestKey(runId));
+  if (!pendingRun) {
+    if (existing) return existing.value;
+    throw new StateError(`${state.root}: run ${runId} is committed but neither its pending run nor its manifest exists`);
+  }
+  // A manifest already written is the truth: after a crash in the tidying below, the journals
+  // left under pending/ may be only some of the run's pages.
+  const pages = existing ? existing.value.pages : await state.pendingPages(runId);
+  if (!published) await publish(deps, state, runId, pages);
+  // The schema (and, for a snapshot, the folder the table reads) switches only after the commit
+  // point: until then Athena and the local views keep showing the last committed state.
+  const schema = await state.read<LakeSchema>(state.pendingSchemaKey(runId));
+  if (schema) {
+    await state.write(state.schemaKey(), schema.value);
+    await deps.registry?.register(state.lakeTable, schema.value);
+  }
+  const manifest: RunManifest = existing?.value ?? { runId, kind: pendingRun.value.kind, window: pendingRun.value.window, committedAt, pages };
+  if (!existing) await state.write(state.manifestKey(runId), manifest);
+  await replaceSuperseded(deps, state, runId, pendingRun.value.supersede);
+  // run.json last: while it exists, the next plan knows this run still needs finishing.
+  const leftovers = await deps.store.list(state.pendingPrefix(runId));
+  await deps.store.delete(leftovers.filter((k) => k !== state.pendingRunKey(runId)));
+  await deps.store.delete([state.pendingRunKey(runId)]);
+  return manifest;
+}
+
+/** `work` again after a transient store fault, up to three attempts with backoff (idempotent work only). */
+export async function retried<T>(work: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (attempt >= 3 || !(error instanceof ThrottlingError || isTransientStoreError(error))) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250 * 4 ** (attempt - 1)));
+    }
+  }
+}
