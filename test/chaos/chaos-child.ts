@@ -51,7 +51,8 @@ function faultyStore(inner: ObjectStore, faults: RunFaults): ObjectStore {
   let manifestOps = 0;
   const around = async <T>(what: string, keys: readonly string[], work: () => Promise<T>): Promise<T> => {
     const op = ++ops;
-    if (commitOps > 0 || what.startsWith('move ')) commitOps++;
+    // The commit phase starts at publishing (the first move) or, for a run with nothing to publish, at the watermark.
+    if (commitOps > 0 || what.startsWith('move ') || keys.some((k) => k.endsWith('/watermark.json') && what.startsWith('put '))) commitOps++;
     if (commitOps > 0 && keys.some((k) => /\/_state\/[^/]+\/runs\//.test(k))) manifestOps++;
     const counted = faults.killAt?.phase === 'commit' ? commitOps : faults.killAt?.phase === 'manifests' ? manifestOps : op;
     const kill = faults.killAt?.op === counted ? faults.killAt.timing : null;

@@ -41,7 +41,7 @@ export type KillTiming = 'before' | 'during' | 'after';
 export interface RunFaults {
   /**
    * SIGKILL at the k-th store operation (put, get, list, delete, move), counted from 1: of the
-   * whole run, or (`commit`) from the first move on — publishing, the watermark, the manifest and
+   * whole run, or (`commit`) from the first move (or the watermark write) on — publishing, the watermark, the manifest and
    * replacing older pages — where a few dozen operations decide what the lake shows; or
    * (`manifests`) counting only the commit phase's operations on run manifests
    * (`_state/<table>/runs/…`), which a re-run's commit reads and rewrites one by one.
@@ -122,9 +122,9 @@ export function generateSchedule(seed: number, size = 40, kinds: readonly RunKin
     const op = () => random.int(1, random.pick([40, 80, 160]));
     const timing = () => random.pick<KillTiming>(['before', 'during', 'after']);
     const aim = random.next();
-    const killAt = !random.chance(0.45) ? undefined
+    const killAt = !random.chance(0.55) ? undefined
       : aim < 0.4 ? { op: op(), timing: timing() }
-        : aim < 0.75 ? { op: random.int(1, 30), timing: timing(), phase: 'commit' as const }
+        : aim < 0.75 ? { op: random.int(1, 20), timing: timing(), phase: 'commit' as const }
           : { op: random.int(1, 6), timing: timing(), phase: 'manifests' as const };
     const storeErrors = random.chance(0.3)
       ? Array.from({ length: random.int(1, 2) }, () => ({ op: op(), name: random.pick(['InternalError', 'SlowDown'] as const), after: random.chance(0.5) }))
