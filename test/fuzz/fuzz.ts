@@ -75,7 +75,8 @@ async function insertRows(db: TestDatabase, fuzz: FuzzCase, rows: string[][]): P
 }
 
 function caseConfig(fuzz: FuzzCase): LakeConfig {
-  const table = fuzz.cursor ? { name: fuzz.configName, cursor: fuzz.cursor.name } : { name: fuzz.configName, mode: 'snapshot' };
+  const table = !fuzz.cursor ? { name: fuzz.configName, mode: 'snapshot' }
+    : fuzz.cursor.zone === 'UTC' ? { name: fuzz.configName, cursor: fuzz.cursor.name } : { name: fuzz.configName, cursor: fuzz.cursor.name, cursorTimeZone: fuzz.cursor.zone };
   return testConfig([table], { export: { pageRows: fuzz.pageRows, safetyLagSeconds: 0, unconstrainedNumericScale: fuzz.unconstrainedScale } });
 }
 
@@ -232,7 +233,9 @@ export async function runCase(seed: number, shrink: ShrinkOptions = {}): Promise
     return { fuzz, rows: truth.length, cells, poisonChecked, mismatches };
   } finally {
     await db.close();
-    lake.remove();
+    // FUZZ_KEEP=1 keeps the case's lake for a look at its files.
+    if (process.env.FUZZ_KEEP) console.log(`  lake kept: ${lake.dir}`);
+    else lake.remove();
     await dropDatabase(db.url).catch(() => undefined);
   }
 }
@@ -271,7 +274,7 @@ export async function shrinkCase(result: CaseResult, budgetMs: number): Promise<
 export function describeFailure(result: CaseResult, shrink: ShrinkOptions, limit = 12): string {
   const { fuzz } = result;
   const lines = [
-    `MISMATCH seed ${fuzz.seed} (pageRows ${fuzz.pageRows}, unconstrainedNumericScale ${fuzz.unconstrainedScale}, ${fuzz.rows.length} rows${fuzz.laterRows.length ? ` + ${fuzz.laterRows.length} later` : ''}, re-run ${fuzz.rerun}${fuzz.cursor ? `, cursor ${fuzz.cursor.type}` : ', snapshot'})`,
+    `MISMATCH seed ${fuzz.seed} (pageRows ${fuzz.pageRows}, unconstrainedNumericScale ${fuzz.unconstrainedScale}, ${fuzz.rows.length} rows${fuzz.laterRows.length ? ` + ${fuzz.laterRows.length} later` : ''}, re-run ${fuzz.rerun}${fuzz.cursor ? `, cursor ${fuzz.cursor.type}${fuzz.cursor.zone === 'UTC' ? '' : ` in ${fuzz.cursor.zone}`}` : ', snapshot'})`,
     ...fuzz.setup.map((s) => `  ${s};`),
     `  ${fuzz.ddl.replaceAll('\n', '\n  ')};`,
     ...result.mismatches.slice(0, limit).map((m) => `  [${m.reader}] column ${JSON.stringify(m.column)} key ${m.key}: postgres ${m.postgres} | lake ${m.lake}`),

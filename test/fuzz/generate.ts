@@ -35,7 +35,7 @@ export interface FuzzCase {
   readonly ddl: string;
   readonly columns: FuzzColumn[];
   readonly keyColumns: string[];
-  readonly cursor: { readonly name: string; readonly type: CursorType; readonly nullable: boolean } | null;
+  readonly cursor: { readonly name: string; readonly type: CursorType; readonly nullable: boolean; readonly zone: string } | null;
   readonly pageRows: number;
   readonly unconstrainedScale: number;
   /** Per row, one SQL expression per column (in `columns` order). */
@@ -72,6 +72,8 @@ function uniqueName(r: Rng, taken: Set<string>): string {
 }
 
 export const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;
+
+const ZONES = ['America/New_York', 'Europe/Berlin', 'Asia/Kolkata', 'Pacific/Chatham', 'Australia/Lord_Howe'];
 
 const PAGE_ROWS = [1, 2, 3, 5, 7, 16, 64, 100, 333, 1000, 1024, 4096, 50_000];
 
@@ -130,9 +132,13 @@ export function generateCase(seed: number, shrink: ShrinkOptions = {}): FuzzCase
     columns.push({ name: uniqueName(r, taken), type, array: false, ddl: type.ddl, role: 'key' });
   }
   const cursorName = snapshot ? null : uniqueName(r, taken);
+  // a wall-clock cursor is read in its writers' zone (cursorTimeZone); an instant cursor may be a domain
+  const zoneRng = root.fork('zone');
+  const cursorZone = cursorType !== 'timestamptz' && zoneRng.chance(0.4) ? zoneRng.pick(ZONES) : 'UTC';
   if (cursorName) {
-    const type = types.find((t) => t.ddl === (cursorType === 'timestamptz' ? 'timestamptz' : cursorType))!;
-    columns.push({ name: cursorName, type, array: false, ddl: cursorType, role: 'cursor' });
+    const domain = cursorType === 'timestamptz' && zoneRng.chance(0.2);
+    const type = types.find((t) => (domain ? t.label === 'domain timestamptz' : t.ddl === cursorType))!;
+    columns.push({ name: cursorName, type, array: false, ddl: domain ? type.ddl : cursorType, role: 'cursor' });
   }
   // now and then a wide table: many fields per row in the page's slots
   const valueCount = r.chance(0.04) ? r.int(100, 300) : r.size(24);
@@ -166,9 +172,11 @@ export function generateCase(seed: number, shrink: ShrinkOptions = {}): FuzzCase
         const g = cols.get(c.name)!;
         let value: string;
         if (c.role === 'cursor') {
-          value = cursorNullable && g.chance(0.05) ? 'NULL' : later ? (cursorType === 'timestamptz' ? 'now()' : 'localtimestamp') : cursorValue(g, cursorType, ties);
+          value = cursorNullable && g.chance(0.05) ? 'NULL' : later ? (cursorType === 'timestamptz' ? 'now()' : `(now() AT TIME ZONE '${cursorZone}')`) : cursorValue(g, cursorType, ties);
         } else if (c.role === 'value' && g.chance(density.get(c.name)!)) value = 'NULL';
         else value = c.array ? arrayValue(g, c) : c.type.gen(g);
+        // a btree entry holds at most 2,704 bytes: keys stay short
+        while (c.role === 'key' && value.length > 1000) value = c.type.gen(g);
         if (kept.includes(c)) row.push(value);
       }
       rows.push(row);
@@ -196,7 +204,7 @@ export function generateCase(seed: number, shrink: ShrinkOptions = {}): FuzzCase
 
   return {
     seed, schema, table, configName, setup, ddl, columns: kept, keyColumns,
-    cursor: cursorName ? { name: cursorName, type: cursorType, nullable: cursorNullable } : null,
+    cursor: cursorName ? { name: cursorName, type: cursorType, nullable: cursorNullable, zone: cursorZone } : null,
     pageRows, unconstrainedScale, rows, laterRows, rerun: r.chance(0.5) ? 'full' : 'window', poison,
   };
 }
