@@ -184,6 +184,20 @@ export function duplicateKeyQuery(shape: TableShape, window: Window): string | n
   return `SELECT ${shown} AS key, count(*)::text AS n FROM ${quoteQualified(shape.table.name)} WHERE ${windowPredicates(shape, window).join(' AND ')} GROUP BY ${keys.join(', ')} HAVING count(*) > 1 ORDER BY count(*) DESC LIMIT 3`;
 }
 
+/** A timestamp text ($1) as the canonical cursor text: UTC, µs, fixed width. */
+export const CANONICAL_CURSOR_SQL = `SELECT to_char($1::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS t`;
+
+/** checks.notNull: up to five keys of the window's rows whose `column` is NULL. */
+export function checkNotNullQuery(shape: TableShape, window: Window, column: string): string {
+  const keys = shape.keyColumns.map((c) => `${quoteIdent(c.name)}::text`).join(` || ',' || `);
+  return `SELECT ${keys} AS key FROM ${quoteQualified(shape.table.name)} WHERE ${windowPredicates(shape, window).join(' AND ')} AND ${quoteIdent(column)} IS NULL LIMIT 5`;
+}
+
+/** checks.unique: up to five values of `column` that more than one row of the window holds. */
+export function checkUniqueQuery(shape: TableShape, window: Window, column: string): string {
+  return `SELECT ${quoteIdent(column)}::text AS value, count(*)::text AS n FROM ${quoteQualified(shape.table.name)} WHERE ${windowPredicates(shape, window).join(' AND ')} GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC, 1 LIMIT 5`;
+}
+
 /** Rows the window would skip because their cursor is NULL: counted and a few keys shown. */
 export function nullCursorQuery(shape: TableShape & { cursor: CatalogColumn }, sampleSize: number): { count: string; sample: string } {
   const table = quoteQualified(shape.table.name);

@@ -1,11 +1,10 @@
 // Commit: checks, schema, publish, then the watermark — the commit point — then the tidying.
 import { CheckFailedError, ExportError, SchemaMismatchError, StateError, ThrottlingError, WindowConflictError, describeError, isTransientStoreError } from '../errors.ts';
-import { quoteIdent, quoteQualified } from '../identifiers.ts';
 import { lakeSchema } from '../current-view.ts';
 import { META_COLUMNS } from '../page-layout.ts';
 import type { LakeColumn, LakeSchema } from '../ports.ts';
 import { TableState, type PendingRun, type Watermark } from '../state.ts';
-import { describeTableShape, lakeColumns, windowPredicates, type TableShape } from '../table-shape.ts';
+import { checkNotNullQuery, checkUniqueQuery, describeTableShape, lakeColumns, type TableShape } from '../table-shape.ts';
 import { renewLease, releaseLease } from './lease.ts';
 import { publish, finishCommit, retried } from './recovery.ts';
 import { type ExportDeps, type TableTask, type CommitResult, findTable } from './run-model.ts';
@@ -19,15 +18,12 @@ async function runChecks(deps: ExportDeps, shape: TableShape, task: TableTask): 
   if (!checks) return;
   const failures: string[] = [];
   if (task.rows < checks.minRows) failures.push(`minRows: the run exported ${task.rows} rows, at least ${checks.minRows} required`);
-  const table = quoteQualified(shape.table.name);
-  const where = windowPredicates(shape, task.window).join(' AND ');
-  const keys = shape.keyColumns.map((c) => `${quoteIdent(c.name)}::text`).join(` || ',' || `);
   for (const column of checks.notNull) {
-    const rows = await deps.source.queryText(`SELECT ${keys} AS key FROM ${table} WHERE ${where} AND ${quoteIdent(column)} IS NULL LIMIT 5`);
+    const rows = await deps.source.queryText(checkNotNullQuery(shape, task.window, column));
     if (rows.length) failures.push(`notNull ${column}: NULL in rows with key ${rows.map((r) => r.key).join(' / ')}${rows.length === 5 ? ' …' : ''}`);
   }
   for (const column of checks.unique) {
-    const rows = await deps.source.queryText(`SELECT ${quoteIdent(column)}::text AS value, count(*)::text AS n FROM ${table} WHERE ${where} GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC, 1 LIMIT 5`);
+    const rows = await deps.source.queryText(checkUniqueQuery(shape, task.window, column));
     if (rows.length) failures.push(`unique ${column}: ${rows.map((r) => `${JSON.stringify(r.value)} ×${r.n}`).join(', ')}`);
   }
   if (failures.length) throw new CheckFailedError(`${task.display}: check failed, nothing published: ${failures.join('; ')}`);

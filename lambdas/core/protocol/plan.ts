@@ -8,7 +8,7 @@ import { CursorZone } from '../cursor-zone.ts';
 import { ConfigError, ExportError, SchemaMismatchError, ThrottlingError, describeError } from '../errors.ts';
 import type { ClockReading, RowSource, LakeColumn } from '../ports.ts';
 import { TableState, type PendingRun, type RunManifest, type Supersede, type Watermark, type Window } from '../state.ts';
-import { describeTableShape, duplicateKeyQuery, incompatibleChanges, lakeColumns, nullCursorQuery, nullKeyQuery, type TableShape } from '../table-shape.ts';
+import { CANONICAL_CURSOR_SQL, describeTableShape, duplicateKeyQuery, incompatibleChanges, lakeColumns, nullCursorQuery, nullKeyQuery, type TableShape } from '../table-shape.ts';
 import { acquireLease, releaseLease } from './lease.ts';
 import { recover } from './recovery.ts';
 import { type ExportDeps, type RunRequest, type TableTask, type RunPlan, newRunId } from './run-model.ts';
@@ -78,7 +78,7 @@ async function canonicalWindow(source: RowSource, window: NonNullable<RunRequest
 /** A timestamp text from the database or a user, in canonical form (asks Postgres to parse it). */
 async function canonicalCursor(source: RowSource, text: string, what: string): Promise<string> {
   try {
-    const [row] = await source.queryText(`SELECT to_char($1::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS t`, [text]);
+    const [row] = await source.queryText(CANONICAL_CURSOR_SQL, [text]);
     return row.t!;
   } catch (error) {
     throw new ConfigError(`${what}: ${JSON.stringify(text)} is not a timestamp Postgres understands (${(error as Error).message})`, { cause: error });
