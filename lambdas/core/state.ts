@@ -83,6 +83,9 @@ export interface Lease {
   readonly expiresAt: string;
 }
 
+/** State objects read at once: S3 answers each GET in ~10–30 ms, so 16 in flight keep a commit of 20,000 journals to seconds. */
+const READ_CONCURRENCY = 16;
+
 export class TableState {
   readonly store: ObjectStore;
   readonly root: string;
@@ -134,21 +137,24 @@ export class TableState {
 
   async pendingPages(runId: string): Promise<PageEntry[]> {
     const keys = (await this.store.list(this.pendingPrefix(runId))).filter((k) => /\/p\d{6}\.json$/.test(k));
-    const pages: PageEntry[] = [];
-    for (const key of keys) {
-      const page = await this.read<PageEntry>(key);
-      if (page) pages.push(page.value);
-    }
-    return pages.sort((a, b) => a.page - b.page);
+    return (await this.readAll<PageEntry>(keys)).sort((a, b) => a.page - b.page);
   }
 
   async manifests(): Promise<RunManifest[]> {
-    const keys = await this.store.list(this.manifestPrefix());
-    const out: RunManifest[] = [];
-    for (const key of keys) {
-      const manifest = await this.read<RunManifest>(key);
-      if (manifest) out.push(manifest.value);
-    }
-    return out;
+    return this.readAll<RunManifest>(await this.store.list(this.manifestPrefix()));
+  }
+
+  /** Many small state objects, READ_CONCURRENCY at a time (a large run has thousands of journals), in key order. */
+  private async readAll<T>(keys: readonly string[]): Promise<T[]> {
+    const values: (T | null)[] = new Array(keys.length).fill(null);
+    let next = 0;
+    const worker = async () => {
+      while (next < keys.length) {
+        const i = next++;
+        values[i] = (await this.read<T>(keys[i]))?.value ?? null;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, keys.length) }, worker));
+    return values.filter((v): v is T => v !== null);
   }
 }
