@@ -26,6 +26,10 @@ export const STALENESS_METRIC = 'StalenessSeconds';
 export const TABLE_SUCCEEDED_METRIC = 'TableSucceeded';
 export const ROWS_EXPORTED_METRIC = 'RowsExported';
 export const TABLE_DIMENSION = 'Table';
+/** Per run (dimension `service` only): tables whose Validate Table found a mismatch or duplicates. */
+export const VALIDATION_MISMATCH_METRIC = 'ValidationMismatch';
+/** Per run: tables Validate Table could not check (the engine did not answer after its retries). */
+export const VALIDATION_SKIPPED_METRIC = 'ValidationSkipped';
 
 /** CloudWatch evaluates at most 7 days, and at most 1 day when the period is under an hour. */
 const MAX_WINDOW_HOURS = 7 * 24;
@@ -44,6 +48,8 @@ export interface ExportAlarmsProps {
   readonly email?: string;
   /** The schedule's dead-letter queue: a message there is a run that never started. @default - no alarm */
   readonly scheduleDeadLetterQueue?: sqs.IQueue;
+  /** The workflow validates each committed table (alarm on ValidationMismatch). @default false */
+  readonly validationEnabled?: boolean;
 }
 
 export class ExportAlarms extends Construct {
@@ -207,6 +213,20 @@ export class ExportAlarms extends Construct {
       });
     }
 
+    // Rule: a run's Validate Table found, in at least one table, partitions whose rows the query
+    // engine counts differently from the run's manifest, or versions (key, cursor) held twice —
+    // ValidationMismatch ≥ 1 in 5 minutes (Summarize emits it once per run).
+    if (props.validationEnabled) {
+      add('ValidationMismatch', {
+        alarmDescription: 'Athena sees a committed table differently from its run manifest (rows per partition, or duplicated versions). The Validate function\'s log names table, partition, counts and keys; see the README runbook.',
+        metric: runMetric(VALIDATION_MISMATCH_METRIC),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    }
+
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { defaultInterval: Duration.days(7) });
     const hourly = { period: Duration.hours(1), statistic: cloudwatch.Stats.SUM };
     this.dashboard.addWidgets(
@@ -243,7 +263,25 @@ export class ExportAlarms extends Construct {
         left: functions.map(([name, fn]) => fn.metricDuration({ period: fiveMinutes, statistic: cloudwatch.Stats.p(99), label: name })),
       }),
     );
+    if (props.validationEnabled) {
+      this.dashboard.addWidgets(new cloudwatch.GraphWidget({
+        title: 'Tables whose validation found a mismatch / could not run (per hour)',
+        width: 24,
+        left: [VALIDATION_MISMATCH_METRIC, VALIDATION_SKIPPED_METRIC].map((name) => runMetric(name).with({ period: Duration.hours(1), label: name })),
+      }));
+    }
   }
+}
+
+/** A per-run metric exactly as Powertools emits it from the Summarize step (dimension `service`). */
+function runMetric(metricName: string): cloudwatch.Metric {
+  return new cloudwatch.Metric({
+    namespace: METRICS_NAMESPACE,
+    metricName,
+    dimensionsMap: { service: SERVICE_NAME },
+    statistic: cloudwatch.Stats.SUM,
+    period: Duration.minutes(5),
+  });
 }
 
 /** A per-table metric exactly as Powertools emits it from the Summarize step. */

@@ -2,6 +2,7 @@
 //
 //   Plan Export → Export Tables (Map over the plan's tables, bounded concurrency)
 //                   └ Export Table Page ⟲ More Pages? → Commit Table   (any error → Record Table Failure)
+//                       → Validate Table   (after its retries → Record Validation Warning; the export stands)
 //               → Summarize Run → Any Table Failed? → Run Failed | Run Succeeded
 //
 // Only small cursors travel between states; rows go straight from Postgres to S3.
@@ -29,6 +30,8 @@ export const WORKFLOW_STATES = {
   morePages: 'More Pages?',
   commit: 'Commit Table',
   recordFailure: 'Record Table Failure',
+  validate: 'Validate Table',
+  recordValidationWarning: 'Record Validation Warning',
   summarize: 'Summarize Run',
   anyFailed: 'Any Table Failed?',
   runFailed: 'Run Failed',
@@ -81,6 +84,8 @@ export interface ExportWorkflowTimeouts {
   readonly export: Duration;
   readonly commit: Duration;
   readonly summarize: Duration;
+  /** Required when `functions.validate` is given. */
+  readonly validate?: Duration;
 }
 
 export interface ExportWorkflowFunctions {
@@ -92,6 +97,11 @@ export interface ExportWorkflowFunctions {
   readonly commit: lambda.IFunction;
   /** Per-table totals and metrics. In: `{ runId, startedAt, results }`. Out: `{ failed, succeeded, tables }`. */
   readonly summarize: lambda.IFunction;
+  /**
+   * Checks the committed table against the query engine. In: the table's commit result. Out: a
+   * few counts, stored under the result's `validation`. @default - no Validate Table state
+   */
+  readonly validate?: lambda.IFunction;
 }
 
 export interface ExportWorkflowProps {
@@ -119,6 +129,7 @@ export class ExportWorkflow extends Construct {
     for (const [step, fnTimeout] of Object.entries(props.functionTimeouts)) {
       problems.check(fnTimeout.toSeconds() >= 1 && fnTimeout.toSeconds() <= 900, `functionTimeouts.${step}`, 'must be 1 s..15 min (Lambda\'s limit)', fnTimeout.toHumanString());
     }
+    problems.check(props.functions.validate === undefined || props.functionTimeouts.validate !== undefined, 'functionTimeouts.validate', 'is required with functions.validate');
     problems.throwIfAny();
 
     const { functions, functionTimeouts } = props;
@@ -148,6 +159,7 @@ export class ExportWorkflow extends Construct {
       },
     });
     for (const task of [exportPage, commit]) task.addCatch(recordFailure, { errors: [sfn.Errors.ALL], resultPath: '$.error' });
+    if (functions.validate && functionTimeouts.validate) commit.next(this.#validate(functions.validate, functionTimeouts.validate));
     const morePages = new sfn.Choice(this, S.morePages)
       .when(sfn.Condition.booleanEquals('$.done', false), exportPage)
       .otherwise(commit);
@@ -210,6 +222,24 @@ export class ExportWorkflow extends Construct {
         reason: 'LambdaInvoke grants the function ARN and its versions/aliases (`:*`), scoped to this one function.',
       });
     }
+  }
+
+  /**
+   * Validate Table: its counts go under the commit result's `validation`. It must not fail the
+   * export (the data is committed): after the retries every task has (Lambda faults,
+   * ThrottlingError, one interrupted invocation), any error becomes a warning that keeps only the
+   * error's name — with hundreds of tables, an engine that is down must not fill the 256 KB state
+   * with stack traces (the function logs the message; the execution history keeps the cause).
+   */
+  #validate(fn: lambda.IFunction, fnTimeout: Duration): tasks.LambdaInvoke {
+    const S = WORKFLOW_STATES;
+    const validate = this.#invoke(S.validate, fn, fnTimeout, { resultPath: '$.validation' });
+    const recordWarning = new sfn.Pass(this, S.recordValidationWarning, {
+      parameters: { status: 'skipped', 'error.$': '$.validation.Error' },
+      resultPath: '$.validation',
+    });
+    validate.addCatch(recordWarning, { errors: [sfn.Errors.ALL], resultPath: '$.validation' });
+    return validate;
   }
 
   /** A Lambda task that returns the function's payload, with the retries every step shares. */

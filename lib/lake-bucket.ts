@@ -94,14 +94,17 @@ export class LakeBucket extends Construct {
    * list only that. Explicit statements instead of `grantReadWrite`, which would cover the bucket.
    * @param options.stateOnly journals, staged files and leases only: the step never touches data keys
    * @param options.readDelete no PutObject (a step that only reads state and removes files)
+   * @param options.readOnly GetObject only (a step that reads data and state, such as Validate)
    */
-  grantPrefixAccess(grantee: iam.IGrantable, options: { stateOnly?: boolean; readDelete?: boolean } = {}): void {
+  grantPrefixAccess(grantee: iam.IGrantable, options: { stateOnly?: boolean; readDelete?: boolean; readOnly?: boolean } = {}): void {
     const scope = options.stateOnly ? `${this.prefix}/${STATE_DIR}` : this.prefix;
     grantee.grantPrincipal.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'LakePrefixObjects',
         // AbortMultipartUpload: the SDK's multipart Upload aborts its parts when a page upload fails.
-        actions: options.readDelete ? ['s3:GetObject', 's3:DeleteObject'] : ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
+        actions: options.readOnly
+          ? ['s3:GetObject']
+          : options.readDelete ? ['s3:GetObject', 's3:DeleteObject'] : ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
         resources: [this.bucket.arnForObjects(`${scope}/*`)],
       }),
     );

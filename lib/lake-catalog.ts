@@ -82,11 +82,23 @@ export class LakeCatalog extends Construct {
 
   /** Read the database and create / update the configured tables' definitions. */
   grantTableMaintenance(grantee: iam.IGrantable): void {
-    const statement = new iam.PolicyStatement({
+    this.#grant(grantee, new iam.PolicyStatement({
       sid: 'MaintainLakeGlueTables',
       actions: ['glue:GetDatabase', 'glue:GetTable', 'glue:CreateTable', 'glue:UpdateTable'],
       resources: [this.catalogArn, this.databaseArn, ...this.tableArns],
-    });
+    }));
+  }
+
+  /** Read the database and the configured tables' definitions and partitions: what Athena needs to query them. */
+  grantTableRead(grantee: iam.IGrantable): void {
+    this.#grant(grantee, new iam.PolicyStatement({
+      sid: 'ReadLakeGlueTables',
+      actions: ['glue:GetDatabase', 'glue:GetTable', 'glue:GetPartitions'],
+      resources: [this.catalogArn, this.databaseArn, ...this.tableArns],
+    }));
+  }
+
+  #grant(grantee: iam.IGrantable, statement: iam.PolicyStatement): void {
     grantee.grantPrincipal.addToPrincipalPolicy(statement);
     if (!this.#byName && grantee.grantPrincipal instanceof iam.Role) {
       Validations.of(grantee.grantPrincipal).acknowledge({

@@ -72,6 +72,8 @@ export interface LakeFunctionOptions {
    * @default false
    */
   readonly encodesParquet?: boolean;
+  /** Variables only this function needs, added to the shared ones (counted in the 4 KB). @default - none */
+  readonly environment?: Readonly<Record<string, string>>;
 }
 
 /** parquet-wasm's node build reads this file from `__dirname` at load time. */
@@ -129,7 +131,8 @@ export class LambdaFactory extends Construct {
     const memorySizeMb = options.memorySizeMb ?? 1024;
     const timeout = options.timeout ?? Duration.minutes(5);
     // A token (e.g. the bucket name) is counted as 128 bytes, more than any name or ARN it becomes.
-    const environmentBytes = Object.entries(this.#props.environment).reduce(
+    const environment = { ...this.#props.environment, ...options.environment };
+    const environmentBytes = Object.entries(environment).reduce(
       (sum, [k, v]) => sum + Buffer.byteLength(k) + (Token.isUnresolved(v) ? 128 : Buffer.byteLength(v)),
       0,
     );
@@ -166,7 +169,7 @@ export class LambdaFactory extends Construct {
       logGroup,
       tracing: lambda.Tracing.ACTIVE,
       // Stack traces through the minified bundle point at the TypeScript sources; see runtime-options.ts.
-      environment: { ...this.#props.environment, NODE_OPTIONS },
+      environment: { ...environment, NODE_OPTIONS },
       ...(connects
         ? { vpc: this.#vpc, vpcSubnets: { subnets: this.#subnets }, securityGroups: [this.#securityGroup] }
         : {}),

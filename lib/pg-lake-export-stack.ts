@@ -8,6 +8,7 @@ import { ExportAlarms, METRICS_NAMESPACE, SERVICE_NAME } from './export-alarms.t
 import { ExportSchedule } from './export-schedule.ts';
 import { ExportWorkflow } from './export-workflow.ts';
 import { LakeBucket } from './lake-bucket.ts';
+import { LakeQueryWorkgroup } from './lake-query-workgroup.ts';
 import { defaultGlueDatabaseName, LakeCatalog } from './lake-catalog.ts';
 import { COMPLETE_SECRET_ARN, LambdaFactory } from './lambda-factory.ts';
 import { PropProblems } from './prop-problems.ts';
@@ -35,6 +36,8 @@ export interface PgLakeExportStackProps extends StackProps {
 export class PgLakeExportStack extends Stack {
   readonly lake: LakeBucket;
   readonly catalog: LakeCatalog;
+  /** The Athena workgroup Validate Table queries through (results location, bytes-scanned cutoff). */
+  readonly queryWorkgroup: LakeQueryWorkgroup;
   readonly functions: LambdaFactory;
   readonly workflow: ExportWorkflow;
   readonly schedule: ExportSchedule;
@@ -65,6 +68,12 @@ export class PgLakeExportStack extends Stack {
     // files are removed. Expiring either would let a later re-run leave duplicates or orphans.
     this.lake = new LakeBucket(this, 'Lake', { prefix, bucketName: props.bucketName });
     this.catalog = new LakeCatalog(this, 'Catalog', { databaseName: glueDatabase, lakeTables });
+    // Results beside `_state/`: no table folder starts with "_", so no Glue table ever reads them.
+    this.queryWorkgroup = new LakeQueryWorkgroup(this, 'QueryWorkgroup', {
+      bucket: this.lake.bucket,
+      resultsPrefix: `${prefix}/_query-results`,
+      bytesScannedLimitMb: config.validation.bytesScannedLimitMb,
+    });
 
     this.functions = new LambdaFactory(this, 'Functions', {
       databaseSecretArn: source.secretArn,
@@ -122,6 +131,16 @@ export class PgLakeExportStack extends Stack {
       description: 'pg-lake-export: per-table totals and freshness metrics for the run',
       timeout: summarizeTimeout,
     });
+    // Two Athena queries of at most ATHENA_QUERY_TIMEOUT_MILLIS each, and their polling.
+    const validateTimeout = Duration.minutes(15);
+    const validate = config.validation.enabled
+      ? this.functions.addFunction('Validate', {
+        entry: 'lambdas/validate/handler.ts',
+        description: 'pg-lake-export: count what Athena sees of a committed run against its manifest',
+        timeout: validateTimeout,
+        environment: { ATHENA_WORK_GROUP: this.queryWorkgroup.workGroupName },
+      })
+      : undefined;
     if (source.hashSaltSecretArn) {
       // Only Export hashes; the salt never leaves that function (not logged, not in the lake).
       secretsmanager.Secret.fromSecretCompleteArn(this, 'HashSaltSecret', source.hashSaltSecretArn).grantRead(exportPage);
@@ -135,10 +154,16 @@ export class PgLakeExportStack extends Stack {
     // Commit registers the schema after its commit point; Plan rolls an interrupted commit forward.
     this.catalog.grantTableMaintenance(commit);
     this.catalog.grantTableMaintenance(plan);
+    if (validate) {
+      // Reads only: Athena reads the tables' files and state with its caller's credentials.
+      this.lake.grantPrefixAccess(validate, { readOnly: true });
+      this.catalog.grantTableRead(validate);
+      this.queryWorkgroup.grantQueryExecution(validate);
+    }
 
     this.workflow = new ExportWorkflow(this, 'Workflow', {
-      functions: { plan, export: exportPage, commit, summarize },
-      functionTimeouts: { plan: planTimeout, export: exportTimeout, commit: commitTimeout, summarize: summarizeTimeout },
+      functions: { plan, export: exportPage, commit, summarize, ...(validate ? { validate } : {}) },
+      functionTimeouts: { plan: planTimeout, export: exportTimeout, commit: commitTimeout, summarize: summarizeTimeout, validate: validateTimeout },
       maxConcurrency: config.export.maxConcurrency,
       timeout: props.workflowTimeout ?? Duration.minutes(Math.round(config.export.workflowTimeoutHours * 60)),
       logRetention: props.logRetention,
@@ -157,11 +182,13 @@ export class PgLakeExportStack extends Stack {
       noSuccessWithinHours: config.alarms.noSuccessWithinHours,
       email: config.alarms.email,
       scheduleDeadLetterQueue: this.schedule.deadLetterQueue,
+      validationEnabled: config.validation.enabled,
     });
 
     new CfnOutput(this, 'LakeBucketName', { value: this.lake.bucket.bucketName, description: 'S3 bucket of the lake' });
     new CfnOutput(this, 'GlueDatabaseName', { value: glueDatabase, description: 'Glue database to query from Athena' });
     new CfnOutput(this, 'StateMachineArn', { value: this.workflow.stateMachine.stateMachineArn, description: 'Start an execution here to re-run tables or a window' });
+    new CfnOutput(this, 'AthenaWorkGroupName', { value: this.queryWorkgroup.workGroupName, description: 'Athena workgroup with the lake\'s result location and bytes-scanned limit' });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn, description: 'SNS topic every alarm notifies' });
   }
 }

@@ -1,15 +1,23 @@
 // Runs the export workflow on this machine exactly as Step Functions would: the state machine
 // definition comes from synthesizing the real stack, aws-local-stepfunctions executes it, and
 // its Task states call the real Lambda handlers in this process. The demo and the e2e tests use it.
+// Validate Table runs its real handler with DuckDB in Athena's place (over a copy of the table
+// when the lake is in S3: DuckDB has no S3 access offline).
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { App } from 'aws-cdk-lib';
 import { StateMachine, ExecutionError } from 'aws-local-stepfunctions';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
 import { PgLakeExportStack } from '../../lib/pg-lake-export-stack.ts';
 import { WORKFLOW_STATES } from '../../lib/export-workflow.ts';
+import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
+import { createS3Client, S3Store } from '../../lambdas/adapters/s3-store.ts';
+import { tableDataPrefix, tableStatePrefix } from '../../lambdas/core/layout.ts';
+import type { QueryEngine } from '../../lambdas/core/ports.ts';
+import { LakeQuery } from './lake-query.ts';
 import { resolveDefinition, type StateMachineDefinition } from './state-machine-definition.ts';
 
 // The network and secret do not shape the workflow; synthesis for a local run fills them in.
@@ -40,7 +48,7 @@ export interface LocalRunEnvironment {
 }
 
 type Handler = (event: unknown, context?: { getRemainingTimeInMillis(): number }) => Promise<unknown>;
-let handlers: Record<'plan' | 'export' | 'commit' | 'summarize', Handler> | null = null;
+let handlers: Record<'plan' | 'export' | 'commit' | 'summarize' | 'validate', Handler> | null = null;
 /** The config the loaded handlers read (as JSON), to refuse a second one in this process. */
 let loadedConfig: string | null = null;
 
@@ -67,14 +75,53 @@ async function loadHandlers(env: LocalRunEnvironment): Promise<NonNullable<typeo
     POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'SILENT',
     POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
   });
-  const [plan, exportPage, commit, summarize] = await Promise.all([
+  const [plan, exportPage, commit, summarize, validate] = await Promise.all([
     import('../../lambdas/plan/handler.ts'),
     import('../../lambdas/export/handler.ts'),
     import('../../lambdas/commit/handler.ts'),
     import('../../lambdas/summarize/handler.ts'),
+    import('../../lambdas/validate/handler.ts'),
   ]);
-  handlers = { plan: plan.handler, export: exportPage.handler, commit: commit.handler, summarize: summarize.handler };
+  handlers = {
+    plan: plan.handler, export: exportPage.handler, commit: commit.handler, summarize: summarize.handler,
+    validate: validate.validateHandler((table) => openLocalEngine(env, table)),
+  };
   return handlers;
+}
+
+/**
+ * DuckDB over the lake as Athena would see it (bin/local/lake-query.ts): a directory lake in
+ * place; an S3 lake through a temporary copy of the table's data and state folders, removed
+ * when the engine closes.
+ */
+export async function openLocalEngine(env: LocalRunEnvironment, table: string): Promise<QueryEngine> {
+  if (env.lake.startsWith('file://')) return (await LakeQuery.open(env.config, new DirectoryStore(env.lake))).engine();
+  const dir = mkdtempSync(join(tmpdir(), 'pg-lake-export-validate-'));
+  try {
+    const s3 = new S3Store(createS3Client(), env.lake);
+    const prefix = env.config.lake.prefix;
+    for (const folder of [tableDataPrefix(prefix, table), tableStatePrefix(prefix, table)]) {
+      for (const key of await s3.list(folder)) {
+        const object = await s3.get(key);
+        if (!object) continue; // removed since listed: as Athena, see what is there
+        const file = join(dir, key);
+        mkdirSync(dirname(file), { recursive: true });
+        writeFileSync(file, object.body);
+      }
+    }
+    const engine = (await LakeQuery.open(env.config, new DirectoryStore(pathToFileURL(dir).href))).engine();
+    return {
+      description: `duckdb (copy of s3://${env.lake}/${tableDataPrefix(prefix, table)})`,
+      query: (sql) => engine.query(sql),
+      close: async () => {
+        await engine.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
 }
 
 export interface LocalRunOptions {
@@ -117,6 +164,7 @@ export async function runWorkflowLocally(
         [WORKFLOW_STATES.exportPage]: report(WORKFLOW_STATES.exportPage, h.export),
         [WORKFLOW_STATES.commit]: report(WORKFLOW_STATES.commit, h.commit),
         [WORKFLOW_STATES.summarize]: report(WORKFLOW_STATES.summarize, h.summarize),
+        [WORKFLOW_STATES.validate]: report(WORKFLOW_STATES.validate, h.validate),
       } as never,
     },
   });

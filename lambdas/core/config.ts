@@ -118,6 +118,18 @@ const configSchema = z.strictObject({
       pageRows: 50_000, maxConcurrency: 2, safetyLagSeconds: 5, unconstrainedNumericScale: 9, leaseSeconds: 300,
       memoryMb: 3008, workflowTimeoutHours: 6, planTimeoutSeconds: 300, commitTimeoutSeconds: 300,
     }),
+  /** After each table's commit, check what the query engine sees against the run's manifest. */
+  validation: z
+    .strictObject({
+      /** Adds the `Validate Table` state (and its function) after `Commit Table`. */
+      enabled: z.boolean().default(true),
+      /**
+       * The Athena workgroup's per-query cutoff, MB (Athena's minimum is 10 MB; 1 TiB at most here).
+       * The duplicate check reads the key and cursor columns of the whole table: size it above them.
+       */
+      bytesScannedLimitMb: z.number().int().min(10).max(1_048_576).default(10_240),
+    })
+    .default({ enabled: true, bytesScannedLimitMb: 10_240 }),
   alarms: z
     .strictObject({
       email: z.string().email().optional(),

@@ -6,6 +6,8 @@ import { TableState, type Watermark } from './state.ts';
 import type { LakeDeps } from './exporter.ts';
 import { abandonRun } from './exporter.ts';
 import { selectTables } from './config.ts';
+import type { QueryEngine } from './ports.ts';
+import { lastCommittedRun, validateRun, type ValidationResult } from './validate.ts';
 
 /**
  * What the state machine gives Plan: the execution input as `request`, and the execution's
@@ -54,11 +56,66 @@ export const tableTaskSchema: z.ZodType<TableTask> = z.strictObject({
   nullCursorRows: z.number().int().min(0),
 });
 
+/**
+ * What `Validate Table` adds to a committed table's result (under `validation`): counts only, so
+ * hundreds of tables stay far below the 256 KB state limit; the function logs the details.
+ * `skipped`: the engine could not answer (after the state's retries; `error` names why).
+ */
+export const tableValidationSchema = z.union([
+  z.strictObject({
+    status: z.enum(['ok', 'mismatch']),
+    /** The run checked: this run, or the last that published files when this one found nothing new. */
+    runId: z.string(),
+    partitions: z.number().int().min(0),
+    expectedRows: z.number().int().min(0),
+    seenRows: z.number().int().min(0),
+    /** Partitions whose row count differs from the manifest's. */
+    mismatchedPartitions: z.number().int().min(0),
+    /** Versions (key, cursor) held more than once in the run's window. */
+    duplicateVersions: z.number().int().min(0),
+    bytesScanned: z.number().int().min(0),
+  }),
+  z.strictObject({ status: z.literal('skipped'), error: z.string() }),
+]);
+export type TableValidation = z.infer<typeof tableValidationSchema>;
+
 const failedSchema = z.object({ table: z.string(), status: z.literal('failed'), error: z.string().nullish(), cause: z.string().nullish() });
 const succeededSchema = z.object({
   table: z.string(), status: z.literal('succeeded'), rows: z.number(), files: z.number(), bytes: z.number(),
   windowFrom: z.string().nullable(), windowTo: z.string(), watermark: z.string(), nullCursorRows: z.number(),
+  validation: tableValidationSchema.optional(),
 });
+
+/** What `Validate Table` is given: the table's commit result (it only reads `table`). */
+export const validateInputSchema = succeededSchema;
+
+/** The validation result in the few counts that travel between states. */
+export function shapeValidation(result: ValidationResult): TableValidation {
+  return {
+    status: result.ok ? 'ok' : 'mismatch',
+    runId: result.runId,
+    partitions: result.partitions,
+    expectedRows: result.expectedRows,
+    seenRows: result.seenRows,
+    mismatchedPartitions: result.mismatches.length,
+    duplicateVersions: result.duplicates.versions,
+    bytesScanned: result.bytesScanned,
+  };
+}
+
+/**
+ * Check the table's last committed run against the engine, just after Commit: the run this
+ * execution committed, or, when it found nothing new, the last run that published files (no
+ * later run can have carried its rows, so its counts stay exact). A mismatch is a result, not an
+ * error; an engine that cannot answer throws, and the state retries, then records a warning.
+ */
+export async function validateCommittedTable(engine: QueryEngine, deps: LakeDeps, table: string): Promise<{ result: ValidationResult | null; validation: TableValidation }> {
+  const state = new TableState(deps.store, deps.config.lake.prefix, table);
+  const last = await lastCommittedRun(state);
+  if (!last) return { result: null, validation: { status: 'skipped', error: `${table}: nothing committed yet, nothing to validate` } };
+  const result = await validateRun(engine, state, { runId: last.runId, cursorTimeZone: last.cursorTimeZone });
+  return { result, validation: shapeValidation(result) };
+}
 
 export const summarizeInputSchema = z.object({
   runId: z.string(),
@@ -78,6 +135,8 @@ export interface TableSummary {
   /** Seconds since the table's last successful commit (its watermark's committedAt); null before the first. */
   readonly stalenessSeconds: number | null;
   readonly error?: string;
+  /** What Validate Table found (absent: validation is off, or the table did not commit). */
+  readonly validation?: TableValidation;
 }
 
 export interface RunSummary {
@@ -91,6 +150,11 @@ export interface RunSummary {
    * did not export (a re-run of a few tables still measures all); null before the first.
    */
   readonly stalenessSeconds: Readonly<Record<string, number | null>>;
+  /**
+   * Tables whose validation found rows the engine counts differently from the manifest, or
+   * duplicated versions; and tables whose validation could not run. Null when validation is off.
+   */
+  readonly validation: { readonly mismatched: number; readonly skipped: number } | null;
 }
 
 /** One CloudWatch value the Summarize step emits; `table` is the `Table` dimension (absent: per run). */
@@ -136,7 +200,7 @@ export async function summarizeRun(deps: LakeDeps, input: z.infer<typeof summari
   for (const result of results) {
     const stalenessSeconds = staleness.get(result.table) ?? null;
     tables.push(result.status === 'succeeded'
-      ? { table: result.table, status: 'succeeded', rows: result.rows, files: result.files, bytes: result.bytes, nullCursorRows: result.nullCursorRows, stalenessSeconds }
+      ? { table: result.table, status: 'succeeded', rows: result.rows, files: result.files, bytes: result.bytes, nullCursorRows: result.nullCursorRows, stalenessSeconds, ...(result.validation ? { validation: result.validation } : {}) }
       : { table: result.table, status: 'failed', rows: 0, files: 0, bytes: 0, nullCursorRows: 0, stalenessSeconds, error: [result.error, result.cause].filter(Boolean).join(': ') });
   }
   // A skipped table is another run's to export: reported, not a failure.
@@ -144,6 +208,7 @@ export async function summarizeRun(deps: LakeDeps, input: z.infer<typeof summari
     tables.push({ table: skipped.table, status: 'skipped', rows: 0, files: 0, bytes: 0, nullCursorRows: 0, stalenessSeconds: staleness.get(skipped.table) ?? null, error: skipped.reason });
   }
   const failed = tables.filter((t) => t.status === 'failed').length;
+  const validated = tables.filter((t) => t.validation !== undefined);
   return {
     runId: input.runId,
     succeeded: tables.filter((t) => t.status === 'succeeded').length,
@@ -151,6 +216,9 @@ export async function summarizeRun(deps: LakeDeps, input: z.infer<typeof summari
     durationSeconds: Math.round((now.getTime() - Date.parse(input.startedAt)) / 1000),
     tables,
     stalenessSeconds: Object.fromEntries(configured.map((table) => [table, staleness.get(table) ?? null])),
+    validation: deps.config.validation.enabled
+      ? { mismatched: validated.filter((t) => t.validation?.status === 'mismatch').length, skipped: validated.filter((t) => t.validation?.status === 'skipped').length }
+      : null,
   };
 }
 
@@ -158,7 +226,9 @@ export async function summarizeRun(deps: LakeDeps, input: z.infer<typeof summari
  * What Summarize emits to CloudWatch. Per table in the run: rows, bytes, NULL-cursor rows, and
  * TableSucceeded / TableFailed (1 or 0): the Stale alarm counts successes, so a run that failed
  * never looks like a fresh one. Per configured table: StalenessSeconds, seconds since its last
- * success (for the dashboard; every run measures every table, failed ones included).
+ * success (for the dashboard; every run measures every table, failed ones included). With
+ * validation on, per run: ValidationMismatch (tables whose validation found a mismatch or
+ * duplicates) and ValidationSkipped (tables the engine could not validate).
  */
 export function runMetrics(summary: RunSummary): RunMetric[] {
   const metrics: RunMetric[] = [];
@@ -175,6 +245,13 @@ export function runMetrics(summary: RunSummary): RunMetric[] {
     if (seconds !== null) metrics.push({ table, name: 'StalenessSeconds', unit: 'Seconds', value: seconds });
   }
   metrics.push({ name: 'TablesFailed', unit: 'Count', value: summary.failed });
+  // Per run, so one alarm covers every table (the summary and the log name which).
+  if (summary.validation) {
+    metrics.push(
+      { name: 'ValidationMismatch', unit: 'Count', value: summary.validation.mismatched },
+      { name: 'ValidationSkipped', unit: 'Count', value: summary.validation.skipped },
+    );
+  }
   return metrics;
 }
 

@@ -1,4 +1,5 @@
-// Summarize Run: per-table outcome and EMF metrics (rows, bytes, successes, failures, staleness).
+// Summarize Run: per-table outcome and EMF metrics (rows, bytes, successes, failures, staleness,
+// and per run the tables whose validation found a mismatch or could not run).
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { runMetrics, summarizeInputSchema, summarizeRun } from '../core/workflow-io.ts';
 import { lakeDeps, logger, metrics } from '../adapters/aws-runtime.ts';
@@ -21,7 +22,11 @@ export const handler = async (event: unknown) => {
     }
     single.addMetric(metric.name, MetricUnit[metric.unit], metric.value);
   }
-  for (const table of summary.tables) if (table.status === 'failed') logger.error('table failed', { table: table.table, error: table.error });
+  for (const table of summary.tables) {
+    if (table.status === 'failed') logger.error('table failed', { table: table.table, error: table.error });
+    if (table.validation?.status === 'mismatch') logger.error('validation found a mismatch (the Validate function\'s log names partitions and keys)', { table: table.table, validation: table.validation });
+    if (table.validation?.status === 'skipped') logger.warn('validation could not run', { table: table.table, error: table.validation.error });
+  }
   metrics.publishStoredMetrics();
   logger.info('run summary', { ...summary });
   return summary;

@@ -1,0 +1,59 @@
+// Validate Table: after a table's commit, count what the query engine sees against the run's
+// manifest (rows per partition, duplicated versions in its window). Deployed, the engine is
+// Athena in the stack's workgroup over the Glue database; the local runner gives it DuckDB.
+// A mismatch is returned (Summarize turns it into the ValidationMismatch metric); an engine that
+// cannot answer throws, so the state retries and then records a warning without failing the export.
+import { AthenaClient } from '@aws-sdk/client-athena';
+import { AthenaEngine } from '../adapters/athena-engine.ts';
+import { lakeDeps, logger } from '../adapters/aws-runtime.ts';
+import { ConfigError, describeError } from '../core/errors.ts';
+import type { QueryEngine } from '../core/ports.ts';
+import { describeValidation } from '../core/validate.ts';
+import { validateCommittedTable, validateInputSchema, type TableValidation } from '../core/workflow-io.ts';
+
+/** An engine for one invocation; closed when it ends. */
+export type OpenEngine = (table: string) => Promise<QueryEngine>;
+
+/**
+ * Each query may wait this long before it is stopped: both queries (and their polling) fit in
+ * the function's 15 minutes, so a slow query is stopped by us rather than left running.
+ */
+export const ATHENA_QUERY_TIMEOUT_MILLIS = 6 * 60_000;
+
+/** The handler over any engine: Athena when deployed (below), DuckDB in the local runner. */
+export function validateHandler(openEngine: OpenEngine): (event: unknown) => Promise<TableValidation> {
+  return async (event) => {
+    const { table } = validateInputSchema.parse(event);
+    try {
+      const engine = await openEngine(table);
+      try {
+        const { result, validation } = await validateCommittedTable(engine, lakeDeps, table);
+        const lines = result ? describeValidation(result) : [validation.status === 'skipped' ? validation.error : table];
+        if (validation.status === 'mismatch') logger.error('validation found a mismatch', { table, engine: engine.description, details: lines, queries: result?.queries });
+        else logger.info('validation', { table, engine: engine.description, details: lines });
+        return validation;
+      } finally {
+        await engine.close();
+      }
+    } catch (error) {
+      // The state's Catch keeps only the error's name (the state must stay small): say why here.
+      logger.warn('validation could not run', { table, error: describeError(error) });
+      throw error;
+    }
+  };
+}
+
+const athena = new AthenaClient({});
+
+function requireEnv(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new ConfigError(`environment variable ${name} is not set`);
+  return value;
+}
+
+export const handler = validateHandler(async () => new AthenaEngine({
+  client: athena,
+  workGroup: requireEnv('ATHENA_WORK_GROUP'),
+  database: requireEnv('GLUE_DATABASE'),
+  timeoutMillis: ATHENA_QUERY_TIMEOUT_MILLIS,
+}));
