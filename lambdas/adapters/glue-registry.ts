@@ -46,7 +46,7 @@ export class GlueRegistry implements TableRegistry {
     const clash = currentViewClashes(selectTables(this.config).map((t) => t.lakeName)).find((c) => c.table === lakeTable || c.view === lakeTable);
     if (clash) throw new SchemaMismatchError(`${table.display}: ${clash.message}`);
     const tableInput = glueTableDefinition(lakeTable, table.display, schema.columns, {
-      bucket: this.bucket, prefix: this.config.lake.prefix, years: this.config.lake.partitionYears, snapshotRunId: schema.snapshotRunId,
+      bucket: this.bucket, prefix: this.config.lake.prefix, years: schema.years ?? this.config.lake.partitionYears, snapshotRunId: schema.snapshotRunId,
     });
     await this.put(tableInput, await this.find(lakeTable));
     // After the table: Athena checks a view's columns against the tables it reads.

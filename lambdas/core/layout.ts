@@ -77,6 +77,22 @@ export function dataFileKey(prefix: string, lakeTable: string, day: PartitionDay
   return `${partitionPrefix(prefix, lakeTable, day, snapshot ? runId : undefined)}${runId}-p${pad(page, 6)}.parquet`;
 }
 
+/** The partition year of a data file's key (`…/year=2024/…`), or null for a key outside the layout. */
+export function partitionYearOf(key: string): number | null {
+  const match = /\/year=(\d{4})\//.exec(key);
+  return match ? Number(match[1]) : null;
+}
+
+/**
+ * The years a table's projection must cover: every year already covered, every year written,
+ * and through next year (so the next run's rows are visible before any widening). Never narrows.
+ */
+export function projectionYears(covered: { readonly from: number; readonly to: number } | null, written: readonly number[], thisYear: number): { from: number; to: number } {
+  const from = Math.min(...written, covered?.from ?? thisYear, thisYear);
+  const to = Math.max(...written, covered?.to ?? thisYear + 1, thisYear + 1);
+  return { from, to };
+}
+
 export function tableStatePrefix(prefix: string, lakeTable: string): string {
   return `${prefix}/${STATE_DIR}/${lakeTable}/`;
 }

@@ -89,6 +89,11 @@ export interface LakeSchema {
   readonly softDelete?: string;
   /** Snapshot tables: the run whose snapshot the table shows (its data folder). */
   readonly snapshotRunId?: string;
+  /**
+   * Years the partition projection covers: from the earliest partition written to next year (or
+   * a later year written). Absent in schemas written before it existed: lake.partitionYears.
+   */
+  readonly years?: { readonly from: number; readonly to: number };
 }
 
 /** The query engine's catalog (Glue when deployed); told each table's schema at commit. */

@@ -8,7 +8,8 @@ import { LakeQuery } from '../../bin/local/lake-query.ts';
 import { runExport } from '../../bin/local/run-export.ts';
 import { exportTable, planRun } from '../../lambdas/core/exporter.ts';
 import { TableState } from '../../lambdas/core/state.ts';
-import type { ObjectStore } from '../../lambdas/core/ports.ts';
+import type { LakeSchema, ObjectStore } from '../../lambdas/core/ports.ts';
+import { partitionYearOf } from '../../lambdas/core/layout.ts';
 import { ThrottlingError } from '../../lambdas/core/errors.ts';
 import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
 import { hashText } from '../../lambdas/core/pii-hash.ts';
@@ -400,6 +401,43 @@ describe('a transient store fault while planning one table', () => {
     expect(plan.failed).toEqual([{ table: 'plan_shaky', error: "ThrottlingError: S3 GET raw/_state/plan_shaky/watermark.json failed after the client's retries: SlowDown", transient: true }]);
     // its lease was given back: the retried plan (or the next run) takes it at once
     expect(await lake.store.get('raw/_state/plan_shaky/lease.json')).toBeNull();
+    lake.remove();
+  });
+});
+
+describe('the partition projection follows the data', () => {
+  it('covers the years written through next year, and widens before a file in a new year is visible', async () => {
+    // partitioned by a business date: rows can land in any year, past or future
+    await db.query(`CREATE TABLE by_booking (id int PRIMARY KEY, booked date NOT NULL, updated_at timestamptz NOT NULL DEFAULT '2024-06-01');
+      INSERT INTO by_booking VALUES (1, '2023-03-01'), (2, '2024-07-01')`);
+    const lake = createLake();
+    const events: string[] = [];
+    const registry = { register: async (table: string, schema: LakeSchema) => { events.push(`register ${table} ${schema.years?.from}-${schema.years?.to}`); } };
+    const store: ObjectStore = {
+      url: lake.store.url,
+      put: (key, body, options) => lake.store.put(key, body, options),
+      get: (key) => lake.store.get(key),
+      list: (prefix) => lake.store.list(prefix),
+      delete: (keys) => lake.store.delete(keys),
+      move: async (from, to) => { events.push(`publish year=${partitionYearOf(to)}`); return lake.store.move(from, to); },
+    };
+    const tables = [{ name: 'by_booking', partitionBy: 'booked' }];
+    const run = async () => {
+      const deps = { ...exportDeps(db, store, testConfig(tables)), registry };
+      try { return await runExport(deps); } finally { await deps.close(); }
+    };
+    const next = new Date().getUTCFullYear() + 1;
+    expect((await run()).tables[0].status).toBe('succeeded');
+    const schema = async () => JSON.parse((await lake.store.get('raw/_state/by_booking/schema.json'))!.body.toString()) as LakeSchema;
+    expect((await schema()).years).toEqual({ from: 2023, to: next });
+    // a first commit registers after publishing: there is no table before it
+    expect(events).toEqual(['publish year=2023', 'publish year=2024', `register by_booking 2023-${next}`]);
+    events.length = 0;
+    await db.query(`INSERT INTO by_booking (id, booked, updated_at) VALUES (3, '1999-12-31', clock_timestamp()), (4, '${next + 3}-01-01', clock_timestamp())`);
+    expect((await run()).tables[0].status).toBe('succeeded');
+    // widened before the 1999 and future files were published, then registered with the new schema
+    expect(events).toEqual([`register by_booking 1999-${next + 3}`, 'publish year=1999', `publish year=${next + 3}`, `register by_booking 1999-${next + 3}`]);
+    expect((await schema()).years).toEqual({ from: 1999, to: next + 3 });
     lake.remove();
   });
 });

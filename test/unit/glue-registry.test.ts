@@ -56,6 +56,15 @@ describe('GlueRegistry', () => {
     expect(decodePrestoView(view.ViewOriginalText!).originalSql).toContain('FROM "lake"."orders"');
   });
 
+  it('projects the years the schema says the data spans, and lake.partitionYears for a schema without them', async () => {
+    const tight = fakeGlue({});
+    await new GlueRegistry(tight.client, 'lake', 'bucket', config).register('orders', { ...schema, years: { from: 2023, to: 2027 } });
+    expect(tight.calls[1].input!.Parameters).toMatchObject({ 'projection.year.range': '2023,2027', 'projection.month.range': '1,12' });
+    const legacy = fakeGlue({});
+    await new GlueRegistry(legacy.client, 'lake', 'bucket', config).register('orders', schema);
+    expect(legacy.calls[1].input!.Parameters).toMatchObject({ 'projection.year.range': '1970,2099' });
+  });
+
   it('updates both when they exist', async () => {
     const { client, calls } = fakeGlue({ orders: { Name: 'orders', TableType: 'EXTERNAL_TABLE' }, orders_current: { Name: 'orders_current', TableType: 'VIRTUAL_VIEW' } });
     await new GlueRegistry(client, 'lake', 'bucket', config).register('orders', schema);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../lambdas/core/config.ts';
 import { glueTableDefinition } from '../../lambdas/core/glue-table.ts';
-import { dataFileKey, dayFromEpochDays, lakeTableName, partitionProjection } from '../../lambdas/core/layout.ts';
+import { dataFileKey, dayFromEpochDays, lakeTableName, partitionProjection, partitionYearOf, projectionYears } from '../../lambdas/core/layout.ts';
 
 describe('lake layout', () => {
   it('writes zero-padded UTC partitions with a deterministic file name', () => {
@@ -55,5 +55,19 @@ describe('lake layout', () => {
     expect(table.StorageDescriptor.Location).toBe('s3://b/raw/orders/');
     expect(table.Parameters['projection.year.range']).toBe('2000,2030');
     expect(table.StorageDescriptor.SerdeInfo.SerializationLibrary).toBe('org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe');
+  });
+});
+
+describe('projection years', () => {
+  it('reads a data key\'s year, and none from a key outside the layout', () => {
+    expect(partitionYearOf('raw/orders/year=2024/month=03/day=07/r-p000001.parquet')).toBe(2024);
+    expect(partitionYearOf('raw/_state/orders/watermark.json')).toBeNull();
+  });
+
+  it('covers the years written through next year and never narrows', () => {
+    expect(projectionYears(null, [], 2026)).toEqual({ from: 2026, to: 2027 });
+    expect(projectionYears(null, [2023, 2024], 2026)).toEqual({ from: 2023, to: 2027 });
+    expect(projectionYears({ from: 2023, to: 2027 }, [1999, 2031], 2026)).toEqual({ from: 1999, to: 2031 });
+    expect(projectionYears({ from: 1970, to: 2099 }, [2024], 2026)).toEqual({ from: 1970, to: 2099 });
   });
 });

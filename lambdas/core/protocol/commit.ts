@@ -2,7 +2,8 @@
 import { CheckFailedError, ExportError, SchemaMismatchError, StateError, ThrottlingError, WindowConflictError, describeError, isTransientStoreError } from '../errors.ts';
 import { lakeSchema } from '../current-view.ts';
 import { META_COLUMNS } from '../page-layout.ts';
-import type { LakeColumn, LakeSchema } from '../ports.ts';
+import type { LakeSchema } from '../ports.ts';
+import { partitionYearOf, projectionYears } from '../layout.ts';
 import { TableState, type PendingRun, type Watermark } from '../state.ts';
 import { checkNotNullQuery, checkUniqueQuery, describeTableShape, lakeColumns, type TableShape } from '../table-shape.ts';
 import { renewLease, releaseLease } from './lease.ts';
@@ -70,14 +71,25 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
   // Columns dropped from an incremental table stay declared, so older files keep them readable;
   // a snapshot declares exactly its own columns and reads its own folder.
   const snapshot = shape.table.config.mode === 'snapshot';
-  const previous = snapshot ? null : await state.read<{ columns: LakeColumn[] }>(state.schemaKey());
+  const previous = snapshot ? null : await state.read<LakeSchema>(state.schemaKey());
   const fresh = lakeColumns(shape);
   const dropped = (previous?.value.columns ?? []).filter((c) => !fresh.some((f) => f.name === c.name));
   // Dropped columns go before the export metadata columns, which stay last.
   const tableColumns = fresh.length - META_COLUMNS.length;
   const columns = [...fresh.slice(0, tableColumns), ...dropped, ...fresh.slice(tableColumns)];
-  const schema: LakeSchema = { ...lakeSchema(shape, columns), ...(snapshot ? { snapshotRunId: task.runId } : {}) };
+  // The projection follows the data: the years written so far, through next year. A schema from
+  // before this rule covers lake.partitionYears, and keeps covering them (it never narrows).
+  const covered = previous ? previous.value.years ?? deps.config.lake.partitionYears : null;
+  const yearsWritten = pages.flatMap((p) => p.files.map((f) => partitionYearOf(f.key))).filter((y): y is number => y !== null);
+  const years = projectionYears(covered, yearsWritten, new Date().getUTCFullYear());
+  const schema: LakeSchema = { ...lakeSchema(shape, columns), years, ...(snapshot ? { snapshotRunId: task.runId } : {}) };
   await state.write(state.pendingSchemaKey(task.runId), schema);
+  // A row in a year the registered projection does not cover would be invisible to Athena, with
+  // no error: widen it (on the last committed schema) before any such file is published.
+  if (previous && covered && (years.from < covered.from || years.to > covered.to)) {
+    await deps.registry?.register(state.lakeTable, { ...previous.value, years });
+    await state.write(state.schemaKey(), { ...previous.value, years });
+  }
   // Publish, then commit: a crash in between leaves visible files of an uncommitted run, which
   // the next plan removes (they are journalled); the reverse order would commit unseen data.
   // The lease is checked again on each side of publishing: no other run may be recovering it.
