@@ -175,7 +175,9 @@ export async function runCase(seed: number, shrink: ShrinkOptions = {}): Promise
       let request: RunRequest = { full: true };
       if (fuzz.rerun === 'window' && fuzz.cursor) {
         const c = quoteIdent(fuzz.cursor.name);
-        const [bound] = await db.query(`SELECT ${c}::text AS at FROM ${fuzz.configName} WHERE ${c} IS NOT NULL ORDER BY ${c} OFFSET (SELECT count(*) / 3 FROM ${fuzz.configName}) LIMIT 1`);
+        // a window is two instants; a wall-clock cursor's value is read in its writers' zone
+        const instant = fuzz.cursor.type === 'timestamptz' ? `${c}::text` : `(${c}::timestamp AT TIME ZONE ${`'${fuzz.cursor.zone}'`})::text`;
+        const [bound] = await db.query(`SELECT ${instant} AS at FROM ${fuzz.configName} WHERE ${c} IS NOT NULL ORDER BY ${c} OFFSET (SELECT count(*) / 3 FROM ${fuzz.configName}) LIMIT 1`);
         const [now] = await db.query('SELECT now()::text AS at');
         if (bound) request = { window: { from: bound.at!, to: now.at! } };
       }

@@ -108,19 +108,24 @@ export async function checkStatistics(files: string[], columns: readonly ReadCol
       for (const c of columns) {
         if (c.array || !STATS_KINDS.has(c.kind)) continue;
         const col = duckIdent(c.name);
+        const text = c.kind === 'text' || c.kind === 'bpchar';
         const [bounds] = await rows(
-          `SELECT CAST(min(${col}) AS VARCHAR) AS lo, CAST(max(${col}) AS VARCHAR) AS hi, typeof(min(${col})) AS type${c.kind === 'timestamp' ? `, CAST(epoch_us(min(${col})) AS VARCHAR) AS lo_us, CAST(epoch_us(max(${col})) AS VARCHAR) AS hi_us` : ''} FROM ${source}`,
+          `SELECT CAST(min(${col}) AS VARCHAR) AS lo, CAST(max(${col}) AS VARCHAR) AS hi, typeof(min(${col})) AS type${
+            c.kind === 'timestamp' ? `, CAST(epoch_us(min(${col})) AS VARCHAR) AS lo_us, CAST(epoch_us(max(${col})) AS VARCHAR) AS hi_us` : ''}${
+            text ? `, hex(min(${col})) AS lo_hex, hex(max(${col})) AS hi_hex` : ''} FROM ${source}`,
         );
         if (bounds.lo === null || bounds.lo === undefined) continue;
         const type = String(bounds.type);
         // DuckDB prints timestamps near its end wrongly (µs 9223371244799999999 as 294247-01-01 00:00:00.000999),
         // so finite timestamps are named by their µs, not by their text…
-        const literal = (text: string, us: unknown) => (c.kind === 'timestamp' && !text.endsWith('infinity') ? `CAST(make_timestamp(CAST(${String(us)} AS BIGINT)) AS ${type})` : `CAST(${sqlString(text)} AS ${type})`);
-        for (const [bound, us] of [[String(bounds.lo), bounds.lo_us], [String(bounds.hi), bounds.hi_us]] as const) {
+        // Strings travel as hex: the node client would drop a leading U+FEFF (see canonical.ts).
+        const literal = (bound: string, us: unknown, hex: unknown) => (text ? `decode(from_hex(${sqlString(String(hex))}))`
+          : c.kind === 'timestamp' && !bound.endsWith('infinity') ? `CAST(make_timestamp(CAST(${String(us)} AS BIGINT)) AS ${type})` : `CAST(${sqlString(bound)} AS ${type})`);
+        for (const [bound, us, hex] of [[String(bounds.lo), bounds.lo_us, bounds.lo_hex], [String(bounds.hi), bounds.hi_us, bounds.hi_hex]] as const) {
           // …and DuckDB's own µs ↔ timestamp arithmetic drifts by 1,000 µs near its last years, so a
           // literal there would not name the value: such bounds are left out.
           if (c.kind === 'timestamp' && !bound.endsWith('infinity') && BigInt(String(us)) > 1n << 62n) continue;
-          const [found] = await rows(`SELECT count(*) AS n FROM ${source} WHERE ${col} = ${literal(bound, us)}`);
+          const [found] = await rows(`SELECT count(*) AS n FROM ${source} WHERE ${col} = ${literal(bound, us, hex)}`);
           if (String(found.n) === '0') problems.push(`${path.basename(file)}: ${JSON.stringify(bound)} is in the file, but a filter on it finds no row (statistics exclude it)`);
         }
       }
