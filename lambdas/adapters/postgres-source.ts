@@ -45,7 +45,8 @@ SELECT a.attname AS name
 // Open transactions in this database other than ours hold the window's upper bound back:
 // a row they commit later may carry an updated_at from when they began. A prepared transaction
 // (two-phase commit) has left its session, so pg_stat_activity no longer shows it: it is read
-// from pg_prepared_xacts, whose start time is unknown (the exporter then holds at the watermark).
+// from pg_prepared_xacts, whose start time is unknown (the exporter then holds the tables it
+// holds locks on at their watermark).
 const CLOCK_SQL = `
 WITH oldest AS (
   SELECT pid, xact_start
@@ -61,7 +62,18 @@ SELECT now()::text AS now,
        least(now() - make_interval(secs => $1::int), (SELECT xact_start - interval '1 microsecond' FROM oldest))::text AS upper,
        (SELECT pid::text FROM oldest WHERE xact_start - interval '1 microsecond' < now() - make_interval(secs => $1::int)) AS held_pid,
        (SELECT xact_start::text FROM oldest) AS held_since,
-       (SELECT json_build_object('gid', gid, 'prepared', prepared::text)::text
+       (SELECT json_build_object('gid', gid, 'prepared', prepared::text, 'relations',
+                 -- Every relation a prepared transaction holds a lock on (pid is NULL only for
+                 -- theirs), with the tables it inherits from: a prepared transaction keeps its
+                 -- locks until resolved, so its writes can only show in these.
+                 (WITH RECURSIVE locked AS (
+                    SELECT l.relation AS oid FROM pg_locks l
+                     WHERE l.pid IS NULL AND l.locktype = 'relation'
+                       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                    UNION
+                    SELECT i.inhparent FROM pg_inherits i JOIN locked ON i.inhrelid = locked.oid)
+                  SELECT coalesce(json_agg(jsonb_build_object('schema', n.nspname, 'name', c.relname)), '[]')
+                    FROM locked JOIN pg_class c ON c.oid = locked.oid JOIN pg_namespace n ON n.oid = c.relnamespace))::text
           FROM pg_prepared_xacts WHERE database = current_database() ORDER BY prepared LIMIT 1) AS prepared,
        (pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER')
         OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user))::text AS sees_all`;
@@ -181,7 +193,7 @@ export class PostgresSource implements RowSource {
 
   async describeTable(table: QualifiedName): Promise<TableCatalog | null> {
     const found = await this.queryText(
-      `SELECT c.oid::text AS oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      `SELECT c.oid::text AS oid, c.relkind::text AS relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')`,
       [table.schema, table.name],
     );
@@ -198,7 +210,7 @@ export class PostgresSource implements RowSource {
       notNull: r.not_null === 'true',
     }));
     const primaryKey = (await this.queryText(PRIMARY_KEY_SQL, [oid])).map((r) => r.name!);
-    return { columns, primaryKey };
+    return { columns, primaryKey, relkind: found[0].relkind! };
   }
 
   async readClock(safetyLagSeconds: number): Promise<ClockReading> {
@@ -207,7 +219,7 @@ export class PostgresSource implements RowSource {
       now: row.now!,
       upper: row.upper!,
       heldBackBy: row.held_pid ? { pid: Number(row.held_pid), xactStart: row.held_since! } : null,
-      prepared: row.prepared ? (JSON.parse(row.prepared) as { gid: string; prepared: string }) : null,
+      prepared: row.prepared ? (JSON.parse(row.prepared) as NonNullable<ClockReading['prepared']>) : null,
       seesAllSessions: row.sees_all === 'true',
     };
   }

@@ -36,6 +36,8 @@ export interface TableCatalog {
   readonly columns: readonly CatalogColumn[];
   /** Primary key columns in key order; empty when the table has none. */
   readonly primaryKey: readonly string[];
+  /** pg_class.relkind: r table, p partitioned table, v view, m materialized view, f foreign table. */
+  readonly relkind?: string;
 }
 
 export interface ClockReading {
@@ -46,11 +48,16 @@ export interface ClockReading {
   /** Set when an open transaction held the bound back: its pid and start. */
   readonly heldBackBy: { readonly pid: number; readonly xactStart: string } | null;
   /**
-   * The oldest prepared (two-phase) transaction of this database, if any. It may have begun at
-   * any time before it was prepared, so no upper bound is safe while it exists: its rows can
-   * carry a cursor just past the last watermark.
+   * The oldest prepared (two-phase) transaction of this database, if any, and every relation
+   * the prepared transactions hold a lock on. One may have begun at any time before it was
+   * prepared, so no upper bound is safe for a table it wrote: its rows can carry a cursor just
+   * past the last watermark.
    */
-  readonly prepared: { readonly gid: string; readonly prepared: string } | null;
+  readonly prepared: {
+    readonly gid: string;
+    readonly prepared: string;
+    readonly relations: readonly { readonly schema: string; readonly name: string }[];
+  } | null;
   /** False when the user cannot see other users' sessions (no pg_read_all_stats): the hold-back is blind. */
   readonly seesAllSessions: boolean;
 }

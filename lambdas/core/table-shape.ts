@@ -18,6 +18,8 @@ export interface TableShape {
   readonly keyColumns: readonly CatalogColumn[];
   /** The key comes from tables[].primaryKey, not the table's own primary key: its uniqueness is checked each run. */
   readonly keyAsserted: boolean;
+  /** pg_class.relkind (r, p, v, m, f); a view's writes lock its base tables, not the view. */
+  readonly relkind: string;
   /**
    * The zone of a wall-clock cursor's values (cursorTimeZone): set for a `timestamp` or `date`
    * cursor, null for `timestamptz` (instants) and snapshots.
@@ -117,7 +119,7 @@ export function shapeTable(table: ResolvedTable, catalog: TableCatalog | null, c
   };
   const fingerprint = createHash('sha256').update(JSON.stringify([cfg.mode, cfg.cursorTimeZone, columns.map((c) => [c.name, c.select, c.glueType, c.hashed === true])])).digest('hex').slice(0, 16);
   const keyAsserted = cfg.primaryKey !== undefined && cfg.primaryKey.join('\u0000') !== catalog.primaryKey.join('\u0000');
-  return { table, layout, cursor: cursor ?? null, keyColumns, keyAsserted, zone: wallClock ? new CursorZone(cfg.cursorTimeZone) : null, fingerprint, warnings };
+  return { table, layout, cursor: cursor ?? null, keyColumns, keyAsserted, relkind: catalog.relkind ?? 'r', zone: wallClock ? new CursorZone(cfg.cursorTimeZone) : null, fingerprint, warnings };
 }
 
 export async function describeTableShape(source: RowSource, table: ResolvedTable, config: LakeConfig): Promise<TableShape> {

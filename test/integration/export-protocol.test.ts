@@ -491,6 +491,30 @@ describe('a prepared (two-phase) transaction', () => {
     lake.remove();
   });
 
+  it('holds only the tables it wrote (or a parent of them); the others move on', async () => {
+    await db.query(`CREATE TABLE twophase_written (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+      CREATE TABLE twophase_child () INHERITS (twophase_written);
+      CREATE TABLE twophase_other (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+      INSERT INTO twophase_written (id) VALUES (1); INSERT INTO twophase_other (id) VALUES (1)`);
+    const lake = createLake();
+    const tables = [{ name: 'twophase_written' }, { name: 'twophase_other' }];
+    expect((await exportOnce(lake, tables)).tables.map((t) => t.status)).toEqual(['succeeded', 'succeeded']);
+    const writer = await db.connect();
+    // written through a child table: the parent is what the lake exports
+    await writer.query(`BEGIN; INSERT INTO twophase_child (id, updated_at) VALUES (2, now()); PREPARE TRANSACTION 'lake-test-child'`);
+    await db.query(`INSERT INTO twophase_written (id) VALUES (3); INSERT INTO twophase_other (id) VALUES (2)`);
+    try {
+      const held = await exportOnce(lake, tables);
+      expect(Object.fromEntries(held.tables.map((t) => [t.table, t.rows]))).toEqual({ twophase_written: 0, twophase_other: 1 });
+      expect(held.warnings.filter((w) => w.startsWith('prepared transaction'))).toEqual([expect.stringMatching(/^prepared transaction "lake-test-child" \(prepared [^)]+\) holds public\.twophase_written at the watermark until/)]);
+    } finally {
+      await writer.query(`COMMIT PREPARED 'lake-test-child'`);
+      await writer.end();
+    }
+    expect((await exportOnce(lake, tables)).tables.map((t) => [t.table, t.rows])).toEqual([['twophase_written', 2], ['twophase_other', 0]]);
+    lake.remove();
+  });
+
   it('a table never exported waits for it, by name, instead of guessing a bound', async () => {
     await db.query(`CREATE TABLE twophase_new (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT now())`);
     const writer = await db.connect();

@@ -53,6 +53,18 @@ function resumeFrom(shape: TableShape, watermark: Watermark, deps: ExportDeps): 
   return from;
 }
 
+/**
+ * The prepared transaction that may hold rows of this table: one that holds a lock on it (a
+ * prepared transaction keeps its locks, and writing a table, or a partition of it, locks it), or
+ * any, for a view or foreign table, whose writers lock other relations.
+ */
+function preparedWriter(shape: TableShape, prepared: ClockReading['prepared']): ClockReading['prepared'] {
+  if (!prepared) return null;
+  if (shape.relkind !== 'r' && shape.relkind !== 'p') return prepared;
+  const { schema, name } = shape.table.name;
+  return prepared.relations.some((r) => r.schema === schema && r.name === name) ? prepared : null;
+}
+
 interface PlannedRun {
   readonly runId: string;
   readonly startedAt: string;
@@ -109,11 +121,12 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
     // A prepared transaction began at an unknown time, but after the last plan moved the
     // watermark (it was open in a session then, and held that window back, or had not begun):
     // so its rows lie past the watermark, and the window may not move until it is resolved.
-    if (run.prepared && !snapshot && from === null) {
+    const prepared = snapshot ? null : preparedWriter(shape, run.prepared);
+    if (prepared && from === null) {
       await releaseLease(deps, table.lakeName, run.runId);
-      return { skipped: `${table.display}: skipped, prepared transaction ${JSON.stringify(run.prepared.gid)} (prepared ${run.prepared.prepared}) may hold rows of any age; the first export waits until it is committed or rolled back (COMMIT PREPARED / ROLLBACK PREPARED)` };
+      return { skipped: `${table.display}: skipped, prepared transaction ${JSON.stringify(prepared.gid)} (prepared ${prepared.prepared}) may hold rows of any age; the first export waits until it is committed or rolled back (COMMIT PREPARED / ROLLBACK PREPARED)` };
     }
-    const held = run.prepared && !snapshot && from !== null ? from : null;
+    const held = prepared && from !== null ? from : null;
     // The bound can fall below the watermark (a larger safety lag, a clock step): nothing new then.
     const to = held ?? (from !== null && upper < from ? from : upper);
     let window: Window = { from, fromInclusive: false, to };
@@ -140,7 +153,7 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
       const wall = (instant: string) => (shape.cursor?.typeName === 'timestamp' && shape.zone ? shape.zone.wallOf(instant) : instant);
       supersede = pagesOverlapping(await state.manifests(), wall(from), wall(to));
     } else if (held !== null) {
-      deps.log?.('window held at the watermark by a prepared transaction: nothing new is exported until it is committed or rolled back', { table: table.display, gid: run.prepared!.gid, prepared: run.prepared!.prepared });
+      deps.log?.('window held at the watermark by a prepared transaction: nothing new is exported until it is committed or rolled back', { table: table.display, gid: prepared!.gid, prepared: prepared!.prepared });
     } else if (window.from !== null && window.from >= window.to) {
       deps.log?.('nothing new: the watermark is at or past the upper bound', { table: table.display, watermark: window.from, upper: window.to });
     }
@@ -219,7 +232,10 @@ export async function planRun(deps: ExportDeps, request: RunRequest = {}, now = 
   const runId = request.runId ?? newRunId(now);
   const startedAt = now.toISOString();
   const exportedAtMicros = String(BigInt(now.getTime()) * 1000n);
-  if (clock.prepared) warnings.push(`prepared transaction ${JSON.stringify(clock.prepared.gid)} (prepared ${clock.prepared.prepared}) holds every incremental table at its watermark until it is committed or rolled back`);
+  if (clock.prepared) {
+    const held = shapes.filter((s) => s.table.config.mode !== 'snapshot' && preparedWriter(s, clock.prepared)).map((s) => s.table.display);
+    if (held.length) warnings.push(`prepared transaction ${JSON.stringify(clock.prepared.gid)} (prepared ${clock.prepared.prepared}) holds ${held.join(', ')} at the watermark until it is committed or rolled back (COMMIT PREPARED / ROLLBACK PREPARED)`);
+  }
   const plan: RunPlan = { runId, startedAt, tables: [], skipped: [], failed, warnings };
   for (const shape of shapes) {
     try {
