@@ -23,7 +23,7 @@ describe('the checker catches a damaged lake', () => {
   const plain: Step[] = [
     { op: 'run', run: 'r1', kind: 'scheduled', takeOver: false, faults: { storeErrors: [], sourceErrors: [] } },
     { op: 'wait' },
-    { op: 'update', keys: [1, 2, 3, 500, 1_500] },
+    { op: 'update', keys: [1, 2, 3, 500, 1_500], clock: false },
   ];
   const schedule = (damage: Step): Schedule => ({ seed: 0, store: 'directory', initialRows: 2_000, pageRows: 700, historySeconds: 3 * 86_400, steps: [...plain, damage] });
 

@@ -93,7 +93,10 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
   const violations: Violation[] = [];
   const transcript: string[] = [];
   const log = (line: string) => options.log?.(line);
-  const databaseUrl = await options.server.createDatabase(`chaos_${schedule.seed}_${process.pid}_${++databases}`);
+  const databaseName = `chaos_${schedule.seed}_${process.pid}_${++databases}`;
+  const databaseUrl = await options.server.createDatabase(databaseName);
+  /** A prepared transaction's name, unique in the server (gids are not per database). */
+  const gid = (slot: number) => `${databaseName}_p${slot}`;
   const lakeDir = mkdtempSync(path.join(os.tmpdir(), 'chaos-lake-'));
   const lakeUrl = pathToFileURL(lakeDir).href;
   const main = await connect(databaseUrl);
@@ -253,12 +256,12 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
     const label = `step ${index + 1} (${describeStep(s)})`;
     switch (s.op) {
       case 'insert': writers.set(await inTransaction(main, () => insertRows(main, s.rows)), label); break;
-      case 'update': writers.set(await inTransaction(main, () => updateSome(main, s.keys)), label); break;
+      case 'update': writers.set(await inTransaction(main, () => updateSome(main, s.keys, s.clock ? 'clock_timestamp()' : 'now()')), label); break;
       case 'bulk-update': writers.set(await inTransaction(main, () => updateRange(main, s.fromKey, s.toKey)), label); break;
       case 'late-begin': {
         const client = await connect(databaseUrl);
         late.set(s.slot, client);
-        writers.set(await beginLate(client, s.keys), label);
+        writers.set(await beginLate(client, s.slot, s.keys, s.inserts), label);
         break;
       }
       case 'late-end': {
@@ -269,10 +272,10 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
         await client.end();
         break;
       }
-      case 'prepare': writers.set(await prepare(main, `chaos_${s.slot}`, s.keys), label); prepared.add(s.slot); break;
+      case 'prepare': writers.set(await prepare(main, gid(s.slot), s.slot, s.keys, s.inserts), label); prepared.add(s.slot); break;
       case 'prepared-end':
         if (!prepared.has(s.slot)) throw new Error(`prepared #${s.slot} does not exist (its PREPARE failed)`);
-        await finishPrepared(main, `chaos_${s.slot}`, s.commit); prepared.delete(s.slot); break;
+        await finishPrepared(main, gid(s.slot), s.commit); prepared.delete(s.slot); break;
       case 'run': startRun(s, await leaseHeldByDeadRun()); break;
       case 'wait': {
         const waiting = [...inFlight.keys()];
@@ -312,7 +315,7 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
     late.clear();
     for (const slot of prepared) {
       transcript.push(`end. prepared #${slot}: COMMIT PREPARED`);
-      await finishPrepared(main, `chaos_${slot}`, true);
+      await finishPrepared(main, gid(slot), true);
     }
     prepared.clear();
     transcript.push('end. final clean run (takeOver, no faults)');

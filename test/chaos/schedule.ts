@@ -61,11 +61,13 @@ export type RunKind = 'scheduled' | 'window' | 'full';
 
 export type Step =
   | { readonly op: 'insert'; readonly rows: number }
-  | { readonly op: 'update'; readonly keys: readonly number[] }
+  /** `clock`: updated_at = clock_timestamp() (the statement's time) instead of now() (the transaction's start). */
+  | { readonly op: 'update'; readonly keys: readonly number[]; readonly clock: boolean }
   | { readonly op: 'bulk-update'; readonly fromKey: number; readonly toKey: number }
-  | { readonly op: 'late-begin'; readonly slot: number; readonly keys: readonly number[] }
+  /** Held transactions also insert `inserts` new keys, from a key range of their own. */
+  | { readonly op: 'late-begin'; readonly slot: number; readonly keys: readonly number[]; readonly inserts: number }
   | { readonly op: 'late-end'; readonly slot: number; readonly commit: boolean }
-  | { readonly op: 'prepare'; readonly slot: number; readonly keys: readonly number[] }
+  | { readonly op: 'prepare'; readonly slot: number; readonly keys: readonly number[]; readonly inserts: number }
   | { readonly op: 'prepared-end'; readonly slot: number; readonly commit: boolean }
   | {
     readonly op: 'run';
@@ -153,7 +155,7 @@ export function generateSchedule(seed: number, size = 40, kinds: readonly RunKin
   const addWriter = (): void => {
     const roll = random.next();
     if (roll < 0.25) steps.push({ op: 'insert', rows: random.int(1, 200) });
-    else if (roll < 0.5) steps.push({ op: 'update', keys: keys(random.int(1, 50)) });
+    else if (roll < 0.5) steps.push({ op: 'update', keys: keys(random.int(1, 50)), clock: random.chance(0.3) });
     else if (roll < 0.62) {
       const span = random.int(1_000, Math.min(5_000, nextKey - 1));
       const fromKey = random.int(1, Math.max(1, nextKey - span));
@@ -161,12 +163,12 @@ export function generateSchedule(seed: number, size = 40, kinds: readonly RunKin
     } else if (roll < 0.74 && late.size < 3) {
       const slot = random.int(1, 3);
       if (late.has(slot)) steps.push({ op: 'late-end', slot, commit: random.chance(0.85) });
-      else steps.push({ op: 'late-begin', slot, keys: keys(random.int(1, 30)) });
+      else steps.push({ op: 'late-begin', slot, keys: keys(random.int(1, 30)), inserts: random.chance(0.5) ? random.int(1, 20) : 0 });
       if (late.has(slot)) late.delete(slot); else late.add(slot);
     } else if (roll < 0.86) {
       const slot = random.int(1, 3);
       if (prepared.has(slot)) steps.push({ op: 'prepared-end', slot, commit: random.chance(0.85) });
-      else steps.push({ op: 'prepare', slot, keys: keys(random.int(1, 30)) });
+      else steps.push({ op: 'prepare', slot, keys: keys(random.int(1, 30)), inserts: random.chance(0.5) ? random.int(1, 20) : 0 });
       if (prepared.has(slot)) prepared.delete(slot); else prepared.add(slot);
     } else if (roll < 0.93) {
       const slot = [...late][0];
@@ -195,11 +197,11 @@ export function generateSchedule(seed: number, size = 40, kinds: readonly RunKin
 export function describeStep(step: Step): string {
   switch (step.op) {
     case 'insert': return `insert ${step.rows} new keys`;
-    case 'update': return `update ${step.keys.length} keys (${step.keys.slice(0, 5).join(',')}${step.keys.length > 5 ? ',…' : ''})`;
+    case 'update': return `update ${step.keys.length} keys (${step.keys.slice(0, 5).join(',')}${step.keys.length > 5 ? ',…' : ''})${step.clock ? ' with updated_at = clock_timestamp()' : ''}`;
     case 'bulk-update': return `bulk update keys ${step.fromKey}..${step.toKey} in one statement (one updated_at)`;
-    case 'late-begin': return `late #${step.slot}: BEGIN; update ${step.keys.length} keys with updated_at = now(); hold open`;
+    case 'late-begin': return `late #${step.slot}: BEGIN; update ${step.keys.length} keys${step.inserts ? `, insert ${step.inserts} new keys` : ''} with updated_at = now(); hold open`;
     case 'late-end': return `late #${step.slot}: ${step.commit ? 'COMMIT' : 'ROLLBACK'}`;
-    case 'prepare': return `prepared #${step.slot}: BEGIN; update ${step.keys.length} keys; PREPARE TRANSACTION`;
+    case 'prepare': return `prepared #${step.slot}: BEGIN; update ${step.keys.length} keys${step.inserts ? `, insert ${step.inserts} new keys` : ''}; PREPARE TRANSACTION`;
     case 'prepared-end': return `prepared #${step.slot}: ${step.commit ? 'COMMIT PREPARED' : 'ROLLBACK PREPARED'}`;
     case 'wait': return 'wait for every run in flight';
     case 'sleep': return `sleep ${step.ms} ms`;

@@ -62,13 +62,28 @@ export async function createWorld(client: pg.Client, initialRows: number, histor
 }
 
 // One update expression for every writer: new values, and a cursor that never moves back.
-const SET_CHANGED = `grp = (grp + 1) % 17, payload = 'v' || (n % 97) || '-' || id || '-' || txid_current(), n = n + 1,
+const setChanged = (clock: 'now()' | 'clock_timestamp()') => `grp = (grp + 1) % 17, payload = 'v' || (n % 97) || '-' || id || '-' || txid_current(), n = n + 1,
   amount = CASE WHEN amount IS NULL THEN 1.5 ELSE amount + 0.01 END, flag = NOT flag,
-  updated_at = GREATEST(now(), updated_at + interval '1 microsecond')`;
+  updated_at = GREATEST(${clock}, updated_at + interval '1 microsecond')`;
 
 /** Rows locked by a held (late or prepared) transaction are skipped, never waited for. */
-function updateKeys(keys: string): string {
-  return `UPDATE ${TABLE} SET ${SET_CHANGED} WHERE id IN (SELECT id FROM ${TABLE} WHERE ${keys} ORDER BY id FOR UPDATE SKIP LOCKED)`;
+function updateKeys(keys: string, clock: 'now()' | 'clock_timestamp()' = 'now()'): string {
+  return `UPDATE ${TABLE} SET ${setChanged(clock)} WHERE id IN (SELECT id FROM ${TABLE} WHERE ${keys} ORDER BY id FOR UPDATE SKIP LOCKED)`;
+}
+
+/**
+ * Keys a held transaction inserts: a range of its own per slot (above any key the other writers
+ * make), so no other writer ever waits on its uncommitted unique-index entries.
+ */
+const heldKeyBase = (slot: number, prepared: boolean) => 10_000_000 + (prepared ? 5_000_000 : 0) + slot * 100_000;
+
+async function insertHeld(client: pg.Client, base: number, rows: number): Promise<void> {
+  if (rows === 0) return;
+  await client.query(`
+    INSERT INTO ${TABLE}
+    SELECT m + g, (m + g) % 17, 'held-' || (m + g), (m + g)::bigint, 0.5, false, now()
+      FROM (SELECT coalesce(max(id), $2::int) AS m FROM ${TABLE} WHERE id > $2::int AND id < $2::int + 100000) s,
+           generate_series(1, $1::int) g`, [rows, base]);
 }
 
 export async function insertRows(client: pg.Client, rows: number): Promise<number> {
@@ -79,8 +94,8 @@ export async function insertRows(client: pg.Client, rows: number): Promise<numbe
   return result.rowCount ?? 0;
 }
 
-export async function updateSome(client: pg.Client, keys: readonly number[]): Promise<number> {
-  const result = await client.query(updateKeys('id = ANY($1::int[])'), [keys]);
+export async function updateSome(client: pg.Client, keys: readonly number[], clock: 'now()' | 'clock_timestamp()' = 'now()'): Promise<number> {
+  const result = await client.query(updateKeys('id = ANY($1::int[])', clock), [keys]);
   return result.rowCount ?? 0;
 }
 
@@ -90,9 +105,10 @@ export async function updateRange(client: pg.Client, fromKey: number, toKey: num
 }
 
 /** BEGIN and update: the transaction stays open, its cursor values are its start time. */
-export async function beginLate(client: pg.Client, keys: readonly number[]): Promise<string> {
+export async function beginLate(client: pg.Client, slot: number, keys: readonly number[], inserts: number): Promise<string> {
   await client.query('BEGIN');
   await updateSome(client, keys);
+  await insertHeld(client, heldKeyBase(slot, false), inserts);
   return currentTxid(client);
 }
 
@@ -115,10 +131,13 @@ export async function inTransaction(client: pg.Client, work: () => Promise<unkno
   }
 }
 
-export async function prepare(client: pg.Client, name: string, keys: readonly number[]): Promise<string> {
+/** `gid`: unique in the whole server (prepared transactions are not per database). */
+export async function prepare(client: pg.Client, gid: string, slot: number, keys: readonly number[], inserts: number): Promise<string> {
+  const name = gid;
   await client.query('BEGIN');
   try {
     await updateSome(client, keys);
+    await insertHeld(client, heldKeyBase(slot, true), inserts);
     const txid = await currentTxid(client);
     await client.query(`PREPARE TRANSACTION '${name}'`);
     return txid;
@@ -128,8 +147,8 @@ export async function prepare(client: pg.Client, name: string, keys: readonly nu
   }
 }
 
-export async function finishPrepared(client: pg.Client, name: string, commit: boolean): Promise<void> {
-  await client.query(`${commit ? 'COMMIT' : 'ROLLBACK'} PREPARED '${name}'`);
+export async function finishPrepared(client: pg.Client, gid: string, commit: boolean): Promise<void> {
+  await client.query(`${commit ? 'COMMIT' : 'ROLLBACK'} PREPARED '${gid}'`);
 }
 
 /** Terminate the exporter's sessions (it names itself 'pg-lake-export'); returns how many. */
