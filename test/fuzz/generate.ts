@@ -190,7 +190,14 @@ export function generateCase(seed: number, shrink: ShrinkOptions = {}): FuzzCase
   const pr = root.fork('poison');
   if (pr.chance(0.25) && !shrink.onlyColumns) {
     const candidates = kept.filter((c) => c.role === 'value' && (c.type.poison || c.array));
-    if (candidates.length) {
+    const cursorAt = kept.findIndex((c) => c.role === 'cursor');
+    if (cursorAt >= 0 && (pr.chance(0.2) || !candidates.length)) {
+      // a cursor, and so a partition day, before the partition years (1970–2099) fails by name
+      const [row] = rowsFor(1, 'poison', false);
+      const text = { timestamptz: '1969-12-31 23:59:59.999999+00', timestamp: '1969-12-31 23:59:59.999999', date: '1969-12-31' }[cursorType];
+      row[cursorAt] = `'${text}'::${cursorType}`;
+      poison = { sql: row[cursorAt], valueText: text, reason: 'falls outside the partition years 1970–2099', element: false, column: kept[cursorAt].name, row };
+    } else if (candidates.length) {
       const target = pr.pick(candidates);
       const [row] = rowsFor(1, 'poison', false);
       const made = poisonFor(pr, target);
