@@ -23,15 +23,17 @@ const COLUMNS_SQL = `
 SELECT a.attname AS name,
        bt.typname AS type_name,
        bt.typtype AS type_kind,
-       et.typname AS element_type_name,
-       et.typtype AS element_type_kind,
-       (CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END)::text AS typmod,
+       ebt.typname AS element_type_name,
+       ebt.typtype AS element_type_kind,
+       (CASE WHEN t.typtype = 'd' THEN t.typtypmod WHEN et.typtype = 'd' THEN et.typtypmod ELSE a.atttypmod END)::text AS typmod,
        format_type(a.atttypid, a.atttypmod) AS formatted,
        a.attnotnull::text AS not_null
   FROM pg_attribute a
   JOIN pg_type t ON t.oid = a.atttypid
   JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
   LEFT JOIN pg_type et ON bt.typcategory = 'A' AND et.oid = bt.typelem
+  -- An array of a domain: its elements are the domain's base type (and typmod), as a column of it is.
+  LEFT JOIN pg_type ebt ON ebt.oid = CASE WHEN et.typtype = 'd' THEN et.typbasetype ELSE et.oid END
  WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped
  ORDER BY a.attnum`;
 

@@ -5,6 +5,7 @@ import type { LakeConfig, ResolvedTable } from './config.ts';
 import { CursorZone } from './cursor-zone.ts';
 import { SchemaMismatchError } from './errors.ts';
 import { quoteIdent, quoteLiteral, quoteQualified } from './identifiers.ts';
+import { PARTITION_KEYS } from './layout.ts';
 import { META_COLUMNS, type PageLayout } from './page-layout.ts';
 import type { LakeColumn, RowSource, TableCatalog } from './ports.ts';
 import type { Window } from './state.ts';
@@ -77,6 +78,12 @@ export function shapeTable(table: ResolvedTable, catalog: TableCatalog | null, c
     if (excluded.has(name)) problems.push(`${where}: checks name ${JSON.stringify(name)}, which columns.exclude leaves out`);
   }
   for (const meta of META_COLUMNS) if (byName.has(meta.name)) problems.push(`${where}: column ${JSON.stringify(meta.name)} collides with the export metadata column of that name`);
+  // Partition columns come from the folders (year=…/month=…/day=…): a column of the same name
+  // would be hidden by them, and Glue refuses a table that declares a name twice.
+  for (const column of catalog.columns) {
+    const partition = PARTITION_KEYS.find((k) => k.name === column.name.toLowerCase());
+    if (partition && !excluded.has(column.name)) problems.push(`${where}: column ${JSON.stringify(column.name)} collides with the partition column ${partition.name}; exclude it (columns.exclude) or export it through a view that renames it`);
+  }
   const lower = new Map<string, string>();
   for (const column of catalog.columns) {
     if (excluded.has(column.name)) continue;
@@ -154,7 +161,10 @@ export function pageQuery(shape: TableShape, window: Window, after: readonly str
     const right = keyCols.map((c, i) => `${quoteLiteral(after[i])}::${c.formatted}`).join(', ');
     predicates.push(`(${left}) > (${right})`);
   }
-  return `SELECT ${shape.layout.columns.map((c) => c.select).join(', ')} FROM ${quoteQualified(shape.table.name)} WHERE ${predicates.join(' AND ')} ORDER BY ${keyCols.map((c) => quoteIdent(c.name)).join(', ')} LIMIT ${limit}`;
+  // ORDER BY reads a bare name as the output column first: a key selected as `"k"::text` would
+  // page in text order while the keyset compares in the column's own. Qualified, it is the table's.
+  const table = quoteQualified(shape.table.name);
+  return `SELECT ${shape.layout.columns.map((c) => c.select).join(', ')} FROM ${table} WHERE ${predicates.join(' AND ')} ORDER BY ${keyCols.map((c) => `${table}.${quoteIdent(c.name)}`).join(', ')} LIMIT ${limit}`;
 }
 
 /**

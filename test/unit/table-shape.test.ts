@@ -31,7 +31,7 @@ describe('table-shape queries', () => {
   it('pages by (cursor, key) after the last key, with quoted identifiers and typed literals', () => {
     const shape = shapeOf({ name: '"Sales Data"."Order Items"', where: "note <> 'x'" });
     expect(pageQuery(shape, window, ['2024-01-05 10:00:00.123456+00', "7"], 500)).toBe(
-      `SELECT "Order ""Id""", "line", "note", "updated_at" FROM "Sales Data"."Order Items" WHERE "updated_at" IS NOT NULL AND "updated_at" > '2024-01-01 00:00:00.000000+00'::timestamptz AND "updated_at" <= '2024-02-01 00:00:00.000000+00'::timestamptz AND (note <> 'x') AND ("updated_at", "Order ""Id""") > ('2024-01-05 10:00:00.123456+00'::timestamp with time zone, '7'::integer) ORDER BY "updated_at", "Order ""Id""" LIMIT 500`,
+      `SELECT "Order ""Id""", "line", "note", "updated_at" FROM "Sales Data"."Order Items" WHERE "updated_at" IS NOT NULL AND "updated_at" > '2024-01-01 00:00:00.000000+00'::timestamptz AND "updated_at" <= '2024-02-01 00:00:00.000000+00'::timestamptz AND (note <> 'x') AND ("updated_at", "Order ""Id""") > ('2024-01-05 10:00:00.123456+00'::timestamp with time zone, '7'::integer) ORDER BY "Sales Data"."Order Items"."updated_at", "Sales Data"."Order Items"."Order ""Id""" LIMIT 500`,
     );
   });
 
