@@ -18,7 +18,8 @@ export async function connect(url: string): Promise<pg.Client> {
   // A terminated writer session must not crash the harness; its step fails and is reported.
   client.on('error', () => undefined);
   await client.connect();
-  await client.query("SET TimeZone = 'UTC'; SET application_name = 'chaos-writer'");
+  // A writer that would wait on a lock fails its step instead of stalling the schedule.
+  await client.query("SET TimeZone = 'UTC'; SET application_name = 'chaos-writer'; SET lock_timeout = '10s'");
   return client;
 }
 
@@ -75,7 +76,8 @@ function updateKeys(keys: string, clock: 'now()' | 'clock_timestamp()' = 'now()'
  * Keys a held transaction inserts: a range of its own per slot (above any key the other writers
  * make), so no other writer ever waits on its uncommitted unique-index entries.
  */
-const heldKeyBase = (slot: number, prepared: boolean) => 10_000_000 + (prepared ? 5_000_000 : 0) + slot * 100_000;
+const HELD_KEYS = 10_000_000;
+const heldKeyBase = (slot: number, prepared: boolean) => HELD_KEYS + (prepared ? 5_000_000 : 0) + slot * 100_000;
 
 async function insertHeld(client: pg.Client, base: number, rows: number): Promise<void> {
   if (rows === 0) return;
@@ -90,7 +92,7 @@ export async function insertRows(client: pg.Client, rows: number): Promise<numbe
   const result = await client.query(`
     INSERT INTO ${TABLE}
     SELECT m + g, (m + g) % 17, 'new-' || (m + g), (m + g)::bigint, ((m + g) % 1000) / 10.0, true, now()
-      FROM (SELECT coalesce(max(id), 0) AS m FROM ${TABLE}) s, generate_series(1, $1::int) g`, [rows]);
+      FROM (SELECT coalesce(max(id), 0) AS m FROM ${TABLE} WHERE id < ${HELD_KEYS}) s, generate_series(1, $1::int) g`, [rows]);
   return result.rowCount ?? 0;
 }
 
