@@ -4,6 +4,7 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { resolveTable, type LakeConfig } from '../lambdas/core/config.ts';
+import { VALIDATE_QUERY_TIMEOUT_MILLIS } from '../lambdas/core/workflow-io.ts';
 import { ExportAlarms, METRICS_NAMESPACE, SERVICE_NAME } from './export-alarms.ts';
 import { ExportSchedule } from './export-schedule.ts';
 import { ExportWorkflow } from './export-workflow.ts';
@@ -131,8 +132,8 @@ export class PgLakeExportStack extends Stack {
       description: 'pg-lake-export: per-table totals and freshness metrics for the run',
       timeout: summarizeTimeout,
     });
-    // Two Athena queries of at most ATHENA_QUERY_TIMEOUT_MILLIS each, and their polling.
-    const validateTimeout = Duration.minutes(15);
+    // Two Athena queries of at most VALIDATE_QUERY_TIMEOUT_MILLIS each, their polling, and a margin.
+    const validateTimeout = Duration.millis(Math.min(900_000, 2 * VALIDATE_QUERY_TIMEOUT_MILLIS + 180_000));
     const validate = config.validation.enabled
       ? this.functions.addFunction('Validate', {
         entry: 'lambdas/validate/handler.ts',

@@ -5,7 +5,8 @@ import { runMetrics, summarizeInputSchema, summarizeRun } from '../core/workflow
 import { lakeDeps, logger, metrics } from '../adapters/aws-runtime.ts';
 
 export const handler = async (event: unknown) => {
-  const summary = await summarizeRun(lakeDeps, summarizeInputSchema.parse(event));
+  const input = summarizeInputSchema.parse(event);
+  const summary = await summarizeRun(lakeDeps, input);
   // Per table, with its own dimension (CloudWatch matches an alarm's exact dimension set: service,
   // Table); a single metric is written out as it is added.
   const perTable = new Map<string, ReturnType<typeof metrics.singleMetric>>();
@@ -22,10 +23,11 @@ export const handler = async (event: unknown) => {
     }
     single.addMetric(metric.name, MetricUnit[metric.unit], metric.value);
   }
-  for (const table of summary.tables) {
-    if (table.status === 'failed') logger.error('table failed', { table: table.table, error: table.error });
-    if (table.validation?.status === 'mismatch') logger.error('validation found a mismatch (the Validate function\'s log names partitions and keys)', { table: table.table, validation: table.validation });
-    if (table.validation?.status === 'skipped') logger.warn('validation could not run', { table: table.table, error: table.validation.error });
+  for (const table of summary.tables) if (table.status === 'failed') logger.error('table failed', { table: table.table, error: table.error });
+  for (const result of input.results) {
+    if (result.status !== 'succeeded' || !result.validation) continue;
+    if (result.validation.status === 'mismatch') logger.error('validation found a mismatch (the Validate function\'s log names partitions and keys)', { table: result.table, validation: result.validation });
+    if (result.validation.status === 'skipped') logger.warn('validation could not run (the Validate function\'s log says why)', { table: result.table, error: result.validation.error });
   }
   metrics.publishStoredMetrics();
   logger.info('run summary', { ...summary });

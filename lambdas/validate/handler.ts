@@ -9,16 +9,10 @@ import { lakeDeps, logger } from '../adapters/aws-runtime.ts';
 import { ConfigError, describeError } from '../core/errors.ts';
 import type { QueryEngine } from '../core/ports.ts';
 import { describeValidation } from '../core/validate.ts';
-import { validateCommittedTable, validateInputSchema, type TableValidation } from '../core/workflow-io.ts';
+import { VALIDATE_QUERY_TIMEOUT_MILLIS, validateCommittedTable, validateInputSchema, type TableValidation } from '../core/workflow-io.ts';
 
 /** An engine for one invocation; closed when it ends. */
 export type OpenEngine = (table: string) => Promise<QueryEngine>;
-
-/**
- * Each query may wait this long before it is stopped: both queries (and their polling) fit in
- * the function's 15 minutes, so a slow query is stopped by us rather than left running.
- */
-export const ATHENA_QUERY_TIMEOUT_MILLIS = 6 * 60_000;
 
 /** The handler over any engine: Athena when deployed (below), DuckDB in the local runner. */
 export function validateHandler(openEngine: OpenEngine): (event: unknown) => Promise<TableValidation> {
@@ -55,5 +49,5 @@ export const handler = validateHandler(async () => new AthenaEngine({
   client: athena,
   workGroup: requireEnv('ATHENA_WORK_GROUP'),
   database: requireEnv('GLUE_DATABASE'),
-  timeoutMillis: ATHENA_QUERY_TIMEOUT_MILLIS,
+  timeoutMillis: VALIDATE_QUERY_TIMEOUT_MILLIS,
 }));

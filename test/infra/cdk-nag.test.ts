@@ -43,11 +43,13 @@ describe('cdk-nag AWS Solutions checks', () => {
         'Schedule/DeadLetterQueue AwsSolutions-SQS3',
         'Functions/subnet-0aaa1111bbbb22223 @aws-cdk/aws-ec2:noSubnetRouteTableId',
         'Functions/subnet-0ccc3333dddd44445 @aws-cdk/aws-ec2:noSubnetRouteTableId',
-        ...['Plan', 'Export', 'Commit', 'Summarize'].map((fn) => `Functions/${fn}/Role AwsSolutions-IAM5[Resource::*]`),
-        ...['Plan', 'Commit', 'Summarize'].map((fn) => `Functions/${fn}/Role AwsSolutions-IAM5[Resource::<Arn>/lake/raw/*]`),
+        ...['Plan', 'Export', 'Commit', 'Summarize', 'Validate'].map((fn) => `Functions/${fn}/Role AwsSolutions-IAM5[Resource::*]`),
+        ...['Plan', 'Commit', 'Summarize', 'Validate'].map((fn) => `Functions/${fn}/Role AwsSolutions-IAM5[Resource::<Arn>/lake/raw/*]`),
         'Functions/Export/Role AwsSolutions-IAM5[Resource::<Arn>/lake/raw/_state/*]',
+        // Athena names result objects by query id.
+        'Functions/Validate/Role AwsSolutions-IAM5[Resource::<Arn>/lake/raw/_query-results/*]',
         'Workflow/StateMachine/Role AwsSolutions-IAM5[Resource::*]',
-        ...Array.from({ length: 4 }, () => 'Workflow/StateMachine/Role AwsSolutions-IAM5[Resource::<Arn>:*]'),
+        ...Array.from({ length: 5 }, () => 'Workflow/StateMachine/Role AwsSolutions-IAM5[Resource::<Arn>:*]'),
       ].sort(),
     );
   });

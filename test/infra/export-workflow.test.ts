@@ -1,6 +1,7 @@
 // The state machine as synthesized: its states, Map concurrency, retries (with jitter, never for
-// errors a retry cannot fix) and per-table catch — then the same definition run by
-// aws-local-stepfunctions with stub handlers, to check the paths data actually takes.
+// errors a retry cannot fix), per-table catch and the validation that never fails an export —
+// then the same definition run by aws-local-stepfunctions with stub handlers, to check the paths
+// data actually takes.
 import { StateMachine, type RunOptions } from 'aws-local-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { executionRunId } from '../../lambdas/core/workflow-io.ts';
@@ -37,7 +38,7 @@ describe('export workflow definition', () => {
     expect(map.ItemProcessor?.StartAt).toBe(S.exportPage);
   });
 
-  it('loops Export Table Page while $.done is false, then commits', () => {
+  it('loops Export Table Page while $.done is false, then commits, then validates', () => {
     expect(states[S.exportPage]).toMatchObject({ Type: 'Task', Next: S.morePages });
     expect(states[S.exportPage].ResultPath).toBeUndefined(); // output replaces the state
     expect(states[S.morePages]).toMatchObject({
@@ -45,8 +46,21 @@ describe('export workflow definition', () => {
       Choices: [{ Variable: '$.done', BooleanEquals: false, Next: S.exportPage }],
       Default: S.commit,
     });
-    expect(states[S.commit]).toMatchObject({ Type: 'Task', End: true });
+    expect(states[S.commit]).toMatchObject({ Type: 'Task', Next: S.validate });
     expect(states[S.commit].ResultPath).toBeUndefined();
+    // The commit result goes in whole; the validation's counts join it under `validation`.
+    expect(states[S.validate]).toMatchObject({ Type: 'Task', ResultPath: '$.validation', End: true });
+    expect(states[S.validate].Parameters).toBeUndefined(); // the whole commit result is the payload
+  });
+
+  it('validates without ever failing the export: retries, then records a warning that keeps only the error\'s name', () => {
+    expect(states[S.validate].Catch).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.validation', Next: S.recordValidationWarning }]);
+    expect(states[S.recordValidationWarning]).toEqual({
+      Type: 'Pass',
+      Parameters: { status: 'skipped', 'error.$': '$.validation.Error' },
+      ResultPath: '$.validation',
+      End: true,
+    });
   });
 
   it('catches any error of a table\'s tasks into a failure record, so the other tables carry on', () => {
@@ -80,7 +94,7 @@ describe('export workflow definition', () => {
 
   it('invokes each step\'s own function and returns its payload directly', () => {
     const fns = built.stack.functions.functions;
-    const expected: Record<string, string> = { [S.plan]: 'Plan', [S.exportPage]: 'Export', [S.commit]: 'Commit', [S.summarize]: 'Summarize' };
+    const expected: Record<string, string> = { [S.plan]: 'Plan', [S.exportPage]: 'Export', [S.commit]: 'Commit', [S.summarize]: 'Summarize', [S.validate]: 'Validate' };
     for (const [state, fn] of Object.entries(expected)) {
       expect(states[state].Resource).toBe(`arn:aws:lambda:us-east-1:123456789012:function:${logicalIdOf(built.stack, fns[fn])}`);
     }
@@ -88,7 +102,7 @@ describe('export workflow definition', () => {
 
   it('retries Lambda service faults, ThrottlingError and an interrupted invocation with backoff and full jitter on every task', () => {
     const tasks = Object.entries(states).filter(([, s]) => s.Type === 'Task');
-    expect(tasks).toHaveLength(4);
+    expect(tasks).toHaveLength(5);
     for (const [name, task] of tasks) {
       expect(task.Retry, name).toEqual([
         { ErrorEquals: [...TRANSIENT_LAMBDA_ERRORS], IntervalSeconds: 2, BackoffRate: 2, MaxAttempts: 6, JitterStrategy: 'FULL' },
@@ -102,8 +116,8 @@ describe('export workflow definition', () => {
   it('gives each task a minute more than its function\'s timeout, so States.Timeout means the invocation is over', () => {
     const fns = built.stack.functions.functions;
     const timeoutOf = (name: string) => (built.template.toJSON() as { Resources: Record<string, { Properties: { Timeout: number } }> }).Resources[logicalIdOf(built.stack, fns[name])].Properties.Timeout;
-    expect([states[S.plan], states[S.exportPage], states[S.commit], states[S.summarize]].map((t) => t.TimeoutSeconds)).toEqual(
-      ['Plan', 'Export', 'Commit', 'Summarize'].map((fn) => timeoutOf(fn) + 60),
+    expect([states[S.plan], states[S.exportPage], states[S.commit], states[S.summarize], states[S.validate]].map((t) => t.TimeoutSeconds)).toEqual(
+      ['Plan', 'Export', 'Commit', 'Summarize', 'Validate'].map((fn) => timeoutOf(fn) + 60),
     );
     expect(states[S.exportPage].TimeoutSeconds).toBe(960);
   });
@@ -153,7 +167,8 @@ describe('export workflow, run locally', () => {
   type Cursor = { table: string; page?: number; done?: boolean };
   type PlanInput = { request: unknown; execution: { id: string; startTime: string } };
 
-  function stubs(options: { failCommitOf?: string; throttleFirstPageOf?: string; timeOutPagesOf?: { table: string; times: number }; crashFirstPlan?: boolean } = {}) {
+  type ValidateStub = { mismatchOf?: string; throttleValidationOf?: { table: string; times: number } };
+  function stubs(options: { failCommitOf?: string; throttleFirstPageOf?: string; timeOutPagesOf?: { table: string; times: number }; crashFirstPlan?: boolean } & ValidateStub = {}) {
     const calls: Record<string, number> = {};
     const count = (name: string) => (calls[name] = (calls[name] ?? 0) + 1);
     let summarizeInput: { runId: string; startedAt: string; results: Array<Record<string, unknown>> } | undefined;
@@ -184,6 +199,16 @@ describe('export workflow, run locally', () => {
         count(`${S.commit}:${cursor.table}`);
         if (cursor.table === options.failCommitOf) throw new ConfigError(`tables[1].primaryKey: column "id" does not exist`);
         return { table: cursor.table, status: 'succeeded', rows: cursor.page, files: cursor.page, bytes: 1, windowFrom: null, windowTo: 'x', watermark: 'x' };
+      },
+      [S.validate]: async (result: { table: string; rows: number }) => {
+        count(`${S.validate}:${result.table}`);
+        const throttle = options.throttleValidationOf;
+        if (result.table === throttle?.table && (calls[`${S.validate}:${result.table}`] ?? 0) <= throttle.times) throw new ThrottlingError('Athena query q-1 in workgroup w ended FAILED: TOO_MANY_REQUESTS');
+        const mismatch = result.table === options.mismatchOf;
+        return {
+          status: mismatch ? 'mismatch' : 'ok', runId: 'run-1', partitions: 1, expectedRows: result.rows, seenRows: mismatch ? 2 * result.rows : result.rows,
+          mismatchedPartitions: mismatch ? 1 : 0, duplicateVersions: mismatch ? result.rows : 0, bytesScanned: 0,
+        };
       },
       [S.summarize]: async (input: NonNullable<typeof summarizeInput>) => {
         summarizeInput = input;
@@ -218,7 +243,10 @@ describe('export workflow, run locally', () => {
     const { handlers, calls, summarizeInput } = stubs();
     const { output, failed } = await run(handlers);
     expect(failed).toBe(false);
-    expect(calls).toEqual({ [S.plan]: 1, [`${S.exportPage}:orders`]: 3, [`${S.exportPage}:customers`]: 1, [`${S.commit}:orders`]: 1, [`${S.commit}:customers`]: 1 });
+    expect(calls).toEqual({
+      [S.plan]: 1, [`${S.exportPage}:orders`]: 3, [`${S.exportPage}:customers`]: 1, [`${S.commit}:orders`]: 1, [`${S.commit}:customers`]: 1,
+      [`${S.validate}:orders`]: 1, [`${S.validate}:customers`]: 1,
+    });
     expect(summarizeInput()?.runId).toBe('run-1');
     expect(summarizeInput()?.results.map((r) => [r.table, r.status, r.rows])).toEqual([['orders', 'succeeded', 3], ['customers', 'succeeded', 1]]);
     // tables Plan could not start reach Summarize too (they count as failures or skips there)
@@ -276,9 +304,12 @@ describe('export workflow, run locally', () => {
       [S.commit]: async (t: ReturnType<typeof task>) => ({
         table: t.table, status: 'succeeded', rows: t.rows, files: t.files, bytes: t.bytes, windowFrom: t.window.from, windowTo: t.window.to, watermark: t.window.to, nullCursorRows: 0,
       }),
-      [S.summarize]: async (input: { runId: string; results: Array<{ table: string; rows: number; files: number; bytes: number }> }) => ({
+      [S.validate]: async (r: { rows: number }) => ({
+        status: 'ok', runId: '20250301T020000Z-0a1b2c3d', partitions: 31, expectedRows: r.rows, seenRows: r.rows, mismatchedPartitions: 0, duplicateVersions: 0, bytesScanned: 123_456_789_012,
+      }),
+      [S.summarize]: async (input: { runId: string; results: Array<{ table: string; rows: number; files: number; bytes: number; validation: unknown }> }) => ({
         runId: input.runId, succeeded: input.results.length, failed: 0, durationSeconds: 1234,
-        tables: input.results.map((r) => ({ table: r.table, status: 'succeeded', rows: r.rows, files: r.files, bytes: r.bytes, nullCursorRows: 0, stalenessSeconds: 1200 })),
+        tables: input.results.map((r) => ({ table: r.table, status: 'succeeded', rows: r.rows, files: r.files, bytes: r.bytes, nullCursorRows: 0, stalenessSeconds: 1200, validation: (r.validation as { status: string }).status })),
         stalenessSeconds: Object.fromEntries(input.results.map((r) => [r.table, 1200])),
       }),
     };
@@ -295,6 +326,38 @@ describe('export workflow, run locally', () => {
     await execution.result;
     // A plan of 300 tasks is ~150 KB; the results replace it instead of joining it.
     expect(largest.bytes, largest.state).toBeLessThan(0.75 * 256 * 1024);
+  });
+
+  it('hands a validation mismatch to Summarize beside the table\'s commit result; the run still succeeds', async () => {
+    const { handlers, summarizeInput } = stubs({ mismatchOf: 'orders' });
+    const { output, failed } = await run(handlers);
+    expect(failed).toBe(false);
+    expect(summarizeInput()?.results).toEqual([
+      expect.objectContaining({ table: 'orders', status: 'succeeded', rows: 3, validation: expect.objectContaining({ status: 'mismatch', expectedRows: 3, seenRows: 6 }) }),
+      expect.objectContaining({ table: 'customers', status: 'succeeded', validation: expect.objectContaining({ status: 'ok' }) }),
+    ]);
+    expect(output).toMatchObject({ summary: { failed: 0 } });
+  });
+
+  it('retries a throttled validation, then carries on with its answer', async () => {
+    const { handlers, calls, summarizeInput } = stubs({ throttleValidationOf: { table: 'customers', times: 2 } });
+    const { output, events } = await run(handlers);
+    expect(calls[`${S.validate}:customers`]).toBe(3);
+    expect(events.filter((event) => event.type === 'StateRetried')).toHaveLength(2);
+    expect(summarizeInput()?.results[1]).toMatchObject({ table: 'customers', validation: { status: 'ok' } });
+    expect(output).toMatchObject({ summary: { failed: 0 } });
+  });
+
+  it('records a validation that never got through as skipped (its error\'s name only) and does not fail the export', async () => {
+    const { handlers, calls, summarizeInput } = stubs({ throttleValidationOf: { table: 'customers', times: 100 } });
+    const { output, failed } = await run(handlers);
+    expect(failed).toBe(false);
+    expect(calls[`${S.validate}:customers`]).toBe(1 + 6); // the first attempt and ThrottlingError's six retries
+    expect(summarizeInput()?.results).toEqual([
+      expect.objectContaining({ table: 'orders', status: 'succeeded', validation: expect.objectContaining({ status: 'ok' }) }),
+      { table: 'customers', status: 'succeeded', rows: 1, files: 1, bytes: 1, windowFrom: null, windowTo: 'x', watermark: 'x', validation: { status: 'skipped', error: 'ThrottlingError' } },
+    ]);
+    expect(output).toMatchObject({ summary: { failed: 0 } });
   });
 
   it('retries a ThrottlingError and carries on', async () => {

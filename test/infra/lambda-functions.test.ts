@@ -8,6 +8,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../lambdas/core/config.ts';
+import { VALIDATE_QUERY_TIMEOUT_MILLIS } from '../../lambdas/core/workflow-io.ts';
 import { LAKE_CONFIG_FILE, LAMBDA_ENVIRONMENT_LIMIT_BYTES, PROJECT_ROOT } from '../../lib/index.ts';
 import { buildStack, fixtureConfig, FIXTURE_CONFIG_YAML, logicalIdOf, resourcesOfType, type BuiltStack } from './stack.ts';
 
@@ -39,7 +40,7 @@ const ENV_KEYS = [
   'POWERTOOLS_SERVICE_NAME',
 ];
 
-type Step = 'Plan' | 'Export' | 'Commit' | 'Summarize';
+type Step = 'Plan' | 'Export' | 'Commit' | 'Summarize' | 'Validate';
 let built: BuiltStack;
 let fns: Record<Step, FunctionProps>;
 
@@ -47,7 +48,7 @@ function functionsOf(stack: BuiltStack): Record<Step, FunctionProps> {
   const all = resourcesOfType<FunctionProps>(stack.template, 'AWS::Lambda::Function');
   const byName = stack.stack.functions.functions;
   const pick = (name: string) => all[logicalIdOf(stack.stack, byName[name])].Properties;
-  return { Plan: pick('Plan'), Export: pick('Export'), Commit: pick('Commit'), Summarize: pick('Summarize') };
+  return { Plan: pick('Plan'), Export: pick('Export'), Commit: pick('Commit'), Summarize: pick('Summarize'), Validate: pick('Validate') };
 }
 
 /** The directory the function's code asset was bundled into. */
@@ -66,10 +67,26 @@ beforeAll(() => {
 }, 180_000);
 
 describe('workflow functions', () => {
-  it('are exactly the four steps', () => {
-    expect(Object.keys(built.stack.functions.functions).sort()).toEqual(['Commit', 'Export', 'Plan', 'Summarize']);
-    built.template.resourceCountIs('AWS::Lambda::Function', 4);
+  it('are exactly the five steps', () => {
+    expect(Object.keys(built.stack.functions.functions).sort()).toEqual(['Commit', 'Export', 'Plan', 'Summarize', 'Validate']);
+    built.template.resourceCountIs('AWS::Lambda::Function', 5);
   });
+
+  it('tell only Validate which Athena workgroup to query in, and give it 15 minutes (two queries of at most 6)', () => {
+    const withWorkGroup = Object.entries(fns).filter(([, fn]) => fn.Environment.Variables.ATHENA_WORK_GROUP !== undefined);
+    expect(withWorkGroup.map(([step]) => step)).toEqual(['Validate']);
+    expect(withWorkGroup[0][1].Environment.Variables.ATHENA_WORK_GROUP).toBe(built.stack.queryWorkgroup.workGroupName);
+    expect(withWorkGroup[0][1].Environment.Variables.GLUE_DATABASE).toBe('sales_lake');
+    expect(withWorkGroup[0][1].Timeout).toBe(900);
+    expect(2 * VALIDATE_QUERY_TIMEOUT_MILLIS).toBeLessThan(900_000 - 60_000);
+  });
+
+  it('have no Validate function when validation.enabled is false', () => {
+    const off = buildStack({ config: fixtureConfig(FIXTURE_CONFIG_YAML.replace('tables:', 'validation: { enabled: false }\ntables:')) });
+    expect(Object.keys(off.stack.functions.functions).sort()).toEqual(['Commit', 'Export', 'Plan', 'Summarize']);
+    // The workgroup stays: it is the lake's guard-railed place for anyone's queries.
+    off.template.resourceCountIs('AWS::Athena::WorkGroup', 1);
+  }, 180_000);
 
   it('run Node.js 24 on arm64 with active tracing and no reserved concurrency', () => {
     for (const fn of Object.values(fns)) {
@@ -81,7 +98,8 @@ describe('workflow functions', () => {
     }
   });
 
-  it('give Export 3,008 MB (the most a new account may configure) and 15 minutes, the others 1024 MB and 5 minutes', () => {
+  it('give Export 3,008 MB (the most a new account may configure) and 15 minutes, Validate 15 minutes, the others 1024 MB and 5 minutes', () => {
+    expect([fns.Validate.MemorySize, fns.Validate.Timeout]).toEqual([1024, 900]);
     expect([fns.Export.MemorySize, fns.Export.Timeout]).toEqual([3008, 900]);
     for (const fn of [fns.Plan, fns.Commit, fns.Summarize]) expect([fn.MemorySize, fn.Timeout]).toEqual([1024, 300]);
   });
@@ -102,12 +120,13 @@ describe('workflow functions', () => {
       });
     }
     expect(fns.Summarize.VpcConfig).toBeUndefined();
+    expect(fns.Validate.VpcConfig).toBeUndefined();
   });
 
   it('share one environment: lake location, the secret ARN (never its value), where the config is', () => {
-    for (const fn of Object.values(fns)) {
+    for (const [step, fn] of Object.entries(fns)) {
       const env = fn.Environment.Variables;
-      expect(Object.keys(env).sort()).toEqual(ENV_KEYS);
+      expect(Object.keys(env).sort()).toEqual(step === 'Validate' ? ['ATHENA_WORK_GROUP', ...ENV_KEYS] : ENV_KEYS);
       expect(env.LAKE_BUCKET).toEqual({ Ref: logicalIdOf(built.stack, built.stack.lake.bucket) });
       expect(env.LAKE_PREFIX).toBe('lake/raw');
       expect(env.GLUE_DATABASE).toBe('sales_lake');
@@ -206,7 +225,7 @@ describe('a stack of 300 tables', () => {
       const shipped = validateConfig(JSON.parse(readFileSync(join(assetDir(big, fn), LAKE_CONFIG_FILE), 'utf8')));
       expect(shipped.tables).toHaveLength(300);
     }
-    big.template.resourceCountIs('AWS::CloudWatch::Alarm', 300 + 3 + 1 + 4 + 1);
+    big.template.resourceCountIs('AWS::CloudWatch::Alarm', 300 + 3 + 1 + 4 + 1 + 1);
     // CloudFormation takes 500 resources per stack.
     expect(Object.keys(big.template.toJSON().Resources as object).length).toBeLessThan(500);
   });

@@ -1,5 +1,6 @@
 // Every identity gets only what its step needs: S3 under the lake prefix, Glue on the configured
-// tables (Commit only), the database secret (connecting functions only), and no wildcard action.
+// tables (Commit only), the database secret (connecting functions only), Athena in the stack's
+// workgroup only (Validate, which only reads the lake), and no wildcard action.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { asArray, buildStack, FIXTURE_DATABASE, FIXTURE_LAKE_TABLES, FIXTURE_PREFIX, logicalIdOf, resourcesOfType, type BuiltStack, type PolicyDocumentJson, type PolicyStatementJson } from './stack.ts';
 
@@ -24,10 +25,11 @@ beforeAll(() => {
     exportRole: role(fns.Export),
     commitRole: role(fns.Commit),
     summarizeRole: role(fns.Summarize),
+    validateRole: role(fns.Validate),
     stateMachineRole: logicalIdOf(stack, stack.workflow.stateMachine.role as unknown as { node: { defaultChild?: unknown } }),
     scheduleRole: logicalIdOf(stack, stack.schedule.role),
   };
-  for (const name of ['Plan', 'Export', 'Commit', 'Summarize'] as const) ids[`${name}Function`] = logicalIdOf(stack, fns[name]);
+  for (const name of ['Plan', 'Export', 'Commit', 'Summarize', 'Validate'] as const) ids[`${name}Function`] = logicalIdOf(stack, fns[name]);
 }, 180_000);
 
 /** Allow statements of every identity policy attached to the role. */
@@ -40,6 +42,8 @@ function statementsOf(roleId: string): PolicyStatementJson[] {
     ...inline.flatMap((p) => p.PolicyDocument.Statement),
   ].filter((s) => s.Effect === 'Allow');
 }
+
+const byJson = (a: unknown, b: unknown) => JSON.stringify(a).localeCompare(JSON.stringify(b));
 
 function actionsOf(roleId: string, service: string): string[] {
   return statementsOf(roleId).flatMap((s) => asArray(s.Action)).filter((a) => a.startsWith(`${service}:`)).sort();
@@ -141,6 +145,36 @@ describe('least privilege', () => {
     for (const role of [ids.exportRole, ids.summarizeRole, ids.stateMachineRole, ids.scheduleRole]) expect(actionsOf(role, 'glue')).toEqual([]);
   });
 
+  it('validate runs Athena queries in the stack\'s workgroup only, reads the Glue tables, reads the lake and writes only query results', () => {
+    const workGroupArn = `arn:aws:athena:eu-west-1:123456789012:workgroup/${built.stack.queryWorkgroup.workGroupName}`;
+    const glue = (resource: string) => `arn:aws:glue:eu-west-1:123456789012:${resource}`;
+    const objects = (scope: string) => ({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [ids.bucket, 'Arn'] }, `/${scope}/*`]] });
+    const granted = statementsOf(ids.validateRole)
+      .filter((s) => asArray(s.Action).some((a) => /^(athena|glue|s3):/.test(a)))
+      .map((s) => ({ actions: asArray(s.Action).sort(), resources: asArray(s.Resource).sort(byJson), condition: s.Condition }));
+    expect(granted).toEqual([
+      { actions: ['s3:GetObject'], resources: [objects(FIXTURE_PREFIX)], condition: undefined },
+      { actions: ['s3:ListBucket'], resources: [{ 'Fn::GetAtt': [ids.bucket, 'Arn'] }], condition: { StringLike: { 's3:prefix': [`${FIXTURE_PREFIX}/*`] } } },
+      {
+        actions: ['glue:GetDatabase', 'glue:GetPartitions', 'glue:GetTable'],
+        resources: [glue('catalog'), glue(`database/${FIXTURE_DATABASE}`), ...FIXTURE_LAKE_TABLES.flatMap((t) => [t, `${t}_current`].map((n) => glue(`table/${FIXTURE_DATABASE}/${n}`)))].sort(byJson),
+        condition: undefined,
+      },
+      { actions: ['athena:GetQueryExecution', 'athena:GetQueryResults', 'athena:StartQueryExecution', 'athena:StopQueryExecution'], resources: [workGroupArn], condition: undefined },
+      { actions: ['s3:AbortMultipartUpload', 's3:GetObject', 's3:PutObject'], resources: [objects(`${FIXTURE_PREFIX}/_query-results`)], condition: undefined },
+      { actions: ['s3:GetBucketLocation'], resources: [{ 'Fn::GetAtt': [ids.bucket, 'Arn'] }], condition: undefined },
+    ]);
+    expect(actionsOf(ids.validateRole, 'secretsmanager')).toEqual([]);
+    // Only Validate queries Athena.
+    for (const role of [ids.planRole, ids.exportRole, ids.commitRole, ids.summarizeRole, ids.stateMachineRole, ids.scheduleRole]) expect(actionsOf(role, 'athena')).toEqual([]);
+  });
+
+  it('validate runs outside the database VPC (it never connects to Postgres)', () => {
+    const fn = resourcesOfType<{ VpcConfig?: unknown }>(built.template, 'AWS::Lambda::Function')[ids.ValidateFunction];
+    expect(fn.Properties.VpcConfig).toBeUndefined();
+    expect(actionsOf(ids.validateRole, 'ec2')).toEqual([]);
+  });
+
   it('only the functions that connect may read the database secret, and only that secret', () => {
     for (const role of [ids.planRole, ids.exportRole, ids.commitRole]) {
       expect(actionsOf(role, 'secretsmanager')).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
@@ -150,7 +184,7 @@ describe('least privilege', () => {
   });
 
   it('functions write logs only to their own log group', () => {
-    for (const role of [ids.planRole, ids.exportRole, ids.commitRole, ids.summarizeRole]) {
+    for (const role of [ids.planRole, ids.exportRole, ids.commitRole, ids.summarizeRole, ids.validateRole]) {
       const statements = statementsFor(role, 'logs');
       expect(statements).toHaveLength(1);
       expect(asArray(statements[0].Action).sort()).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
@@ -158,11 +192,11 @@ describe('least privilege', () => {
     }
   });
 
-  it('the state machine may invoke exactly the four functions', () => {
+  it('the state machine may invoke exactly the five functions', () => {
     const invoke = statementsFor(ids.stateMachineRole, 'lambda');
     expect(invoke.flatMap((s) => asArray(s.Action))).toEqual(['lambda:InvokeFunction']);
     const targets = new Set(JSON.stringify(invoke.flatMap((s) => asArray(s.Resource))).match(/Functions\w+Function\w+/g));
-    expect([...targets].sort()).toEqual([ids.CommitFunction, ids.ExportFunction, ids.PlanFunction, ids.SummarizeFunction].sort());
+    expect([...targets].sort()).toEqual([ids.CommitFunction, ids.ExportFunction, ids.PlanFunction, ids.SummarizeFunction, ids.ValidateFunction].sort());
   });
 
   it('the scheduler may only start this state machine and write to its dead-letter queue', () => {

@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
 import { TableState } from '../../lambdas/core/state.ts';
 import { runMetrics, summarizeRun, type RunMetric } from '../../lambdas/core/workflow-io.ts';
-import { ExportAlarms, ExportSchedule, PgLakeExportStack } from '../../lib/index.ts';
+import { ExportAlarms, ExportSchedule, PgLakeExportStack, VALIDATION_MISMATCH_METRIC, VALIDATION_SKIPPED_METRIC } from '../../lib/index.ts';
 import { buildStack, ENV, fixtureConfig, FIXTURE_CONFIG_YAML, FIXTURE_LAKE_TABLES, FIXTURE_PREFIX, logicalIdOf, resourcesOfType, type BuiltStack } from './stack.ts';
 
 interface AlarmProps {
@@ -200,8 +200,42 @@ describe('export alarms', () => {
     ]);
   });
 
+  it('fire when a run\'s validation found a mismatch in any table (ValidationMismatch ≥ 1, the metric Summarize emits per run)', () => {
+    expect(alarmsOn(VALIDATION_MISMATCH_METRIC)).toEqual([
+      expect.objectContaining({
+        Namespace: 'PgLakeExport',
+        // Exactly the dimension set Powertools gives a run metric: its `service` default only.
+        Dimensions: [{ Name: 'service', Value: 'pg-lake-export' }],
+        Statistic: 'Sum',
+        Period: 300,
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        EvaluationPeriods: 1,
+        TreatMissingData: 'notBreaching',
+      }),
+    ]);
+    const summary = {
+      runId: 'r', succeeded: 2, failed: 0, durationSeconds: 1, stalenessSeconds: {}, validation: { mismatched: 1, skipped: 1 },
+      tables: [],
+    };
+    // A per-run metric (no table): what the alarm watches, under the name it watches.
+    expect(runMetrics(summary).filter((m) => m.name.startsWith('Validation'))).toEqual([
+      { name: VALIDATION_MISMATCH_METRIC, unit: 'Count', value: 1 },
+      { name: VALIDATION_SKIPPED_METRIC, unit: 'Count', value: 1 },
+    ]);
+    // No alarm on the Validate function's errors: they are retried, then recorded as ValidationSkipped.
+    expect(alarms.filter((a) => a.Namespace === 'AWS/Lambda')).toHaveLength(4);
+  });
+
+  it('have no ValidationMismatch alarm when validation is off', () => {
+    const stack = new Stack(new App(), 'NoValidation');
+    const stateMachine = sfn.StateMachine.fromStateMachineName(stack, 'Machine', 'm');
+    new ExportAlarms(stack, 'Alarms', { stateMachine, functions: {}, lakeTables: ['orders'] });
+    expect(Object.values(Template.fromStack(stack).findResources('AWS::CloudWatch::Alarm')).map((a) => (a as { Properties: { MetricName?: string } }).Properties.MetricName)).not.toContain(VALIDATION_MISMATCH_METRIC);
+  });
+
   it('have no alarm beyond those failure modes', () => {
-    expect(alarms).toHaveLength(3 + 1 + FIXTURE_LAKE_TABLES.length + 4 + 1);
+    expect(alarms).toHaveLength(3 + 1 + FIXTURE_LAKE_TABLES.length + 4 + 1 + 1);
   });
 
   it('come with a dashboard', () => {
