@@ -12,6 +12,19 @@ describe('config validation', () => {
       memoryMb: 3008, workflowTimeoutHours: 6, planTimeoutSeconds: 300, commitTimeoutSeconds: 300,
     });
     expect(config.tables[0]).toEqual({ name: 'public.orders', cursor: 'updated_at', cursorTimeZone: 'UTC', mode: 'incremental', columns: { exclude: [], hash: [] } });
+    expect(config.validation).toEqual({ enabled: true, bytesScannedLimitMb: 10_240 });
+  });
+
+  it('bounds validation.bytesScannedLimitMb by Athena\'s 10 MB minimum and 1 TiB, whole MiB', () => {
+    const at = (value: string) => () => parseConfig(`validation: { bytesScannedLimitMb: ${value} }\ntables:\n  - name: public.orders\n`, 'v.yaml');
+    expect(at('10')().validation).toEqual({ enabled: true, bytesScannedLimitMb: 10 });
+    expect(at('1048576')().validation.bytesScannedLimitMb).toBe(1_048_576);
+    expect(at('9')).toThrow('v.yaml: validation.bytesScannedLimitMb: Too small: expected number to be >=10');
+    expect(at('1048577')).toThrow('v.yaml: validation.bytesScannedLimitMb: Too big: expected number to be <=1048576');
+    expect(at('10.5')).toThrow('v.yaml: validation.bytesScannedLimitMb: Invalid input: expected int, received number');
+    expect(() => parseConfig('validation: { enabled: "yes", cutoff: 1 }\ntables:\n  - name: public.orders\n', 'v.yaml')).toThrow(
+      'v.yaml: validation.enabled: Invalid input: expected boolean, received string; validation: Unrecognized key: "cutoff"',
+    );
   });
 
   it('reports every problem at once, each with its key path', () => {
