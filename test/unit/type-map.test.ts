@@ -39,6 +39,8 @@ describe('type map', () => {
     expect(planColumn('t', column('numeric', { typmod: typmod(38, -1) }), options).glueType).toBe('string');
     const deep = planColumn('public.t', column('numeric', { typmod: typmod(5, 40) }), options);
     expect([deep.glueType, deep.select, deep.warning]).toEqual(['string', '"c"::text', 'public.t.c: numeric(5,40) needs more than 38 digits as a decimal; exported as its exact text form']);
+    // an array's typmod is its element's: numeric(2,5)[] → array<decimal(5,5)>
+    expect(planColumn('t', column('_numeric', { typmod: typmod(2, 5), elementTypeName: 'numeric', elementTypeKind: 'b' }), options).glueType).toBe('array<decimal(5,5)>');
     expect(decimalOf(10, -28)).toEqual({ kind: 'decimal', precision: 38, scale: 0 });
     expect(decimalOf(10, -29)).toBeNull();
   });
