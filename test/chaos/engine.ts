@@ -61,7 +61,11 @@ interface RunRecord {
   faults: string[];
   dropped: number;
   stderrTail: string;
+  /** Killed by the harness after RUN_TIMEOUT_MS. */
+  hung?: boolean;
 }
+
+const RUN_TIMEOUT_MS = 180_000;
 
 export interface ScheduleResult {
   readonly violations: Violation[];
@@ -156,6 +160,11 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    // A run that never ends is a finding too (and must not stall the session).
+    const hangTimer = setTimeout(() => {
+      record.hung = true;
+      child.kill('SIGKILL');
+    }, RUN_TIMEOUT_MS);
     let dropTimer: NodeJS.Timeout | undefined;
     if (step.faults.dropConnectionsAfterMs !== undefined) {
       dropTimer = setTimeout(() => {
@@ -168,11 +177,12 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
     const done = new Promise<void>((resolve) => {
       child.on('close', (code, signal) => {
         clearTimeout(dropTimer);
+        clearTimeout(hangTimer);
         record.endUs = nowUs() + 1000n;
         record.faults.push(...stderr.split('\n').filter((l) => l.startsWith('FAULT ') && !l.startsWith('FAULT drop 0 ')).map((l) => l.slice(6)));
         const line = stdout.split('\n').find((l) => l.startsWith('OUTCOME '));
         record.outcome = line ? (JSON.parse(line.slice(8)) as RunRecord['outcome']) : null;
-        record.exit = signal === 'SIGKILL' ? 'killed' : code === 0 && record.outcome ? 'done' : 'crashed';
+        record.exit = record.hung ? 'crashed' : signal === 'SIGKILL' ? 'killed' : code === 0 && record.outcome ? 'done' : 'crashed';
         if (!stderr.includes('LOADED')) unloadable = `the exporter did not load (exit ${code ?? signal}): ${stderr.trim().split('\n').slice(0, 6).join(' | ')}`;
         record.stderrTail = stderr.split('\n').filter((l) => l && l !== 'LOADED' && !l.startsWith('FAULT ')).slice(-8).join('\n');
         inFlight.delete(record);
@@ -339,7 +349,8 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
       // By design, not a stall: a window re-run before any export; a first export waiting for a prepared transaction.
       const reason = table?.error ?? r.outcome?.error ?? '';
       const excused = r.faults.length > 0 || r.overlapped || /has never been exported|skipped, prepared transaction/.test(reason);
-      if (r.exit === 'crashed') violations.push({ check: 'f', message: `run ${r.name} (${r.runId}): the child process crashed instead of reporting an outcome: ${r.stderrTail}` });
+      if (r.hung) violations.push({ check: 'f', message: `run ${r.name} (${r.runId}) did not end within ${RUN_TIMEOUT_MS / 1000} s (killed by the harness): ${r.stderrTail}` });
+      else if (r.exit === 'crashed') violations.push({ check: 'f', message: `run ${r.name} (${r.runId}): the child process crashed instead of reporting an outcome: ${r.stderrTail}` });
       else if (!ok && (!excused || r === final)) violations.push({ check: 'f', message: `run ${r.name} (${r.runId}) had no fault and no run beside it but did not succeed: ${describeRun(r).trim()}` });
     }
     await checkpoint('final');
