@@ -1,10 +1,11 @@
 // End to end: the state machine that `cdk synth` emits, run by aws-local-stepfunctions with the
 // real handlers, against embedded PostgreSQL and an S3 API server on loopback. After each
-// execution the lake is mirrored from S3 to a directory and checked with DuckDB.
+// execution the lake is mirrored from S3 to a directory and checked with DuckDB. Validate Table
+// runs its real handler with DuckDB in Athena's place; Summarize's EMF output is read back.
 import { startFauxqs, type FauxqsServer } from 'fauxqs';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { synthesizeDefinition, runWorkflowLocally, type LocalRunEnvironment } from '../../bin/local/workflow-runner.ts';
 import type { StateMachineDefinition } from '../../bin/local/state-machine-definition.ts';
 import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
@@ -34,6 +35,36 @@ async function mirror(): Promise<TestLake> {
     writeFileSync(file, (await store.get(key))!.body);
   }
   return lake;
+}
+
+/** Every EMF record the handlers printed (Powertools Metrics writes one JSON line per flush). */
+const emitted: Array<Record<string, unknown>> = [];
+
+/** The per-run metrics (dimension `service` only) of the last Summarize, by name. */
+function lastRunMetrics(): Record<string, unknown> {
+  type Emf = { _aws: { CloudWatchMetrics: Array<{ Dimensions: string[][] }> } };
+  const runLevel = emitted.filter((record) => (record as Emf)._aws.CloudWatchMetrics[0].Dimensions[0].join() === 'service');
+  return runLevel.at(-1) ?? {};
+}
+
+type ValidationCounts = { status: string; runId?: string; partitions?: number; expectedRows?: number; seenRows?: number; mismatchedPartitions?: number; duplicateVersions?: number; error?: string };
+type RunOutput = {
+  plan: { tables: Array<{ table: string; status: string; validation?: ValidationCounts }> };
+  summary: { failed: number; tables: Array<{ table: string; rows: number; validation?: string }>; validation: { mismatched: number; skipped: number } | null };
+};
+
+/** Each committed table's validation, by table. */
+function validations(output: unknown): Record<string, ValidationCounts | undefined> {
+  return Object.fromEntries((output as RunOutput).plan.tables.filter((t) => t.status === 'succeeded').map((t) => [t.table, t.validation]));
+}
+
+/** Every committed table validated ok, in the results, the summary and the metrics. */
+function expectValidatedClean(label: string, output: unknown, tables: string[]) {
+  const found = validations(output);
+  expect(Object.keys(found).sort(), label).toEqual([...tables].sort());
+  for (const table of tables) expect(found[table], `${label}: ${table}`).toMatchObject({ status: 'ok', mismatchedPartitions: 0, duplicateVersions: 0 });
+  expect((output as RunOutput).summary.validation, label).toEqual({ mismatched: 0, skipped: 0 });
+  expect(lastRunMetrics(), label).toMatchObject({ ValidationMismatch: 0, ValidationSkipped: 0 });
 }
 
 async function execute(input: unknown) {
@@ -79,6 +110,15 @@ beforeAll(async () => {
   store = new S3Store(createS3Client(), BUCKET);
   env = { config, databaseUrl: db.url, lake: BUCKET };
   definition = synthesizeDefinition(config);
+  // Summarize's metrics as deployed (EMF on stdout), kept out of the test output.
+  process.env.POWERTOOLS_METRICS_DISABLED = 'false';
+  const write = process.stdout.write.bind(process.stdout) as (chunk: string | Uint8Array, ...rest: unknown[]) => boolean;
+  vi.spyOn(process.stdout, 'write').mockImplementation(((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+    if (!text.startsWith('{"_aws"')) return write(chunk, ...rest);
+    for (const line of text.split('\n').filter(Boolean)) emitted.push(JSON.parse(line) as Record<string, unknown>);
+    return true;
+  }) as typeof process.stdout.write);
 });
 
 afterAll(async () => {
@@ -98,6 +138,15 @@ describe('the synthesized workflow, run locally', () => {
     const summary = (run.output as { summary: { succeeded: number; failed: number; tables: { table: string; rows: number }[] } }).summary;
     expect(summary.failed).toBe(0);
     expect(Object.fromEntries(summary.tables.map((t) => [t.table, t.rows]))).toEqual({ orders: 1800, customers: 700, order_items: 900, fragile: 50 });
+    // Validate Table after each commit, against DuckDB over the table's files: every row counted once.
+    expect(run.tasks.filter((t) => t === 'Validate Table')).toHaveLength(4);
+    expectValidatedClean('scheduled', run.output, ALL);
+    expect(validations(run.output)).toMatchObject({
+      orders: { partitions: 4, expectedRows: 1800, seenRows: 1800 },
+      customers: { partitions: 2, expectedRows: 700, seenRows: 700 },
+      order_items: { partitions: 1, expectedRows: 900, seenRows: 900 },
+      fragile: { partitions: 1, expectedRows: 50, seenRows: 50 },
+    });
     await checkAll('scheduled', ALL);
   });
 
@@ -108,7 +157,8 @@ describe('the synthesized workflow, run locally', () => {
     const run = await execute({ tables: ['public.orders'] });
     expect(run.status).toBe('SUCCEEDED');
     const summary = (run.output as { summary: { tables: { table: string; rows: number }[]; stalenessSeconds: Record<string, number | null> } }).summary;
-    expect(summary.tables).toEqual([expect.objectContaining({ table: 'orders', rows: 10 })]);
+    expect(summary.tables).toEqual([expect.objectContaining({ table: 'orders', rows: 10, validation: 'ok' })]);
+    expectValidatedClean('tables re-run', run.output, ['orders']);
     expect(await new TableState(store, 'raw', 'customers').watermark()).toEqual(customersBefore);
     // Staleness (seconds since each table's last commit) is measured for every configured table,
     // also those this run left alone, so a Stale alarm's dashboard never goes blank.
@@ -132,12 +182,15 @@ describe('the synthesized workflow, run locally', () => {
     const filesAfter = (await state.manifests()).flatMap((m: RunManifest) => m.pages.flatMap((p) => p.files.map((f) => f.key)));
     expect(filesAfter.some((k) => k.includes(after.runId))).toBe(true);
     expect(filesAfter).not.toEqual(filesBefore);
+    expectValidatedClean('window re-run', run.output, ['orders']);
+    expect(validations(run.output).orders?.runId).toBe(after.runId);
     await checkAll('window re-run', ['orders']);
   });
 
   it('{"full": true} re-exports everything, replacing all files', async () => {
     const run = await execute({ full: true });
     expect(run.status).toBe('SUCCEEDED');
+    expectValidatedClean('full re-run', run.output, ALL);
     const lake = await mirror();
     for (const table of ALL) {
       // Every file is the full run's; rows Postgres holds were exported by it, and versions it
@@ -164,6 +217,31 @@ describe('the synthesized workflow, run locally', () => {
     expect(await new TableState(store, 'raw', 'fragile').watermark()).toEqual(fragileBefore);
     expect(await store.list('raw/_state/fragile/pending/')).toEqual([]);
     await checkAll('one table failed', ['orders', 'customers', 'order_items']);
+  });
+
+  it('a published file copied under a second name: the next run\'s Validate Table reports it, in the summary and the ValidationMismatch metric', async () => {
+    await db.query(`UPDATE fragile SET amount = 7, updated_at = clock_timestamp() WHERE id = 7`);
+    // The run customers' next validation checks: nothing new there, so the last one that published files.
+    const state = new TableState(store, 'raw', 'customers');
+    const published = (await state.manifests()).filter((m) => m.pages.some((p) => p.files.length > 0)).sort((a, b) => a.committedAt.localeCompare(b.committedAt)).at(-1)!;
+    const file = published.pages.flatMap((p) => p.files)[0];
+    const copy = file.key.replace(/[^/]+\.parquet$/, 'copied-by-hand.parquet');
+    expect(copy).not.toBe(file.key);
+    expect(await store.put(copy, (await store.get(file.key))!.body)).toBe(true);
+
+    const run = await execute({});
+    expect(run.status).toBe('SUCCEEDED'); // a mismatch is reported, not an export failure
+    const found = validations(run.output);
+    expect(found.customers).toEqual({
+      status: 'mismatch', runId: published.runId, partitions: expect.any(Number), expectedRows: 700, seenRows: 700 + file.rows,
+      mismatchedPartitions: 1, duplicateVersions: file.rows, bytesScanned: 0,
+    });
+    for (const table of ['orders', 'order_items', 'fragile']) expect(found[table], table).toMatchObject({ status: 'ok' });
+    const summary = (run.output as RunOutput).summary;
+    expect(summary.tables.find((t) => t.table === 'customers')?.validation).toBe('mismatch');
+    expect(summary.validation).toEqual({ mismatched: 1, skipped: 0 });
+    expect(lastRunMetrics()).toMatchObject({ service: 'pg-lake-export', ValidationMismatch: 1, ValidationSkipped: 0 });
+    await store.delete([copy]);
   });
 
   it('rejects a malformed console input with a message naming the key', async () => {
