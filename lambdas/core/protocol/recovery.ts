@@ -31,6 +31,9 @@ async function removeRun(deps: LakeDeps, state: TableState, runId: string): Prom
   await deps.store.delete(await deps.store.list(state.pendingPrefix(runId)));
 }
 
+/** Moves at once while publishing: an S3 move is a copy and a delete of ~20–50 ms each, and a prefix takes thousands of requests a second. */
+const PUBLISH_CONCURRENCY = 32;
+
 /** Move a run's staged files to their data keys (bounded parallelism; repeatable). */
 export async function publish(deps: LakeDeps, state: TableState, runId: string, pages: readonly PageEntry[]): Promise<void> {
   const files = pages.flatMap((p) => p.files.map((f) => f.key));
@@ -41,7 +44,7 @@ export async function publish(deps: LakeDeps, state: TableState, runId: string, 
       await deps.store.move(state.stagedKey(runId, key), key);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(8, files.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(PUBLISH_CONCURRENCY, files.length) }, worker));
 }
 
 
