@@ -51,6 +51,13 @@ export const TRANSIENT_LAMBDA_ERRORS: readonly string[] = [
 export const THROTTLING_ERROR = 'ThrottlingError';
 
 /**
+ * Attempts after the first that Validate Table gives a ThrottlingError (5, 10, 20 s apart, full
+ * jitter), fewer than the export's steps: it holds one of the Map's slots while it waits, and with
+ * Athena down for every table, six attempts each would hold up the whole run for hours.
+ */
+export const VALIDATE_THROTTLING_ATTEMPTS = 3;
+
+/**
  * An invocation that ended without an answer from our code: the task outlived its TimeoutSeconds
  * (`States.Timeout`), the function hit its own timeout (`Sandbox.Timedout`), or it died
  * unhandled — out of memory, timed out, crashed (Step Functions reports `Lambda.Unknown`).
@@ -233,7 +240,7 @@ export class ExportWorkflow extends Construct {
    */
   #validate(fn: lambda.IFunction, fnTimeout: Duration): tasks.LambdaInvoke {
     const S = WORKFLOW_STATES;
-    const validate = this.#invoke(S.validate, fn, fnTimeout, { resultPath: '$.validation' });
+    const validate = this.#invoke(S.validate, fn, fnTimeout, { resultPath: '$.validation', throttlingAttempts: VALIDATE_THROTTLING_ATTEMPTS });
     const recordWarning = new sfn.Pass(this, S.recordValidationWarning, {
       parameters: { status: 'skipped', 'error.$': '$.validation.Error' },
       resultPath: '$.validation',
@@ -243,7 +250,7 @@ export class ExportWorkflow extends Construct {
   }
 
   /** A Lambda task that returns the function's payload, with the retries every step shares. */
-  #invoke(name: string, fn: lambda.IFunction, fnTimeout: Duration, options: { resultPath?: string; payload?: sfn.TaskInput }): tasks.LambdaInvoke {
+  #invoke(name: string, fn: lambda.IFunction, fnTimeout: Duration, options: { resultPath?: string; payload?: sfn.TaskInput; throttlingAttempts?: number }): tasks.LambdaInvoke {
     const task = new tasks.LambdaInvoke(this, name, {
       lambdaFunction: fn,
       payloadResponseOnly: true,
@@ -265,7 +272,7 @@ export class ExportWorkflow extends Construct {
       errors: [THROTTLING_ERROR],
       interval: Duration.seconds(5),
       backoffRate: 2,
-      maxAttempts: 6,
+      maxAttempts: options.throttlingAttempts ?? 6,
       maxDelay: Duration.minutes(2),
       jitterStrategy: sfn.JitterType.FULL,
     });
