@@ -77,11 +77,12 @@ async function insertRows(db: TestDatabase, fuzz: FuzzCase, rows: string[][]): P
 function caseConfig(fuzz: FuzzCase): LakeConfig {
   const table = !fuzz.cursor ? { name: fuzz.configName, mode: 'snapshot' }
     : fuzz.cursor.zone === 'UTC' ? { name: fuzz.configName, cursor: fuzz.cursor.name } : { name: fuzz.configName, cursor: fuzz.cursor.name, cursorTimeZone: fuzz.cursor.zone };
-  return testConfig([table], { export: { pageRows: fuzz.pageRows, safetyLagSeconds: 0, unconstrainedNumericScale: fuzz.unconstrainedScale } });
+  const hash = fuzz.columns.filter((c) => c.hashed).map((c) => c.name);
+  return testConfig([hash.length ? { ...table, columns: { hash } } : table], { export: { pageRows: fuzz.pageRows, safetyLagSeconds: 0, unconstrainedNumericScale: fuzz.unconstrainedScale } });
 }
 
 async function exportOnce(db: TestDatabase, lake: TestLake, fuzz: FuzzCase, request: RunRequest = {}): Promise<RunOutcome> {
-  const deps = exportDeps(db, lake.store, caseConfig(fuzz));
+  const deps = { ...exportDeps(db, lake.store, caseConfig(fuzz)), hashSalt: fuzz.hashSalt };
   try {
     return await runExport(deps, request);
   } finally {
@@ -187,8 +188,11 @@ export async function runCase(seed: number, shrink: ShrinkOptions = {}): Promise
 
     t = Date.now();
     // Postgres's own canonical text of every cell: the truth.
-    const compared = fuzz.columns.map((c) => ({ name: c.name, kind: c.type.kind, array: c.array }) satisfies ReadColumn);
-    const select = compared.map((c, i) => `${c.array ? pgCanonicalArray(c.kind, quoteIdent(c.name)) : pgCanonical(c.kind, quoteIdent(c.name))} AS c${i}`);
+    const compared = fuzz.columns.map((c) => (c.hashed ? { name: c.name, kind: 'text', array: false } : { name: c.name, kind: c.type.kind, array: c.array }) satisfies ReadColumn);
+    // columns.hash: hex SHA-256 of salt ‖ 0x00 ‖ the text form (README, Configuration), computed by Postgres
+    const salt = `convert_to(${`'${fuzz.hashSalt.replaceAll("'", "''")}'`}, 'UTF8') || '\\x00'::bytea`;
+    const select = fuzz.columns.map((c, i) => `${c.hashed ? `encode(sha256(${salt} || convert_to(${quoteIdent(c.name)}::text, 'UTF8')), 'hex')`
+      : c.array ? pgCanonicalArray(c.type.kind, quoteIdent(c.name)) : pgCanonical(c.type.kind, quoteIdent(c.name))} AS c${i}`);
     const where = fuzz.cursor ? ` WHERE ${quoteIdent(fuzz.cursor.name)} IS NOT NULL` : '';
     const truth = (await db.query(`SELECT ${select.join(', ')} FROM ${fuzz.configName}${where}`)).map((row) => compared.map((c, i) => normalizeCell(c.kind, c.array, row[`c${i}`] ?? null)));
     const keyIndexes = fuzz.columns.flatMap((c, i) => (c.role === 'key' ? [i] : []));
@@ -204,7 +208,7 @@ export async function runCase(seed: number, shrink: ShrinkOptions = {}): Promise
       const described = await duckdb<{ column_name: string; column_type: string }>(`DESCRIBE SELECT * FROM read_parquet('${file.replaceAll("'", "''")}', hive_partitioning = false)`);
       const types = new Map(described.map((d) => [d.column_name, d.column_type]));
       for (const c of fuzz.columns) {
-        const want = duckTypeOf(c.type, c.array);
+        const want = c.hashed ? 'VARCHAR' : duckTypeOf(c.type, c.array);
         if (types.get(c.name) !== want) mismatches.push({ reader: 'duckdb', column: c.name, key: `(type, ${c.ddl})`, postgres: want, lake: types.get(c.name) ?? '(missing)' });
       }
     }
