@@ -6,12 +6,14 @@ import { startFauxqs, type FauxqsServer } from 'fauxqs';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { synthesizeDefinition, runWorkflowLocally, type LocalRunEnvironment } from '../../bin/local/workflow-runner.ts';
+import { openLocalEngine, synthesizeDefinition, runWorkflowLocally, type LocalRunEnvironment } from '../../bin/local/workflow-runner.ts';
 import type { StateMachineDefinition } from '../../bin/local/state-machine-definition.ts';
 import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
 import { validateConfig } from '../../lambdas/core/config.ts';
 import { TableState, type RunManifest, type Watermark } from '../../lambdas/core/state.ts';
+import type { QueryEngine } from '../../lambdas/core/ports.ts';
 import { checkLake } from '../faults/lake-checks.ts';
+import { AthenaStandin } from '../support/athena-standin.ts';
 import { createDatabase, createLake, duckdb, parquetGlob, stopPostgres, type TestDatabase, type TestLake } from '../support/local-stack.ts';
 
 const BUCKET = 'e2e-lake';
@@ -20,6 +22,9 @@ let s3: FauxqsServer;
 let store: S3Store;
 let env: LocalRunEnvironment;
 let definition: StateMachineDefinition;
+/** The Athena API on loopback, answering with whatever engine `athenaBackend` is (DuckDB over a copy of a table). */
+let athena: AthenaStandin;
+let athenaBackend: QueryEngine | null = null;
 
 const config = validateConfig({
   export: { pageRows: 500, safetyLagSeconds: 0, maxConcurrency: 2 },
@@ -110,6 +115,19 @@ beforeAll(async () => {
   store = new S3Store(createS3Client(), BUCKET);
   env = { config, databaseUrl: db.url, lake: BUCKET };
   definition = synthesizeDefinition(config);
+  athena = await AthenaStandin.start({
+    engine: {
+      description: 'the engine of the moment',
+      query: async (sql) => {
+        if (!athenaBackend) throw new Error('no Athena backend set');
+        return athenaBackend.query(sql);
+      },
+      close: async () => {},
+    },
+    polls: { queued: 1, running: 1 },
+  });
+  // Read when the deployed Validate handler's Athena client first sends (the SDK's per-service endpoint variable).
+  process.env.AWS_ENDPOINT_URL_ATHENA = athena.endpoint;
   // Summarize's metrics as deployed (EMF on stdout), kept out of the test output.
   process.env.POWERTOOLS_METRICS_DISABLED = 'false';
   const write = process.stdout.write.bind(process.stdout) as (chunk: string | Uint8Array, ...rest: unknown[]) => boolean;
@@ -122,6 +140,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await athena?.stop();
   await s3?.stop();
   await db?.close();
   await stopPostgres();
@@ -241,6 +260,26 @@ describe('the synthesized workflow, run locally', () => {
     expect(summary.tables.find((t) => t.table === 'customers')?.validation).toBe('mismatch');
     expect(summary.validation).toEqual({ mismatched: 1, skipped: 0 });
     expect(lastRunMetrics()).toMatchObject({ service: 'pg-lake-export', ValidationMismatch: 1, ValidationSkipped: 0 });
+
+    // The same handler as deployed (its `handler` export: the Athena adapter, in the workgroup
+    // and database its environment names), through the Athena API stand-in: the same answer.
+    const { handler } = await import('../../lambdas/validate/handler.ts');
+    athenaBackend = await openLocalEngine(env, 'customers');
+    // Set only now: GLUE_DATABASE read at load time would send the local commits to Glue.
+    Object.assign(process.env, { ATHENA_WORK_GROUP: 'PgLakeExport-QueryWorkgroup-0A1B2C3D', GLUE_DATABASE: 'e2e_lake' });
+    try {
+      const customers = (run.output as RunOutput).plan.tables.find((t) => t.table === 'customers')!;
+      const { validation: _, ...commitResult } = customers;
+      expect(await handler(commitResult)).toEqual(found.customers);
+      const starts = athena.calls('StartQueryExecution').map((c) => c.body);
+      expect(starts).toHaveLength(2);
+      for (const start of starts) expect(start).toMatchObject({ WorkGroup: 'PgLakeExport-QueryWorkgroup-0A1B2C3D', QueryExecutionContext: { Database: 'e2e_lake', Catalog: 'AwsDataCatalog' } });
+    } finally {
+      delete process.env.ATHENA_WORK_GROUP;
+      delete process.env.GLUE_DATABASE;
+      await athenaBackend.close();
+      athenaBackend = null;
+    }
     await store.delete([copy]);
   });
 
