@@ -13,7 +13,7 @@ import { ThrottlingError } from '../../lambdas/core/errors.ts';
 import type { QueryEngine, QueryResult } from '../../lambdas/core/ports.ts';
 import { TableState, type RunManifest, type Watermark } from '../../lambdas/core/state.ts';
 import type { ValidationResult } from '../../lambdas/core/validate.ts';
-import { shapeValidation, tableValidationSchema, validateCommittedTable } from '../../lambdas/core/workflow-io.ts';
+import { runMetrics, shapeValidation, summarizeInputSchema, summarizeRun, tableValidationSchema, validateCommittedTable } from '../../lambdas/core/workflow-io.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'validate-handler-'));
 const lakeUrl = pathToFileURL(join(dir, 'lake')).href;
@@ -130,5 +130,39 @@ describe('the handler', () => {
   it('refuses an input that is not a commit result, naming the key', async () => {
     const handler = validateHandler(async () => answeringEngine(0).engine);
     await expect(handler({ table: 'orders', status: 'failed' })).rejects.toThrow(/status/);
+  });
+});
+
+describe('what Summarize makes of the validations', () => {
+  const input = (validations: unknown[]) => summarizeInputSchema.parse({
+    runId: 'r', startedAt: '2024-06-02T00:00:00.000Z',
+    results: [
+      ...validations.map((validation, i) => ({ ...commitResult(i === 0 ? 'orders' : 'customers'), validation })),
+      { table: 'gone', status: 'failed', error: 'ValueError', cause: 'x' },
+    ],
+  });
+  const ok = { status: 'ok', runId: 'r', expectedRows: 2, seenRows: 2, mismatchedPartitions: 0, duplicateVersions: 0 };
+  const mismatch = { ...ok, status: 'mismatch', seenRows: 4, mismatchedPartitions: 1 };
+
+  it('counts the tables that mismatched and those skipped, and names each table\'s verdict in a word', async () => {
+    const summary = await summarizeRun(deps, input([mismatch, { status: 'skipped', error: 'ThrottlingError' }]), new Date('2024-06-02T00:01:00.000Z'));
+    expect(summary.validation).toEqual({ mismatched: 1, skipped: 1 });
+    expect(summary.tables.map((t) => [t.table, t.validation])).toEqual([['orders', 'mismatch'], ['customers', 'skipped'], ['gone', undefined]]);
+    expect(runMetrics(summary).filter((m) => m.name.startsWith('Validation'))).toEqual([
+      { name: 'ValidationMismatch', unit: 'Count', value: 1 },
+      { name: 'ValidationSkipped', unit: 'Count', value: 1 },
+    ]);
+  });
+
+  it('emits zeros for a clean run, and nothing when validation is off', async () => {
+    const clean = await summarizeRun(deps, input([ok, ok]));
+    expect(runMetrics(clean).filter((m) => m.name.startsWith('Validation')).map((m) => m.value)).toEqual([0, 0]);
+    const off = await summarizeRun({ ...deps, config: { ...config, validation: { enabled: false, bytesScannedLimitMb: 10_240 } } }, input([]));
+    expect(off.validation).toBeNull();
+    expect(runMetrics(off).filter((m) => m.name.startsWith('Validation'))).toEqual([]);
+  });
+
+  it('refuses a validation that is more than counts (the state must stay small)', () => {
+    expect(() => input([{ ...ok, sample: ['k'] }])).toThrow(/sample/);
   });
 });
