@@ -12,7 +12,7 @@ import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
 import { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
 import { validateConfig } from '../../lambdas/core/config.ts';
 import type { RunRequest } from '../../lambdas/core/exporter.ts';
-import type { ObjectStore, RowSource } from '../../lambdas/core/ports.ts';
+import type { ObjectStore, PutOptions, RowSource } from '../../lambdas/core/ports.ts';
 import type { RunFaults } from './schedule.ts';
 
 export interface ChildInput {
@@ -79,14 +79,16 @@ function faultyStore(inner: ObjectStore, faults: RunFaults): ObjectStore {
     }
     return result;
   };
-  return {
+  // The wrapper inherits from the store it wraps, so what runExport asks of the real class
+  // (a DirectoryStore sweeps a killed writer's temporary files) still reaches it.
+  return Object.assign(Object.create(inner) as ObjectStore, {
     url: inner.url,
-    put: (key, body, options) => around(`put ${key}${options?.ifMatch ? ' ifMatch' : options?.ifNoneMatch ? ' ifNoneMatch' : ''}`, [key], () => inner.put(key, body, options)),
-    get: (key) => around(`get ${key}`, [key], () => inner.get(key)),
-    list: (prefix) => around(`list ${prefix}`, [], () => inner.list(prefix)),
-    delete: (keys) => around(`delete ${keys.length} keys${keys.length ? ` (${keys[0]}${keys.length > 1 ? ', …' : ''})` : ''}`, keys, () => inner.delete(keys)),
-    move: (from, to) => around(`move ${from} → ${to}`, [from, to], () => inner.move(from, to)),
-  };
+    put: (key: string, body: Uint8Array | string, options?: PutOptions) => around(`put ${key}${options?.ifMatch ? ' ifMatch' : options?.ifNoneMatch ? ' ifNoneMatch' : ''}`, [key], () => inner.put(key, body, options)),
+    get: (key: string) => around(`get ${key}`, [key], () => inner.get(key)),
+    list: (prefix: string) => around(`list ${prefix}`, [], () => inner.list(prefix)),
+    delete: (keys: readonly string[]) => around(`delete ${keys.length} keys${keys.length ? ` (${keys[0]}${keys.length > 1 ? ', …' : ''})` : ''}`, keys, () => inner.delete(keys)),
+    move: (from: string, to: string) => around(`move ${from} → ${to}`, [from, to], () => inner.move(from, to)),
+  });
 }
 
 /** Terminate this process's exporter sessions from a side connection (as a failover or an admin would). */
