@@ -290,19 +290,19 @@ export function caseTypes(r: Rng, tag: string, unconstrainedScale: number): Type
   // domains over a numeric, a text, a timestamptz and an array
   const grams = `"fz ${tag} grams"`;
   types.push({
-    label: 'domain numeric(8,3)', ddl: grams, kind: 'decimal', element: false, duck: 'DECIMAL(8,3)',
+    label: 'domain numeric(8,3)', ddl: grams, kind: 'decimal', element: true, duck: 'DECIMAL(8,3)',
     setup: [`CREATE DOMAIN ${grams} AS numeric(8,3) CHECK (VALUE > -100000)`],
     gen: (g) => `${lit(scaledText(digits(g, 8) * (g.chance(0.5) ? -1n : 1n), 3), 'numeric(8,3)')}::${grams}`,
   });
   const label = `fz_${tag}_label`;
   types.push({
-    label: 'domain text', ddl: label, kind: 'text', element: false, key: true,
+    label: 'domain text', ddl: label, kind: 'text', element: true, key: true,
     setup: [`CREATE DOMAIN ${label} AS text CHECK (VALUE <> 'forbidden')`],
     gen: (g) => `${lit(textValue(g, 20), 'text')}::${label}`,
   });
   const when = `fz_${tag}_when`;
   types.push({
-    label: 'domain timestamptz', ddl: when, kind: 'timestamp', element: false, duck: 'TIMESTAMP WITH TIME ZONE',
+    label: 'domain timestamptz', ddl: when, kind: 'timestamp', element: true, duck: 'TIMESTAMP WITH TIME ZONE',
     setup: [`CREATE DOMAIN ${when} AS timestamptz`],
     gen: (g) => `${timestampValue(g, true)}::${when}`,
   });
