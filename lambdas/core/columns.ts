@@ -223,7 +223,7 @@ function decodeList(type: LakeType & { kind: 'list' }, s: FieldSlots, field: num
         const count = readI32(buf, p + 12);
         // '[0:2]={…}' keeps its bounds in Postgres; a list has none, so it would read back shifted.
         const lower = readI32(buf, p + 16);
-        if (lower !== 1) throw valueError(ctx, rows[i], `[${lower}:${lower + count - 1}]={…}`, 'starts at index ' + lower + '; array<…> starts at 1, so it cannot be stored exactly');
+        if (lower !== 1) throw valueError(ctx, rows[i], `[${lower}:${lower + count - 1}]={…}`, `starts at index ${lower}; array<…> starts at 1, so it cannot be stored exactly`);
         total += count;
       }
     }
