@@ -184,7 +184,11 @@ export function generateSchedule(seed: number, size = 40, kinds: readonly RunKin
     for (let i = random.int(0, 3); i > 0; i--) addWriter();
     const roll = random.next();
     const kind: RunKind = roll < 0.6 ? 'scheduled' : roll < 0.85 ? 'window' : 'full';
+    // After a kill, sometimes the operator's takeOver and the next scheduled run start together:
+    // both find the dead run's work and recover it at the same time, one taking the lease from the other.
+    const race = killedBefore && random.chance(0.3);
     addRun(kind, drawFaults());
+    if (race) addRun('scheduled', drawFaults(), true);
     // Writers while the run is in flight, sometimes a second run at the same time.
     for (let i = random.int(0, 2); i > 0; i--) addWriter();
     if (random.chance(0.2)) addRun(random.chance(0.7) ? 'scheduled' : random.pick<RunKind>(['window', 'full']), drawFaults(), random.chance(0.1));
