@@ -157,7 +157,7 @@ function describeRunEvent(message: string, fields: Record<string, unknown> = {})
   const table = tableOf(fields);
   switch (message) {
     case 'page exported':
-    case 'rows with a NULL cursor are not exported':
+    case 'rows with a NULL or infinity cursor are not exported':
       return null;
     case 'removing an unfinished run':
       return `${table}: cleaning up after run ${fields.runId}, which stopped before committing: removing the ${plural(Number(fields.files ?? 0), 'file')} it staged (the lake's committed data is not touched)`;
@@ -211,16 +211,16 @@ function exitCodeOf(outcome: RunOutcome): number {
   return 0;
 }
 
-/** `--window FROM,TO` in the order Postgres reads the two timestamps; a usage error otherwise. */
+/** `--window FROM,TO` (both ends included) in the order Postgres reads the two timestamps; a usage error otherwise. */
 async function checkWindow(source: PostgresSource, window: { from: string; to: string }): Promise<void> {
   let reversed: string | null;
   try {
-    [{ reversed }] = await source.queryText('SELECT ($1::timestamptz >= $2::timestamptz)::text AS reversed', [window.from, window.to]);
+    [{ reversed }] = await source.queryText('SELECT ($1::timestamptz > $2::timestamptz)::text AS reversed', [window.from, window.to]);
   } catch (error) {
     if ((error as { code?: string }).code?.startsWith('22')) throw new UsageError(`--window: ${(error as Error).message} (FROM,TO are timestamps such as 2024-03-01 or 2024-03-01T12:00:00Z)`);
     throw error;
   }
-  if (reversed === 'true') throw new UsageError(`--window: FROM ${window.from} must be before TO ${window.to}`);
+  if (reversed === 'true') throw new UsageError(`--window: FROM ${window.from} must not be after TO ${window.to}`);
 }
 
 async function commandRun(args: string[]): Promise<number> {
@@ -276,7 +276,7 @@ async function commandRun(args: string[]): Promise<number> {
         source, store, config, hashSalt: process.env.LAKE_HASH_SALT || undefined,
         log: json ? undefined : (message, fields = {}) => {
           if (message === 'page exported') progress.update(String(fields.table), Number(fields.totalRows));
-          else if (message === 'rows with a NULL cursor are not exported') nullKeys.set(String(fields.table), fields.sampleKeys);
+          else if (message === 'rows with a NULL or infinity cursor are not exported') nullKeys.set(String(fields.table), fields.sampleKeys);
           const line = describeRunEvent(message, fields);
           if (line !== null) progress.print(`  ${line}`);
         },

@@ -14,6 +14,9 @@ const SESSION_SETUP = [
   "SET IntervalStyle = 'postgres'",
   'SET extra_float_digits = 3',
   "SET application_name = 'pg-lake-export'",
+  // Literals are quoted by doubling quotes only (identifiers.ts): a backslash must stay a
+  // backslash whatever the database's default, or a key like 'a\1' pages forever.
+  'SET standard_conforming_strings = on',
 ].join('; ');
 
 // Every value as the text Postgres sent: no lossy parsing into JS numbers or Dates.
@@ -45,10 +48,11 @@ SELECT a.attname AS name
  ORDER BY array_position(i.indkey::int2[], a.attnum)`;
 
 // Open transactions in this database other than ours hold the window's upper bound back:
-// a row they commit later may carry an updated_at from when they began. A prepared transaction
-// (two-phase commit) has left its session, so pg_stat_activity no longer shows it: it is read
-// from pg_prepared_xacts, whose start time is unknown (the exporter then holds the tables it
-// holds locks on at their watermark).
+// a row they commit later may carry an updated_at from when they began. Two kinds of writer hide
+// when they began: a prepared transaction (two-phase commit), which has left its session, and a
+// session with track_activities off, which shows no xact_start but still holds a transaction id.
+// Their start is unknown, so the exporter holds the tables they hold locks on at their
+// watermark; every relation they lock is listed (with the tables it inherits from).
 const CLOCK_SQL = `
 WITH oldest AS (
   SELECT pid, xact_start
@@ -59,24 +63,32 @@ WITH oldest AS (
      AND xact_start IS NOT NULL
      AND state <> 'idle'
    ORDER BY xact_start
-   LIMIT 1)
+   LIMIT 1),
+hidden AS (
+  SELECT format('prepared transaction %s', to_json(gid)::text) AS who, prepared AS since, NULL::int AS pid
+    FROM pg_prepared_xacts WHERE database = current_database()
+  UNION ALL
+  SELECT format('session pid %s (track_activities off)', pid), backend_start, pid
+    FROM pg_stat_activity
+   WHERE pid <> pg_backend_pid()
+     AND datid = (SELECT oid FROM pg_database WHERE datname = current_database())
+     AND backend_xid IS NOT NULL AND xact_start IS NULL),
+locked AS (
+  -- pid is NULL only for a prepared transaction's locks, which it keeps until resolved.
+  SELECT l.relation AS oid FROM pg_locks l
+   WHERE l.locktype = 'relation' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+     AND (l.pid IS NULL OR l.pid IN (SELECT pid FROM hidden WHERE pid IS NOT NULL))),
+parents AS (
+  WITH RECURSIVE up AS (SELECT oid FROM locked UNION SELECT i.inhparent FROM pg_inherits i JOIN up ON i.inhrelid = up.oid)
+  SELECT oid FROM up)
 SELECT now()::text AS now,
        least(now() - make_interval(secs => $1::int), (SELECT xact_start - interval '1 microsecond' FROM oldest))::text AS upper,
        (SELECT pid::text FROM oldest WHERE xact_start - interval '1 microsecond' < now() - make_interval(secs => $1::int)) AS held_pid,
        (SELECT xact_start::text FROM oldest) AS held_since,
-       (SELECT json_build_object('gid', gid, 'prepared', prepared::text, 'relations',
-                 -- Every relation a prepared transaction holds a lock on (pid is NULL only for
-                 -- theirs), with the tables it inherits from: a prepared transaction keeps its
-                 -- locks until resolved, so its writes can only show in these.
-                 (WITH RECURSIVE locked AS (
-                    SELECT l.relation AS oid FROM pg_locks l
-                     WHERE l.pid IS NULL AND l.locktype = 'relation'
-                       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                    UNION
-                    SELECT i.inhparent FROM pg_inherits i JOIN locked ON i.inhrelid = locked.oid)
-                  SELECT coalesce(json_agg(jsonb_build_object('schema', n.nspname, 'name', c.relname)), '[]')
-                    FROM locked JOIN pg_class c ON c.oid = locked.oid JOIN pg_namespace n ON n.oid = c.relnamespace))::text
-          FROM pg_prepared_xacts WHERE database = current_database() ORDER BY prepared LIMIT 1) AS prepared,
+       (SELECT json_build_object('who', who, 'since', since::text, 'relations',
+                 (SELECT coalesce(json_agg(jsonb_build_object('schema', n.nspname, 'name', c.relname)), '[]')
+                    FROM parents JOIN pg_class c ON c.oid = parents.oid JOIN pg_namespace n ON n.oid = c.relnamespace))::text
+          FROM hidden ORDER BY since LIMIT 1) AS hidden_writer,
        (pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER')
         OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user))::text AS sees_all`;
 
@@ -221,7 +233,7 @@ export class PostgresSource implements RowSource {
       now: row.now!,
       upper: row.upper!,
       heldBackBy: row.held_pid ? { pid: Number(row.held_pid), xactStart: row.held_since! } : null,
-      prepared: row.prepared ? (JSON.parse(row.prepared) as NonNullable<ClockReading['prepared']>) : null,
+      hiddenWriter: row.hidden_writer ? (JSON.parse(row.hidden_writer) as NonNullable<ClockReading['hiddenWriter']>) : null,
       seesAllSessions: row.sees_all === 'true',
     };
   }

@@ -48,14 +48,16 @@ export interface ClockReading {
   /** Set when an open transaction held the bound back: its pid and start. */
   readonly heldBackBy: { readonly pid: number; readonly xactStart: string } | null;
   /**
-   * The oldest prepared (two-phase) transaction of this database, if any, and every relation
-   * the prepared transactions hold a lock on. One may have begun at any time before it was
-   * prepared, so no upper bound is safe for a table it wrote: its rows can carry a cursor just
-   * past the last watermark.
+   * The oldest writer of this database that hides when it began — a prepared (two-phase)
+   * transaction, or a session with track_activities off holding a transaction id — and every
+   * relation such writers hold a lock on. One may have begun at any time, so no upper bound is
+   * safe for a table it wrote: its rows can carry a cursor just past the last watermark.
    */
-  readonly prepared: {
-    readonly gid: string;
-    readonly prepared: string;
+  readonly hiddenWriter: {
+    /** `prepared transaction "gid"` or `session pid N (track_activities off)`. */
+    readonly who: string;
+    /** When it was prepared, or when the session started. */
+    readonly since: string;
     readonly relations: readonly { readonly schema: string; readonly name: string }[];
   } | null;
   /** False when the user cannot see other users' sessions (no pg_read_all_stats): the hold-back is blind. */

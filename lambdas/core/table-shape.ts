@@ -210,10 +210,14 @@ export function checkUniqueQuery(shape: TableShape, window: Window, column: stri
   return `SELECT ${quoteIdent(column)}::text AS value, count(*)::text AS n FROM ${quoteQualified(shape.table.name)} WHERE ${windowPredicates(shape, window).join(' AND ')} GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC, 1 LIMIT 5`;
 }
 
-/** Rows the window would skip because their cursor is NULL: counted and a few keys shown. */
+/**
+ * Rows no window will ever hold because their cursor is NULL or 'infinity' (it never falls
+ * below a window's end): counted and a few keys shown.
+ */
 export function nullCursorQuery(shape: TableShape & { cursor: CatalogColumn }, sampleSize: number): { count: string; sample: string } {
   const table = quoteQualified(shape.table.name);
-  const cond = [`${quoteIdent(shape.cursor.name)} IS NULL`];
+  const cursor = quoteIdent(shape.cursor.name);
+  const cond = [`(${cursor} IS NULL OR ${cursor} = 'infinity')`];
   if (shape.table.config.where) cond.push(`(${shape.table.config.where})`);
   const keys = shape.keyColumns.map((c) => `${quoteIdent(c.name)}::text`).join(` || ',' || `);
   return {

@@ -13,7 +13,9 @@ import { partitionYearOf } from '../../lambdas/core/layout.ts';
 import { ThrottlingError } from '../../lambdas/core/errors.ts';
 import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
 import { hashText } from '../../lambdas/core/pii-hash.ts';
-import { createDatabase, createLake, duckdb, exportDeps, parquetGlob, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createDatabase, createLake, duckdb, exportDeps, parquetGlob, startPostgres, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import pg from 'pg';
+import { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
 
 let db: TestDatabase;
 
@@ -490,6 +492,57 @@ describe('a column named like a partition column', () => {
   });
 });
 
+describe('found by an independent check', () => {
+  it('a key with a backslash pages once in a database whose standard_conforming_strings is off', async () => {
+    const url = await (await startPostgres()).createDatabase(`scs_off_${process.pid}`);
+    const other = new pg.Client(url);
+    await other.connect();
+    try {
+      await other.query(`ALTER DATABASE "scs_off_${process.pid}" SET standard_conforming_strings = off`);
+      await other.query(`CREATE TABLE bk (k text PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT '2024-01-01', v int);
+        INSERT INTO bk (k, v) VALUES (E'a\\\\1', 1), (E'b\\\\', 2), ('c', 3)`);
+    } finally {
+      await other.end();
+    }
+    const lake = createLake();
+    const deps = { source: new PostgresSource(url), store: lake.store, config: testConfig([{ name: 'bk' }], { export: { pageRows: 1 } }) };
+    const outcome = await runExport(deps).finally(() => deps.source.close());
+    expect(outcome.tables[0]).toMatchObject({ status: 'succeeded', rows: 3 });
+    const keys = await duckdb<{ k: string }>(`SELECT k FROM read_parquet(${parquetGlob(lake, 'bk')}) ORDER BY k`);
+    expect(keys.map((r) => r.k)).toEqual(['a\\1', 'b\\', 'c']);
+    lake.remove();
+  });
+
+  it('rows whose cursor is infinity are counted and reported like NULL cursors, never silently skipped', async () => {
+    await db.query(`CREATE TABLE inf_cursor (id int PRIMARY KEY, updated_at timestamptz NOT NULL);
+      INSERT INTO inf_cursor VALUES (1, '2024-01-01'), (2, 'infinity'), (3, '2024-01-02')`);
+    const lake = createLake();
+    const outcome = await exportOnce(lake, [{ name: 'inf_cursor' }]);
+    expect(outcome.tables[0]).toMatchObject({ status: 'succeeded', rows: 2, nullCursorRows: 1 });
+    lake.remove();
+  });
+
+  it('a one-instant window re-exports the rows that share it; an infinite bound is a usage error naming it', async () => {
+    await db.query(`CREATE TABLE one_instant (id int PRIMARY KEY, v text, updated_at timestamptz NOT NULL);
+      INSERT INTO one_instant SELECT g, 'v', '2024-03-01 12:00:00+00' FROM generate_series(1, 5) g;
+      INSERT INTO one_instant VALUES (6, 'v', '2024-03-02')`);
+    const lake = createLake();
+    const tables = [{ name: 'one_instant' }];
+    await exportOnce(lake, tables);
+    await db.query(`UPDATE one_instant SET v = 'fixed' WHERE id <= 5`);
+    const deps = exportDeps(db, lake.store, testConfig(tables));
+    try {
+      expect((await runExport(deps, { window: { from: '2024-03-01 12:00:00+00', to: '2024-03-01 12:00:00+00' } })).tables[0]).toMatchObject({ status: 'succeeded', rows: 5 });
+      await expect(runExport(deps, { window: { from: '2023-01-01', to: 'infinity' } })).rejects.toThrow('window.to: "infinity" is not a timestamp Postgres understands (±infinity is not an instant a window can start or end at (a window ends at the watermark anyway))');
+    } finally {
+      await deps.close();
+    }
+    const rows = await duckdb<{ v: string; n: number }>(`SELECT v, count(*)::int AS n FROM read_parquet(${parquetGlob(lake, 'one_instant')}) GROUP BY v ORDER BY v`);
+    expect(rows).toEqual([{ v: 'fixed', n: 5 }, { v: 'v', n: 1 }]);
+    lake.remove();
+  });
+});
+
 describe('a user-asserted key that is not unique', () => {
   it('fails the table naming the key values, at any page size, and exports once it is unique', async () => {
     // (1,x),(1,x),(2,y) with primaryKey [a]: a keyset on (updated_at, a) keeps one of the two
@@ -530,7 +583,7 @@ describe('a prepared (two-phase) transaction', () => {
     await db.query(`INSERT INTO twophase (id, v) VALUES (3, 'after')`);
     const held = await exportOnce(lake, tables);
     expect(held.tables[0]).toMatchObject({ status: 'succeeded', rows: 0 });
-    expect(held.warnings.some((w) => w.startsWith('prepared transaction "lake-test-2pc" (prepared '))).toBe(true);
+    expect(held.warnings.some((w) => w.startsWith('prepared transaction "lake-test-2pc" (since '))).toBe(true);
     await writer.query(`COMMIT PREPARED 'lake-test-2pc'`);
     await writer.end();
     expect((await exportOnce(lake, tables)).tables[0]).toMatchObject({ status: 'succeeded', rows: 2 });
@@ -554,12 +607,37 @@ describe('a prepared (two-phase) transaction', () => {
     try {
       const held = await exportOnce(lake, tables);
       expect(Object.fromEntries(held.tables.map((t) => [t.table, t.rows]))).toEqual({ twophase_written: 0, twophase_other: 1 });
-      expect(held.warnings.filter((w) => w.startsWith('prepared transaction'))).toEqual([expect.stringMatching(/^prepared transaction "lake-test-child" \(prepared [^)]+\) holds public\.twophase_written at the watermark until/)]);
+      expect(held.warnings.filter((w) => w.startsWith('prepared transaction'))).toEqual([expect.stringMatching(/^prepared transaction "lake-test-child" \(since [^)]+\) holds public\.twophase_written at the watermark until it ends/)]);
     } finally {
       await writer.query(`COMMIT PREPARED 'lake-test-child'`);
       await writer.end();
     }
     expect((await exportOnce(lake, tables)).tables.map((t) => [t.table, t.rows])).toEqual([['twophase_written', 2], ['twophase_other', 0]]);
+    lake.remove();
+  });
+
+  it('a session with track_activities off is held back like one: its late row is exported, not lost', async () => {
+    await db.query(`CREATE TABLE hidden_writer (id int PRIMARY KEY, v int, updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+      INSERT INTO hidden_writer (id, v) VALUES (1, 0)`);
+    const lake = createLake();
+    const tables = [{ name: 'hidden_writer' }];
+    await exportOnce(lake, tables);
+    // It shows no xact_start in pg_stat_activity, but holds a transaction id and its locks.
+    const writer = await db.connect();
+    await writer.query(`SET track_activities = off; BEGIN; UPDATE hidden_writer SET v = 1, updated_at = now() WHERE id = 1`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await db.query(`INSERT INTO hidden_writer (id, v) VALUES (2, 0)`);
+    try {
+      const held = await exportOnce(lake, tables);
+      expect(held.tables[0]).toMatchObject({ status: 'succeeded', rows: 0 });
+      expect(held.warnings.filter((w) => w.startsWith('session pid'))).toEqual([expect.stringMatching(/^session pid \d+ \(track_activities off\) \(since [^)]+\) holds public\.hidden_writer at the watermark until it ends/)]);
+    } finally {
+      await writer.query('COMMIT');
+      await writer.end();
+    }
+    expect((await exportOnce(lake, tables)).tables[0]).toMatchObject({ status: 'succeeded', rows: 2 });
+    const rows = await duckdb<{ id: number; v: number }>(`SELECT id, v FROM read_parquet(${parquetGlob(lake, 'hidden_writer')}) ORDER BY id, updated_at`);
+    expect(rows).toEqual([{ id: 1, v: 0 }, { id: 1, v: 1 }, { id: 2, v: 0 }]);
     lake.remove();
   });
 
@@ -571,7 +649,7 @@ describe('a prepared (two-phase) transaction', () => {
     try {
       const outcome = await exportOnce(lake, [{ name: 'twophase_new' }]);
       expect(outcome.tables[0].status).toBe('skipped');
-      expect(outcome.tables[0].error).toMatch(/^public\.twophase_new: skipped, prepared transaction "lake-test-first" \(prepared [^)]+\) may hold rows of any age; the first export waits until it is committed or rolled back/);
+      expect(outcome.tables[0].error).toMatch(/^public\.twophase_new: skipped, prepared transaction "lake-test-first" \(since [^)]+\) may hold rows of any age; the first export waits until it ends/);
     } finally {
       await writer.query(`ROLLBACK PREPARED 'lake-test-first'`);
       await writer.end();

@@ -54,15 +54,16 @@ function resumeFrom(shape: TableShape, watermark: Watermark, deps: ExportDeps): 
 }
 
 /**
- * The prepared transaction that may hold rows of this table: one that holds a lock on it (a
- * prepared transaction keeps its locks, and writing a table, or a partition of it, locks it), or
- * any, for a view or foreign table, whose writers lock other relations.
+ * The hidden writer (ClockReading.hiddenWriter) that may hold rows of this table: one that holds
+ * a lock on it (writing a table, or a partition or child of it, locks it, and the lock is kept
+ * until the transaction ends), or any, for a view or foreign table, whose writers lock other
+ * relations.
  */
-function preparedWriter(shape: TableShape, prepared: ClockReading['prepared']): ClockReading['prepared'] {
-  if (!prepared) return null;
-  if (shape.relkind !== 'r' && shape.relkind !== 'p') return prepared;
+function hiddenWriterOf(shape: TableShape, writer: ClockReading['hiddenWriter']): ClockReading['hiddenWriter'] {
+  if (!writer) return null;
+  if (shape.relkind !== 'r' && shape.relkind !== 'p') return writer;
   const { schema, name } = shape.table.name;
-  return prepared.relations.some((r) => r.schema === schema && r.name === name) ? prepared : null;
+  return writer.relations.some((r) => r.schema === schema && r.name === name) ? writer : null;
 }
 
 interface PlannedRun {
@@ -71,8 +72,8 @@ interface PlannedRun {
   readonly exportedAtMicros: string;
   /** The window's upper bound from the database clock (canonical text). */
   readonly upper: string;
-  /** A prepared transaction exists: windows may not move past the watermark (ClockReading.prepared). */
-  readonly prepared: ClockReading['prepared'];
+  /** A writer that hides its start: the tables it wrote may not move past their watermark. */
+  readonly hiddenWriter: ClockReading['hiddenWriter'];
 }
 
 export function nullKeyMessage(table: string, what: string): string {
@@ -83,7 +84,8 @@ export function nullKeyMessage(table: string, what: string): string {
 async function canonicalWindow(source: RowSource, window: NonNullable<RunRequest['window']>): Promise<{ from: string; to: string }> {
   const from = await canonicalCursor(source, window.from, 'window.from');
   const to = await canonicalCursor(source, window.to, 'window.to');
-  if (from >= to) throw new ConfigError(`window: from ${window.from} must be before to ${window.to}`);
+  // Both ends are included: a window of one instant re-exports the rows that share it.
+  if (from > to) throw new ConfigError(`window: from ${window.from} must not be after to ${window.to}`);
   return { from, to };
 }
 
@@ -91,7 +93,8 @@ async function canonicalWindow(source: RowSource, window: NonNullable<RunRequest
 async function canonicalCursor(source: RowSource, text: string, what: string): Promise<string> {
   try {
     const [row] = await source.queryText(CANONICAL_CURSOR_SQL, [text]);
-    return row.t!;
+    if (row.t === null) throw new Error('±infinity is not an instant a window can start or end at (a window ends at the watermark anyway)');
+    return row.t;
   } catch (error) {
     throw new ConfigError(`${what}: ${JSON.stringify(text)} is not a timestamp Postgres understands (${(error as Error).message})`, { cause: error });
   }
@@ -118,15 +121,16 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
     const upper = shape.cursor?.typeName === 'date' ? lastCompleteDay(shape.zone ? shape.zone.wallOf(run.upper) : run.upper)
       : shape.cursor?.typeName === 'timestamp' && shape.zone ? shape.zone.beforeRepeat(run.upper) : run.upper;
     const from = watermark ? resumeFrom(shape, watermark, deps) : null;
-    // A prepared transaction began at an unknown time, but after the last plan moved the
-    // watermark (it was open in a session then, and held that window back, or had not begun):
-    // so its rows lie past the watermark, and the window may not move until it is resolved.
-    const prepared = snapshot ? null : preparedWriter(shape, run.prepared);
-    if (prepared && from === null) {
+    // A prepared transaction (or a session hiding its activity) began at an unknown time, but
+    // after the last plan moved the watermark (it was open in a visible session then, and held
+    // that window back, or had not begun): its rows lie past the watermark, and the window may
+    // not move until it ends.
+    const writer = snapshot ? null : hiddenWriterOf(shape, run.hiddenWriter);
+    if (writer && from === null) {
       await releaseLease(deps, table.lakeName, run.runId);
-      return { skipped: `${table.display}: skipped, prepared transaction ${JSON.stringify(prepared.gid)} (prepared ${prepared.prepared}) may hold rows of any age; the first export waits until it is committed or rolled back (COMMIT PREPARED / ROLLBACK PREPARED)` };
+      return { skipped: `${table.display}: skipped, ${writer.who} (since ${writer.since}) may hold rows of any age; the first export waits until it ends (COMMIT PREPARED / ROLLBACK PREPARED, or the session's COMMIT)` };
     }
-    const held = prepared && from !== null ? from : null;
+    const held = writer && from !== null ? from : null;
     // The bound can fall below the watermark (a larger safety lag, a clock step): nothing new then.
     const to = held ?? (from !== null && upper < from ? from : upper);
     let window: Window = { from, fromInclusive: false, to };
@@ -153,17 +157,17 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
       const wall = (instant: string) => (shape.cursor?.typeName === 'timestamp' && shape.zone ? shape.zone.wallOf(instant) : instant);
       supersede = pagesOverlapping(await state.manifests(), wall(from), wall(to));
     } else if (held !== null) {
-      deps.log?.('window held at the watermark by a prepared transaction: nothing new is exported until it is committed or rolled back', { table: table.display, gid: prepared!.gid, prepared: prepared!.prepared });
+      deps.log?.('window held at the watermark by a writer that hides its start: nothing new is exported until it ends', { table: table.display, writer: writer!.who, since: writer!.since });
     } else if (window.from !== null && window.from >= window.to) {
       deps.log?.('nothing new: the watermark is at or past the upper bound', { table: table.display, watermark: window.from, upper: window.to });
     }
     let nullCursorRows = 0;
-    if (shape.cursor && !shape.cursor.notNull) {
+    if (shape.cursor) {
       const q = nullCursorQuery({ ...shape, cursor: shape.cursor }, 10);
       nullCursorRows = Number((await deps.source.queryText(q.count))[0].n);
       if (nullCursorRows > 0) {
         const sample = (await deps.source.queryText(q.sample)).map((r) => r.key);
-        deps.log?.('rows with a NULL cursor are not exported', { table: table.display, cursor: shape.cursor.name, rows: nullCursorRows, sampleKeys: sample });
+        deps.log?.('rows with a NULL or infinity cursor are not exported', { table: table.display, cursor: shape.cursor.name, rows: nullCursorRows, sampleKeys: sample });
       }
     }
     const nullKeys = window.from !== null && window.from >= window.to ? null : nullKeyQuery(shape, window);
@@ -232,14 +236,15 @@ export async function planRun(deps: ExportDeps, request: RunRequest = {}, now = 
   const runId = request.runId ?? newRunId(now);
   const startedAt = now.toISOString();
   const exportedAtMicros = String(BigInt(now.getTime()) * 1000n);
-  if (clock.prepared) {
-    const held = shapes.filter((s) => s.table.config.mode !== 'snapshot' && preparedWriter(s, clock.prepared)).map((s) => s.table.display);
-    if (held.length) warnings.push(`prepared transaction ${JSON.stringify(clock.prepared.gid)} (prepared ${clock.prepared.prepared}) holds ${held.join(', ')} at the watermark until it is committed or rolled back (COMMIT PREPARED / ROLLBACK PREPARED)`);
+  if (clock.hiddenWriter) {
+    const writer = clock.hiddenWriter;
+    const held = shapes.filter((s) => s.table.config.mode !== 'snapshot' && hiddenWriterOf(s, writer)).map((s) => s.table.display);
+    if (held.length) warnings.push(`${writer.who} (since ${writer.since}) holds ${held.join(', ')} at the watermark until it ends (COMMIT PREPARED / ROLLBACK PREPARED, or the session's COMMIT)`);
   }
   const plan: RunPlan = { runId, startedAt, tables: [], skipped: [], failed, warnings };
   for (const shape of shapes) {
     try {
-      const planned = await planTable(deps, shape, { ...request, window }, { runId, startedAt, exportedAtMicros, upper, prepared: clock.prepared });
+      const planned = await planTable(deps, shape, { ...request, window }, { runId, startedAt, exportedAtMicros, upper, hiddenWriter: clock.hiddenWriter });
       if ('skipped' in planned) plan.skipped.push({ table: shape.table.lakeName, reason: planned.skipped });
       else plan.tables.push(planned);
     } catch (error) {
