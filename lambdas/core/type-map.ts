@@ -47,8 +47,11 @@ export interface TypeMapOptions {
 const TEXT_FORM = new Set([
   'time', 'timetz', 'interval', 'uuid', 'inet', 'cidr', 'macaddr', 'macaddr8', 'json', 'jsonb', 'xml',
   'money', 'bit', 'varbit', 'tsvector', 'tsquery', 'pg_lsn', 'oid', 'xid', 'xid8', 'regclass', 'regtype',
+  // "char" is one raw byte, not text: its binary form may be a lone high byte (not UTF-8) or a
+  // zero byte, where its text output is `\377` or the empty string.
+  'char',
 ]);
-const STRING_NATIVE = new Set(['text', 'varchar', 'bpchar', 'name', 'citext', 'char']);
+const STRING_NATIVE = new Set(['text', 'varchar', 'bpchar', 'name', 'citext']);
 const SCALAR: Record<string, LakeType> = {
   int2: { kind: 'int16' }, int4: { kind: 'int32' }, int8: { kind: 'int64' },
   float4: { kind: 'float32' }, float8: { kind: 'float64' }, bool: { kind: 'bool' },

@@ -513,6 +513,21 @@ describe('found by an independent check', () => {
     lake.remove();
   });
 
+  it('"char" values read back as Postgres prints them: a high byte, a zero byte, arrays of them', async () => {
+    await db.query(`CREATE TABLE raw_char (id int PRIMARY KEY, c "char", cs "char"[], updated_at timestamptz NOT NULL DEFAULT '2024-01-01');
+      INSERT INTO raw_char (id, c, cs) VALUES (1, '\\377', ARRAY['\\200'::"char", 'a']), (2, '', ARRAY[''::"char"]), (3, 'a', NULL)`);
+    const lake = createLake();
+    const outcome = await exportOnce(lake, [{ name: 'raw_char' }]);
+    expect(outcome.tables[0]).toMatchObject({ status: 'succeeded', rows: 3 });
+    const want = await db.query(`SELECT c::text AS c, cs::text[]::text AS cs FROM raw_char ORDER BY id`);
+    const got = await duckdb<{ c: string; cs: string | null }>(`SELECT c, CAST(cs AS VARCHAR) AS cs FROM read_parquet(${parquetGlob(lake, 'raw_char')}) ORDER BY id`);
+    expect(got.map((r) => r.c)).toEqual(want.map((r) => r.c));
+    expect(got.map((r) => r.c)).toEqual(['\\377', '', 'a']);
+    // one element, the empty string; DuckDB prints an array of strings without quotes unless empty
+    expect(got.map((r) => r.cs)).toEqual(['[\\200, a]', "['']", null]);
+    lake.remove();
+  });
+
   it('rows whose cursor is infinity are counted and reported like NULL cursors, never silently skipped', async () => {
     await db.query(`CREATE TABLE inf_cursor (id int PRIMARY KEY, updated_at timestamptz NOT NULL);
       INSERT INTO inf_cursor VALUES (1, '2024-01-01'), (2, 'infinity'), (3, '2024-01-02')`);
