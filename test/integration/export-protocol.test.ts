@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LakeQuery } from '../../bin/local/lake-query.ts';
 import { runExport } from '../../bin/local/run-export.ts';
-import { exportTable, planRun } from '../../lambdas/core/exporter.ts';
+import { commitTable, exportTable, planRun } from '../../lambdas/core/exporter.ts';
 import { TableState } from '../../lambdas/core/state.ts';
 import type { LakeSchema, ObjectStore } from '../../lambdas/core/ports.ts';
 import { partitionYearOf } from '../../lambdas/core/layout.ts';
@@ -554,6 +554,47 @@ describe('found by an independent check', () => {
     }
     const rows = await duckdb<{ v: string; n: number }>(`SELECT v, count(*)::int AS n FROM read_parquet(${parquetGlob(lake, 'one_instant')}) GROUP BY v ORDER BY v`);
     expect(rows).toEqual([{ v: 'fixed', n: 5 }, { v: 'v', n: 1 }]);
+    lake.remove();
+  });
+});
+
+describe('two takeovers racing (found by the chaos suite)', () => {
+  it('a run that loses the lease while recovering leaves the new holder\'s run alone, and that run commits', async () => {
+    await db.query(`CREATE TABLE raced (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT '2024-01-01');
+      INSERT INTO raced SELECT g FROM generate_series(1, 10) g`);
+    const lake = createLake();
+    const tables = [{ name: 'raced' }];
+    const config = testConfig(tables);
+    // Run B plans (its pending run is written, it holds the lease)...
+    const b = exportDeps(db, lake.store, config);
+    const [taskB] = (await planRun(b, { runId: 'run-b' })).tables;
+    // ...then run A takes the lease over, and B takes it back right after: A's recovery has
+    // already listed B's pending run, and must not remove it.
+    let retaken = false;
+    const store: ObjectStore = {
+      url: lake.store.url,
+      put: async (key, body, options) => {
+        const done = await lake.store.put(key, body, options);
+        if (done && !retaken && key.endsWith('/raced/lease.json') && String(body).includes('run-a')) {
+          retaken = true;
+          await lake.store.put(key, JSON.stringify({ runId: 'run-b', expiresAt: new Date(Date.now() + 300_000).toISOString() }));
+        }
+        return done;
+      },
+      get: (key) => lake.store.get(key),
+      list: (prefix) => lake.store.list(prefix),
+      delete: (keys) => lake.store.delete(keys),
+      move: (from, to) => lake.store.move(from, to),
+    };
+    const a = exportDeps(db, store, config);
+    const planA = await planRun(a, { runId: 'run-a', takeOver: true });
+    await a.close();
+    expect(planA.failed).toEqual([{ table: 'raced', error: 'WindowConflictError: raced: run run-a lost the table\'s lease (now held by run-b) while recovering earlier runs; it stops without touching them' }]);
+    expect(await lake.store.get('raw/_state/raced/pending/run-b/run.json')).not.toBeNull();
+    let task = taskB;
+    while (!task.done) task = await exportTable(b, task);
+    expect(await commitTable(b, task)).toMatchObject({ status: 'succeeded', rows: 10 });
+    await b.close();
     lake.remove();
   });
 });

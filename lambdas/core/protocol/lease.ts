@@ -42,3 +42,11 @@ export async function releaseLease(deps: LakeDeps, table: string, runId: string)
   const current = await state.read<Lease>(state.leaseKey());
   if (current && current.value.runId === runId) await deps.store.delete([state.leaseKey()]);
 }
+
+/** Throws unless `runId` still holds the table's lease (a takeover may have taken it). */
+export async function assertLeaseHeld(state: TableState, runId: string): Promise<void> {
+  const current = await state.read<Lease>(state.leaseKey());
+  if (current?.value.runId !== runId) {
+    throw new WindowConflictError(`${state.lakeTable}: run ${runId} lost the table's lease (${current ? `now held by ${current.value.runId}` : 'released'}) while recovering earlier runs; it stops without touching them`);
+  }
+}

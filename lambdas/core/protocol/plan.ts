@@ -107,7 +107,7 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
   if (conflict) return { skipped: `${table.display}: skipped, ${conflict}` };
   try {
     const watermark = await state.watermark();
-    await recover(deps, state, watermark);
+    await recover(deps, state, watermark, run.runId);
     const snapshot = table.config.mode === 'snapshot';
     // A snapshot replaces every file, so its columns may change freely.
     const previous = snapshot ? null : await state.read<{ columns: LakeColumn[] }>(state.schemaKey());

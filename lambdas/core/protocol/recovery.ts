@@ -4,7 +4,7 @@
 import { StateError, ThrottlingError, isTransientStoreError } from '../errors.ts';
 import type { LakeSchema } from '../ports.ts';
 import { TableState, type Lease, type PageEntry, type PendingRun, type Replacement, type RunManifest, type Supersede, type Watermark } from '../state.ts';
-import { releaseLease } from './lease.ts';
+import { assertLeaseHeld, releaseLease } from './lease.ts';
 import type { LakeDeps } from './run-model.ts';
 
 /**
@@ -49,8 +49,13 @@ export async function publish(deps: LakeDeps, state: TableState, runId: string, 
 
 
 /** Finish what a committed run left undone; remove what an uncommitted run wrote. */
-export async function recover(deps: LakeDeps, state: TableState, watermark: Watermark | null): Promise<void> {
+export async function recover(deps: LakeDeps, state: TableState, watermark: Watermark | null, owner: string): Promise<void> {
   for (const runId of await state.pendingRuns()) {
+    if (runId === owner) continue;
+    // A takeover can take the lease from this run while it recovers; the new holder's own run
+    // may already be pending (it was listed above). Checked before each run is touched: a run
+    // listed here began before the check, so a lease still ours means its holder is gone.
+    await assertLeaseHeld(state, owner);
     if (watermark && watermark.runId === runId) {
       deps.log?.('rolling forward a committed run', { table: state.lakeTable, runId });
       await finishCommit(deps, state, runId, watermark.committedAt);
@@ -77,7 +82,10 @@ async function replaceSuperseded(deps: LakeDeps, state: TableState, runId: strin
       files.push(...(old?.value.pages ?? []).filter((p) => s.pages.includes(p.page)).flatMap((p) => p.files.map((f) => f.key)));
     }
     journal = { supersede: [...supersede], files };
-    await state.write(state.replacementKey(runId), journal);
+    // Written once, for the same reason as the manifest: the first list is the complete one.
+    if (!(await state.write(state.replacementKey(runId), journal, { ifNoneMatch: true }))) {
+      journal = (await state.read<Replacement>(state.replacementKey(runId)))!.value;
+    }
   }
   for (const s of journal.supersede) {
     const old = await state.read<RunManifest>(state.manifestKey(s.runId));
@@ -108,8 +116,14 @@ export async function finishCommit(deps: LakeDeps, state: TableState, runId: str
     await state.write(state.schemaKey(), schema.value);
     await deps.registry?.register(state.lakeTable, schema.value);
   }
-  const manifest: RunManifest = existing?.value ?? { runId, kind: pendingRun.value.kind, window: pendingRun.value.window, committedAt, pages };
-  if (!existing) await state.write(state.manifestKey(runId), manifest);
+  let manifest: RunManifest = existing?.value ?? { runId, kind: pendingRun.value.kind, window: pendingRun.value.window, committedAt, pages };
+  // Written once: two runs finishing the same committed run at once (a takeover racing a
+  // recovery) would otherwise let the one that listed the journals while the other cleared
+  // them overwrite the complete manifest with part of it.
+  if (!existing && !(await state.write(state.manifestKey(runId), manifest, { ifNoneMatch: true }))) {
+    manifest = (await state.read<RunManifest>(state.manifestKey(runId)))!.value;
+    if (!published) await publish(deps, state, runId, manifest.pages);
+  }
   await replaceSuperseded(deps, state, runId, pendingRun.value.supersede);
   // run.json last: while it exists, the next plan knows this run still needs finishing.
   const leftovers = await deps.store.list(state.pendingPrefix(runId));
