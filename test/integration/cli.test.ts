@@ -107,7 +107,7 @@ describe('pg-lake-export CLI', () => {
     const both = await cli(['run', '--config', config, '--lake', lakeUrl, '--full', '--window', '2024-01-01,2024-02-01'], { DATABASE_URL: db.url });
     expect([both.code, both.stderr]).toEqual([2, 'error: --full and --window cannot be combined: --full re-exports everything\n(see pg-lake-export run --help)\n']);
     const reversed = await cli(['run', '--config', config, '--lake', lakeUrl, '--window', '2024-03-01,2024-02-01'], { DATABASE_URL: db.url });
-    expect([reversed.code, reversed.stderr]).toEqual([2, 'error: --window: FROM 2024-03-01 must be before TO 2024-02-01\n(see pg-lake-export run --help)\n']);
+    expect([reversed.code, reversed.stderr]).toEqual([2, 'error: --window: FROM 2024-03-01 must not be after TO 2024-02-01\n(see pg-lake-export run --help)\n']);
     const garbled = await cli(['run', '--config', config, '--lake', lakeUrl, '--window', 'yesterday-ish,2024-02-01'], { DATABASE_URL: db.url });
     expect(garbled.code).toBe(2);
     expect(garbled.stderr).toContain('error: --window: invalid input syntax for type timestamp with time zone: "yesterday-ish"');
