@@ -7,7 +7,6 @@ import { quoteQualified } from '../../lambdas/core/identifiers.ts';
 import type { RowSource } from '../../lambdas/core/ports.ts';
 import { TableState } from '../../lambdas/core/state.ts';
 import { describeTableShape, windowPredicates } from '../../lambdas/core/table-shape.ts';
-import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
 
 export interface TableOutcome {
   readonly table: string;
@@ -69,10 +68,8 @@ function interruptible(source: RowSource, signal: AbortSignal): RowSource {
 /** Undo a table's unfinished run: its files, its journal, its lease, and any temporary files. */
 async function abandonTable(deps: ExportDeps, task: TableTask): Promise<void> {
   await abandonRun(deps, task.table, task.runId).catch(() => undefined);
-  if (deps.store instanceof DirectoryStore) {
-    const state = new TableState(deps.store, deps.config.lake.prefix, task.table);
-    await deps.store.sweepAbandonedWrites(state.pendingPrefix(task.runId)).catch(() => undefined);
-  }
+  const state = new TableState(deps.store, deps.config.lake.prefix, task.table);
+  await deps.store.sweepAbandonedWrites?.(state.pendingPrefix(task.runId)).catch(() => undefined);
 }
 
 /** Rows of a table past `windowTo` (in its cursor's own clock): what the window's end held back. */
@@ -104,13 +101,6 @@ export async function runExport(deps: ExportDeps, request: RunRequest = {}, now 
       rows: 0, files: 0, bytes: 0, windowFrom: null, windowTo: null, nullCursorRows: 0, error: f.error,
     })),
   ];
-  // A process killed mid-write (SIGKILL, a crash) leaves temporary files the plan's recovery
-  // cannot see (in pending/, runs/, beside the watermark): the store knows whose writer died.
-  if (deps.store instanceof DirectoryStore) {
-    for (const task of plan.tables) {
-      await deps.store.sweepAbandonedWrites(new TableState(deps.store, deps.config.lake.prefix, task.table).root).catch(() => undefined);
-    }
-  }
   if (!signal?.aborted) await control.onPlanned?.(plan.tables);
   for (const planned of plan.tables) {
     let task = planned;

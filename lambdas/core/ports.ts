@@ -30,6 +30,11 @@ export interface ObjectStore {
    * move already happened and this returns false; when both are gone it throws.
    */
   move(from: string, to: string): Promise<boolean>;
+  /**
+   * Remove what writers that died left under `prefix` and listings never show (a directory
+   * lake's `*.tmp` files). Absent where a write is atomic (S3).
+   */
+  sweepAbandonedWrites?(prefix: string): Promise<void>;
 }
 
 export interface TableCatalog {

@@ -1,7 +1,8 @@
 // The correctness contract on real parts: ties at page boundaries, incremental runs, late
 // commits, the S3 adapter against an S3 API server, hostile identifiers, and bad input.
 import { startFauxqs, type FauxqsServer } from 'fauxqs';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LakeQuery } from '../../bin/local/lake-query.ts';
@@ -554,6 +555,28 @@ describe('found by an independent check', () => {
     }
     const rows = await duckdb<{ v: string; n: number }>(`SELECT v, count(*)::int AS n FROM read_parquet(${parquetGlob(lake, 'one_instant')}) GROUP BY v ORDER BY v`);
     expect(rows).toEqual([{ v: 'fixed', n: 5 }, { v: 'v', n: 1 }]);
+    lake.remove();
+  });
+});
+
+describe('a writer killed mid-write (found by the chaos suite)', () => {
+  it('its temporary file is removed by the next plan of the table, whatever runs it', async () => {
+    await db.query(`CREATE TABLE killed_writer (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT '2024-01-01');
+      INSERT INTO killed_writer VALUES (1)`);
+    const lake = createLake();
+    const tables = [{ name: 'killed_writer' }];
+    await exportOnce(lake, tables);
+    // as the directory lake names a temporary file: its writer's pid (dead here), then a uuid
+    const dead = Number(execFileSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).toString());
+    const temp = path.join(lake.dir, 'raw', '_state', 'killed_writer', 'runs', `r.json.${dead}-0b0e6d1c-7e55-4b1f-9f0b-1b2c3d4e5f60.tmp`);
+    writeFileSync(temp, 'half a manifest');
+    const deps = exportDeps(db, lake.store, testConfig(tables));
+    const [planned] = (await planRun(deps)).tables;
+    expect(existsSync(temp)).toBe(false);
+    let task = planned;
+    while (!task.done) task = await exportTable(deps, task);
+    await commitTable(deps, task);
+    await deps.close();
     lake.remove();
   });
 });

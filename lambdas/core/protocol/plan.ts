@@ -107,6 +107,8 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
   if (conflict) return { skipped: `${table.display}: skipped, ${conflict}` };
   try {
     const watermark = await state.watermark();
+    // What a killed writer left half-written (a directory lake's temporary files) goes too.
+    await deps.store.sweepAbandonedWrites?.(state.root);
     await recover(deps, state, watermark, run.runId);
     const snapshot = table.config.mode === 'snapshot';
     // A snapshot replaces every file, so its columns may change freely.
