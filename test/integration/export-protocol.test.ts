@@ -9,12 +9,12 @@ import { LakeQuery } from '../../bin/local/lake-query.ts';
 import { runExport } from '../../bin/local/run-export.ts';
 import { commitTable, exportTable, planRun } from '../../lambdas/core/exporter.ts';
 import { TableState } from '../../lambdas/core/state.ts';
-import type { LakeSchema, ObjectStore } from '../../lambdas/core/ports.ts';
+import type { LakeSchema } from '../../lambdas/core/ports.ts';
 import { partitionYearOf } from '../../lambdas/core/layout.ts';
 import { ThrottlingError } from '../../lambdas/core/errors.ts';
 import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
 import { hashText } from '../../lambdas/core/pii-hash.ts';
-import { createDatabase, createLake, duckdb, exportDeps, parquetGlob, startPostgres, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createDatabase, createLake, duckdb, exportDeps, faultyStore, parquetGlob, startPostgres, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
 import pg from 'pg';
 import { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
 
@@ -362,17 +362,12 @@ describe('a store fault after the commit point', () => {
     await exportOnce(lake, tables);
     // S3 answers 503 once when the re-run's manifest is written, just after its watermark.
     let failures = 0;
-    const store: ObjectStore = {
-      url: lake.store.url,
+    const store = faultyStore(lake.store, {
       put: async (key, body, options) => {
         if (key.includes('/_state/aftercommit/runs/') && failures++ === 0) throw Object.assign(new Error('We encountered an internal error.'), { name: 'InternalError', $metadata: { httpStatusCode: 503 } });
         return lake.store.put(key, body, options);
       },
-      get: (key) => lake.store.get(key),
-      list: (prefix) => lake.store.list(prefix),
-      delete: (keys) => lake.store.delete(keys),
-      move: (from, to) => lake.store.move(from, to),
-    };
+    });
     const deps = exportDeps(db, store, testConfig(tables));
     const rerun = await runExport(deps, { full: true }).finally(() => deps.close());
     expect(failures).toBe(2);
@@ -389,15 +384,10 @@ describe('a transient store fault while planning one table', () => {
     await db.query(`CREATE TABLE plan_ok (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT '2024-06-01');
       CREATE TABLE plan_shaky (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT '2024-06-01')`);
     const lake = createLake();
-    const store: ObjectStore = {
-      url: lake.store.url,
-      put: (key, body, options) => lake.store.put(key, body, options),
+    const store = faultyStore(lake.store, {
       // what the S3 adapter raises once its client's retries are spent
       get: async (key) => { if (key === 'raw/_state/plan_shaky/watermark.json') throw new ThrottlingError('S3 GET raw/_state/plan_shaky/watermark.json failed after the client\'s retries: SlowDown'); return lake.store.get(key); },
-      list: (prefix) => lake.store.list(prefix),
-      delete: (keys) => lake.store.delete(keys),
-      move: (from, to) => lake.store.move(from, to),
-    };
+    });
     const deps = exportDeps(db, store, testConfig([{ name: 'plan_ok' }, { name: 'plan_shaky' }]));
     const plan = await planRun(deps).finally(() => deps.close());
     expect(plan.tables.map((t) => t.table)).toEqual(['plan_ok']);
@@ -416,14 +406,9 @@ describe('the partition projection follows the data', () => {
     const lake = createLake();
     const events: string[] = [];
     const registry = { register: async (table: string, schema: LakeSchema) => { events.push(`register ${table} ${schema.years?.from}-${schema.years?.to}`); } };
-    const store: ObjectStore = {
-      url: lake.store.url,
-      put: (key, body, options) => lake.store.put(key, body, options),
-      get: (key) => lake.store.get(key),
-      list: (prefix) => lake.store.list(prefix),
-      delete: (keys) => lake.store.delete(keys),
+    const store = faultyStore(lake.store, {
       move: async (from, to) => { events.push(`publish year=${partitionYearOf(to)}`); return lake.store.move(from, to); },
-    };
+    });
     const tables = [{ name: 'by_booking', partitionBy: 'booked' }];
     const run = async () => {
       const deps = { ...exportDeps(db, store, testConfig(tables)), registry };
@@ -594,8 +579,7 @@ describe('two takeovers racing (found by the chaos suite)', () => {
     // ...then run A takes the lease over, and B takes it back right after: A's recovery has
     // already listed B's pending run, and must not remove it.
     let retaken = false;
-    const store: ObjectStore = {
-      url: lake.store.url,
+    const store = faultyStore(lake.store, {
       put: async (key, body, options) => {
         const done = await lake.store.put(key, body, options);
         if (done && !retaken && key.endsWith('/raced/lease.json') && String(body).includes('run-a')) {
@@ -604,11 +588,7 @@ describe('two takeovers racing (found by the chaos suite)', () => {
         }
         return done;
       },
-      get: (key) => lake.store.get(key),
-      list: (prefix) => lake.store.list(prefix),
-      delete: (keys) => lake.store.delete(keys),
-      move: (from, to) => lake.store.move(from, to),
-    };
+    });
     const a = exportDeps(db, store, config);
     const planA = await planRun(a, { runId: 'run-a', takeOver: true });
     await a.close();

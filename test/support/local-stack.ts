@@ -73,6 +73,19 @@ export function createLake(): TestLake {
   return { dir, url, store: new DirectoryStore(url), remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** `inner` with some operations replaced, to inject a fault or observe calls; the rest pass through. */
+export function faultyStore(inner: ObjectStore, overrides: Partial<Omit<ObjectStore, 'url'>>): ObjectStore {
+  return {
+    url: inner.url,
+    put: (key, body, options) => inner.put(key, body, options),
+    get: (key) => inner.get(key),
+    list: (prefix) => inner.list(prefix),
+    delete: (keys) => inner.delete(keys),
+    move: (from, to) => inner.move(from, to),
+    ...overrides,
+  };
+}
+
 export function testConfig(tables: unknown[], extra: Record<string, unknown> = {}): LakeConfig {
   return validateConfig({ export: { pageRows: 1000, safetyLagSeconds: 0, ...(extra.export as object) }, tables, ...extra }, 'test config');
 }
