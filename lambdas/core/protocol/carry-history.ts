@@ -22,9 +22,8 @@ export async function replacedPages(state: TableState, shape: TableShape, task: 
  * (journalled, staged, published at commit like any other), numbered after its exported pages;
  * commit then removes the replaced pages. Resumable page by page across invocations.
  */
-export async function carryHistory(deps: ExportDeps, state: TableState, shape: TableShape, task: TableTask, deadline: number, keepLease: (task: TableTask) => Promise<void>): Promise<TableTask> {
+export async function carryHistory(deps: ExportDeps, state: TableState, shape: TableShape, task: TableTask, replaced: readonly { runId: string; page: number }[], deadline: number, keepLease: (task: TableTask) => Promise<void>): Promise<TableTask> {
   const { keepHistory, versionKeys } = await import('../history.ts');
-  const replaced = await replacedPages(state, shape, task);
   const carried = task.carried ?? 0;
   const exportedPages = task.page - carried;
   const own = (await state.pendingPages(task.runId)).filter((p) => p.page <= exportedPages && !p.carriedFrom);

@@ -33,12 +33,11 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
     throw new SchemaMismatchError(`${task.display}: the table's columns (or its cursorTimeZone) changed during run ${task.runId}; the next run exports with the new ones`);
   }
   let current = task;
-  if (current.carried === null) {
-    current = await exportPages(deps, state, shape, current, deadline, keepLease);
-    // Pages done: a re-run next carries what the pages it replaces hold beyond its own versions.
-    if (current.done && (await replacedPages(state, shape, current)).length > 0) current = { ...current, done: false, carried: 0 };
-  }
-  if (current.carried !== null && !current.done) current = await carryHistory(deps, state, shape, current, deadline, keepLease);
+  if (current.carried === null) current = await exportPages(deps, state, shape, current, deadline, keepLease);
+  // Pages done: a re-run next carries what the pages it replaces hold beyond its own versions.
+  const replaced = current.done || current.carried !== null ? await replacedPages(state, shape, current) : [];
+  if (current.done && current.carried === null && replaced.length > 0) current = { ...current, done: false, carried: 0 };
+  if (current.carried !== null && !current.done) current = await carryHistory(deps, state, shape, current, replaced, deadline, keepLease);
   if (current.done) {
     // An earlier attempt of this invocation (retried after a timeout, data changed since) may
     // have journalled pages beyond the last one: they are not part of the run.
