@@ -12,12 +12,13 @@ import { LakeQuery } from './local/lake-query.ts';
 import { runExport, type RunOutcome, type TableOutcome } from './local/run-export.ts';
 import { formatRows } from './local/format-rows.ts';
 import { ProgressBars } from './local/progress.ts';
-import { describeTableShape, windowPredicates } from '../lambdas/core/table-shape.ts';
+import { describeTableShape } from '../lambdas/core/source/table-shape.ts';
+import { windowPredicates } from '../lambdas/core/source/queries.ts';
 import { quoteQualified } from '../lambdas/core/identifiers.ts';
-import type { TableTask } from '../lambdas/core/exporter.ts';
+import type { TableTask } from '../lambdas/core/protocol/run-model.ts';
 import { discoverTables, mergeConfig, renderConfig, summarizeDiscovery } from './local/discover.ts';
-import { TableState } from '../lambdas/core/state.ts';
-import { describeValidation, lastCommittedRun, validateRun, type ValidationResult } from '../lambdas/core/validate.ts';
+import { TableState } from '../lambdas/core/protocol/table-state.ts';
+import { describeValidation, lastCommittedRun, validateRun, type ValidationResult } from '../lambdas/core/lake/validate.ts';
 
 const USAGE: Record<string, string> = {
   '': `pg-lake-export <command> [options]

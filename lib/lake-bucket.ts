@@ -4,7 +4,7 @@ import { Duration, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { STATE_DIR } from '../lambdas/core/layout.ts';
+import { STATE_DIR } from '../lambdas/core/lake/keys.ts';
 import { isPositiveInteger, PropProblems } from './prop-problems.ts';
 
 export interface LakeBucketProps {

@@ -4,7 +4,7 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { resolveTable, type LakeConfig } from '../lambdas/core/config.ts';
-import { VALIDATE_QUERY_TIMEOUT_MILLIS } from '../lambdas/core/workflow-io.ts';
+import { VALIDATE_QUERY_TIMEOUT_MILLIS } from '../lambdas/core/protocol/workflow-io.ts';
 import { ExportAlarms, METRICS_NAMESPACE, SERVICE_NAME } from './export-alarms.ts';
 import { ExportSchedule } from './export-schedule.ts';
 import { ExportWorkflow } from './export-workflow.ts';

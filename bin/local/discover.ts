@@ -7,10 +7,10 @@ import { isMap, parseDocument } from 'yaml';
 import { validateConfig, parseConfig, resolveTable, type TableConfig } from '../../lambdas/core/config.ts';
 import { ConfigError, UnsupportedTypeError } from '../../lambdas/core/errors.ts';
 import { displayName, quoteIdent, quoteQualified, type QualifiedName } from '../../lambdas/core/identifiers.ts';
-import { lakeTableName } from '../../lambdas/core/layout.ts';
+import { lakeTableName } from '../../lambdas/core/lake/keys.ts';
 import type { TableCatalog } from '../../lambdas/core/ports.ts';
-import { shapeTable } from '../../lambdas/core/table-shape.ts';
-import { CURSOR_TYPES, MAX_DECIMAL_PRECISION, planColumn, type CatalogColumn } from '../../lambdas/core/type-map.ts';
+import { shapeTable } from '../../lambdas/core/source/table-shape.ts';
+import { CURSOR_TYPES, MAX_DECIMAL_PRECISION, planColumn, type CatalogColumn } from '../../lambdas/core/source/type-map.ts';
 import type { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
 
 /** Column names tried as the cursor, in this order. */

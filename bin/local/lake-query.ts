@@ -6,11 +6,11 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
 import { selectTables } from '../../lambdas/core/config.ts';
-import { currentViewClashes, currentViewName, currentViewSql } from '../../lambdas/core/current-view.ts';
+import { currentViewClashes, currentViewName, currentViewSql } from '../../lambdas/core/lake/current-view.ts';
 import { ConfigError } from '../../lambdas/core/errors.ts';
-import { PARTITION_KEYS, tableDataPrefix } from '../../lambdas/core/layout.ts';
+import { PARTITION_KEYS, tableDataPrefix } from '../../lambdas/core/lake/keys.ts';
 import type { LakeColumn, LakeSchema } from '../../lambdas/core/ports.ts';
-import { TableState } from '../../lambdas/core/state.ts';
+import { TableState } from '../../lambdas/core/protocol/table-state.ts';
 import type { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
 import { DuckdbEngine } from '../../lambdas/adapters/duckdb-engine.ts';
 

@@ -1,12 +1,17 @@
 // Run the whole export in one process: plan, export every table's pages, commit. The CLI's
 // `run` and the tests use it; the Lambdas run the same core functions one step at a time.
 import { selectTables } from '../../lambdas/core/config.ts';
-import { abandonRun, commitTable, exportTable, planRun, type ExportDeps, type RunRequest, type TableTask } from '../../lambdas/core/exporter.ts';
+import { abandonRun } from '../../lambdas/core/protocol/recovery.ts';
+import { commitTable } from '../../lambdas/core/protocol/commit.ts';
+import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
+import { planRun } from '../../lambdas/core/protocol/plan.ts';
+import { type ExportDeps, type RunRequest, type TableTask } from '../../lambdas/core/protocol/run-model.ts';
 import { ExportError, describeError } from '../../lambdas/core/errors.ts';
 import { quoteQualified } from '../../lambdas/core/identifiers.ts';
 import type { RowSource } from '../../lambdas/core/ports.ts';
-import { TableState } from '../../lambdas/core/state.ts';
-import { describeTableShape, windowPredicates } from '../../lambdas/core/table-shape.ts';
+import { TableState } from '../../lambdas/core/protocol/table-state.ts';
+import { describeTableShape } from '../../lambdas/core/source/table-shape.ts';
+import { windowPredicates } from '../../lambdas/core/source/queries.ts';
 
 export interface TableOutcome {
   readonly table: string;

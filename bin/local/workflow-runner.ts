@@ -15,7 +15,7 @@ import { PgLakeExportStack } from '../../lib/pg-lake-export-stack.ts';
 import { WORKFLOW_STATES } from '../../lib/export-workflow.ts';
 import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
 import { createS3Client, S3Store } from '../../lambdas/adapters/s3-store.ts';
-import { tableDataPrefix, tableStatePrefix } from '../../lambdas/core/layout.ts';
+import { tableDataPrefix, tableStatePrefix } from '../../lambdas/core/lake/keys.ts';
 import type { QueryEngine } from '../../lambdas/core/ports.ts';
 import { LakeQuery } from './lake-query.ts';
 import { resolveDefinition, type StateMachineDefinition } from './state-machine-definition.ts';

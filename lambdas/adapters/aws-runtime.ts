@@ -10,7 +10,7 @@ import type { ClientConfig } from 'pg';
 import { z } from 'zod';
 import { validateConfig, type LakeConfig } from '../core/config.ts';
 import { ConfigError } from '../core/errors.ts';
-import type { ExportDeps, LakeDeps } from '../core/exporter.ts';
+import type { ExportDeps, LakeDeps } from '../core/protocol/run-model.ts';
 import { GlueRegistry } from './glue-registry.ts';
 import { PostgresSource } from './postgres-source.ts';
 import { createS3Client, S3Store } from './s3-store.ts';

@@ -5,9 +5,9 @@
 import { AlreadyExistsException, CreateTableCommand, EntityNotFoundException, GetTableCommand, GlueClient, UpdateTableCommand, type Table, type TableInput } from '@aws-sdk/client-glue';
 import type { LakeConfig } from '../core/config.ts';
 import { selectTables } from '../core/config.ts';
-import { currentViewClashes, currentViewName, glueViewDefinition } from '../core/current-view.ts';
+import { currentViewClashes, currentViewName, glueViewDefinition } from '../core/lake/current-view.ts';
 import { SchemaMismatchError, ThrottlingError } from '../core/errors.ts';
-import { glueTableDefinition } from '../core/glue-table.ts';
+import { glueTableDefinition } from '../core/lake/glue-table.ts';
 import type { LakeSchema, TableRegistry } from '../core/ports.ts';
 
 /**

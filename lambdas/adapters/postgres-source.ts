@@ -4,7 +4,7 @@ import pg from 'pg';
 import type { ClientConfig } from 'pg';
 import type { QualifiedName } from '../core/identifiers.ts';
 import type { ClockReading, RowSource, TableCatalog } from '../core/ports.ts';
-import type { CatalogColumn } from '../core/type-map.ts';
+import type { CatalogColumn } from '../core/source/type-map.ts';
 import { ExportError, ThrottlingError } from '../core/errors.ts';
 import { CopyOut } from './copy-out.ts';
 

@@ -1,6 +1,6 @@
 // Commit Table: register the schema, move the watermark (the commit point), tidy up.
-import { commitTable } from '../core/exporter.ts';
-import { tableTaskSchema } from '../core/workflow-io.ts';
+import { commitTable } from '../core/protocol/commit.ts';
+import { tableTaskSchema } from '../core/protocol/workflow-io.ts';
 import { withDeps } from '../adapters/aws-runtime.ts';
 
 export const handler = async (event: unknown) => {

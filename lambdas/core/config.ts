@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { isTimeZone } from './cursor-zone.ts';
 import { ConfigError } from './errors.ts';
 import { displayName, parseQualifiedName, type QualifiedName } from './identifiers.ts';
-import { lakeTableName } from './layout.ts';
+import { lakeTableName } from './lake/keys.ts';
 
 const identifier = z.string().min(1, 'must not be empty');
 const TIME_ZONE_MESSAGE = 'must be an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)';

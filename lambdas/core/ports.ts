@@ -1,6 +1,6 @@
 // The two ports the core talks to the world through. Adapters implement them (Postgres,
 // S3, a local directory); tests implement them only to inject faults.
-import type { CatalogColumn } from './type-map.ts';
+import type { CatalogColumn } from './source/type-map.ts';
 import type { QualifiedName } from './identifiers.ts';
 
 export interface StoredObject {

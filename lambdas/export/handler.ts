@@ -1,7 +1,7 @@
 // Export Table Page: export pages until the invocation's time budget runs low; return the cursor.
-import { warmPageEncoder } from '../core/encode-worker.ts';
-import { exportTable } from '../core/exporter.ts';
-import { tableTaskSchema } from '../core/workflow-io.ts';
+import { warmPageEncoder } from '../core/page/encode-worker.ts';
+import { exportTable } from '../core/protocol/export-pages.ts';
+import { tableTaskSchema } from '../core/protocol/workflow-io.ts';
 import { withDeps } from '../adapters/aws-runtime.ts';
 
 // The encoder's thread (apache-arrow, parquet-wasm) starts during the cold start and stays

@@ -8,8 +8,8 @@ import { AthenaEngine } from '../adapters/athena-engine.ts';
 import { lakeDeps, logger } from '../adapters/aws-runtime.ts';
 import { ConfigError, describeError } from '../core/errors.ts';
 import type { QueryEngine } from '../core/ports.ts';
-import { describeValidation } from '../core/validate.ts';
-import { VALIDATE_QUERY_TIMEOUT_MILLIS, validateCommittedTable, validateInputSchema, type TableValidation } from '../core/workflow-io.ts';
+import { describeValidation } from '../core/lake/validate.ts';
+import { VALIDATE_QUERY_TIMEOUT_MILLIS, validateCommittedTable, validateInputSchema, type TableValidation } from '../core/protocol/workflow-io.ts';
 
 /** An engine for one invocation; closed when it ends. */
 export type OpenEngine = (table: string) => Promise<QueryEngine>;

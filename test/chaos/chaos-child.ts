@@ -11,7 +11,7 @@ import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
 import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
 import { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
 import { validateConfig } from '../../lambdas/core/config.ts';
-import type { RunRequest } from '../../lambdas/core/exporter.ts';
+import type { RunRequest } from '../../lambdas/core/protocol/run-model.ts';
 import type { ObjectStore, PutOptions, RowSource } from '../../lambdas/core/ports.ts';
 import type { RunFaults } from './schedule.ts';
 

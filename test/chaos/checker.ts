@@ -5,7 +5,7 @@
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { TableState, type RunManifest, type Window } from '../../lambdas/core/state.ts';
+import { TableState, type RunManifest, type Window } from '../../lambdas/core/protocol/table-state.ts';
 import type { ObjectStore } from '../../lambdas/core/ports.ts';
 import { valuesText, type AuditVersion } from './world.ts';
 

@@ -12,8 +12,8 @@ import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
 import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
 import type { ObjectStore } from '../../lambdas/core/ports.ts';
 import type { RunOutcome } from '../../bin/local/run-export.ts';
-import type { RunRequest } from '../../lambdas/core/exporter.ts';
-import type { Watermark } from '../../lambdas/core/state.ts';
+import type { RunRequest } from '../../lambdas/core/protocol/run-model.ts';
+import type { Watermark } from '../../lambdas/core/protocol/table-state.ts';
 import type { ChildInput } from './chaos-child.ts';
 import {
   LakeReader, checkDuplicates, checkInvented, checkLost, indexAudit, lifetimes, versionKey,

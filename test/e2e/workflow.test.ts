@@ -10,7 +10,7 @@ import { openLocalEngine, synthesizeDefinition, runWorkflowLocally, type LocalRu
 import type { StateMachineDefinition } from '../../bin/local/state-machine-definition.ts';
 import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
 import { validateConfig } from '../../lambdas/core/config.ts';
-import { TableState, type RunManifest, type Watermark } from '../../lambdas/core/state.ts';
+import { TableState, type RunManifest, type Watermark } from '../../lambdas/core/protocol/table-state.ts';
 import type { QueryEngine } from '../../lambdas/core/ports.ts';
 import { checkLake } from '../faults/lake-checks.ts';
 import { AthenaStandin } from '../support/athena-standin.ts';

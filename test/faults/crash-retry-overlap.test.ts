@@ -5,8 +5,10 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runExport } from '../../bin/local/run-export.ts';
-import { commitTable, exportTable, planRun } from '../../lambdas/core/exporter.ts';
-import { TableState, type Watermark } from '../../lambdas/core/state.ts';
+import { commitTable } from '../../lambdas/core/protocol/commit.ts';
+import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
+import { planRun } from '../../lambdas/core/protocol/plan.ts';
+import { TableState, type Watermark } from '../../lambdas/core/protocol/table-state.ts';
 import { createDatabase, createLake, exportDeps, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
 import { checkLake } from './lake-checks.ts';
 

@@ -5,7 +5,7 @@
 //  3. the latest version per key in the lake equals the database row.
 // Plus: every visible file belongs to a committed manifest, and nothing is left pending.
 import { expect } from 'vitest';
-import { TableState, type RunManifest, type Watermark } from '../../lambdas/core/state.ts';
+import { TableState, type RunManifest, type Watermark } from '../../lambdas/core/protocol/table-state.ts';
 import path from 'node:path';
 import { duckdb, type TestDatabase, type TestLake } from '../support/local-stack.ts';
 

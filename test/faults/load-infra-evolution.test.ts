@@ -9,7 +9,7 @@ import { runExport } from '../../bin/local/run-export.ts';
 import { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
 import { S3Client } from '@aws-sdk/client-s3';
 import { S3Store } from '../../lambdas/adapters/s3-store.ts';
-import { TableState, type Watermark } from '../../lambdas/core/state.ts';
+import { TableState, type Watermark } from '../../lambdas/core/protocol/table-state.ts';
 import { createDatabase, createLake, exportDeps, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
 import { checkLake } from './lake-checks.ts';
 

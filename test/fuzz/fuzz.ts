@@ -5,7 +5,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { runExport, type RunOutcome } from '../../bin/local/run-export.ts';
 import { resolveTable, type LakeConfig } from '../../lambdas/core/config.ts';
-import type { RunRequest } from '../../lambdas/core/exporter.ts';
+import type { RunRequest } from '../../lambdas/core/protocol/run-model.ts';
 import { createDatabase, createLake, duckdb, exportDeps, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
 import { duckTypeOf } from './types.ts';
 import { normalizeCell, pgCanonical, pgCanonicalArray, sameCell, type Cell } from './canonical.ts';

@@ -4,7 +4,7 @@
 // data actually takes.
 import { StateMachine, type RunOptions } from 'aws-local-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { executionRunId } from '../../lambdas/core/workflow-io.ts';
+import { executionRunId } from '../../lambdas/core/protocol/workflow-io.ts';
 import { INTERRUPTED_INVOCATION_ERRORS, TABLES_FAILED_ERROR, TERMINAL_ERRORS, THROTTLING_ERROR, TRANSIENT_LAMBDA_ERRORS, VALIDATE_THROTTLING_ATTEMPTS, WORKFLOW_STATES as S } from '../../lib/index.ts';
 import { allStates, resolveDefinition, type State, type StateMachineDefinition } from './definition.ts';
 import { buildStack, logicalIdOf, type BuiltStack } from './stack.ts';

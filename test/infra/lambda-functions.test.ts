@@ -8,7 +8,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../lambdas/core/config.ts';
-import { VALIDATE_QUERY_TIMEOUT_MILLIS } from '../../lambdas/core/workflow-io.ts';
+import { VALIDATE_QUERY_TIMEOUT_MILLIS } from '../../lambdas/core/protocol/workflow-io.ts';
 import { LAKE_CONFIG_FILE, LAMBDA_ENVIRONMENT_LIMIT_BYTES, PROJECT_ROOT } from '../../lib/index.ts';
 import { buildStack, fixtureConfig, FIXTURE_CONFIG_YAML, logicalIdOf, resourcesOfType, type BuiltStack } from './stack.ts';
 

@@ -10,9 +10,10 @@ import { parseArgs } from 'node:util';
 import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
 import { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
 import { validateConfig } from '../../lambdas/core/config.ts';
-import { commitTable, planRun } from '../../lambdas/core/exporter.ts';
-import { dataFileKey } from '../../lambdas/core/layout.ts';
-import { TableState, type PageEntry } from '../../lambdas/core/state.ts';
+import { commitTable } from '../../lambdas/core/protocol/commit.ts';
+import { planRun } from '../../lambdas/core/protocol/plan.ts';
+import { dataFileKey } from '../../lambdas/core/lake/keys.ts';
+import { TableState, type PageEntry } from '../../lambdas/core/protocol/table-state.ts';
 import { startLocalPostgres } from '../../bin/local/embedded-postgres.ts';
 
 const { values } = parseArgs({ options: { pages: { type: 'string', default: '20000' }, 'rows-per-page': { type: 'string', default: '50000' } } });

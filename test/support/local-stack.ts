@@ -10,7 +10,7 @@ import { startLocalPostgres, type LocalPostgres } from '../../bin/local/embedded
 import { validateConfig, type LakeConfig } from '../../lambdas/core/config.ts';
 import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
 import { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
-import type { ExportDeps } from '../../lambdas/core/exporter.ts';
+import type { ExportDeps } from '../../lambdas/core/protocol/run-model.ts';
 import type { ObjectStore } from '../../lambdas/core/ports.ts';
 
 export interface TestDatabase {

@@ -3,10 +3,10 @@
 // exact (it read zeros where the element builder grew: issue 11).
 import * as arrow from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
-import { Arena, decodeColumn, type ColumnContext, type FieldSlots } from '../../lambdas/core/columns.ts';
+import { Arena, decodeColumn, type ColumnContext, type FieldSlots } from '../../lambdas/core/page/decode.ts';
 import { ValueError } from '../../lambdas/core/errors.ts';
-import type { LakeType } from '../../lambdas/core/type-map.ts';
-import { fieldText, timestampText } from '../../lambdas/core/values.ts';
+import type { LakeType } from '../../lambdas/core/source/type-map.ts';
+import { fieldText, timestampText } from '../../lambdas/core/page/values.ts';
 
 /** One field per row; `null` is SQL NULL. */
 function slots(fields: (Buffer | null)[]): FieldSlots {

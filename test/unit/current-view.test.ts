@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { currentViewClashes, currentViewSql, decodePrestoView, glueViewDefinition, lakeSchema, prestoType } from '../../lambdas/core/current-view.ts';
+import { currentViewClashes, currentViewSql, decodePrestoView, glueViewDefinition, lakeSchema, prestoType } from '../../lambdas/core/lake/current-view.ts';
 import { resolveTable, validateConfig } from '../../lambdas/core/config.ts';
 import type { LakeSchema } from '../../lambdas/core/ports.ts';
-import { lakeColumns, shapeTable } from '../../lambdas/core/table-shape.ts';
-import type { CatalogColumn } from '../../lambdas/core/type-map.ts';
+import { lakeColumns, shapeTable } from '../../lambdas/core/source/table-shape.ts';
+import type { CatalogColumn } from '../../lambdas/core/source/type-map.ts';
 
 const orderLines: LakeSchema = {
   columns: [

@@ -4,7 +4,7 @@ import { AlreadyExistsException, ConcurrentModificationException, EntityNotFound
 import { describe, expect, it } from 'vitest';
 import { GlueRegistry } from '../../lambdas/adapters/glue-registry.ts';
 import { validateConfig } from '../../lambdas/core/config.ts';
-import { decodePrestoView } from '../../lambdas/core/current-view.ts';
+import { decodePrestoView } from '../../lambdas/core/lake/current-view.ts';
 import type { LakeSchema } from '../../lambdas/core/ports.ts';
 
 const schema: LakeSchema = {

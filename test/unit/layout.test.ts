@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../lambdas/core/config.ts';
-import { glueTableDefinition } from '../../lambdas/core/glue-table.ts';
-import { dataFileKey, dayFromEpochDays, lakeTableName, partitionProjection, partitionYearOf, projectionYears } from '../../lambdas/core/layout.ts';
+import { glueTableDefinition } from '../../lambdas/core/lake/glue-table.ts';
+import { dataFileKey, dayFromEpochDays, lakeTableName, partitionProjection, partitionYearOf, projectionYears } from '../../lambdas/core/lake/keys.ts';
 
 describe('lake layout', () => {
   it('writes zero-padded UTC partitions with a deterministic file name', () => {

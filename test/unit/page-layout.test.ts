@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { columnWhere, describeKey, type PageLayout } from '../../lambdas/core/page-layout.ts';
-import type { ColumnPlan } from '../../lambdas/core/type-map.ts';
+import { columnWhere, describeKey, type PageLayout } from '../../lambdas/core/page/page-layout.ts';
+import type { ColumnPlan } from '../../lambdas/core/source/type-map.ts';
 
 const plan = (name: string): ColumnPlan => ({ name, select: `"${name}"`, lakeType: { kind: 'string' }, glueType: 'string' });
 const layout = (names: string[]): PageLayout => ({

@@ -2,9 +2,10 @@
 // every literal escaped, the keyset exact. (The integration tests run the same SQL for real.)
 import { describe, expect, it } from 'vitest';
 import { selectTables, validateConfig } from '../../lambdas/core/config.ts';
-import { checkNotNullQuery, checkUniqueQuery, duplicateKeyQuery, nullKeyQuery, pageQuery, shapeTable, windowPredicates } from '../../lambdas/core/table-shape.ts';
+import { shapeTable } from '../../lambdas/core/source/table-shape.ts';
+import { checkNotNullQuery, checkUniqueQuery, duplicateKeyQuery, nullKeyQuery, pageQuery, windowPredicates } from '../../lambdas/core/source/queries.ts';
 import type { TableCatalog } from '../../lambdas/core/ports.ts';
-import type { CatalogColumn } from '../../lambdas/core/type-map.ts';
+import type { CatalogColumn } from '../../lambdas/core/source/type-map.ts';
 
 function column(name: string, typeName: string, formatted: string, notNull = true): CatalogColumn {
   return { name, typeName, typeKind: 'b', elementTypeName: null, elementTypeKind: null, typmod: -1, formatted, notNull };

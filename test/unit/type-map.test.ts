@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { decodeNumeric, numericToText } from '../../lambdas/core/decimal.ts';
-import { decimalOf, numericTypmod, planColumn, type CatalogColumn } from '../../lambdas/core/type-map.ts';
-import { timestampText } from '../../lambdas/core/values.ts';
+import { decodeNumeric, numericToText } from '../../lambdas/core/page/decimal.ts';
+import { decimalOf, numericTypmod, planColumn, type CatalogColumn } from '../../lambdas/core/source/type-map.ts';
+import { timestampText } from '../../lambdas/core/page/values.ts';
 
 const column = (typeName: string, extra: Partial<CatalogColumn> = {}): CatalogColumn => ({
   name: 'c', typeName, typeKind: 'b', elementTypeName: null, elementTypeKind: null, typmod: -1, formatted: typeName, notNull: false, ...extra,

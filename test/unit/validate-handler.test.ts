@@ -11,9 +11,9 @@ import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
 import { validateConfig } from '../../lambdas/core/config.ts';
 import { ThrottlingError } from '../../lambdas/core/errors.ts';
 import type { QueryEngine, QueryResult } from '../../lambdas/core/ports.ts';
-import { TableState, type RunManifest, type Watermark } from '../../lambdas/core/state.ts';
-import type { ValidationResult } from '../../lambdas/core/validate.ts';
-import { runMetrics, shapeValidation, summarizeInputSchema, summarizeRun, tableValidationSchema, validateCommittedTable } from '../../lambdas/core/workflow-io.ts';
+import { TableState, type RunManifest, type Watermark } from '../../lambdas/core/protocol/table-state.ts';
+import type { ValidationResult } from '../../lambdas/core/lake/validate.ts';
+import { runMetrics, shapeValidation, summarizeInputSchema, summarizeRun, tableValidationSchema, validateCommittedTable } from '../../lambdas/core/protocol/workflow-io.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'validate-handler-'));
 const lakeUrl = pathToFileURL(join(dir, 'lake')).href;

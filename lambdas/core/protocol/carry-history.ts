@@ -1,8 +1,8 @@
 // Re-runs repair, never destroy: the history of the pages a re-run replaces is carried into the
 // re-run as pages of its own (README "How exactly-once works").
 import { StateError, WindowConflictError } from '../errors.ts';
-import { TableState, type PageEntry, type PendingRun, type RunManifest } from '../state.ts';
-import type { TableShape } from '../table-shape.ts';
+import { TableState, type PageEntry, type PendingRun, type RunManifest } from './table-state.ts';
+import type { TableShape } from '../source/table-shape.ts';
 import { comparable } from './plan.ts';
 import type { ExportDeps, TableTask } from './run-model.ts';
 
@@ -23,7 +23,7 @@ export async function replacedPages(state: TableState, shape: TableShape, task: 
  * commit then removes the replaced pages. Resumable page by page across invocations.
  */
 export async function carryHistory(deps: ExportDeps, state: TableState, shape: TableShape, task: TableTask, replaced: readonly { runId: string; page: number }[], deadline: number, keepLease: (task: TableTask) => Promise<void>): Promise<TableTask> {
-  const { keepHistory, versionKeys } = await import('../history.ts');
+  const { keepHistory, versionKeys } = await import('../page/history.ts');
   const carried = task.carried ?? 0;
   const exportedPages = task.page - carried;
   const own = (await state.pendingPages(task.runId)).filter((p) => p.page <= exportedPages && !p.carriedFrom);

@@ -1,11 +1,12 @@
 // Commit: checks, schema, publish, then the watermark — the commit point — then the tidying.
 import { CheckFailedError, ExportError, SchemaMismatchError, StateError, ThrottlingError, WindowConflictError, describeError, isTransientStoreError } from '../errors.ts';
-import { lakeSchema } from '../current-view.ts';
-import { META_COLUMNS } from '../page-layout.ts';
+import { lakeSchema } from '../lake/current-view.ts';
+import { META_COLUMNS } from '../page/page-layout.ts';
 import type { LakeSchema } from '../ports.ts';
-import { partitionYearOf, projectionYears } from '../layout.ts';
-import { TableState, type PendingRun, type Watermark } from '../state.ts';
-import { checkNotNullQuery, checkUniqueQuery, describeTableShape, lakeColumns, type TableShape } from '../table-shape.ts';
+import { partitionYearOf, projectionYears } from '../lake/keys.ts';
+import { TableState, type PendingRun, type Watermark } from './table-state.ts';
+import { describeTableShape, lakeColumns, type TableShape } from '../source/table-shape.ts';
+import { checkNotNullQuery, checkUniqueQuery } from '../source/queries.ts';
 import { renewLease, releaseLease } from './lease.ts';
 import { publish, finishCommit, retried } from './recovery.ts';
 import { type ExportDeps, type TableTask, type CommitResult, findTable } from './run-model.ts';

@@ -1,11 +1,12 @@
 // Export: the window's keyset pages, read, encoded in the worker, journalled and staged in order
 // until the window is done or the invocation's time budget runs low.
-import { pageBounds, sharedPageEncoder } from '../encode-worker.ts';
+import { pageBounds, sharedPageEncoder } from '../page/encode-worker.ts';
 import { ConfigError, ExportError, SchemaMismatchError, ThrottlingError, describeError, isTransientStoreError } from '../errors.ts';
-import { dataFileKey } from '../layout.ts';
-import type { EncodedPage, RunStamp } from '../page-layout.ts';
-import { TableState, type PageEntry } from '../state.ts';
-import { describeTableShape, pageQuery, type TableShape } from '../table-shape.ts';
+import { dataFileKey } from '../lake/keys.ts';
+import type { EncodedPage, RunStamp } from '../page/page-layout.ts';
+import { TableState, type PageEntry } from './table-state.ts';
+import { describeTableShape, type TableShape } from '../source/table-shape.ts';
+import { pageQuery } from '../source/queries.ts';
 import { replacedPages, carryHistory } from './carry-history.ts';
 import { renewLease } from './lease.ts';
 import { nullKeyMessage } from './plan.ts';

@@ -1,7 +1,7 @@
 // A lease per table keeps two executions from exporting the same table at once: taken with a
 // conditional create at plan, renewed with If-Match while exporting, checked around publishing.
 import { WindowConflictError } from '../errors.ts';
-import { TableState, type Lease } from '../state.ts';
+import { TableState, type Lease } from './table-state.ts';
 import type { LakeDeps, TableTask } from './run-model.ts';
 
 function leaseUntil(deps: LakeDeps, from = Date.now()): string {

@@ -3,7 +3,7 @@
 // All of it is idempotent: the next plan rolls a committed run forward or removes an uncommitted one.
 import { StateError, ThrottlingError, isTransientStoreError } from '../errors.ts';
 import type { LakeSchema } from '../ports.ts';
-import { TableState, type Lease, type PageEntry, type PendingRun, type Replacement, type RunManifest, type Supersede, type Watermark } from '../state.ts';
+import { TableState, type Lease, type PageEntry, type PendingRun, type Replacement, type RunManifest, type Supersede, type Watermark } from './table-state.ts';
 import { assertLeaseHeld, releaseLease } from './lease.ts';
 import type { LakeDeps } from './run-model.ts';
 

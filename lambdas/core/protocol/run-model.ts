@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { type LakeConfig, type ResolvedTable, selectTables } from '../config.ts';
 import type { ObjectStore, RowSource, TableRegistry } from '../ports.ts';
-import type { PendingRun, Window } from '../state.ts';
+import type { PendingRun, Window } from './table-state.ts';
 
 export interface ExportDeps {
   readonly source: RowSource;

@@ -1,7 +1,7 @@
 // The Glue table definition of a lake table: columns from the type map, partition projection
 // from the layout code. Plain data (no SDK types): the Glue adapter sends it as TableInput.
-import { PARTITION_KEYS, partitionProjection, tableDataPrefix } from './layout.ts';
-import type { LakeColumn } from './ports.ts';
+import { PARTITION_KEYS, partitionProjection, tableDataPrefix } from './keys.ts';
+import type { LakeColumn } from '../ports.ts';
 
 export interface GlueTableDefinition {
   readonly Name: string;

@@ -1,7 +1,7 @@
 // Binary COPY framing: header, then per tuple an int16 field count and per field an int32
 // length (−1 = NULL) and the bytes; a field count of −1 ends the stream. The page's bytes are
 // kept whole so rows can be decoded in any grouping (one file per partition day) without copies.
-import { ExportError } from './errors.ts';
+import { ExportError } from '../errors.ts';
 
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 

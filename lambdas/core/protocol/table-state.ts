@@ -7,9 +7,9 @@
 //   pending/<runId>/replace.json  after commit: the earlier pages a re-run replaces, until removed
 //   pending/<runId>/data/…      the page files themselves, until commit publishes them
 //   runs/<runId>.json           a committed run's manifest (pages, key ranges, files)
-import type { ObjectStore } from './ports.ts';
-import { StateError } from './errors.ts';
-import { tableStatePrefix } from './layout.ts';
+import type { ObjectStore } from '../ports.ts';
+import { StateError } from '../errors.ts';
+import { tableStatePrefix } from '../lake/keys.ts';
 
 export interface Window {
   /** Lower cursor bound (text, µs); null = from the beginning. */

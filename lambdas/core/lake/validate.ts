@@ -7,13 +7,13 @@
 //      replacement or a stray copy leaves; <table>_current would hide it, the history would not).
 // Pure: the engine and the lake's state objects only, so the same check runs in Lambda against
 // Athena and on a laptop against DuckDB.
-import { CursorZone } from './cursor-zone.ts';
-import { StateError } from './errors.ts';
-import { quoteIdent, quoteLiteral } from './identifiers.ts';
-import { PARTITION_KEYS, type PartitionDay } from './layout.ts';
-import { META_EXPORTED_AT, META_RUN_ID } from './page-layout.ts';
-import type { LakeSchema, QueryEngine, QueryResult } from './ports.ts';
-import type { PendingRun, RunManifest, TableState, Window } from './state.ts';
+import { CursorZone } from '../cursor-zone.ts';
+import { StateError } from '../errors.ts';
+import { quoteIdent, quoteLiteral } from '../identifiers.ts';
+import { PARTITION_KEYS, type PartitionDay } from './keys.ts';
+import { META_EXPORTED_AT, META_RUN_ID } from '../page/page-layout.ts';
+import type { LakeSchema, QueryEngine, QueryResult } from '../ports.ts';
+import type { PendingRun, RunManifest, TableState, Window } from '../protocol/table-state.ts';
 
 export interface PartitionMismatch {
   /** `year=2024/month=02/day=29`, as in the lake's paths. */

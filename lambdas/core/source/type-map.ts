@@ -1,7 +1,7 @@
 // Postgres → lake type map (DESIGN.md "Types"). One place decides, per catalog column, what the
 // page query selects, how the binary COPY field is decoded, the Arrow type and the Glue type.
-import { quoteIdent } from './identifiers.ts';
-import { UnsupportedTypeError } from './errors.ts';
+import { quoteIdent } from '../identifiers.ts';
+import { UnsupportedTypeError } from '../errors.ts';
 
 export type LakeType =
   | { readonly kind: 'int16' | 'int32' | 'int64' | 'float32' | 'float64' | 'bool' | 'string' | 'binary' | 'date' }

@@ -7,11 +7,11 @@
 // when the current version arrived) but not year/month/day: the partition is where a version
 // was filed, not part of the row's state, and a filter on it would be applied after the ranking,
 // so it would prune no files while reading as if it did. Filter on the partition column itself.
-import { ExportError, SchemaMismatchError, UnsupportedTypeError } from './errors.ts';
-import { quoteIdent } from './identifiers.ts';
-import { META_EXPORTED_AT } from './page-layout.ts';
-import type { LakeColumn, LakeSchema } from './ports.ts';
-import type { TableShape } from './table-shape.ts';
+import { ExportError, SchemaMismatchError, UnsupportedTypeError } from '../errors.ts';
+import { quoteIdent } from '../identifiers.ts';
+import { META_EXPORTED_AT } from '../page/page-layout.ts';
+import type { LakeColumn, LakeSchema } from '../ports.ts';
+import type { TableShape } from '../source/table-shape.ts';
 
 export type ViewDialect = 'athena' | 'duckdb';
 

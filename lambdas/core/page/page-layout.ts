@@ -2,9 +2,9 @@
 // metadata columns, the shape of an encoded page and the keyset text of a row. Kept apart from
 // page.ts so that only the encoder's thread loads apache-arrow and parquet-wasm (~40 MB of RSS).
 import { fieldOffset } from './copy-binary.ts';
-import type { PartitionDay } from './layout.ts';
-import type { ColumnPlan } from './type-map.ts';
-import { quoteIdent } from './identifiers.ts';
+import type { PartitionDay } from '../lake/keys.ts';
+import type { ColumnPlan } from '../source/type-map.ts';
+import { quoteIdent } from '../identifiers.ts';
 import { cursorText, fieldText } from './values.ts';
 
 /** Export metadata columns added to every file (DESIGN.md "Types"). */

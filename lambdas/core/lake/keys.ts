@@ -1,4 +1,4 @@
-import { ConfigError } from './errors.ts';
+import { ConfigError } from '../errors.ts';
 
 // Where everything lives in the lake. The Glue partition projection is generated from the same
 // PARTITION_KEYS and path code that writes the files, so the two cannot drift apart.

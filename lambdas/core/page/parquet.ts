@@ -2,7 +2,7 @@
 // writeParquet consumes them, and reusing one silently writes the next file uncompressed.
 import * as arrow from 'apache-arrow';
 import { Compression, EnabledStatistics, Table as WasmTable, WriterPropertiesBuilder, WriterVersion, writeParquet } from 'parquet-wasm/node';
-import type { LakeType } from './type-map.ts';
+import type { LakeType } from '../source/type-map.ts';
 
 export const CREATED_BY = 'pg-lake-export';
 

@@ -14,14 +14,14 @@
 import { fileURLToPath } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { FrameScratch, fieldOffset, frameCopyBinary, scanCopyBinary } from './copy-binary.ts';
-import { CheckFailedError, ConfigError, ExportError, SchemaMismatchError, StateError, ThrottlingError, UnsupportedTypeError, ValueError, WindowConflictError } from './errors.ts';
+import { CheckFailedError, ConfigError, ExportError, SchemaMismatchError, StateError, ThrottlingError, UnsupportedTypeError, ValueError, WindowConflictError } from '../errors.ts';
 import { rowKeyText, type EncodedPage, type PageLayout, type RunStamp } from './page-layout.ts';
 
 // Decoding and Parquet (apache-arrow, parquet-wasm) load only where pages are encoded: in the
 // worker thread, or in this thread for the inline encoder.
-let pageModule: Promise<typeof import('./page.ts')> | null = null;
+let pageModule: Promise<typeof import('./encode-page.ts')> | null = null;
 // A failed load is not remembered: the next page tries again.
-const loadPage = () => (pageModule ??= import('./page.ts').catch((error: unknown) => { pageModule = null; throw error; }));
+const loadPage = () => (pageModule ??= import('./encode-page.ts').catch((error: unknown) => { pageModule = null; throw error; }));
 
 const MARK = 'pg-lake-export:encode-worker';
 /** This thread is an encoder (it runs the whole Lambda bundle, handler modules included). */

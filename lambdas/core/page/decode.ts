@@ -3,9 +3,9 @@
 // values move as two words). Arrays are decoded by the same loops: a list column is its offsets
 // plus the slots of its elements, which are then decoded as a column of their own.
 import * as arrow from 'apache-arrow';
-import type { LakeType } from './type-map.ts';
+import type { LakeType } from '../source/type-map.ts';
 import { decodeNumeric, numericToText } from './decimal.ts';
-import { ValueError } from './errors.ts';
+import { ValueError } from '../errors.ts';
 import { fieldText } from './values.ts';
 
 // Postgres epochs: 2000-01-01. Arrow/Parquet: 1970-01-01.

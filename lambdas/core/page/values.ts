@@ -1,6 +1,6 @@
 // Text forms of binary COPY values, for keyset literals and error messages (once per page or
 // per error, never per row). They match Postgres's own output so literals round-trip exactly.
-import type { LakeType } from './type-map.ts';
+import type { LakeType } from '../source/type-map.ts';
 import { numericToText } from './decimal.ts';
 
 const DAY_US = 86_400_000_000n;

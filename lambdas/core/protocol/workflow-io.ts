@@ -1,13 +1,13 @@
 // The shapes that travel between Step Functions states, validated at each handler's edge.
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import type { CommitResult, TableTask } from './exporter.ts';
-import { TableState, type Watermark } from './state.ts';
-import type { LakeDeps } from './exporter.ts';
-import { abandonRun } from './exporter.ts';
-import { selectTables } from './config.ts';
-import type { QueryEngine } from './ports.ts';
-import { lastCommittedRun, validateRun, type ValidationResult } from './validate.ts';
+import type { CommitResult, TableTask } from './run-model.ts';
+import { TableState, type Watermark } from './table-state.ts';
+import type { LakeDeps } from './run-model.ts';
+import { abandonRun } from './recovery.ts';
+import { selectTables } from '../config.ts';
+import type { QueryEngine } from '../ports.ts';
+import { lastCommittedRun, validateRun, type ValidationResult } from '../lake/validate.ts';
 
 /**
  * What the state machine gives Plan: the execution input as `request`, and the execution's

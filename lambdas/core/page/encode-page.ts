@@ -1,12 +1,12 @@
 // One keyset page → one Arrow table per partition day → one Parquet file each.
 import * as arrow from 'apache-arrow';
-import { Arena, arrowTypeOf, decodeColumn } from './columns.ts';
+import { Arena, arrowTypeOf, decodeColumn } from './decode.ts';
 import type { FramedPage } from './copy-binary.ts';
-import { ConfigError, ValueError } from './errors.ts';
+import { ConfigError, ValueError } from '../errors.ts';
 import { hashColumn } from './pii-hash.ts';
-import { dayFromEpochDays } from './layout.ts';
+import { dayFromEpochDays } from '../lake/keys.ts';
 import { encodeParquet } from './parquet.ts';
-import type { LakeType } from './type-map.ts';
+import type { LakeType } from '../source/type-map.ts';
 import { epochDayOf, fieldText } from './values.ts';
 import { META_EXPORTED_AT, META_RUN_ID, columnWhere, describeKey, rowKeyText, type EncodedFile, type EncodedPage, type PageLayout, type RunStamp } from './page-layout.ts';
 

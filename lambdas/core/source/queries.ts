@@ -1,0 +1,102 @@
+// All the SQL the export protocol sends to Postgres, built from a checked TableShape: the keyset
+// page, the window's predicates and the commit checks. Identifiers are quoted, values are
+// literals (quoteLiteral) or bind parameters; nothing else reaches the server.
+import { SchemaMismatchError } from '../errors.ts';
+import { quoteIdent, quoteLiteral, quoteQualified } from '../identifiers.ts';
+import type { Window } from '../protocol/table-state.ts';
+import type { CatalogColumn } from './type-map.ts';
+import type { TableShape } from './table-shape.ts';
+
+/** Cursor predicates of a window; bounds are literals cast to timestamptz. */
+export function windowPredicates(shape: TableShape, window: Window): string[] {
+  const out: string[] = [];
+  if (shape.cursor) {
+    const cursor = quoteIdent(shape.cursor.name);
+    // Bounds are instants; a timestamp cursor's wall clock is compared in its own zone.
+    const bound = shape.cursor.typeName === 'timestamp' && shape.zone && !shape.zone.utc
+      ? (text: string) => `(${quoteLiteral(text)}::timestamptz AT TIME ZONE ${quoteLiteral(shape.zone!.name)})`
+      : (text: string) => `${quoteLiteral(text)}::timestamptz`;
+    out.push(`${cursor} IS NOT NULL`);
+    if (window.from !== null) out.push(`${cursor} ${window.fromInclusive ? '>=' : '>'} ${bound(window.from)}`);
+    out.push(`${cursor} <= ${bound(window.to)}`);
+  }
+  if (shape.table.config.where) out.push(`(${shape.table.config.where})`);
+  if (out.length === 0) out.push('true');
+  return out;
+}
+
+/** The keyset page: rows after `after` in (cursor, pk…) order — pk alone for snapshots — at most `limit`. */
+export function pageQuery(shape: TableShape, window: Window, after: readonly string[] | null, limit: number): string {
+  const keyCols = shape.cursor ? [shape.cursor, ...shape.keyColumns] : [...shape.keyColumns];
+  const predicates = windowPredicates(shape, window);
+  if (after) {
+    if (after.length !== keyCols.length) throw new SchemaMismatchError(`${shape.table.display}: resume key has ${after.length} values, the key has ${keyCols.length} columns`);
+    const left = keyCols.map((c) => quoteIdent(c.name)).join(', ');
+    const right = keyCols.map((c, i) => `${quoteLiteral(after[i])}::${c.formatted}`).join(', ');
+    predicates.push(`(${left}) > (${right})`);
+  }
+  // ORDER BY reads a bare name as the output column first: a key selected as `"k"::text` would
+  // page in text order while the keyset compares in the column's own. Qualified, it is the table's.
+  const table = quoteQualified(shape.table.name);
+  return `SELECT ${shape.layout.columns.map((c) => c.select).join(', ')} FROM ${table} WHERE ${predicates.join(' AND ')} ORDER BY ${keyCols.map((c) => `${table}.${quoteIdent(c.name)}`).join(', ')} LIMIT ${limit}`;
+}
+
+/**
+ * Rows of the window whose key has a NULL in a column that allows one (a user-asserted key):
+ * a keyset cannot page past them exactly, so the table fails rather than lose rows. Counted
+ * with the cursor of a few of them, for the message. Null when every key column is NOT NULL.
+ */
+export function nullKeyQuery(shape: TableShape, window: Window): { count: string; sample: string; columns: string[] } | null {
+  const nullable = shape.keyColumns.filter((c) => !c.notNull);
+  if (nullable.length === 0) return null;
+  const table = quoteQualified(shape.table.name);
+  const cond = `(${nullable.map((c) => `${quoteIdent(c.name)} IS NULL`).join(' OR ')}) AND ${windowPredicates(shape, window).join(' AND ')}`;
+  const shown = shape.cursor ?? shape.keyColumns.find((c) => c.notNull) ?? null;
+  return {
+    columns: nullable.map((c) => c.name),
+    count: `SELECT count(*)::text AS n FROM ${table} WHERE ${cond}`,
+    sample: shown ? `SELECT ${quoteIdent(shown.name)}::text AS at FROM ${table} WHERE ${cond} LIMIT 3` : `SELECT NULL::text AS at LIMIT 0`,
+  };
+}
+
+/**
+ * Key values of a user-asserted primaryKey that more than one row of the window holds (at most
+ * three, with their counts). Null when the key is the table's own primary key.
+ */
+export function duplicateKeyQuery(shape: TableShape, window: Window): string | null {
+  if (!shape.keyAsserted) return null;
+  const keys = shape.keyColumns.map((c) => quoteIdent(c.name));
+  const shown = shape.keyColumns.map((c) => `${quoteLiteral(`${c.name}=`)} || coalesce(${quoteIdent(c.name)}::text, 'NULL')`).join(` || ', ' || `);
+  return `SELECT ${shown} AS key, count(*)::text AS n FROM ${quoteQualified(shape.table.name)} WHERE ${windowPredicates(shape, window).join(' AND ')} GROUP BY ${keys.join(', ')} HAVING count(*) > 1 ORDER BY count(*) DESC LIMIT 3`;
+}
+
+/** A timestamp text ($1) as the canonical cursor text: UTC, µs, fixed width. */
+export const CANONICAL_CURSOR_SQL = `SELECT to_char($1::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS t`;
+
+/** checks.notNull: up to five keys of the window's rows whose `column` is NULL. */
+export function checkNotNullQuery(shape: TableShape, window: Window, column: string): string {
+  const keys = shape.keyColumns.map((c) => `${quoteIdent(c.name)}::text`).join(` || ',' || `);
+  return `SELECT ${keys} AS key FROM ${quoteQualified(shape.table.name)} WHERE ${windowPredicates(shape, window).join(' AND ')} AND ${quoteIdent(column)} IS NULL LIMIT 5`;
+}
+
+/** checks.unique: up to five values of `column` that more than one row of the window holds. */
+export function checkUniqueQuery(shape: TableShape, window: Window, column: string): string {
+  return `SELECT ${quoteIdent(column)}::text AS value, count(*)::text AS n FROM ${quoteQualified(shape.table.name)} WHERE ${windowPredicates(shape, window).join(' AND ')} GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC, 1 LIMIT 5`;
+}
+
+/**
+ * Rows no window will ever hold because their cursor is NULL or 'infinity' (it never falls
+ * below a window's end): counted and a few keys shown.
+ */
+export function nullCursorQuery(shape: TableShape & { cursor: CatalogColumn }, sampleSize: number): { count: string; sample: string } {
+  const table = quoteQualified(shape.table.name);
+  const cursor = quoteIdent(shape.cursor.name);
+  const cond = [`(${cursor} IS NULL OR ${cursor} = 'infinity')`];
+  if (shape.table.config.where) cond.push(`(${shape.table.config.where})`);
+  const keys = shape.keyColumns.map((c) => `${quoteIdent(c.name)}::text`).join(` || ',' || `);
+  return {
+    count: `SELECT count(*)::text AS n FROM ${table} WHERE ${cond.join(' AND ')}`,
+    sample: `SELECT ${keys} AS key FROM ${table} WHERE ${cond.join(' AND ')} LIMIT ${sampleSize}`,
+  };
+}
+
