@@ -12,14 +12,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import {
-  CheckFailedError,
-  ConfigError,
-  SchemaMismatchError,
-  UnsupportedTypeError,
-  ValueError,
-  WindowConflictError,
-} from '../lambdas/core/errors.ts';
+import { TERMINAL_ERROR_NAMES } from '../lambdas/core/errors.ts';
 import { isPositiveInteger, PropProblems } from './prop-problems.ts';
 
 /** State names, as they appear in the console and in the definition. */
@@ -71,16 +64,9 @@ export const TASK_TIMEOUT_MARGIN = Duration.seconds(60);
 
 /**
  * Errors that a retry cannot fix: the same input fails the same way. They fail the table at
- * once (its Catch records it) and the run ends failed. Names come from the exporter's own classes.
+ * once (its Catch records it) and the run ends failed. The list is the exporter's error registry's.
  */
-export const TERMINAL_ERRORS: readonly string[] = [
-  ConfigError,
-  SchemaMismatchError,
-  UnsupportedTypeError,
-  ValueError,
-  CheckFailedError,
-  WindowConflictError,
-].map((ErrorClass) => new ErrorClass('').name);
+export const TERMINAL_ERRORS: readonly string[] = TERMINAL_ERROR_NAMES;
 
 /** Error of the final Fail state, so an operator can tell it from a crashed step. */
 export const TABLES_FAILED_ERROR = 'TablesFailed';

@@ -14,7 +14,7 @@
 import { fileURLToPath } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { FrameScratch, fieldOffset, frameCopyBinary, scanCopyBinary } from './copy-binary.ts';
-import { CheckFailedError, ConfigError, ExportError, SchemaMismatchError, StateError, ThrottlingError, UnsupportedTypeError, ValueError, WindowConflictError } from '../errors.ts';
+import { ExportError, reviveError } from '../errors.ts';
 import { rowKeyText, type EncodedPage, type PageLayout, type RunStamp } from './page-layout.ts';
 
 // Decoding and Parquet (apache-arrow, parquet-wasm) load only where pages are encoded: in the
@@ -94,18 +94,6 @@ type Reply =
   | { readonly id: number; readonly ok: true; readonly page: EncodedPage; readonly spare: ArrayBuffer }
   | { readonly id: number; readonly ok: false; readonly error: { name: string; message: string; stack?: string } };
 
-const ERRORS: Record<string, new (message: string) => Error> = {
-  ExportError, ConfigError, SchemaMismatchError, UnsupportedTypeError, ValueError, WindowConflictError, StateError, ThrottlingError, CheckFailedError,
-};
-
-/** The exporter's named errors keep their class across the thread boundary (Retry/Catch match on name). */
-function revive(error: { name: string; message: string; stack?: string }): Error {
-  const Kind = ERRORS[error.name];
-  const revived = Kind ? new Kind(error.message) : Object.assign(new Error(error.message), { name: error.name });
-  if (error.stack) revived.stack = error.stack;
-  return revived;
-}
-
 /**
  * The whole memory under a page (usually a view at the start of a larger reused buffer), when
  * the page owns it: small Buffers share Node's pool slab, which must never move or be reused.
@@ -160,7 +148,8 @@ function workerEncoder(): PageEncoder {
     if (!w) return;
     waiting.delete(reply.id);
     if (reply.ok) w.resolve({ ...reply.page, spare: Buffer.from(reply.spare) });
-    else w.reject(revive(reply.error));
+    // The exporter's named errors keep their class across the thread boundary (Retry/Catch match on name).
+    else w.reject(reviveError(reply.error));
   });
   worker.on('error', (error) => failAll(error));
   worker.on('exit', (code) => failAll(new ExportError(`the page encoder's worker thread exited (code ${code})`)));
