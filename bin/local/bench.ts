@@ -63,13 +63,51 @@ CREATE INDEX ${TABLE}_updated_at_id ON ${TABLE} (updated_at, id);`;
 interface ChildResult {
   readonly mode: Mode;
   readonly seconds: number;
+  /** CPU time of the whole child process (every thread, user + system) while it worked. */
+  readonly cpuSeconds: number;
   readonly rows: number;
   readonly bytes: number;
   readonly peakRssMiB: number;
+  /** Export only: Parquet files written, their median size and row groups per file (median). */
+  readonly files?: FileStats;
+}
+
+interface FileStats {
+  readonly count: number;
+  readonly medianBytes: number;
+  readonly medianRowGroups: number;
+  readonly minRowGroupRows: number;
 }
 
 type Mode = 'limit' | 'export' | 'duckdb';
 const MODES: readonly Mode[] = ['limit', 'export', 'duckdb'];
+
+function cpuSecondsSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1e6;
+}
+
+/** Files under `dir` (recursively) and their row groups, read from each footer by parquet-wasm. */
+async function fileStats(dir: string): Promise<FileStats> {
+  const { ParquetFile } = await import('parquet-wasm/node');
+  const { openAsBlob, readdirSync } = await import('node:fs');
+  const files = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.parquet') && !f.includes('_state'));
+  const sizes: number[] = [];
+  const groups: number[] = [];
+  let minRowGroupRows = Number.POSITIVE_INFINITY;
+  for (const f of files) {
+    const full = path.join(dir, f);
+    sizes.push(statSync(full).size);
+    const file = await ParquetFile.fromFile(await openAsBlob(full));
+    const meta = file.metadata();
+    groups.push(meta.numRowGroups());
+    // The last row group of a file is whatever was left: the smallest full one says how big they are.
+    for (let i = 0; i < meta.numRowGroups() - 1; i++) minRowGroupRows = Math.min(minRowGroupRows, meta.rowGroup(i).numRows());
+    if (meta.numRowGroups() === 1) minRowGroupRows = Math.min(minRowGroupRows, meta.rowGroup(0).numRows());
+    file.free();
+  }
+  return { count: files.length, medianBytes: median(sizes), medianRowGroups: median(groups), minRowGroupRows };
+}
 
 function peakRssMiB(): number {
   // VmHWM: the resident set's high-water mark of this process (Linux); maxRSS elsewhere.
@@ -92,15 +130,17 @@ async function connect(url: string): Promise<pg.Client> {
 async function childLimit(url: string): Promise<Omit<ChildResult, 'mode' | 'peakRssMiB'>> {
   const client = await connect(url);
   const started = performance.now();
+  const cpu = process.cpuUsage();
   let bytes = 0;
   for await (const chunk of client.query(copyTo(`COPY (${ORDERED}) TO STDOUT (FORMAT binary)`))) bytes += (chunk as Buffer).length;
   const seconds = (performance.now() - started) / 1000;
+  const cpuSeconds = cpuSecondsSince(cpu);
   const [{ n }] = (await client.query(`SELECT count(*)::int AS n FROM ${TABLE}`)).rows;
   await client.end();
-  return { seconds, rows: n, bytes };
+  return { seconds, cpuSeconds, rows: n, bytes };
 }
 
-async function childExport(url: string, pageRows: number | undefined): Promise<Omit<ChildResult, 'mode' | 'peakRssMiB'>> {
+async function childExport(url: string, pageRows: number | undefined): Promise<Omit<ChildResult, 'mode' | 'peakRssMiB'> & { peak: number }> {
   const [{ validateConfig }, { DirectoryStore }, { PostgresSource }, { runExport }] = await Promise.all([
     import('../../lambdas/core/config.ts'),
     import('../../lambdas/adapters/directory-store.ts'),
@@ -112,11 +152,15 @@ async function childExport(url: string, pageRows: number | undefined): Promise<O
   const source = new PostgresSource(url);
   try {
     const started = performance.now();
+    const cpu = process.cpuUsage();
     const outcome = await runExport({ source, store: new DirectoryStore(pathToFileURL(dir).href), config });
     const seconds = (performance.now() - started) / 1000;
+    const cpuSeconds = cpuSecondsSince(cpu);
     const [table] = outcome.tables;
     if (table.status !== 'succeeded') throw new Error(`export failed: ${table.error}`);
-    return { seconds, rows: table.rows, bytes: table.bytes };
+    // Peak RSS is taken before the files are inspected (that loads a reader of its own).
+    const peak = peakRssMiB();
+    return { seconds, cpuSeconds, rows: table.rows, bytes: table.bytes, peak, files: await fileStats(dir) };
   } finally {
     await source.close();
     rmSync(dir, { recursive: true, force: true });
@@ -131,6 +175,7 @@ async function childDuckdb(url: string): Promise<Omit<ChildResult, 'mode' | 'pea
   const client = await connect(url);
   try {
     const started = performance.now();
+    const cpu = process.cpuUsage();
     await pipeline(client.query(copyTo(`COPY (${ORDERED}) TO STDOUT (FORMAT csv)`)), createWriteStream(csv));
     const instance = await DuckDBInstance.create(':memory:');
     const connection = await instance.connect();
@@ -139,10 +184,12 @@ async function childDuckdb(url: string): Promise<Omit<ChildResult, 'mode' | 'pea
       'currency': 'VARCHAR', 'description': 'VARCHAR', 'coupon': 'VARCHAR', 'attrs': 'VARCHAR', 'created_at': 'TIMESTAMPTZ', 'updated_at': 'TIMESTAMPTZ'}`;
     await connection.run(`COPY (SELECT * FROM read_csv('${csv}', header = false, columns = ${columns})) TO '${out}' (FORMAT parquet, COMPRESSION snappy)`);
     const seconds = (performance.now() - started) / 1000;
+    // DuckDB's threads are this process's threads: cpuUsage counts them.
+    const cpuSeconds = cpuSecondsSince(cpu);
     const reader = await connection.runAndReadAll(`SELECT count(*)::INTEGER AS n FROM read_parquet('${out}')`);
     const rows = Number(reader.getRowObjectsJson()[0].n);
     connection.closeSync();
-    return { seconds, rows, bytes: statSync(out).size };
+    return { seconds, cpuSeconds, rows, bytes: statSync(out).size };
   } finally {
     await client.end();
     rmSync(dir, { recursive: true, force: true });
@@ -150,19 +197,31 @@ async function childDuckdb(url: string): Promise<Omit<ChildResult, 'mode' | 'pea
 }
 
 async function runChild(mode: Mode, url: string, pageRows: number | undefined): Promise<void> {
-  const result = mode === 'limit' ? await childLimit(url) : mode === 'export' ? await childExport(url, pageRows) : await childDuckdb(url);
+  if (mode === 'export') {
+    const { peak, ...result } = await childExport(url, pageRows);
+    process.stdout.write(`${JSON.stringify({ mode, ...result, peakRssMiB: peak })}\n`);
+    return;
+  }
+  const result = mode === 'limit' ? await childLimit(url) : await childDuckdb(url);
   process.stdout.write(`${JSON.stringify({ mode, ...result, peakRssMiB: peakRssMiB() })}\n`);
 }
 
 // ---------------------------------------------------------------- orchestrator
 
-function spawnChild(mode: Mode, url: string, pageRows: number | undefined): Promise<ChildResult> {
+/** `--pin`: the server runs on core 0 and each measured pipeline on core 1 (the production split). */
+const SERVER_CORE = 0;
+const CLIENT_CORE = 1;
+
+function spawnChild(mode: Mode, url: string, pageRows: number | undefined, pin: boolean): Promise<ChildResult> {
   const args = [SELF, '--child', mode, '--url', url, ...(pageRows ? ['--page-rows', String(pageRows)] : [])];
+  const [command, argv] = pin
+    ? ['taskset', ['-c', String(CLIENT_CORE), process.execPath, ...LAMBDA_V8_FLAGS, ...args]]
+    : [process.execPath, [...LAMBDA_V8_FLAGS, ...args]];
   return new Promise((resolve, reject) => {
     // Every pipeline runs as the Lambda functions do: glibc limited to two malloc arenas
     // (MALLOC_ARENA_MAX: with a worker thread, per-thread arenas otherwise fragment and peak RSS
     // creeps up with the number of pages) and V8's small young generation (NODE_OPTIONS).
-    const child = spawn(process.execPath, [...LAMBDA_V8_FLAGS, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { MALLOC_ARENA_MAX, ...process.env } });
+    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'], env: { MALLOC_ARENA_MAX, ...process.env } });
     let out = '';
     child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
     child.on('error', reject);
@@ -187,6 +246,9 @@ function median(values: number[]): number {
 interface Summary {
   readonly mode: Mode;
   readonly seconds: number;
+  /** CPU-seconds of the pipeline's process (all threads) per 1M rows. */
+  readonly cpuPerMillion: number;
+  readonly files?: FileStats;
   readonly rowsPerSec: number;
   readonly peakRssMiB: number;
   readonly bytes: number;
@@ -197,7 +259,8 @@ function summarize(mode: Mode, results: ChildResult[], rows: number): Summary {
   const mine = results.filter((r) => r.mode === mode);
   for (const r of mine) if (r.rows !== rows) throw new Error(`${mode}: ${r.rows} rows, expected ${rows}`);
   const seconds = median(mine.map((r) => r.seconds));
-  return { mode, seconds, rowsPerSec: rows / seconds, peakRssMiB: median(mine.map((r) => r.peakRssMiB)), bytes: median(mine.map((r) => r.bytes)), runs: mine.map((r) => r.seconds) };
+  const cpuPerMillion = median(mine.map((r) => r.cpuSeconds)) / (rows / 1e6);
+  return { mode, seconds, cpuPerMillion, files: mine.at(-1)?.files, rowsPerSec: rows / seconds, peakRssMiB: median(mine.map((r) => r.peakRssMiB)), bytes: median(mine.map((r) => r.bytes)), runs: mine.map((r) => r.seconds) };
 }
 
 const LABELS: Record<Mode, string> = {
@@ -206,16 +269,39 @@ const LABELS: Record<Mode, string> = {
   duckdb: '(3) COPY csv → DuckDB → Parquet',
 };
 
-function printTable(rows: number, runs: number, summaries: Summary[], ratioToLimit: number, ratioToDuckdb: number): void {
+function printTable(rows: number, runs: number, pin: boolean, summaries: Summary[], ratioToLimit: number, ratioToDuckdb: number): void {
   const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
+  const files = summaries.find((s) => s.mode === 'export')?.files;
   const lines = [
-    `orders: ${rows.toLocaleString('en-US')} rows, medians of ${runs} runs, ${os.cpus().length} cores, node ${process.version}`,
-    `${'pipeline'.padEnd(34)}${'wall s'.padStart(8)}${'rows/s'.padStart(11)}${'peak RSS'.padStart(12)}${'output'.padStart(12)}   runs (s)`,
+    `orders: ${rows.toLocaleString('en-US')} rows, medians of ${runs} runs, ${os.cpus().length} cores, node ${process.version}${pin ? `, pinned: Postgres on core ${SERVER_CORE}, each pipeline on core ${CLIENT_CORE}` : ''}`,
+    `${'pipeline'.padEnd(34)}${'wall s'.padStart(8)}${'rows/s'.padStart(11)}${'CPU-s/1M'.padStart(10)}${'peak RSS'.padStart(12)}${'output'.padStart(12)}   runs (s)`,
     ...summaries.map((s) =>
-      `${LABELS[s.mode].padEnd(34)}${s.seconds.toFixed(2).padStart(8)}${Math.round(s.rowsPerSec).toLocaleString('en-US').padStart(11)}${mib(s.peakRssMiB * 1048576).padStart(12)}${mib(s.bytes).padStart(12)}   ${s.runs.map((x) => x.toFixed(2)).join(' ')}`),
+      `${LABELS[s.mode].padEnd(34)}${s.seconds.toFixed(2).padStart(8)}${Math.round(s.rowsPerSec).toLocaleString('en-US').padStart(11)}${s.cpuPerMillion.toFixed(2).padStart(10)}${mib(s.peakRssMiB * 1048576).padStart(12)}${mib(s.bytes).padStart(12)}   ${s.runs.map((x) => x.toFixed(2)).join(' ')}`),
     `export ÷ limit: ${ratioToLimit.toFixed(2)}×   export ÷ duckdb: ${ratioToDuckdb.toFixed(2)}×  (throughput ratios)`,
+    ...(files ? [`export files: ${files.count}, median ${mib(files.medianBytes)}, row groups per file ${files.medianRowGroups}, smallest full row group ${files.minRowGroupRows.toLocaleString('en-US')} rows`] : []),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/**
+ * Pin the server to SERVER_CORE: the postmaster (its later backends inherit the mask) and every
+ * process it has forked already. The server must run on this machine (the embedded one does).
+ */
+async function pinServer(admin: pg.Client, log: (m: string) => void): Promise<void> {
+  const [{ pid }] = (await admin.query('SELECT pg_backend_pid() AS pid')).rows as { pid: number }[];
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Field 4 (ppid), after the parenthesised command name.
+  const postmaster = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  const children = readFileSync(`/proc/${postmaster}/task/${postmaster}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  for (const p of [postmaster, ...children]) {
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn('taskset', ['-a', '-p', '-c', String(SERVER_CORE), String(p)], { stdio: 'ignore' });
+      child.on('error', reject);
+      // A backend may have exited since it was listed: only the postmaster must succeed.
+      child.on('close', (code) => (code === 0 || p !== postmaster ? resolve() : reject(new Error(`taskset could not pin the Postgres server (pid ${p}): exit ${code}`))));
+    });
+  }
+  log(`pinned Postgres (postmaster ${postmaster}, ${children.length} children) to core ${SERVER_CORE}; pipelines run on core ${CLIENT_CORE}`);
 }
 
 async function main(): Promise<void> {
@@ -228,16 +314,20 @@ async function main(): Promise<void> {
       child: { type: 'string' },
       url: { type: 'string' },
       only: { type: 'string' },
+      pin: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    process.stdout.write(`npm run bench -- [--rows N] [--runs R] [--page-rows P] [--only limit,export,duckdb] [--url DB] [--json]
+    process.stdout.write(`npm run bench -- [--rows N] [--runs R] [--page-rows P] [--only limit,export,duckdb] [--url DB] [--pin] [--json]
 
 Creates a deterministic orders table in an embedded PostgreSQL (or uses --url), then measures,
 each in its own child process and as the median of R runs (default 3): (1) draining binary COPY
 (the physical limit), (2) pg-lake-export into a local lake, (3) COPY CSV → DuckDB → Snappy Parquet.
-Prints wall seconds, rows/s, peak RSS, output bytes and the export's ratios to (1) and (3).
+Prints wall seconds, rows/s, CPU-seconds per 1M rows (every thread of the pipeline's process),
+peak RSS, output bytes, the export's ratios to (1) and (3), and the export's files (count, median
+size, row groups per file). --pin (Linux, taskset): the Postgres server on core 0 and each
+pipeline on core 1, the production split where the database runs on its own machine.
 `);
     return;
   }
@@ -257,6 +347,7 @@ Prints wall seconds, rows/s, peak RSS, output bytes and the export's ratios to (
   try {
     const url = values.url ?? await server!.createDatabase('bench');
     const admin = await connect(url);
+    if (values.pin) await pinServer(admin, log);
     const existing = values.url
       ? (await admin.query(`SELECT count(*)::int AS n FROM pg_class WHERE relname = '${TABLE}'`)).rows[0].n && (await admin.query(`SELECT count(*)::int AS n FROM ${TABLE}`)).rows[0].n
       : 0;
@@ -270,12 +361,12 @@ Prints wall seconds, rows/s, peak RSS, output bytes and the export's ratios to (
     await admin.end();
     // Warm the caches once (untimed), so every measured run reads the same way.
     t = performance.now();
-    await spawnChild('limit', url, pageRows);
+    await spawnChild('limit', url, pageRows, values.pin);
     log(`warm-up drain ${((performance.now() - t) / 1000).toFixed(1)} s`);
     const results: ChildResult[] = [];
     for (let run = 1; run <= runs; run++) {
       for (const mode of modes) {
-        const r = await spawnChild(mode, url, pageRows);
+        const r = await spawnChild(mode, url, pageRows, values.pin);
         log(`run ${run} ${mode.padEnd(6)} ${r.seconds.toFixed(2)} s  ${r.peakRssMiB.toFixed(0)} MiB`);
         results.push(r);
       }
@@ -285,7 +376,7 @@ Prints wall seconds, rows/s, peak RSS, output bytes and the export's ratios to (
     const ratioToLimit = (by('export') && by('limit')) ? by('limit')!.seconds / by('export')!.seconds : NaN;
     const ratioToDuckdb = (by('export') && by('duckdb')) ? by('duckdb')!.seconds / by('export')!.seconds : NaN;
     if (values.json) {
-      const pick = (m: Mode) => { const s = by(m); return s ? { seconds: s.seconds, rowsPerSec: s.rowsPerSec, peakRssMiB: s.peakRssMiB, bytes: s.bytes, runs: s.runs } : null; };
+      const pick = (m: Mode) => { const s = by(m); return s ? { seconds: s.seconds, cpuSecondsPerMillion: s.cpuPerMillion, rowsPerSec: s.rowsPerSec, peakRssMiB: s.peakRssMiB, bytes: s.bytes, runs: s.runs } : null; };
       process.stdout.write(`${JSON.stringify({
         rows, runs,
         limitRowsPerSec: by('limit')?.rowsPerSec ?? null,
@@ -293,10 +384,13 @@ Prints wall seconds, rows/s, peak RSS, output bytes and the export's ratios to (
         duckdbRowsPerSec: by('duckdb')?.rowsPerSec ?? null,
         ratioToLimit, ratioToDuckdb,
         peakRssMiB: by('export')?.peakRssMiB ?? null,
+        pinned: values.pin,
+        cpuSecondsPerMillion: Object.fromEntries(summaries.map((s) => [s.mode, s.cpuPerMillion])),
+        files: by('export')?.files ?? null,
         limit: pick('limit'), export: pick('export'), duckdb: pick('duckdb'),
       })}\n`);
     } else {
-      printTable(rows, runs, summaries, ratioToLimit, ratioToDuckdb);
+      printTable(rows, runs, values.pin, summaries, ratioToLimit, ratioToDuckdb);
     }
   } finally {
     await server?.stop();
