@@ -10,7 +10,7 @@ import { stringify } from 'yaml';
 import { validateConfig, type LakeConfig } from '../../lambdas/core/config.ts';
 import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
 import type { TableTask } from '../../lambdas/core/protocol/run-model.ts';
-import type { RunSummary } from '../../lambdas/core/protocol/workflow-io.ts';
+import type { RunSummary } from '../../lambdas/core/protocol/summarize.ts';
 import { WORKFLOW_STATES } from '../../lib/export-workflow.ts';
 import { changeDemoStore, createDemoStore, DEMO_TABLES } from './demo-data.ts';
 import { startLocalPostgres } from './embedded-postgres.ts';

@@ -6,6 +6,7 @@ import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
 import { type ExportDeps, type RunRequest, type TableTask } from '../../lambdas/core/protocol/run-model.ts';
+import type { TableSummary } from '../../lambdas/core/protocol/summarize.ts';
 import { ExportError, describeError } from '../../lambdas/core/errors.ts';
 import { quoteQualified } from '../../lambdas/core/identifiers.ts';
 import type { RowSource } from '../../lambdas/core/ports.ts';
@@ -13,21 +14,18 @@ import { TableState } from '../../lambdas/core/protocol/table-state.ts';
 import { describeTableShape } from '../../lambdas/core/source/table-shape.ts';
 import { windowPredicates } from '../../lambdas/core/source/queries.ts';
 
-export interface TableOutcome {
-  readonly table: string;
+/**
+ * A table's outcome in a local run: the line Summarize gives the deployed workflow, with the
+ * window it exported and what a signal or the window's end held back.
+ */
+export type TableOutcome = Omit<TableSummary, 'status' | 'stalenessSeconds' | 'validation'> & {
   /** `interrupted`: the run was stopped (SIGINT/SIGTERM) before this table committed; nothing of it was published. */
-  readonly status: 'succeeded' | 'failed' | 'skipped' | 'interrupted';
-  readonly rows: number;
-  readonly files: number;
-  readonly bytes: number;
+  readonly status: TableSummary['status'] | 'interrupted';
   readonly windowFrom: string | null;
   readonly windowTo: string | null;
-  /** Rows left out because their cursor is NULL (logged with sample keys). */
-  readonly nullCursorRows: number;
   /** A scheduled run that exported nothing: rows beyond the window's end, which wait for a later run. */
   readonly heldBack?: { readonly rows: number; readonly cursor: string; readonly cursorType: string };
-  readonly error?: string;
-}
+};
 
 export interface RunOutcome {
   readonly runId: string;

@@ -1,7 +1,7 @@
 // Export Table Page: export pages until the invocation's time budget runs low; return the cursor.
 import { warmPageEncoder } from '../core/page/encode-worker.ts';
 import { exportTable } from '../core/protocol/export-pages.ts';
-import { tableTaskSchema } from '../core/protocol/workflow-io.ts';
+import { tableTaskSchema } from '../core/protocol/run-model.ts';
 import { withDeps } from '../adapters/aws-runtime.ts';
 
 // The encoder's thread (apache-arrow, parquet-wasm) starts during the cold start and stays

@@ -1,7 +1,8 @@
 // Plan Export: validate the execution input, check every table against the catalog, plan windows.
 import { planRun } from '../core/protocol/plan.ts';
 import { ConfigError, ThrottlingError } from '../core/errors.ts';
-import { executionRunId, planInputSchema, runRequestSchema } from '../core/protocol/workflow-io.ts';
+import { runRequestSchema } from '../core/protocol/run-model.ts';
+import { executionRunId, planInputSchema } from '../core/protocol/workflow-io.ts';
 import { logger, withDeps } from '../adapters/aws-runtime.ts';
 
 export const handler = async (event: unknown) => {

@@ -1,7 +1,7 @@
 // Summarize Run: per-table outcome and EMF metrics (rows, bytes, successes, failures, staleness,
 // and per run the tables whose validation found a mismatch or could not run).
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { runMetrics, summarizeInputSchema, summarizeRun } from '../core/protocol/workflow-io.ts';
+import { runMetrics, summarizeInputSchema, summarizeRun } from '../core/protocol/summarize.ts';
 import { lakeDeps, logger, metrics } from '../adapters/aws-runtime.ts';
 
 export const handler = async (event: unknown) => {

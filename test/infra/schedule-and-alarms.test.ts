@@ -10,7 +10,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
 import { TableState } from '../../lambdas/core/protocol/table-state.ts';
-import { runMetrics, summarizeRun, type RunMetric } from '../../lambdas/core/protocol/workflow-io.ts';
+import { runMetrics, summarizeRun, type RunMetric } from '../../lambdas/core/protocol/summarize.ts';
 import { ExportAlarms, ExportSchedule, PgLakeExportStack, VALIDATION_MISMATCH_METRIC, VALIDATION_SKIPPED_METRIC } from '../../lib/index.ts';
 import { buildStack, ENV, fixtureConfig, FIXTURE_CONFIG_YAML, FIXTURE_LAKE_TABLES, FIXTURE_PREFIX, logicalIdOf, resourcesOfType, type BuiltStack } from './stack.ts';
 

@@ -13,7 +13,8 @@ import { ThrottlingError } from '../../lambdas/core/errors.ts';
 import type { QueryEngine, QueryResult } from '../../lambdas/core/ports.ts';
 import { TableState, type RunManifest, type Watermark } from '../../lambdas/core/protocol/table-state.ts';
 import type { ValidationResult } from '../../lambdas/core/lake/validate.ts';
-import { runMetrics, shapeValidation, summarizeInputSchema, summarizeRun, tableValidationSchema, validateCommittedTable } from '../../lambdas/core/protocol/workflow-io.ts';
+import { runMetrics, summarizeInputSchema, summarizeRun } from '../../lambdas/core/protocol/summarize.ts';
+import { shapeValidation, tableValidationSchema, validateCommittedTable } from '../../lambdas/core/protocol/workflow-io.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'validate-handler-'));
 const lakeUrl = pathToFileURL(join(dir, 'lake')).href;

@@ -1,6 +1,9 @@
 // What travels between the protocol's steps and its callers: the dependencies a step needs, a
 // console re-run's request, a table's small task state, and the plan and commit results.
+// The shapes that cross a process boundary are zod schemas, their types inferred: one source for
+// the check at each handler's edge and for the code.
 import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import { type LakeConfig, type ResolvedTable, selectTables } from '../config.ts';
 import type { ObjectStore, RowSource, TableRegistry } from '../ports.ts';
 import type { PendingRun, Window } from './table-state.ts';
@@ -22,61 +25,82 @@ export interface ExportDeps {
 /** What the steps that only touch the lake need. */
 export type LakeDeps = Pick<ExportDeps, 'store' | 'config' | 'log' | 'registry'>;
 
-/** What a console re-run may ask for (validated by the plan handler's schema). */
-export interface RunRequest {
-  readonly tables?: readonly string[];
-  readonly window?: { readonly from: string; readonly to: string };
-  readonly full?: boolean;
-  /** Take tables' leases even from live holders (the operator knows that run is dead). */
-  readonly takeOver?: boolean;
-  /** Set by the caller to tie the run to its execution; default: generated. */
+/**
+ * What a console re-run may ask for, as the execution input: `{}` (scheduled), `{"tables": [...]}`,
+ * `{"window": {...}}`, `{"full": true}`; `takeOver` takes tables' leases even from live holders
+ * (the operator knows that run is dead).
+ */
+export const runRequestSchema = z.strictObject({
+  tables: z.array(z.string().min(1)).min(1).optional(),
+  window: z.strictObject({ from: z.string().min(1), to: z.string().min(1) }).optional(),
+  full: z.boolean().optional(),
+  takeOver: z.boolean().optional(),
+});
+
+export type RunRequest = Readonly<z.infer<typeof runRequestSchema>> & {
+  /** Set by the caller to tie the run to its execution (never by the execution input); default: generated. */
   readonly runId?: string;
-}
+};
+
+const windowSchema: z.ZodType<Window> = z.strictObject({ from: z.string().nullable(), fromInclusive: z.boolean(), to: z.string() });
+const count = z.number().int().min(0);
 
 /** The small state that travels between workflow steps for one table. */
-export interface TableTask {
-  readonly table: string;
-  readonly display: string;
-  readonly runId: string;
-  readonly startedAt: string;
-  readonly exportedAtMicros: string;
-  readonly kind: PendingRun['kind'];
-  readonly window: Window;
-  readonly fingerprint: string;
-  readonly after: string[] | null;
-  readonly page: number;
-  readonly rows: number;
-  readonly files: number;
-  readonly bytes: number;
+export const tableTaskSchema = z.strictObject({
+  table: z.string(),
+  display: z.string(),
+  runId: z.string(),
+  startedAt: z.string(),
+  exportedAtMicros: z.string().regex(/^\d+$/),
+  kind: z.enum(['scheduled', 'window', 'full']) satisfies z.ZodType<PendingRun['kind']>,
+  window: windowSchema,
+  fingerprint: z.string(),
+  after: z.array(z.string()).nullable(),
+  page: count,
+  rows: count,
+  files: count,
+  bytes: count,
   /** Ready to commit: every page exported and, for a re-run, the replaced pages' history carried. */
-  readonly done: boolean;
+  done: z.boolean(),
   /** Re-runs: null while pages are exported, then how many replaced pages have had their history carried. */
-  readonly carried: number | null;
-  readonly nullCursorRows: number;
-}
+  carried: count.nullable(),
+  nullCursorRows: count,
+});
+export type TableTask = Readonly<z.infer<typeof tableTaskSchema>>;
 
-export interface RunPlan {
-  readonly runId: string;
-  readonly startedAt: string;
-  readonly tables: TableTask[];
-  readonly skipped: { table: string; reason: string }[];
+/** What Plan returns: the tables to export, and those it skipped or could not plan. */
+export const runPlanSchema = z.object({
+  runId: z.string(),
+  startedAt: z.string(),
+  tables: z.array(tableTaskSchema),
+  skipped: z.array(z.object({ table: z.string(), reason: z.string() })),
   /** Tables that cannot run (e.g. an incompatible type change); the others go on. */
-  readonly failed: { table: string; error: string; /** A transient store or database fault: worth planning again. */ transient?: true }[];
-  readonly warnings: string[];
-}
+  failed: z.array(z.object({
+    table: z.string(),
+    error: z.string(),
+    /** A transient store or database fault: worth planning again. */
+    transient: z.literal(true).optional(),
+  })),
+  warnings: z.array(z.string()),
+});
+export type RunPlan = Readonly<z.infer<typeof runPlanSchema>>;
 
-export interface CommitResult {
-  readonly table: string;
-  readonly status: 'succeeded';
-  readonly rows: number;
-  readonly files: number;
-  readonly bytes: number;
-  readonly windowFrom: string | null;
-  readonly windowTo: string;
-  readonly watermark: string;
-  readonly nullCursorRows: number;
-}
-
+/**
+ * A committed table: what Commit Table returns (Validate Table, when on, adds `validation` to it
+ * in the workflow's state) and what Summarize reads back.
+ */
+export const commitResultSchema = z.object({
+  table: z.string(),
+  status: z.literal('succeeded'),
+  rows: count,
+  files: count,
+  bytes: count,
+  windowFrom: z.string().nullable(),
+  windowTo: z.string(),
+  watermark: z.string(),
+  nullCursorRows: count,
+});
+export type CommitResult = Readonly<z.infer<typeof commitResultSchema>>;
 
 export function newRunId(now: Date): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
