@@ -26,9 +26,10 @@ export function windowPredicates(shape: TableShape, window: Window): string[] {
 }
 
 /** The keyset page: rows after `after` in (cursor, pk…) order — pk alone for snapshots — at most `limit`. */
-export function pageQuery(shape: TableShape, window: Window, after: readonly string[] | null, limit: number): string {
+export function pageQuery(shape: TableShape, window: Window, after: readonly string[] | null, limit: number, range?: KeyRange): string {
   const keyCols = shape.cursor ? [shape.cursor, ...shape.keyColumns] : [...shape.keyColumns];
   const predicates = windowPredicates(shape, window);
+  if (range) predicates.push(...rangePredicates(shape, range));
   if (after) {
     if (after.length !== keyCols.length) throw new SchemaMismatchError(`${shape.table.display}: resume key has ${after.length} values, the key has ${keyCols.length} columns`);
     const left = keyCols.map((c) => quoteIdent(c.name)).join(', ');
@@ -100,3 +101,57 @@ export function nullCursorQuery(shape: TableShape & { cursor: CatalogColumn }, s
   };
 }
 
+
+/**
+ * A backfill segment's share of the keyset: keys from `from` (inclusive) up to `to`
+ * (exclusive), each a prefix of the (cursor, pk…) key as texts (null: unbounded); for CTID
+ * segments, heap blocks [blocks.from, blocks.to).
+ */
+export interface KeyRange {
+  readonly from: readonly string[] | null;
+  readonly to: readonly string[] | null;
+  readonly blocks?: { readonly from: number; readonly to: number | null };
+}
+
+/** The keyset's columns, in page order: (cursor, pk…), or the pk alone for a snapshot. */
+export function keysetColumns(shape: TableShape): CatalogColumn[] {
+  return shape.cursor ? [shape.cursor, ...shape.keyColumns] : [...shape.keyColumns];
+}
+
+/** Row comparisons that keep a page inside its segment (same-length prefixes of the keyset). */
+export function rangePredicates(shape: TableShape, range: KeyRange): string[] {
+  const keyCols = keysetColumns(shape);
+  const compare = (bound: readonly string[], op: '>=' | '<') => {
+    if (bound.length === 0 || bound.length > keyCols.length) throw new SchemaMismatchError(`${shape.table.display}: a segment bound has ${bound.length} values, the key has ${keyCols.length} columns`);
+    const cols = keyCols.slice(0, bound.length);
+    return `(${cols.map((c) => quoteIdent(c.name)).join(', ')}) ${op} (${cols.map((c, i) => `${quoteLiteral(bound[i])}::${c.formatted}`).join(', ')})`;
+  };
+  const out: string[] = [];
+  if (range.from) out.push(compare(range.from, '>='));
+  if (range.to) out.push(compare(range.to, '<'));
+  if (range.blocks) {
+    if (range.blocks.from > 0) out.push(`ctid >= '(${Math.trunc(range.blocks.from)},0)'::tid`);
+    if (range.blocks.to !== null) out.push(`ctid < '(${Math.trunc(range.blocks.to)},0)'::tid`);
+  }
+  return out;
+}
+
+/**
+ * The planner's size estimate of a table (pg_class.reltuples, -1 when never analyzed; its heap
+ * blocks from the file size), for choosing a backfill. $1: the quoted qualified name.
+ */
+export const TABLE_ESTIMATE_SQL = `SELECT c.reltuples::float8::text AS rows, (pg_relation_size(c.oid) / current_setting('block_size')::int)::text AS blocks FROM pg_class c WHERE c.oid = $1::regclass`;
+
+/**
+ * The leading keyset column's histogram (pg_stats, from the last ANALYZE): equal-frequency
+ * bounds, in order. $1 schema, $2 table, $3 column.
+ */
+export const HISTOGRAM_BOUNDS_SQL = `SELECT u.b AS bound FROM pg_stats s, unnest(s.histogram_bounds::text::text[]) WITH ORDINALITY AS u(b, i) WHERE s.schemaname = $1 AND s.tablename = $2 AND s.attname = $3 AND NOT s.inherited ORDER BY u.i`;
+
+/** A block sample of the window's keys (TABLESAMPLE SYSTEM, `percent` of the heap), in keyset order. */
+export function sampledKeysQuery(shape: TableShape, window: Window, percent: number): string {
+  const table = quoteQualified(shape.table.name);
+  const keyCols = keysetColumns(shape);
+  const pct = Math.min(100, Math.max(0.000001, percent)).toFixed(6);
+  return `SELECT ${keyCols.map((c, i) => `${table}.${quoteIdent(c.name)}::text AS k${i}`).join(', ')} FROM ${table} TABLESAMPLE SYSTEM (${pct}) WHERE ${windowPredicates(shape, window).join(' AND ')} ORDER BY ${keyCols.map((c) => `${table}.${quoteIdent(c.name)}`).join(', ')}`;
+}
