@@ -44,6 +44,18 @@ const tableSchema = z.strictObject({
     .default({ exclude: [], hash: [] }),
   /** Extra SQL predicate ANDed to every page query, written by the operator (trusted). */
   where: z.string().min(1).optional(),
+  /**
+   * Export a first load or a `{"full": true}` re-run as key-range segments in parallel (a
+   * Distributed Map). `segments: 1` never splits. @default - split when the planner's row
+   * estimate reaches export.backfillRows, into export.backfillSegments
+   */
+  backfill: z
+    .strictObject({
+      segments: z.number().int().min(1).max(64),
+      /** key: ranges of the (cursor, pk…) keyset; ctid: heap block ranges, for a table whose keyset has no useful index. */
+      by: z.enum(['key', 'ctid']).default('key'),
+    })
+    .optional(),
   /** Data-quality checks over the run's window, before anything is published. */
   checks: z
     .strictObject({
@@ -113,10 +125,17 @@ const configSchema = z.strictObject({
       planTimeoutSeconds: z.number().int().min(30).max(900).default(300),
       /** Timeout of the Commit function (Lambda allows 900 s). */
       commitTimeoutSeconds: z.number().int().min(30).max(900).default(300),
+      /** A first load or full re-run of a table the planner estimates at this many rows or more is a backfill. */
+      backfillRows: z.number().int().min(1).default(10_000_000),
+      /** Segments of an automatic backfill (a table's backfill.segments overrides it). */
+      backfillSegments: z.number().int().min(2).max(64).default(8),
+      /** Segments exported at once, per table (the Distributed Map's MaxConcurrency): each holds a database session. */
+      backfillConcurrency: z.number().int().min(1).max(64).default(4),
     })
     .default({
       pageRows: 50_000, maxConcurrency: 2, safetyLagSeconds: 5, unconstrainedNumericScale: 9, leaseSeconds: 300,
       memoryMb: 3008, workflowTimeoutHours: 6, planTimeoutSeconds: 300, commitTimeoutSeconds: 300,
+      backfillRows: 10_000_000, backfillSegments: 8, backfillConcurrency: 4,
     }),
   /** After each table's commit, check what the query engine sees against the run's manifest. */
   validation: z

@@ -10,6 +10,7 @@ describe('config validation', () => {
     expect(config.export).toEqual({
       pageRows: 50000, maxConcurrency: 2, safetyLagSeconds: 5, unconstrainedNumericScale: 9, leaseSeconds: 300,
       memoryMb: 3008, workflowTimeoutHours: 6, planTimeoutSeconds: 300, commitTimeoutSeconds: 300,
+      backfillRows: 10_000_000, backfillSegments: 8, backfillConcurrency: 4,
     });
     expect(config.tables[0]).toEqual({ name: 'public.orders', cursor: 'updated_at', cursorTimeZone: 'UTC', mode: 'incremental', columns: { exclude: [], hash: [] } });
     expect(config.validation).toEqual({ enabled: true, bytesScannedLimitMb: 10_240 });
