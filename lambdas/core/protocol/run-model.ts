@@ -45,6 +45,18 @@ export type RunRequest = Readonly<z.infer<typeof runRequestSchema>> & {
 const windowSchema: z.ZodType<Window> = z.strictObject({ from: z.string().nullable(), fromInclusive: z.boolean(), to: z.string() });
 const count = z.number().int().min(0);
 
+/**
+ * A backfill segment: keys from `from` (inclusive) up to `to` (exclusive), each a prefix of the
+ * (cursor, pk…) keyset as texts, null for unbounded; CTID segments add heap blocks [from, to).
+ */
+export const segmentRangeSchema = z.strictObject({
+  index: z.number().int().min(0).max(63),
+  from: z.array(z.string()).min(1).nullable(),
+  to: z.array(z.string()).min(1).nullable(),
+  blocks: z.strictObject({ from: count, to: count.nullable() }).optional(),
+});
+export type SegmentRange = Readonly<z.infer<typeof segmentRangeSchema>>;
+
 /** The small state that travels between workflow steps for one table. */
 export const tableTaskSchema = z.strictObject({
   table: z.string(),
@@ -65,8 +77,21 @@ export const tableTaskSchema = z.strictObject({
   /** Re-runs: null while pages are exported, then how many replaced pages have had their history carried. */
   carried: count.nullable(),
   nullCursorRows: count,
+  /**
+   * A backfill (a first load or full re-run split into key ranges that a Distributed Map exports
+   * at once): how many segments, the lake key of their list (JSON Lines, the map's items), and,
+   * once every segment is exported, how many pages they journalled (null until then).
+   */
+  backfill: z.strictObject({ segments: z.number().int().min(2).max(64), items: z.string().min(1), pages: count.nullable() }).optional(),
+  /** Set on one segment's own task (a Distributed Map child): its share of the keyset. */
+  segment: segmentRangeSchema.optional(),
+  /** Commit Table's progress when one invocation was not enough: checks done, files published (in journal order). */
+  commit: z.strictObject({ checked: z.boolean(), published: count }).optional(),
 });
 export type TableTask = Readonly<z.infer<typeof tableTaskSchema>>;
+
+/** What a Distributed Map child is given: the table's task and one line of the segment list. */
+export const segmentItemSchema = z.strictObject({ task: tableTaskSchema, segment: segmentRangeSchema });
 
 /** What Plan returns: the tables to export, and those it skipped or could not plan. */
 export const runPlanSchema = z.object({
