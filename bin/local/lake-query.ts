@@ -1,6 +1,8 @@
 // The local stand-in for Athena: DuckDB over a directory lake, one view per configured table,
-// named as the table and declaring exactly the Glue column list plus year, month, day; and its
-// `<table>_current` view, from the same SQL builder as the Glue view.
+// named as the table and declaring exactly the Glue column list plus its partition columns (year,
+// month, day; fewer for month or year partitions); and its `<table>_current` view, from the same
+// SQL builder as the Glue view. Like Athena's projection template, a view reads one folder: the
+// table's live generation (schema.json), so a compaction's switch is one write.
 import { DuckDBInstance, DuckDBTypeId, type DuckDBConnection } from '@duckdb/node-api';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -8,7 +10,7 @@ import type { LakeConfig } from '../../lambdas/core/config.ts';
 import { selectTables } from '../../lambdas/core/config.ts';
 import { currentViewClashes, currentViewName, currentViewSql } from '../../lambdas/core/lake/current-view.ts';
 import { ConfigError } from '../../lambdas/core/errors.ts';
-import { PARTITION_KEYS, tableDataPrefix } from '../../lambdas/core/lake/keys.ts';
+import { locationOf, partitionKeysOf, tableDataPrefix, type DataLocation } from '../../lambdas/core/lake/keys.ts';
 import type { LakeColumn, LakeSchema } from '../../lambdas/core/ports.ts';
 import { TableState } from '../../lambdas/core/protocol/table-state.ts';
 import type { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
@@ -51,19 +53,21 @@ export class LakeQuery {
     for (const table of tables) {
       const state = new TableState(store, config.lake.prefix, table.lakeName);
       // Lakes committed before the current-state views recorded only the columns.
-      const schema = await state.read<Partial<LakeSchema> & { columns: LakeColumn[] }>(state.schemaKey());
+      const schema = await state.read<Partial<LakeSchema> & DataLocation & { columns: LakeColumn[] }>(state.schemaKey());
       if (!schema) continue; // never committed: no view, as Athena would have no table
       const columns = schema.value.columns;
-      const dir = path.join(store.root, tableDataPrefix(config.lake.prefix, table.lakeName, schema.value.snapshotRunId));
-      const glob = path.join(dir, PARTITION_KEYS.map((k) => `${k.name}=*`).join('/'), '*.parquet');
-      const partitions = PARTITION_KEYS.map((k) => `CAST(${k.name} AS INTEGER) AS ${k.name}`).join(', ');
+      const location = locationOf(schema.value);
+      const keys = partitionKeysOf(location.granularity);
+      const dir = path.join(store.root, tableDataPrefix(config.lake.prefix, table.lakeName, location));
+      const glob = path.join(dir, keys.map((k) => `${k.name}=*`).join('/'), '*.parquet');
+      const partitions = keys.map((k) => `CAST(${k.name} AS INTEGER) AS ${k.name}`).join(', ');
       let body: string;
       if (existsSync(dir)) {
         const select = columns.map((c) => `${quote(c.source)} AS ${quote(c.name)}`).join(', ');
         body = `SELECT ${select}, ${partitions} FROM read_parquet(${literal(glob)}, hive_partitioning = true, union_by_name = true)`;
       } else {
         const select = columns.map((c) => `CAST(NULL AS ${duckdbType(c.type)}) AS ${quote(c.name)}`).join(', ');
-        body = `SELECT ${select}, ${PARTITION_KEYS.map((k) => `CAST(NULL AS INTEGER) AS ${k.name}`).join(', ')} WHERE false`;
+        body = `SELECT ${select}, ${keys.map((k) => `CAST(NULL AS INTEGER) AS ${k.name}`).join(', ')} WHERE false`;
       }
       await connection.run(`CREATE VIEW ${quote(table.lakeName)} AS ${body}`);
       const { key, cursor, softDelete } = schema.value;

@@ -8,6 +8,7 @@ import { selectTables } from '../core/config.ts';
 import { currentViewClashes, currentViewName, glueViewDefinition } from '../core/lake/current-view.ts';
 import { SchemaMismatchError, ThrottlingError } from '../core/errors.ts';
 import { glueTableDefinition } from '../core/lake/glue-table.ts';
+import { locationOf } from '../core/lake/keys.ts';
 import type { LakeSchema, TableRegistry } from '../core/ports.ts';
 
 /**
@@ -46,7 +47,9 @@ export class GlueRegistry implements TableRegistry {
     const clash = currentViewClashes(selectTables(this.config).map((t) => t.lakeName)).find((c) => c.table === lakeTable || c.view === lakeTable);
     if (clash) throw new SchemaMismatchError(`${table.display}: ${clash.message}`);
     const tableInput = glueTableDefinition(lakeTable, table.display, schema.columns, {
-      bucket: this.bucket, prefix: this.config.lake.prefix, years: schema.years ?? this.config.lake.partitionYears, snapshotRunId: schema.snapshotRunId,
+      bucket: this.bucket, prefix: this.config.lake.prefix, years: schema.years ?? this.config.lake.partitionYears,
+      // One UpdateTable switches the template to a compaction's generation (and its granularity).
+      location: locationOf(schema),
     });
     await this.put(tableInput, await this.find(lakeTable));
     // After the table: Athena checks a view's columns against the tables it reads.

@@ -1,6 +1,6 @@
 // The Glue table definition of a lake table: columns from the type map, partition projection
 // from the layout code. Plain data (no SDK types): the Glue adapter sends it as TableInput.
-import { PARTITION_KEYS, partitionProjection, tableDataPrefix } from './keys.ts';
+import { partitionKeysOf, partitionProjection, tableDataPrefix, type DataLocation } from './keys.ts';
 import type { LakeColumn } from '../ports.ts';
 
 export interface GlueTableDefinition {
@@ -22,8 +22,9 @@ export function glueTableDefinition(
   lakeTable: string,
   sourceTable: string,
   columns: readonly LakeColumn[],
-  lake: { readonly bucket: string; readonly prefix: string; readonly years: { readonly from: number; readonly to: number }; readonly snapshotRunId?: string },
+  lake: { readonly bucket: string; readonly prefix: string; readonly years: { readonly from: number; readonly to: number }; readonly location?: DataLocation },
 ): GlueTableDefinition {
+  const location = lake.location ?? {};
   return {
     Name: lakeTable,
     Description: `${sourceTable}, exported by pg-lake-export`,
@@ -32,12 +33,13 @@ export function glueTableDefinition(
       EXTERNAL: 'TRUE',
       classification: 'parquet',
       'parquet.compression': 'SNAPPY',
-      ...partitionProjection(lake.bucket, lake.prefix, lakeTable, lake.years, lake.snapshotRunId),
+      ...partitionProjection(lake.bucket, lake.prefix, lakeTable, lake.years, location),
     },
-    PartitionKeys: PARTITION_KEYS.map((k) => ({ Name: k.name, Type: 'int' })),
+    // A month or year partitioned table has no day (or month) column: a filter on it could not prune.
+    PartitionKeys: partitionKeysOf(location.granularity).map((k) => ({ Name: k.name, Type: 'int' })),
     StorageDescriptor: {
       Columns: columns.map((c) => ({ Name: c.name, Type: c.type })),
-      Location: `s3://${lake.bucket}/${tableDataPrefix(lake.prefix, lakeTable, lake.snapshotRunId)}`,
+      Location: `s3://${lake.bucket}/${tableDataPrefix(lake.prefix, lakeTable, location)}`,
       InputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat',
       OutputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat',
       SerdeInfo: { SerializationLibrary: 'org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe', Parameters: { 'serialization.format': '1' } },

@@ -4,7 +4,12 @@ import { ConfigError } from '../errors.ts';
 // PARTITION_KEYS and path code that writes the files, so the two cannot drift apart.
 //
 //   <prefix>/<lakeTable>/year=YYYY/month=MM/day=DD/<runId>-p<page>.parquet   data (Athena reads)
+//   <prefix>/<lakeTable>/generation=<id>/year=…/…                            data after a compaction
 //   <prefix>/_state/<lakeTable>/…                                            watermark, lease, run journals
+//
+// A table's partitions are days, months or years (tables[].partition.granularity): the scheme
+// stops after year= or month= for the coarser ones. A compaction writes the whole table into a
+// new generation folder and switches readers to it in one update (protocol/compact.ts).
 
 export interface PartitionDay {
   readonly year: number;
@@ -22,6 +27,32 @@ export const PARTITION_KEYS: readonly PartitionKey[] = [
   { name: 'month', digits: 2 },
   { name: 'day', digits: 2 },
 ];
+
+export const GRANULARITIES = ['day', 'month', 'year'] as const;
+/** How much time one partition holds. */
+export type Granularity = (typeof GRANULARITIES)[number];
+
+/** The partition keys of a granularity: year, month, day; year, month; or year. */
+export function partitionKeysOf(granularity: Granularity = 'day'): readonly PartitionKey[] {
+  return PARTITION_KEYS.slice(0, { year: 1, month: 2, day: 3 }[granularity]);
+}
+
+/** Whether `to` holds whole partitions of `from` (same, or coarser): a compaction can merge into it. */
+export function isCoarserOrSame(from: Granularity, to: Granularity): boolean {
+  return GRANULARITIES.indexOf(to) >= GRANULARITIES.indexOf(from);
+}
+
+/**
+ * Where a table's files live, as recorded with its schema (`_state/<table>/schema.json`): the
+ * partition granularity of its files and the generation folder a compaction wrote them to.
+ * Absent fields: day partitions, directly under the table's folder (lakes before compaction).
+ */
+export interface DataLocation {
+  readonly granularity?: Granularity;
+  readonly generation?: string;
+  /** Snapshot tables: the run whose snapshot the table shows (its data folder). */
+  readonly snapshotRunId?: string;
+}
 
 export const STATE_DIR = '_state';
 
@@ -55,26 +86,70 @@ function pad(value: number, digits: number): string {
   return String(value).padStart(digits, '0');
 }
 
-/** `year=2024/month=03/day=07` — or, given placeholders, the Glue location template. */
-function partitionSegments(values: Record<PartitionKey['name'], string | number>): string {
-  return PARTITION_KEYS.map((k) => {
+/**
+ * The location a committed schema records (schema.json also holds the columns): what the Glue
+ * table, the local views and the next export's keys follow.
+ */
+export function locationOf(schema: DataLocation | null | undefined): DataLocation {
+  if (!schema) return {};
+  const { granularity, generation, snapshotRunId } = schema;
+  return { ...(granularity ? { granularity } : {}), ...(generation ? { generation } : {}), ...(snapshotRunId ? { snapshotRunId } : {}) };
+}
+
+/** `year=2024/month=03/day=07` (or its first one or two segments) — or, given placeholders, the Glue location template. */
+function partitionSegments(values: Record<PartitionKey['name'], string | number>, granularity: Granularity = 'day'): string {
+  return partitionKeysOf(granularity).map((k) => {
     const v = values[k.name];
     return `${k.name}=${typeof v === 'number' ? pad(v, k.digits) : v}`;
   }).join('/');
 }
 
-/** Where a table's data lives; a snapshot table keeps each snapshot under its own folder. */
-export function tableDataPrefix(prefix: string, lakeTable: string, snapshotRunId?: string): string {
-  return snapshotRunId ? `${prefix}/${lakeTable}/snapshot=${snapshotRunId}/` : `${prefix}/${lakeTable}/`;
+/** Where a table's data lives: a snapshot under its run's folder, a compacted table under its generation's. */
+export function tableDataPrefix(prefix: string, lakeTable: string, location: DataLocation = {}): string {
+  if (location.snapshotRunId) return `${prefix}/${lakeTable}/snapshot=${location.snapshotRunId}/`;
+  if (location.generation) return `${prefix}/${lakeTable}/generation=${location.generation}/`;
+  return `${prefix}/${lakeTable}/`;
 }
 
-export function partitionPrefix(prefix: string, lakeTable: string, day: PartitionDay, snapshotRunId?: string): string {
-  return `${tableDataPrefix(prefix, lakeTable, snapshotRunId)}${partitionSegments(day)}/`;
+export function partitionPrefix(prefix: string, lakeTable: string, day: PartitionDay, location: DataLocation = {}): string {
+  return `${tableDataPrefix(prefix, lakeTable, location)}${partitionSegments(day, location.granularity)}/`;
 }
 
-/** `snapshot`: the file belongs to a snapshot table, under its run's own folder. */
-export function dataFileKey(prefix: string, lakeTable: string, day: PartitionDay, runId: string, page: number, snapshot = false): string {
-  return `${partitionPrefix(prefix, lakeTable, day, snapshot ? runId : undefined)}${runId}-p${pad(page, 6)}.parquet`;
+/** The day-of-partition part of a file name in a month or year partition (`-d07`, `-d0307`), so each day of a page keeps its own file. */
+function daySuffix(day: PartitionDay, granularity: Granularity): string {
+  if (granularity === 'month') return `-d${pad(day.day, 2)}`;
+  if (granularity === 'year') return `-d${pad(day.month, 2)}${pad(day.day, 2)}`;
+  return '';
+}
+
+/**
+ * `snapshot`: the file belongs to a snapshot table, under its run's own folder. `location`: the
+ * table's live granularity and generation (protocol/compact.ts liveDataLocation). A file of a
+ * month or year partition names its first day, so a writer that still splits a page by day
+ * gives each day its own key.
+ */
+export function dataFileKey(prefix: string, lakeTable: string, day: PartitionDay, runId: string, page: number, snapshot = false, location: DataLocation = {}): string {
+  const where: DataLocation = snapshot ? { snapshotRunId: runId, granularity: location.granularity } : { granularity: location.granularity, generation: location.generation };
+  return `${partitionPrefix(prefix, lakeTable, day, where)}${runId}-p${pad(page, 6)}${daySuffix(day, location.granularity ?? 'day')}.parquet`;
+}
+
+/** The partition a day falls in: the day itself, or the first day of its month or year. */
+export function partitionOf(day: PartitionDay, granularity: Granularity = 'day'): PartitionDay {
+  if (granularity === 'year') return { year: day.year, month: 1, day: 1 };
+  if (granularity === 'month') return { year: day.year, month: day.month, day: 1 };
+  return day;
+}
+
+/** The partition a data file's key lies in (year, month, day; missing segments as 1), or null for a key outside the layout. */
+export function partitionOfKey(key: string): PartitionDay | null {
+  const match = /\/year=(\d{4})\/(?:month=(\d{2})\/(?:day=(\d{2})\/)?)?[^/]+$/.exec(key);
+  if (!match) return null;
+  return { year: Number(match[1]), month: Number(match[2] ?? 1), day: Number(match[3] ?? 1) };
+}
+
+/** The folder of a data file (`…/year=2024/month=03/`), its partition's prefix. */
+export function folderOfKey(key: string): string {
+  return key.slice(0, key.lastIndexOf('/') + 1);
 }
 
 /** The partition year of a data file's key (`…/year=2024/…`), or null for a key outside the layout. */
@@ -109,7 +184,7 @@ export function partitionProjection(
   prefix: string,
   lakeTable: string,
   years: { readonly from: number; readonly to: number },
-  snapshotRunId?: string,
+  location: DataLocation = {},
 ): Record<string, string> {
   const ranges: Record<PartitionKey['name'], string> = {
     year: `${years.from},${years.to}`,
@@ -118,9 +193,9 @@ export function partitionProjection(
   };
   const parameters: Record<string, string> = {
     'projection.enabled': 'true',
-    'storage.location.template': `s3://${bucket}/${tableDataPrefix(prefix, lakeTable, snapshotRunId)}${partitionSegments({ year: '${year}', month: '${month}', day: '${day}' })}/`,
+    'storage.location.template': `s3://${bucket}/${tableDataPrefix(prefix, lakeTable, location)}${partitionSegments({ year: '${year}', month: '${month}', day: '${day}' }, location.granularity)}/`,
   };
-  for (const key of PARTITION_KEYS) {
+  for (const key of partitionKeysOf(location.granularity)) {
     parameters[`projection.${key.name}.type`] = 'integer';
     parameters[`projection.${key.name}.range`] = ranges[key.name];
     parameters[`projection.${key.name}.digits`] = String(key.digits);

@@ -10,7 +10,7 @@
 import { CursorZone } from '../cursor-zone.ts';
 import { StateError } from '../errors.ts';
 import { quoteIdent, quoteLiteral } from '../identifiers.ts';
-import { PARTITION_KEYS, type PartitionDay } from './keys.ts';
+import { partitionKeysOf, partitionOfKey as partitionOfDataKey, type DataLocation, type Granularity, type PartitionDay } from './keys.ts';
 import { META_EXPORTED_AT, META_RUN_ID } from '../page/page-layout.ts';
 import type { LakeSchema, QueryEngine, QueryResult } from '../ports.ts';
 import type { PendingRun, RunManifest, TableState, Window } from '../protocol/table-state.ts';
@@ -76,26 +76,26 @@ export interface ValidateOptions {
   readonly sampleSize?: number;
 }
 
-const PARTITION_PATH = /(?:^|\/)year=(\d+)\/month=(\d+)\/day=(\d+)\//;
 const CANONICAL = /^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?)(?:\+00)?$/;
 
-export function partitionLabel(day: PartitionDay): string {
-  return PARTITION_KEYS.map((k) => `${k.name}=${String(day[k.name]).padStart(k.digits, '0')}`).join('/');
+/** `year=2024/month=02/day=29`; `year=2024/month=02` for a month partitioned table. */
+export function partitionLabel(day: PartitionDay, granularity: Granularity = 'day'): string {
+  return partitionKeysOf(granularity).map((k) => `${k.name}=${String(day[k.name]).padStart(k.digits, '0')}`).join('/');
 }
 
 function partitionOfKey(table: string, key: string): PartitionDay {
-  const match = PARTITION_PATH.exec(key);
-  if (!match) throw new StateError(`${table}: manifest file ${key} is not under a year=/month=/day= partition`);
-  return { year: Number(match[1]), month: Number(match[2]), day: Number(match[3]) };
+  const day = partitionOfDataKey(key);
+  if (!day) throw new StateError(`${table}: manifest file ${key} is not under a year=[/month=[/day=]] partition`);
+  return day;
 }
 
 /** Rows the run itself exported, by partition label; carried pages add their partitions with 0. */
-export function expectedRowsByPartition(table: string, manifest: RunManifest): Map<string, { day: PartitionDay; rows: number }> {
+export function expectedRowsByPartition(table: string, manifest: RunManifest, granularity: Granularity = 'day'): Map<string, { day: PartitionDay; rows: number }> {
   const out = new Map<string, { day: PartitionDay; rows: number }>();
   for (const page of manifest.pages) {
     for (const file of page.files) {
       const day = partitionOfKey(table, file.key);
-      const label = partitionLabel(day);
+      const label = partitionLabel(day, granularity);
       const entry = out.get(label) ?? { day, rows: 0 };
       // A carried page keeps earlier runs' versions with their own _lake_run_id.
       out.set(label, { day, rows: entry.rows + (page.carriedFrom ? 0 : file.rows) });
@@ -121,16 +121,17 @@ export async function lastCommittedRun(state: TableState): Promise<{ runId: stri
 }
 
 /** Count query (a): the run's rows per partition over the years its files are in. */
-export function partitionCountSql(lakeTable: string, runId: string, years: { from: number; to: number }): string {
-  const [year, month, day] = PARTITION_KEYS.map((k) => quoteIdent(k.name));
+export function partitionCountSql(lakeTable: string, runId: string, years: { from: number; to: number }, granularity: Granularity = 'day'): string {
+  const keys = partitionKeysOf(granularity).map((k) => quoteIdent(k.name));
+  const year = keys[0];
   return [
-    `SELECT ${year}, ${month}, ${day}, count(*) AS "rows"`,
+    `SELECT ${keys.join(', ')}, count(*) AS "rows"`,
     `FROM ${quoteIdent(lakeTable)}`,
     // The year range prunes the projection (Athena lists only these years); rows of the run in a
     // partition the manifest does not list are still counted, and reported.
     `WHERE ${quoteIdent(META_RUN_ID)} = ${quoteLiteral(runId)} AND ${year} BETWEEN ${years.from} AND ${years.to}`,
-    `GROUP BY ${year}, ${month}, ${day}`,
-    `ORDER BY ${year}, ${month}, ${day}`,
+    `GROUP BY ${keys.join(', ')}`,
+    `ORDER BY ${keys.join(', ')}`,
   ].join('\n');
 }
 
@@ -201,7 +202,7 @@ export async function validateRun(engine: QueryEngine, state: TableState, option
     if (pending && watermark?.runId === runId) throw new StateError(`${table}: run ${runId} is committed but not finished (no manifest yet); the next run finishes it, validate after that`);
     throw new StateError(`${table}: run ${runId} has no manifest (${state.store.url}${state.manifestKey(runId)}): it never committed, or a later re-run replaced all its pages`);
   }
-  const schema = (await state.read<Partial<LakeSchema>>(state.schemaKey()))?.value;
+  const schema = (await state.read<Partial<LakeSchema> & DataLocation>(state.schemaKey()))?.value;
   if (!schema?.cursor || !schema.key) throw new StateError(`${table}: ${state.schemaKey()} does not name the key and cursor columns (written by commits since the current-state views); run an export first`);
   const sampleSize = options.sampleSize ?? 10;
   const queries: string[] = [];
@@ -215,14 +216,17 @@ export async function validateRun(engine: QueryEngine, state: TableState, option
   const notes: string[] = [];
 
   // (a) rows per partition.
-  const expected = expectedRowsByPartition(table, manifest);
+  // A month or year partitioned table (tables[].partition) has no day (or month) column.
+  const granularity = schema.granularity ?? 'day';
+  const expected = expectedRowsByPartition(table, manifest, granularity);
   const seen = new Map<string, number>();
   if (expected.size > 0) {
     const years = [...expected.values()].map((e) => e.day.year);
-    const result = await ask(partitionCountSql(table, runId, { from: Math.min(...years), to: Math.max(...years) }));
+    const result = await ask(partitionCountSql(table, runId, { from: Math.min(...years), to: Math.max(...years) }, granularity));
+    const has = (name: string) => result.columns.some((c) => c.name === name);
     for (const row of result.rows) {
-      const day = { year: integer(result, row, 'year'), month: integer(result, row, 'month'), day: integer(result, row, 'day') };
-      seen.set(partitionLabel(day), integer(result, row, 'rows'));
+      const day = { year: integer(result, row, 'year'), month: has('month') ? integer(result, row, 'month') : 1, day: has('day') ? integer(result, row, 'day') : 1 };
+      seen.set(partitionLabel(day, granularity), integer(result, row, 'rows'));
     }
   } else {
     notes.push('the run published no files: no partition to count');
