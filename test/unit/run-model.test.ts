@@ -19,7 +19,7 @@ describe('the table task between states', () => {
   });
 
   it('refuses a task with a field no step knows, a negative count or a cursor that is not µs text', () => {
-    expect(issues(tableTaskSchema.safeParse({ ...task, segment: 2 }))).toEqual([': Unrecognized key: "segment"']);
+    expect(issues(tableTaskSchema.safeParse({ ...task, shard: 2 }))).toEqual([': Unrecognized key: "shard"']);
     expect(issues(tableTaskSchema.safeParse({ ...task, rows: -1 }))).toEqual(['rows: Too small: expected number to be >=0']);
     expect(issues(tableTaskSchema.safeParse({ ...task, exportedAtMicros: '1.5' })).map((i) => i.split(':')[0])).toEqual(['exportedAtMicros']);
     expect(issues(tableTaskSchema.safeParse({ ...task, window: { ...task.window, to: undefined } })).map((i) => i.split(':')[0])).toEqual(['window.to']);
