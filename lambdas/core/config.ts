@@ -56,6 +56,16 @@ const tableSchema = z.strictObject({
       by: z.enum(['key', 'ctid']).default('key'),
     })
     .optional(),
+  /**
+   * Find keys deleted from Postgres (no CDC needed) and write a tombstone for each: `every` run,
+   * or once per that many hours (the scheduled run whose window crosses a multiple of it, UTC).
+   */
+  deletes: z
+    .strictObject({
+      detect: z.boolean(),
+      every: z.union([z.literal('run'), z.number().positive().max(8760)]).default('run'),
+    })
+    .optional(),
   /** Data-quality checks over the run's window, before anything is published. */
   checks: z
     .strictObject({
@@ -226,3 +236,5 @@ export function selectTables(config: LakeConfig, only?: readonly string[]): Reso
     return found;
   });
 }
+      // A snapshot holds exactly what Postgres holds each run: nothing to tombstone.
+      if (table.deletes?.detect && table.mode === 'snapshot') problems.push(`tables[${i}].deletes: ${resolved.display} is a snapshot table (mode: snapshot), which already drops deleted rows every run; deletes.detect applies to incremental tables`);

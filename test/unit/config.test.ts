@@ -42,6 +42,17 @@ describe('config validation', () => {
     );
   });
 
+  it('reads tables[].deletes, every run by default or every so many hours, and refuses it on a snapshot table by path', () => {
+    const table = (deletes: string, mode = 'incremental') => parseConfig(`tables:\n  - name: public.orders\n    mode: ${mode}\n    deletes: ${deletes}\n`, 'd.yaml').tables[0].deletes;
+    expect(table('{ detect: true }')).toEqual({ detect: true, every: 'run' });
+    expect(table('{ detect: true, every: 24 }')).toEqual({ detect: true, every: 24 });
+    expect(() => table('{ detect: true, every: 0 }')).toThrow('d.yaml: tables[0].deletes.every: Too small: expected number to be >0');
+    expect(() => table('{ detect: true, every: daily }')).toThrow(/^d\.yaml: tables\[0\]\.deletes\.every: /);
+    expect(() => table('{ detect: true }', 'snapshot')).toThrow(
+      'd.yaml: tables[0].deletes: public.orders is a snapshot table (mode: snapshot), which already drops deleted rows every run; deletes.detect applies to incremental tables',
+    );
+  });
+
   it('names the file and line of broken YAML', () => {
     expect(() => parseConfig('tables: [\n', 'my.yaml')).toThrow(/^my\.yaml: not valid YAML: /);
   });
