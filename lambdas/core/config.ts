@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { isTimeZone } from './cursor-zone.ts';
 import { ConfigError } from './errors.ts';
 import { displayName, parseQualifiedName, type QualifiedName } from './identifiers.ts';
-import { lakeTableName } from './lake/keys.ts';
+import { GRANULARITIES, lakeTableName } from './lake/keys.ts';
 
 const identifier = z.string().min(1, 'must not be empty');
 const TIME_ZONE_MESSAGE = 'must be an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)';
@@ -73,6 +73,27 @@ const tableSchema = z.strictObject({
       unique: z.array(identifier).default([]),
       minRows: z.number().int().min(0).default(0),
     })
+    .optional(),
+  /**
+   * How much time one partition holds: `day` (year=/month=/day=), `month` (year=/month=) or
+   * `year` (year=). Coarser partitions give fewer, larger files for tables with few rows a day.
+   * Changing it on an exported table takes effect at its next compaction, which rewrites the
+   * table into the new partitions (a finer one than the lake holds is refused). @default day
+   */
+  partition: z.strictObject({ granularity: z.enum(GRANULARITIES).default('day') }).optional(),
+  /**
+   * `false`: never compacted. Otherwise this table's own thresholds (defaults: the top-level
+   * `compaction`), and `everyHours`: at most one compaction per this many hours.
+   */
+  compaction: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        minFiles: z.number().int().min(2).optional(),
+        maxMedianMB: z.number().positive().optional(),
+        everyHours: z.number().positive().optional(),
+      }),
+    ])
     .optional(),
 });
 
@@ -166,6 +187,25 @@ const configSchema = z.strictObject({
       noSuccessWithinHours: z.number().positive().default(26),
     })
     .default({ maxStalenessHours: 26, noSuccessWithinHours: 26 }),
+  /**
+   * Compaction of tables whose partitions collect small files: the whole table is rewritten into
+   * a new generation folder (its cost grows with the table), readers switch in one update, and
+   * the old generation is deleted after graceMinutes (longer than any query runs).
+   */
+  compaction: z
+    .strictObject({
+      /** Adds the `Compact Table` state after `Commit Table`; `pg-lake-export compact` works either way. */
+      enabled: z.boolean().default(true),
+      /** A table is compacted when a partition holds more than this many files … */
+      minFiles: z.number().int().min(2).default(8),
+      /** … whose median size is below this many MB. */
+      maxMedianMB: z.number().positive().default(32),
+      /** Files of one partition are merged into files of about this size, MB. */
+      targetFileMB: z.number().int().min(1).max(4096).default(256),
+      /** The old generation is deleted this long after the switch: longer than any query can run (Athena's DML query timeout is a quota, raisable to 240 minutes: keep this above yours). */
+      graceMinutes: z.number().min(0).default(60),
+    })
+    .default({ enabled: true, minFiles: 8, maxMedianMB: 32, targetFileMB: 256, graceMinutes: 60 }),
   tables: z.array(tableSchema).min(1, 'list at least one table'),
 });
 
@@ -203,6 +243,8 @@ export function validateConfig(raw: unknown, source = 'lake.config.yaml'): LakeC
       const other = seen.get(resolved.lakeName);
       if (other !== undefined) problems.push(`tables[${i}].name: ${resolved.display} and ${other} both map to lake table "${resolved.lakeName}"; set lakeName on one`);
       seen.set(resolved.lakeName, resolved.display);
+      // A snapshot holds exactly what Postgres holds each run: nothing to tombstone.
+      if (table.deletes?.detect && table.mode === 'snapshot') problems.push(`tables[${i}].deletes: ${resolved.display} is a snapshot table (mode: snapshot), which already drops deleted rows every run; deletes.detect applies to incremental tables`);
     } catch (error) {
       problems.push(`tables[${i}].name: ${(error as Error).message}`);
     }
@@ -236,5 +278,3 @@ export function selectTables(config: LakeConfig, only?: readonly string[]): Reso
     return found;
   });
 }
-      // A snapshot holds exactly what Postgres holds each run: nothing to tombstone.
-      if (table.deletes?.detect && table.mode === 'snapshot') problems.push(`tables[${i}].deletes: ${resolved.display} is a snapshot table (mode: snapshot), which already drops deleted rows every run; deletes.detect applies to incremental tables`);
