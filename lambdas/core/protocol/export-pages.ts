@@ -10,6 +10,7 @@ import { pageQuery } from '../source/queries.ts';
 import { replacedPages, carryHistory } from './carry-history.ts';
 import { renewLease } from './lease.ts';
 import { nullKeyMessage } from './plan.ts';
+import { assertSegmentPage, gatherSegments, isBackfillToGather, recordSegment, resumeSegment, segmentPages } from './segments.ts';
 import { type ExportDeps, type TableTask, findTable } from './run-model.ts';
 
 /**
@@ -33,18 +34,26 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
   if (shape.fingerprint !== task.fingerprint) {
     throw new SchemaMismatchError(`${task.display}: the table's columns (or its cursorTimeZone) changed during run ${task.runId}; the next run exports with the new ones`);
   }
-  let current = task;
-  if (current.carried === null) current = await exportPages(deps, state, shape, current, deadline, keepLease);
-  // Pages done: a re-run next carries what the pages it replaces hold beyond its own versions.
-  const replaced = current.done || current.carried !== null ? await replacedPages(state, shape, current) : [];
+  // A backfill segment resumes from its own journal (a retried child, a redriven Map Run).
+  let current = await resumeSegment(state, task);
+  if (current.done) return current;
+  // A backfill's table task totals its segments (exporting any the Distributed Map did not).
+  if (isBackfillToGather(current)) current = await gatherSegments(state, current, deadline, (child) => exportTable(deps, child, deadline));
+  else if (current.carried === null) current = await exportPages(deps, state, shape, current, deadline, keepLease);
+  // Pages done: a re-run next carries what the pages it replaces hold beyond its own versions
+  // (once, in the table's task, after every segment).
+  const replaced = !current.segment && (current.done || current.carried !== null) ? await replacedPages(state, shape, current) : [];
   if (current.done && current.carried === null && replaced.length > 0) current = { ...current, done: false, carried: 0 };
   if (current.carried !== null && !current.done) current = await carryHistory(deps, state, shape, current, replaced, deadline, keepLease);
   if (current.done) {
     // An earlier attempt of this invocation (retried after a timeout, data changed since) may
     // have journalled pages beyond the last one: they are not part of the run.
-    const beyond = (await state.pendingPages(current.runId)).filter((p) => p.page > current.page);
+    // A segment's own numbers only: the other segments' pages are theirs.
+    const end = current.segment ? segmentPages(current.segment).last : Number.POSITIVE_INFINITY;
+    const beyond = (await state.pendingPages(current.runId)).filter((p) => p.page > current.page && p.page <= end);
     await deps.store.delete(beyond.flatMap((p) => [state.pendingPageKey(current.runId, p.page), ...p.files.map((f) => state.stagedKey(current.runId, f.key))]));
   }
+  await recordSegment(state, current);
   return current;
 }
 
@@ -58,7 +67,7 @@ async function exportPages(deps: ExportDeps, state: TableState, shape: TableShap
   const spares: Buffer[] = [];
   const readPage = async (after: string[] | null, pageNo: number): Promise<Buffer> => {
     try {
-      return await deps.source.copyBinary(pageQuery(shape, task.window, after, pageRows), spares.pop());
+      return await deps.source.copyBinary(pageQuery(shape, task.window, after, pageRows, task.segment), spares.pop());
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       const Failure = error instanceof ThrottlingError ? ThrottlingError : ExportError;
@@ -79,6 +88,7 @@ async function exportPages(deps: ExportDeps, state: TableState, shape: TableShap
     const encoded = await next.encoded;
     if (encoded.spare) spares.push(encoded.spare);
     const pageNo = next.pageNo;
+    assertSegmentPage(current, pageNo);
     await keepLease(current);
     const files = encoded.files.map((f) => ({ key: dataFileKey(prefix, task.table, f.day, current.runId, pageNo, snapshot), rows: f.rows, bytes: f.parquet.length, parquet: f.parquet }));
     // Journal first, then stage: nothing is visible to a table before commit, and whatever a

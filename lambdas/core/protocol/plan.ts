@@ -11,6 +11,7 @@ import { TableState, type PendingRun, type RunManifest, type Supersede, type Wat
 import { describeTableShape, incompatibleChanges, lakeColumns, type TableShape } from '../source/table-shape.ts';
 import { CANONICAL_CURSOR_SQL, duplicateKeyQuery, nullCursorQuery, nullKeyQuery } from '../source/queries.ts';
 import { acquireLease, releaseLease } from './lease.ts';
+import { chooseSegmentCount, planSegments, writeSegments } from './segments.ts';
 import { recover } from './recovery.ts';
 import { type ExportDeps, type RunRequest, type TableTask, type RunPlan, newRunId } from './run-model.ts';
 
@@ -99,6 +100,24 @@ async function canonicalCursor(source: RowSource, text: string, what: string): P
   } catch (error) {
     throw new ConfigError(`${what}: ${JSON.stringify(text)} is not a timestamp Postgres understands (${(error as Error).message})`, { cause: error });
   }
+}
+
+/**
+ * A first load or a full re-run of a big table is a backfill: its window split into key ranges
+ * (written beside the pending run, after it) that a Distributed Map exports at once. The
+ * watermark after it is the window's end, as for any run: rows written meanwhile are the next
+ * run's. Undefined when the table is exported in one sequence of pages.
+ */
+async function planBackfill(deps: ExportDeps, state: TableState, shape: TableShape, runId: string, kind: PendingRun['kind'], window: Window, held: boolean): Promise<TableTask['backfill']> {
+  const firstLoad = kind === 'scheduled' && window.from === null && !held;
+  if (!firstLoad && kind !== 'full') return undefined;
+  const count = await chooseSegmentCount(deps, shape);
+  if (count < 2) return undefined;
+  const segments = await planSegments(deps, shape, window, count);
+  if (segments.length < 2) return undefined;
+  const items = await writeSegments(state, runId, segments);
+  deps.log?.('backfill: the window is exported as key-range segments at once', { table: shape.table.display, segments: segments.length, by: shape.table.config.backfill?.by ?? 'key' });
+  return { segments: segments.length, items, pages: null };
 }
 
 async function planTable(deps: ExportDeps, shape: TableShape, request: RunRequest, run: PlannedRun): Promise<TableTask | { skipped: string }> {
@@ -192,10 +211,11 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
     }
     const pending: PendingRun = { runId: run.runId, kind, window, supersede, startedAt: run.startedAt, basedOn: watermark?.runId ?? null };
     await state.write(state.pendingRunKey(run.runId), pending);
+    const backfill = await planBackfill(deps, state, shape, run.runId, kind, window, held !== null);
     return {
       table: table.lakeName, display: table.display, runId: run.runId, startedAt: run.startedAt, exportedAtMicros: run.exportedAtMicros,
       kind, window, fingerprint: shape.fingerprint, after: null, page: 0, rows: 0, files: 0, bytes: 0, carried: null,
-      done: window.from !== null && window.from >= window.to && kind === 'scheduled', nullCursorRows,
+      done: window.from !== null && window.from >= window.to && kind === 'scheduled', nullCursorRows, ...(backfill ? { backfill } : {}),
     };
   } catch (error) {
     await releaseLease(deps, table.lakeName, run.runId);
