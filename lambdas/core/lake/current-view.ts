@@ -3,13 +3,16 @@
 // serves Athena (a Glue VIRTUAL_VIEW in the Presto view encoding, created at commit next to its
 // table) and the local DuckDB stand-in, so the two cannot drift.
 //
+// Tombstones (`_lake_deleted`, README "Deletes") end a key the same way: its latest version says
+// it is gone, so the key is left out; a later version (the key inserted again) brings it back.
+//
 // The view exposes the table's Glue columns (export metadata included: `_lake_exported_at` says
 // when the current version arrived) but not year/month/day: the partition is where a version
 // was filed, not part of the row's state, and a filter on it would be applied after the ranking,
 // so it would prune no files while reading as if it did. Filter on the partition column itself.
 import { ExportError, SchemaMismatchError, UnsupportedTypeError } from '../errors.ts';
 import { quoteIdent } from '../identifiers.ts';
-import { META_EXPORTED_AT } from '../page/page-layout.ts';
+import { META_DELETED, META_EXPORTED_AT } from '../page/page-layout.ts';
 import type { LakeColumn, LakeSchema } from '../ports.ts';
 import type { TableShape } from '../source/table-shape.ts';
 
@@ -84,8 +87,13 @@ export function currentViewSql(dialect: ViewDialect, source: CurrentViewSource):
   while (names.has(rank)) rank = `_${rank}`;
   const columns = schema.columns.map((c) => quoteIdent(c.name)).join(', ');
   const partition = schema.key.map(quoteIdent).join(', ');
-  const order = `${quoteIdent(schema.cursor)} DESC, ${quoteIdent(META_EXPORTED_AT)} DESC`;
+  // Schemas committed before tombstones existed do not declare the column (and hold none).
+  const tombstones = names.has(META_DELETED);
+  // A tombstone's cursor is its run's window end; a version the same run exported with that
+  // very cursor was read before the key was found gone: the tombstone is the later fact.
+  const order = `${quoteIdent(schema.cursor)} DESC, ${quoteIdent(META_EXPORTED_AT)} DESC${tombstones ? `, ${quoteIdent(META_DELETED)} DESC NULLS LAST` : ''}`;
   const where = [`${quoteIdent(rank)} = 1`];
+  if (tombstones) where.push(`${quoteIdent(META_DELETED)} IS DISTINCT FROM true`);
   if (schema.softDelete !== undefined) where.push(`${quoteIdent(schema.softDelete)} IS DISTINCT FROM true`);
   return [
     `SELECT ${columns}`,

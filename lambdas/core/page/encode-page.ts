@@ -1,6 +1,7 @@
 // One keyset page → one Arrow table per partition day → one Parquet file each.
 import * as arrow from 'apache-arrow';
 import { Arena, arrowTypeOf, decodeColumn } from './decode.ts';
+import { META_DELETED } from './page-layout.ts';
 import type { FramedPage } from './copy-binary.ts';
 import { ConfigError, ValueError } from '../errors.ts';
 import { hashColumn } from './pii-hash.ts';
@@ -87,8 +88,12 @@ function decodeRows(layout: PageLayout, page: FramedPage, rows: Int32Array): arr
 
 let metaCache: { key: string; at: BigInt64Array; offsets: Int32Array; data: Uint8Array } | null = null;
 
-/** The run's two constant columns; the buffers are shared between files of the run (read-only). */
+/** All-false bits for `_lake_deleted` (exported rows are live); shared, read-only. */
+let liveBits = new Uint8Array(0);
+
+/** The run's constant columns; the buffers are shared between files of the run (read-only). */
 function metaColumns(stamp: RunStamp, rows: number): arrow.Data[] {
+  if (liveBits.length * 8 < rows) liveBits = new Uint8Array(Math.ceil(rows / 8) * 2);
   const key = `${stamp.exportedAtMicros}/${stamp.runId}`;
   if (!metaCache || metaCache.key !== key || metaCache.at.length < rows) {
     const capacity = Math.max(rows, metaCache?.key === key ? metaCache.at.length * 2 : 0);
@@ -105,6 +110,7 @@ function metaColumns(stamp: RunStamp, rows: number): arrow.Data[] {
   return [
     arrow.makeData({ type: new arrow.TimestampMicrosecond('UTC'), length: rows, nullCount: 0, data: metaCache.at.subarray(0, rows) }),
     arrow.makeData({ type: new arrow.Utf8(), length: rows, nullCount: 0, valueOffsets: metaCache.offsets.subarray(0, rows + 1), data: metaCache.data.subarray(0, rows * width) }),
+    arrow.makeData({ type: new arrow.Bool(), length: rows, nullCount: 0, data: liveBits.subarray(0, Math.ceil(rows / 8)) }),
   ];
 }
 
@@ -112,6 +118,7 @@ export function lakeTypes(layout: PageLayout): Map<string, LakeType> {
   const types = new Map<string, LakeType>(layout.columns.map((c) => [c.name, c.lakeType]));
   types.set(META_EXPORTED_AT, { kind: 'timestamp', utc: true });
   types.set(META_RUN_ID, { kind: 'string' });
+  types.set(META_DELETED, { kind: 'bool' });
   return types;
 }
 
@@ -119,6 +126,7 @@ export function arrowSchema(layout: PageLayout): arrow.Schema {
   const fields = layout.columns.map((c) => new arrow.Field(c.name, arrowTypeOf(c.lakeType), true));
   fields.push(new arrow.Field(META_EXPORTED_AT, new arrow.TimestampMicrosecond('UTC'), false));
   fields.push(new arrow.Field(META_RUN_ID, new arrow.Utf8(), false));
+  fields.push(new arrow.Field(META_DELETED, new arrow.Bool(), true));
   return new arrow.Schema(fields);
 }
 

@@ -10,9 +10,15 @@ import { cursorText, fieldText } from './values.ts';
 /** Export metadata columns added to every file (DESIGN.md "Types"). */
 export const META_EXPORTED_AT = '_lake_exported_at';
 export const META_RUN_ID = '_lake_run_id';
+/**
+ * True on a tombstone: the version that says its key was deleted from Postgres (README
+ * "Deletes"). False on every exported row; files written before the column existed read NULL.
+ */
+export const META_DELETED = '_lake_deleted';
 export const META_COLUMNS: readonly { name: string; glueType: string }[] = [
   { name: META_EXPORTED_AT, glueType: 'timestamp' },
   { name: META_RUN_ID, glueType: 'string' },
+  { name: META_DELETED, glueType: 'boolean' },
 ];
 
 /** Everything about a table's shape that decoding needs; derived once per invocation. */
