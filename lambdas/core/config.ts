@@ -112,8 +112,12 @@ const configSchema = z.strictObject({
         .strictObject({ from: z.number().int().min(1), to: z.number().int().max(9999) })
         .refine((r) => r.from <= r.to, 'from must be ≤ to')
         .default({ from: 1970, to: 2099 }),
+      /** A file's row group is flushed once its encoded columns reach this many MB (or 1M rows). */
+      rowGroupMB: z.number().int().min(1).max(1024).default(64),
+      /** A run's file in a partition rolls over to a new one at this size, MB. */
+      targetFileMB: z.number().int().min(1).max(5120).default(256),
     })
-    .default({ prefix: 'raw', partitionYears: { from: 1970, to: 2099 } }),
+    .default({ prefix: 'raw', partitionYears: { from: 1970, to: 2099 }, rowGroupMB: 64, targetFileMB: 256 }),
   source: z
     .strictObject({
       /** Secrets Manager secret holding host, port, dbname, username, password (the RDS format). */
@@ -200,12 +204,12 @@ const configSchema = z.strictObject({
       minFiles: z.number().int().min(2).default(8),
       /** … whose median size is below this many MB. */
       maxMedianMB: z.number().positive().default(32),
-      /** Files of one partition are merged into files of about this size, MB. */
-      targetFileMB: z.number().int().min(1).max(4096).default(256),
+      /** Files of one partition are merged into files of up to about this size, MB (AWS advises ≥ 128 MB for Athena; a merge holds about 4× this in memory). */
+      targetFileMB: z.number().int().min(1).max(4096).default(128),
       /** The old generation is deleted this long after the switch: longer than any query can run (Athena's DML query timeout is a quota, raisable to 240 minutes: keep this above yours). */
       graceMinutes: z.number().min(0).default(60),
     })
-    .default({ enabled: true, minFiles: 8, maxMedianMB: 32, targetFileMB: 256, graceMinutes: 60 }),
+    .default({ enabled: true, minFiles: 8, maxMedianMB: 32, targetFileMB: 128, graceMinutes: 60 }),
   tables: z.array(tableSchema).min(1, 'list at least one table'),
 });
 

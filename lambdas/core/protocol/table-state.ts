@@ -7,6 +7,8 @@
 //   pending/<runId>/replace.json  after commit: the earlier pages a re-run replaces, until removed
 //   pending/<runId>/data/…      the page files themselves, until commit publishes them
 //   runs/<runId>.json           a committed run's manifest (pages, key ranges, files)
+//   pending/<id>/compaction.json  a compaction in flight: the files each new page merges (protocol/compact.ts)
+//   retired/<id>.json           an old generation's files, deleted after the grace period
 import type { ObjectStore } from '../ports.ts';
 import { StateError } from '../errors.ts';
 import { tableStatePrefix } from '../lake/keys.ts';
@@ -109,6 +111,10 @@ export class TableState {
   pendingPageKey(runId: string, page: number) { return `${this.pendingPrefix(runId)}p${String(page).padStart(6, '0')}.json`; }
   manifestPrefix() { return `${this.root}runs/`; }
   manifestKey(runId: string) { return `${this.manifestPrefix()}${runId}.json`; }
+  /** A compaction's plan; under pending/, so a plan that finds it uncommitted removes it with the run. */
+  compactionKey(runId: string) { return `${this.pendingPrefix(runId)}compaction.json`; }
+  retiredPrefix() { return `${this.root}retired/`; }
+  retiredKey(runId: string) { return `${this.retiredPrefix()}${runId}.json`; }
 
   async read<T>(key: string): Promise<{ value: T; etag: string } | null> {
     const object = await this.store.get(key);
