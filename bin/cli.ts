@@ -17,6 +17,7 @@ import { windowPredicates } from '../lambdas/core/source/queries.ts';
 import { quoteQualified } from '../lambdas/core/identifiers.ts';
 import type { TableTask } from '../lambdas/core/protocol/run-model.ts';
 import { discoverTables, mergeConfig, renderConfig, summarizeDiscovery } from './local/discover.ts';
+import { compactTable, type CompactResult } from '../lambdas/core/protocol/compact.ts';
 import { TableState } from '../lambdas/core/protocol/table-state.ts';
 import { describeValidation, lastCommittedRun, validateRun, type ValidationResult } from '../lambdas/core/lake/validate.ts';
 
@@ -29,6 +30,7 @@ Commands:
   demo     the whole product on an embedded PostgreSQL with a media store (no setup)
   query    run SQL with DuckDB over a local lake (the stand-in for Athena)
   validate check each table's last committed run against what DuckDB sees in a local lake
+  compact  rewrite tables whose partitions hold many small files into one file per partition
 
 Run "pg-lake-export <command> --help" for a command's options.`,
   run: `pg-lake-export run --config lake.config.yaml --lake <file:///abs/dir | s3://bucket/prefix> [options]
@@ -115,6 +117,28 @@ Options:
 Exit codes: 0 every validated table matches; 1 a mismatch, a duplicate, or a table that could not
 be validated; 2 usage error.`,
 };
+
+USAGE.compact = `pg-lake-export compact --config lake.config.yaml --lake <file:///abs/dir | s3://bucket/prefix> [options]
+
+Rewrites each table whose partitions collect small files (more than compaction.minFiles in a
+partition, with a median under compaction.maxMedianMB) — or whose tables[].partition.granularity
+changed — into a new generation folder: one file per partition (or several of up to
+compaction.targetFileMB). Queries switch to it at once and never see a row twice or miss one;
+the old generation is deleted by a later compact after compaction.graceMinutes. A compaction
+reads and writes the whole table, so its cost grows with the table. It takes the table's lease
+like a run: a table being exported is skipped.
+
+Options:
+  --config FILE     configuration (default lake.config.yaml)
+  --lake URL        the lake: file:///abs/dir, a directory path, or s3://bucket/prefix
+  --tables a,b      only these tables (config name, schema.table or lake name)
+  --force           compact whatever the thresholds say (not tables[].compaction: false ones)
+  --take-over       take tables' leases from a run you know is dead
+  --json            print { tables: [{ table, status, reason, filesBefore, filesAfter, … }] }
+  --help            this text
+
+Exit codes: 0 done (compacted or nothing to do); 1 a table failed; 2 usage error; 3 a table was
+skipped because a run holds its lease.`;
 
 class UsageError extends Error {}
 
@@ -483,6 +507,54 @@ async function commandDiscover(args: string[]): Promise<number> {
   }
 }
 
+type TableCompaction = CompactResult | { readonly table: string; readonly status: 'failed'; readonly error: string };
+
+async function commandCompact(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', default: 'lake.config.yaml' },
+      lake: { type: 'string' },
+      tables: { type: 'string' },
+      force: { type: 'boolean', default: false },
+      'take-over': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) return printUsage('compact');
+  if (positionals.length) throw new UsageError(`compact takes no arguments besides its options (got ${positionals.map((p) => JSON.stringify(p)).join(' ')})`);
+  const config = loadConfig(values.config!);
+  const store = openLake(requireOption(values.lake, 'lake'));
+  const tables = selectTables(config, values.tables?.split(',').map((t) => t.trim()).filter(Boolean));
+  const log = (message: string, fields: Record<string, unknown> = {}) => {
+    // Recovery of a killed run or compaction is worth a line; progress is in the summary.
+    if (!values.json && (message.startsWith('rolling forward') || message === 'removing an unfinished run')) process.stderr.write(`${describeRunEvent(message, fields)}\n`);
+  };
+  const results: TableCompaction[] = [];
+  for (const table of tables) {
+    try {
+      results.push(await compactTable({ store, config, log }, table.lakeName, { force: values.force, takeOver: values['take-over'] }));
+    } catch (error) {
+      results.push({ table: table.lakeName, status: 'failed', error: describeError(error) });
+    }
+  }
+  if (values.json) process.stdout.write(`${JSON.stringify({ tables: results })}\n`);
+  else {
+    for (const r of results) {
+      if (r.status === 'failed') process.stdout.write(`${r.table}: failed: ${r.error}\n`);
+      else if (r.status === 'skipped') process.stdout.write(`${r.table}: nothing to do: ${r.reason}${r.retiredFilesDeleted ? ` (deleted ${plural(r.retiredFilesDeleted, 'file')} of an earlier generation)` : ''}\n`);
+      else {
+        process.stdout.write(`${r.table}: compacted into generation ${r.generation} (${r.granularity} partitions): ${plural(r.filesBefore, 'file')}, ${formatBytes(r.bytesBefore)} → ${plural(r.filesAfter, 'file')}, ${formatBytes(r.bytesAfter)}; because ${r.reason}\n`);
+      }
+    }
+  }
+  if (results.some((r) => r.status === 'failed')) return 1;
+  return results.some((r) => r.status === 'skipped' && r.reason.includes('holds its lease')) ? EXIT_SKIPPED : 0;
+}
+
 function printUsage(command: string): number {
   process.stdout.write(`${USAGE[command]}\n`);
   return 0;
@@ -506,7 +578,7 @@ async function commandDemo(args: string[]): Promise<number> {
   return 0;
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { run: commandRun, discover: commandDiscover, query: commandQuery, demo: commandDemo, validate: commandValidate };
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { run: commandRun, discover: commandDiscover, query: commandQuery, demo: commandDemo, validate: commandValidate, compact: commandCompact };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -1,0 +1,41 @@
+// The row work of a compaction: lake files read back and written again as fewer, larger files,
+// every row and value as it was (export metadata included: each row keeps the _lake_run_id and
+// _lake_exported_at of the run that exported it). Files whose columns differ (a column added
+// between runs) are not forced into one schema: each schema gets its own output file.
+//
+// Loaded only by compactions (apache-arrow and parquet-wasm cost ~40 MB of RSS).
+import * as arrow from 'apache-arrow';
+import { readParquet } from 'parquet-wasm/node';
+import { encodeParquet } from '../page/parquet.ts';
+
+export interface MergedFile {
+  readonly rows: number;
+  readonly parquet: Uint8Array;
+}
+
+/** Name, type and nullability of every column: files merge only when these are equal. */
+function schemaSignature(schema: arrow.Schema): string {
+  return schema.fields.map((f) => `${JSON.stringify(f.name)}:${String(f.type)}:${f.nullable}`).join('|');
+}
+
+/**
+ * One file per distinct schema among `files`, in the order each schema first appears. A group of
+ * one file is returned as it was (no re-encoding); the others are read, concatenated and encoded.
+ */
+export function mergeLakeFiles(files: readonly Uint8Array[]): MergedFile[] {
+  const groups = new Map<string, { tables: arrow.Table[]; bodies: Uint8Array[] }>();
+  for (const body of files) {
+    const table = arrow.tableFromIPC(readParquet(body).intoIPCStream());
+    const signature = schemaSignature(table.schema);
+    const group = groups.get(signature) ?? { tables: [], bodies: [] };
+    group.tables.push(table);
+    group.bodies.push(body);
+    groups.set(signature, group);
+  }
+  return [...groups.values()].map(({ tables, bodies }) => {
+    const rows = tables.reduce((n, t) => n + t.numRows, 0);
+    if (tables.length === 1) return { rows, parquet: bodies[0] };
+    const merged = new arrow.Table(tables[0].schema, tables.flatMap((t) => t.batches));
+    return { rows, parquet: encodeParquet(merged, new Map()) };
+  });
+}

@@ -1,0 +1,363 @@
+// Compaction: a table whose partitions collect small files (one or more per run) is rewritten
+// into a new generation folder, `<table>/generation=<id>/…`, one file per partition (or a few of
+// up to compaction.targetFileMB), and readers switch to it in one update: schema.json for the
+// local views, one Glue UpdateTable (the projection's storage.location.template) for Athena. A
+// query planned before the switch reads the old generation, which stays for graceMinutes; one
+// planned after reads the new one. No listing ever mixes the two: S3 listings are not atomic,
+// so files are never swapped inside a folder that readers list.
+//
+// The protocol is the run protocol's (recovery.ts), so every entry point recovers a compaction
+// killed at any step:
+//  - under the table's lease, like an export: no run exports or commits while it builds;
+//  - it is a pending run: run.json (supersede = every page of every manifest), then each new
+//    page journalled before its file is written, so a compaction killed before its commit point
+//    is removed by the next plan (or compaction) like any uncommitted run;
+//  - the commit point is the watermark (same cursor, this run's id): a plan that finds it rolls
+//    the compaction forward with finishCommit (schema and Glue switched, manifest written, the
+//    old pages' files removed at once); a compaction that finds it does the same but keeps the
+//    old files for the grace period (retired/<id>.json).
+// Pages of a compaction hold other runs' versions (each row keeps its _lake_run_id), so they are
+// marked carried, as a re-run's carried history is: validation counts them for no run.
+//
+// Cost: a generation rewrites the whole table (reads and writes every byte once), so it grows
+// with the table. Tables opt out (tables[].compaction: false) or space it (everyHours).
+import { type LakeConfig, type ResolvedTable } from '../config.ts';
+import { ConfigError, StateError, WindowConflictError } from '../errors.ts';
+import { folderOfKey, isCoarserOrSame, locationOf, partitionOf, partitionOfKey, partitionPrefix, type DataLocation, type Granularity, type PartitionDay } from '../lake/keys.ts';
+import type { LakeSchema } from '../ports.ts';
+import { acquireLease, releaseLease } from './lease.ts';
+import { comparable } from './plan.ts';
+import { abandonRun, recover } from './recovery.ts';
+import { findTable, newRunId, type LakeDeps } from './run-model.ts';
+import { TableState, type FileEntry, type Lease, type PageEntry, type PendingRun, type RunManifest, type Watermark } from './table-state.ts';
+
+/** schema.json as a compaction reads and writes it: the columns, and where the files live. */
+type LocatedSchema = LakeSchema & DataLocation & { readonly compactedAt?: string };
+
+/** One page of the new generation: the old files it merges, all of one target partition. */
+interface PlannedPage {
+  readonly page: number;
+  readonly partition: PartitionDay;
+  readonly sources: readonly FileEntry[];
+  readonly first: string[];
+  readonly last: string[];
+}
+
+/** pending/<id>/compaction.json: what a compaction writes, fixed before its first file. */
+interface CompactionPlan {
+  readonly generation: string;
+  readonly to: DataLocation;
+  readonly pages: readonly PlannedPage[];
+}
+
+/** retired/<id>.json: the files a compaction replaced, and when they may go. */
+interface Retired {
+  readonly files: readonly string[];
+  readonly deleteAfter: string;
+}
+
+export interface CompactOptions {
+  /** Compact whatever the thresholds say. */
+  readonly force?: boolean;
+  /** Take the lease even from a live holder (the operator knows that run is dead). */
+  readonly takeOver?: boolean;
+  /** Set by the caller to tie the compaction to its execution; default: generated. */
+  readonly runId?: string;
+  readonly now?: () => Date;
+}
+
+export interface CompactResult {
+  readonly table: string;
+  readonly status: 'compacted' | 'skipped';
+  /** Why nothing was compacted, or what triggered the compaction. */
+  readonly reason: string;
+  readonly generation?: string;
+  readonly granularity?: Granularity;
+  readonly filesBefore: number;
+  readonly filesAfter: number;
+  readonly bytesBefore: number;
+  readonly bytesAfter: number;
+  /** Files of earlier generations deleted because their grace period had passed. */
+  readonly retiredFilesDeleted: number;
+}
+
+/** The thresholds that apply to a table: its own, else the top-level compaction settings. */
+export function compactionSettings(config: LakeConfig, table: ResolvedTable): { enabled: boolean; minFiles: number; maxMedianBytes: number; everyHours?: number } {
+  const own = table.config.compaction;
+  const top = config.compaction;
+  if (own === false) return { enabled: false, minFiles: top.minFiles, maxMedianBytes: top.maxMedianMB * 1e6 };
+  return { enabled: true, minFiles: own?.minFiles ?? top.minFiles, maxMedianBytes: (own?.maxMedianMB ?? top.maxMedianMB) * 1e6, everyHours: own?.everyHours };
+}
+
+function configuredGranularity(table: ResolvedTable): Granularity {
+  return table.config.partition?.granularity ?? 'day';
+}
+
+function granularityPath(config: LakeConfig, table: ResolvedTable): string {
+  return `tables[${config.tables.indexOf(table.config)}].partition.granularity`;
+}
+
+/**
+ * Where a run writes a table's files: its live generation (the last compaction's), in the
+ * granularity the lake holds. A configured granularity the lake does not hold yet takes effect
+ * at the next compaction (files keep the live one until then, so one folder never mixes two);
+ * a finer one than the lake holds is refused, since a compaction only merges partitions.
+ */
+export async function liveDataLocation(deps: LakeDeps, state: TableState, table: ResolvedTable): Promise<DataLocation> {
+  const wanted = configuredGranularity(table);
+  if (table.config.mode === 'snapshot') return { granularity: wanted };
+  const schema = (await state.read<LocatedSchema>(state.schemaKey()))?.value;
+  return recordedLocation(deps.config, schema ?? null, table);
+}
+
+/** The location a commit records in schema.json: the previous one, or the configured granularity for a table's first commit. */
+export function recordedLocation(config: LakeConfig, previous: DataLocation | null, table: ResolvedTable): DataLocation {
+  const wanted = configuredGranularity(table);
+  if (table.config.mode === 'snapshot' || !previous) return { granularity: wanted };
+  const { generation } = locationOf(previous);
+  const live = previous.granularity ?? 'day';
+  if (!isCoarserOrSame(live, wanted)) {
+    throw new ConfigError(`${granularityPath(config, table)}: ${table.display} is partitioned by ${live} in the lake; ${wanted} is finer, and a compaction only merges partitions: set it back to ${live}, or export the table anew under another lakeName`);
+  }
+  return { granularity: live, ...(generation ? { generation } : {}) };
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Why a table needs compacting (null: it does not): the first partition over the thresholds. */
+export function compactionTrigger(files: readonly FileEntry[], settings: { minFiles: number; maxMedianBytes: number }): string | null {
+  const byFolder = new Map<string, number[]>();
+  for (const f of files) byFolder.set(folderOfKey(f.key), [...(byFolder.get(folderOfKey(f.key)) ?? []), f.bytes]);
+  for (const [folder, sizes] of [...byFolder].sort((a, b) => a[0].localeCompare(b[0]))) {
+    const m = median(sizes);
+    if (sizes.length > settings.minFiles && m < settings.maxMedianBytes) {
+      return `${folder} holds ${sizes.length} files (more than ${settings.minFiles}) with a median of ${Math.round(m)} bytes (under ${settings.maxMedianBytes})`;
+    }
+  }
+  return null;
+}
+
+/** (cursor…) bounds covering every page given: the lowest first, the highest last; empty (always overlapping) when one cannot be compared. */
+function coveringBounds(pages: readonly PageEntry[]): { first: string[]; last: string[] } {
+  if (pages.some((p) => !comparable(p.first[0]) || !comparable(p.last[0]))) return { first: [], last: [] };
+  const firsts = pages.map((p) => p.first[0]).sort();
+  const lasts = pages.map((p) => p.last[0]).sort();
+  return { first: [firsts[0]], last: [lasts[lasts.length - 1]] };
+}
+
+/** The new generation's pages: per target partition, the old files in key order, cut at targetBytes. */
+export function planPages(manifests: readonly RunManifest[], granularity: Granularity, targetBytes: number): PlannedPage[] {
+  const byPartition = new Map<string, { partition: PartitionDay; files: { file: FileEntry; page: PageEntry }[] }>();
+  for (const m of manifests) {
+    for (const page of m.pages) {
+      for (const file of page.files) {
+        const day = partitionOfKey(file.key);
+        if (!day) throw new StateError(`run ${m.runId} page ${page.page}: ${file.key} is not under a year=[/month=[/day=]] partition`);
+        const partition = partitionOf(day, granularity);
+        const label = `${partition.year}-${partition.month}-${partition.day}`;
+        const entry = byPartition.get(label) ?? { partition, files: [] };
+        entry.files.push({ file, page });
+        byPartition.set(label, entry);
+      }
+    }
+  }
+  const out: PlannedPage[] = [];
+  const ordered = [...byPartition.values()].sort((a, b) => a.partition.year - b.partition.year || a.partition.month - b.partition.month || a.partition.day - b.partition.day);
+  for (const { partition, files } of ordered) {
+    files.sort((a, b) => a.file.key.localeCompare(b.file.key));
+    let bin: typeof files = [];
+    let bytes = 0;
+    const cut = () => {
+      if (!bin.length) return;
+      out.push({ page: out.length + 1, partition, sources: bin.map((b) => b.file), ...coveringBounds(bin.map((b) => b.page)) });
+      bin = [];
+      bytes = 0;
+    };
+    for (const f of files) {
+      if (bin.length && bytes + f.file.bytes > targetBytes) cut();
+      bin.push(f);
+      bytes += f.file.bytes;
+    }
+    cut();
+  }
+  return out;
+}
+
+/** The key of a new generation's file: page, then the part for a page whose files had different columns. */
+function compactedKey(deps: LakeDeps, state: TableState, plan: CompactionPlan, page: PlannedPage, part: number): string {
+  const folder = partitionPrefix(deps.config.lake.prefix, state.lakeTable, page.partition, plan.to);
+  return `${folder}${plan.generation}-p${String(page.page).padStart(6, '0')}${part ? `-s${part}` : ''}.parquet`;
+}
+
+/** Renew the lease this compaction holds; a lost lease stops it before it writes anything more. */
+async function holdLease(deps: LakeDeps, state: TableState, runId: string): Promise<void> {
+  const current = await state.read<Lease>(state.leaseKey());
+  const lost = () => new WindowConflictError(`${state.lakeTable}: compaction ${runId} lost the table's lease (${current ? `held by ${current.value.runId}` : 'released'}); stopping without writing`);
+  if (!current || current.value.runId !== runId) throw lost();
+  const lease: Lease = { runId, expiresAt: new Date(Date.now() + deps.config.export.leaseSeconds * 1000).toISOString() };
+  if (!(await state.write(state.leaseKey(), lease, { ifMatch: current.etag }))) throw lost();
+}
+
+/**
+ * After the commit point, keeping the old generation for the grace period: schema and Glue
+ * switched, the new manifest written, the old files listed for deletion, the old manifests and
+ * the pending run removed. Repeatable from any point.
+ */
+async function finishCompaction(deps: LakeDeps, state: TableState, runId: string, committedAt: string, now: Date): Promise<void> {
+  const pending = await state.read<PendingRun>(state.pendingRunKey(runId));
+  if (!pending) return;
+  const existing = await state.read<RunManifest>(state.manifestKey(runId));
+  const pages = existing ? existing.value.pages : await state.pendingPages(runId);
+  const schema = await state.read<LocatedSchema>(state.pendingSchemaKey(runId));
+  if (schema) {
+    await state.write(state.schemaKey(), schema.value);
+    await deps.registry?.register(state.lakeTable, schema.value);
+  }
+  if (!existing) {
+    const manifest: RunManifest = { runId, kind: pending.value.kind, window: pending.value.window, committedAt, pages };
+    await state.write(state.manifestKey(runId), manifest, { ifNoneMatch: true });
+  }
+  // The old files are listed before any old manifest goes, and once: the first list is complete.
+  if (!(await state.read<Retired>(state.retiredKey(runId)))) {
+    const files: string[] = [];
+    for (const s of pending.value.supersede) {
+      const old = await state.read<RunManifest>(state.manifestKey(s.runId));
+      files.push(...(old?.value.pages ?? []).filter((p) => s.pages.includes(p.page)).flatMap((p) => p.files.map((f) => f.key)));
+    }
+    const retired: Retired = { files, deleteAfter: new Date(now.getTime() + deps.config.compaction.graceMinutes * 60_000).toISOString() };
+    await state.write(state.retiredKey(runId), retired, { ifNoneMatch: true });
+  }
+  await deps.store.delete(pending.value.supersede.filter((s) => s.runId !== runId).map((s) => state.manifestKey(s.runId)));
+  const leftovers = await deps.store.list(state.pendingPrefix(runId));
+  await deps.store.delete(leftovers.filter((k) => k !== state.pendingRunKey(runId)));
+  await deps.store.delete([state.pendingRunKey(runId)]);
+}
+
+/** Delete the files of generations whose grace period has passed; returns how many files went. */
+async function deleteRetired(deps: LakeDeps, state: TableState, now: Date): Promise<number> {
+  let deleted = 0;
+  for (const key of await deps.store.list(state.retiredPrefix())) {
+    const retired = await state.read<Retired>(key);
+    if (!retired || new Date(retired.value.deleteAfter).getTime() > now.getTime()) continue;
+    await deps.store.delete(retired.value.files);
+    await deps.store.delete([key]);
+    deleted += retired.value.files.length;
+  }
+  return deleted;
+}
+
+/** Finish a compaction that reached its commit point (the watermark names it) but was killed before finishing. */
+async function finishKilledCompaction(deps: LakeDeps, state: TableState, watermark: Watermark | null, now: Date): Promise<void> {
+  if (!watermark || !(await state.read<CompactionPlan>(state.compactionKey(watermark.runId)))) return;
+  deps.log?.('rolling forward a committed compaction', { table: state.lakeTable, runId: watermark.runId });
+  await finishCompaction(deps, state, watermark.runId, watermark.committedAt, now);
+}
+
+/**
+ * Compact one table if its thresholds (or a granularity change, or `force`) call for it: build
+ * the new generation, switch readers to it, retire the old one. Takes and gives back the lease.
+ */
+export async function compactTable(deps: LakeDeps, lakeTable: string, options: CompactOptions = {}): Promise<CompactResult> {
+  const clock = options.now ?? (() => new Date());
+  const table = findTable(deps.config, lakeTable);
+  const state = new TableState(deps.store, deps.config.lake.prefix, table.lakeName);
+  const result = (status: CompactResult['status'], reason: string, extra: Partial<CompactResult> = {}): CompactResult => ({
+    table: table.lakeName, status, reason, filesBefore: 0, filesAfter: 0, bytesBefore: 0, bytesAfter: 0, retiredFilesDeleted: 0, ...extra,
+  });
+  if (table.config.mode === 'snapshot') return result('skipped', 'a snapshot table is rewritten whole by every run');
+  const runId = options.runId ?? newRunId(clock());
+  const conflict = await acquireLease(deps, state, runId, options.takeOver === true);
+  if (conflict) return result('skipped', conflict);
+  const skip = async (reason: string, extra: Partial<CompactResult> = {}): Promise<CompactResult> => {
+    await releaseLease(deps, table.lakeName, runId);
+    return result('skipped', reason, extra);
+  };
+  try {
+    await deps.store.sweepAbandonedWrites?.(state.root);
+    await finishKilledCompaction(deps, state, await state.watermark(), clock());
+    // Every other unfinished run: rolled forward if committed, removed if not (a killed compaction too).
+    await recover(deps, state, await state.watermark(), runId);
+    const retiredFilesDeleted = await deleteRetired(deps, state, clock());
+    const watermark = await state.read<Watermark>(state.watermarkKey());
+    const schema = await state.read<LocatedSchema>(state.schemaKey());
+    if (!watermark || !schema) return skip('nothing committed yet', { retiredFilesDeleted });
+    const live = recordedLocation(deps.config, schema.value, table);
+    const wanted = configuredGranularity(table);
+    const manifests = (await state.manifests()).sort((a, b) => a.runId.localeCompare(b.runId));
+    const files = manifests.flatMap((m) => m.pages.flatMap((p) => p.files));
+    const before = { filesBefore: files.length, bytesBefore: files.reduce((n, f) => n + f.bytes, 0), retiredFilesDeleted };
+    const settings = compactionSettings(deps.config, table);
+    let reason: string | null = wanted !== live.granularity ? `partition granularity changes from ${live.granularity} to ${wanted}` : null;
+    if (!settings.enabled && !options.force) {
+      if (reason) throw new ConfigError(`${granularityPath(deps.config, table)}: ${table.display}: ${reason}, which takes a compaction, and tables[].compaction is false`);
+      return skip('tables[].compaction is false', before);
+    }
+    if (!reason && settings.everyHours !== undefined && schema.value.compactedAt && !options.force) {
+      const next = new Date(schema.value.compactedAt).getTime() + settings.everyHours * 3_600_000;
+      if (next > clock().getTime()) return skip(`compacted at ${schema.value.compactedAt}; everyHours ${settings.everyHours} not yet passed`, before);
+    }
+    reason ??= options.force ? 'forced' : compactionTrigger(files, settings);
+    if (!reason) return skip(`no partition holds more than ${settings.minFiles} files with a median under ${settings.maxMedianBytes} bytes`, before);
+    if (files.length === 0) return skip('no files', before);
+
+    const plan: CompactionPlan = { generation: runId, to: { granularity: wanted, generation: runId }, pages: planPages(manifests, wanted, deps.config.compaction.targetFileMB * 1e6) };
+    const pending: PendingRun = {
+      runId, kind: 'full', window: { from: watermark.value.cursor, fromInclusive: false, to: watermark.value.cursor },
+      supersede: manifests.map((m) => ({ runId: m.runId, pages: m.pages.map((p) => p.page) })), startedAt: clock().toISOString(), basedOn: watermark.value.runId,
+    };
+    await state.write(state.pendingRunKey(runId), pending);
+    await state.write(state.compactionKey(runId), plan);
+    deps.log?.('compacting', { table: table.display, generation: runId, reason, files: files.length, pages: plan.pages.length });
+    const { mergeLakeFiles } = await import('./compact-merge.ts');
+    let renewedAt = Date.now();
+    let filesAfter = 0;
+    let bytesAfter = 0;
+    for (const page of plan.pages) {
+      if (Date.now() - renewedAt > deps.config.export.leaseSeconds * 250) {
+        await holdLease(deps, state, runId);
+        renewedAt = Date.now();
+      }
+      const bodies: Uint8Array[] = [];
+      for (const source of page.sources) {
+        const object = await deps.store.get(source.key);
+        if (!object) throw new StateError(`${table.display}: ${source.key}, listed by a committed run, is missing from the lake; nothing switched`);
+        bodies.push(object.body);
+      }
+      const merged = mergeLakeFiles(bodies).map((m, part) => ({ ...m, key: compactedKey(deps, state, plan, page, part) }));
+      const rows = merged.reduce((n, m) => n + m.rows, 0);
+      const expected = page.sources.reduce((n, s) => n + s.rows, 0);
+      if (rows !== expected) throw new StateError(`${table.display}: compaction page ${page.page} read ${rows} rows from files whose manifests list ${expected}; nothing switched`);
+      // Journal first, then write: a compaction killed here is removed with its files by the next plan.
+      const entry: PageEntry = {
+        page: page.page, rows, first: page.first, last: page.last,
+        files: merged.map((m) => ({ key: m.key, rows: m.rows, bytes: m.parquet.length })),
+        // Other runs' versions, as a carried page's are: no run's own rows.
+        carriedFrom: { runId, page: page.page },
+      };
+      await state.write(state.pendingPageKey(runId, page.page), entry);
+      await Promise.all(merged.map((m) => deps.store.put(m.key, m.parquet)));
+      filesAfter += merged.length;
+      bytesAfter += merged.reduce((n, m) => n + m.parquet.length, 0);
+    }
+    const next: LocatedSchema = { ...schema.value, granularity: wanted, generation: runId, compactedAt: clock().toISOString() };
+    await state.write(state.pendingSchemaKey(runId), next);
+    await holdLease(deps, state, runId);
+    // The commit point: the same cursor, this run's id. Fenced on the watermark read above.
+    const committed: Watermark = { ...watermark.value, runId };
+    if (!(await state.write(state.watermarkKey(), committed, { ifMatch: watermark.etag }))) {
+      throw new WindowConflictError(`${table.display}: the watermark changed while compaction ${runId} built its generation; the next run removes it`);
+    }
+    await finishCompaction(deps, state, runId, committed.committedAt, clock());
+    deps.log?.('compacted', { table: table.display, generation: runId, filesBefore: files.length, filesAfter });
+    await releaseLease(deps, table.lakeName, runId);
+    return result('compacted', reason, { ...before, generation: runId, granularity: wanted, filesAfter, bytesAfter });
+  } catch (error) {
+    // Not committed: its files and journals go now (a committed one is finished by the next run).
+    await abandonRun(deps, table.lakeName, runId).catch(() => undefined);
+    throw error;
+  }
+}
