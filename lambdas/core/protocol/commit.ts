@@ -1,15 +1,91 @@
 // Commit: checks, schema, publish, then the watermark — the commit point — then the tidying.
+// A commit too big for one invocation resumes: the journals are read into index objects a
+// thousand at a time, files are published in journal order, and each invocation returns the
+// task with its progress (`commit`) when the deadline comes, until the watermark is written.
 import { CheckFailedError, ExportError, SchemaMismatchError, StateError, ThrottlingError, WindowConflictError, describeError, isTransientStoreError } from '../errors.ts';
 import { lakeSchema } from '../lake/current-view.ts';
 import { META_COLUMNS } from '../page/page-layout.ts';
 import type { LakeSchema } from '../ports.ts';
 import { partitionYearOf, projectionYears } from '../lake/keys.ts';
-import { TableState, type PendingRun, type Watermark } from './table-state.ts';
+import { TableState, type PageEntry, type PendingRun, type Watermark } from './table-state.ts';
 import { describeTableShape, lakeColumns, type TableShape } from '../source/table-shape.ts';
 import { checkNotNullQuery, checkUniqueQuery } from '../source/queries.ts';
 import { renewLease, releaseLease } from './lease.ts';
-import { publish, finishCommit, retried } from './recovery.ts';
+import { finishCommit, retried } from './recovery.ts';
 import { type ExportDeps, type TableTask, type CommitResult, findTable } from './run-model.ts';
+
+/** Journals per index object: one invocation reads at least this many before it checks the clock. */
+const INDEX_CHUNK = 1_000;
+/** Journals read at once (S3 answers a GET in ~10–30 ms). */
+const READ_CONCURRENCY = 16;
+/** Moves at once while publishing: an S3 move is a copy and a delete of ~20–50 ms each. */
+const PUBLISH_CONCURRENCY = 32;
+
+/** One index object: the journals it was built from (their keys) and their entries. */
+interface JournalIndex {
+  readonly keys: string[];
+  readonly pages: PageEntry[];
+}
+
+/**
+ * The run's page journals, read through index objects (pending/<runId>/index/cNNNNN.json, one
+ * per thousand journals) that an earlier invocation wrote: null when the deadline came first
+ * (the chunks read so far are kept for the next invocation). An index whose keys are not the
+ * journals listed now is read again.
+ */
+async function readJournals(state: TableState, runId: string, deadline: number): Promise<PageEntry[] | null> {
+  const keys = (await state.store.list(state.pendingPrefix(runId))).filter((k) => /\/p\d{6}\.json$/.test(k)).sort();
+  const pages: PageEntry[] = [];
+  let built = false;
+  for (let start = 0, chunk = 0; start < keys.length; start += INDEX_CHUNK, chunk++) {
+    const chunkKeys = keys.slice(start, start + INDEX_CHUNK);
+    const indexKey = `${state.pendingPrefix(runId)}index/c${String(chunk).padStart(5, '0')}.json`;
+    const index = (await state.read<JournalIndex>(indexKey))?.value;
+    if (index && index.keys.length === chunkKeys.length && index.keys.every((k, i) => k === chunkKeys[i])) {
+      pages.push(...index.pages);
+      continue;
+    }
+    // At least one index per invocation, so a short budget still makes progress.
+    if (built && Date.now() >= deadline) return null;
+    built = true;
+    const read: (PageEntry | null)[] = new Array(chunkKeys.length).fill(null);
+    let next = 0;
+    const worker = async () => {
+      while (next < chunkKeys.length) {
+        const i = next++;
+        read[i] = (await state.read<PageEntry>(chunkKeys[i]))?.value ?? null;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, chunkKeys.length) }, worker));
+    const entries = read.filter((p): p is PageEntry => p !== null);
+    await state.write(indexKey, { keys: chunkKeys, pages: entries } satisfies JournalIndex);
+    pages.push(...entries);
+  }
+  return pages.sort((a, b) => a.page - b.page);
+}
+
+/**
+ * Move the run's staged files to their data keys in journal order, from the `from`-th, 32 at a
+ * time, until done or the deadline; returns how many (from the first) are published. Moves are
+ * repeatable, so an invocation that dies mid-way is redone from the last count returned.
+ */
+async function publishFrom(deps: ExportDeps, state: TableState, task: TableTask, files: readonly string[], from: number, deadline: number): Promise<number> {
+  let next = from;
+  let renewedAt = Date.now();
+  const worker = async () => {
+    while (next < files.length && (next === from || Date.now() < deadline)) {
+      const key = files[next++];
+      await deps.store.move(state.stagedKey(task.runId, key), key);
+      // A long publish keeps the lease a quarter ahead, as Export does.
+      if (Date.now() - renewedAt > deps.config.export.leaseSeconds * 250) {
+        renewedAt = Date.now();
+        await renewLease(deps, state, task);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PUBLISH_CONCURRENCY, files.length - from) }, worker));
+  return next;
+}
 
 /**
  * The table's data-quality checks over the run's window, asked of the database before anything
@@ -31,8 +107,19 @@ async function runChecks(deps: ExportDeps, shape: TableShape, task: TableTask): 
   if (failures.length) throw new CheckFailedError(`${task.display}: check failed, nothing published: ${failures.join('; ')}`);
 }
 
-/** Make the run's files the table's truth: move the watermark (the commit point), then tidy up. */
+/** Make the run's files the table's truth in one call, however many invocations' worth it takes. */
 export async function commitTable(deps: ExportDeps, task: TableTask): Promise<CommitResult> {
+  let step = await commitTableStep(deps, task);
+  while (!('status' in step)) step = await commitTableStep(deps, step);
+  return step;
+}
+
+/**
+ * Make the run's files the table's truth: move the watermark (the commit point), then tidy up —
+ * or, when `deadline` (epoch ms) comes first, the task with its progress (`commit`), for the
+ * workflow to call again (Commit Table ⟲ Committed?).
+ */
+export async function commitTableStep(deps: ExportDeps, task: TableTask, deadline = Number.POSITIVE_INFINITY): Promise<CommitResult | TableTask> {
   if (!task.done) throw new StateError(`${task.display}: run ${task.runId} cannot commit before its last page is exported`);
   const state = new TableState(deps.store, deps.config.lake.prefix, task.table);
   const result = (cursor: string): CommitResult => ({
@@ -52,11 +139,15 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
   if (shape.fingerprint !== task.fingerprint) {
     throw new SchemaMismatchError(`${task.display}: the table's columns (or its cursorTimeZone) changed during run ${task.runId}; nothing was published, the next run exports with the new ones`);
   }
-  const pages = await state.pendingPages(task.runId);
+  const progress = task.commit ?? { checked: false, published: 0 };
+  const pages = await readJournals(state, task.runId, deadline);
+  if (!pages) return { ...task, commit: progress };
   // Pages that carry a replaced page's history hold rows this run did not export.
   const rows = pages.reduce((n, p) => n + (p.carriedFrom ? 0 : p.rows), 0);
-  if (pages.length !== task.page || rows !== task.rows) {
-    throw new StateError(`${task.display}: run ${task.runId} journalled ${pages.length} pages / ${rows} rows but exported ${task.page} pages / ${task.rows} rows`);
+  // A backfill's pages are numbered by segment: count them, not the highest number.
+  const expectedPages = task.backfill ? (task.backfill.pages ?? Number.NaN) + (task.carried ?? 0) : task.page;
+  if (pages.length !== expectedPages || rows !== task.rows) {
+    throw new StateError(`${task.display}: run ${task.runId} journalled ${pages.length} pages / ${rows} rows but exported ${expectedPages} pages / ${task.rows} rows`);
   }
   // Fencing: the watermark must still be the one this run's window was planned from.
   const planned = await state.read<PendingRun>(state.pendingRunKey(task.runId));
@@ -68,7 +159,7 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
   if (current && task.kind !== 'full' && cursor < current.value.cursor) {
     throw new StateError(`${task.display}: watermark would move back from ${current.value.cursor} to ${cursor}`);
   }
-  await runChecks(deps, shape, task);
+  if (!progress.checked) await runChecks(deps, shape, task);
   // Columns dropped from an incremental table stay declared, so older files keep them readable;
   // a snapshot declares exactly its own columns and reads its own folder.
   const snapshot = shape.table.config.mode === 'snapshot';
@@ -95,7 +186,9 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
   // the next plan removes (they are journalled); the reverse order would commit unseen data.
   // The lease is checked again on each side of publishing: no other run may be recovering it.
   await renewLease(deps, state, task);
-  await publish(deps, state, task.runId, pages);
+  const files = pages.flatMap((p) => p.files.map((f) => f.key));
+  const published = await publishFrom(deps, state, task, files, Math.min(progress.published, files.length), deadline);
+  if (published < files.length) return { ...task, commit: { checked: true, published } };
   await renewLease(deps, state, task);
   const committedAt = new Date().toISOString();
   // The zone the cursor's wall clock was read in: the next run starts from the same wall time.
