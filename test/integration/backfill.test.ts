@@ -1,0 +1,231 @@
+// Backfill (issue 14) on real parts: a first load split into key-range segments exported at once
+// (as the Distributed Map's children would), writers running during it, a segment resumed from
+// its journal, and a Commit that resumes across invocations. DuckDB reads the lake back.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LakeQuery } from '../../bin/local/lake-query.ts';
+import { commitTable, commitTableStep } from '../../lambdas/core/protocol/commit.ts';
+import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
+import { planRun } from '../../lambdas/core/protocol/plan.ts';
+import { planSegments, readSegments, segmentTask, SEGMENT_PAGE_STRIDE } from '../../lambdas/core/protocol/segments.ts';
+import { TableState, type RunManifest } from '../../lambdas/core/protocol/table-state.ts';
+import type { ExportDeps, TableTask } from '../../lambdas/core/protocol/run-model.ts';
+import { describeTableShape } from '../../lambdas/core/source/table-shape.ts';
+import { selectTables, type LakeConfig } from '../../lambdas/core/config.ts';
+import { createDatabase, createLake, duckdb, exportDeps, parquetGlob, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await createDatabase();
+});
+
+afterAll(async () => {
+  await db?.close();
+  await stopPostgres();
+});
+
+/** What the Distributed Map does: one child per segment, each with its own connection, all at once. */
+async function exportSegmentsAtOnce(lake: TestLake, config: LakeConfig, task: TableTask): Promise<TableTask[]> {
+  const state = new TableState(lake.store, config.lake.prefix, task.table);
+  const segments = await readSegments(state, task);
+  return Promise.all(segments.map(async (segment) => {
+    const deps = exportDeps(db, lake.store, config);
+    try {
+      return await exportTable(deps, segmentTask(task, segment));
+    } finally {
+      await deps.close();
+    }
+  }));
+}
+
+/** Plan, export (segments at once when it is a backfill), commit: one table, one run. */
+async function runOnce(lake: TestLake, config: LakeConfig, during?: () => Promise<void>): Promise<{ task: TableTask; rows: number }> {
+  const deps = exportDeps(db, lake.store, config);
+  try {
+    const plan = await planRun(deps);
+    expect(plan.failed).toEqual([]);
+    let [task] = plan.tables;
+    if (task.backfill) await Promise.all([exportSegmentsAtOnce(lake, config, task), during?.()]);
+    while (!task.done) task = await exportTable(deps, task);
+    const result = await commitTable(deps, task);
+    return { task, rows: result.rows };
+  } finally {
+    await deps.close();
+  }
+}
+
+describe('backfill segments', () => {
+  it('splits a first load into 4 key ranges whose pages never share a number, and lands every row once', async () => {
+    await db.query(`CREATE TABLE bf_lines (order_id int, line_no int, updated_at timestamptz NOT NULL, v text, PRIMARY KEY (order_id, line_no));
+      INSERT INTO bf_lines SELECT o, l, timestamptz '2024-03-01 00:00:00+00' + (o % 7) * interval '1 day', 'v' || o || '-' || l FROM generate_series(1, 400) o, generate_series(1, 30) l`);
+    const lake = createLake();
+    const config = testConfig([{ name: 'bf_lines', backfill: { segments: 4 } }]);
+    const { task, rows } = await runOnce(lake, config);
+    expect(task.backfill).toMatchObject({ segments: 4 });
+    expect(rows).toBe(12_000);
+    const [stats] = await duckdb<{ n: string; keys: string }>(`SELECT count(*) AS n, count(DISTINCT (order_id, line_no)) AS keys FROM read_parquet(${parquetGlob(lake, 'bf_lines')})`);
+    expect(stats).toEqual({ n: '12000', keys: '12000' });
+    const state = new TableState(lake.store, 'raw', 'bf_lines');
+    const manifest = (await state.read<RunManifest>(state.manifestKey(task.runId)))!.value;
+    // Every segment exported pages, numbered in its own range.
+    const segmentsSeen = new Set(manifest.pages.map((p) => Math.floor(p.page / SEGMENT_PAGE_STRIDE)));
+    expect([...segmentsSeen].sort()).toEqual([0, 1, 2, 3]);
+    expect(manifest.pages.reduce((n, p) => n + p.rows, 0)).toBe(12_000);
+    // Nothing pending: the segment list and journals went with the run's tidying.
+    expect(await lake.store.list(state.pendingPrefix())).toEqual([]);
+    lake.remove();
+  });
+
+  it('cuts on the cursor histogram after ANALYZE, and on sampled full keys when the rows share one cursor', async () => {
+    await db.query(`CREATE TABLE bf_spread (id int PRIMARY KEY, updated_at timestamptz NOT NULL);
+      INSERT INTO bf_spread SELECT g, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 minute' FROM generate_series(1, 20000) g;
+      ANALYZE bf_spread;
+      CREATE TABLE bf_flat (id int PRIMARY KEY, updated_at timestamptz NOT NULL);
+      INSERT INTO bf_flat SELECT g, timestamptz '2024-01-01 00:00:00+00' FROM generate_series(1, 20000) g;
+      ANALYZE bf_flat`);
+    const config = testConfig([{ name: 'bf_spread' }, { name: 'bf_flat' }]);
+    const deps = exportDeps(db, createLake().store, config);
+    try {
+      const window = { from: null, fromInclusive: false, to: '2030-01-01 00:00:00.000000+00' };
+      const [spreadTable, flatTable] = selectTables(config);
+      const spread = await planSegments(deps, await describeTableShape(deps.source, spreadTable, config), window, 4);
+      expect(spread.map((s) => s.from?.length ?? null)).toEqual([null, 1, 1, 1]);
+      const flat = await planSegments(deps, await describeTableShape(deps.source, flatTable, config), window, 4);
+      // One cursor value: the cuts are (cursor, id) pairs, near ids 5,000 / 10,000 / 15,000.
+      expect(flat.map((s) => s.from?.length ?? null)).toEqual([null, 2, 2, 2]);
+      const ids = flat.slice(1).map((s) => Number(s.from![1]));
+      ids.forEach((id, i) => expect(Math.abs(id - 5000 * (i + 1))).toBeLessThan(2500));
+      // Each range ends where the next begins: together they cover the keyset once.
+      flat.slice(0, -1).forEach((s, i) => expect(s.to).toEqual(flat[i + 1].from));
+    } finally {
+      await deps.close();
+    }
+  });
+
+  it('exports CTID block ranges when asked (by: ctid)', async () => {
+    await db.query(`CREATE TABLE bf_heap (id int PRIMARY KEY, updated_at timestamptz NOT NULL, pad text);
+      INSERT INTO bf_heap SELECT g, timestamptz '2024-02-01 00:00:00+00' + g * interval '1 second', repeat('x', 200) FROM generate_series(1, 6000) g`);
+    const lake = createLake();
+    const config = testConfig([{ name: 'bf_heap', backfill: { segments: 3, by: 'ctid' } }]);
+    const { task, rows } = await runOnce(lake, config);
+    expect(task.backfill).toMatchObject({ segments: 3 });
+    expect(rows).toBe(6000);
+    const [stats] = await duckdb<{ n: string; ids: string }>(`SELECT count(*) AS n, count(DISTINCT id) AS ids FROM read_parquet(${parquetGlob(lake, 'bf_heap')})`);
+    expect(stats).toEqual({ n: '6000', ids: '6000' });
+    lake.remove();
+  });
+
+  it('resumes a segment from its journal when the item is delivered again, and skips a finished one', async () => {
+    await db.query(`CREATE TABLE bf_resume (id int PRIMARY KEY, updated_at timestamptz NOT NULL);
+      INSERT INTO bf_resume SELECT g, timestamptz '2024-04-01 00:00:00+00' + g * interval '1 second' FROM generate_series(1, 8000) g`);
+    const lake = createLake();
+    const config = testConfig([{ name: 'bf_resume', backfill: { segments: 2 } }]);
+    const deps = exportDeps(db, lake.store, config);
+    try {
+      const [task] = (await planRun(deps)).tables;
+      const [first] = await readSegments(new TableState(lake.store, 'raw', 'bf_resume'), task);
+      // A budget already spent: one page, then the invocation returns (or dies after its journal).
+      const once = await exportTable(deps, segmentTask(task, first), Date.now());
+      expect(once).toMatchObject({ done: false, page: 1, rows: 1000 });
+      // The same item again (a redriven Map Run, a retried child): it goes on from page 1, not from the start.
+      const again = await exportTable(deps, segmentTask(task, first), Date.now());
+      expect(again).toMatchObject({ done: false, page: 2, rows: 2000 });
+      const finished = await exportTable(deps, segmentTask(task, first));
+      expect(finished.done).toBe(true);
+      const redelivered = await exportTable(deps, segmentTask(task, first), Date.now());
+      expect(redelivered).toEqual(finished);
+      let rest = task;
+      while (!rest.done) rest = await exportTable(deps, rest);
+      expect((await commitTable(deps, rest)).rows).toBe(8000);
+    } finally {
+      await deps.close();
+    }
+    const [stats] = await duckdb<{ n: string; ids: string }>(`SELECT count(*) AS n, count(DISTINCT id) AS ids FROM read_parquet(${parquetGlob(lake, 'bf_resume')})`);
+    expect(stats).toEqual({ n: '8000', ids: '8000' });
+    lake.remove();
+  });
+
+  it('loses and duplicates nothing while writers insert and update during a 4-segment backfill and the next incremental run', async () => {
+    await db.query(`CREATE TABLE bf_live (id int PRIMARY KEY, v int NOT NULL, updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+      INSERT INTO bf_live SELECT g, 0, timestamptz '2024-06-01 00:00:00+00' + g * interval '1 second' FROM generate_series(1, 20000) g`);
+    const lake = createLake();
+    const config = testConfig([{ name: 'bf_live', backfill: { segments: 4 } }], { export: { pageRows: 500, safetyLagSeconds: 0 } });
+    const writer = await db.connect();
+    let writing = true;
+    let writes = 0;
+    // Writers: new rows, and updates of random old ones (each moves the row's cursor to now()).
+    const write = async () => {
+      let next = 100_000;
+      while (writing) {
+        await writer.query(`INSERT INTO bf_live (id, v, updated_at) VALUES ($1, 1, now())`, [next++]);
+        await writer.query(`UPDATE bf_live SET v = v + 1, updated_at = now() WHERE id = $1`, [1 + Math.floor(Math.random() * 20000)]);
+        writes++;
+      }
+    };
+    let running: Promise<void> | null = null;
+    const first = await runOnce(lake, config, async () => {
+      running = write();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    });
+    writing = false;
+    await running;
+    await writer.end();
+    expect(first.task.backfill).toMatchObject({ segments: 4 });
+    expect(writes).toBeGreaterThan(0);
+    // The watermark is the backfill's window end: the next, incremental run picks up the rest.
+    const second = await runOnce(lake, config);
+    expect(second.task.backfill).toBeUndefined();
+    expect(second.task.window.from).toBe(first.task.window.to);
+    const expected = await db.query(`SELECT id::text AS id, v::text AS v, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS at FROM bf_live ORDER BY id`);
+    const query = await LakeQuery.open(config, lake.store);
+    try {
+      const current = await query.query(`SELECT CAST(id AS VARCHAR) AS id, CAST(v AS VARCHAR) AS v, strftime(updated_at, '%Y-%m-%d %H:%M:%S.%f') AS at FROM bf_live_current ORDER BY id`);
+      expect(current.length).toBe(expected.length);
+      expect(current).toEqual(expected);
+      const [dup] = await query.query(`SELECT count(*) AS n FROM (SELECT id, updated_at FROM bf_live GROUP BY ALL HAVING count(*) > 1)`);
+      expect(Number(dup.n)).toBe(0);
+    } finally {
+      query.close();
+    }
+    lake.remove();
+  }, 120_000);
+});
+
+describe('a Commit that resumes across invocations', () => {
+  it('reads journals into index objects and publishes files across invocations, then commits once', async () => {
+    await db.query(`CREATE TABLE cm_steps (id int PRIMARY KEY, updated_at timestamptz NOT NULL);
+      INSERT INTO cm_steps SELECT g, timestamptz '2024-07-01 00:00:00+00' + g * interval '1 hour' FROM generate_series(1, 1200) g`);
+    const lake = createLake();
+    const config = testConfig([{ name: 'cm_steps' }], { export: { pageRows: 100, safetyLagSeconds: 0 } });
+    const deps: ExportDeps & { close(): Promise<void> } = exportDeps(db, lake.store, config);
+    try {
+      let [task] = (await planRun(deps)).tables;
+      while (!task.done) task = await exportTable(deps, task);
+      expect(task.files).toBeGreaterThan(12);
+      const state = new TableState(lake.store, 'raw', 'cm_steps');
+      // Every invocation's budget already spent: each does its least (one file) and returns its progress.
+      let steps = 0;
+      let step: Awaited<ReturnType<typeof commitTableStep>> = task;
+      const seen: number[] = [];
+      while (!('status' in step)) {
+        step = await commitTableStep(deps, step, Date.now() - 1);
+        steps++;
+        if (!('status' in step)) {
+          seen.push(step.commit!.published);
+          // Not committed yet: the watermark has not moved.
+          expect(await state.watermark()).toBeNull();
+        }
+      }
+      expect(steps).toBe(task.files);
+      expect(seen).toEqual(Array.from({ length: task.files - 1 }, (_, i) => i + 1));
+      expect(step).toMatchObject({ status: 'succeeded', rows: 1200 });
+      expect((await state.watermark())?.runId).toBe(task.runId);
+      expect(await lake.store.list(state.pendingPrefix())).toEqual([]);
+    } finally {
+      await deps.close();
+    }
+    const [stats] = await duckdb<{ n: string; ids: string }>(`SELECT count(*) AS n, count(DISTINCT id) AS ids FROM read_parquet(${parquetGlob(lake, 'cm_steps')})`);
+    expect(stats).toEqual({ n: '1200', ids: '1200' });
+    lake.remove();
+  });
+});
