@@ -84,6 +84,8 @@ const BUNDLED_FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 export class LambdaFactory extends Construct {
   /** Every function made so far, by construct id. */
   readonly functions: Record<string, nodejs.NodejsFunction> = {};
+  /** The files copied into every bundle, by name (their content: what the functions read at run time). */
+  readonly bundledFiles: Readonly<Record<string, string>>;
 
   readonly #props: LambdaFactoryProps;
   readonly #projectRoot: string;
@@ -105,7 +107,8 @@ export class LambdaFactory extends Construct {
       problems.check(BUNDLED_FILE_NAME.test(name) && name !== 'index.js' && name !== PARQUET_WASM, 'bundledFiles', 'names must be plain file names other than index.js and the wasm', name);
     }
     problems.throwIfAny();
-    this.#stagedFiles = stageFiles(this, props.bundledFiles ?? {});
+    this.bundledFiles = { ...props.bundledFiles };
+    this.#stagedFiles = stageFiles(this, this.bundledFiles);
 
     this.#props = props;
     this.#projectRoot = props.projectRoot ?? PROJECT_ROOT;

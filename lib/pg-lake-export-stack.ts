@@ -81,10 +81,9 @@ export class PgLakeExportStack extends Stack {
       databaseNetwork: { vpcId: source.vpcId, subnetIds: source.subnetIds ?? [], securityGroupId: source.securityGroupId },
       logRetention: props.logRetention,
       bundledFiles: { [LAKE_CONFIG_FILE]: lakeConfigJson },
+      // The lake's prefix and the Glue database are in the bundled config (lake.prefix, lake.glueDatabase).
       environment: {
         LAKE_BUCKET: this.lake.bucket.bucketName,
-        LAKE_PREFIX: prefix,
-        GLUE_DATABASE: glueDatabase,
         // The ARN only: the function reads the secret at run time; no credential is in the environment.
         DB_SECRET_ARN: source.secretArn,
         // The ARN of the columns.hash salt, when the config has one; read by Export at run time.

@@ -18,6 +18,7 @@ import { createS3Client, S3Store } from '../../lambdas/adapters/s3-store.ts';
 import { tableDataPrefix, tableStatePrefix } from '../../lambdas/core/lake/keys.ts';
 import type { QueryEngine } from '../../lambdas/core/ports.ts';
 import { LakeQuery } from './lake-query.ts';
+import { localStepRuntime } from './local-runtime.ts';
 import { resolveDefinition, type StateMachineDefinition } from './state-machine-definition.ts';
 
 // The network and secret do not shape the workflow; synthesis for a local run fills them in.
@@ -45,48 +46,44 @@ export interface LocalRunEnvironment {
   readonly databaseUrl: string;
   /** `file:///…` for a directory lake; otherwise the S3 bucket name (AWS_ENDPOINT_URL_S3 applies). */
   readonly lake: string;
+  /** Salt of columns.hash. @default process.env.LAKE_HASH_SALT */
+  readonly hashSalt?: string;
 }
 
 type Handler = (event: unknown, context?: { getRemainingTimeInMillis(): number }) => Promise<unknown>;
-let handlers: Record<'plan' | 'export' | 'commit' | 'summarize' | 'validate', Handler> | null = null;
-/** The config the loaded handlers read (as JSON), to refuse a second one in this process. */
-let loadedConfig: string | null = null;
+type Handlers = Record<'plan' | 'export' | 'commit' | 'summarize' | 'validate', Handler>;
 
 /**
- * The handlers read their environment once, at module scope, as in Lambda: so one process runs
- * one configuration. Set the environment, then import them.
+ * The deployed handlers over this machine's parts (bin/local/local-runtime.ts); Validate Table
+ * with DuckDB in Athena's place. The handler modules are loaded after the logger's and metrics'
+ * environment is set: they read it once, at module scope, as in Lambda.
  */
-async function loadHandlers(env: LocalRunEnvironment): Promise<NonNullable<typeof handlers>> {
-  const lakeConfig = JSON.stringify(env.config);
-  if (handlers) {
-    if (loadedConfig !== lakeConfig) throw new Error('the local workflow runner runs one configuration per process');
-    return handlers;
-  }
-  // As deployed, the handlers read the config from a file (in Lambda, the one in their bundle).
-  const configFile = join(mkdtempSync(join(tmpdir(), 'pg-lake-export-run-')), 'lake.config.json');
-  writeFileSync(configFile, lakeConfig);
-  loadedConfig = lakeConfig;
+async function loadHandlers(env: LocalRunEnvironment): Promise<Handlers> {
   Object.assign(process.env, {
-    LAKE_CONFIG_FILE: configFile,
-    DATABASE_URL: env.databaseUrl,
-    ...(env.lake.startsWith('file://') ? { LAKE_URL: env.lake, LAKE_BUCKET: 'local' } : { LAKE_BUCKET: env.lake }),
     POWERTOOLS_SERVICE_NAME: 'pg-lake-export',
     POWERTOOLS_METRICS_NAMESPACE: 'PgLakeExport',
     POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'SILENT',
     POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
   });
-  const [plan, exportPage, commit, summarize, validate] = await Promise.all([
+  const [{ logger }, plan, exportPage, commit, summarize, validate] = await Promise.all([
+    import('../../lambdas/adapters/aws-runtime.ts'),
     import('../../lambdas/plan/handler.ts'),
     import('../../lambdas/export/handler.ts'),
     import('../../lambdas/commit/handler.ts'),
     import('../../lambdas/summarize/handler.ts'),
     import('../../lambdas/validate/handler.ts'),
   ]);
-  handlers = {
-    plan: plan.handler, export: exportPage.handler, commit: commit.handler, summarize: summarize.handler,
-    validate: validate.validateHandler((table) => openLocalEngine(env, table)),
+  const runtime = localStepRuntime({
+    config: env.config, databaseUrl: env.databaseUrl, lake: env.lake, hashSalt: env.hashSalt ?? process.env.LAKE_HASH_SALT,
+    log: (message, fields) => logger.info(message, { ...fields }),
+  });
+  return {
+    plan: plan.planHandler(runtime),
+    export: exportPage.exportHandler(runtime),
+    commit: commit.commitHandler(runtime),
+    summarize: summarize.summarizeHandler(runtime),
+    validate: validate.validateHandler(runtime, (table) => openLocalEngine(env, table)),
   };
-  return handlers;
 }
 
 /**

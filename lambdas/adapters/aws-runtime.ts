@@ -1,5 +1,8 @@
-// What every handler shares, built once per container at module scope: the validated config,
-// the S3 lake, the database credentials (from Secrets Manager), the logger and metrics.
+// The Lambdas' composition root: what every handler is given when deployed — the config shipped
+// in the bundle, the S3 lake, the Glue catalog, the database login and the columns.hash salt from
+// Secrets Manager — built once per container, on first use. Which step reads which secret is
+// decided here, nowhere else. The local workflow runner gives the same handlers its own
+// runtime (bin/local/local-runtime.ts: DATABASE_URL, a directory or S3 lake, LAKE_HASH_SALT).
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
@@ -14,13 +17,22 @@ import type { ExportDeps, LakeDeps } from '../core/protocol/run-model.ts';
 import { GlueRegistry } from './glue-registry.ts';
 import { PostgresSource } from './postgres-source.ts';
 import { createS3Client, S3Store } from './s3-store.ts';
-import { DirectoryStore } from './directory-store.ts';
-import type { ObjectStore } from '../core/ports.ts';
 
 export const logger = new Logger();
 export const metrics = new Metrics();
 
-function requireEnv(name: string): string {
+/** What a handler needs from where it runs; the handlers are built over one (`<step>Handler(runtime)`). */
+export interface StepRuntime {
+  /**
+   * Run `work` with fresh deps: one database session per invocation, closed after. Only the
+   * step that encodes pages (`readsHashSalt`: Export) is given the columns.hash salt.
+   */
+  withDeps<T>(work: (deps: ExportDeps) => Promise<T>, options?: { readonly readsHashSalt?: boolean }): Promise<T>;
+  /** Deps of the steps that never touch the database (Summarize, Validate). */
+  lakeDeps(): LakeDeps;
+}
+
+export function requireEnv(name: string): string {
   const value = process.env[name];
   if (!value) throw new ConfigError(`environment variable ${name} is not set`);
   return value;
@@ -28,8 +40,7 @@ function requireEnv(name: string): string {
 
 /**
  * The validated config ships inside the bundle (the environment is limited to 4 KB, about 20
- * tables): LAKE_CONFIG_FILE names it, relative to the function's code directory. The local
- * runner points it at a file of its own.
+ * tables): LAKE_CONFIG_FILE names it, relative to the function's code directory.
  */
 export function loadConfig(): LakeConfig {
   const path = resolve(process.env.LAMBDA_TASK_ROOT ?? process.cwd(), requireEnv('LAKE_CONFIG_FILE'));
@@ -47,13 +58,6 @@ export function loadConfig(): LakeConfig {
   }
   return validateConfig(raw, path);
 }
-
-export const config = loadConfig();
-const bucket = requireEnv('LAKE_BUCKET');
-// LAKE_URL exists for the local workflow runner (demo, e2e tests): a file:// lake instead of S3.
-const store: ObjectStore = process.env.LAKE_URL?.startsWith('file://') ? new DirectoryStore(process.env.LAKE_URL) : new S3Store(createS3Client(), bucket);
-const glueDatabase = process.env.GLUE_DATABASE;
-const registry = glueDatabase ? new GlueRegistry(new GlueClient({}), glueDatabase, bucket, config) : undefined;
 
 // The RDS-managed secret's shape (host, port, dbname, username, password).
 const secretSchema = z.object({
@@ -83,12 +87,8 @@ async function secretString(arn: string, what: string): Promise<string> {
   return result.SecretString;
 }
 
-/**
- * Database connection settings: from the Secrets Manager secret in Lambda, TLS verified
- * against the RDS CA bundle (NODE_EXTRA_CA_CERTS). DATABASE_URL exists for the local runner only.
- */
-const connectionSettings = once(async (): Promise<string | ClientConfig> => {
-  if (process.env.DATABASE_URL) return process.env.DATABASE_URL;
+/** Database login from the Secrets Manager secret, TLS verified against the RDS CA bundle (NODE_EXTRA_CA_CERTS). */
+const connectionSettings = once(async (): Promise<ClientConfig> => {
   const secretArn = requireEnv('DB_SECRET_ARN');
   const parsed = secretSchema.safeParse(JSON.parse(await secretString(secretArn, 'database login')));
   if (!parsed.success) throw new ConfigError(`secret ${secretArn} lacks ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
@@ -96,27 +96,44 @@ const connectionSettings = once(async (): Promise<string | ClientConfig> => {
   return { host: s.host, port: s.port, database: s.dbname ?? 'postgres', user: s.username, password: s.password, ssl: { rejectUnauthorized: true } };
 });
 
-/** The salt of columns.hash: from its own secret when deployed, LAKE_HASH_SALT for local runs. */
+/** The salt of columns.hash, from its own secret (granted to Export only); none when the config hashes nothing. */
 const hashSalt = once(async (): Promise<string | undefined> => {
-  if (process.env.LAKE_HASH_SALT) return process.env.LAKE_HASH_SALT;
   const arn = process.env.HASH_SALT_SECRET_ARN;
   return arn ? secretString(arn, 'columns.hash salt') : undefined;
 });
 
-/**
- * Run `work` with fresh deps (one database session per invocation, closed after). Only the step
- * that hashes (`readsHashSalt`, Export) reads the salt; the others only know one is configured.
- */
-export async function withDeps<T>(work: (deps: ExportDeps) => Promise<T>, options: { readsHashSalt?: boolean } = {}): Promise<T> {
-  const source = new PostgresSource(await connectionSettings());
-  try {
-    const salt = options.readsHashSalt ? await hashSalt() : undefined;
-    const deferred = !options.readsHashSalt && Boolean(process.env.HASH_SALT_SECRET_ARN || process.env.LAKE_HASH_SALT);
-    return await work({ source, store, config, registry, hashSalt: salt, hashSaltDeferred: deferred, log });
-  } finally {
-    await source.close();
-  }
+interface Container {
+  /** Summarize and Validate are given no catalog: they do not write Glue (and are not granted it). */
+  readonly lakeDeps: LakeDeps;
+  readonly registry: GlueRegistry;
 }
 
-/** Deps for steps that never touch the database (summarize). */
-export const lakeDeps: LakeDeps = { store, config, log };
+let container: Container | null = null;
+
+/** Config, lake and catalog of this container, read on first use (a bad config fails that invocation, by key). */
+function awsContainer(): Container {
+  if (container) return container;
+  const config = loadConfig();
+  const bucket = requireEnv('LAKE_BUCKET');
+  // The stack writes the Glue database's name into the bundled config (its own default included).
+  const database = config.lake.glueDatabase;
+  if (!database) throw new ConfigError('lake.glueDatabase is not set in LAKE_CONFIG_FILE (the stack always writes it)');
+  const registry = new GlueRegistry(new GlueClient({}), database, bucket, config);
+  container = { lakeDeps: { store: new S3Store(createS3Client(), bucket), config, log }, registry };
+  return container;
+}
+
+/** The deployed runtime: S3, Glue, Secrets Manager. */
+export const awsRuntime: StepRuntime = {
+  async withDeps(work, options = {}) {
+    const { lakeDeps, registry } = awsContainer();
+    const source = new PostgresSource(await connectionSettings());
+    try {
+      const salt = options.readsHashSalt ? await hashSalt() : undefined;
+      return await work({ ...lakeDeps, registry, source, ...(salt === undefined ? {} : { hashSalt: salt }) });
+    } finally {
+      await source.close();
+    }
+  },
+  lakeDeps: () => awsContainer().lakeDeps,
+};

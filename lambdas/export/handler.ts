@@ -2,7 +2,7 @@
 import { warmPageEncoder } from '../core/page/encode-worker.ts';
 import { exportTable } from '../core/protocol/export-pages.ts';
 import { tableTaskSchema } from '../core/protocol/run-model.ts';
-import { withDeps } from '../adapters/aws-runtime.ts';
+import { awsRuntime, type StepRuntime } from '../adapters/aws-runtime.ts';
 
 // The encoder's thread (apache-arrow, parquet-wasm) starts during the cold start and stays
 // with the container: it loads while the first invocation reads its secret and first page.
@@ -11,8 +11,13 @@ warmPageEncoder();
 /** Leave this much of the invocation for the last page's upload and the response. */
 const RESERVE_MILLIS = 60_000;
 
-export const handler = async (event: unknown, context?: { getRemainingTimeInMillis(): number }) => {
-  const task = tableTaskSchema.parse(event);
-  const deadline = context ? Date.now() + context.getRemainingTimeInMillis() - RESERVE_MILLIS : Number.POSITIVE_INFINITY;
-  return withDeps((deps) => exportTable(deps, task, deadline), { readsHashSalt: true });
-};
+export function exportHandler(runtime: StepRuntime) {
+  return async (event: unknown, context?: { getRemainingTimeInMillis(): number }) => {
+    const task = tableTaskSchema.parse(event);
+    const deadline = context ? Date.now() + context.getRemainingTimeInMillis() - RESERVE_MILLIS : Number.POSITIVE_INFINITY;
+    // The only step that hashes: the only one given the salt.
+    return runtime.withDeps((deps) => exportTable(deps, task, deadline), { readsHashSalt: true });
+  };
+}
+
+export const handler = exportHandler(awsRuntime);

@@ -3,21 +3,25 @@ import { planRun } from '../core/protocol/plan.ts';
 import { ConfigError, ThrottlingError } from '../core/errors.ts';
 import { runRequestSchema } from '../core/protocol/run-model.ts';
 import { executionRunId, planInputSchema } from '../core/protocol/workflow-io.ts';
-import { logger, withDeps } from '../adapters/aws-runtime.ts';
+import { awsRuntime, logger, type StepRuntime } from '../adapters/aws-runtime.ts';
 
-export const handler = async (event: unknown) => {
-  const { request, execution } = planInputSchema.parse(event);
-  const parsed = runRequestSchema.safeParse(request ?? {});
-  if (!parsed.success) {
-    throw new ConfigError(`execution input: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
-  }
-  const plan = await withDeps((deps) => planRun(deps, { ...parsed.data, runId: executionRunId(execution) }));
-  // A table that failed on a transient fault (S3 503, a dropped connection) is planned again by
-  // the state's Retry: the run id is the execution's, so the leases this attempt took are its own.
-  const transient = plan.failed.filter((f) => f.transient);
-  if (transient.length) throw new ThrottlingError(`Plan: ${transient.map((f) => f.error).join('; ')}`);
-  for (const warning of plan.warnings) logger.warn(warning);
-  for (const skipped of plan.skipped) logger.warn(skipped.reason);
-  logger.info('planned', { runId: plan.runId, tables: plan.tables.map((t) => ({ table: t.table, window: t.window, kind: t.kind })) });
-  return plan;
-};
+export function planHandler(runtime: StepRuntime) {
+  return async (event: unknown) => {
+    const { request, execution } = planInputSchema.parse(event);
+    const parsed = runRequestSchema.safeParse(request ?? {});
+    if (!parsed.success) {
+      throw new ConfigError(`execution input: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+    }
+    const plan = await runtime.withDeps((deps) => planRun(deps, { ...parsed.data, runId: executionRunId(execution) }));
+    // A table that failed on a transient fault (S3 503, a dropped connection) is planned again by
+    // the state's Retry: the run id is the execution's, so the leases this attempt took are its own.
+    const transient = plan.failed.filter((f) => f.transient);
+    if (transient.length) throw new ThrottlingError(`Plan: ${transient.map((f) => f.error).join('; ')}`);
+    for (const warning of plan.warnings) logger.warn(warning);
+    for (const skipped of plan.skipped) logger.warn(skipped.reason);
+    logger.info('planned', { runId: plan.runId, tables: plan.tables.map((t) => ({ table: t.table, window: t.window, kind: t.kind })) });
+    return plan;
+  };
+}
+
+export const handler = planHandler(awsRuntime);

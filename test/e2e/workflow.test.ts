@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openLocalEngine, synthesizeDefinition, runWorkflowLocally, type LocalRunEnvironment } from '../../bin/local/workflow-runner.ts';
 import type { StateMachineDefinition } from '../../bin/local/state-machine-definition.ts';
+import { localStepRuntime } from '../../bin/local/local-runtime.ts';
 import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
 import { validateConfig } from '../../lambdas/core/config.ts';
 import { TableState, type RunManifest, type Watermark } from '../../lambdas/core/protocol/table-state.ts';
@@ -261,12 +262,13 @@ describe('the synthesized workflow, run locally', () => {
     expect(summary.validation).toEqual({ mismatched: 1, skipped: 0 });
     expect(lastRunMetrics()).toMatchObject({ service: 'pg-lake-export', ValidationMismatch: 1, ValidationSkipped: 0 });
 
-    // The same handler as deployed (its `handler` export: the Athena adapter, in the workgroup
-    // and database its environment names), through the Athena API stand-in: the same answer.
-    const { handler } = await import('../../lambdas/validate/handler.ts');
+    // The deployed engine (the Athena adapter, in the workgroup its environment names, over the
+    // config's Glue database) over this machine's lake, through the Athena API stand-in: the same answer.
+    const { validateHandler, athenaEngine } = await import('../../lambdas/validate/handler.ts');
+    const runtime = localStepRuntime({ config: { ...env.config, lake: { ...env.config.lake, glueDatabase: 'e2e_lake' } }, lake: env.lake });
+    const handler = validateHandler(runtime, athenaEngine(runtime));
     athenaBackend = await openLocalEngine(env, 'customers');
-    // Set only now: GLUE_DATABASE read at load time would send the local commits to Glue.
-    Object.assign(process.env, { ATHENA_WORK_GROUP: 'PgLakeExport-QueryWorkgroup-0A1B2C3D', GLUE_DATABASE: 'e2e_lake' });
+    Object.assign(process.env, { ATHENA_WORK_GROUP: 'PgLakeExport-QueryWorkgroup-0A1B2C3D' });
     try {
       const customers = (run.output as RunOutput).plan.tables.find((t) => t.table === 'customers')!;
       const { validation: _, ...commitResult } = customers;
@@ -276,7 +278,6 @@ describe('the synthesized workflow, run locally', () => {
       for (const start of starts) expect(start).toMatchObject({ WorkGroup: 'PgLakeExport-QueryWorkgroup-0A1B2C3D', QueryExecutionContext: { Database: 'e2e_lake', Catalog: 'AwsDataCatalog' } });
     } finally {
       delete process.env.ATHENA_WORK_GROUP;
-      delete process.env.GLUE_DATABASE;
       await athenaBackend.close();
       athenaBackend = null;
     }

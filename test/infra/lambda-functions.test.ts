@@ -29,10 +29,8 @@ interface FunctionProps {
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:lake-db-AbCdEf';
 const ENV_KEYS = [
   'DB_SECRET_ARN',
-  'GLUE_DATABASE',
   'LAKE_BUCKET',
   'LAKE_CONFIG_FILE',
-  'LAKE_PREFIX',
   'MALLOC_ARENA_MAX',
   'NODE_EXTRA_CA_CERTS',
   'NODE_OPTIONS',
@@ -76,7 +74,6 @@ describe('workflow functions', () => {
     const withWorkGroup = Object.entries(fns).filter(([, fn]) => fn.Environment.Variables.ATHENA_WORK_GROUP !== undefined);
     expect(withWorkGroup.map(([step]) => step)).toEqual(['Validate']);
     expect(withWorkGroup[0][1].Environment.Variables.ATHENA_WORK_GROUP).toBe(built.stack.queryWorkgroup.workGroupName);
-    expect(withWorkGroup[0][1].Environment.Variables.GLUE_DATABASE).toBe('sales_lake');
     expect(withWorkGroup[0][1].Timeout).toBe(900);
     expect(2 * VALIDATE_QUERY_TIMEOUT_MILLIS).toBeLessThan(900_000 - 60_000);
   });
@@ -128,8 +125,6 @@ describe('workflow functions', () => {
       const env = fn.Environment.Variables;
       expect(Object.keys(env).sort()).toEqual(step === 'Validate' ? ['ATHENA_WORK_GROUP', ...ENV_KEYS] : ENV_KEYS);
       expect(env.LAKE_BUCKET).toEqual({ Ref: logicalIdOf(built.stack, built.stack.lake.bucket) });
-      expect(env.LAKE_PREFIX).toBe('lake/raw');
-      expect(env.GLUE_DATABASE).toBe('sales_lake');
       expect(env.DB_SECRET_ARN).toBe(SECRET_ARN);
       expect(env.NODE_EXTRA_CA_CERTS).toBe('/var/runtime/ca-cert.pem');
       expect(env.MALLOC_ARENA_MAX).toBe('2');

@@ -3,7 +3,7 @@
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { defaultGlueDatabaseName, PgLakeExportStack } from '../../lib/index.ts';
+import { defaultGlueDatabaseName, LAKE_CONFIG_FILE, PgLakeExportStack } from '../../lib/index.ts';
 import { ENV, fixtureConfig, FIXTURE_CONFIG_YAML } from './stack.ts';
 
 function build(yamlText: string, props: { bucketName?: string } = {}) {
@@ -64,10 +64,12 @@ describe('the Glue database', () => {
 
   it('is named after the stack unless the config names it, so two stacks never share one', () => {
     const names = ['PgLakeExport', 'SalesLake2'].map((stackName) => {
-      const template = templateOf(withoutName, stackName);
+      const stack = new PgLakeExportStack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), stackName, { config: fixtureConfig(withoutName), env: ENV });
+      const template = Template.fromStack(stack);
       const [db] = Object.values(template.findResources('AWS::Glue::Database')) as Array<{ Properties: { DatabaseInput: { Name: string } } }>;
-      const fns = Object.values(template.findResources('AWS::Lambda::Function')) as Array<{ Properties: { Environment: { Variables: Record<string, unknown> } } }>;
-      for (const fn of fns) expect(fn.Properties.Environment.Variables.GLUE_DATABASE).toBe(db.Properties.DatabaseInput.Name);
+      // The functions read the database's name from the config shipped in their bundles.
+      const shipped = JSON.parse(stack.functions.bundledFiles[LAKE_CONFIG_FILE]) as { lake: { glueDatabase: string } };
+      expect(shipped.lake.glueDatabase).toBe(db.Properties.DatabaseInput.Name);
       template.hasOutput('GlueDatabaseName', { Value: db.Properties.DatabaseInput.Name });
       return db.Properties.DatabaseInput.Name;
     });

@@ -2,12 +2,13 @@
 // states (the details stay in its log), and an engine fault passed on by name (the state's Retry
 // matches ThrottlingError) with the engine closed. The engine is real code only where it answers;
 // the failing one is fault injection. The checks themselves: test/integration (validate) and test/e2e.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
+import { localStepRuntime } from '../../bin/local/local-runtime.ts';
 import { validateConfig } from '../../lambdas/core/config.ts';
 import { ThrottlingError } from '../../lambdas/core/errors.ts';
 import type { QueryEngine, QueryResult } from '../../lambdas/core/ports.ts';
@@ -57,10 +58,11 @@ function answeringEngine(seen: number) {
   return { engine, asked, closed: () => closed };
 }
 
+// The handler over the local runtime (the lake in a directory; Validate never reads the database).
+const runtime = localStepRuntime({ config, lake: lakeUrl });
+
 beforeAll(async () => {
-  const configFile = join(dir, 'lake.config.json');
-  writeFileSync(configFile, JSON.stringify(config));
-  Object.assign(process.env, { LAKE_CONFIG_FILE: configFile, LAKE_BUCKET: 'local', LAKE_URL: lakeUrl, POWERTOOLS_LOG_LEVEL: 'SILENT' });
+  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
   ({ validateHandler } = await import('../../lambdas/validate/handler.ts'));
 });
 
@@ -111,7 +113,7 @@ describe('the handler', () => {
   it('returns only the counts, and closes the engine', async () => {
     const { engine, closed } = answeringEngine(2);
     await commitOrders('20240602T000000Z-aaaaaaaa', 2);
-    const handler = validateHandler(async () => engine);
+    const handler = validateHandler(runtime, async () => engine);
     expect(await handler(commitResult('orders'))).toEqual(expect.objectContaining({ status: 'ok', seenRows: 2 }));
     expect(closed()).toBe(true);
   });
@@ -123,13 +125,13 @@ describe('the handler', () => {
       query: async () => { throw new ThrottlingError('Athena query q-1 in workgroup w ended FAILED: TOO_MANY_REQUESTS'); },
       close: async () => { closed = true; },
     };
-    const handler = validateHandler(async () => throttled);
+    const handler = validateHandler(runtime, async () => throttled);
     await expect(handler(commitResult('orders'))).rejects.toMatchObject({ name: 'ThrottlingError', message: 'Athena query q-1 in workgroup w ended FAILED: TOO_MANY_REQUESTS' });
     expect(closed).toBe(true);
   });
 
   it('refuses an input that is not a commit result, naming the key', async () => {
-    const handler = validateHandler(async () => answeringEngine(0).engine);
+    const handler = validateHandler(runtime, async () => answeringEngine(0).engine);
     await expect(handler({ table: 'orders', status: 'failed' })).rejects.toThrow(/status/);
   });
 });

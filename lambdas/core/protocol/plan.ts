@@ -240,7 +240,8 @@ export async function planRun(deps: ExportDeps, request: RunRequest = {}, now = 
   for (const table of tables) {
     try {
       const shape = await describeTableShape(deps.source, table, deps.config);
-      if (!deps.hashSalt && !deps.hashSaltDeferred && shape.layout.columns.some((c) => c.hashed)) {
+      // The salt itself, or the secret that holds it (read only by the step that hashes).
+      if (!deps.hashSalt && !deps.config.source?.hashSaltSecretArn && shape.layout.columns.some((c) => c.hashed)) {
         throw new ConfigError(`${shape.table.display}: columns.hash needs a salt: set LAKE_HASH_SALT (locally) or source.hashSaltSecretArn (deployed)`);
       }
       shapes.push(shape);

@@ -14,10 +14,11 @@ export interface ExportDeps {
   readonly config: LakeConfig;
   /** The query engine's catalog; Glue when deployed. The lake's schema.json is always written. */
   readonly registry?: TableRegistry;
-  /** Salt of columns.hash (LAKE_HASH_SALT, or the secret when deployed). Never logged. */
+  /**
+   * Salt of columns.hash, never logged. The composition root decides which step is given it
+   * (deployed: Export only, from source.hashSaltSecretArn; locally: LAKE_HASH_SALT).
+   */
   readonly hashSalt?: string;
-  /** The salt exists but only the step that hashes reads it (Plan checks configuration only). */
-  readonly hashSaltDeferred?: boolean;
   /** Structured progress/warning events; the Lambda logger or the CLI's printer. */
   readonly log?: (message: string, fields?: Record<string, unknown>) => void;
 }
