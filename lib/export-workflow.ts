@@ -1,14 +1,18 @@
 // The export workflow (Step Functions, JSONPath — the local runner ignores JSONata silently):
 //
 //   Plan Export → Export Tables (Map over the plan's tables, bounded concurrency)
-//                   └ Export Table Page ⟲ More Pages? → Commit Table   (any error → Record Table Failure)
+//                   └ Backfill? ─ yes → Export Segments (Distributed Map over the plan's segment list:
+//                   │                     Export Segment Page ⟲ More Segment Pages?)
+//                   └ Export Table Page ⟲ More Pages? → Commit Table ⟲ Committed?   (any error → Record Table Failure)
 //                       → Validate Table   (after its retries → Record Validation Warning; the export stands)
 //               → Summarize Run → Any Table Failed? → Run Failed | Run Succeeded
 //
 // Only small cursors travel between states; rows go straight from Postgres to S3.
 import { Duration, Fn, Stack, Validations } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
@@ -19,9 +23,16 @@ import { isPositiveInteger, PropProblems } from './prop-problems.ts';
 export const WORKFLOW_STATES = {
   plan: 'Plan Export',
   exportTables: 'Export Tables',
+  backfill: 'Backfill?',
+  exportSegments: 'Export Segments',
+  exportSegmentPage: 'Export Segment Page',
+  moreSegmentPages: 'More Segment Pages?',
+  segmentExported: 'Segment Exported',
   exportPage: 'Export Table Page',
   morePages: 'More Pages?',
   commit: 'Commit Table',
+  committed: 'Committed?',
+  tableCommitted: 'Table Committed',
   recordFailure: 'Record Table Failure',
   validate: 'Validate Table',
   recordValidationWarning: 'Record Validation Warning',
@@ -68,6 +79,17 @@ export const TASK_TIMEOUT_MARGIN = Duration.seconds(60);
  */
 export const TERMINAL_ERRORS: readonly string[] = TERMINAL_ERROR_NAMES;
 
+/**
+ * Export Segments' Map Run failed (a segment failed after its own retries): run the map once more
+ * — a new Map Run whose finished segments return at once from their journals. After that the
+ * error is not caught, so the execution fails with the Map Run unfinished and a redrive
+ * (RedriveExecution) reruns only the failed segments.
+ */
+export const SEGMENTS_FAILED_ERRORS: readonly string[] = ['States.ExceedToleratedFailureThreshold', 'States.ItemReaderFailed'];
+
+/** The Distributed Map's label: its child executions are named `<execution>/ExportSegments:…`. */
+export const EXPORT_SEGMENTS_LABEL = 'ExportSegments';
+
 /** Error of the final Fail state, so an operator can tell it from a crashed step. */
 export const TABLES_FAILED_ERROR = 'TablesFailed';
 
@@ -97,8 +119,23 @@ export interface ExportWorkflowFunctions {
   readonly validate?: lambda.IFunction;
 }
 
+/** Where Plan writes a backfill's segment list, and how many segments run at once. */
+export interface ExportWorkflowBackfill {
+  /** The lake bucket. */
+  readonly bucket: s3.IBucket;
+  /** The state prefix (`<lake.prefix>/_state/`): the map may read only under it. */
+  readonly statePrefix: string;
+  /** Segments of one table exported at once (the Distributed Map's MaxConcurrency): each holds a database session. */
+  readonly maxConcurrency: number;
+}
+
 export interface ExportWorkflowProps {
   readonly functions: ExportWorkflowFunctions;
+  /**
+   * A backfill's segments are exported at once by a Distributed Map that reads Plan's segment
+   * list. @default - no Distributed Map: Export Table Page exports a backfill's segments one after another
+   */
+  readonly backfill?: ExportWorkflowBackfill;
   /** Each function's own timeout: its task gives up `TASK_TIMEOUT_MARGIN` later (`States.Timeout`, retried). */
   readonly functionTimeouts: ExportWorkflowTimeouts;
   /** Tables exported at once; the database is a shared production system. */
@@ -123,6 +160,9 @@ export class ExportWorkflow extends Construct {
       problems.check(fnTimeout.toSeconds() >= 1 && fnTimeout.toSeconds() <= 900, `functionTimeouts.${step}`, 'must be 1 s..15 min (Lambda\'s limit)', fnTimeout.toHumanString());
     }
     problems.check(props.functions.validate === undefined || props.functionTimeouts.validate !== undefined, 'functionTimeouts.validate', 'is required with functions.validate');
+    // Each child holds a database session: the database, not Step Functions (10,000), is the limit.
+    problems.check(props.backfill === undefined || (isPositiveInteger(props.backfill.maxConcurrency) && props.backfill.maxConcurrency <= 64), 'backfill.maxConcurrency', 'must be a whole number in 1..64', props.backfill?.maxConcurrency);
+    problems.check(props.backfill === undefined || /^[^/].*\/$/.test(props.backfill.statePrefix), 'backfill.statePrefix', 'must be a key prefix ending in "/"', props.backfill?.statePrefix);
     problems.throwIfAny();
 
     const { functions, functionTimeouts } = props;
@@ -141,7 +181,11 @@ export class ExportWorkflow extends Construct {
     // No ResultPath: the output replaces the state (the default, "$"). Written out explicitly,
     // "$" breaks aws-local-stepfunctions 3, which stores the result under a key named "$".
     const exportPage = this.#invoke(S.exportPage, functions.export, functionTimeouts.export, {});
+    // Commit Table returns the table's result, or (a commit bigger than one invocation) the task
+    // with its progress, and is called again until the result comes.
     const commit = this.#invoke(S.commit, functions.commit, functionTimeouts.commit, {});
+    const committed = new sfn.Choice(this, S.committed).when(sfn.Condition.isNotPresent('$.status'), commit);
+    commit.next(committed);
     // One table's failure must not stop the others: record it and let the Map carry on.
     const recordFailure = new sfn.Pass(this, S.recordFailure, {
       parameters: {
@@ -152,17 +196,25 @@ export class ExportWorkflow extends Construct {
       },
     });
     for (const task of [exportPage, commit]) task.addCatch(recordFailure, { errors: [sfn.Errors.ALL], resultPath: '$.error' });
-    if (functions.validate && functionTimeouts.validate) commit.next(this.#validate(functions.validate, functionTimeouts.validate));
+    committed.otherwise(functions.validate && functionTimeouts.validate
+      ? this.#validate(functions.validate, functionTimeouts.validate)
+      : new sfn.Pass(this, S.tableCommitted));
     const morePages = new sfn.Choice(this, S.morePages)
       .when(sfn.Condition.booleanEquals('$.done', false), exportPage)
       .otherwise(commit);
+    exportPage.next(morePages);
+    const tableStart = props.backfill
+      ? new sfn.Choice(this, S.backfill)
+        .when(sfn.Condition.isPresent('$.backfill'), this.#exportSegments(props.backfill, functions.export, functionTimeouts.export).next(exportPage))
+        .otherwise(exportPage)
+      : exportPage;
     // Each table's result replaces its planned task: the tasks are not needed after the Map, and
     // keeping both would double what hundreds of tables put in the 256 KB execution state.
     const exportTables = new sfn.Map(this, S.exportTables, {
       itemsPath: '$.plan.tables',
       maxConcurrency: props.maxConcurrency,
       resultPath: '$.plan.tables',
-    }).itemProcessor(exportPage.next(morePages));
+    }).itemProcessor(tableStart);
 
     const summarize = this.#invoke(S.summarize, functions.summarize, functionTimeouts.summarize, {
       resultPath: '$.summary',
@@ -215,6 +267,37 @@ export class ExportWorkflow extends Construct {
         reason: 'LambdaInvoke grants the function ARN and its versions/aliases (`:*`), scoped to this one function.',
       });
     }
+  }
+
+  /**
+   * Export Segments: a Distributed Map over the segment list Plan wrote (JSON Lines, read by its
+   * ItemReader from the lake), one Standard child execution per segment — Export Segment Page ⟲
+   * More Segment Pages?, the same function and retries as Export Table Page. Each child gets the
+   * table's task and its segment; its result is dropped (segments journal their progress in the
+   * lake, and Export Table Page totals them next). No segment may fail (ToleratedFailure 0).
+   */
+  #exportSegments(backfill: ExportWorkflowBackfill, fn: lambda.IFunction, fnTimeout: Duration): sfn.DistributedMap {
+    const S = WORKFLOW_STATES;
+    const exportSegmentPage = this.#invoke(S.exportSegmentPage, fn, fnTimeout, {});
+    const moreSegmentPages = new sfn.Choice(this, S.moreSegmentPages)
+      .when(sfn.Condition.booleanEquals('$.done', false), exportSegmentPage)
+      // The child's output is only `true`: the segment's progress is in the lake, not in the map's result.
+      .otherwise(new sfn.Succeed(this, S.segmentExported, { outputPath: '$.done' }));
+    const exportSegments = new sfn.DistributedMap(this, S.exportSegments, {
+      itemReader: new StateItemReader(backfill.bucket, backfill.statePrefix, sfn.JsonPath.stringAt('$.backfill.items')),
+      itemSelector: { 'task.$': '$', 'segment.$': '$$.Map.Item.Value' },
+      maxConcurrency: backfill.maxConcurrency,
+      // Standard children: they loop for as long as a segment takes, and a Map Run of Standard children can be redriven.
+      mapExecutionType: sfn.StateMachineType.STANDARD,
+      label: EXPORT_SEGMENTS_LABEL,
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    exportSegments.itemProcessor(exportSegmentPage.next(moreSegmentPages));
+    exportSegments.addRetry({ errors: [...SEGMENTS_FAILED_ERRORS], interval: Duration.seconds(30), backoffRate: 2, maxAttempts: 1, jitterStrategy: sfn.JitterType.FULL });
+    // No Catch: a child's own error does not reach the map (the Map Run fails as a whole), and
+    // an uncaught failure is what a redrive resumes — caught, the execution would end in a
+    // state that has nothing left to redrive.
+    return exportSegments;
   }
 
   /**
@@ -271,5 +354,24 @@ export class ExportWorkflow extends Construct {
       jitterStrategy: sfn.JitterType.FULL,
     });
     return task;
+  }
+}
+
+/**
+ * The Distributed Map's ItemReader: a JSON Lines object in the lake bucket whose key comes from
+ * the state (`Key.$`), readable only under the lake's state prefix (the generic reader would
+ * grant s3:GetObject on the whole bucket).
+ */
+class StateItemReader extends sfn.S3JsonLItemReader {
+  readonly #bucket: s3.IBucket;
+  readonly #statePrefix: string;
+  constructor(bucket: s3.IBucket, statePrefix: string, key: string) {
+    super({ bucket, key });
+    this.#bucket = bucket;
+    this.#statePrefix = statePrefix;
+  }
+
+  override providePolicyStatements(): iam.PolicyStatement[] {
+    return [new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [this.#bucket.arnForObjects(`${this.#statePrefix}*`)] })];
   }
 }

@@ -165,6 +165,8 @@ export class PgLakeExportStack extends Stack {
       functions: { plan, export: exportPage, commit, summarize, ...(validate ? { validate } : {}) },
       functionTimeouts: { plan: planTimeout, export: exportTimeout, commit: commitTimeout, summarize: summarizeTimeout, validate: validateTimeout },
       maxConcurrency: config.export.maxConcurrency,
+      // A backfill's segments at once: a Distributed Map reads Plan's segment list from the lake.
+      backfill: { bucket: this.lake.bucket, statePrefix: `${prefix}/_state/`, maxConcurrency: config.export.backfillConcurrency },
       timeout: props.workflowTimeout ?? Duration.minutes(Math.round(config.export.workflowTimeoutHours * 60)),
       logRetention: props.logRetention,
     });
