@@ -2,9 +2,10 @@
 // text forms (window bounds, keyset literals, `::text` columns) are the same everywhere.
 import pg from 'pg';
 import type { ClientConfig } from 'pg';
-import type { QualifiedName } from '../core/identifiers.ts';
+import { quoteIdent, quoteQualified, type QualifiedName } from '../core/identifiers.ts';
 import type { ClockReading, RowSource, TableCatalog } from '../core/ports.ts';
 import type { CatalogColumn } from '../core/source/type-map.ts';
+import type { DatabaseSurvey, IndexInfo, ListedTable, NumericDigits } from '../core/source/discover.ts';
 import { ExportError, ThrottlingError } from '../core/errors.ts';
 import { CopyOut } from './copy-out.ts';
 
@@ -135,12 +136,64 @@ function connectionFailure(error: unknown, config: string | ClientConfig, client
   return Object.assign(failure, { code: e.code });
 }
 
+// discover's catalog survey (lambdas/core/source/discover.ts holds its rules).
+const SYSTEM_SCHEMA_FILTER = `n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'`;
+
+// Ordinary and partitioned tables; partitions are exported through their parent, extension
+// members (e.g. spatial_ref_sys) and temporary tables are not the user's data.
+const SURVEY_TABLES_SQL = `
+SELECT c.oid::text AS oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS kind,
+       has_table_privilege(c.oid, 'SELECT')::text AS readable,
+       CASE WHEN c.relkind = 'p'
+            THEN (SELECT CASE WHEN bool_or(l.reltuples >= 0) THEN sum(greatest(l.reltuples, 0))::bigint END
+                    FROM pg_partition_tree(c.oid) t JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf)
+            WHEN c.reltuples >= 0 THEN c.reltuples::bigint END::text AS estimated_rows,
+       CASE WHEN c.relkind = 'p'
+            THEN (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0) FROM pg_partition_tree(c.oid) t WHERE t.isleaf)
+            ELSE pg_total_relation_size(c.oid) END::text AS size_bytes
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relpersistence <> 't'
+   AND ${SYSTEM_SCHEMA_FILTER}
+   AND (json_array_length($1::json) = 0 OR n.nspname = ANY (ARRAY(SELECT json_array_elements_text($1::json))))
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+ ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"`;
+
+// Valid, non-partial btree indexes with their key columns (an expression key has no name: null).
+const SURVEY_INDEXES_SQL = `
+SELECT ic.relname AS name, i.indisunique::text AS is_unique,
+       (SELECT json_agg(a.attname ORDER BY k.ord)
+          FROM unnest((i.indkey::int2[])[0:i.indnkeyatts - 1]) WITH ORDINALITY k(attnum, ord)
+          LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum)::text AS columns
+  FROM pg_index i
+  JOIN pg_class ic ON ic.oid = i.indexrelid
+  JOIN pg_am am ON am.oid = ic.relam
+ WHERE i.indrelid = $1::oid AND i.indisvalid AND i.indpred IS NULL AND am.amname = 'btree'
+ ORDER BY ic.relname COLLATE "C"`;
+
+/** Per numeric column: non-NULL values, most integer and fractional digits of finite ones, NaN/±Infinity count. */
+function measureNumericsSql(table: QualifiedName, columns: readonly string[], read: { readonly samplePercent: number | null; readonly limit: number }): string {
+  const from = `${quoteQualified(table)}${read.samplePercent === null ? '' : ` TABLESAMPLE SYSTEM (${read.samplePercent})`}`;
+  const select = columns.map((c, i) => {
+    const q = quoteIdent(c);
+    // scale() is NULL for NaN and ±Infinity: those are counted apart, as no decimal holds them.
+    return [
+      `count(${q})::text AS n${i}`,
+      `max(CASE WHEN trunc(abs(${q})) = 0 THEN 0 ELSE length(trunc(abs(${q}))::text) END) FILTER (WHERE scale(${q}) IS NOT NULL)::text AS i${i}`,
+      `max(scale(${q}))::text AS s${i}`,
+      `count(${q}) FILTER (WHERE scale(${q}) IS NULL)::text AS x${i}`,
+    ].join(', ');
+  });
+  return `SELECT count(*)::text AS rows, ${select.join(', ')} FROM (SELECT ${columns.map(quoteIdent).join(', ')} FROM ${from} LIMIT ${read.limit}) s`;
+}
+
 export interface RetryPolicy {
   readonly attempts: number;
   readonly baseDelayMillis: number;
 }
 
-export class PostgresSource implements RowSource {
+export class PostgresSource implements RowSource, DatabaseSurvey {
   private readonly config: string | ClientConfig;
   private readonly retry: RetryPolicy;
   private client: pg.Client | null = null;
@@ -247,6 +300,43 @@ export class PostgresSource implements RowSource {
       }
       throw error;
     }
+  }
+
+  async listSchemas(): Promise<string[]> {
+    return (await this.queryText(`SELECT nspname FROM pg_namespace n WHERE ${SYSTEM_SCHEMA_FILTER}`)).map((r) => r.nspname!);
+  }
+
+  async listTables(schemas: readonly string[] | null): Promise<ListedTable[]> {
+    return (await this.queryText(SURVEY_TABLES_SQL, [JSON.stringify(schemas ?? [])])).map((r) => ({
+      oid: r.oid!,
+      qualified: { schema: r.schema!, name: r.name! },
+      partitioned: r.kind === 'p',
+      readable: r.readable === 'true',
+      estimatedRows: r.estimated_rows === null ? null : Number(r.estimated_rows),
+      sizeBytes: Number(r.size_bytes),
+    }));
+  }
+
+  async listIndexes(table: ListedTable): Promise<IndexInfo[]> {
+    return (await this.queryText(SURVEY_INDEXES_SQL, [table.oid])).map((r) => ({
+      name: r.name!,
+      unique: r.is_unique === 'true',
+      columns: JSON.parse(r.columns ?? '[]') as (string | null)[],
+    }));
+  }
+
+  async measureNumerics(table: QualifiedName, columns: readonly string[], read: { readonly samplePercent: number | null; readonly limit: number }): Promise<{ rows: number; byColumn: Map<string, NumericDigits> }> {
+    const [row] = await this.queryText(measureNumericsSql(table, columns, read));
+    const num = (value: string | null) => (value === null ? null : Number(value));
+    return {
+      rows: Number(row.rows),
+      byColumn: new Map(columns.map((c, i): [string, NumericDigits] => [c, {
+        nonNull: Number(row[`n${i}`]),
+        integerDigits: num(row[`i${i}`]),
+        scale: num(row[`s${i}`]),
+        special: Number(row[`x${i}`]),
+      }])),
+    };
   }
 
   async close(): Promise<void> {
