@@ -28,7 +28,7 @@ function shapeOf(table: Record<string, unknown>) {
 
 const window = { from: "2024-01-01 00:00:00.000000+00", fromInclusive: false, to: "2024-02-01 00:00:00.000000+00" };
 
-describe('table-shape queries', () => {
+describe('protocol queries', () => {
   it('pages by (cursor, key) after the last key, with quoted identifiers and typed literals', () => {
     const shape = shapeOf({ name: '"Sales Data"."Order Items"', where: "note <> 'x'" });
     expect(pageQuery(shape, window, ['2024-01-05 10:00:00.123456+00', "7"], 500)).toBe(
