@@ -15,10 +15,11 @@ import { ProgressBars } from './local/progress.ts';
 import { describeTableShape } from '../lambdas/core/source/table-shape.ts';
 import { windowPredicates } from '../lambdas/core/source/queries.ts';
 import { quoteQualified } from '../lambdas/core/identifiers.ts';
-import type { TableTask } from '../lambdas/core/protocol/run-model.ts';
+import type { ExportDeps, TableTask } from '../lambdas/core/protocol/run-model.ts';
 import { discoverTables, mergeConfig, renderConfig, summarizeDiscovery } from './local/discover.ts';
 import { compactTable, type CompactResult } from '../lambdas/core/protocol/compact.ts';
 import { TableState } from '../lambdas/core/protocol/table-state.ts';
+import { tombstonesOfRun, type DeleteDetectionDeps } from '../lambdas/core/protocol/reconcile.ts';
 import { describeValidation, lastCommittedRun, validateRun, type ValidationResult } from '../lambdas/core/lake/validate.ts';
 
 const USAGE: Record<string, string> = {
@@ -294,18 +295,22 @@ async function commandRun(args: string[]): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Tables with deletes.detect compare keys with the lake through DuckDB (a local lake's views).
+  const detecting = new Set(selectTables(config).filter((t) => t.config.deletes?.detect).map((t) => t.lakeName));
+  const engine = detecting.size > 0 && store instanceof DirectoryStore ? (await LakeQuery.open(config, store)).engine() : undefined;
   try {
     if (window) await checkWindow(source, window);
-    const outcome = await runExport(
-      {
-        source, store, config, hashSalt: process.env.LAKE_HASH_SALT || undefined,
-        log: json ? undefined : (message, fields = {}) => {
-          if (message === 'page exported') progress.update(String(fields.table), Number(fields.totalRows));
-          else if (message === 'rows with a NULL or infinity cursor are not exported') nullKeys.set(String(fields.table), fields.sampleKeys);
-          const line = describeRunEvent(message, fields);
-          if (line !== null) progress.print(`  ${line}`);
-        },
+    const runDeps: ExportDeps & DeleteDetectionDeps = {
+      source, store, config, hashSalt: process.env.LAKE_HASH_SALT || undefined, engine,
+      log: json ? undefined : (message, fields = {}) => {
+        if (message === 'page exported') progress.update(String(fields.table), Number(fields.totalRows));
+        else if (message === 'rows with a NULL or infinity cursor are not exported') nullKeys.set(String(fields.table), fields.sampleKeys);
+        const line = describeRunEvent(message, fields);
+        if (line !== null) progress.print(`  ${line}`);
       },
+    };
+    const outcome = await runExport(
+      runDeps,
       { tables: values.tables?.split(',').map((t) => t.trim()).filter(Boolean), window, full: values.full, takeOver: values['take-over'] },
       new Date(),
       {
@@ -324,10 +329,15 @@ async function commandRun(args: string[]): Promise<number> {
     );
     for (const t of outcome.tables) if (t.status === 'succeeded') progress.finish(displayOf(t.table), t.rows);
     progress.end();
+    // Tombstones each detecting table's run wrote, from its manifest.
+    const deletes = new Map<string, number>();
+    for (const t of outcome.tables) {
+      if (t.status === 'succeeded' && detecting.has(t.table)) deletes.set(t.table, await tombstonesOfRun(new TableState(store, config.lake.prefix, t.table), outcome.runId));
+    }
     if (json) {
       process.stdout.write(`${JSON.stringify({
         runId: outcome.runId,
-        tables: outcome.tables.map(({ table, status, rows, files, bytes, windowFrom, windowTo, nullCursorRows, error }) => ({ table, status, rows, files, bytes, windowFrom, windowTo, nullCursorRows, ...(error ? { error } : {}) })),
+        tables: outcome.tables.map(({ table, status, rows, files, bytes, windowFrom, windowTo, nullCursorRows, error }) => ({ table, status, rows, files, bytes, windowFrom, windowTo, nullCursorRows, ...(deletes.has(table) ? { deletes: deletes.get(table) } : {}), ...(error ? { error } : {}) })),
         warnings: outcome.warnings,
         durationMs: outcome.durationMs,
         ...(outcome.interrupted ? { interrupted: outcome.interrupted } : {}),
@@ -337,7 +347,9 @@ async function commandRun(args: string[]): Promise<number> {
       const heldByTransaction = outcome.warnings.some((w) => w.includes('held back'));
       for (const t of outcome.tables) {
         const display = displayOf(t.table);
-        process.stdout.write(`${describeOutcome(t, display, { nullKeys: nullKeys.get(display), lagSeconds: config.export.safetyLagSeconds, heldByTransaction })}\n`);
+        const tombstones = deletes.get(t.table);
+        const deleted = tombstones === undefined ? '' : `; ${plural(tombstones, 'delete')} found (tombstones written)`;
+        process.stdout.write(`${describeOutcome(t, display, { nullKeys: nullKeys.get(display), lagSeconds: config.export.safetyLagSeconds, heldByTransaction })}${deleted}\n`);
       }
       const seconds = (outcome.durationMs / 1000).toFixed(1);
       if (outcome.interrupted) process.stdout.write(`run ${outcome.runId} stopped by ${outcome.interrupted} after ${seconds} s: unfinished tables were removed and their leases released\n`);
@@ -363,6 +375,7 @@ async function commandRun(args: string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await source.close();
+    await engine?.close();
   }
 }
 

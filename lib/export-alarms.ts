@@ -30,6 +30,8 @@ export const TABLE_DIMENSION = 'Table';
 export const VALIDATION_MISMATCH_METRIC = 'ValidationMismatch';
 /** Per run: tables Validate Table could not check (the engine did not answer after its retries). */
 export const VALIDATION_SKIPPED_METRIC = 'ValidationSkipped';
+/** Per table with deletes.detect (dimensions `service`, `Table`): keys found deleted, tombstones written. */
+export const DELETES_DETECTED_METRIC = 'DeletesDetected';
 
 /** CloudWatch evaluates at most 7 days, and at most 1 day when the period is under an hour. */
 const MAX_WINDOW_HOURS = 7 * 24;
@@ -50,6 +52,11 @@ export interface ExportAlarmsProps {
   readonly scheduleDeadLetterQueue?: sqs.IQueue;
   /** The workflow validates each committed table (alarm on ValidationMismatch). @default false */
   readonly validationEnabled?: boolean;
+  /**
+   * Lake names of the tables with deletes.detect: the dashboard graphs the deletes each run found
+   * (no alarm: how many rows Postgres deletes is the application's business). @default - none
+   */
+  readonly deleteDetectingTables?: readonly string[];
 }
 
 export class ExportAlarms extends Construct {
@@ -268,6 +275,14 @@ export class ExportAlarms extends Construct {
         title: 'Tables whose validation found a mismatch / could not run (per hour)',
         width: 24,
         left: [VALIDATION_MISMATCH_METRIC, VALIDATION_SKIPPED_METRIC].map((name) => runMetric(name).with({ period: Duration.hours(1), label: name })),
+      }));
+    }
+    const detecting = props.deleteDetectingTables ?? [];
+    if (detecting.length > 0) {
+      this.dashboard.addWidgets(new cloudwatch.GraphWidget({
+        title: 'Deleted keys found per table (tombstones written, per hour)',
+        width: 24,
+        left: detecting.map((table) => tableMetric(DELETES_DETECTED_METRIC, table, cloudwatch.Stats.SUM).with({ label: table })),
       }));
     }
   }

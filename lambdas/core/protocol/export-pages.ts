@@ -12,12 +12,13 @@ import { renewLease } from './lease.ts';
 import { nullKeyMessage } from './plan.ts';
 import { assertSegmentPage, gatherSegments, isBackfillToGather, recordSegment, resumeSegment, segmentPages } from './segments.ts';
 import { type ExportDeps, type TableTask, findTable } from './run-model.ts';
+import { detectDeletes, type DeleteDetectionDeps } from './reconcile.ts';
 
 /**
  * Export pages until the window is done or `deadline` (epoch ms) is near, then, for a re-run,
  * carry the history of the pages it replaces; returns the new task (`done`: ready to commit).
  */
-export async function exportTable(deps: ExportDeps, task: TableTask, deadline = Number.POSITIVE_INFINITY): Promise<TableTask> {
+export async function exportTable(deps: ExportDeps & DeleteDetectionDeps, task: TableTask, deadline = Number.POSITIVE_INFINITY): Promise<TableTask> {
   if (task.done) return task;
   const table = findTable(deps.config, task.table);
   const state = new TableState(deps.store, deps.config.lake.prefix, task.table);
@@ -40,6 +41,8 @@ export async function exportTable(deps: ExportDeps, task: TableTask, deadline = 
   // A backfill's table task totals its segments (exporting any the Distributed Map did not).
   if (isBackfillToGather(current)) current = await gatherSegments(state, current, deadline, (child) => exportTable(deps, child, deadline));
   else if (current.carried === null) current = await exportPages(deps, state, shape, current, deadline, keepLease);
+  // Pages done: tombstones for keys deleted from Postgres, as the run's next pages (README "Deletes").
+  current = await detectDeletes(deps, state, shape, current);
   // Pages done: a re-run next carries what the pages it replaces hold beyond its own versions
   // (once, in the table's task, after every segment).
   const replaced = !current.segment && (current.done || current.carried !== null) ? await replacedPages(state, shape, current) : [];

@@ -5,6 +5,7 @@ import { selectTables } from '../config.ts';
 import { abandonRun } from './recovery.ts';
 import { runPlanSchema, type LakeDeps } from './run-model.ts';
 import { TableState, type Watermark } from './table-state.ts';
+import { tombstonesOfRun } from './reconcile.ts';
 import { committedTableSchema, failedTableSchema, validationStatusSchema } from './workflow-io.ts';
 
 /** What Summarize is given: the Map's per-table results, and what Plan skipped or could not plan. */
@@ -33,6 +34,8 @@ export const tableSummarySchema = z.object({
    * the counts stay in the table's result, not repeated here (hundreds of tables, 256 KB).
    */
   validation: validationStatusSchema.optional(),
+  /** Tombstones the run wrote: keys found deleted from Postgres (tables with deletes.detect only). */
+  deletes: z.number().int().min(0).optional(),
 });
 export type TableSummary = Readonly<z.infer<typeof tableSummarySchema>>;
 
@@ -94,10 +97,15 @@ export async function summarizeRun(deps: LakeDeps, input: z.infer<typeof summari
   const configured = selectTables(deps.config).map((t) => t.lakeName);
   const staleness = await secondsSinceSuccess(deps, [...new Set([...configured, ...results.map((r) => r.table)])], now);
   const tables: TableSummary[] = [];
+  // Tables that look for deletes: their tombstones, counted from the run's manifest (one read each).
+  const detecting = new Set(selectTables(deps.config).filter((t) => t.config.deletes?.detect).map((t) => t.lakeName));
   for (const result of results) {
     const stalenessSeconds = staleness.get(result.table) ?? null;
+    const deletes = result.status === 'succeeded' && detecting.has(result.table)
+      ? { deletes: await tombstonesOfRun(new TableState(deps.store, deps.config.lake.prefix, result.table), input.runId) }
+      : {};
     tables.push(result.status === 'succeeded'
-      ? { table: result.table, status: 'succeeded', rows: result.rows, files: result.files, bytes: result.bytes, nullCursorRows: result.nullCursorRows, stalenessSeconds, ...(result.validation ? { validation: result.validation.status } : {}) }
+      ? { table: result.table, status: 'succeeded', rows: result.rows, files: result.files, bytes: result.bytes, nullCursorRows: result.nullCursorRows, stalenessSeconds, ...(result.validation ? { validation: result.validation.status } : {}), ...deletes }
       : { table: result.table, status: 'failed', rows: 0, files: 0, bytes: 0, nullCursorRows: 0, stalenessSeconds, error: [result.error, result.cause].filter(Boolean).join(': ') });
   }
   // A skipped table is another run's to export: reported, not a failure.
@@ -125,7 +133,8 @@ export async function summarizeRun(deps: LakeDeps, input: z.infer<typeof summari
  * never looks like a fresh one. Per configured table: StalenessSeconds, seconds since its last
  * success (for the dashboard; every run measures every table, failed ones included). With
  * validation on, per run: ValidationMismatch (tables whose validation found a mismatch or
- * duplicates) and ValidationSkipped (tables the engine could not validate).
+ * duplicates) and ValidationSkipped (tables the engine could not validate). Per table with
+ * deletes.detect: DeletesDetected, the tombstones the run wrote.
  */
 export function runMetrics(summary: RunSummary): RunMetric[] {
   const metrics: RunMetric[] = [];
@@ -137,6 +146,7 @@ export function runMetrics(summary: RunSummary): RunMetric[] {
       { table: table.table, name: 'TableSucceeded', unit: 'Count', value: table.status === 'succeeded' ? 1 : 0 },
       { table: table.table, name: 'TableFailed', unit: 'Count', value: table.status === 'failed' ? 1 : 0 },
     );
+    if (table.deletes !== undefined) metrics.push({ table: table.table, name: 'DeletesDetected', unit: 'Count', value: table.deletes });
   }
   for (const [table, seconds] of Object.entries(summary.stalenessSeconds)) {
     if (seconds !== null) metrics.push({ table, name: 'StalenessSeconds', unit: 'Seconds', value: seconds });

@@ -6,6 +6,7 @@ import { quoteIdent, quoteLiteral, quoteQualified } from '../identifiers.ts';
 import type { Window } from '../protocol/table-state.ts';
 import type { CatalogColumn } from './type-map.ts';
 import type { TableShape } from './table-shape.ts';
+import { hashSliceSql, keyTextSql, positionRangesSql, positionSql, type KeyLine } from '../lake/key-hash.ts';
 
 /** Cursor predicates of a window; bounds are literals cast to timestamptz. */
 export function windowPredicates(shape: TableShape, window: Window): string[] {
@@ -154,4 +155,47 @@ export function sampledKeysQuery(shape: TableShape, window: Window, percent: num
   const keyCols = keysetColumns(shape);
   const pct = Math.min(100, Math.max(0.000001, percent)).toFixed(6);
   return `SELECT ${keyCols.map((c, i) => `${table}.${quoteIdent(c.name)}::text AS k${i}`).join(', ')} FROM ${table} TABLESAMPLE SYSTEM (${pct}) WHERE ${windowPredicates(shape, window).join(' AND ')} ORDER BY ${keyCols.map((c) => `${table}.${quoteIdent(c.name)}`).join(', ')}`;
+}
+
+/**
+ * Delete detection, the source side (README "Deletes"): count and md5 sums of the table's keys
+ * within position `ranges`, by bucket floor(position / width). Every row counts, whatever its
+ * cursor (a key updated since the window still exists); `where` applies, so a row that no longer
+ * matches it counts as deleted.
+ */
+export function keyAggregateQuery(shape: TableShape, line: KeyLine, lowest: bigint, width: bigint, ranges: readonly (readonly [bigint, bigint])[]): string {
+  const keys = shape.keyColumns.map((c) => c.name);
+  const text = keyTextSql('postgres', keys);
+  const bucket = `(${positionSql('postgres', line, keys, lowest)}) / ${width.toString()}`;
+  return `SELECT (${bucket})::text AS b, count(*)::text AS n, sum(${hashSliceSql('postgres', text, 0)})::text AS s1, sum(${hashSliceSql('postgres', text, 1)})::text AS s2 FROM ${quoteQualified(shape.table.name)} WHERE ${keyRangePredicates(shape, line, lowest, ranges)} GROUP BY 1`;
+}
+
+/** Delete detection: the key values (text, one column each: k0, k1, …) within position `ranges`. */
+export function keyListQuery(shape: TableShape, line: KeyLine, lowest: bigint, ranges: readonly (readonly [bigint, bigint])[]): string {
+  const select = shape.keyColumns.map((c, i) => `${quoteIdent(c.name)}::text AS k${i}`).join(', ');
+  return `SELECT ${select} FROM ${quoteQualified(shape.table.name)} WHERE ${keyRangePredicates(shape, line, lowest, ranges)}`;
+}
+
+function keyRangePredicates(shape: TableShape, line: KeyLine, lowest: bigint, ranges: readonly (readonly [bigint, bigint])[]): string {
+  const out = [positionRangesSql('postgres', line, shape.keyColumns.map((c) => c.name), lowest, ranges)];
+  if (shape.table.config.where) out.push(`(${shape.table.config.where})`);
+  return out.join(' AND ');
+}
+
+/**
+ * A tombstone's cursor value, from the window's end (an instant, text): µs since 1970 of a
+ * timestamp cursor (a `timestamp` one as its wall clock in the cursor's zone), days since 1970
+ * of a date cursor; as `v`.
+ */
+export function tombstoneCursorQuery(shape: TableShape & { cursor: CatalogColumn }, windowEnd: string): string {
+  const instant = `${quoteLiteral(windowEnd)}::timestamptz`;
+  const zone = quoteLiteral(shape.zone?.name ?? 'UTC');
+  switch (shape.cursor.typeName) {
+    case 'timestamptz':
+      return `SELECT (extract(epoch FROM ${instant}) * 1000000)::int8::text AS v`;
+    case 'timestamp':
+      return `SELECT (extract(epoch FROM (${instant} AT TIME ZONE ${zone})) * 1000000)::int8::text AS v`;
+    default:
+      return `SELECT ((${instant} AT TIME ZONE ${zone})::date - date '1970-01-01')::text AS v`;
+  }
 }

@@ -1,0 +1,178 @@
+// Deletes without CDC on real parts: a 1M-row table in the embedded Postgres, exported to a
+// directory lake, 1 % of its rows deleted scattered plus one key range wholesale and some of the
+// deleted keys inserted again; after one run `<table>_current` (DuckDB) equals the table, by
+// content hashes both engines compute with their own SQL, and the Parquet files hold exactly one
+// tombstone per deleted key. Reconciling the unchanged table costs a bounded number of
+// aggregate queries. A composite (text, uuid) key takes the hash line; a failed run's tombstones
+// are not published and the next run writes them once.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LakeQuery } from '../../bin/local/lake-query.ts';
+import { runExport } from '../../bin/local/run-export.ts';
+import type { LakeConfig } from '../../lambdas/core/config.ts';
+import type { ObjectStore } from '../../lambdas/core/ports.ts';
+import { tombstonesOfRun } from '../../lambdas/core/protocol/reconcile.ts';
+import { TableState } from '../../lambdas/core/protocol/table-state.ts';
+import { createDatabase, createLake, duckdb, exportDeps, faultyStore, parquetGlob, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+
+const ROWS = 1_000_000;
+let db: TestDatabase;
+let lake: TestLake;
+
+beforeAll(async () => {
+  db = await createDatabase();
+  lake = createLake();
+  await db.query(`CREATE TABLE orders (id bigint PRIMARY KEY, customer text, amount numeric(12,2), tags int[], payload jsonb, updated_at timestamptz NOT NULL)`);
+  await db.query(`INSERT INTO orders SELECT i, 'c' || (i % 9973), (i % 100000) / 100.0, CASE WHEN i % 3 = 0 THEN ARRAY[i % 7, i % 11] END,
+      CASE WHEN i % 5 = 0 THEN jsonb_build_object('n', i) END, timestamptz '2024-03-01 00:00:00+00' + i * interval '97 millisecond'
+    FROM generate_series(1, ${ROWS}) i`);
+  await db.query('ANALYZE orders');
+  await db.query(`CREATE TABLE "Line Items" (region text NOT NULL, item uuid NOT NULL, qty int, updated_at timestamptz NOT NULL, PRIMARY KEY (region, item))`);
+  await db.query(`INSERT INTO "Line Items" SELECT (ARRAY['eu','us','ap','Zürich','a''b'])[1 + i % 5], md5(i::text)::uuid, i, timestamptz '2024-03-01 00:00:00+00' + i * interval '1 second'
+    FROM generate_series(1, 20000) i`);
+}, 600_000);
+
+afterAll(async () => {
+  await db?.close();
+  lake?.remove();
+  await stopPostgres();
+});
+
+interface DetectionLog { deletes: number; line: string; levels: number; aggregateQueries: { lake: number; source: number }; keyQueries: { lake: number; source: number }; millis: number }
+
+/** One run with the local lake's DuckDB as the engine; the detection's log event and the run. */
+async function run(config: LakeConfig, store: ObjectStore = lake.store) {
+  const query = await LakeQuery.open(config, lake.store);
+  const engine = query.engine();
+  const detections: DetectionLog[] = [];
+  const deps = { ...exportDeps(db, store, config), engine, log: (message: string, fields?: Record<string, unknown>) => { if (message === 'deletes detected') detections.push(fields as unknown as DetectionLog); } };
+  try {
+    const started = Date.now();
+    const outcome = await runExport(deps);
+    return { outcome, detections, millis: Date.now() - started };
+  } finally {
+    await deps.close();
+    await engine.close();
+  }
+}
+
+const ordersConfig = testConfig([{ name: 'public.orders', deletes: { detect: true } }], { export: { pageRows: 100_000 } });
+
+/** count and md5 sum of every row's canonical text: Postgres's own SQL over the table … */
+async function postgresContent(): Promise<{ n: string; h: string }> {
+  const [row] = await db.query(`SELECT count(*)::text AS n, coalesce(sum(('x' || substr(md5(t), 1, 15))::bit(60)::int8), 0)::text AS h FROM (
+      SELECT id::text || '|' || coalesce(customer, '~') || '|' || coalesce(amount::text, '~') || '|' || coalesce(array_to_string(tags, ','), '~') || '|'
+        || coalesce(payload::text, '~') || '|' || (extract(epoch FROM updated_at) * 1000000)::int8::text AS t FROM orders) x`);
+  return { n: row.n!, h: row.h! };
+}
+
+/** … and DuckDB's over `orders_current`, the view of the lake. */
+async function lakeContent(config: LakeConfig): Promise<{ n: string; h: string }> {
+  const query = await LakeQuery.open(config, lake.store);
+  try {
+    const [row] = await query.query(`SELECT CAST(count(*) AS VARCHAR) AS n, CAST(coalesce(sum(CAST('0x' || substr(md5(t), 1, 15) AS BIGINT)), 0) AS VARCHAR) AS h FROM (
+        SELECT CAST(id AS VARCHAR) || '|' || coalesce(customer, '~') || '|' || coalesce(CAST(amount AS VARCHAR), '~') || '|' || coalesce(array_to_string(tags, ','), '~') || '|'
+          || coalesce(payload, '~') || '|' || CAST(epoch_us(updated_at) AS VARCHAR) AS t FROM orders_current) x`);
+    return { n: row.n as string, h: row.h as string };
+  } finally {
+    query.close();
+  }
+}
+
+/** Tombstones per key, read from the Parquet files themselves. */
+async function tombstones(table: string, key: string): Promise<Map<string, number>> {
+  const rows = await duckdb<{ k: string; n: number }>(`SELECT CAST(${key} AS VARCHAR) AS k, CAST(count(*) AS INTEGER) AS n FROM read_parquet(${parquetGlob(lake, table)}, union_by_name = true) WHERE _lake_deleted GROUP BY 1`);
+  return new Map(rows.map((r) => [r.k, r.n]));
+}
+
+describe('deletes without CDC', () => {
+  it('reconciles an unchanged 1M-row table in a few aggregate queries, far faster than its export', async () => {
+    const first = await run(ordersConfig);
+    expect(first.outcome.tables).toMatchObject([{ table: 'orders', status: 'succeeded', rows: ROWS }]);
+    // The first run has nothing committed to compare with.
+    expect(first.detections).toEqual([]);
+    const second = await run(ordersConfig);
+    expect(second.outcome.tables).toMatchObject([{ table: 'orders', status: 'succeeded', rows: 0 }]);
+    const [detection] = second.detections;
+    const queries = detection.aggregateQueries.lake + detection.aggregateQueries.source;
+    console.log(`unchanged ${ROWS}-row table: ${queries} aggregate queries (lake ${detection.aggregateQueries.lake}: bounds + whole table, source ${detection.aggregateQueries.source}), ${detection.keyQueries.lake + detection.keyQueries.source} key listings; reconcile ${detection.millis} ms, export ${first.millis} ms`);
+    expect(detection).toMatchObject({ deletes: 0, levels: 0, line: 'integer', aggregateQueries: { lake: 2, source: 1 }, keyQueries: { lake: 0, source: 0 } });
+    expect(detection.millis).toBeLessThan(first.millis / 10);
+  }, 600_000);
+
+  it('after one run, orders_current equals Postgres and the files hold one tombstone per deleted key', async () => {
+    // 1 % scattered, one range wholesale, then some of both inserted again (a later cursor).
+    await db.query('DELETE FROM orders WHERE id % 100 = 7 OR id BETWEEN 400001 AND 420000');
+    await db.query(`INSERT INTO orders SELECT i, 'back', 1.5, NULL, '{"again": true}', now() FROM generate_series(1, ${ROWS}) i WHERE (i % 100 = 7 AND i % 1000 = 107) OR i BETWEEN 410001 AND 410010`);
+    const [{ n: gone }] = await db.query(`SELECT count(*)::text AS n FROM generate_series(1, ${ROWS}) i WHERE NOT EXISTS (SELECT FROM orders WHERE id = i)`);
+    const third = await run(ordersConfig);
+    expect(third.outcome.tables).toMatchObject([{ table: 'orders', status: 'succeeded' }]);
+    const [detection] = third.detections;
+    console.log(`deleted ${gone} keys: found ${detection.deletes} in ${detection.aggregateQueries.lake + detection.aggregateQueries.source} aggregate queries over ${detection.levels} levels, ${detection.keyQueries.lake + detection.keyQueries.source} key listings, ${detection.millis} ms`);
+    expect(detection.deletes).toBe(Number(gone));
+    expect(await lakeContent(ordersConfig)).toEqual(await postgresContent());
+    const found = await tombstones('orders', 'id');
+    const expected = (await db.query(`SELECT i::text AS k FROM generate_series(1, ${ROWS}) i WHERE NOT EXISTS (SELECT FROM orders WHERE id = i)`)).map((r) => r.k!);
+    expect(found.size).toBe(expected.length);
+    expect([...found.values()].every((n) => n === 1)).toBe(true);
+    expect(expected.every((k) => found.has(k))).toBe(true);
+    const state = new TableState(lake.store, 'raw', 'orders');
+    expect(await tombstonesOfRun(state, third.outcome.runId)).toBe(Number(gone));
+
+    // Deleted keys inserted again after their tombstone are live again; nothing is tombstoned twice.
+    await db.query(`INSERT INTO orders SELECT i, 'reborn', 2.5, ARRAY[1], NULL, now() FROM generate_series(400001, 400100) i`);
+    await db.query('DELETE FROM orders WHERE id IN (5, 999999)');
+    const fourth = await run(ordersConfig);
+    expect(fourth.detections[0].deletes).toBe(2);
+    expect(await lakeContent(ordersConfig)).toEqual(await postgresContent());
+    const again = await tombstones('orders', 'id');
+    expect(again.size).toBe(expected.length + 2);
+    expect([...again.values()].every((n) => n === 1)).toBe(true);
+    const history = await duckdb<{ k: string; live: boolean }>(`SELECT CAST(id AS VARCHAR) AS k, NOT coalesce(_lake_deleted, false) AS live FROM read_parquet(${parquetGlob(lake, 'orders')}, union_by_name = true)
+      WHERE id = 400050 ORDER BY updated_at`);
+    expect(history.map((h) => h.live)).toEqual([true, false, true]);
+  }, 600_000);
+
+  it('places a composite text/uuid key by hash alike in Postgres and DuckDB, and finds its deletes', async () => {
+    const config = testConfig([{ name: 'public."Line Items"', lakeName: 'line_items', deletes: { detect: true } }], { export: { pageRows: 5000 } });
+    expect((await run(config)).outcome.tables).toMatchObject([{ status: 'succeeded', rows: 20000 }]);
+    const unchanged = await run(config);
+    // One aggregate per side: the two engines' md5 sums agree on every key.
+    expect(unchanged.detections[0]).toMatchObject({ deletes: 0, line: 'hash', levels: 0, aggregateQueries: { lake: 1, source: 1 } });
+    await db.query(`DELETE FROM "Line Items" WHERE qty % 97 = 0 OR region = 'a''b' AND qty < 2000`);
+    const [{ n: left }] = await db.query(`SELECT count(*)::text AS n FROM "Line Items"`);
+    const changed = await run(config);
+    expect(changed.detections[0].deletes).toBe(20000 - Number(left));
+    const query = await LakeQuery.open(config, lake.store);
+    try {
+      const viewKeys = (await query.query(`SELECT region || '/' || item AS k FROM line_items_current ORDER BY 1`)).map((r) => r.k);
+      const tableKeys = (await db.query(`SELECT region || '/' || item AS k FROM "Line Items" ORDER BY 1 COLLATE "C"`)).map((r) => r.k);
+      expect(viewKeys).toEqual(tableKeys);
+    } finally {
+      query.close();
+    }
+  }, 600_000);
+
+  it('publishes no tombstone of a run that failed, and the next run writes each once', async () => {
+    await db.query('DELETE FROM orders WHERE id BETWEEN 10 AND 20');
+    const before = await tombstones('orders', 'id');
+    // The first staged tombstone file fails to upload: the table fails, nothing is published.
+    let failed = false;
+    const store = faultyStore(lake.store, {
+      put: async (key, body, options) => {
+        if (!failed && key.includes('/pending/') && key.endsWith('.parquet')) { failed = true; throw new Error('injected upload failure'); }
+        return lake.store.put(key, body, options);
+      },
+    });
+    const broken = await run(ordersConfig, store);
+    expect(broken.outcome.tables).toMatchObject([{ status: 'failed' }]);
+    expect(failed).toBe(true);
+    expect(await tombstones('orders', 'id')).toEqual(before);
+    const next = await run(ordersConfig);
+    expect(next.outcome.tables).toMatchObject([{ status: 'succeeded' }]);
+    const after = await tombstones('orders', 'id');
+    const [{ n: deleted }] = await db.query(`SELECT count(*)::text AS n FROM generate_series(10, 20) i WHERE NOT EXISTS (SELECT FROM orders WHERE id = i)`);
+    expect(after.size).toBe(before.size + Number(deleted));
+    expect([...after.values()].every((n) => n === 1)).toBe(true);
+    expect(await lakeContent(ordersConfig)).toEqual(await postgresContent());
+  }, 600_000);
+});
