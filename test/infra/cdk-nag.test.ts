@@ -49,6 +49,10 @@ describe('cdk-nag AWS Solutions checks', () => {
         // Athena names result objects by query id.
         'Functions/Validate/Role AwsSolutions-IAM5[Resource::<Arn>/lake/raw/_query-results/*]',
         'Workflow/StateMachine/Role AwsSolutions-IAM5[Resource::*]',
+        // Export Segments (Distributed Map): the segment list under the state prefix, and its child executions.
+        'Workflow/StateMachine/Role AwsSolutions-IAM5[Resource::<Arn>/lake/raw/_state/*]',
+        'Workflow/StateMachine/DistributedMapPolicy AwsSolutions-IAM5[Resource::arn:aws:states:eu-west-1:123456789012:execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"WorkflowStateMachine8F1B1C15"}]}]}:*]',
+        'Workflow/StateMachine/DistributedMapPolicy AwsSolutions-IAM5[Resource::arn:aws:states:eu-west-1:123456789012:execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"WorkflowStateMachine8F1B1C15"}]}]}/ExportSegments:*]',
         ...Array.from({ length: 5 }, () => 'Workflow/StateMachine/Role AwsSolutions-IAM5[Resource::<Arn>:*]'),
       ].sort(),
     );

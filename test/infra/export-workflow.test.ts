@@ -35,7 +35,9 @@ describe('export workflow definition', () => {
   it('maps over the planned tables with the configured concurrency, each result replacing its task', () => {
     const map = states[S.exportTables];
     expect(map).toMatchObject({ Type: 'Map', ItemsPath: '$.plan.tables', MaxConcurrency: 3, ResultPath: '$.plan.tables', Next: S.summarize });
-    expect(map.ItemProcessor?.StartAt).toBe(S.exportPage);
+    // A backfill's segments first (Export Segments); any other table starts with its pages.
+    expect(map.ItemProcessor?.StartAt).toBe(S.backfill);
+    expect(states[S.backfill]).toMatchObject({ Type: 'Choice', Choices: [{ Variable: '$.backfill', IsPresent: true, Next: S.exportSegments }], Default: S.exportPage });
   });
 
   it('loops Export Table Page while $.done is false, then commits, then validates', () => {
@@ -46,7 +48,9 @@ describe('export workflow definition', () => {
       Choices: [{ Variable: '$.done', BooleanEquals: false, Next: S.exportPage }],
       Default: S.commit,
     });
-    expect(states[S.commit]).toMatchObject({ Type: 'Task', Next: S.validate });
+    // Commit Table again while it returns the task with its progress, not the result.
+    expect(states[S.commit]).toMatchObject({ Type: 'Task', Next: S.committed });
+    expect(states[S.committed]).toMatchObject({ Type: 'Choice', Choices: [{ Variable: '$.status', IsPresent: false, Next: S.commit }], Default: S.validate });
     expect(states[S.commit].ResultPath).toBeUndefined();
     // The commit result goes in whole; the validation's counts join it under `validation`.
     expect(states[S.validate]).toMatchObject({ Type: 'Task', ResultPath: '$.validation', End: true });
@@ -102,7 +106,7 @@ describe('export workflow definition', () => {
 
   it('retries Lambda service faults, ThrottlingError and an interrupted invocation with backoff and full jitter on every task', () => {
     const tasks = Object.entries(states).filter(([, s]) => s.Type === 'Task');
-    expect(tasks).toHaveLength(5);
+    expect(tasks).toHaveLength(6);
     for (const [name, task] of tasks) {
       // Validate Table holds a Map slot while it waits: fewer throttling attempts (then a warning).
       const throttlingAttempts = name === S.validate ? 3 : 6;

@@ -130,7 +130,10 @@ describe('least privilege', () => {
         }
       }
     }
-    for (const role of [ids.stateMachineRole, ids.scheduleRole]) expect(actionsOf(role, 's3')).toEqual([]);
+    // The workflow reads only a backfill's segment list (Export Segments' ItemReader), under the state prefix.
+    expect(actionsOf(ids.stateMachineRole, 's3')).toEqual(['s3:GetObject']);
+    expect(statementsFor(ids.stateMachineRole, 's3').map((st) => st.Resource)).toEqual([{ 'Fn::Join': ['', [{ 'Fn::GetAtt': [ids.bucket, 'Arn'] }, `/${FIXTURE_PREFIX}/_state/*`]] }]);
+    expect(actionsOf(ids.scheduleRole, 's3')).toEqual([]);
   });
 
   it('only commit (and plan, which rolls a commit forward) touch Glue, and only the catalog, the lake database and the configured tables', () => {
