@@ -12,7 +12,7 @@ import { quoteQualified } from '../identifiers.ts';
 import type { TableShape } from '../source/table-shape.ts';
 import { HISTOGRAM_BOUNDS_SQL, TABLE_ESTIMATE_SQL, keysetColumns, sampledKeysQuery } from '../source/queries.ts';
 import { TableState, type Window } from './table-state.ts';
-import { segmentRangeSchema, type ExportDeps, type SegmentRange, type TableTask } from './run-model.ts';
+import { segmentItemSchema, segmentRangeSchema, tableTaskSchema, type ExportDeps, type SegmentRange, type TableTask } from './run-model.ts';
 
 /** Page numbers of segment i start after i × this. */
 export const SEGMENT_PAGE_STRIDE = 10_000;
@@ -136,6 +136,16 @@ export async function readSegments(state: TableState, task: TableTask): Promise<
     if (!parsed.success) throw new StateError(`${task.display}: ${key} line ${i + 1} is not a segment: ${parsed.error.issues.map((x) => x.message).join('; ')}`);
     return parsed.data;
   });
+}
+
+/**
+ * What Export is given: a table's (or a segment's) task, or — the first state of a Distributed
+ * Map child — the table's task and one segment of its list, which becomes the segment's task.
+ */
+export function parseExportInput(event: unknown): TableTask {
+  const item = segmentItemSchema.safeParse(event);
+  if (item.success) return segmentTask(item.data.task, item.data.segment);
+  return tableTaskSchema.parse(event);
 }
 
 /** A Distributed Map child's task: the table's task narrowed to one segment, from its start. */
