@@ -50,10 +50,11 @@ interface CompactionPlan {
   readonly pages: readonly PlannedPage[];
 }
 
-/** retired/<id>.json: the files a compaction replaced, and when they may go. */
+/** retired/<id>.json: the files a compaction replaced, and when readers stopped being sent to them. */
 interface Retired {
   readonly files: readonly string[];
-  readonly deleteAfter: string;
+  /** They go compaction.graceMinutes (as configured when they go) after this. */
+  readonly retiredAt: string;
 }
 
 export interface CompactOptions {
@@ -228,7 +229,7 @@ async function finishCompaction(deps: LakeDeps, state: TableState, runId: string
       const old = await state.read<RunManifest>(state.manifestKey(s.runId));
       files.push(...(old?.value.pages ?? []).filter((p) => s.pages.includes(p.page)).flatMap((p) => p.files.map((f) => f.key)));
     }
-    const retired: Retired = { files, deleteAfter: new Date(now.getTime() + deps.config.compaction.graceMinutes * 60_000).toISOString() };
+    const retired: Retired = { files, retiredAt: now.toISOString() };
     await state.write(state.retiredKey(runId), retired, { ifNoneMatch: true });
   }
   await deps.store.delete(pending.value.supersede.filter((s) => s.runId !== runId).map((s) => state.manifestKey(s.runId)));
@@ -242,7 +243,7 @@ async function deleteRetired(deps: LakeDeps, state: TableState, now: Date): Prom
   let deleted = 0;
   for (const key of await deps.store.list(state.retiredPrefix())) {
     const retired = await state.read<Retired>(key);
-    if (!retired || new Date(retired.value.deleteAfter).getTime() > now.getTime()) continue;
+    if (!retired || new Date(retired.value.retiredAt).getTime() + deps.config.compaction.graceMinutes * 60_000 > now.getTime()) continue;
     await deps.store.delete(retired.value.files);
     await deps.store.delete([key]);
     deleted += retired.value.files.length;
