@@ -87,6 +87,76 @@ export function allStates(definition: StateMachineDefinition): Record<string, St
   return out;
 }
 
+/** The ItemReader of a Distributed Map (the subset the local rewrite reads). */
+export interface ItemReader {
+  readonly Resource: string;
+  readonly ReaderConfig?: { readonly InputType?: string };
+  readonly Parameters?: Record<string, unknown>;
+}
+
+/** What the local reader Task of a rewritten Distributed Map is given (its handler returns `{ input, items }`). */
+export interface LocalItemRead {
+  readonly input: unknown;
+  readonly reader: { readonly InputType: string; readonly Bucket?: string; readonly Key: string };
+}
+
+/** The inline Map a rewritten Distributed Map becomes, after its reader Task (which keeps the map's name). */
+export function inlineMapName(distributedMap: string): string {
+  return `${distributedMap} (inline)`;
+}
+
+/**
+ * The definition with every Distributed Map made runnable by aws-local-stepfunctions, which has
+ * none: the map's name becomes a Task (its local handler reads the ItemReader's object from the
+ * local lake and returns `{ input, items }`), followed by an inline Map over `$.items` with the
+ * same ItemProcessor, ItemSelector (reading the map's input under `$.input`), MaxConcurrency,
+ * Retry and Catch, whose output is the map's input again — as a Distributed Map with ResultPath
+ * null leaves it. Other ResultPaths are not supported here.
+ */
+export function inlineDistributedMaps(definition: StateMachineDefinition): StateMachineDefinition {
+  const states: Record<string, State> = {};
+  for (const [name, state] of Object.entries(definition.States)) {
+    const processor = state.ItemProcessor ? inlineDistributedMaps(state.ItemProcessor) : undefined;
+    const current: State = processor ? { ...state, ItemProcessor: { ...state.ItemProcessor, ...processor } } : state;
+    const reader = current.ItemReader as ItemReader | undefined;
+    if (current.Type !== 'Map' || current.ItemProcessor?.ProcessorConfig?.Mode !== 'DISTRIBUTED' || !reader) {
+      states[name] = current;
+      continue;
+    }
+    if (current.ResultPath !== null) throw new Error(`inlineDistributedMaps: ${name} has ResultPath ${JSON.stringify(current.ResultPath)}; only null (the input passes through) runs locally`);
+    const { ItemReader: _reader, ItemSelector, Retry, Catch, Label: _label, ToleratedFailurePercentage: _p, ToleratedFailureCount: _c, ResultWriter: _w, Next, End, ...map } = current;
+    const readerParameters = Object.fromEntries(Object.entries(reader.Parameters ?? {}));
+    states[name] = {
+      Type: 'Task',
+      Resource: 'arn:aws:lambda:local:000000000000:function:read-map-items',
+      Parameters: { 'input.$': '$', reader: { InputType: reader.ReaderConfig?.InputType ?? 'JSON', ...readerParameters } },
+      Next: inlineMapName(name),
+    };
+    states[inlineMapName(name)] = {
+      ...map,
+      ItemsPath: '$.items',
+      ...(ItemSelector ? { ItemSelector: underInput(ItemSelector) } : {}),
+      ItemProcessor: { ...current.ItemProcessor!, ProcessorConfig: { Mode: 'INLINE' } },
+      OutputPath: '$.input',
+      ...(Retry ? { Retry } : {}),
+      ...(Catch ? { Catch } : {}),
+      ...(Next ? { Next } : {}),
+      ...(End ? { End } : {}),
+    };
+  }
+  return { ...definition, States: states };
+}
+
+/** An ItemSelector whose paths into the map's input (`$…`) read it under `$.input`; context paths (`$$…`) stay. */
+function underInput(selector: unknown): unknown {
+  if (Array.isArray(selector)) return selector.map(underInput);
+  if (selector === null || typeof selector !== 'object') return selector;
+  return Object.fromEntries(Object.entries(selector).map(([key, value]) => {
+    if (key.endsWith('.$') && typeof value === 'string' && value.startsWith('$') && !value.startsWith('$$')) return [key, `$.input${value.slice(1)}`];
+    return [key, underInput(value)];
+  }));
+}
+
 interface ResolveContext {
   readonly resources: Record<string, TemplateResource>;
   readonly region: string;

@@ -19,7 +19,7 @@ import { tableDataPrefix, tableStatePrefix } from '../../lambdas/core/lake/keys.
 import type { QueryEngine } from '../../lambdas/core/ports.ts';
 import { LakeQuery } from './lake-query.ts';
 import { localStepRuntime } from './local-runtime.ts';
-import { resolveDefinition, type StateMachineDefinition } from './state-machine-definition.ts';
+import { inlineDistributedMaps, resolveDefinition, type LocalItemRead, type StateMachineDefinition } from './state-machine-definition.ts';
 
 // The network and secret do not shape the workflow; synthesis for a local run fills them in.
 const LOCAL_SOURCE = {
@@ -135,6 +135,16 @@ export interface LocalRunResult {
   readonly cause?: string;
 }
 
+/** What a Distributed Map's ItemReader would read, from the local lake (a directory, or the S3 API server). */
+async function readMapItems(env: LocalRunEnvironment, event: LocalItemRead): Promise<{ input: unknown; items: unknown[] }> {
+  const store = env.lake.startsWith('file://') ? new DirectoryStore(env.lake) : new S3Store(createS3Client(), env.lake);
+  const object = await store.get(event.reader.Key);
+  if (!object) throw new Error(`ItemReader: ${store.url}${event.reader.Key} does not exist`);
+  const text = object.body.toString('utf8');
+  const items: unknown[] = event.reader.InputType === 'JSONL' ? text.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line)) : JSON.parse(text);
+  return { input: event.input, items };
+}
+
 export async function runWorkflowLocally(
   definition: StateMachineDefinition,
   env: LocalRunEnvironment,
@@ -150,7 +160,8 @@ export async function runWorkflowLocally(
     options.onTaskOutput?.(state, output, startedAt);
     return output;
   };
-  const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } });
+  // aws-local-stepfunctions has no Distributed Map: the same ItemProcessor runs as an inline Map.
+  const machine = new StateMachine(inlineDistributedMaps(definition) as never, { validationOptions: { checkArn: false } });
   // Plan derives the run id from the execution's id, as deployed (the local runner has none of its own).
   const executionName = randomUUID();
   const execution = machine.run(input as never, {
@@ -159,6 +170,8 @@ export async function runWorkflowLocally(
       taskResourceLocalHandlers: {
         [WORKFLOW_STATES.plan]: report(WORKFLOW_STATES.plan, h.plan),
         [WORKFLOW_STATES.exportPage]: report(WORKFLOW_STATES.exportPage, h.export),
+        [WORKFLOW_STATES.exportSegments]: (event: LocalItemRead) => readMapItems(env, event),
+        [WORKFLOW_STATES.exportSegmentPage]: report(WORKFLOW_STATES.exportSegmentPage, h.export),
         [WORKFLOW_STATES.commit]: report(WORKFLOW_STATES.commit, h.commit),
         [WORKFLOW_STATES.summarize]: report(WORKFLOW_STATES.summarize, h.summarize),
         [WORKFLOW_STATES.validate]: report(WORKFLOW_STATES.validate, h.validate),
