@@ -64,7 +64,7 @@ describe('Export Segments (Distributed Map)', () => {
   it('grants starting, stopping and redriving its own child executions, and reading only under the state prefix', () => {
     const machine = logicalIdOf(stack, stack.workflow.stateMachine);
     const policies = Object.values(resourcesOfType<{ PolicyDocument: PolicyDocumentJson; Roles?: unknown[] }>(template, 'AWS::IAM::Policy'));
-    const statements = policies.flatMap((p) => p.PolicyDocument.Statement);
+    const statements = policies.flatMap((p) => p.Properties.PolicyDocument.Statement);
     const actions = (action: string) => statements.filter((st) => [st.Action].flat().includes(action));
     expect(actions('states:StartExecution').map((st) => st.Resource)).toContainEqual({ Ref: machine });
     const redrive = JSON.stringify(actions('states:RedriveExecution').map((st) => st.Resource));
