@@ -4,7 +4,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ObjectStore, PutOptions, StoredObject } from '../core/ports.ts';
+import type { ObjectStore, PutOptions, StoredObject, StreamedWrite } from '../core/ports.ts';
 
 function etagOf(body: Uint8Array): string {
   return createHash('md5').update(body).digest('hex');
@@ -105,6 +105,40 @@ export class DirectoryStore implements ObjectStore {
     } finally {
       await fs.rm(temp, { force: true });
     }
+  }
+
+  /**
+   * A file written as its bytes come, into `<key>.<pid>-<uuid>.tmp` (never listed), renamed onto
+   * the key when complete: a reader sees the whole file or none. A writer killed before that
+   * leaves only the temporary file, which sweepAbandonedWrites removes.
+   */
+  openWrite(key: string): StreamedWrite {
+    const target = this.file(key);
+    const temp = tempName(target);
+    let handle: Promise<fs.FileHandle> | null = null;
+    let finished = false;
+    const opened = () => (handle ??= fs.mkdir(path.dirname(target), { recursive: true }).then(() => fs.open(temp, 'w')));
+    return {
+      async write(bytes) {
+        if (finished) throw new Error(`${key}: write after the file was completed or aborted`);
+        const file = await opened();
+        // FileHandle.write may write less than asked: loop until all of it is down.
+        for (let at = 0; at < bytes.byteLength;) at += (await file.write(bytes, at, bytes.byteLength - at)).bytesWritten;
+      },
+      async complete() {
+        if (finished) throw new Error(`${key}: completed twice or after abort`);
+        const file = await opened();
+        await file.close();
+        await fs.rename(temp, target);
+        finished = true;
+      },
+      async abort() {
+        if (finished) return;
+        finished = true;
+        if (handle) await (await handle.catch(() => null))?.close().catch(() => undefined);
+        await fs.rm(temp, { force: true });
+      },
+    };
   }
 
   /**

@@ -3,10 +3,11 @@
 // A fault S3 still answers after the client's own retries (5xx, SlowDown, a dropped connection)
 // surfaces as ThrottlingError, which the workflow retries later with backoff, in every step.
 import {
+  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, UploadPartCommand,
   CopyObjectCommand, DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { isTransientStoreError, ThrottlingError } from '../core/errors.ts';
-import type { ObjectStore, PutOptions, StoredObject } from '../core/ports.ts';
+import type { ObjectStore, PutOptions, StoredObject, StreamedWrite } from '../core/ports.ts';
 
 /** Per-key error codes of DeleteObjects that a later attempt can succeed with. */
 const TRANSIENT_DELETE_CODES = new Set(['InternalError', 'ServiceUnavailable', 'SlowDown']);
@@ -56,6 +57,13 @@ function isPreconditionFailure(error: unknown): boolean {
   return error instanceof S3ServiceException && (error.$metadata.httpStatusCode === 412 || error.$metadata.httpStatusCode === 409 || error.name === 'PreconditionFailed');
 }
 
+/**
+ * Bytes gathered before a part is uploaded. S3 takes parts of 5 MiB to 5 GiB (the last may be
+ * smaller) and at most 10,000 of them: 8 MiB parts hold a file of up to 78 GiB, far past
+ * lake.targetFileMB, while only one part waits in memory.
+ */
+export const PART_BYTES = 8 * 1024 * 1024;
+
 export class S3Store implements ObjectStore {
   readonly url: string;
   private readonly bucket: string;
@@ -96,6 +104,58 @@ export class S3Store implements ObjectStore {
       if ((options.ifNoneMatch || options.ifMatch !== undefined) && isPreconditionFailure(error)) return false;
       throw error;
     }
+  }
+
+  /**
+   * A multipart upload, started with the first full part: nothing is visible under the key
+   * until CompleteMultipartUpload. A file smaller than one part is a single PutObject at
+   * complete(). A writer killed mid-way leaves an incomplete upload (invisible, billed): abort()
+   * removes it after a failure, and the lake bucket's AbortIncompleteMultipartUpload lifecycle
+   * rule removes what a kill left.
+   */
+  openWrite(key: string): StreamedWrite {
+    const target = this.prefix + key;
+    let pending: Uint8Array[] = [];
+    let pendingBytes = 0;
+    let uploadId: string | undefined;
+    const parts: { PartNumber: number; ETag: string }[] = [];
+    let finished = false;
+    const gathered = (): Buffer => {
+      const body = Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+      return body;
+    };
+    const uploadPart = async (body: Buffer): Promise<void> => {
+      uploadId ??= (await this.send(`CREATE MULTIPART UPLOAD ${key}`, () => this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: target })))).UploadId;
+      const PartNumber = parts.length + 1;
+      const result = await this.send(`UPLOAD PART ${PartNumber} of ${key}`, () => this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: target, UploadId: uploadId, PartNumber, Body: body })));
+      parts.push({ PartNumber, ETag: result.ETag ?? '' });
+    };
+    return {
+      write: async (bytes) => {
+        if (finished) throw new Error(`${key}: write after the upload was completed or aborted`);
+        pending.push(bytes);
+        pendingBytes += bytes.byteLength;
+        if (pendingBytes >= PART_BYTES) await uploadPart(gathered());
+      },
+      complete: async () => {
+        if (finished) throw new Error(`${key}: completed twice or after abort`);
+        if (uploadId === undefined) {
+          await this.put(key, gathered());
+        } else {
+          if (pendingBytes > 0) await uploadPart(gathered());
+          await this.send(`COMPLETE MULTIPART UPLOAD ${key}`, () => this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: target, UploadId: uploadId, MultipartUpload: { Parts: parts } })));
+        }
+        finished = true;
+      },
+      abort: async () => {
+        if (finished) return;
+        finished = true;
+        pending = [];
+        if (uploadId !== undefined) await this.send(`ABORT MULTIPART UPLOAD ${key}`, () => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: target, UploadId: uploadId })));
+      },
+    };
   }
 
   async get(key: string): Promise<StoredObject | null> {

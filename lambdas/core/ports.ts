@@ -15,11 +15,27 @@ export interface PutOptions {
   readonly ifMatch?: string;
 }
 
+/** An object written in parts as they are produced; nothing is visible under its key before complete(). */
+export interface StreamedWrite {
+  /** Append bytes (in order; one call at a time). */
+  write(bytes: Uint8Array): Promise<void>;
+  /** Make the object visible, whole, under its key. */
+  complete(): Promise<void>;
+  /** Drop what was written (the object never appears); safe to call after a failure or twice. */
+  abort(): Promise<void>;
+}
+
 export interface ObjectStore {
   /** `file:///…` or `s3://bucket/` — for messages only. */
   readonly url: string;
   /** Write whole; returns false only when a precondition fails. */
   put(key: string, body: Uint8Array | string, options?: PutOptions): Promise<boolean>;
+  /**
+   * Write an object as its bytes are produced, holding little of it in memory (S3: a multipart
+   * upload; a directory: a temporary file renamed into place). A writer killed before complete()
+   * leaves nothing under the key. Absent: the caller collects the bytes and puts them whole.
+   */
+  openWrite?(key: string): StreamedWrite;
   get(key: string): Promise<StoredObject | null>;
   /** Every key under `prefix`, sorted. */
   list(prefix: string): Promise<string[]>;

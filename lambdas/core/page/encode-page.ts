@@ -1,15 +1,18 @@
-// One keyset page → one Arrow table per partition day → one Parquet file each.
+// Keyset pages → one Arrow table per partition day → appended to that day's growing Parquet
+// file. A chunk is the run of pages whose files are written together: it ends when its caller
+// says so (the window or the invocation ends), when a file reaches its target size, or when the
+// rows its open files still hold in memory would exceed a row group.
 import * as arrow from 'apache-arrow';
 import { Arena, arrowTypeOf, decodeColumn } from './decode.ts';
 import { META_DELETED } from './page-layout.ts';
 import type { FramedPage } from './copy-binary.ts';
 import { ConfigError, ValueError } from '../errors.ts';
 import { hashColumn } from './pii-hash.ts';
-import { dayFromEpochDays } from '../lake/keys.ts';
-import { encodeParquet } from './parquet.ts';
+import { dayFromEpochDays, type PartitionDay } from '../lake/keys.ts';
+import { ParquetStream, type WriterSettings } from './parquet.ts';
 import type { LakeType } from '../source/type-map.ts';
 import { epochDayOf, fieldText } from './values.ts';
-import { META_EXPORTED_AT, META_RUN_ID, columnWhere, describeKey, rowKeyText, type EncodedFile, type EncodedPage, type PageLayout, type RunStamp } from './page-layout.ts';
+import { META_EXPORTED_AT, META_RUN_ID, columnWhere, describeKey, rowKeyText, type AppendedPage, type ChunkFile, type ChunkSettings, type FilePart, type PageLayout, type RunStamp } from './page-layout.ts';
 
 /**
  * Partition day of every row, grouped: rows of one day keep their keyset order. Pages are read
@@ -130,25 +133,109 @@ export function arrowSchema(layout: PageLayout): arrow.Schema {
   return new arrow.Schema(fields);
 }
 
-/** Decode and encode one page; files come out in day order. */
-export function encodePage(layout: PageLayout, page: FramedPage, stamp: RunStamp): EncodedPage {
-  if (page.rowCount === 0) return { rows: 0, files: [], firstKey: [], lastKey: [] };
-  const schema = arrowSchema(layout);
-  const types = lakeTypes(layout);
-  const runDay = Number(BigInt(stamp.exportedAtMicros) / 86_400_000_000n);
-  const groups = groupByDay(layout, page, runDay);
-  const files: EncodedFile[] = [];
-  for (const [day, rows] of groups) {
-    const children = [...decodeRows(layout, page, rows), ...metaColumns(stamp, rows.length)];
-    const struct = arrow.makeData({ type: new arrow.Struct(schema.fields), length: rows.length, nullCount: 0, children });
-    const table = new arrow.Table(schema, new arrow.RecordBatch(schema, struct));
-    files.push({ day: dayFromEpochDays(day), rows: rows.length, parquet: encodeParquet(table, types) });
-  }
-  return {
-    rows: page.rowCount,
-    files,
-    firstKey: rowKeyText(layout, page.buf, page.rowStarts[0]),
-    lastKey: rowKeyText(layout, page.buf, page.rowStarts[page.rowCount - 1]),
-  };
+/** Open files at most in one chunk: each is a writer of its own in wasm memory. */
+const MAX_OPEN_FILES = 32;
+
+interface OpenFile {
+  readonly file: number;
+  readonly day: PartitionDay;
+  readonly stream: ParquetStream;
+  rows: number;
+  /** Rows appended when the file last grew (a row group was flushed): the rest are in memory. */
+  rowsFlushed: number;
+  bytesSeen: number;
 }
 
+/**
+ * The files of one chunk, one per partition day, grown page by page. Pages are appended one at
+ * a time, in keyset order; the chunk's files are complete once an append returns `closed`.
+ */
+export class ChunkWriter {
+  private readonly files = new Map<number, OpenFile>();
+  private readonly layout: PageLayout;
+  private readonly stamp: RunStamp;
+  private readonly settings: ChunkSettings;
+
+  constructor(layout: PageLayout, stamp: RunStamp, settings: ChunkSettings) {
+    this.layout = layout;
+    this.stamp = stamp;
+    this.settings = settings;
+  }
+
+  /** Decode one page into the chunk's files; `close`: the chunk ends with this page. */
+  async append(page: FramedPage, close: boolean): Promise<AppendedPage> {
+    const layout = this.layout;
+    if (page.rowCount === 0) {
+      const parts: FilePart[] = [];
+      return { rows: 0, parts, closed: close ? await this.close(parts) : null, firstKey: [], lastKey: [] };
+    }
+    const schema = arrowSchema(layout);
+    const types = lakeTypes(layout);
+    const runDay = Number(BigInt(this.stamp.exportedAtMicros) / 86_400_000_000n);
+    const writer: WriterSettings = { ...this.settings, deltaColumns: deltaColumns(layout) };
+    for (const [day, rows] of groupByDay(layout, page, runDay)) {
+      const children = [...decodeRows(layout, page, rows), ...metaColumns(this.stamp, rows.length)];
+      const struct = arrow.makeData({ type: new arrow.Struct(schema.fields), length: rows.length, nullCount: 0, children });
+      const table = new arrow.Table(schema, new arrow.RecordBatch(schema, struct));
+      let open = this.files.get(day);
+      if (!open) {
+        open = { file: this.files.size, day: dayFromEpochDays(day), stream: new ParquetStream(table, types, writer), rows: 0, rowsFlushed: 0, bytesSeen: 0 };
+        this.files.set(day, open);
+      }
+      // The Arrow data lives in the shared arena: append copies it into wasm before returning.
+      const before = open.rows;
+      await open.stream.append(table);
+      open.rows += rows.length;
+      if (open.stream.bytes > open.bytesSeen) {
+        open.bytesSeen = open.stream.bytes;
+        open.rowsFlushed = before;
+      }
+    }
+    const parts: FilePart[] = [];
+    for (const f of this.files.values()) for (const bytes of f.stream.take()) parts.push({ file: f.file, day: f.day, bytes });
+    const ends = close || this.full();
+    const closed = ends ? await this.close(parts) : null;
+    return {
+      rows: page.rowCount,
+      parts,
+      closed,
+      firstKey: rowKeyText(layout, page.buf, page.rowStarts[0]),
+      lastKey: rowKeyText(layout, page.buf, page.rowStarts[page.rowCount - 1]),
+    };
+  }
+
+  /** Whether the chunk should end here: a file reached its target, or too much is held unflushed. */
+  private full(): boolean {
+    if (this.files.size >= MAX_OPEN_FILES) return true;
+    let unflushed = 0;
+    for (const f of this.files.values()) {
+      if (f.stream.bytes >= this.settings.targetFileBytes) return true;
+      unflushed += f.rows - f.rowsFlushed;
+    }
+    // One file flushes its own row groups; several open ones each hold theirs.
+    return this.files.size > 1 && unflushed > this.settings.rowGroupRows;
+  }
+
+  /** Finish every file (last row group, footer); their remaining bytes go to `parts`. */
+  private async close(parts: FilePart[] = []): Promise<ChunkFile[]> {
+    const files: ChunkFile[] = [];
+    for (const f of [...this.files.values()].sort((a, b) => a.file - b.file)) {
+      for (const bytes of await f.stream.close()) parts.push({ file: f.file, day: f.day, bytes });
+      files.push({ file: f.file, day: f.day, rows: f.rows, bytes: f.stream.bytes });
+    }
+    this.files.clear();
+    return files;
+  }
+
+  /** Drop the chunk's files (the caller discards what it wrote of them). */
+  async abort(): Promise<void> {
+    const open = [...this.files.values()];
+    this.files.clear();
+    await Promise.all(open.map((f) => f.stream.close().catch(() => undefined)));
+  }
+}
+
+/** Key and cursor columns: nearly sorted within a file, so their deltas are small. */
+function deltaColumns(layout: PageLayout): string[] {
+  return layout.keyFields.map((f) => layout.columns[f].name);
+}

@@ -1,12 +1,15 @@
 // Page encoding off the main thread. The main thread only receives COPY bytes (and issues the
-// next keyset page); a worker frames, decodes and writes the Parquet files. The COPY buffer is
-// transferred to the worker and back (to receive a later page), the Parquet files to the main
-// thread: no page is copied between threads.
+// next keyset page); a worker frames, decodes and appends the rows to the chunk's growing
+// Parquet files (encode-page.ts ChunkWriter). The COPY buffer is transferred to the worker and
+// back (to receive a later page), the files' bytes to the main thread as row groups are flushed:
+// no page is copied between threads.
 //
 //   const encoder = sharedPageEncoder();            // starts the worker once (wasm init overlaps the first COPY)
+//   const chunks = encoder.openChunks(layout, stamp, settings);
 //   const bounds = pageBounds(layout, copyBytes);   // rows, first/last key: enough for the next page's query
-//   const encoded = await encoder.encode(layout, copyBytes, stamp);   // copyBytes is detached after this call
-//   reuse(encoded.spare);                           // the page's memory, back whole
+//   const page = await chunks.append(copyBytes, close);   // copyBytes is detached after this call
+//   upload(page.parts); if (page.closed) journal(page.closed);
+//   reuse(page.spare);                              // the page's memory, back whole
 //
 // The worker runs this same file (or, in a single-file Lambda bundle, the bundle itself: the
 // module checks for its marker in workerData). With `{ worker: false }`, or where threads are
@@ -15,7 +18,8 @@ import { fileURLToPath } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { FrameScratch, fieldOffset, frameCopyBinary, scanCopyBinary } from './copy-binary.ts';
 import { ExportError, reviveError } from '../errors.ts';
-import { rowKeyText, type EncodedPage, type PageLayout, type RunStamp } from './page-layout.ts';
+import { rowKeyText, type AppendedPage, type ChunkSettings, type PageLayout, type RunStamp } from './page-layout.ts';
+import type { ChunkWriter } from './encode-page.ts';
 
 // Decoding and Parquet (apache-arrow, parquet-wasm) load only where pages are encoded: in the
 // worker thread, or in this thread for the inline encoder.
@@ -44,14 +48,22 @@ export function pageBounds(layout: PageLayout, copy: Buffer): PageBounds {
   return { rows: scan.rowCount, firstKey: rowKeyText(layout, copy, scan.firstRowStart), lastKey: rowKeyText(layout, copy, scan.lastRowStart), lastKeyNulls };
 }
 
-export interface PageEncoder {
+/** One export's chunks: pages appended in keyset order to the files of the open chunk. */
+export interface ChunkSession {
   /**
-   * Frame, decode and encode one binary COPY page. The page's memory is handed over: `copy`
-   * must not be used after this call; `spare` gives its memory back whole, for the next page's
-   * COPY to be written into (null when it was not the page's own). Pages are encoded one at a
-   * time, in call order.
+   * Frame, decode and append one binary COPY page to the open chunk (`close`: the chunk ends
+   * with it). The page's memory is handed over: `copy` must not be used after this call; `spare`
+   * gives its memory back whole, for the next page's COPY to be written into (null when it was
+   * not the page's own). Pages are appended one at a time, in call order. A failed append drops
+   * the open chunk.
    */
-  encode(layout: PageLayout, copy: Buffer, stamp: RunStamp): Promise<EncodedPage & { readonly spare: Buffer | null }>;
+  append(copy: Buffer, close: boolean): Promise<AppendedPage & { readonly spare: Buffer | null }>;
+  /** Drop the open chunk, if any, and end the session. */
+  end(): Promise<void>;
+}
+
+export interface PageEncoder {
+  openChunks(layout: PageLayout, stamp: RunStamp, settings: ChunkSettings): ChunkSession;
   /** True once the worker thread is gone: every later encode fails. */
   failed(): boolean;
   close(): Promise<void>;
@@ -66,32 +78,69 @@ export interface PageEncoderOptions {
 
 const scratch = new FrameScratch();
 
-async function encodeInline(layout: PageLayout, copy: Buffer, stamp: RunStamp): Promise<EncodedPage> {
-  const { encodePage } = await loadPage();
-  return encodePage(layout, frameCopyBinary(copy, layout.columns.length, scratch), stamp);
+/** The open chunks of this thread, by session (several tables may export at once). */
+const writers = new Map<number, ChunkWriter>();
+
+async function appendInline(session: number, layout: PageLayout, stamp: RunStamp, settings: ChunkSettings, copy: Buffer, close: boolean): Promise<AppendedPage> {
+  const { ChunkWriter } = await loadPage();
+  let writer = writers.get(session);
+  if (!writer) writers.set(session, writer = new ChunkWriter(layout, stamp, settings));
+  try {
+    return await writer.append(frameCopyBinary(copy, layout.columns.length, scratch), close);
+  } catch (error) {
+    await endInline(session);
+    throw error;
+  }
 }
+
+async function endInline(session: number): Promise<void> {
+  const writer = writers.get(session);
+  writers.delete(session);
+  await writer?.abort();
+}
+
+let nextSession = 0;
 
 function inlineEncoder(): PageEncoder {
   return {
     failed: () => false,
-    encode: async (layout, copy, stamp) => ({ ...(await encodeInline(layout, copy, stamp)), spare: ownedMemory(copy) }),
+    openChunks(layout, stamp, settings) {
+      const session = nextSession++;
+      // One at a time, in call order (as the worker serves them).
+      let last: Promise<unknown> = Promise.resolve();
+      const serial = <T>(work: () => Promise<T>): Promise<T> => {
+        const run = last.then(work, work);
+        last = run.catch(() => undefined);
+        return run;
+      };
+      return {
+        append: (copy, close) => serial(async () => ({ ...(await appendInline(session, layout, stamp, settings, copy, close)), spare: ownedMemory(copy) })),
+        end: () => serial(() => endInline(session)),
+      };
+    },
     close: async () => undefined,
   };
 }
 
 // ---------------------------------------------------------------- worker protocol
 
-interface Request {
-  readonly id: number;
-  readonly layout: PageLayout;
-  /** The page is `copy[0, length)`; the whole buffer moves to the worker and back. */
-  readonly copy: ArrayBuffer;
-  readonly length: number;
-  readonly stamp: RunStamp;
-}
+type Request =
+  | {
+    readonly id: number;
+    readonly kind: 'append';
+    readonly session: number;
+    readonly layout: PageLayout;
+    readonly stamp: RunStamp;
+    readonly settings: ChunkSettings;
+    /** The page is `copy[0, length)`; the whole buffer moves to the worker and back. */
+    readonly copy: ArrayBuffer;
+    readonly length: number;
+    readonly close: boolean;
+  }
+  | { readonly id: number; readonly kind: 'end'; readonly session: number };
 
 type Reply =
-  | { readonly id: number; readonly ok: true; readonly page: EncodedPage; readonly spare: ArrayBuffer }
+  | { readonly id: number; readonly ok: true; readonly page: AppendedPage | null; readonly spare: ArrayBuffer | null }
   | { readonly id: number; readonly ok: false; readonly error: { name: string; message: string; stack?: string } };
 
 /**
@@ -135,7 +184,7 @@ const YOUNG_GENERATION_MIB = 12;
 
 function workerEncoder(): PageEncoder {
   const worker = new Worker(workerFile(), { workerData: { [MARK]: true }, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MIB } });
-  const waiting = new Map<number, { resolve: (p: EncodedPage & { spare: Buffer | null }) => void; reject: (e: Error) => void }>();
+  const waiting = new Map<number, { resolve: (p: AppendedPage & { spare: Buffer | null }) => void; reject: (e: Error) => void }>();
   let nextId = 0;
   let failure: Error | null = null;
   const failAll = (error: Error) => {
@@ -147,7 +196,7 @@ function workerEncoder(): PageEncoder {
     const w = waiting.get(reply.id);
     if (!w) return;
     waiting.delete(reply.id);
-    if (reply.ok) w.resolve({ ...reply.page, spare: Buffer.from(reply.spare) });
+    if (reply.ok) w.resolve({ ...(reply.page ?? { rows: 0, parts: [], closed: null, firstKey: [], lastKey: [] }), spare: reply.spare ? Buffer.from(reply.spare) : null });
     // The exporter's named errors keep their class across the thread boundary (Retry/Catch match on name).
     else w.reject(reviveError(reply.error));
   });
@@ -157,16 +206,27 @@ function workerEncoder(): PageEncoder {
   worker.unref();
   return {
     failed: () => failure !== null,
-    encode(layout, copy, stamp) {
-      if (failure) return Promise.reject(failure);
-      const id = nextId++;
-      const memory = ownedMemory(copy) ?? ownCopy(copy);
-      return new Promise<EncodedPage & { spare: Buffer | null }>((resolve, reject) => {
-        waiting.set(id, { resolve, reject });
-        worker.ref();
-        const request: Request = { id, layout, copy: memory.buffer as ArrayBuffer, length: copy.length, stamp };
-        worker.postMessage(request, [request.copy]);
-      }).finally(() => { if (waiting.size === 0) worker.unref(); });
+    openChunks(layout, stamp, settings) {
+      const session = nextSession++;
+      const send = (request: Request, transfer: ArrayBuffer[]) => {
+        if (failure) return Promise.reject(failure);
+        return new Promise<AppendedPage & { spare: Buffer | null }>((resolve, reject) => {
+          waiting.set(request.id, { resolve, reject });
+          worker.ref();
+          worker.postMessage(request, transfer);
+        }).finally(() => { if (waiting.size === 0) worker.unref(); });
+      };
+      return {
+        append(copy, close) {
+          const memory = ownedMemory(copy) ?? ownCopy(copy);
+          const request: Request = { id: nextId++, kind: 'append', session, layout, stamp, settings, copy: memory.buffer as ArrayBuffer, length: copy.length, close };
+          return send(request, [request.copy]);
+        },
+        async end() {
+          // A worker that is gone holds no chunk any more.
+          await send({ id: nextId++, kind: 'end', session }, []).catch(() => undefined);
+        },
+      };
     },
     async close() {
       worker.removeAllListeners('exit');
@@ -208,19 +268,30 @@ if (ENCODER_THREAD) {
   const port = parentPort!;
   // Requests wait in the port until the listener is added; the modules load meanwhile.
   void loadPage();
-  port.on('message', async (request: Request) => {
+  const serve = async (request: Request): Promise<void> => {
     let reply: Reply;
     const transfer: ArrayBuffer[] = [];
     try {
-      const page = await encodeInline(request.layout, Buffer.from(request.copy, 0, request.length), request.stamp);
-      const files = page.files.map((f) => ({ ...f, parquet: transferable(f.parquet) }));
-      for (const f of files) transfer.push(f.parquet.buffer as ArrayBuffer);
-      transfer.push(request.copy);
-      reply = { id: request.id, ok: true, page: { ...page, files }, spare: request.copy };
+      if (request.kind === 'end') {
+        await endInline(request.session);
+        reply = { id: request.id, ok: true, page: null, spare: null };
+      } else {
+        const page = await appendInline(request.session, request.layout, request.stamp, request.settings, Buffer.from(request.copy, 0, request.length), request.close);
+        const parts = page.parts.map((p) => ({ ...p, bytes: transferable(p.bytes) }));
+        for (const p of parts) transfer.push(p.bytes.buffer as ArrayBuffer);
+        transfer.push(request.copy);
+        reply = { id: request.id, ok: true, page: { ...page, parts }, spare: request.copy };
+      }
     } catch (error) {
       const e = error instanceof Error ? error : new Error(String(error));
       reply = { id: request.id, ok: false, error: { name: e.name, message: e.message, stack: e.stack } };
     }
     port.postMessage(reply, transfer);
+  };
+  // Appending is asynchronous (the Parquet writer streams): requests are served strictly in
+  // arrival order, each after the one before has replied.
+  let serving: Promise<void> = Promise.resolve();
+  port.on('message', (request: Request) => {
+    serving = serving.then(() => serve(request));
   });
 }

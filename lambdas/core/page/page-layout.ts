@@ -36,16 +36,38 @@ export interface PageLayout {
   readonly years: { readonly from: number; readonly to: number };
 }
 
-export interface EncodedFile {
+/** Bytes of one of a chunk's files, in the order the file is written. */
+export interface FilePart {
+  /** The file's number within its chunk. */
+  readonly file: number;
   readonly day: PartitionDay;
-  readonly rows: number;
-  readonly parquet: Uint8Array;
+  readonly bytes: Uint8Array;
 }
 
-export interface EncodedPage {
+/** A file of a chunk, complete. */
+export interface ChunkFile {
+  readonly file: number;
+  readonly day: PartitionDay;
   readonly rows: number;
-  readonly files: EncodedFile[];
-  /** Text of the first and last row's (cursor, pk…), for the manifest and the next page. */
+  readonly bytes: number;
+}
+
+/** How a chunk's files are written (lake.rowGroupMB, lake.targetFileMB). */
+export interface ChunkSettings {
+  readonly rowGroupRows: number;
+  readonly rowGroupBytes: number;
+  /** A chunk ends once one of its files has this many bytes. */
+  readonly targetFileBytes: number;
+}
+
+/** What appending a page to a chunk gave. */
+export interface AppendedPage {
+  readonly rows: number;
+  /** Bytes of the chunk's files produced since the last page (row groups flushed; at the end, the rest). */
+  readonly parts: FilePart[];
+  /** Set when the chunk ended with this page: its files, complete once `parts` are written. */
+  readonly closed: ChunkFile[] | null;
+  /** Text of the first and last row's (cursor, pk…), for the journal and the next page. */
   readonly firstKey: string[];
   readonly lastKey: string[];
 }

@@ -1,7 +1,12 @@
-// Arrow → Snappy Parquet with parquet-wasm. Writer properties are built fresh for every file:
-// writeParquet consumes them, and reusing one silently writes the next file uncompressed.
+// Arrow → Snappy Parquet with parquet-wasm: a whole file at once (encodeParquet, for history a
+// re-run carries) or a file that grows page by page, its row groups flushed as they fill
+// (ParquetStream). Writer properties are built fresh for every file: the writer consumes them,
+// and reusing one silently writes the next file uncompressed.
 import * as arrow from 'apache-arrow';
-import { Compression, EnabledStatistics, Table as WasmTable, WriterPropertiesBuilder, WriterVersion, writeParquet } from 'parquet-wasm/node';
+import {
+  Compression, EnabledStatistics, Encoding, Table as WasmTable, WriterPropertiesBuilder, WriterVersion, transformParquetStream, writeParquet,
+  type RecordBatch as WasmRecordBatch, type WriterProperties,
+} from 'parquet-wasm/node';
 import type { LakeType } from '../source/type-map.ts';
 
 export const CREATED_BY = 'pg-lake-export';
@@ -70,21 +75,132 @@ function toIpc(table: arrow.Table): Uint8Array {
   return ipcScratch.subarray(0, total);
 }
 
-export function encodeParquet(table: arrow.Table, types: ReadonlyMap<string, LakeType>): Uint8Array {
+/** How a streamed file is written: row group limits and the columns that get delta encoding. */
+export interface WriterSettings {
+  /** A row group is flushed at this many rows… */
+  readonly rowGroupRows: number;
+  /** …or once its encoded column chunks reach this many bytes, whichever comes first. */
+  readonly rowGroupBytes: number;
+  /**
+   * Integer-backed columns (int32/int64, date, timestamp) written DELTA_BINARY_PACKED instead of
+   * PLAIN: the key and cursor columns, nearly sorted, where deltas are small (README
+   * "Performance" has the measurements).
+   */
+  readonly deltaColumns: readonly string[];
+}
+
+/** Lake types whose Parquet physical type is INT32 or INT64, the ones DELTA_BINARY_PACKED takes. */
+function integerBacked(type: LakeType): boolean {
+  return type.kind === 'int32' || type.kind === 'int64' || type.kind === 'date' || type.kind === 'timestamp';
+}
+
+function writerProperties(table: arrow.Table, types: ReadonlyMap<string, LakeType>, rowGroupRows: number, settings?: WriterSettings): WriterProperties {
   let builder = new WriterPropertiesBuilder()
     .setCompression(Compression.SNAPPY)
     // Data page v1: what every Athena engine version reads.
     .setWriterVersion(WriterVersion.V1)
     .setCreatedBy(CREATED_BY)
     .setStatisticsEnabled(EnabledStatistics.Chunk)
-    .setMaxRowGroupSize(Math.max(table.numRows, 1))
+    .setMaxRowGroupSize(Math.max(rowGroupRows, 1))
     .setDictionaryEnabled(false);
+  if (settings) builder = builder.setMaxRowGroupBytes(settings.rowGroupBytes);
   for (const [name, type] of types) {
     const want = wantsDictionary(type);
     const column = want === 'sample' ? table.getChild(name)?.data[0] : undefined;
     if (want === true || (want === 'sample' && (!column || repetitive(column)))) builder = builder.setColumnDictionaryEnabled(name, true);
+    else if (settings?.deltaColumns.includes(name) && integerBacked(type)) builder = builder.setColumnEncoding(name, Encoding.DELTA_BINARY_PACKED);
   }
-  const properties = builder.build();
+  return builder.build();
+}
+
+export function encodeParquet(table: arrow.Table, types: ReadonlyMap<string, LakeType>): Uint8Array {
+  const properties = writerProperties(table, types, table.numRows);
   const wasmTable = WasmTable.fromIPCStream(toIpc(table));
   return writeParquet(wasmTable, properties);
+}
+
+/**
+ * One Parquet file written as its rows arrive: each append goes into parquet-wasm's streaming
+ * writer, which keeps only the row group being filled (encoded) and hands a row group's bytes
+ * out when it is flushed; `take()` collects them. Its writer properties (dictionary choices) are
+ * decided by the first table appended.
+ */
+export class ParquetStream {
+  private readonly batches: WasmRecordBatch[] = [];
+  private readonly output: Uint8Array[] = [];
+  private outputBytes = 0;
+  private closed = false;
+  private failure: unknown = null;
+  /** Resolved when the writer asks for its next batch, i.e. has written the ones before. */
+  private wantsMore: (() => void) | null = null;
+  /** Resolved when a batch is appended or the file is closed (the writer is waiting for one). */
+  private hasMore: (() => void) | null = null;
+  private readonly done: Promise<void>;
+
+  constructor(first: arrow.Table, types: ReadonlyMap<string, LakeType>, settings: WriterSettings) {
+    const properties = writerProperties(first, types, settings.rowGroupRows, settings);
+    const input = new ReadableStream<WasmRecordBatch>({
+      pull: async (controller) => {
+        this.wantsMore?.();
+        this.wantsMore = null;
+        while (this.batches.length === 0 && !this.closed) await new Promise<void>((resolve) => { this.hasMore = resolve; });
+        const next = this.batches.shift();
+        if (next) controller.enqueue(next);
+        else controller.close();
+      },
+    }, { highWaterMark: 0 });
+    // The writer reads the first batch (for its schema) before it returns the output stream.
+    this.done = transformParquetStream(input, properties).then(async (stream: ReadableStream<Uint8Array>) => {
+      const reader = stream.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        this.output.push(value);
+        this.outputBytes += value.byteLength;
+      }
+    }).catch((error: unknown) => {
+      this.failure = error;
+      this.wantsMore?.();
+    });
+  }
+
+  /** Bytes the file has so far (flushed row groups), taken or not. */
+  get bytes(): number {
+    return this.outputBytes;
+  }
+
+  /** Append a table; resolves once the writer has taken it in (its row group may still be open). */
+  async append(table: arrow.Table): Promise<void> {
+    this.check();
+    const wasm = WasmTable.fromIPCStream(toIpc(table));
+    const batches = wasm.recordBatches();
+    // The batches hold their own references to the data: the table's are released now.
+    wasm.free();
+    const taken = new Promise<void>((resolve) => { this.wantsMore = resolve; });
+    this.batches.push(...batches);
+    this.hasMore?.();
+    this.hasMore = null;
+    await taken;
+    // Taking in the first batches only starts the writer; later ones are written when it asks again.
+    this.check();
+  }
+
+  /** The file's bytes produced since the last take, in order. */
+  take(): Uint8Array[] {
+    return this.output.splice(0);
+  }
+
+  /** Write the footer; resolves with the bytes not yet taken (the last row group and the footer). */
+  async close(): Promise<Uint8Array[]> {
+    this.closed = true;
+    this.hasMore?.();
+    this.hasMore = null;
+    await this.done;
+    this.check();
+    return this.take();
+  }
+
+  private check(): void {
+    if (this.failure) throw this.failure instanceof Error ? this.failure : new Error(String(this.failure));
+  }
 }

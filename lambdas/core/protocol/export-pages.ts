@@ -1,10 +1,12 @@
-// Export: the window's keyset pages, read, encoded in the worker, journalled and staged in order
-// until the window is done or the invocation's time budget runs low.
-import { pageBounds, sharedPageEncoder } from '../page/encode-worker.ts';
+// Export: the window's keyset pages, read, encoded in the worker into growing files, staged and
+// journalled chunk by chunk until the window is done or the invocation's time budget runs low.
+import { sharedPageEncoder } from '../page/encode-worker.ts';
 import { ConfigError, ExportError, SchemaMismatchError, ThrottlingError, describeError, isTransientStoreError } from '../errors.ts';
 import { dataFileKey } from '../lake/keys.ts';
-import type { EncodedPage, RunStamp } from '../page/page-layout.ts';
-import { TableState, type PageEntry } from './table-state.ts';
+import type { AppendedPage, ChunkSettings, FilePart, RunStamp } from '../page/page-layout.ts';
+import type { ObjectStore, StreamedWrite } from '../ports.ts';
+import { TableState, type FileEntry, type PageEntry } from './table-state.ts';
+import { runPagePipeline } from './page-pipeline.ts';
 import { describeTableShape, type TableShape } from '../source/table-shape.ts';
 import { pageQuery } from '../source/queries.ts';
 import { replacedPages, carryHistory } from './carry-history.ts';
@@ -60,107 +62,143 @@ export async function exportTable(deps: ExportDeps & DeleteDetectionDeps, task: 
   return current;
 }
 
-/** The window's pages, read, encoded, journalled and staged in order, until done or the deadline. */
+/** A row group is flushed at this many rows at the latest (lake.rowGroupMB bounds its bytes). */
+const ROW_GROUP_ROWS = 1_000_000;
+
+export function chunkSettings(lake: { readonly rowGroupMB: number; readonly targetFileMB: number }): ChunkSettings {
+  return { rowGroupRows: ROW_GROUP_ROWS, rowGroupBytes: lake.rowGroupMB * 1048576, targetFileBytes: lake.targetFileMB * 1048576 };
+}
+
+/** The store's streamed write, or (a store without one) the bytes gathered and put whole. */
+function openStagedWrite(store: ObjectStore, key: string): StreamedWrite {
+  if (store.openWrite) return store.openWrite(key);
+  let parts: Uint8Array[] = [];
+  return {
+    write: async (bytes) => { parts.push(bytes); },
+    complete: async () => { await store.put(key, Buffer.concat(parts)); parts = []; },
+    abort: async () => { parts = []; },
+  };
+}
+
+/** One chunk's files being uploaded: one streamed write per file, keyed by the file's number. */
+interface OpenChunk {
+  readonly entry: number;
+  readonly writes: Map<number, { readonly key: string; readonly write: StreamedWrite }>;
+  rows: number;
+  first: string[] | null;
+  last: string[];
+}
+
+/**
+ * The window's pages, read and appended by the encoder to one growing file per partition day;
+ * a chunk of pages whose files are complete is staged and then journalled (one entry), in order,
+ * until done or the deadline. A crash mid-chunk leaves nothing a later run publishes: staged
+ * files are not in any journal (a directory lake's unfinished file is a `.tmp`, an S3 one an
+ * incomplete multipart upload), and the retry writes the chunk again from the last journalled key.
+ */
 async function exportPages(deps: ExportDeps, state: TableState, shape: TableShape, task: TableTask, deadline: number, keepLease: (task: TableTask) => Promise<void>): Promise<TableTask> {
   const snapshot = shape.table.config.mode === 'snapshot';
   const pageRows = deps.config.export.pageRows;
   const prefix = deps.config.lake.prefix;
   const stamp: RunStamp = { runId: task.runId, exportedAtMicros: task.exportedAtMicros };
-  // Page memory goes round: COPY writes into a spare, the encoder takes it and gives it back.
-  const spares: Buffer[] = [];
-  const readPage = async (after: string[] | null, pageNo: number): Promise<Buffer> => {
-    try {
-      return await deps.source.copyBinary(pageQuery(shape, task.window, after, pageRows, task.segment), spares.pop());
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      const Failure = error instanceof ThrottlingError ? ThrottlingError : ExportError;
-      throw new Failure(`${task.display}: page ${pageNo}: ${message}`, { cause: error });
+  const layout = deps.hashSalt ? { ...shape.layout, hashSalt: deps.hashSalt } : shape.layout;
+  const chunks = sharedPageEncoder().openChunks(layout, stamp, chunkSettings(deps.config.lake));
+  let current = task;
+  let chunk: OpenChunk | null = null;
+
+  const uploadFailure = (error: unknown, entry: number): Error => {
+    // Throttling outlasting the client's retries: the workflow retries the chunk later (same keys).
+    const Failure = error instanceof ThrottlingError || isTransientStoreError(error) ? ThrottlingError : ExportError;
+    // An adapter's own named error already says what failed where; otherwise say it here.
+    const detail = error instanceof ExportError ? error.message : `upload to ${deps.store.url} failed: ${describeError(error)}`;
+    return new Failure(`${task.display}: chunk ${entry}: ${detail}`, { cause: error });
+  };
+  const writeParts = async (open: OpenChunk, parts: readonly FilePart[]): Promise<void> => {
+    for (const part of parts) {
+      let file = open.writes.get(part.file);
+      if (!file) {
+        // The file's key, computed once: its partition, the run and the chunk's journal number.
+        const key = dataFileKey(prefix, task.table, part.day, current.runId, open.entry, snapshot);
+        file = { key, write: openStagedWrite(deps.store, state.stagedKey(current.runId, key)) };
+        open.writes.set(part.file, file);
+      }
+      await file.write.write(part.bytes);
     }
   };
-  // A pipeline: the database sends page n + 2 (its keyset starts after page n + 1's last key,
-  // found by a cheap scan) while the worker thread encodes page n + 1 and this thread journals
-  // and stages page n. Pages are journalled strictly in order.
-  const encoder = sharedPageEncoder();
-  const layout = deps.hashSalt ? { ...shape.layout, hashSalt: deps.hashSalt } : shape.layout;
-  const queue: { pageNo: number; last: boolean; encoded: Promise<EncodedPage & { spare: Buffer | null }> }[] = [];
-  let current = task;
-  let pageMillis = 0;
-  let lastFinished = Date.now();
 
-  const finish = async (next: (typeof queue)[number]): Promise<void> => {
-    const encoded = await next.encoded;
-    if (encoded.spare) spares.push(encoded.spare);
-    const pageNo = next.pageNo;
-    assertSegmentPage(current, pageNo);
+  const finish = async (page: AppendedPage, pageNo: number, last: boolean): Promise<void> => {
+    if (!chunk && page.rows === 0 && !page.closed?.length) return;
+    const open: OpenChunk = chunk ??= { entry: current.page + 1, writes: new Map(), rows: 0, first: null, last: [] };
+    assertSegmentPage(current, open.entry);
     await keepLease(current);
-    const files = encoded.files.map((f) => ({ key: dataFileKey(prefix, task.table, f.day, current.runId, pageNo, snapshot), rows: f.rows, bytes: f.parquet.length, parquet: f.parquet }));
-    // Journal first, then stage: nothing is visible to a table before commit, and whatever a
-    // crash leaves under pending/ is found and removed by the next plan. A retried page
-    // rewrites its journal; files only an earlier attempt staged are never published.
-    const entry: PageEntry = {
-      page: pageNo, rows: encoded.rows, first: encoded.firstKey, last: encoded.lastKey,
-      files: files.map(({ key, rows, bytes }) => ({ key, rows, bytes })),
-    };
-    await state.write(state.pendingPageKey(current.runId, pageNo), entry);
     try {
-      await Promise.all(files.map((f) => deps.store.put(state.stagedKey(current.runId, f.key), f.parquet)));
+      await writeParts(open, page.parts);
     } catch (error) {
-      // Throttling outlasting the client's retries: the workflow retries the page later (same keys).
-      const Failure = error instanceof ThrottlingError || isTransientStoreError(error) ? ThrottlingError : ExportError;
-      // An adapter's own named error already says what failed where; otherwise say it here.
-      const detail = error instanceof ExportError ? error.message : `upload to ${deps.store.url} failed: ${describeError(error)}`;
-      throw new Failure(`${task.display}: page ${pageNo}: ${detail}`, { cause: error });
+      throw uploadFailure(error, open.entry);
     }
+    if (page.rows > 0) {
+      open.rows += page.rows;
+      open.first ??= page.firstKey;
+      open.last = page.lastKey;
+    }
+    deps.log?.('page exported', { table: task.display, page: pageNo, chunk: open.entry, rows: page.rows, chunkRows: open.rows, totalRows: current.rows + open.rows });
+    if (!page.closed) return;
+    // The chunk's files are complete: make them whole objects (still staged, invisible to every
+    // table), then journal the chunk. A crash before the journal leaves staged files no journal
+    // names, which commit never publishes and the run's cleanup removes.
+    const files: FileEntry[] = [];
+    try {
+      for (const f of page.closed) {
+        const file = open.writes.get(f.file);
+        if (!file) throw new ExportError(`${task.display}: chunk ${open.entry}: file ${f.file} (${f.rows} rows) produced no bytes`);
+        await file.write.complete();
+        files.push({ key: file.key, rows: f.rows, bytes: f.bytes });
+      }
+    } catch (error) {
+      throw error instanceof ExportError && !(error.cause) ? error : uploadFailure(error, open.entry);
+    }
+    const entry: PageEntry = { page: open.entry, rows: open.rows, first: open.first ?? [], last: open.last, files };
+    await state.write(state.pendingPageKey(current.runId, open.entry), entry);
+    chunk = null;
     current = {
       ...current,
-      after: encoded.lastKey,
-      page: pageNo,
-      rows: current.rows + encoded.rows,
+      after: open.last,
+      page: open.entry,
+      rows: current.rows + open.rows,
       files: current.files + files.length,
       bytes: current.bytes + files.reduce((n, f) => n + f.bytes, 0),
-      done: next.last,
+      done: last,
     };
-    const now = Date.now();
-    pageMillis = now - lastFinished;
-    lastFinished = now;
-    deps.log?.('page exported', { table: task.display, page: pageNo, rows: encoded.rows, files: files.length, totalRows: current.rows, millis: pageMillis });
+    deps.log?.('chunk exported', { table: task.display, chunk: open.entry, rows: open.rows, files: files.length, bytes: files.reduce((n, f) => n + f.bytes, 0), totalRows: current.rows });
   };
 
-  // At least one page per invocation, so a short budget still makes progress.
-  let reading: Promise<Buffer> | null = readPage(current.after, current.page + 1);
-  let pageNo = current.page;
   try {
-    while (reading) {
-      const bytes = await reading;
-      reading = null;
-      const bounds = pageBounds(shape.layout, bytes);
-      if (bounds.rows === 0) {
-        while (queue.length) await finish(queue.shift()!);
-        current = { ...current, done: true };
-        break;
-      }
-      pageNo++;
-      const last = bounds.rows < pageRows;
-      // A NULL that reached a nullable key after Plan checked the window: resuming after this
-      // row would skip rows (or, for a text key, read 'NULL' as a value).
-      if (!last && bounds.lastKeyNulls.length) throw new ConfigError(nullKeyMessage(task.display, `page ${pageNo} ends on a row whose ${bounds.lastKeyNulls.map((c) => JSON.stringify(c)).join(', ')} is NULL`));
-      // Read on while the pages in hand will be done well before the deadline.
-      if (!last && Date.now() + (queue.length + 3) * pageMillis < deadline) {
-        reading = readPage(bounds.lastKey, pageNo + 1);
-        reading.catch(() => undefined); // observed here; awaited (and thrown) next iteration
-      }
-      // `bytes` moves to the worker: not usable after this line.
-      const encoded = encoder.encode(layout, bytes, stamp);
-      encoded.catch(() => undefined); // awaited in order by finish()
-      queue.push({ pageNo, last, encoded });
-      // One page stays with the encoder while the one before it is journalled and staged.
-      while (queue.length > (reading ? 1 : 0)) await finish(queue.shift()!);
-    }
+    const windowDone = await runPagePipeline(shape.layout, {
+      read: async (after, pageNo, spare) => {
+        try {
+          return await deps.source.copyBinary(pageQuery(shape, task.window, after, pageRows, task.segment), spare);
+        } catch (error) {
+          const message = error instanceof Error ? error.message : String(error);
+          const Failure = error instanceof ThrottlingError ? ThrottlingError : ExportError;
+          throw new Failure(`${task.display}: page ${pageNo}: ${message}`, { cause: error });
+        }
+      },
+      check: (bounds, pageNo, last) => {
+        // A NULL that reached a nullable key after Plan checked the window: resuming after this
+        // row would skip rows (or, for a text key, read 'NULL' as a value).
+        if (!last && bounds.lastKeyNulls.length) throw new ConfigError(nullKeyMessage(task.display, `page ${pageNo} ends on a row whose ${bounds.lastKeyNulls.map((c) => JSON.stringify(c)).join(', ')} is NULL`));
+      },
+      encode: (bytes, _pageNo, final) => chunks.append(bytes, final),
+      finish,
+    }, { after: current.after, page: 0 }, pageRows, deadline);
+    // Every page read was finished, and its chunk journalled; an empty window has no chunk at all.
+    if (windowDone) current = { ...current, done: true };
   } finally {
-    // Whatever is still in flight (deadline, failure) is dropped; the connection must be idle
-    // before the caller uses or closes it.
-    await reading?.catch(() => undefined);
-    await Promise.all(queue.map((q) => q.encoded.catch(() => undefined)));
+    // A chunk not journalled is dropped: its uploads aborted (nothing becomes visible) and the
+    // encoder's open files with them. Its pages are read again by the next attempt.
+    const left = chunk as OpenChunk | null;
+    if (left) await Promise.all([...left.writes.values()].map((f) => f.write.abort().catch(() => undefined)));
+    await chunks.end();
   }
   return current;
 }
