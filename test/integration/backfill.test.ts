@@ -191,6 +191,39 @@ describe('backfill segments', () => {
   }, 120_000);
 });
 
+describe('a full re-run as a backfill', () => {
+  it('exports the segments, then carries the replaced pages\' history above them: every version once', async () => {
+    await db.query(`CREATE TABLE bf_full (id int PRIMARY KEY, v int NOT NULL, updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+      INSERT INTO bf_full SELECT g, 0, timestamptz '2024-08-01 00:00:00+00' + g * interval '1 minute' FROM generate_series(1, 6000) g`);
+    const lake = createLake();
+    const config = testConfig([{ name: 'bf_full', backfill: { segments: 3 } }]);
+    await runOnce(lake, config);
+    // New versions of 100 rows: their old versions are history Postgres no longer holds.
+    await db.query(`UPDATE bf_full SET v = 1, updated_at = clock_timestamp() WHERE id % 60 = 0`);
+    await runOnce(lake, config);
+    const deps = exportDeps(db, lake.store, config);
+    let task: TableTask;
+    try {
+      [task] = (await planRun(deps, { full: true })).tables;
+      expect(task).toMatchObject({ kind: 'full', backfill: { segments: 3 } });
+      await exportSegmentsAtOnce(lake, config, task);
+      while (!task.done) task = await exportTable(deps, task);
+      expect(task.carried).toBeGreaterThan(0);
+      expect(task.page).toBeGreaterThan(3 * SEGMENT_PAGE_STRIDE);
+      expect((await commitTable(deps, task)).rows).toBe(6000);
+    } finally {
+      await deps.close();
+    }
+    const [all] = await duckdb<{ n: string; versions: string; ids: string }>(`SELECT count(*) AS n, count(DISTINCT (id, updated_at)) AS versions, count(DISTINCT id) AS ids FROM read_parquet(${parquetGlob(lake, 'bf_full')})`);
+    // 6,000 rows and the 100 old versions they replaced, each once.
+    expect(all).toEqual({ n: '6100', versions: '6100', ids: '6000' });
+    const [fresh] = await duckdb<{ n: string }>(`SELECT count(*) AS n FROM read_parquet(${parquetGlob(lake, 'bf_full')}) WHERE _lake_run_id = '${task.runId}'`);
+    // Rows Postgres holds are this run's; the history keeps the run that first exported it.
+    expect(fresh.n).toBe('6000');
+    lake.remove();
+  });
+});
+
 describe('a Commit that resumes across invocations', () => {
   it('reads journals into index objects and publishes files across invocations, then commits once', async () => {
     await db.query(`CREATE TABLE cm_steps (id int PRIMARY KEY, updated_at timestamptz NOT NULL);
