@@ -17,8 +17,12 @@ import { segmentItemSchema, segmentRangeSchema, tableTaskSchema, type ExportDeps
 /** Page numbers of segment i start after i × this. */
 export const SEGMENT_PAGE_STRIDE = 10_000;
 
-/** A sample this many keys per segment places the cuts within about 1 % of the rows. */
-const SAMPLE_KEYS_PER_SEGMENT = 100;
+/**
+ * Sampled blocks per segment: TABLESAMPLE SYSTEM reads whole blocks, whose rows are neighbours
+ * (often inserted together), so it is the number of blocks, not of rows, that spreads the sample
+ * over the table; 250 a segment put each cut within a few percent of its ideal place.
+ */
+const SAMPLE_BLOCKS_PER_SEGMENT = 250;
 
 /** One segment's progress: where its next invocation resumes, and what it exported. */
 export interface SegmentProgress {
@@ -83,17 +87,14 @@ async function keyCuts(deps: ExportDeps, shape: TableShape, window: Window, coun
     .filter((b): b is string => b !== null);
   const fromHistogram = cutsOf(bounds, count, (a, b) => a === b);
   if (bounds.length >= count * 2 && fromHistogram.length === count - 1) return fromHistogram.map((b) => [b]);
-  const estimate = await estimateTable(deps, shape);
-  // Never analyzed: about 60 rows a block is the order of a typical row width.
-  const rows = estimate.rows >= 0 ? estimate.rows : estimate.blocks * 60;
-  const want = SAMPLE_KEYS_PER_SEGMENT * count;
+  const { blocks } = await estimateTable(deps, shape);
   const sample = async (percent: number) => (await deps.source.queryText(sampledKeysQuery(shape, window, percent)))
     .map((r) => keysetColumns(shape).map((_, i) => r[`k${i}`]))
     .filter((k): k is string[] => k.every((v) => v !== null));
-  const percent = rows > 0 ? (100 * want) / rows : 100;
+  const percent = blocks > 0 ? (100 * SAMPLE_BLOCKS_PER_SEGMENT * count) / blocks : 100;
   let keys = await sample(percent);
-  // A small or unlucky sample: read every block once (the table is small, or its estimate stale).
-  if (keys.length < want && percent < 100) keys = await sample(100);
+  // Too few keys to cut (the window is a small part of the table): read every block once.
+  if (keys.length < count * 10 && percent < 100) keys = await sample(100);
   return cutsOf(keys, count, (a, b) => a.every((v, i) => v === b[i]));
 }
 
