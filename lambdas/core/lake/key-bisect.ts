@@ -38,8 +38,10 @@ export interface BisectOptions {
   readonly listBelow?: number;
   /** Ranges a query is limited to, at most (longer lists are asked in several queries). @default 256 */
   readonly rangesPerQuery?: number;
-  /** Keys a listing query returns, about at most. @default 50000 */
+  /** Keys a listing query returns, about at most. @default 200000 */
   readonly keysPerQuery?: number;
+  /** The lake side's aggregate over the whole line, when the caller already has it (one query fewer). */
+  readonly lakeWhole?: RangeAggregate;
 }
 
 export interface BisectResult {
@@ -86,7 +88,7 @@ export async function findMissingKeys(lake: KeySide, source: KeySide, options: B
   const fanout = BigInt(options.fanout ?? 16);
   const listBelow = options.listBelow ?? 2000;
   const rangesPerQuery = options.rangesPerQuery ?? 256;
-  const keysPerQuery = options.keysPerQuery ?? 50_000;
+  const keysPerQuery = options.keysPerQuery ?? 200_000;
   const counts = { lake: 0, source: 0, lakeKeys: 0, sourceKeys: 0 };
 
   // Ranges are buckets of one width per level: bucket b covers [b·width, (b + 1)·width).
@@ -95,7 +97,7 @@ export async function findMissingKeys(lake: KeySide, source: KeySide, options: B
   const clip = (start: bigint, end: bigint): PositionRange => [start, end < options.span ? end : options.span];
   const whole = clip(0n, width);
   const [lakeAll, sourceAll] = await Promise.all([
-    lake.aggregate(width, [whole]).finally(() => counts.lake++),
+    options.lakeWhole ? new Map([[0n, options.lakeWhole]]) : lake.aggregate(width, [whole]).finally(() => counts.lake++),
     source.aggregate(width, [whole]).finally(() => counts.source++),
   ]);
   let differing: { bucket: bigint; lake: RangeAggregate; source: RangeAggregate | undefined }[] = [];
@@ -118,8 +120,8 @@ export async function findMissingKeys(lake: KeySide, source: KeySide, options: B
     const parentWidth = width;
     width /= fanout;
     const next: typeof differing = [];
-    for (const group of chunks(split, rangesPerQuery)) {
-      const ranges = mergeRanges(group.map((d) => clip(d.bucket * parentWidth, (d.bucket + 1n) * parentWidth)));
+    // Adjacent ranges merged first: a level where most ranges differ is one query, not many.
+    for (const ranges of chunks(mergeRanges(split.map((d) => clip(d.bucket * parentWidth, (d.bucket + 1n) * parentWidth))), rangesPerQuery)) {
       const [lakeBuckets, sourceBuckets] = await Promise.all([
         lake.aggregate(width, ranges).finally(() => counts.lake++),
         source.aggregate(width, ranges).finally(() => counts.source++),
@@ -137,14 +139,12 @@ export async function findMissingKeys(lake: KeySide, source: KeySide, options: B
   let batchKeys = 0;
   const flush = async () => {
     if (batch.length === 0) return;
-    for (const group of chunks(batch, rangesPerQuery)) {
-      const lakeKeys = await lake.keys(mergeRanges(group.map((b) => b.range))).finally(() => counts.lakeKeys++);
-      const sourceRanges = group.filter((b) => !b.sourceEmpty).map((b) => b.range);
-      const held = new Set<string>();
-      if (sourceRanges.length > 0) {
-        for (const key of await source.keys(mergeRanges(sourceRanges)).finally(() => counts.sourceKeys++)) held.add(JSON.stringify(key));
-      }
-      for (const key of lakeKeys) if (!held.has(JSON.stringify(key))) missing.push(key);
+    const held = new Set<string>();
+    for (const ranges of chunks(mergeRanges(batch.filter((b) => !b.sourceEmpty).map((b) => b.range)), rangesPerQuery)) {
+      for (const key of await source.keys(ranges).finally(() => counts.sourceKeys++)) held.add(JSON.stringify(key));
+    }
+    for (const ranges of chunks(mergeRanges(batch.map((b) => b.range)), rangesPerQuery)) {
+      for (const key of await lake.keys(ranges).finally(() => counts.lakeKeys++)) if (!held.has(JSON.stringify(key))) missing.push(key);
     }
     batch = [];
     batchKeys = 0;

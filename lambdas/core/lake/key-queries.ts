@@ -26,10 +26,19 @@ export interface LakeKeys {
 
 const view = (keys: LakeKeys) => quoteIdent(currentViewName(keys.lakeTable));
 
-/** Smallest and largest key and the count of a single integer key (decimal text; null when empty). */
-export function lakeKeyBoundsSql(keys: LakeKeys): string {
+/**
+ * The whole view in one pass: count and hash sums of every live key (`n`, `s1`, `s2`) and, for a
+ * single integer key, its smallest and largest value (`lo`, `hi`; decimal text, null when empty).
+ */
+export function lakeKeyWholeSql(keys: LakeKeys, line: KeyLine): string {
+  const text = keyTextSql(keys.dialect, keys.key);
   const k = `CAST(${quoteIdent(keys.key[0])} AS BIGINT)`;
-  return `SELECT CAST(min(${k}) AS VARCHAR) AS lo, CAST(max(${k}) AS VARCHAR) AS hi, CAST(count(*) AS VARCHAR) AS n FROM ${view(keys)}`;
+  const bounds = line.kind === 'integer' ? `CAST(min(${k}) AS VARCHAR)` : 'CAST(NULL AS VARCHAR)';
+  return [
+    `SELECT ${bounds} AS lo, ${bounds.replace('min(', 'max(')} AS hi, CAST(count(*) AS VARCHAR) AS n,`,
+    `  CAST(sum(${hashSliceSql(keys.dialect, text, 0)}) AS VARCHAR) AS s1, CAST(sum(${hashSliceSql(keys.dialect, text, 1)}) AS VARCHAR) AS s2`,
+    `FROM ${view(keys)}`,
+  ].join('\n');
 }
 
 export function lakeKeyAggregateSql(keys: LakeKeys, line: KeyLine, lowest: bigint, width: bigint, ranges: readonly PositionRange[]): string {

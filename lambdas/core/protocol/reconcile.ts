@@ -25,7 +25,7 @@ import { ConfigError, ExportError } from '../errors.ts';
 import type { LakeSchema, QueryEngine } from '../ports.ts';
 import { findMissingKeys, type BisectResult, type KeySide, type PositionRange, type RangeAggregate } from '../lake/key-bisect.ts';
 import { keyLineOf, keyLineProblem, type KeyLine } from '../lake/key-hash.ts';
-import { engineDialect, lakeKeyAggregateSql, lakeKeyBoundsSql, lakeKeyListSql, type LakeKeys } from '../lake/key-queries.ts';
+import { engineDialect, lakeKeyAggregateSql, lakeKeyListSql, lakeKeyWholeSql, type LakeKeys } from '../lake/key-queries.ts';
 import { dataFileKey, dayFromEpochDays } from '../lake/keys.ts';
 import type { TableShape } from '../source/table-shape.ts';
 import { keyAggregateQuery, keyListQuery, tombstoneCursorQuery } from '../source/queries.ts';
@@ -106,6 +106,8 @@ function lakeSide(engine: QueryEngine, keys: LakeKeys, line: KeyLine, lowest: bi
 export interface Detection extends BisectResult {
   readonly line: KeyLine['kind'];
   readonly millis: number;
+  /** Time spent waiting on each side's queries (they run side by side: the sum may exceed millis). */
+  readonly sideMillis: { readonly lake: number; readonly source: number };
 }
 
 /** The keys `<table>_current` holds live that the source no longer has. */
@@ -118,17 +120,20 @@ export async function findDeletedKeys(deps: ExportDeps & DeleteDetectionDeps, sh
   if (schema.key.length !== shape.keyColumns.length) throw new ExportError(`${shape.table.display}: the lake's key (${schema.key.join(', ')}) is not the table's (${shape.keyColumns.map((c) => c.name).join(', ')}); re-export it with {"full": true}`);
   const keys: LakeKeys = { dialect: engineDialect(engine), lakeTable, key: schema.key };
   let line = keyLineOf(shape.keyColumns);
+  const timed = { lake: 0, source: 0 };
+  // The lake's whole count and sums, and an integer key's range, in one pass over the view.
+  const wholeStarted = Date.now();
+  const [row] = (await engine.query(lakeKeyWholeSql(keys, line))).rows;
+  timed.lake += Date.now() - wholeStarted;
+  const lakeWhole: RangeAggregate = { count: Number(row?.[2] ?? 0), sum1: row?.[3] ?? '0', sum2: row?.[4] ?? '0' };
+  if (lakeWhole.count === 0) {
+    return { missing: [], aggregateQueries: { lake: 1, source: 0 }, keyQueries: { lake: 0, source: 0 }, levels: 0, line: line.kind, millis: Date.now() - started, sideMillis: timed };
+  }
   let lowest = 0n;
   let span = 1n << 32n;
-  let boundsQueries = 0;
   if (line.kind === 'integer') {
-    const [row] = (await engine.query(lakeKeyBoundsSql(keys))).rows;
-    boundsQueries = 1;
-    if (!row || row[0] === null || row[1] === null) {
-      return { missing: [], aggregateQueries: { lake: 1, source: 0 }, keyQueries: { lake: 0, source: 0 }, levels: 0, line: line.kind, millis: Date.now() - started };
-    }
-    lowest = BigInt(row[0]);
-    span = BigInt(row[1]) - lowest + 1n;
+    lowest = BigInt(row[0] ?? '0');
+    span = BigInt(row[1] ?? '0') - lowest + 1n;
     // Keys spread wider than int8 arithmetic allows: place them by hash like any other key.
     if (span > MAX_INTEGER_SPAN) {
       line = { kind: 'hash' };
@@ -136,13 +141,27 @@ export async function findDeletedKeys(deps: ExportDeps & DeleteDetectionDeps, sh
       span = 1n << 32n;
     }
   }
-  const result = await findMissingKeys(lakeSide(engine, keys, line, lowest), sourceSide(deps, shape, line, lowest), { span });
+  const result = await findMissingKeys(timedSide(lakeSide(engine, keys, line, lowest), timed, 'lake'), timedSide(sourceSide(deps, shape, line, lowest), timed, 'source'), { span, lakeWhole });
   return {
     ...result,
-    aggregateQueries: { lake: result.aggregateQueries.lake + boundsQueries, source: result.aggregateQueries.source },
+    aggregateQueries: { lake: result.aggregateQueries.lake + 1, source: result.aggregateQueries.source },
     line: line.kind,
     millis: Date.now() - started,
+    sideMillis: timed,
   };
+}
+
+/** A side whose queries' time is added to `timed[name]`. */
+function timedSide(side: KeySide, timed: { lake: number; source: number }, name: 'lake' | 'source'): KeySide {
+  const time = async <T>(work: () => Promise<T>): Promise<T> => {
+    const started = Date.now();
+    try {
+      return await work();
+    } finally {
+      timed[name] += Date.now() - started;
+    }
+  };
+  return { aggregate: (width, ranges) => time(() => side.aggregate(width, ranges)), keys: (ranges) => time(() => side.keys(ranges)) };
 }
 
 /** Keys in the keyset's order: integers by value, strings by code unit (the page's first and last). */
@@ -178,7 +197,7 @@ export async function detectDeletes(deps: ExportDeps & DeleteDetectionDeps, stat
   const detection = await findDeletedKeys(deps, shape, schema, task.table);
   deps.log?.('deletes detected', {
     table: task.display, deletes: detection.missing.length, line: detection.line, levels: detection.levels,
-    aggregateQueries: detection.aggregateQueries, keyQueries: detection.keyQueries, millis: detection.millis,
+    aggregateQueries: detection.aggregateQueries, keyQueries: detection.keyQueries, millis: detection.millis, sideMillis: detection.sideMillis,
   });
   if (detection.missing.length === 0) return task;
 
