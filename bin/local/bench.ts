@@ -140,7 +140,7 @@ async function childLimit(url: string): Promise<Omit<ChildResult, 'mode' | 'peak
   return { seconds, cpuSeconds, rows: n, bytes };
 }
 
-async function childExport(url: string, pageRows: number | undefined): Promise<Omit<ChildResult, 'mode' | 'peakRssMiB'> & { peak: number }> {
+async function childExport(url: string, pageRows: number | undefined, rowGroupMB: number | undefined): Promise<Omit<ChildResult, 'mode' | 'peakRssMiB'> & { peak: number }> {
   const [{ validateConfig }, { DirectoryStore }, { PostgresSource }, { runExport }] = await Promise.all([
     import('../../lambdas/core/config.ts'),
     import('../../lambdas/adapters/directory-store.ts'),
@@ -148,7 +148,7 @@ async function childExport(url: string, pageRows: number | undefined): Promise<O
     import('./run-export.ts'),
   ]);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-lake-'));
-  const config = validateConfig({ export: { ...(pageRows ? { pageRows } : {}), safetyLagSeconds: 0 }, tables: [{ name: TABLE }] }, 'bench');
+  const config = validateConfig({ ...(rowGroupMB ? { lake: { rowGroupMB } } : {}), export: { ...(pageRows ? { pageRows } : {}), safetyLagSeconds: 0 }, tables: [{ name: TABLE }] }, 'bench');
   const source = new PostgresSource(url);
   try {
     const started = performance.now();
@@ -196,9 +196,9 @@ async function childDuckdb(url: string): Promise<Omit<ChildResult, 'mode' | 'pea
   }
 }
 
-async function runChild(mode: Mode, url: string, pageRows: number | undefined): Promise<void> {
+async function runChild(mode: Mode, url: string, pageRows: number | undefined, rowGroupMB: number | undefined): Promise<void> {
   if (mode === 'export') {
-    const { peak, ...result } = await childExport(url, pageRows);
+    const { peak, ...result } = await childExport(url, pageRows, rowGroupMB);
     process.stdout.write(`${JSON.stringify({ mode, ...result, peakRssMiB: peak })}\n`);
     return;
   }
@@ -212,8 +212,8 @@ async function runChild(mode: Mode, url: string, pageRows: number | undefined): 
 const SERVER_CORE = 0;
 const CLIENT_CORE = 1;
 
-function spawnChild(mode: Mode, url: string, pageRows: number | undefined, pin: boolean): Promise<ChildResult> {
-  const args = [SELF, '--child', mode, '--url', url, ...(pageRows ? ['--page-rows', String(pageRows)] : [])];
+function spawnChild(mode: Mode, url: string, pageRows: number | undefined, pin: boolean, rowGroupMB?: number): Promise<ChildResult> {
+  const args = [SELF, '--child', mode, '--url', url, ...(pageRows ? ['--page-rows', String(pageRows)] : []), ...(rowGroupMB ? ['--row-group-mb', String(rowGroupMB)] : [])];
   const [command, argv] = pin
     ? ['taskset', ['-c', String(CLIENT_CORE), process.execPath, ...LAMBDA_V8_FLAGS, ...args]]
     : [process.execPath, [...LAMBDA_V8_FLAGS, ...args]];
@@ -310,6 +310,7 @@ async function main(): Promise<void> {
       rows: { type: 'string', default: '2000000' },
       runs: { type: 'string', default: '3' },
       'page-rows': { type: 'string' },
+      'row-group-mb': { type: 'string' },
       json: { type: 'boolean', default: false },
       child: { type: 'string' },
       url: { type: 'string' },
@@ -319,7 +320,7 @@ async function main(): Promise<void> {
     },
   });
   if (values.help) {
-    process.stdout.write(`npm run bench -- [--rows N] [--runs R] [--page-rows P] [--only limit,export,duckdb] [--url DB] [--pin] [--json]
+    process.stdout.write(`npm run bench -- [--rows N] [--runs R] [--page-rows P] [--row-group-mb M] [--only limit,export,duckdb] [--url DB] [--pin] [--json]
 
 Creates a deterministic orders table in an embedded PostgreSQL (or uses --url), then measures,
 each in its own child process and as the median of R runs (default 3): (1) draining binary COPY
@@ -332,7 +333,8 @@ pipeline on core 1, the production split where the database runs on its own mach
     return;
   }
   const pageRows = values['page-rows'] ? Number(values['page-rows']) : undefined;
-  if (values.child) return runChild(values.child as Mode, values.url!, pageRows);
+  const rowGroupMB = values['row-group-mb'] ? Number(values['row-group-mb']) : undefined;
+  if (values.child) return runChild(values.child as Mode, values.url!, pageRows, rowGroupMB);
 
   const rows = Number(values.rows);
   const runs = Math.max(Number(values.runs), 1);
@@ -366,7 +368,7 @@ pipeline on core 1, the production split where the database runs on its own mach
     const results: ChildResult[] = [];
     for (let run = 1; run <= runs; run++) {
       for (const mode of modes) {
-        const r = await spawnChild(mode, url, pageRows, values.pin);
+        const r = await spawnChild(mode, url, pageRows, values.pin, rowGroupMB);
         log(`run ${run} ${mode.padEnd(6)} ${r.seconds.toFixed(2)} s  ${r.peakRssMiB.toFixed(0)} MiB`);
         results.push(r);
       }

@@ -114,10 +114,12 @@ const configSchema = z.strictObject({
         .default({ from: 1970, to: 2099 }),
       /** A file's row group is flushed once its encoded columns reach this many MB (or 1M rows). */
       rowGroupMB: z.number().int().min(1).max(1024).default(64),
+      /** …or once it holds this many rows (tests lower it to flush row groups within small tables). */
+      rowGroupRows: z.number().int().min(1).max(100_000_000).default(1_000_000),
       /** A run's file in a partition rolls over to a new one at this size, MB. */
       targetFileMB: z.number().int().min(1).max(5120).default(256),
     })
-    .default({ prefix: 'raw', partitionYears: { from: 1970, to: 2099 }, rowGroupMB: 64, targetFileMB: 256 }),
+    .default({ prefix: 'raw', partitionYears: { from: 1970, to: 2099 }, rowGroupMB: 64, rowGroupRows: 1_000_000, targetFileMB: 256 }),
   source: z
     .strictObject({
       /** Secrets Manager secret holding host, port, dbname, username, password (the RDS format). */

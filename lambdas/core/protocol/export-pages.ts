@@ -62,11 +62,8 @@ export async function exportTable(deps: ExportDeps & DeleteDetectionDeps, task: 
   return current;
 }
 
-/** A row group is flushed at this many rows at the latest (lake.rowGroupMB bounds its bytes). */
-const ROW_GROUP_ROWS = 1_000_000;
-
-export function chunkSettings(lake: { readonly rowGroupMB: number; readonly targetFileMB: number }): ChunkSettings {
-  return { rowGroupRows: ROW_GROUP_ROWS, rowGroupBytes: lake.rowGroupMB * 1048576, targetFileBytes: lake.targetFileMB * 1048576 };
+export function chunkSettings(lake: { readonly rowGroupMB: number; readonly rowGroupRows: number; readonly targetFileMB: number }): ChunkSettings {
+  return { rowGroupRows: lake.rowGroupRows, rowGroupBytes: lake.rowGroupMB * 1048576, targetFileBytes: lake.targetFileMB * 1048576 };
 }
 
 /** The store's streamed write, or (a store without one) the bytes gathered and put whole. */
