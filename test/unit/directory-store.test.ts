@@ -96,3 +96,39 @@ describe('DirectoryStore.sweepAbandonedWrites', () => {
     expect(await store.list('state/')).toEqual(['state/runs/a.json']);
   });
 });
+
+describe('DirectoryStore.openWrite (streamed files)', () => {
+  it('shows the file only once complete, whole; before that only a temporary file a listing never shows', async () => {
+    const write = store.openWrite('raw/t/year=2024/a.parquet');
+    await write.write(Buffer.from('PAR1 first row group '));
+    await write.write(Buffer.from('second row group PAR1'));
+    expect(await store.list('raw/t/')).toEqual([]);
+    expect(await store.get('raw/t/year=2024/a.parquet')).toBeNull();
+    await write.complete();
+    expect((await store.get('raw/t/year=2024/a.parquet'))!.body.toString()).toBe('PAR1 first row group second row group PAR1');
+    expect(await store.list('raw/t/')).toEqual(['raw/t/year=2024/a.parquet']);
+  });
+
+  it('abort leaves nothing, not even the temporary file', async () => {
+    const write = store.openWrite('raw/t/b.parquet');
+    await write.write(Buffer.alloc(1000, 1));
+    await write.abort();
+    await write.abort();
+    expect(await store.get('raw/t/b.parquet')).toBeNull();
+    const left = spawnSync('find', [dir, '-name', '*.tmp']).stdout.toString().trim();
+    expect(left).toBe('');
+  });
+
+  it('a writer killed mid-file leaves only its temporary file, which the sweep removes', async () => {
+    const script = `import { DirectoryStore } from ${JSON.stringify(path.resolve('lambdas/adapters/directory-store.ts'))};
+      const w = new DirectoryStore(${JSON.stringify(pathToFileURL(dir).href)}).openWrite('raw/t/c.parquet');
+      await w.write(Buffer.alloc(4096, 7));
+      process.kill(process.pid, 'SIGKILL');`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script]);
+    expect(child.signal).toBe('SIGKILL');
+    expect(spawnSync('find', [dir, '-name', 'c.parquet.*.tmp']).stdout.toString().trim()).not.toBe('');
+    expect(await store.list('raw/')).toEqual([]);
+    await store.sweepAbandonedWrites('raw/');
+    expect(spawnSync('find', [dir, '-name', '*.tmp']).stdout.toString().trim()).toBe('');
+  });
+});

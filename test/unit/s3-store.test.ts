@@ -90,3 +90,55 @@ describe('S3Store', () => {
     expect(second.message).toBe('S3 refused to delete 1 objects, first raw/orders/a.parquet: AccessDenied: Access Denied');
   });
 });
+
+describe('S3Store.openWrite (streamed files)', () => {
+  const MiB = 1024 * 1024;
+
+  it('uploads 8 MiB parts as they fill, the rest as the last part, then completes; nothing before that', async () => {
+    const bodies: number[] = [];
+    const { store, calls } = storeAnswering((command) => {
+      if (command === 'CreateMultipartUploadCommand') return { output: { UploadId: 'up-1' } };
+      if (command === 'UploadPartCommand') return { output: { ETag: `"e${bodies.length}"` } };
+      return { output: {} };
+    });
+    const client = (store as unknown as { client: S3Client }).client;
+    client.middlewareStack.add((next) => async (args) => {
+      const input = args.input as { Body?: Uint8Array; PartNumber?: number };
+      if (input.PartNumber) bodies.push(input.Body!.byteLength);
+      return next(args);
+    }, { step: 'initialize', name: 'partSizes', priority: 'high' });
+    const write = store.openWrite('orders/_state/pending/r/data/a.parquet');
+    for (let i = 0; i < 5; i++) await write.write(new Uint8Array(3 * MiB));
+    expect(calls).toEqual(['CreateMultipartUploadCommand raw/orders/_state/pending/r/data/a.parquet', 'UploadPartCommand raw/orders/_state/pending/r/data/a.parquet']);
+    await write.complete();
+    expect(calls.map((c) => c.split(' ')[0])).toEqual(['CreateMultipartUploadCommand', 'UploadPartCommand', 'UploadPartCommand', 'CompleteMultipartUploadCommand']);
+    // 15 MiB: one 9 MiB part (three writes gathered past 8 MiB), then the last 6 MiB.
+    expect(bodies).toEqual([9 * MiB, 6 * MiB]);
+  });
+
+  it('writes a file smaller than one part with a single PutObject at complete', async () => {
+    const { store, calls } = storeAnswering(() => ({ output: {} }));
+    const write = store.openWrite('orders/a.parquet');
+    await write.write(new Uint8Array(1000));
+    await write.write(new Uint8Array(24));
+    expect(calls).toEqual([]);
+    await write.complete();
+    expect(calls).toEqual(['PutObjectCommand raw/orders/a.parquet']);
+  });
+
+  it('aborts the multipart upload after a failed part, so S3 keeps no parts; a later write is refused', async () => {
+    const { store, calls } = storeAnswering((command) => {
+      if (command === 'CreateMultipartUploadCommand') return { output: { UploadId: 'up-2' } };
+      if (command === 'UploadPartCommand' && calls.filter((c) => c.startsWith('UploadPart')).length === 2) return { fault: slowDown };
+      return { output: { ETag: '"e"' } };
+    });
+    const write = store.openWrite('orders/b.parquet');
+    await write.write(new Uint8Array(8 * MiB));
+    const error = (await write.write(new Uint8Array(8 * MiB)).catch((e: unknown) => e)) as Error;
+    expect(error.name).toBe('ThrottlingError');
+    expect(error.message).toContain('S3 UPLOAD PART 2 of orders/b.parquet');
+    await write.abort();
+    expect(calls.at(-1)).toBe('AbortMultipartUploadCommand raw/orders/b.parquet');
+    await expect(write.write(new Uint8Array(1))).rejects.toThrow('orders/b.parquet: write after the upload was completed or aborted');
+  });
+});
