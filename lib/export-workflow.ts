@@ -5,6 +5,7 @@
 //                   │                     Export Segment Page ⟲ More Segment Pages?)
 //                   └ Export Table Page ⟲ More Pages? → Commit Table ⟲ Committed?   (any error → Record Table Failure)
 //                       → Validate Table   (after its retries → Record Validation Warning; the export stands)
+//                       → Compact Table    (after its retries → Record Compaction Warning; the export stands)
 //               → Summarize Run → Any Table Failed? → Run Failed | Run Succeeded
 //
 // Only small cursors travel between states; rows go straight from Postgres to S3.
@@ -39,6 +40,12 @@ export const WORKFLOW_STATES = {
   anyFailed: 'Any Table Failed?',
   runFailed: 'Run Failed',
   runSucceeded: 'Run Succeeded',
+} as const;
+
+/** States of the table branch that exist only when the workflow is given `functions.compact`. */
+export const COMPACTION_STATES = {
+  compact: 'Compact Table',
+  recordCompactionWarning: 'Record Compaction Warning',
 } as const;
 
 /** Errors of the Lambda service itself (not of our code): always worth retrying. */
@@ -103,6 +110,8 @@ export interface ExportWorkflowTimeouts {
   readonly summarize: Duration;
   /** Required when `functions.validate` is given. */
   readonly validate?: Duration;
+  /** Required when `functions.compact` is given. */
+  readonly compact?: Duration;
 }
 
 export interface ExportWorkflowFunctions {
@@ -119,6 +128,12 @@ export interface ExportWorkflowFunctions {
    * few counts, stored under the result's `validation`. @default - no Validate Table state
    */
   readonly validate?: lambda.IFunction;
+  /**
+   * Compacts the committed table when its partitions collect small files (it takes the table's
+   * lease: after the commit released it). In: the table's result. Out: a summary under the
+   * result's `compaction`. @default - no Compact Table state
+   */
+  readonly compact?: lambda.IFunction;
 }
 
 /** Where Plan writes a backfill's segment list, and how many segments run at once. */
@@ -162,6 +177,7 @@ export class ExportWorkflow extends Construct {
       problems.check(fnTimeout.toSeconds() >= 1 && fnTimeout.toSeconds() <= 900, `functionTimeouts.${step}`, 'must be 1 s..15 min (Lambda\'s limit)', fnTimeout.toHumanString());
     }
     problems.check(props.functions.validate === undefined || props.functionTimeouts.validate !== undefined, 'functionTimeouts.validate', 'is required with functions.validate');
+    problems.check(props.functions.compact === undefined || props.functionTimeouts.compact !== undefined, 'functionTimeouts.compact', 'is required with functions.compact');
     // Each child holds a database session: the database, not Step Functions (10,000), is the limit.
     problems.check(props.backfill === undefined || (isPositiveInteger(props.backfill.maxConcurrency) && props.backfill.maxConcurrency <= 64), 'backfill.maxConcurrency', 'must be a whole number in 1..64', props.backfill?.maxConcurrency);
     problems.check(props.backfill === undefined || /^[^/].*\/$/.test(props.backfill.statePrefix), 'backfill.statePrefix', 'must be a key prefix ending in "/"', props.backfill?.statePrefix);
@@ -198,9 +214,9 @@ export class ExportWorkflow extends Construct {
       },
     });
     for (const task of [exportPage, commit]) task.addCatch(recordFailure, { errors: [sfn.Errors.ALL], resultPath: '$.error' });
-    committed.otherwise(functions.validate && functionTimeouts.validate
-      ? this.#validate(functions.validate, functionTimeouts.validate)
-      : new sfn.Pass(this, TABLE_COMMITTED_STATE));
+    const compact = functions.compact && functionTimeouts.compact ? this.#compact(functions.compact, functionTimeouts.compact) : null;
+    const validate = functions.validate && functionTimeouts.validate ? this.#validate(functions.validate, functionTimeouts.validate, compact ?? undefined) : null;
+    committed.otherwise(validate ?? compact ?? new sfn.Pass(this, TABLE_COMMITTED_STATE));
     const morePages = new sfn.Choice(this, S.morePages)
       .when(sfn.Condition.booleanEquals('$.done', false), exportPage)
       .otherwise(commit);
@@ -335,7 +351,7 @@ export class ExportWorkflow extends Construct {
    * error's name — with hundreds of tables, an engine that is down must not fill the 256 KB state
    * with stack traces (the function logs the message; the execution history keeps the cause).
    */
-  #validate(fn: lambda.IFunction, fnTimeout: Duration): tasks.LambdaInvoke {
+  #validate(fn: lambda.IFunction, fnTimeout: Duration, then?: sfn.IChainable): tasks.LambdaInvoke {
     const S = WORKFLOW_STATES;
     const validate = this.#invoke(S.validate, fn, fnTimeout, { resultPath: '$.validation', throttlingAttempts: VALIDATE_THROTTLING_ATTEMPTS });
     const recordWarning = new sfn.Pass(this, S.recordValidationWarning, {
@@ -343,7 +359,28 @@ export class ExportWorkflow extends Construct {
       resultPath: '$.validation',
     });
     validate.addCatch(recordWarning, { errors: [sfn.Errors.ALL], resultPath: '$.validation' });
+    // Compaction follows validation whatever it found: a mismatch is reported, not repaired here.
+    if (then) {
+      validate.next(then);
+      recordWarning.next(then);
+    }
     return validate;
+  }
+
+  /**
+   * Compact Table: its summary goes under the result's `compaction`. Like validation it must not
+   * fail the export (the data is committed, and a killed compaction is recovered by the next
+   * run): after the retries any error becomes a warning that keeps only the error's name.
+   */
+  #compact(fn: lambda.IFunction, fnTimeout: Duration): tasks.LambdaInvoke {
+    const S = COMPACTION_STATES;
+    const compact = this.#invoke(S.compact, fn, fnTimeout, { resultPath: '$.compaction' });
+    const recordWarning = new sfn.Pass(this, S.recordCompactionWarning, {
+      parameters: { status: 'failed', 'error.$': '$.compaction.Error' },
+      resultPath: '$.compaction',
+    });
+    compact.addCatch(recordWarning, { errors: [sfn.Errors.ALL], resultPath: '$.compaction' });
+    return compact;
   }
 
   /** A Lambda task that returns the function's payload, with the retries every step shares. */
