@@ -102,6 +102,31 @@ describe('backfill segments', () => {
     }
   });
 
+  it('splits a partitioned table on its inherited histogram and lands every row once', async () => {
+    await db.query(`CREATE TABLE bf_parted (id int, updated_at timestamptz NOT NULL, PRIMARY KEY (id, updated_at)) PARTITION BY RANGE (updated_at);
+      CREATE TABLE bf_parted_2024 PARTITION OF bf_parted FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+      CREATE TABLE bf_parted_2025 PARTITION OF bf_parted FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+      INSERT INTO bf_parted SELECT g, timestamptz '2024-09-01 00:00:00+00' + g * interval '30 minutes' FROM generate_series(1, 9000) g;
+      ANALYZE bf_parted`);
+    const lake = createLake();
+    const config = testConfig([{ name: 'bf_parted', backfill: { segments: 3 } }]);
+    const deps = exportDeps(db, lake.store, config);
+    try {
+      const [table] = selectTables(config);
+      const window = { from: null, fromInclusive: false, to: '2030-01-01 00:00:00.000000+00' };
+      const segments = await planSegments(deps, await describeTableShape(deps.source, table, config), window, 3);
+      expect(segments.map((s) => s.from?.length ?? null)).toEqual([null, 1, 1]);
+    } finally {
+      await deps.close();
+    }
+    const { task, rows } = await runOnce(lake, config);
+    expect(task.backfill).toMatchObject({ segments: 3 });
+    expect(rows).toBe(9000);
+    const [stats] = await duckdb<{ n: string; ids: string }>(`SELECT count(*) AS n, count(DISTINCT id) AS ids FROM read_parquet(${parquetGlob(lake, 'bf_parted')})`);
+    expect(stats).toEqual({ n: '9000', ids: '9000' });
+    lake.remove();
+  });
+
   it('exports CTID block ranges when asked (by: ctid)', async () => {
     await db.query(`CREATE TABLE bf_heap (id int PRIMARY KEY, updated_at timestamptz NOT NULL, pad text);
       INSERT INTO bf_heap SELECT g, timestamptz '2024-02-01 00:00:00+00' + g * interval '1 second', repeat('x', 200) FROM generate_series(1, 6000) g`);

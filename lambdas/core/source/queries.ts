@@ -6,7 +6,7 @@ import { quoteIdent, quoteLiteral, quoteQualified } from '../identifiers.ts';
 import type { Window } from '../protocol/table-state.ts';
 import type { CatalogColumn } from './type-map.ts';
 import type { TableShape } from './table-shape.ts';
-import { hashSliceSql, keyTextSql, positionRangesSql, positionSql, type KeyLine } from '../lake/key-hash.ts';
+import { hexSliceSql, keyTextSql, md5HexSql, positionRangesSql, positionSql, type KeyLine } from '../lake/key-hash.ts';
 
 /** Cursor predicates of a window; bounds are literals cast to timestamptz. */
 export function windowPredicates(shape: TableShape, window: Window): string[] {
@@ -139,15 +139,16 @@ export function rangePredicates(shape: TableShape, range: KeyRange): string[] {
 
 /**
  * The planner's size estimate of a table (pg_class.reltuples, -1 when never analyzed; its heap
- * blocks from the file size), for choosing a backfill. $1: the quoted qualified name.
+ * blocks from the file size, summed over a partitioned table's partitions), for choosing a
+ * backfill. $1: the quoted qualified name.
  */
-export const TABLE_ESTIMATE_SQL = `SELECT c.reltuples::float8::text AS rows, (pg_relation_size(c.oid) / current_setting('block_size')::int)::text AS blocks FROM pg_class c WHERE c.oid = $1::regclass`;
+export const TABLE_ESTIMATE_SQL = `SELECT c.reltuples::float8::text AS rows, ((CASE WHEN c.relkind = 'p' THEN (SELECT coalesce(sum(pg_relation_size(t.relid)), 0) FROM pg_partition_tree(c.oid) t) ELSE pg_relation_size(c.oid) END) / current_setting('block_size')::int)::text AS blocks FROM pg_class c WHERE c.oid = $1::regclass`;
 
 /**
- * The leading keyset column's histogram (pg_stats, from the last ANALYZE): equal-frequency
- * bounds, in order. $1 schema, $2 table, $3 column.
+ * The leading keyset column's histogram (pg_stats, from the last ANALYZE; a partitioned table's
+ * are its inherited statistics): equal-frequency bounds, in order. $1 schema, $2 table, $3 column.
  */
-export const HISTOGRAM_BOUNDS_SQL = `SELECT u.b AS bound FROM pg_stats s, unnest(s.histogram_bounds::text::text[]) WITH ORDINALITY AS u(b, i) WHERE s.schemaname = $1 AND s.tablename = $2 AND s.attname = $3 AND NOT s.inherited ORDER BY u.i`;
+export const HISTOGRAM_BOUNDS_SQL = `SELECT u.b AS bound FROM pg_stats s, unnest(s.histogram_bounds::text::text[]) WITH ORDINALITY AS u(b, i) WHERE s.schemaname = $1 AND s.tablename = $2 AND s.attname = $3 AND s.inherited = (SELECT c.relkind = 'p' FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2) ORDER BY u.i`;
 
 /** A block sample of the window's keys (TABLESAMPLE SYSTEM, `percent` of the heap), in keyset order. */
 export function sampledKeysQuery(shape: TableShape, window: Window, percent: number): string {
@@ -165,9 +166,10 @@ export function sampledKeysQuery(shape: TableShape, window: Window, percent: num
  */
 export function keyAggregateQuery(shape: TableShape, line: KeyLine, lowest: bigint, width: bigint, ranges: readonly (readonly [bigint, bigint])[]): string {
   const keys = shape.keyColumns.map((c) => c.name);
-  const text = keyTextSql('postgres', keys);
-  const bucket = `(${positionSql('postgres', line, keys, lowest)}) / ${width.toString()}`;
-  return `SELECT (${bucket})::text AS b, count(*)::text AS n, sum(${hashSliceSql('postgres', text, 0)})::text AS s1, sum(${hashSliceSql('postgres', text, 1)})::text AS s2 FROM ${quoteQualified(shape.table.name)} WHERE ${keyRangePredicates(shape, line, lowest, ranges)} GROUP BY 1`;
+  const position = positionSql('postgres', line, keys, lowest);
+  // md5 once per key (a subquery), both slices from it: md5 is most of the query's cost.
+  const inner = `SELECT ${position} AS p, ${md5HexSql('postgres', keyTextSql('postgres', keys))} AS m FROM ${quoteQualified(shape.table.name)} WHERE ${keyRangePredicates(shape, line, lowest, ranges)}`;
+  return `SELECT (p / ${width.toString()})::text AS b, count(*)::text AS n, sum(${hexSliceSql('postgres', 'm', 0)})::text AS s1, sum(${hexSliceSql('postgres', 'm', 1)})::text AS s2 FROM (${inner}) AS "keys" GROUP BY 1`;
 }
 
 /** Delete detection: the key values (text, one column each: k0, k1, …) within position `ranges`. */
