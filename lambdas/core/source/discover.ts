@@ -52,6 +52,12 @@ export interface DatabaseSurvey {
   /** The tables of these schemas (null: every non-system schema), in name order. */
   listTables(schemas: readonly string[] | null): Promise<ListedTable[]>;
   listIndexes(table: ListedTable): Promise<IndexInfo[]>;
+  /**
+   * Days between the cursor's lowest and highest value by the catalog's statistics (pg_stats
+   * histogram bounds: no table scan), or null when unknown (never analyzed). Optional: without it
+   * discover proposes no partition granularity.
+   */
+  cursorSpanDays?(table: QualifiedName, cursor: string): Promise<number | null>;
   /** Digits of numeric columns over at most `limit` rows, of a TABLESAMPLE SYSTEM (`samplePercent`) when set. */
   measureNumerics(table: QualifiedName, columns: readonly string[], read: { readonly samplePercent: number | null; readonly limit: number }): Promise<{ rows: number; byColumn: Map<string, NumericDigits> }>;
 }
@@ -212,6 +218,33 @@ function cursorWarnings(table: ListedTable, cursor: CatalogColumn, primaryKey: r
 // partition granularity for a table whose days would hold tiny files — belong beside the
 // cursor and key rules below, as one more function called from discoverOne.
 
+/** A Parquet file under this many bytes costs Athena more to plan and open than to read (AWS advises 128 MB or more). */
+export const SMALL_FILE_BYTES = 4_000_000;
+/**
+ * Parquet bytes per byte of the table's catalog size (heap, indexes, TOAST): an assumption, on
+ * the low side of what Snappy Parquet without indexes takes, so the advice errs toward coarser.
+ */
+const PARQUET_PER_CATALOG_BYTE = 0.25;
+
+/**
+ * A coarser partition granularity when the table's rows per day (rows over the days its cursor
+ * spans) would give day partitions files under SMALL_FILE_BYTES, or null. The coarsest needed:
+ * month when a month's rows fill such a file, else year.
+ */
+export function granularityAdvice(estimatedRows: number | null, sizeBytes: number, spanDays: number | null): { granularity: 'month' | 'year'; warning: string } | null {
+  if (!estimatedRows || estimatedRows <= 0 || spanDays === null || spanDays < 1) return null;
+  const rowsPerDay = estimatedRows / spanDays;
+  const bytesPerDay = (sizeBytes / estimatedRows) * PARQUET_PER_CATALOG_BYTE * rowsPerDay;
+  if (bytesPerDay >= SMALL_FILE_BYTES) return null;
+  const granularity = bytesPerDay * 30.4 >= SMALL_FILE_BYTES || spanDays < 366 ? 'month' : 'year';
+  const per = granularity === 'month' ? bytesPerDay * 30.4 : bytesPerDay * 365;
+  const mb = (n: number) => `${(n / 1e6).toPrecision(2)} MB`;
+  return {
+    granularity,
+    warning: `about ${Math.round(rowsPerDay).toLocaleString('en-US')} rows a day over ${Math.round(spanDays)} days (~${mb(bytesPerDay)} of Parquet a day): day partitions would hold files of a few KB to MB, which Athena pays for per file; add partition: { granularity: ${granularity} } (~${mb(per)} a ${granularity} per run's file)`,
+  };
+}
+
 async function discoverOne(survey: DatabaseSurvey, listed: ListedTable, sampleRows: number): Promise<DiscoveredTable> {
   const { qualified, estimatedRows, sizeBytes } = listed;
   const name = displayName(qualified);
@@ -223,6 +256,10 @@ async function discoverOne(survey: DatabaseSurvey, listed: ListedTable, sampleRo
   const key = pickKey(catalog, indexes);
   const primaryKey = key.primaryKey;
   const warnings: string[] = ['reason' in picked ? [picked.reason] : [], key.warnings, cursor ? cursorWarnings(listed, cursor, primaryKey, indexes) : []].flat();
+  if (cursor && survey.cursorSpanDays) {
+    const advice = granularityAdvice(estimatedRows, sizeBytes, await survey.cursorSpanDays(qualified, cursor.name));
+    if (advice) warnings.push(advice.warning);
+  }
 
   const numericColumns = catalog.columns.filter((c) => c.typeName === 'numeric' && c.elementTypeName === null && c.typmod < 0).map((c) => c.name);
   const types = typeWarnings(name, catalog.columns, new Set(numericColumns));
