@@ -57,7 +57,7 @@ async function run(config: LakeConfig, store: ObjectStore = lake.store) {
   }
 }
 
-const ordersConfig = testConfig([{ name: 'public.orders', deletes: { detect: true } }], { export: { pageRows: 100_000 } });
+const ordersConfig = testConfig([{ name: 'public.orders', deletes: { detect: true } }], { export: { pageRows: 100_000, safetyLagSeconds: 0 } });
 
 const PG_ROW_TEXT = `id::text || '|' || coalesce(customer, '~') || '|' || coalesce(amount::text, '~') || '|' || coalesce(array_to_string(tags, ','), '~') || '|'
         || coalesce(payload::text, '~') || '|' || (extract(epoch FROM updated_at) * 1000000)::int8::text`;
@@ -162,7 +162,7 @@ describe('deletes without CDC', () => {
   }, 600_000);
 
   it('places a composite text/uuid key by hash alike in Postgres and DuckDB, and finds its deletes', async () => {
-    const config = testConfig([{ name: 'public."Line Items"', lakeName: 'line_items', deletes: { detect: true } }], { export: { pageRows: 5000 } });
+    const config = testConfig([{ name: 'public."Line Items"', lakeName: 'line_items', deletes: { detect: true } }], { export: { pageRows: 5000, safetyLagSeconds: 0 } });
     expect((await run(config)).outcome.tables).toMatchObject([{ status: 'succeeded', rows: 20000 }]);
     const unchanged = await run(config);
     // One aggregate per side: the two engines' md5 sums agree on every key.

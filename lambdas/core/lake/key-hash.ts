@@ -59,18 +59,28 @@ export function keyTextSql(dialect: KeyDialect, columns: readonly string[]): str
   return columns.map((c) => columnText(dialect, c)).join(separator);
 }
 
-/** One unsigned 32-bit slice (`part` 0: bytes 0–3, 1: bytes 4–7) of md5(text) as a bigint. */
-export function hashSliceSql(dialect: KeyDialect, text: string, part: 0 | 1): string {
+/** md5 of the text as 32 hex digits (Athena prints them upper case; both read the same below). */
+export function md5HexSql(dialect: KeyDialect, text: string): string {
+  // md5 takes and gives varbinary in Trino.
+  return dialect === 'athena' ? `to_hex(md5(to_utf8(${text})))` : `md5(${text})`;
+}
+
+/** One unsigned 32-bit slice (`part` 0: bytes 0–3, 1: bytes 4–7) of an md5 in hex, as a bigint. */
+export function hexSliceSql(dialect: KeyDialect, hex: string, part: 0 | 1): string {
   const start = part === 0 ? 1 : 9;
   switch (dialect) {
     case 'postgres':
-      return `('x' || substr(md5(${text}), ${start}, 8))::bit(32)::int8`;
+      return `('x' || substr(${hex}, ${start}, 8))::bit(32)::int8`;
     case 'duckdb':
-      return `CAST('0x' || substr(md5(${text}), ${start}, 8) AS BIGINT)`;
+      return `CAST('0x' || substr(${hex}, ${start}, 8) AS BIGINT)`;
     case 'athena':
-      // md5 takes and gives varbinary in Trino; to_hex prints upper case, which from_base reads.
-      return `from_base(substr(to_hex(md5(to_utf8(${text}))), ${start}, 8), 16)`;
+      return `from_base(substr(${hex}, ${start}, 8), 16)`;
   }
+}
+
+/** One unsigned 32-bit slice of md5(text) as a bigint. */
+export function hashSliceSql(dialect: KeyDialect, text: string, part: 0 | 1): string {
+  return hexSliceSql(dialect, md5HexSql(dialect, text), part);
 }
 
 /** The key's position on the bisection line, a non-negative bigint for keys ≥ `lowest`. */

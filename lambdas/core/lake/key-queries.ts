@@ -6,7 +6,7 @@ import { quoteIdent } from '../identifiers.ts';
 import type { QueryEngine } from '../ports.ts';
 import { currentViewName } from './current-view.ts';
 import type { PositionRange } from './key-bisect.ts';
-import { hashSliceSql, keyTextSql, positionRangesSql, positionSql, type KeyLine } from './key-hash.ts';
+import { hexSliceSql, keyTextSql, md5HexSql, positionRangesSql, positionSql, type KeyLine } from './key-hash.ts';
 
 export type LakeDialect = 'duckdb' | 'athena';
 
@@ -31,26 +31,25 @@ const view = (keys: LakeKeys) => quoteIdent(currentViewName(keys.lakeTable));
  * single integer key, its smallest and largest value (`lo`, `hi`; decimal text, null when empty).
  */
 export function lakeKeyWholeSql(keys: LakeKeys, line: KeyLine): string {
-  const text = keyTextSql(keys.dialect, keys.key);
   const k = `CAST(${quoteIdent(keys.key[0])} AS BIGINT)`;
-  const bounds = line.kind === 'integer' ? `CAST(min(${k}) AS VARCHAR)` : 'CAST(NULL AS VARCHAR)';
+  const integer = line.kind === 'integer';
+  // md5 once per key (a subquery), both slices from it: md5 is most of the query's cost.
   return [
-    `SELECT ${bounds} AS lo, ${bounds.replace('min(', 'max(')} AS hi, CAST(count(*) AS VARCHAR) AS n,`,
-    `  CAST(sum(${hashSliceSql(keys.dialect, text, 0)}) AS VARCHAR) AS s1, CAST(sum(${hashSliceSql(keys.dialect, text, 1)}) AS VARCHAR) AS s2`,
-    `FROM ${view(keys)}`,
+    `SELECT ${integer ? 'CAST(min(k) AS VARCHAR)' : 'CAST(NULL AS VARCHAR)'} AS lo, ${integer ? 'CAST(max(k) AS VARCHAR)' : 'CAST(NULL AS VARCHAR)'} AS hi, CAST(count(*) AS VARCHAR) AS n,`,
+    `  CAST(sum(${hexSliceSql(keys.dialect, 'm', 0)}) AS VARCHAR) AS s1, CAST(sum(${hexSliceSql(keys.dialect, 'm', 1)}) AS VARCHAR) AS s2`,
+    `FROM (SELECT ${integer ? k : 'NULL'} AS k, ${md5HexSql(keys.dialect, keyTextSql(keys.dialect, keys.key))} AS m FROM ${view(keys)}) AS "keys"`,
   ].join('\n');
 }
 
 export function lakeKeyAggregateSql(keys: LakeKeys, line: KeyLine, lowest: bigint, width: bigint, ranges: readonly PositionRange[]): string {
-  const text = keyTextSql(keys.dialect, keys.key);
   const position = positionSql(keys.dialect, line, keys.key, lowest);
   // Integer division: DuckDB's `/` is a double's; Trino's `/` on bigints truncates.
-  const bucket = keys.dialect === 'duckdb' ? `(${position}) // ${width.toString()}` : `(${position}) / ${width.toString()}`;
+  const bucket = keys.dialect === 'duckdb' ? `p // ${width.toString()}` : `p / ${width.toString()}`;
   return [
     `SELECT CAST(${bucket} AS VARCHAR) AS b, CAST(count(*) AS VARCHAR) AS n,`,
-    `  CAST(sum(${hashSliceSql(keys.dialect, text, 0)}) AS VARCHAR) AS s1, CAST(sum(${hashSliceSql(keys.dialect, text, 1)}) AS VARCHAR) AS s2`,
-    `FROM ${view(keys)}`,
-    `WHERE ${positionRangesSql(keys.dialect, line, keys.key, lowest, ranges)}`,
+    `  CAST(sum(${hexSliceSql(keys.dialect, 'm', 0)}) AS VARCHAR) AS s1, CAST(sum(${hexSliceSql(keys.dialect, 'm', 1)}) AS VARCHAR) AS s2`,
+    `FROM (SELECT ${position} AS p, ${md5HexSql(keys.dialect, keyTextSql(keys.dialect, keys.key))} AS m FROM ${view(keys)}`,
+    `  WHERE ${positionRangesSql(keys.dialect, line, keys.key, lowest, ranges)}) AS "keys"`,
     'GROUP BY 1',
   ].join('\n');
 }

@@ -6,7 +6,7 @@ import { quoteIdent, quoteLiteral, quoteQualified } from '../identifiers.ts';
 import type { Window } from '../protocol/table-state.ts';
 import type { CatalogColumn } from './type-map.ts';
 import type { TableShape } from './table-shape.ts';
-import { hashSliceSql, keyTextSql, positionRangesSql, positionSql, type KeyLine } from '../lake/key-hash.ts';
+import { hexSliceSql, keyTextSql, md5HexSql, positionRangesSql, positionSql, type KeyLine } from '../lake/key-hash.ts';
 
 /** Cursor predicates of a window; bounds are literals cast to timestamptz. */
 export function windowPredicates(shape: TableShape, window: Window): string[] {
@@ -166,9 +166,10 @@ export function sampledKeysQuery(shape: TableShape, window: Window, percent: num
  */
 export function keyAggregateQuery(shape: TableShape, line: KeyLine, lowest: bigint, width: bigint, ranges: readonly (readonly [bigint, bigint])[]): string {
   const keys = shape.keyColumns.map((c) => c.name);
-  const text = keyTextSql('postgres', keys);
-  const bucket = `(${positionSql('postgres', line, keys, lowest)}) / ${width.toString()}`;
-  return `SELECT (${bucket})::text AS b, count(*)::text AS n, sum(${hashSliceSql('postgres', text, 0)})::text AS s1, sum(${hashSliceSql('postgres', text, 1)})::text AS s2 FROM ${quoteQualified(shape.table.name)} WHERE ${keyRangePredicates(shape, line, lowest, ranges)} GROUP BY 1`;
+  const position = positionSql('postgres', line, keys, lowest);
+  // md5 once per key (a subquery), both slices from it: md5 is most of the query's cost.
+  const inner = `SELECT ${position} AS p, ${md5HexSql('postgres', keyTextSql('postgres', keys))} AS m FROM ${quoteQualified(shape.table.name)} WHERE ${keyRangePredicates(shape, line, lowest, ranges)}`;
+  return `SELECT (p / ${width.toString()})::text AS b, count(*)::text AS n, sum(${hexSliceSql('postgres', 'm', 0)})::text AS s1, sum(${hexSliceSql('postgres', 'm', 1)})::text AS s2 FROM (${inner}) AS "keys" GROUP BY 1`;
 }
 
 /** Delete detection: the key values (text, one column each: k0, k1, …) within position `ranges`. */
