@@ -2,7 +2,7 @@
 // the compaction use, the Glue projection and table that read them, and the validation labels.
 import { describe, expect, it } from 'vitest';
 import { glueTableDefinition } from '../../lambdas/core/lake/glue-table.ts';
-import { dataFileKey, isCoarserOrSame, locationOf, partitionKeysOf, partitionOf, partitionOfKey, partitionProjection, tableDataPrefix } from '../../lambdas/core/lake/keys.ts';
+import { dataFileKey, dayFromEpochDays, isCoarserOrSame, partitionStartDay, locationOf, partitionKeysOf, partitionOf, partitionOfKey, partitionProjection, tableDataPrefix } from '../../lambdas/core/lake/keys.ts';
 import { partitionCountSql, partitionLabel } from '../../lambdas/core/lake/validate.ts';
 
 const day = { year: 2024, month: 3, day: 7 };
@@ -60,6 +60,15 @@ describe('partition granularity', () => {
     expect(partitionOfKey('raw/_state/orders/watermark.json')).toBeNull();
     expect(partitionOf(day, 'month')).toEqual({ year: 2024, month: 3, day: 1 });
     expect(partitionOf(day, 'year')).toEqual({ year: 2024, month: 1, day: 1 });
+  });
+
+  it('groups a day into its partition\'s first day, before 1970 too', () => {
+    for (const epochDay of [0, 19_782, 19_783, -1, -366, 20_000, 2_932_896]) {
+      const day = dayFromEpochDays(epochDay);
+      expect(partitionStartDay(epochDay, 'day')).toBe(epochDay);
+      expect(dayFromEpochDays(partitionStartDay(epochDay, 'month'))).toEqual(partitionOf(day, 'month'));
+      expect(dayFromEpochDays(partitionStartDay(epochDay, 'year'))).toEqual(partitionOf(day, 'year'));
+    }
   });
 
   it('orders granularities: a compaction merges into the same or a coarser one only', () => {

@@ -140,6 +140,16 @@ export function partitionOf(day: PartitionDay, granularity: Granularity = 'day')
   return day;
 }
 
+/**
+ * The epoch day (days since 1970-01-01) of the first day of the partition `epochDay` falls in:
+ * what a writer groups a page's rows by, so a month or year partition gets one file, not one a day.
+ */
+export function partitionStartDay(epochDay: number, granularity: Granularity = 'day'): number {
+  if (granularity === 'day') return epochDay;
+  const { year, month } = dayFromEpochDays(epochDay);
+  return Math.round(Date.UTC(year, granularity === 'month' ? month - 1 : 0, 1) / 86_400_000);
+}
+
 /** The partition a data file's key lies in (year, month, day; missing segments as 1), or null for a key outside the layout. */
 export function partitionOfKey(key: string): PartitionDay | null {
   const match = /\/year=(\d{4})\/(?:month=(\d{2})\/(?:day=(\d{2})\/)?)?[^/]+$/.exec(key);
