@@ -49,7 +49,8 @@ function crashingStore(inner: DirectoryStore, point: CrashPoint): ObjectStore {
 
 if (process.argv[1] === import.meta.filename) {
   const [lakeUrl, configJson, table, point] = process.argv.slice(2);
-  const result = await compactTable({ store: crashingStore(new DirectoryStore(lakeUrl), point as CrashPoint), config: validateConfig(JSON.parse(configJson)) }, table);
+  // Forced: the crash points are the same whatever the thresholds say.
+  const result = await compactTable({ store: crashingStore(new DirectoryStore(lakeUrl), point as CrashPoint), config: validateConfig(JSON.parse(configJson)) }, table, { force: true });
   // Reaching here means the crash point was never hit: the test must notice.
   process.stdout.write(`no crash: ${JSON.stringify(result)}\n`);
 }

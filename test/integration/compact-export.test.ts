@@ -105,8 +105,13 @@ describe('exports and re-runs after a compaction', () => {
     expect(switched).toMatchObject({ status: 'compacted', granularity: 'month', reason: 'partition granularity changes from day to month' });
     await expectExact(month);
     await touch('id % 11 = 0');
-    await run(month);
+    const monthRun = await run(month);
     const monthGeneration = await liveGeneration();
+    // One file per month partition for the run, not one per day.
+    const byFolder = new Map<string, number>();
+    for (const f of files().filter((k) => k.includes(monthRun.runId))) byFolder.set(path.dirname(f), (byFolder.get(path.dirname(f)) ?? 0) + 1);
+    expect(byFolder.size).toBeGreaterThan(0);
+    expect([...byFolder.values()].every((n) => n === 1), JSON.stringify([...byFolder])).toBe(true);
     const live = files().filter((f) => f.startsWith(`generation=${monthGeneration}/`));
     expect(live.length).toBeGreaterThan(0);
     expect(live.every((f) => /^generation=[^/]+\/year=\d{4}\/month=\d{2}\/[^/]+\.parquet$/.test(f))).toBe(true);
