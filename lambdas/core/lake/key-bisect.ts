@@ -38,7 +38,11 @@ export interface BisectOptions {
   readonly listBelow?: number;
   /** Ranges a query is limited to, at most (longer lists are asked in several queries). @default 256 */
   readonly rangesPerQuery?: number;
-  /** Keys a listing query returns, about at most. @default 200000 */
+  /**
+   * Keys a listing query returns, about at most: every query over `<table>_current` ranks the
+   * whole table, so scattered deletes (every range differs) are listed in few large queries.
+   * @default 500000
+   */
   readonly keysPerQuery?: number;
   /** The lake side's aggregate over the whole line, when the caller already has it (one query fewer). */
   readonly lakeWhole?: RangeAggregate;
@@ -88,7 +92,7 @@ export async function findMissingKeys(lake: KeySide, source: KeySide, options: B
   const fanout = BigInt(options.fanout ?? 16);
   const listBelow = options.listBelow ?? 2000;
   const rangesPerQuery = options.rangesPerQuery ?? 256;
-  const keysPerQuery = options.keysPerQuery ?? 200_000;
+  const keysPerQuery = options.keysPerQuery ?? 500_000;
   const counts = { lake: 0, source: 0, lakeKeys: 0, sourceKeys: 0 };
 
   // Ranges are buckets of one width per level: bucket b covers [b·width, (b + 1)·width).
