@@ -8,7 +8,7 @@
 // All three read the rows in (updated_at, id) order, as a keyset export must.
 // Not a timed test in CI: numbers depend on the machine.
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, createWriteStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -163,6 +163,8 @@ async function childExport(url: string, pageRows: number | undefined, rowGroupMB
     return { seconds, cpuSeconds, rows: table.rows, bytes: table.bytes, peak, files: await fileStats(dir) };
   } finally {
     await source.close();
+    // BENCH_KEEP_LAKE=<dir>: keep the lake there (to inspect the files or re-encode them).
+    if (process.env.BENCH_KEEP_LAKE) cpSync(dir, process.env.BENCH_KEEP_LAKE, { recursive: true });
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -3,10 +3,13 @@
 import { validateConfig } from '../../lambdas/core/config.ts';
 import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
 import { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
-import type { ObjectStore, PutOptions, RowSource } from '../../lambdas/core/ports.ts';
+import type { ObjectStore, PutOptions, RowSource, StreamedWrite } from '../../lambdas/core/ports.ts';
 import { runExport } from '../../bin/local/run-export.ts';
 
-type CrashPoint = 'mid-copy' | 'mid-page-upload' | 'before-publish' | 'mid-publish' | 'before-watermark' | 'after-watermark' | 'mid-replace' | 'mid-cleanup' | 'after-commit';
+// The streamed files' own steps: mid-file (inside a part's write, some bytes down), between-parts
+// (a part written, the next not begun), before-complete (every byte written, the object not yet
+// made whole), before-journal (the chunk's files complete, its journal entry not written).
+type CrashPoint = 'mid-copy' | 'mid-page-upload' | 'mid-file' | 'between-parts' | 'before-complete' | 'before-journal' | 'before-publish' | 'mid-publish' | 'before-watermark' | 'after-watermark' | 'mid-replace' | 'mid-cleanup' | 'after-commit';
 
 const die = (): never => {
   process.kill(process.pid, 'SIGKILL');
@@ -16,10 +19,34 @@ const die = (): never => {
 function crashingStore(inner: ObjectStore, point: CrashPoint): ObjectStore {
   let stagedPuts = 0;
   let moves = 0;
+  let partWrites = 0;
   return {
     url: inner.url,
+    openWrite(key: string): StreamedWrite {
+      const write = inner.openWrite!(key);
+      return {
+        async write(bytes) {
+          partWrites++;
+          // Before the second part (a snapshot's single file may have only three).
+          if (point === 'mid-page-upload' && partWrites === 2) die();
+          if (point === 'mid-file' && partWrites === 3) {
+            // Half the part reaches the file, then the process dies inside the write.
+            await write.write(bytes.subarray(0, bytes.byteLength >> 1));
+            die();
+          }
+          await write.write(bytes);
+          if (point === 'between-parts' && partWrites === 2) die();
+        },
+        async complete() {
+          if (point === 'before-complete') die();
+          await write.complete();
+        },
+        abort: () => write.abort(),
+      };
+    },
     async put(key: string, body: Uint8Array | string, options?: PutOptions) {
       if (point === 'mid-page-upload' && key.includes('/pending/') && key.endsWith('.parquet') && ++stagedPuts === 4) die();
+      if (point === 'before-journal' && /\/pending\/[^/]+\/p\d{6}\.json$/.test(key)) die();
       if (point === 'before-watermark' && key.endsWith('/watermark.json')) die();
       const done = await inner.put(key, body, options);
       if (point === 'after-watermark' && key.endsWith('/watermark.json')) die();
@@ -39,8 +66,11 @@ function crashingStore(inner: ObjectStore, point: CrashPoint): ObjectStore {
     },
     async move(from, to) {
       if (point === 'before-publish') die();
-      if (point === 'mid-publish' && ++moves === 3) die();
-      return inner.move(from, to);
+      const moved = await inner.move(from, to);
+      // Once the first file is published (a snapshot run may publish a single file): the others
+      // in flight or not yet moved, the watermark not written.
+      if (point === 'mid-publish' && ++moves === 1) die();
+      return moved;
     },
   };
 }

@@ -12,7 +12,7 @@ import { TableState, type Watermark } from '../../lambdas/core/protocol/table-st
 import { createDatabase, createLake, exportDeps, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
 import { checkLake } from './lake-checks.ts';
 
-const CRASH_POINTS = ['mid-copy', 'mid-page-upload', 'before-publish', 'mid-publish', 'before-watermark', 'after-watermark', 'mid-cleanup', 'after-commit'];
+const CRASH_POINTS = ['mid-copy', 'mid-page-upload', 'mid-file', 'between-parts', 'before-complete', 'before-journal', 'before-publish', 'mid-publish', 'before-watermark', 'after-watermark', 'mid-cleanup', 'after-commit'];
 const CHILD = path.resolve(import.meta.dirname, 'crash-child.ts');
 const execute = promisify(execFile);
 
@@ -41,7 +41,8 @@ async function changeRows(name: string): Promise<void> {
 const tables = (name: string) => [name.startsWith('snapshot_') ? { name, mode: 'snapshot' } : { name }];
 
 async function crashRun(lake: TestLake, name: string, point: string, request: object): Promise<void> {
-  const config = { export: { pageRows: 1000, safetyLagSeconds: 0 }, tables: tables(name) };
+  // Row groups of 400 rows: each 1,000-row page flushes some, so a file is streamed in several parts.
+  const config = { lake: { rowGroupRows: 400 }, export: { pageRows: 1000, safetyLagSeconds: 0 }, tables: tables(name) };
   const result = await execute(process.execPath, [CHILD, db.url, lake.url, JSON.stringify(config), point, JSON.stringify(request)]).then(
     (r) => ({ killed: false, stdout: r.stdout }),
     (e: { signal?: string; stdout: string; stderr: string }) => ({ killed: e.signal === 'SIGKILL', stdout: `${e.stdout}${e.stderr}` }),
@@ -99,7 +100,7 @@ describe('1a. crash while a re-run removes the pages it replaced', () => {
 });
 
 describe('1b. crash at every step of a snapshot table', () => {
-  it.each(['mid-page-upload', 'mid-publish', 'before-watermark', 'after-watermark', 'mid-cleanup'])('killed %s: the next run shows one whole snapshot', async (point) => {
+  it.each(['mid-page-upload', 'mid-file', 'before-journal', 'mid-publish', 'before-watermark', 'after-watermark', 'mid-cleanup'])('killed %s: the next run shows one whole snapshot', async (point) => {
     const name = `snapshot_${point.replaceAll('-', '_')}`;
     await createTable(name);
     const lake = createLake();
@@ -171,27 +172,32 @@ describe('3b. a lease taken over mid-export', () => {
     const deps = exportDeps(db, lake.store, testConfig(tables('stolen')));
     const state = new TableState(lake.store, 'raw', 'stolen');
     const [task] = (await planRun(deps)).tables;
-    // After page 1 is journalled, 100 s pass (more than a quarter of the 300 s lease) and an
-    // operator's re-run takes the lease over.
-    const put = lake.store.put.bind(lake.store);
+    // After page 1 is in the chunk's file, 100 s pass (more than a quarter of the 300 s lease)
+    // and an operator's re-run takes the lease over.
     const now = Date.now;
-    let journalled = 0;
-    lake.store.put = async (key, body, options) => {
-      const written = await put(key, body, options);
-      if (/\/p\d{6}\.json$/.test(key) && ++journalled === 1) {
+    // A lease read after the takeover began waits for it (the log callback cannot await).
+    let takeover: Promise<unknown> | null = null;
+    const get = lake.store.get.bind(lake.store);
+    lake.store.get = async (key) => {
+      if (takeover && key === state.leaseKey()) await takeover;
+      return get(key);
+    };
+    const log = (message: string, fields?: Record<string, unknown>) => {
+      if (message === 'page exported' && fields?.page === 1) {
         Date.now = () => now() + 100_000;
-        await state.write(state.leaseKey(), { runId: 'operator-rerun', expiresAt: new Date(Date.now() + 60_000).toISOString() });
+        takeover = state.write(state.leaseKey(), { runId: 'operator-rerun', expiresAt: new Date(Date.now() + 60_000).toISOString() });
       }
-      return written;
     };
     try {
-      await expect(exportTable(deps, task)).rejects.toThrow(/^public\.stolen: run \S+ no longer holds the table's lease \(held by operator-rerun\); stopping without writing$/);
+      await expect(exportTable({ ...deps, log }, task)).rejects.toThrow(/^public\.stolen: run \S+ no longer holds the table's lease \(held by operator-rerun\); stopping without writing$/);
     } finally {
       Date.now = now;
-      lake.store.put = put;
+      lake.store.get = get;
     }
-    // Page 1 only: the renewal before page 2 found the lease gone.
-    expect((await state.pendingPages(task.runId)).map((p) => p.page)).toEqual([1]);
+    // Nothing journalled: the renewal before page 2 found the lease gone, and the chunk's
+    // unfinished file was dropped.
+    expect(await state.pendingPages(task.runId)).toEqual([]);
+    expect((await lake.store.list(state.pendingPrefix(task.runId))).filter((k) => k.endsWith('.parquet'))).toEqual([]);
     await expect(commitTable(deps, { ...task, done: true, page: 1, rows: 1000 })).rejects.toThrow(/no longer holds the table's lease/);
     expect(await lake.store.list('raw/stolen/')).toEqual([]);
     await deps.close();

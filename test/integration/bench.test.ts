@@ -23,5 +23,18 @@ describe('npm run bench', () => {
     expect(result.ratioToLimit).toBeCloseTo(result.exportRowsPerSec / result.limitRowsPerSec, 6);
     expect(result.ratioToDuckdb).toBeCloseTo(result.exportRowsPerSec / result.duckdbRowsPerSec, 6);
     expect(result.peakRssMiB).toBe(result.export.peakRssMiB);
+    // CPU-seconds per 1M rows of each pipeline's process (all threads), and the export's files:
+    // 5,000 rows within five minutes of one day: one growing file, one row group.
+    for (const mode of ['limit', 'export', 'duckdb']) expect(result.cpuSecondsPerMillion[mode]).toBeGreaterThan(0);
+    expect(result.export.cpuSecondsPerMillion).toBe(result.cpuSecondsPerMillion.export);
+    expect(result.files).toMatchObject({ count: 1, medianRowGroups: 1, minRowGroupRows: 5000 });
+    expect(result.files.medianBytes).toBe(result.export.bytes);
+  });
+
+  it.runIf(process.platform === 'linux')('--pin runs the server on core 0 and each pipeline on core 1 (taskset)', async () => {
+    const { stdout, stderr } = await run(process.execPath, [BENCH, '--rows', '2000', '--runs', '1', '--only', 'export', '--pin'], { timeout: 110_000 });
+    expect(stderr).toMatch(/pinned Postgres \(postmaster \d+, \d+ children\) to core 0; pipelines run on core 1/);
+    expect(stdout).toContain('pinned: Postgres on core 0, each pipeline on core 1');
+    expect(stdout).toMatch(/export files: 1, median [\d.]+ MiB, row groups per file 1/);
   });
 });
