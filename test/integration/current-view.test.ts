@@ -87,7 +87,7 @@ describe('current-state view', () => {
     const query = await LakeQuery.open(testConfig(TABLES), lake.store);
     try {
       const columns = await query.query(`SELECT column_name FROM (DESCRIBE order_lines_current)`);
-      expect(columns.map((c) => c.column_name)).toEqual(['order id', 'line', 'select', 'we"ird', 'is deleted?', 'updated_at', '_lake_exported_at', '_lake_run_id']);
+      expect(columns.map((c) => c.column_name)).toEqual(['order id', 'line', 'select', 'we"ird', 'is deleted?', 'updated_at', '_lake_exported_at', '_lake_run_id', '_lake_deleted']);
     } finally {
       query.close();
     }
