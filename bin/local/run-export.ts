@@ -95,7 +95,10 @@ export async function runExport(deps: ExportDeps, request: RunRequest = {}, now 
   const started = Date.now();
   const signal = control.signal;
   const runDeps: ExportDeps = signal ? { ...deps, source: interruptible(deps.source, signal) } : deps;
-  const plan = await planRun(runDeps, request, now);
+  // In one process the salt is given (LAKE_HASH_SALT) or there is none: a deploy config's secret,
+  // which only the deployed Export reads, must not let Plan pass a table this run cannot hash.
+  const { source: _deployOnly, ...localConfig } = deps.config;
+  const plan = await planRun(deps.hashSalt ? runDeps : { ...runDeps, config: localConfig }, request, now);
   const tables: TableOutcome[] = [
     ...plan.skipped.map((s) => ({ table: s.table, status: 'skipped' as const, rows: 0, files: 0, bytes: 0, windowFrom: null, windowTo: null, nullCursorRows: 0, error: s.reason })),
     // A table whose planning a signal cut short is interrupted, not failed.
