@@ -27,7 +27,7 @@ export interface CommitScaleResult {
   readonly pendingLeft: number;
 }
 
-export async function runCommitScale(pages: number, rowsPerPage: number): Promise<CommitScaleResult> {
+export async function runCommitScale(pages: number, rowsPerPage: number, commitTimeoutSeconds = 300): Promise<CommitScaleResult> {
   const server = await startLocalPostgres();
   const s3 = await startFauxqs({ port: 0, logger: false, host: '127.0.0.1' });
   try {
@@ -36,7 +36,7 @@ export async function runCommitScale(pages: number, rowsPerPage: number): Promis
     const url = await server.createDatabase('scale');
     const source = new PostgresSource(url);
     await source.queryText(`CREATE TABLE big (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT '2024-01-01')`);
-    const config = validateConfig({ export: { safetyLagSeconds: 0 }, tables: [{ name: 'big' }] }, 'scale config');
+    const config = validateConfig({ export: { safetyLagSeconds: 0, commitTimeoutSeconds }, tables: [{ name: 'big' }] }, 'scale config');
     const store = new S3Store(createS3Client(), 'scale', '');
     const deps = { source, store, config };
     const plan = await planRun(deps);

@@ -2,7 +2,8 @@
 //   1. a 20-million-row table exported through the backfill path: 1 segment, then 4 at once;
 //   2. a synthetic 1-billion-row run (20,000 pages) committed within the Commit timeout.
 //
-//   npm run test:scale [-- --rows 20000000 --pages 20000 --rows-per-page 50000 --only backfill|commit]
+//   npm run test:scale [-- --rows 20000000 --pages 20000 --rows-per-page 50000 --commit-timeout 300 --only backfill|commit]
+//   (a shorter --commit-timeout shows the commit resuming across invocations)
 import { parseArgs } from 'node:util';
 import { runBackfillScale } from './backfill-scale.ts';
 import { runCommitScale } from './commit-scale.ts';
@@ -12,6 +13,7 @@ const { values } = parseArgs({
     rows: { type: 'string', default: '20000000' },
     pages: { type: 'string', default: '20000' },
     'rows-per-page': { type: 'string', default: '50000' },
+    'commit-timeout': { type: 'string', default: '300' },
     only: { type: 'string' },
   },
 });
@@ -32,7 +34,7 @@ if (values.only !== 'commit') {
 }
 
 if (values.only !== 'backfill') {
-  const result = await runCommitScale(Number(values.pages), Number(values['rows-per-page']));
+  const result = await runCommitScale(Number(values.pages), Number(values['rows-per-page']), Number(values['commit-timeout']));
   console.log(`commit of a synthetic run: ${n(result.pages)} pages × ${n(result.rowsPerPage)} rows = ${n(result.pages * result.rowsPerPage)} rows (fauxqs S3 API server on loopback)`);
   console.log(`  generated (journals + staged files, 32 writers): ${result.generatedSeconds.toFixed(1)} s`);
   console.log(`  Commit (read ${n(result.pages)} journals into index objects, publish ${n(result.pages)} files, watermark, manifest, clear pending/): ${result.committedSeconds.toFixed(1)} s in ${result.invocations} invocation${result.invocations === 1 ? '' : 's'}, the longest ${result.longestInvocationSeconds.toFixed(1)} s (limit export.commitTimeoutSeconds = ${result.limitSeconds} s)`);
