@@ -172,7 +172,7 @@ export class ChunkWriter {
     const schema = arrowSchema(layout);
     const types = lakeTypes(layout);
     const runDay = Number(BigInt(this.stamp.exportedAtMicros) / 86_400_000_000n);
-    const writer: WriterSettings = { ...this.settings, deltaColumns: deltaColumns(layout) };
+    const writer: WriterSettings = this.settings;
     for (const [day, rows] of groupByDay(layout, page, runDay)) {
       const children = [...decodeRows(layout, page, rows), ...metaColumns(this.stamp, rows.length)];
       const struct = arrow.makeData({ type: new arrow.Struct(schema.fields), length: rows.length, nullCount: 0, children });
@@ -233,9 +233,4 @@ export class ChunkWriter {
     this.files.clear();
     await Promise.all(open.map((f) => f.stream.close().catch(() => undefined)));
   }
-}
-
-/** Key and cursor columns: nearly sorted within a file, so their deltas are small. */
-function deltaColumns(layout: PageLayout): string[] {
-  return layout.keyFields.map((f) => layout.columns[f].name);
 }

@@ -75,18 +75,12 @@ function toIpc(table: arrow.Table): Uint8Array {
   return ipcScratch.subarray(0, total);
 }
 
-/** How a streamed file is written: row group limits and the columns that get delta encoding. */
+/** How a streamed file is written: its row group limits. */
 export interface WriterSettings {
   /** A row group is flushed at this many rows… */
   readonly rowGroupRows: number;
   /** …or once its encoded column chunks reach this many bytes, whichever comes first. */
   readonly rowGroupBytes: number;
-  /**
-   * Integer-backed columns (int32/int64, date, timestamp) written DELTA_BINARY_PACKED instead of
-   * PLAIN: the key and cursor columns, nearly sorted, where deltas are small (README
-   * "Performance" has the measurements).
-   */
-  readonly deltaColumns: readonly string[];
 }
 
 /** Lake types whose Parquet physical type is INT32 or INT64, the ones DELTA_BINARY_PACKED takes. */
@@ -94,6 +88,13 @@ function integerBacked(type: LakeType): boolean {
   return type.kind === 'int32' || type.kind === 'int64' || type.kind === 'date' || type.kind === 'timestamp';
 }
 
+/**
+ * Dictionary where the values repeat (decided per column: wantsDictionary, repetitive); every
+ * other integer-backed column (int32/int64, timestamp: keys, cursors, timestamps, counters) is
+ * written DELTA_BINARY_PACKED instead of PLAIN. Measured on the bench table (README
+ * "Performance"): delta on the key and cursor alone cuts the file 6.5 %, on every such column
+ * 22 %, and encodes no slower. Chunk statistics stay on: Athena prunes row groups with them.
+ */
 function writerProperties(table: arrow.Table, types: ReadonlyMap<string, LakeType>, rowGroupRows: number, settings?: WriterSettings): WriterProperties {
   let builder = new WriterPropertiesBuilder()
     .setCompression(Compression.SNAPPY)
@@ -108,7 +109,7 @@ function writerProperties(table: arrow.Table, types: ReadonlyMap<string, LakeTyp
     const want = wantsDictionary(type);
     const column = want === 'sample' ? table.getChild(name)?.data[0] : undefined;
     if (want === true || (want === 'sample' && (!column || repetitive(column)))) builder = builder.setColumnDictionaryEnabled(name, true);
-    else if (settings?.deltaColumns.includes(name) && integerBacked(type)) builder = builder.setColumnEncoding(name, Encoding.DELTA_BINARY_PACKED);
+    else if (integerBacked(type)) builder = builder.setColumnEncoding(name, Encoding.DELTA_BINARY_PACKED);
   }
   return builder.build();
 }
