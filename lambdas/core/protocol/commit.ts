@@ -7,7 +7,7 @@ import { lakeSchema } from '../lake/current-view.ts';
 import { META_COLUMNS } from '../page/page-layout.ts';
 import type { LakeSchema } from '../ports.ts';
 import { partitionYearOf, projectionYears } from '../lake/keys.ts';
-import { TableState, type PageEntry, type PendingRun, type Watermark } from './table-state.ts';
+import { TableState, type PageEntry, type PendingRun, type RunManifest, type Watermark } from './table-state.ts';
 import { describeTableShape, lakeColumns, type TableShape } from '../source/table-shape.ts';
 import { checkNotNullQuery, checkUniqueQuery } from '../source/queries.ts';
 import { renewLease, releaseLease } from './lease.ts';
@@ -198,6 +198,11 @@ export async function commitTableStep(deps: ExportDeps, task: TableTask, deadlin
     : await state.write(state.watermarkKey(), watermark, { ifNoneMatch: true });
   if (!written) throw new WindowConflictError(`${task.display}: the watermark changed while run ${task.runId} committed; its files will be removed by the next run`);
   try {
+    // The manifest from the journals in hand, past the commit point (before it, a manifest would
+    // mark an uncommitted run as committed): finishing then reads it instead of every journal
+    // again — a run of 20,000 pages is one object, not 20,000 requests. Written once, as there.
+    const manifest: RunManifest = { runId: task.runId, kind: planned.value.kind, window: planned.value.window, committedAt, pages };
+    await retried(() => state.write(state.manifestKey(task.runId), manifest, { ifNoneMatch: true }));
     // Idempotent: a transient store fault here is retried at once rather than leaving a re-run's
     // replaced files visible beside their replacements until the next run.
     await retried(() => finishCommit(deps, state, task.runId, committedAt, true));
