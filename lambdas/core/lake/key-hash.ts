@@ -90,15 +90,19 @@ export function positionSql(dialect: KeyDialect, line: KeyLine, columns: readonl
   return `(${key} - (${lowest.toString()}))`;
 }
 
-/**
- * Position ranges [start, end) as a predicate. An integer key is compared as itself, so that
- * Postgres can use the primary key's index; a hash position as the expression.
- */
-export function positionRangesSql(dialect: KeyDialect, line: KeyLine, columns: readonly string[], lowest: bigint, ranges: readonly (readonly [bigint, bigint])[]): string {
+/** `value` within position ranges [start, end) shifted by `offset`, as a predicate. */
+export function rangesPredicate(value: string, offset: bigint, ranges: readonly (readonly [bigint, bigint])[]): string {
   if (ranges.length === 0) return 'false';
-  const value = line.kind === 'integer'
-    ? (dialect === 'postgres' ? quoteIdent(columns[0]) : `CAST(${quoteIdent(columns[0])} AS BIGINT)`)
-    : positionSql(dialect, line, columns, lowest);
-  const offset = line.kind === 'integer' ? lowest : 0n;
   return `(${ranges.map(([a, b]) => `(${value} >= ${(a + offset).toString()} AND ${value} < ${(b + offset).toString()})`).join(' OR ')})`;
+}
+
+/**
+ * Position ranges [start, end) as a predicate on the key: an integer key is compared as itself,
+ * so that Postgres can use the primary key's index; a hash position is filtered by the caller
+ * once it is computed (null here), so that md5 runs once per row, not once per range.
+ */
+export function keyRangesSql(dialect: KeyDialect, line: KeyLine, columns: readonly string[], lowest: bigint, ranges: readonly (readonly [bigint, bigint])[]): string | null {
+  if (line.kind === 'hash') return null;
+  const value = dialect === 'postgres' ? quoteIdent(columns[0]) : `CAST(${quoteIdent(columns[0])} AS BIGINT)`;
+  return rangesPredicate(value, lowest, ranges);
 }

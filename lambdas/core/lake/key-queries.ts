@@ -6,7 +6,7 @@ import { quoteIdent } from '../identifiers.ts';
 import type { QueryEngine } from '../ports.ts';
 import { currentViewName } from './current-view.ts';
 import type { PositionRange } from './key-bisect.ts';
-import { hexSliceSql, keyTextSql, md5HexSql, positionRangesSql, positionSql, type KeyLine } from './key-hash.ts';
+import { hexSliceSql, keyRangesSql, keyTextSql, md5HexSql, positionSql, rangesPredicate, type KeyLine } from './key-hash.ts';
 
 export type LakeDialect = 'duckdb' | 'athena';
 
@@ -42,19 +42,28 @@ export function lakeKeyWholeSql(keys: LakeKeys, line: KeyLine): string {
 }
 
 export function lakeKeyAggregateSql(keys: LakeKeys, line: KeyLine, lowest: bigint, width: bigint, ranges: readonly PositionRange[]): string {
-  const position = positionSql(keys.dialect, line, keys.key, lowest);
   // Integer division: DuckDB's `/` is a double's; Trino's `/` on bigints truncates.
   const bucket = keys.dialect === 'duckdb' ? `p // ${width.toString()}` : `p / ${width.toString()}`;
   return [
     `SELECT CAST(${bucket} AS VARCHAR) AS b, CAST(count(*) AS VARCHAR) AS n,`,
     `  CAST(sum(${hexSliceSql(keys.dialect, 'm', 0)}) AS VARCHAR) AS s1, CAST(sum(${hexSliceSql(keys.dialect, 'm', 1)}) AS VARCHAR) AS s2`,
-    `FROM (SELECT ${position} AS p, ${md5HexSql(keys.dialect, keyTextSql(keys.dialect, keys.key))} AS m FROM ${view(keys)}`,
-    `  WHERE ${positionRangesSql(keys.dialect, line, keys.key, lowest, ranges)}) AS "keys"`,
+    `FROM ${keySubquery(keys, line, lowest, ranges, [])}`,
     'GROUP BY 1',
   ].join('\n');
 }
 
 export function lakeKeyListSql(keys: LakeKeys, line: KeyLine, lowest: bigint, ranges: readonly PositionRange[]): string {
-  const select = keys.key.map((k, i) => `CAST(${quoteIdent(k)} AS VARCHAR) AS k${i}`).join(', ');
-  return `SELECT ${select} FROM ${view(keys)} WHERE ${positionRangesSql(keys.dialect, line, keys.key, lowest, ranges)}`;
+  const select = keys.key.map((k, i) => `CAST(${quoteIdent(k)} AS VARCHAR) AS k${i}`);
+  return `SELECT ${keys.key.map((_, i) => `k${i}`).join(', ')} FROM ${keySubquery(keys, line, lowest, ranges, select)}`;
+}
+
+/** The view's keys within `ranges`: md5 `m` once per row, position `p` (a hash one from `m`), `columns`. */
+function keySubquery(keys: LakeKeys, line: KeyLine, lowest: bigint, ranges: readonly PositionRange[], columns: readonly string[]): string {
+  const onKey = keyRangesSql(keys.dialect, line, keys.key, lowest, ranges);
+  // A listing of integer keys needs no md5; aggregates and hash positions do.
+  const md5 = columns.length === 0 || onKey === null ? [`${md5HexSql(keys.dialect, keyTextSql(keys.dialect, keys.key))} AS m`] : [];
+  const select = [...md5, ...(onKey === null ? [] : [`${positionSql(keys.dialect, line, keys.key, lowest)} AS p`]), ...columns];
+  const inner = `SELECT ${select.join(', ')} FROM ${view(keys)}${onKey === null ? '' : ` WHERE ${onKey}`}`;
+  if (onKey !== null) return `(${inner}) AS "keys"`;
+  return `(SELECT ${hexSliceSql(keys.dialect, 'm', 0)} AS p, * FROM (${inner}) AS "hashed") AS "keys" WHERE ${rangesPredicate('p', 0n, ranges)}`;
 }

@@ -6,7 +6,7 @@ import { quoteIdent, quoteLiteral, quoteQualified } from '../identifiers.ts';
 import type { Window } from '../protocol/table-state.ts';
 import type { CatalogColumn } from './type-map.ts';
 import type { TableShape } from './table-shape.ts';
-import { hexSliceSql, keyTextSql, md5HexSql, positionRangesSql, positionSql, type KeyLine } from '../lake/key-hash.ts';
+import { hexSliceSql, keyRangesSql, keyTextSql, md5HexSql, positionSql, rangesPredicate, type KeyLine } from '../lake/key-hash.ts';
 
 /** Cursor predicates of a window; bounds are literals cast to timestamptz. */
 export function windowPredicates(shape: TableShape, window: Window): string[] {
@@ -165,23 +165,32 @@ export function sampledKeysQuery(shape: TableShape, window: Window, percent: num
  * matches it counts as deleted.
  */
 export function keyAggregateQuery(shape: TableShape, line: KeyLine, lowest: bigint, width: bigint, ranges: readonly (readonly [bigint, bigint])[]): string {
-  const keys = shape.keyColumns.map((c) => c.name);
-  const position = positionSql('postgres', line, keys, lowest);
-  // md5 once per key (a subquery), both slices from it: md5 is most of the query's cost.
-  const inner = `SELECT ${position} AS p, ${md5HexSql('postgres', keyTextSql('postgres', keys))} AS m FROM ${quoteQualified(shape.table.name)} WHERE ${keyRangePredicates(shape, line, lowest, ranges)}`;
-  return `SELECT (p / ${width.toString()})::text AS b, count(*)::text AS n, sum(${hexSliceSql('postgres', 'm', 0)})::text AS s1, sum(${hexSliceSql('postgres', 'm', 1)})::text AS s2 FROM (${inner}) AS "keys" GROUP BY 1`;
+  return `SELECT (p / ${width.toString()})::text AS b, count(*)::text AS n, sum(${hexSliceSql('postgres', 'm', 0)})::text AS s1, sum(${hexSliceSql('postgres', 'm', 1)})::text AS s2 FROM ${keySubquery(shape, line, lowest, ranges, [])} GROUP BY 1`;
 }
 
 /** Delete detection: the key values (text, one column each: k0, k1, …) within position `ranges`. */
 export function keyListQuery(shape: TableShape, line: KeyLine, lowest: bigint, ranges: readonly (readonly [bigint, bigint])[]): string {
-  const select = shape.keyColumns.map((c, i) => `${quoteIdent(c.name)}::text AS k${i}`).join(', ');
-  return `SELECT ${select} FROM ${quoteQualified(shape.table.name)} WHERE ${keyRangePredicates(shape, line, lowest, ranges)}`;
+  const select = shape.keyColumns.map((c, i) => `${quoteIdent(c.name)}::text AS k${i}`);
+  return `SELECT ${shape.keyColumns.map((_, i) => `k${i}`).join(', ')} FROM ${keySubquery(shape, line, lowest, ranges, select)}`;
 }
 
-function keyRangePredicates(shape: TableShape, line: KeyLine, lowest: bigint, ranges: readonly (readonly [bigint, bigint])[]): string {
-  const out = [positionRangesSql('postgres', line, shape.keyColumns.map((c) => c.name), lowest, ranges)];
-  if (shape.table.config.where) out.push(`(${shape.table.config.where})`);
-  return out.join(' AND ');
+/**
+ * The table's keys within `ranges`: their md5 `m` (most of the cost) once per row, their position
+ * `p` and `columns`. OFFSET 0 keeps Postgres from copying md5's expression into each range's test;
+ * an integer key's ranges are tested on the key itself, where its index serves them.
+ */
+function keySubquery(shape: TableShape, line: KeyLine, lowest: bigint, ranges: readonly (readonly [bigint, bigint])[], columns: readonly string[]): string {
+  const keys = shape.keyColumns.map((c) => c.name);
+  const where: string[] = [];
+  const onKey = keyRangesSql('postgres', line, keys, lowest, ranges);
+  if (onKey !== null) where.push(onKey);
+  if (shape.table.config.where) where.push(`(${shape.table.config.where})`);
+  // A listing of integer keys needs no md5; aggregates and hash positions do.
+  const md5 = columns.length === 0 || onKey === null ? [`${md5HexSql('postgres', keyTextSql('postgres', keys))} AS m`] : [];
+  const select = [...md5, ...(onKey === null ? [] : [`${positionSql('postgres', line, keys, lowest)} AS p`]), ...columns];
+  const inner = `SELECT ${select.join(', ')} FROM ${quoteQualified(shape.table.name)}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} OFFSET 0`;
+  if (onKey !== null) return `(${inner}) AS "keys"`;
+  return `(SELECT ${hexSliceSql('postgres', 'm', 0)} AS p, * FROM (${inner}) AS "hashed") AS "keys" WHERE ${rangesPredicate('p', 0n, ranges)}`;
 }
 
 /**
