@@ -36,7 +36,11 @@ export interface BisectOptions {
   readonly fanout?: number;
   /** A differing range with at most this many lake keys is listed rather than split. @default 2000 */
   readonly listBelow?: number;
-  /** Ranges a query is limited to, at most (longer lists are asked in several queries). @default 256 */
+  /**
+   * Ranges a query is limited to, at most (longer lists are asked in several queries). A range's
+   * test is at most ~200 bytes (a 63-byte key name twice): 512 keep a query far under Athena's
+   * 262,144-byte query string limit. @default 512
+   */
   readonly rangesPerQuery?: number;
   /**
    * Keys a listing query returns, about at most: every query over `<table>_current` ranks the
@@ -91,7 +95,7 @@ export function lineWidth(span: bigint, fanout: number): bigint {
 export async function findMissingKeys(lake: KeySide, source: KeySide, options: BisectOptions): Promise<BisectResult> {
   const fanout = BigInt(options.fanout ?? 16);
   const listBelow = options.listBelow ?? 2000;
-  const rangesPerQuery = options.rangesPerQuery ?? 256;
+  const rangesPerQuery = options.rangesPerQuery ?? 512;
   const keysPerQuery = options.keysPerQuery ?? 500_000;
   const counts = { lake: 0, source: 0, lakeKeys: 0, sourceKeys: 0 };
 
