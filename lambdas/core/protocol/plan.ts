@@ -116,7 +116,7 @@ async function planBackfill(deps: ExportDeps, state: TableState, shape: TableSha
   const segments = await planSegments(deps, shape, window, count);
   if (segments.length < 2) return undefined;
   const items = await writeSegments(state, runId, segments);
-  deps.log?.('backfill: the window is exported as key-range segments at once', { table: shape.table.display, segments: segments.length, by: shape.table.config.backfill?.by ?? 'key' });
+  deps.log?.('backfill: the window is split into key-range segments (the workflow\'s Distributed Map exports them at once)', { table: shape.table.display, segments: segments.length, by: shape.table.config.backfill?.by ?? 'key' });
   return { segments: segments.length, items, pages: null };
 }
 
