@@ -24,6 +24,9 @@ export const SEGMENT_PAGE_STRIDE = 10_000;
  */
 const SAMPLE_BLOCKS_PER_SEGMENT = 250;
 
+/** A sample that found too few keys reads every block only of a table this small (~800 MiB): Plan has minutes, not hours. */
+const FULL_SAMPLE_MAX_BLOCKS = 100_000;
+
 /** One segment's progress: where its next invocation resumes, and what it exported. */
 export interface SegmentProgress {
   readonly index: number;
@@ -93,8 +96,9 @@ async function keyCuts(deps: ExportDeps, shape: TableShape, window: Window, coun
     .filter((k): k is string[] => k.every((v) => v !== null));
   const percent = blocks > 0 ? (100 * SAMPLE_BLOCKS_PER_SEGMENT * count) / blocks : 100;
   let keys = await sample(percent);
-  // Too few keys to cut (the window is a small part of the table): read every block once.
-  if (keys.length < count * 10 && percent < 100) keys = await sample(100);
+  // Too few keys to cut (the window is a small part of the table): read every block once, if
+  // that is affordable; otherwise fewer (or no) segments.
+  if (keys.length < count * 10 && percent < 100 && blocks <= FULL_SAMPLE_MAX_BLOCKS) keys = await sample(100);
   return cutsOf(keys, count, (a, b) => a.every((v, i) => v === b[i]));
 }
 
