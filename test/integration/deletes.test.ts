@@ -196,7 +196,7 @@ describe('deletes without CDC', () => {
     const query = await LakeQuery.open(config, lake.store);
     try {
       // The current views hold exactly the table's keys.
-      expect((await query.query('SELECT id FROM wall_clock_current ORDER BY id')).map((r) => String(r.id))).toEqual((await db.query('SELECT id::text FROM "Wall Clock" ORDER BY id')).map((r) => r.id));
+      expect((await query.query('SELECT id FROM wall_clock_current ORDER BY id')).map((r) => String(r.id))).toEqual((await db.query('SELECT id::text AS id FROM "Wall Clock" ORDER BY "Wall Clock".id')).map((r) => r.id));
       // The tombstones hold the window end as New York's wall clock (the files hold wall-clock µs).
       const [{ at }] = await query.query(`SELECT DISTINCT CAST(epoch_us(changed) AS VARCHAR) AS at FROM wall_clock WHERE _lake_deleted`);
       const [{ want }] = await db.query(`SELECT (extract(epoch FROM ($1::timestamptz AT TIME ZONE 'America/New_York')) * 1000000)::int8::text AS want`, [wall.windowTo]);
