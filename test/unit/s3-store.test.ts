@@ -142,3 +142,33 @@ describe('S3Store.openWrite (streamed files)', () => {
     await expect(write.write(new Uint8Array(1))).rejects.toThrow('orders/b.parquet: write after the upload was completed or aborted');
   });
 });
+
+describe('S3Store.openWrite against an S3 API server (fauxqs on loopback)', () => {
+  it('a 20 MiB file streamed in parts reads back byte for byte; before completion the key does not exist', async () => {
+    const { startFauxqs } = await import('fauxqs');
+    const { createS3Client } = await import('../../lambdas/adapters/s3-store.ts');
+    const server = await startFauxqs({ port: 0, logger: false, host: '127.0.0.1' });
+    const saved = { ...process.env };
+    try {
+      server.createBucket('lake-stream');
+      Object.assign(process.env, { AWS_ENDPOINT_URL_S3: server.address, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
+      const store = new S3Store(createS3Client(), 'lake-stream', 'raw');
+      const body = Buffer.alloc(20 * 1024 * 1024);
+      for (let i = 0; i < body.length; i += 4) body.writeUInt32LE(i * 2654435761 >>> 0, i);
+      const write = store.openWrite('orders/_state/pending/r/data/year=2024/a.parquet');
+      for (let at = 0; at < body.length; at += 3_000_000) await write.write(body.subarray(at, at + 3_000_000));
+      expect(await store.get('orders/_state/pending/r/data/year=2024/a.parquet')).toBeNull();
+      await write.complete();
+      const back = await store.get('orders/_state/pending/r/data/year=2024/a.parquet');
+      expect(back!.body.equals(body)).toBe(true);
+
+      const dropped = store.openWrite('orders/b.parquet');
+      await dropped.write(body.subarray(0, 9 * 1024 * 1024));
+      await dropped.abort();
+      expect(await store.list('orders/')).toEqual(['orders/_state/pending/r/data/year=2024/a.parquet']);
+    } finally {
+      process.env = saved;
+      await server.stop();
+    }
+  }, 60_000);
+});
