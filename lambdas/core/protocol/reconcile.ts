@@ -27,6 +27,7 @@ import { findMissingKeys, type BisectResult, type KeySide, type PositionRange, t
 import { keyLineOf, keyLineProblem, type KeyLine } from '../lake/key-hash.ts';
 import { engineDialect, lakeKeyAggregateSql, lakeKeyListSql, lakeKeyWholeSql, type LakeKeys } from '../lake/key-queries.ts';
 import { dataFileKey, dayFromEpochDays } from '../lake/keys.ts';
+import { liveDataLocation } from './compact.ts';
 import type { TableShape } from '../source/table-shape.ts';
 import { keyAggregateQuery, keyListQuery, tombstoneCursorQuery } from '../source/queries.ts';
 import type { PageEntry, RunManifest, TableState, Window } from './table-state.ts';
@@ -201,7 +202,7 @@ export async function detectDeletes(deps: ExportDeps & DeleteDetectionDeps, stat
   });
   if (detection.missing.length === 0) return task;
 
-  const [cursor] = await deps.source.queryText(tombstoneCursorQuery(shape as TableShape & { cursor: NonNullable<TableShape['cursor']> }, task.window.to));
+  const [cursor] = await deps.source.queryText(tombstoneCursorQuery({ ...shape, cursor: shape.cursor }, task.window.to));
   if (!cursor?.v) throw new ExportError(`${task.display}: the tombstones' cursor value for ${task.window.to} could not be computed`);
   const { encodeTombstones } = await import('../lake/tombstone-file.ts');
   const layout = shape.layout;
@@ -210,6 +211,8 @@ export async function detectDeletes(deps: ExportDeps & DeleteDetectionDeps, stat
   // Tombstones are filed by their cursor's day, whatever column partitions the table (they hold no other value).
   const days = layout.columns[cursorField].lakeType.kind === 'date' ? Number(cursor.v) : Math.floor(Number(BigInt(cursor.v) / 1_000_000n) / 86_400);
   const day = dayFromEpochDays(days);
+  // Where this table's files go now (its partition granularity and generation), as for its pages.
+  const location = await liveDataLocation(deps, state, shape.table);
   const stamp = { runId: task.runId, exportedAtMicros: task.exportedAtMicros };
   const sorted = [...detection.missing].sort(compareKeys(shape));
   let current = task;
@@ -217,7 +220,7 @@ export async function detectDeletes(deps: ExportDeps & DeleteDetectionDeps, stat
     const keys = sorted.slice(start, start + deps.config.export.pageRows);
     const pageNo = current.page + 1;
     const parquet = encodeTombstones(layout, { keyFields, keys, cursorField, cursorValue: cursor.v }, stamp);
-    const key = dataFileKey(deps.config.lake.prefix, task.table, day, task.runId, pageNo);
+    const key = dataFileKey(deps.config.lake.prefix, task.table, day, task.runId, pageNo, false, location);
     // Journal first, then stage, as for exported pages.
     const entry: TombstonePageEntry = {
       page: pageNo, rows: keys.length, first: [task.window.to, ...keys[0]], last: [task.window.to, ...keys[keys.length - 1]],
