@@ -9,7 +9,7 @@ import type { FramedPage } from './copy-binary.ts';
 import { ConfigError, ValueError } from '../errors.ts';
 import { hashColumn } from './pii-hash.ts';
 import { dayFromEpochDays, type PartitionDay } from '../lake/keys.ts';
-import { ParquetStream, type WriterSettings } from './parquet.ts';
+import { ParquetStream } from './parquet.ts';
 import type { LakeType } from '../source/type-map.ts';
 import { epochDayOf, fieldText } from './values.ts';
 import { META_EXPORTED_AT, META_RUN_ID, columnWhere, describeKey, rowKeyText, type AppendedPage, type ChunkFile, type ChunkSettings, type FilePart, type PageLayout, type RunStamp } from './page-layout.ts';
@@ -172,14 +172,13 @@ export class ChunkWriter {
     const schema = arrowSchema(layout);
     const types = lakeTypes(layout);
     const runDay = Number(BigInt(this.stamp.exportedAtMicros) / 86_400_000_000n);
-    const writer: WriterSettings = this.settings;
     for (const [day, rows] of groupByDay(layout, page, runDay)) {
       const children = [...decodeRows(layout, page, rows), ...metaColumns(this.stamp, rows.length)];
       const struct = arrow.makeData({ type: new arrow.Struct(schema.fields), length: rows.length, nullCount: 0, children });
       const table = new arrow.Table(schema, new arrow.RecordBatch(schema, struct));
       let open = this.files.get(day);
       if (!open) {
-        open = { file: this.files.size, day: dayFromEpochDays(day), stream: new ParquetStream(table, types, writer), rows: 0, rowsFlushed: 0, bytesSeen: 0 };
+        open = { file: this.files.size, day: dayFromEpochDays(day), stream: new ParquetStream(table, types, this.settings), rows: 0, rowsFlushed: 0, bytesSeen: 0 };
         this.files.set(day, open);
       }
       // The Arrow data lives in the shared arena: append copies it into wasm before returning.
