@@ -19,7 +19,7 @@ import type { ExportDeps, TableTask } from '../lambdas/core/protocol/run-model.t
 import { discoverTables, mergeConfig, renderConfig, summarizeDiscovery } from './local/discover.ts';
 import { compactTable, type CompactResult } from '../lambdas/core/protocol/compact.ts';
 import { TableState } from '../lambdas/core/protocol/table-state.ts';
-import { tombstonesOfRun, type DeleteDetectionDeps } from '../lambdas/core/protocol/reconcile.ts';
+import type { DeleteDetectionDeps } from '../lambdas/core/protocol/reconcile.ts';
 import { describeValidation, lastCommittedRun, validateRun, type ValidationResult } from '../lambdas/core/lake/validate.ts';
 
 const USAGE: Record<string, string> = {
@@ -298,11 +298,15 @@ async function commandRun(args: string[]): Promise<number> {
   // Tables with deletes.detect compare keys with the lake through DuckDB (a local lake's views).
   const detecting = new Set(selectTables(config).filter((t) => t.config.deletes?.detect).map((t) => t.lakeName));
   const engine = detecting.size > 0 && store instanceof DirectoryStore ? (await LakeQuery.open(config, store)).engine() : undefined;
+  const detected = new Map<string, number>();
   try {
     if (window) await checkWindow(source, window);
     const runDeps: ExportDeps & DeleteDetectionDeps = {
       source, store, config, hashSalt: process.env.LAKE_HASH_SALT || undefined, engine,
-      log: json ? undefined : (message, fields = {}) => {
+      log: (message, fields = {}) => {
+        // Deletes found per table (by display name), for the summary lines and --json.
+        if (message === 'deletes detected') detected.set(String(fields.table), Number(fields.deletes));
+        if (json) return;
         if (message === 'page exported') progress.update(String(fields.table), Number(fields.totalRows));
         else if (message === 'rows with a NULL or infinity cursor are not exported') nullKeys.set(String(fields.table), fields.sampleKeys);
         const line = describeRunEvent(message, fields);
@@ -329,11 +333,8 @@ async function commandRun(args: string[]): Promise<number> {
     );
     for (const t of outcome.tables) if (t.status === 'succeeded') progress.finish(displayOf(t.table), t.rows);
     progress.end();
-    // Tombstones each detecting table's run wrote, from its manifest.
-    const deletes = new Map<string, number>();
-    for (const t of outcome.tables) {
-      if (t.status === 'succeeded' && detecting.has(t.table)) deletes.set(t.table, await tombstonesOfRun(new TableState(store, config.lake.prefix, t.table), outcome.runId));
-    }
+    // Deletes found by the tables whose run compared keys (and committed them as tombstones).
+    const deletes = new Map(outcome.tables.filter((t) => t.status === 'succeeded' && detected.has(displayOf(t.table))).map((t) => [t.table, detected.get(displayOf(t.table))!]));
     if (json) {
       process.stdout.write(`${JSON.stringify({
         runId: outcome.runId,
@@ -348,7 +349,7 @@ async function commandRun(args: string[]): Promise<number> {
       for (const t of outcome.tables) {
         const display = displayOf(t.table);
         const tombstones = deletes.get(t.table);
-        const deleted = tombstones === undefined ? '' : `; ${plural(tombstones, 'delete')} found (tombstones written)`;
+        const deleted = tombstones === undefined ? '' : tombstones === 0 ? '; no deletes found' : `; ${plural(tombstones, 'delete')} found (tombstones written)`;
         process.stdout.write(`${describeOutcome(t, display, { nullKeys: nullKeys.get(display), lagSeconds: config.export.safetyLagSeconds, heldByTransaction })}${deleted}\n`);
       }
       const seconds = (outcome.durationMs / 1000).toFixed(1);
