@@ -39,7 +39,7 @@ describe('pg-lake-export run with deletes.detect', () => {
     expect(second.stdout.split('\n')[0]).toMatch(/^public\.orders: 7 rows, 1 file, .*; 7 deletes found \(tombstones written\)$/);
     const json = await cli([...args, '--json'], { DATABASE_URL: db.url });
     expect(JSON.parse(json.stdout).tables[0]).toMatchObject({ table: 'orders', status: 'succeeded', deletes: 0 });
-    const query = await cli(['query', '--config', config, '--lake', `${lake.url}/lake`, '--json', 'SELECT count(*) AS n FROM orders_current']);
+    const query = await cli(['query', '--config', config, '--lake', `${lake.url}/lake`, '--json', 'SELECT CAST(count(*) AS INTEGER) AS n FROM orders_current']);
     expect(JSON.parse(query.stdout)).toEqual([{ n: 1227 }]);
   }, 300_000);
 });
