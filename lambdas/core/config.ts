@@ -54,6 +54,11 @@ const tableSchema = z.strictObject({
       segments: z.number().int().min(1).max(64),
       /** key: ranges of the (cursor, pk…) keyset; ctid: heap block ranges, for a table whose keyset has no useful index. */
       by: z.enum(['key', 'ctid']).default('key'),
+      /**
+       * Segments of this table exported at once, below export.backfillConcurrency (the map's
+       * limit for every table): its segments are dealt into this many lanes, each exported in turn.
+       */
+      concurrency: z.number().int().min(1).max(64).optional(),
     })
     .optional(),
   /**

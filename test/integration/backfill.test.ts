@@ -6,7 +6,7 @@ import { LakeQuery } from '../../bin/local/lake-query.ts';
 import { commitTable, commitTableStep } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
-import { planSegments, readSegments, segmentTask, SEGMENT_PAGE_STRIDE } from '../../lambdas/core/protocol/segments.ts';
+import { parseExportInput, planSegments, readSegments, segmentTask, SEGMENT_PAGE_STRIDE } from '../../lambdas/core/protocol/segments.ts';
 import { TableState, type RunManifest } from '../../lambdas/core/protocol/table-state.ts';
 import type { ExportDeps, TableTask } from '../../lambdas/core/protocol/run-model.ts';
 import { describeTableShape } from '../../lambdas/core/source/table-shape.ts';
@@ -124,6 +124,44 @@ describe('backfill segments', () => {
     expect(rows).toBe(9000);
     const [stats] = await duckdb<{ n: string; ids: string }>(`SELECT count(*) AS n, count(DISTINCT id) AS ids FROM read_parquet(${parquetGlob(lake, 'bf_parted')})`);
     expect(stats).toEqual({ n: '9000', ids: '9000' });
+    lake.remove();
+  });
+
+  it('with tables[].backfill.concurrency 2, deals 4 segments into 2 lanes whose children export them in turn', async () => {
+    await db.query(`CREATE TABLE bf_lanes (id int PRIMARY KEY, updated_at timestamptz NOT NULL);
+      INSERT INTO bf_lanes SELECT g, timestamptz '2024-10-01 00:00:00+00' + g * interval '1 minute' FROM generate_series(1, 8000) g`);
+    const lake = createLake();
+    const config = testConfig([{ name: 'bf_lanes', backfill: { segments: 4, concurrency: 2 } }]);
+    const deps = exportDeps(db, lake.store, config);
+    try {
+      let [task] = (await planRun(deps)).tables;
+      expect(task.backfill).toMatchObject({ segments: 4, items: expect.stringMatching(/\/lanes\.jsonl$/) });
+      // The map's items: two lanes, segments 0 and 2, 1 and 3.
+      const lanes = (await lake.store.get(task.backfill!.items))!.body.toString('utf8').trim().split('\n').map((l) => JSON.parse(l) as { lane: number; segments: { index: number }[] });
+      expect(lanes.map((l) => l.segments.map((s) => s.index))).toEqual([[0, 2], [1, 3]]);
+      const children = await Promise.all(lanes.map(async (lane) => {
+        const own = exportDeps(db, lake.store, config);
+        try {
+          // One page per invocation, as a child whose budget runs out: the loop goes through both segments.
+          let child = parseExportInput({ task, segment: lane });
+          const seen = new Set<number>();
+          while (!child.done) {
+            child = await exportTable(own, child, Date.now());
+            seen.add(child.segment!.index);
+          }
+          return { last: child.segment!.index, seen: [...seen].sort() };
+        } finally {
+          await own.close();
+        }
+      }));
+      expect(children).toEqual([{ last: 2, seen: [0, 2] }, { last: 3, seen: [1, 3] }]);
+      while (!task.done) task = await exportTable(deps, task);
+      expect((await commitTable(deps, task)).rows).toBe(8000);
+    } finally {
+      await deps.close();
+    }
+    const [stats] = await duckdb<{ n: string; ids: string }>(`SELECT count(*) AS n, count(DISTINCT id) AS ids FROM read_parquet(${parquetGlob(lake, 'bf_lanes')})`);
+    expect(stats).toEqual({ n: '8000', ids: '8000' });
     lake.remove();
   });
 

@@ -11,7 +11,7 @@ import { TableState, type PendingRun, type RunManifest, type Supersede, type Wat
 import { describeTableShape, incompatibleChanges, lakeColumns, type TableShape } from '../source/table-shape.ts';
 import { CANONICAL_CURSOR_SQL, duplicateKeyQuery, nullCursorQuery, nullKeyQuery } from '../source/queries.ts';
 import { acquireLease, releaseLease } from './lease.ts';
-import { chooseSegmentCount, planSegments, writeSegments } from './segments.ts';
+import { chooseSegmentCount, planSegments, writeLanes, writeSegments } from './segments.ts';
 import { recover } from './recovery.ts';
 import { type ExportDeps, type RunRequest, type TableTask, type RunPlan, newRunId } from './run-model.ts';
 
@@ -115,7 +115,10 @@ async function planBackfill(deps: ExportDeps, state: TableState, shape: TableSha
   if (count < 2) return undefined;
   const segments = await planSegments(deps, shape, window, count);
   if (segments.length < 2) return undefined;
-  const items = await writeSegments(state, runId, segments);
+  const listed = await writeSegments(state, runId, segments);
+  // A table that limits its own concurrency: its segments in that many lanes (the map's items).
+  const lanes = shape.table.config.backfill?.concurrency;
+  const items = lanes !== undefined && lanes < segments.length ? await writeLanes(state, runId, segments, lanes) : listed;
   deps.log?.('backfill: the window is split into key-range segments (the workflow\'s Distributed Map exports them at once)', { table: shape.table.display, segments: segments.length, by: shape.table.config.backfill?.by ?? 'key' });
   return { segments: segments.length, items, pages: null };
 }

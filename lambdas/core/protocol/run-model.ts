@@ -86,6 +86,8 @@ export const tableTaskSchema = z.strictObject({
   backfill: z.strictObject({ segments: z.number().int().min(2).max(64), items: z.string().min(1), pages: count.nullable() }).optional(),
   /** Set on one segment's own task (a Distributed Map child): its share of the keyset. */
   segment: segmentRangeSchema.optional(),
+  /** A child that exports a lane of segments in turn (tables[].backfill.concurrency): the segments after this one. */
+  lane: z.array(segmentRangeSchema).max(63).optional(),
   /** Commit Table's progress when one invocation was not enough: checks done, files published (in journal order). */
   commit: z.strictObject({ checked: z.boolean(), published: count }).optional(),
 });
@@ -93,6 +95,12 @@ export type TableTask = Readonly<z.infer<typeof tableTaskSchema>>;
 
 /** What a Distributed Map child is given: the table's task and one line of the segment list. */
 export const segmentItemSchema = z.strictObject({ task: tableTaskSchema, segment: segmentRangeSchema });
+
+/** A Distributed Map child's item when the table limits its own concurrency: a lane of segments, exported in turn. */
+export const laneItemSchema = z.strictObject({
+  task: tableTaskSchema,
+  segment: z.strictObject({ lane: z.number().int().min(0).max(63), segments: z.array(segmentRangeSchema).min(1).max(64) }),
+});
 
 /** What Plan returns: the tables to export, and those it skipped or could not plan. */
 export const runPlanSchema = z.object({

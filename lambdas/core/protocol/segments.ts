@@ -3,6 +3,8 @@
 // run's staging; Commit then sees every segment's pages as one run.
 //
 //   pending/<runId>/segments.jsonl   the segments, one JSON line each (the Map's items)
+//   pending/<runId>/lanes.jsonl      with tables[].backfill.concurrency: the segments dealt into
+//                                    that many lanes (then these are the Map's items)
 //   pending/<runId>/s<nnnn>.json     one segment's progress, written at the end of each invocation
 //
 // Page numbers: segment i journals pages i·10,000 + 1 …, so segments never collide and the
@@ -12,7 +14,7 @@ import { quoteQualified } from '../identifiers.ts';
 import type { TableShape } from '../source/table-shape.ts';
 import { HISTOGRAM_BOUNDS_SQL, TABLE_ESTIMATE_SQL, keysetColumns, sampledKeysQuery } from '../source/queries.ts';
 import { TableState, type Window } from './table-state.ts';
-import { segmentItemSchema, segmentRangeSchema, tableTaskSchema, type ExportDeps, type SegmentRange, type TableTask } from './run-model.ts';
+import { laneItemSchema, segmentItemSchema, segmentRangeSchema, tableTaskSchema, type ExportDeps, type SegmentRange, type TableTask } from './run-model.ts';
 
 /** Page numbers of segment i start after i × this. */
 export const SEGMENT_PAGE_STRIDE = 10_000;
@@ -131,9 +133,21 @@ export async function writeSegments(state: TableState, runId: string, segments: 
   return key;
 }
 
+/**
+ * Deal the segments into `lanes` lanes (segment i to lane i mod lanes) and write them where the
+ * Distributed Map's ItemReader reads them: with fewer items than segments, the map's children
+ * export at most `lanes` segments of this table at once, each lane's in turn. Returns its key.
+ */
+export async function writeLanes(state: TableState, runId: string, segments: readonly SegmentRange[], lanes: number): Promise<string> {
+  const key = `${state.pendingPrefix(runId)}lanes.jsonl`;
+  const lines = Array.from({ length: lanes }, (_, lane) => JSON.stringify({ lane, segments: segments.filter((s) => s.index % lanes === lane) }));
+  await state.store.put(key, `${lines.join('\n')}\n`);
+  return key;
+}
+
 /** The segment list a plan wrote, each line checked. */
 export async function readSegments(state: TableState, task: TableTask): Promise<SegmentRange[]> {
-  const key = task.backfill?.items ?? segmentListKey(state, task.runId);
+  const key = segmentListKey(state, task.runId);
   const object = await state.store.get(key);
   if (!object) throw new StateError(`${task.display}: run ${task.runId}: the segment list ${key} is missing (another run removed this run?)`);
   return object.body.toString('utf8').split('\n').filter((line) => line.trim() !== '').map((line, i) => {
@@ -150,12 +164,25 @@ export async function readSegments(state: TableState, task: TableTask): Promise<
 export function parseExportInput(event: unknown): TableTask {
   const item = segmentItemSchema.safeParse(event);
   if (item.success) return segmentTask(item.data.task, item.data.segment);
+  const lane = laneItemSchema.safeParse(event);
+  if (lane.success) {
+    const [first, ...rest] = lane.data.segment.segments;
+    return { ...segmentTask(lane.data.task, first), lane: rest };
+  }
   return tableTaskSchema.parse(event);
+}
+
+/** A lane's child whose segment is done goes on with the lane's next segment (from its start, or its journal). */
+export function nextInLane(task: TableTask): TableTask {
+  if (!task.segment || !task.done || !task.lane?.length) return task;
+  const [next, ...rest] = task.lane;
+  return { ...segmentTask(task, next), lane: rest };
 }
 
 /** A Distributed Map child's task: the table's task narrowed to one segment, from its start. */
 export function segmentTask(parent: TableTask, segment: SegmentRange): TableTask {
-  return { ...parent, segment, page: segment.index * SEGMENT_PAGE_STRIDE, after: null, rows: 0, files: 0, bytes: 0, done: false, carried: null };
+  const { lane: _lane, ...table } = parent;
+  return { ...table, segment, page: segment.index * SEGMENT_PAGE_STRIDE, after: null, rows: 0, files: 0, bytes: 0, done: false, carried: null };
 }
 
 /**
