@@ -12,7 +12,7 @@ import { pageQuery } from '../source/queries.ts';
 import { replacedPages, carryHistory } from './carry-history.ts';
 import { renewLease } from './lease.ts';
 import { nullKeyMessage } from './plan.ts';
-import { assertSegmentPage, gatherSegments, isBackfillToGather, recordSegment, resumeSegment, segmentPages } from './segments.ts';
+import { assertSegmentPage, gatherSegments, isBackfillToGather, nextInLane, recordSegment, resumeSegment, segmentPages } from './segments.ts';
 import { type ExportDeps, type TableTask, findTable } from './run-model.ts';
 import { detectDeletes, type DeleteDetectionDeps } from './reconcile.ts';
 
@@ -39,7 +39,8 @@ export async function exportTable(deps: ExportDeps & DeleteDetectionDeps, task: 
   }
   // A backfill segment resumes from its own journal (a retried child, a redriven Map Run).
   let current = await resumeSegment(state, task);
-  if (current.done) return current;
+  // Done already (a redelivered item): a lane's child goes on with its next segment.
+  if (current.done) return nextInLane(current);
   // A backfill's table task totals its segments (exporting any the Distributed Map did not).
   if (isBackfillToGather(current)) current = await gatherSegments(state, current, deadline, (child) => exportTable(deps, child, deadline));
   else if (current.carried === null) current = await exportPages(deps, state, shape, current, deadline, keepLease);
@@ -59,7 +60,7 @@ export async function exportTable(deps: ExportDeps & DeleteDetectionDeps, task: 
     await deps.store.delete(beyond.flatMap((p) => [state.pendingPageKey(current.runId, p.page), ...p.files.map((f) => state.stagedKey(current.runId, f.key))]));
   }
   await recordSegment(state, current);
-  return current;
+  return nextInLane(current);
 }
 
 export function chunkSettings(lake: { readonly rowGroupMB: number; readonly rowGroupRows: number; readonly targetFileMB: number }): ChunkSettings {
