@@ -28,7 +28,7 @@ let definition: StateMachineDefinition;
 const config = validateConfig({
   export: { pageRows: 400, safetyLagSeconds: 0, maxConcurrency: 2, backfillConcurrency: 2 },
   validation: { enabled: false },
-  tables: [{ name: 'public.events', backfill: { segments: 4 } }, { name: 'public.small' }],
+  tables: [{ name: 'public.events', backfill: { segments: 4 } }, { name: 'public.small' }, { name: 'public.laned', backfill: { segments: 4, concurrency: 2 } }],
 });
 
 async function mirror(): Promise<TestLake> {
@@ -54,6 +54,8 @@ beforeAll(async () => {
     INSERT INTO events SELECT g, 'e' || g, timestamptz '2024-05-01' + (g % 9) * interval '1 day' FROM generate_series(1, 5000) g;
     CREATE TABLE small (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
     INSERT INTO small SELECT g, 's' || g, timestamptz '2024-05-02' FROM generate_series(1, 30) g;
+    CREATE TABLE laned (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+    INSERT INTO laned SELECT g, 'l' || g, timestamptz '2024-05-03' + g * interval '1 minute' FROM generate_series(1, 2000) g;
   `);
   s3 = await startFauxqs({ port: 0, logger: false, host: '127.0.0.1' });
   s3.createBucket(BUCKET);
@@ -85,12 +87,12 @@ describe('a backfill through the synthesized workflow, run locally', () => {
     expect([deployedConfig?.Mode, localConfig?.Mode]).toEqual(['DISTRIBUTED', 'INLINE']);
   });
 
-  it('a first load exports the big table as 4 segments through Export Segments, the small one page by page, each row once', async () => {
+  it('a first load exports the big tables as 4 segments through Export Segments (one in 2 lanes), the small one page by page, each row once', async () => {
     const run = await execute({});
     expect(run.status, run.cause).toBe('SUCCEEDED');
     const summary = (run.output as { summary: { failed: number; tables: { table: string; rows: number }[] } }).summary;
     expect(summary.failed).toBe(0);
-    expect(Object.fromEntries(summary.tables.map((t) => [t.table, t.rows]))).toEqual({ events: 5000, small: 30 });
+    expect(Object.fromEntries(summary.tables.map((t) => [t.table, t.rows]))).toEqual({ events: 5000, small: 30, laned: 2000 });
     // The map read 4 items and ran a child loop per segment, one page per invocation here: at
     // least 5,000 / 400 pages between them.
     expect(run.tasks.filter((t) => t === S.exportSegmentPage).length).toBeGreaterThanOrEqual(Math.ceil(5000 / 400));
@@ -99,9 +101,14 @@ describe('a backfill through the synthesized workflow, run locally', () => {
     const { runId } = (await state.watermark()) as Watermark;
     const manifest = (await state.read<RunManifest>(state.manifestKey(runId)))!.value;
     expect(new Set(manifest.pages.map((p) => Math.floor(p.page / SEGMENT_PAGE_STRIDE)))).toEqual(new Set([0, 1, 2, 3]));
+    // The 2-lane table's 4 segments were all exported, by 2 children.
+    const laned = new TableState(store, 'raw', 'laned');
+    const lanedRun = ((await laned.watermark()) as Watermark).runId;
+    const lanedPages = (await laned.read<RunManifest>(laned.manifestKey(lanedRun)))!.value.pages;
+    expect(new Set(lanedPages.map((p) => Math.floor(p.page / SEGMENT_PAGE_STRIDE)))).toEqual(new Set([0, 1, 2, 3]));
     const lake = await mirror();
     try {
-      for (const table of ['events', 'small']) await checkLake(db, lake, table, `first load: ${table}`);
+      for (const table of ['events', 'small', 'laned']) await checkLake(db, lake, table, `first load: ${table}`);
     } finally {
       lake.remove();
     }
