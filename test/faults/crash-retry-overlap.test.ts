@@ -223,3 +223,29 @@ describe('2b. a commit delivered twice', () => {
     lake.remove();
   });
 });
+
+describe('4. partitions out of cursor order (partitionBy another column)', () => {
+  it('a partition that comes back within a chunk gets another file of its own; every version once, also after a kill', async () => {
+    // created_at alternates between two days page by page (1,000-row pages), so each day's file
+    // is finished when a page goes by without it and the day comes back in the next page.
+    await db.query(`CREATE TABLE alternating (id int PRIMARY KEY, payload text, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL);
+      INSERT INTO alternating SELECT g, 'v1-' || g, timestamptz '2024-03-01 12:00:00+00' + (((g - 1) / 1000) % 2) * interval '1 day', timestamptz '2024-03-05 00:00:00+00' + g * interval '1 second'
+      FROM generate_series(1, 4000) g`);
+    const lake = createLake();
+    const config = { export: { pageRows: 1000, safetyLagSeconds: 0 }, tables: [{ name: 'alternating', partitionBy: 'created_at' }] };
+    const killed = await execute(process.execPath, [CHILD, db.url, lake.url, JSON.stringify(config), 'before-journal', '{}']).then(() => false, (e: { signal?: string }) => e.signal === 'SIGKILL');
+    expect(killed, 'the child died before journalling its chunk').toBe(true);
+    const deps = exportDeps(db, lake.store, testConfig(config.tables));
+    try {
+      const outcome = await runExport(deps, { takeOver: true });
+      expect(outcome.tables[0]).toMatchObject({ status: 'succeeded', rows: 4000, files: 4 });
+    } finally {
+      await deps.close();
+    }
+    const files = (await lake.store.list('raw/alternating/')).map((k) => k.replace(/^.*\/(day=\d+)\/\S+?-(p\d+(?:-\d)?)\.parquet$/, '$1 $2'));
+    expect(files).toEqual(['day=01 p000001-2', 'day=01 p000001', 'day=02 p000001-2', 'day=02 p000001']); // listed sorted: '-' before '.'
+    const report = await checkLake(db, lake, 'alternating', 'partitions out of cursor order');
+    expect(report.lakeRows).toBe(4000);
+    lake.remove();
+  });
+});

@@ -151,7 +151,12 @@ interface OpenFile {
  * a time, in keyset order; the chunk's files are complete once an append returns `closed`.
  */
 export class ChunkWriter {
+  /** Open files by epoch day. */
   private readonly files = new Map<number, OpenFile>();
+  /** Files of this chunk already finished (a page went by without rows for their day). */
+  private readonly finished: ChunkFile[] = [];
+  /** Files begun in this chunk, open or finished: the next file's number. */
+  private begun = 0;
   private readonly layout: PageLayout;
   private readonly stamp: RunStamp;
   private readonly settings: ChunkSettings;
@@ -167,18 +172,32 @@ export class ChunkWriter {
     const layout = this.layout;
     if (page.rowCount === 0) {
       const parts: FilePart[] = [];
-      return { rows: 0, parts, closed: close ? await this.close(parts) : null, firstKey: [], lastKey: [] };
+      const closed = close ? await this.close(parts) : null;
+      return { rows: 0, parts, finished: closed?.map((f) => f.file) ?? [], closed, firstKey: [], lastKey: [] };
     }
     const schema = arrowSchema(layout);
     const types = lakeTypes(layout);
     const runDay = Number(BigInt(this.stamp.exportedAtMicros) / 86_400_000_000n);
-    for (const [day, rows] of groupByDay(layout, page, runDay)) {
+    const groups = groupByDay(layout, page, runDay);
+    const parts: FilePart[] = [];
+    // A day this page has no rows for is usually done (pages come in cursor order, and the cursor
+    // partitions by default): its file is finished now rather than held open, with its row group
+    // in memory, until the chunk ends. Should the day come back, it gets another file.
+    const touched = new Set(groups.map(([day]) => day));
+    const finished: number[] = [];
+    for (const [day, f] of [...this.files]) {
+      if (touched.has(day)) continue;
+      this.files.delete(day);
+      this.finished.push(await this.finish(f, parts));
+      finished.push(f.file);
+    }
+    for (const [day, rows] of groups) {
       const children = [...decodeRows(layout, page, rows), ...metaColumns(this.stamp, rows.length)];
       const struct = arrow.makeData({ type: new arrow.Struct(schema.fields), length: rows.length, nullCount: 0, children });
       const table = new arrow.Table(schema, new arrow.RecordBatch(schema, struct));
       let open = this.files.get(day);
       if (!open) {
-        open = { file: this.files.size, day: dayFromEpochDays(day), stream: new ParquetStream(table, types, this.settings), rows: 0, rowsFlushed: 0, bytesSeen: 0 };
+        open = { file: this.begun++, day: dayFromEpochDays(day), stream: new ParquetStream(table, types, this.settings), rows: 0, rowsFlushed: 0, bytesSeen: 0 };
         this.files.set(day, open);
       }
       // The Arrow data lives in the shared arena: append copies it into wasm before returning.
@@ -190,13 +209,13 @@ export class ChunkWriter {
         open.rowsFlushed = before;
       }
     }
-    const parts: FilePart[] = [];
     for (const f of this.files.values()) for (const bytes of f.stream.take()) parts.push({ file: f.file, day: f.day, bytes });
     const ends = close || this.full();
     const closed = ends ? await this.close(parts) : null;
     return {
       rows: page.rowCount,
       parts,
+      finished: closed ? closed.map((f) => f.file) : finished,
       closed,
       firstKey: rowKeyText(layout, page.buf, page.rowStarts[0]),
       lastKey: rowKeyText(layout, page.buf, page.rowStarts[page.rowCount - 1]),
@@ -215,21 +234,27 @@ export class ChunkWriter {
     return this.files.size > 1 && unflushed > this.settings.rowGroupRows;
   }
 
-  /** Finish every file (last row group, footer); their remaining bytes go to `parts`. */
-  private async close(parts: FilePart[] = []): Promise<ChunkFile[]> {
-    const files: ChunkFile[] = [];
-    for (const f of [...this.files.values()].sort((a, b) => a.file - b.file)) {
-      for (const bytes of await f.stream.close()) parts.push({ file: f.file, day: f.day, bytes });
-      files.push({ file: f.file, day: f.day, rows: f.rows, bytes: f.stream.bytes });
-    }
+  /** Write a file's last row group and footer; its remaining bytes go to `parts`. */
+  private async finish(f: OpenFile, parts: FilePart[]): Promise<ChunkFile> {
+    for (const bytes of await f.stream.close()) parts.push({ file: f.file, day: f.day, bytes });
+    return { file: f.file, day: f.day, rows: f.rows, bytes: f.stream.bytes };
+  }
+
+  /** Finish every open file; the chunk's files, in file order. */
+  private async close(parts: FilePart[]): Promise<ChunkFile[]> {
+    const files = this.finished.splice(0);
+    for (const f of [...this.files.values()].sort((a, b) => a.file - b.file)) files.push(await this.finish(f, parts));
     this.files.clear();
-    return files;
+    this.begun = 0;
+    return files.sort((a, b) => a.file - b.file);
   }
 
   /** Drop the chunk's files (the caller discards what it wrote of them). */
   async abort(): Promise<void> {
     const open = [...this.files.values()];
     this.files.clear();
+    this.finished.length = 0;
+    this.begun = 0;
     await Promise.all(open.map((f) => f.stream.close().catch(() => undefined)));
   }
 }

@@ -196,7 +196,7 @@ function workerEncoder(): PageEncoder {
     const w = waiting.get(reply.id);
     if (!w) return;
     waiting.delete(reply.id);
-    if (reply.ok) w.resolve({ ...(reply.page ?? { rows: 0, parts: [], closed: null, firstKey: [], lastKey: [] }), spare: reply.spare ? Buffer.from(reply.spare) : null });
+    if (reply.ok) w.resolve({ ...(reply.page ?? { rows: 0, parts: [], finished: [], closed: null, firstKey: [], lastKey: [] }), spare: reply.spare ? Buffer.from(reply.spare) : null });
     // The exporter's named errors keep their class across the thread boundary (Retry/Catch match on name).
     else w.reject(reviveError(reply.error));
   });

@@ -65,6 +65,8 @@ export interface AppendedPage {
   readonly rows: number;
   /** Bytes of the chunk's files produced since the last page (row groups flushed; at the end, the rest). */
   readonly parts: FilePart[];
+  /** Files whose every byte is now in `parts` (finished early, or at the chunk's end): their uploads can complete. */
+  readonly finished: readonly number[];
   /** Set when the chunk ended with this page: its files, complete once `parts` are written. */
   readonly closed: ChunkFile[] | null;
   /** Text of the first and last row's (cursor, pk…), for the journal and the next page. */

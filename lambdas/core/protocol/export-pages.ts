@@ -81,7 +81,9 @@ function openStagedWrite(store: ObjectStore, key: string): StreamedWrite {
 /** One chunk's files being uploaded: one streamed write per file, keyed by the file's number. */
 interface OpenChunk {
   readonly entry: number;
-  readonly writes: Map<number, { readonly key: string; readonly write: StreamedWrite }>;
+  readonly writes: Map<number, { readonly key: string; readonly write: StreamedWrite; completed: boolean }>;
+  /** Files begun per partition folder: a day that comes back within the chunk gets `-2`, `-3`… */
+  readonly perPartition: Map<string, number>;
   rows: number;
   first: string[] | null;
   last: string[];
@@ -115,24 +117,39 @@ async function exportPages(deps: ExportDeps, state: TableState, shape: TableShap
     for (const part of parts) {
       let file = open.writes.get(part.file);
       if (!file) {
-        // The file's key, computed once: its partition, the run and the chunk's journal number.
-        const key = dataFileKey(prefix, task.table, part.day, current.runId, open.entry, snapshot);
-        file = { key, write: openStagedWrite(deps.store, state.stagedKey(current.runId, key)) };
+        // The file's key, computed once: its partition, the run and the chunk's journal number
+        // (and, for a partition's second file in the chunk, its ordinal).
+        const first = dataFileKey(prefix, task.table, part.day, current.runId, open.entry, snapshot);
+        const nth = (open.perPartition.get(first) ?? 0) + 1;
+        open.perPartition.set(first, nth);
+        const key = nth === 1 ? first : first.replace(/\.parquet$/, `-${nth}.parquet`);
+        file = { key, write: openStagedWrite(deps.store, state.stagedKey(current.runId, key)), completed: false };
         open.writes.set(part.file, file);
       }
       await file.write.write(part.bytes);
     }
   };
 
+  const completeFile = async (open: OpenChunk, n: number): Promise<void> => {
+    const file = open.writes.get(n);
+    if (!file) throw new ExportError(`${task.display}: chunk ${open.entry}: file ${n} finished without producing a byte`);
+    if (file.completed) return;
+    await file.write.complete();
+    file.completed = true;
+  };
+
   const finish = async (page: AppendedPage, pageNo: number, last: boolean): Promise<void> => {
     if (!chunk && page.rows === 0 && !page.closed?.length) return;
-    const open: OpenChunk = chunk ??= { entry: current.page + 1, writes: new Map(), rows: 0, first: null, last: [] };
+    const open: OpenChunk = chunk ??= { entry: current.page + 1, writes: new Map(), perPartition: new Map(), rows: 0, first: null, last: [] };
     assertSegmentPage(current, open.entry);
     await keepLease(current);
     try {
       await writeParts(open, page.parts);
+      // A finished file is made whole now (still staged): an S3 upload holds less than a part
+      // in memory until then, and a chunk may finish many small files.
+      for (const n of page.finished) await completeFile(open, n);
     } catch (error) {
-      throw uploadFailure(error, open.entry);
+      throw error instanceof ExportError && !error.cause ? error : uploadFailure(error, open.entry);
     }
     if (page.rows > 0) {
       open.rows += page.rows;
@@ -141,20 +158,10 @@ async function exportPages(deps: ExportDeps, state: TableState, shape: TableShap
     }
     deps.log?.('page exported', { table: task.display, page: pageNo, chunk: open.entry, rows: page.rows, chunkRows: open.rows, totalRows: current.rows + open.rows });
     if (!page.closed) return;
-    // The chunk's files are complete: make them whole objects (still staged, invisible to every
-    // table), then journal the chunk. A crash before the journal leaves staged files no journal
-    // names, which commit never publishes and the run's cleanup removes.
-    const files: FileEntry[] = [];
-    try {
-      for (const f of page.closed) {
-        const file = open.writes.get(f.file);
-        if (!file) throw new ExportError(`${task.display}: chunk ${open.entry}: file ${f.file} (${f.rows} rows) produced no bytes`);
-        await file.write.complete();
-        files.push({ key: file.key, rows: f.rows, bytes: f.bytes });
-      }
-    } catch (error) {
-      throw error instanceof ExportError && !(error.cause) ? error : uploadFailure(error, open.entry);
-    }
+    // The chunk's files are whole objects now (still staged, invisible to every table): journal
+    // the chunk. A crash before the journal leaves staged files no journal names, which commit
+    // never publishes and the run's cleanup removes.
+    const files: FileEntry[] = page.closed.map((f) => ({ key: open.writes.get(f.file)!.key, rows: f.rows, bytes: f.bytes }));
     const entry: PageEntry = { page: open.entry, rows: open.rows, first: open.first ?? [], last: open.last, files };
     await state.write(state.pendingPageKey(current.runId, open.entry), entry);
     chunk = null;
@@ -195,7 +202,7 @@ async function exportPages(deps: ExportDeps, state: TableState, shape: TableShap
     // A chunk not journalled is dropped: its uploads aborted (nothing becomes visible) and the
     // encoder's open files with them. Its pages are read again by the next attempt.
     const left = chunk as OpenChunk | null;
-    if (left) await Promise.all([...left.writes.values()].map((f) => f.write.abort().catch(() => undefined)));
+    if (left) await Promise.all([...left.writes.values()].filter((f) => !f.completed).map((f) => f.write.abort().catch(() => undefined)));
     await chunks.end();
   }
   return current;
