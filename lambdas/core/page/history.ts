@@ -6,7 +6,7 @@
 //
 // Loaded only by re-runs (apache-arrow and parquet-wasm cost ~40 MB of RSS on a thread).
 import * as arrow from 'apache-arrow';
-import { readParquet } from 'parquet-wasm/node';
+import { readParquet, readSchema } from 'parquet-wasm/node';
 import { encodeParquet } from './parquet.ts';
 
 function readTable(parquet: Uint8Array): arrow.Table {
@@ -46,9 +46,16 @@ function batchKeys(batch: arrow.RecordBatch, columns: readonly string[]): string
   return keys;
 }
 
-/** The (cursor, pk…) key of every row of a lake file. */
+/**
+ * The (cursor, pk…) key of every row of a lake file. Only the key columns the file has are read:
+ * a run's file may hold a whole chunk (up to lake.targetFileMB), and its other columns are not
+ * needed here.
+ */
 export function versionKeys(parquet: Uint8Array, keyColumns: readonly string[]): string[] {
-  return readTable(parquet).batches.flatMap((b) => batchKeys(b, keyColumns));
+  const present = new Set(arrow.tableFromIPC(readSchema(parquet).intoIPCStream()).schema.fields.map((f) => f.name));
+  const columns = keyColumns.filter((c) => present.has(c));
+  const table = columns.length ? arrow.tableFromIPC(readParquet(parquet, { columns }).intoIPCStream()) : readTable(parquet);
+  return table.batches.flatMap((b) => batchKeys(b, keyColumns));
 }
 
 /**
