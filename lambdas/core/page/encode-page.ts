@@ -8,7 +8,7 @@ import { META_DELETED } from './page-layout.ts';
 import type { FramedPage } from './copy-binary.ts';
 import { ConfigError, ValueError } from '../errors.ts';
 import { hashColumn } from './pii-hash.ts';
-import { dayFromEpochDays, type PartitionDay } from '../lake/keys.ts';
+import { dayFromEpochDays, partitionStartDay, type PartitionDay } from '../lake/keys.ts';
 import { ParquetStream } from './parquet.ts';
 import type { LakeType } from '../source/type-map.ts';
 import { epochDayOf, fieldText } from './values.ts';
@@ -33,7 +33,9 @@ function groupByDay(layout: PageLayout, page: FramedPage, runDay: number): [numb
     const k = r * fieldCount + field;
     const len = fieldLen[k];
     if (len < 0) throw new ValueError(`${where}: partition column is NULL (row ${describeKey(layout, rowKeyText(layout, buf, page.rowStarts[r]))}); partitionBy must name a column without NULLs`);
-    const day = epochDayOf(type, buf, fieldPos[k]);
+    const dayOf = epochDayOf(type, buf, fieldPos[k]);
+    // Month and year partitions: the rows of all the partition's days go to one file.
+    const day = dayOf === null || !layout.granularity ? dayOf : partitionStartDay(dayOf, layout.granularity);
     if (day !== lastDay) {
       const year = day === null ? null : dayFromEpochDays(day).year;
       if (day === null || year === null || year < layout.years.from || year > layout.years.to) {

@@ -2,7 +2,7 @@
 // metadata columns, the shape of an encoded page and the keyset text of a row. Kept apart from
 // page.ts so that only the encoder's thread loads apache-arrow and parquet-wasm (~40 MB of RSS).
 import { fieldOffset } from './copy-binary.ts';
-import type { PartitionDay } from '../lake/keys.ts';
+import type { Granularity, PartitionDay } from '../lake/keys.ts';
 import type { ColumnPlan } from '../source/type-map.ts';
 import { quoteIdent } from '../identifiers.ts';
 import { cursorText, fieldText } from './values.ts';
@@ -34,6 +34,8 @@ export interface PageLayout {
   /** Field whose UTC date partitions the rows; −1: the run's own date (snapshot tables). */
   readonly partitionField: number;
   readonly years: { readonly from: number; readonly to: number };
+  /** Month or year partitions (lake/keys.ts): a partition's rows are grouped by its first day, one file for all its days. */
+  readonly granularity?: Granularity;
 }
 
 /** Bytes of one of a chunk's files, in the order the file is written. */

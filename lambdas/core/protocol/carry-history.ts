@@ -59,11 +59,12 @@ export async function carryHistory(deps: ExportDeps, state: TableState, shape: T
     if (old) {
       const versions = new Set<string>();
       for (const p of own.filter((o) => cursorRangesOverlap(o, old))) for (const k of await exportedKeys(p)) versions.add(k);
-      for (const f of old.files) {
+      for (const [index, f] of old.files.entries()) {
         const body = await deps.store.get(f.key);
         if (!body) throw new StateError(`${task.display}: ${f.key}, listed by run ${runId} page ${page}, is missing from the lake`);
         const kept = keepHistory(body.body, keyColumns, versions);
-        if (kept.parquet) files.push({ key: `${f.key.slice(0, f.key.lastIndexOf('/') + 1)}${task.runId}-p${String(pageNo).padStart(6, '0')}.parquet`, rows: kept.rows, bytes: kept.parquet.length, parquet: kept.parquet });
+        // A page may hold several files in one folder (a month partition's days, a compaction's parts): each keeps its own key.
+        if (kept.parquet) files.push({ key: `${f.key.slice(0, f.key.lastIndexOf('/') + 1)}${task.runId}-p${String(pageNo).padStart(6, '0')}${index ? `-c${index}` : ''}.parquet`, rows: kept.rows, bytes: kept.parquet.length, parquet: kept.parquet });
       }
     }
     // Journal first, then stage, as for exported pages; a page already replaced (a manifest

@@ -12,6 +12,7 @@ import { describeTableShape, lakeColumns, type TableShape } from '../source/tabl
 import { checkNotNullQuery, checkUniqueQuery } from '../source/queries.ts';
 import { renewLease, releaseLease } from './lease.ts';
 import { finishCommit, retried } from './recovery.ts';
+import { recordedLocation } from './compact.ts';
 import { type ExportDeps, type TableTask, type CommitResult, findTable } from './run-model.ts';
 
 /** Journals per index object: one invocation reads at least this many before it checks the clock. */
@@ -174,7 +175,9 @@ export async function commitTableStep(deps: ExportDeps, task: TableTask, deadlin
   const covered = previous ? previous.value.years ?? deps.config.lake.partitionYears : null;
   const yearsWritten = pages.flatMap((p) => p.files.map((f) => partitionYearOf(f.key))).filter((y): y is number => y !== null);
   const years = projectionYears(covered, yearsWritten, new Date().getUTCFullYear());
-  const schema: LakeSchema = { ...lakeSchema(shape, columns), years, ...(snapshot ? { snapshotRunId: task.runId } : {}) };
+  // Where the files live (a compaction's generation and granularity) stays as recorded.
+  const location = recordedLocation(deps.config, previous?.value ?? null, shape.table);
+  const schema: LakeSchema = { ...lakeSchema(shape, columns), years, ...location, ...(snapshot ? { snapshotRunId: task.runId } : {}) };
   await state.write(state.pendingSchemaKey(task.runId), schema);
   // A row in a year the registered projection does not cover would be invisible to Athena, with
   // no error: widen it (on the last committed schema) before any such file is published.

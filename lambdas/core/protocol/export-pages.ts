@@ -3,6 +3,7 @@
 import { sharedPageEncoder } from '../page/encode-worker.ts';
 import { ConfigError, ExportError, SchemaMismatchError, ThrottlingError, describeError, isTransientStoreError } from '../errors.ts';
 import { dataFileKey } from '../lake/keys.ts';
+import { liveDataLocation } from './compact.ts';
 import type { AppendedPage, ChunkSettings, FilePart, RunStamp } from '../page/page-layout.ts';
 import type { ObjectStore, StreamedWrite } from '../ports.ts';
 import { TableState, type FileEntry, type PageEntry } from './table-state.ts';
@@ -45,7 +46,7 @@ export async function exportTable(deps: ExportDeps & DeleteDetectionDeps, task: 
   if (isBackfillToGather(current)) current = await gatherSegments(state, current, deadline, (child) => exportTable(deps, child, deadline));
   else if (current.carried === null) current = await exportPages(deps, state, shape, current, deadline, keepLease);
   // Pages done: tombstones for keys deleted from Postgres, as the run's next pages (README "Deletes").
-  current = await detectDeletes(deps, state, shape, current);
+  current = await detectDeletes(deps, state, shape, current, deadline);
   // Pages done: a re-run next carries what the pages it replaces hold beyond its own versions
   // (once, in the table's task, after every segment).
   const replaced = !current.segment && (current.done || current.carried !== null) ? await replacedPages(state, shape, current) : [];
@@ -100,8 +101,10 @@ async function exportPages(deps: ExportDeps, state: TableState, shape: TableShap
   const snapshot = shape.table.config.mode === 'snapshot';
   const pageRows = deps.config.export.pageRows;
   const prefix = deps.config.lake.prefix;
+  // The table's live generation and granularity: a compaction may have moved its files.
+  const location = await liveDataLocation(deps, state, shape.table);
   const stamp: RunStamp = { runId: task.runId, exportedAtMicros: task.exportedAtMicros };
-  const layout = deps.hashSalt ? { ...shape.layout, hashSalt: deps.hashSalt } : shape.layout;
+  const layout = { ...shape.layout, ...(deps.hashSalt ? { hashSalt: deps.hashSalt } : {}), granularity: location.granularity };
   const chunks = sharedPageEncoder().openChunks(layout, stamp, chunkSettings(deps.config.lake));
   let current = task;
   let chunk: OpenChunk | null = null;
@@ -119,7 +122,7 @@ async function exportPages(deps: ExportDeps, state: TableState, shape: TableShap
       if (!file) {
         // The file's key, computed once: its partition, the run and the chunk's journal number
         // (and, for a partition's second file in the chunk, its ordinal).
-        const first = dataFileKey(prefix, task.table, part.day, current.runId, open.entry, snapshot);
+        const first = dataFileKey(prefix, task.table, part.day, current.runId, open.entry, snapshot, location);
         const nth = (open.perPartition.get(first) ?? 0) + 1;
         open.perPartition.set(first, nth);
         const key = nth === 1 ? first : first.replace(/\.parquet$/, `-${nth}.parquet`);
