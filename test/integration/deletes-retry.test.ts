@@ -64,4 +64,26 @@ describe('tombstones and a retried Export step', () => {
       check.close();
     }
   }, 300_000);
+
+  it('leaves detection to the next invocation when the current one is nearly out of time', async () => {
+    await db.query('DELETE FROM orders WHERE id IN (1, 2, 3)');
+    const query = await LakeQuery.open(config, lake.store);
+    const engine = query.engine();
+    const detections: unknown[] = [];
+    const deps = { ...exportDeps(db, lake.store, config), engine, log: (message: string, fields?: unknown) => { if (message === 'deletes detected') detections.push(fields); } };
+    try {
+      const [task] = (await planRun(deps)).tables;
+      // A Lambda invocation with a minute left: the pages are done, detection is not started.
+      const first = await exportTable(deps, task, Date.now() + 60_000);
+      expect([first.done, first.rows, detections.length]).toEqual([false, 0, 0]);
+      const second = await exportTable(deps, first);
+      expect([second.done, second.rows, detections.length]).toEqual([true, 3, 1]);
+      await commitTable(deps, second);
+    } finally {
+      await deps.close();
+      await engine.close();
+    }
+    const counts = await duckdb<{ n: number }>(`SELECT CAST(count(*) AS INTEGER) AS n FROM read_parquet(${parquetGlob(lake, 'orders')}, union_by_name = true) WHERE _lake_deleted AND id IN (1, 2, 3)`);
+    expect(counts).toEqual([{ n: 3 }]);
+  }, 300_000);
 });

@@ -50,6 +50,12 @@ export async function tombstonesOfRun(state: TableState, runId: string): Promise
   return (manifest?.pages ?? []).reduce((n, p) => n + ('tombstones' in p && p.tombstones === true ? p.rows : 0), 0);
 }
 
+/**
+ * Detection gets an invocation of its own when less than this remains of the current one: it
+ * reads every key on both sides (Athena: several queries of seconds each).
+ */
+const DETECTION_RESERVE_MILLIS = 120_000;
+
 /** Keys a position range query may span at most before the line is a hash (int8 arithmetic stays exact). */
 const MAX_INTEGER_SPAN = 1n << 62n;
 
@@ -182,16 +188,19 @@ function compareKeys(shape: TableShape): (a: readonly string[], b: readonly stri
  * The export's hook, called once the run's pages are exported: for a scheduled run of a table
  * with deletes.detect that is due, find the deleted keys and journal and stage their tombstones
  * as the run's next pages (pageRows at most each). Returns the task with the pages counted; any
- * other task as it is. It runs in the invocation that exported the window's last page (a later
- * call with the task done returns before it), so each attempt of the run detects once, and a
- * retried attempt rewrites the same page numbers.
+ * other task as it is (or, near `deadline`, not done yet). It runs in the invocation that ends
+ * the window's pages (a later call with the task done returns before it), so each attempt of the
+ * run detects once, and a retried attempt rewrites the same page numbers.
  */
-export async function detectDeletes(deps: ExportDeps & DeleteDetectionDeps, state: TableState, shape: TableShape, task: TableTask): Promise<TableTask> {
+export async function detectDeletes(deps: ExportDeps & DeleteDetectionDeps, state: TableState, shape: TableShape, task: TableTask, deadline = Number.POSITIVE_INFINITY): Promise<TableTask> {
   const config = shape.table.config.deletes;
   // Backfill segments (a first load or full re-run) have nothing committed to compare.
   const segmented = 'segment' in task && task.segment !== undefined && task.segment !== null;
   if (!config?.detect || !task.done || task.kind !== 'scheduled' || task.carried !== null || segmented || !shape.cursor) return task;
   if (!deletesDue(config.every, task.window)) return task;
+  // Too little time left: the task goes back not done, and the next invocation (which finds no
+  // page after the last one) detects with a whole budget.
+  if (Date.now() + DETECTION_RESERVE_MILLIS > deadline) return { ...task, done: false };
   const schema = (await state.read<LakeSchema>(state.schemaKey()))?.value;
   // Nothing committed yet (or a lake from before keys were recorded): nothing to compare.
   if (!schema?.key?.length) return task;
