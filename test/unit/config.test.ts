@@ -6,7 +6,7 @@ describe('config validation', () => {
   it('fills every default', () => {
     const config = parseConfig('tables:\n  - name: public.orders\n');
     // No glueDatabase: the stack names it after itself (lib/lake-catalog.ts).
-    expect(config.lake).toEqual({ prefix: 'raw', partitionYears: { from: 1970, to: 2099 } });
+    expect(config.lake).toEqual({ prefix: 'raw', partitionYears: { from: 1970, to: 2099 }, rowGroupMB: 64, rowGroupRows: 1_000_000, targetFileMB: 256 });
     expect(config.export).toEqual({
       pageRows: 50000, maxConcurrency: 2, safetyLagSeconds: 5, unconstrainedNumericScale: 9, leaseSeconds: 300,
       memoryMb: 3008, workflowTimeoutHours: 6, planTimeoutSeconds: 300, commitTimeoutSeconds: 300,
