@@ -17,8 +17,6 @@ import { type ExportDeps, type TableTask, type CommitResult, findTable } from '.
 
 /** Journals per index object: one invocation reads at least this many before it checks the clock. */
 const INDEX_CHUNK = 1_000;
-/** Journals read at once (S3 answers a GET in ~10–30 ms). */
-const READ_CONCURRENCY = 16;
 /** Moves at once while publishing: an S3 move is a copy and a delete of ~20–50 ms each. */
 const PUBLISH_CONCURRENCY = 32;
 
@@ -49,16 +47,7 @@ async function readJournals(state: TableState, runId: string, deadline: number):
     // At least one index per invocation, so a short budget still makes progress.
     if (built && Date.now() >= deadline) return null;
     built = true;
-    const read: (PageEntry | null)[] = new Array(chunkKeys.length).fill(null);
-    let next = 0;
-    const worker = async () => {
-      while (next < chunkKeys.length) {
-        const i = next++;
-        read[i] = (await state.read<PageEntry>(chunkKeys[i]))?.value ?? null;
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, chunkKeys.length) }, worker));
-    const entries = read.filter((p): p is PageEntry => p !== null);
+    const entries = await state.readAll<PageEntry>(chunkKeys);
     await state.write(indexKey, { keys: chunkKeys, pages: entries } satisfies JournalIndex);
     pages.push(...entries);
   }

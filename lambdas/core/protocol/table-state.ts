@@ -151,7 +151,7 @@ export class TableState {
   }
 
   /** Many small state objects, READ_CONCURRENCY at a time (a large run has thousands of journals), in key order. */
-  private async readAll<T>(keys: readonly string[]): Promise<T[]> {
+  async readAll<T>(keys: readonly string[]): Promise<T[]> {
     const values: (T | null)[] = new Array(keys.length).fill(null);
     let next = 0;
     const worker = async () => {
