@@ -36,6 +36,17 @@ export function duckdbType(glueType: string): string {
   return simple[glueType] ?? glueType.toUpperCase();
 }
 
+/**
+ * The columns the table's files hold, lower-cased (DuckDB binds names case-insensitively), over
+ * all of them as the view reads them; null when the glob matches no file (read_parquet would fail).
+ */
+async function fileColumns(connection: DuckDBConnection, glob: string): Promise<Set<string> | null> {
+  const files = await connection.runAndReadAll(`SELECT count(*)::INTEGER AS n FROM glob(${literal(glob)})`);
+  if (files.getRowObjectsJson()[0].n === 0) return null;
+  const described = await connection.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet(${literal(glob)}, hive_partitioning = true, union_by_name = true)`);
+  return new Set(described.getRowObjectsJson().map((row) => String(row.column_name).toLowerCase()));
+}
+
 export class LakeQuery {
   private readonly connection: DuckDBConnection;
   private constructor(connection: DuckDBConnection) {
@@ -62,8 +73,13 @@ export class LakeQuery {
       const glob = path.join(dir, keys.map((k) => `${k.name}=*`).join('/'), '*.parquet');
       const partitions = keys.map((k) => `CAST(${k.name} AS INTEGER) AS ${k.name}`).join(', ');
       let body: string;
-      if (existsSync(dir)) {
-        const select = columns.map((c) => `${quote(c.source)} AS ${quote(c.name)}`).join(', ');
+      const inFiles = existsSync(dir) ? await fileColumns(connection, glob) : null;
+      if (inFiles) {
+        // Athena reads a declared column no file has (a lake upgraded from a version without
+        // `_lake_deleted`, before its first new file) as NULL; DuckDB would refuse to bind it.
+        const select = columns.map((c) => inFiles.has(c.source.toLowerCase())
+          ? `${quote(c.source)} AS ${quote(c.name)}`
+          : `CAST(NULL AS ${duckdbType(c.type)}) AS ${quote(c.name)}`).join(', ');
         body = `SELECT ${select}, ${partitions} FROM read_parquet(${literal(glob)}, hive_partitioning = true, union_by_name = true)`;
       } else {
         const select = columns.map((c) => `CAST(NULL AS ${duckdbType(c.type)}) AS ${quote(c.name)}`).join(', ');
