@@ -11,7 +11,7 @@ import { CursorZone } from '../cursor-zone.ts';
 import { StateError } from '../errors.ts';
 import { quoteIdent, quoteLiteral } from '../identifiers.ts';
 import { partitionKeysOf, partitionOfKey as partitionOfDataKey, type DataLocation, type Granularity, type PartitionDay } from './keys.ts';
-import { META_EXPORTED_AT, META_RUN_ID } from '../page/page-layout.ts';
+import { META_DELETED, META_EXPORTED_AT, META_RUN_ID } from '../page/page-layout.ts';
 import type { LakeSchema, QueryEngine, QueryResult } from '../ports.ts';
 import type { PendingRun, RunManifest, TableState, Window } from '../protocol/table-state.ts';
 
@@ -29,6 +29,8 @@ export interface DuplicateVersion {
   readonly key: Readonly<Record<string, string | null>>;
   readonly cursor: string | null;
   readonly copies: number;
+  /** Set when the rows held more than once are tombstones (`_lake_deleted`). */
+  readonly tombstone?: true;
 }
 
 export interface ValidationResult {
@@ -155,18 +157,30 @@ export function windowSql(cursor: string, window: Window, wallZone: CursorZone |
   return out;
 }
 
-/** Duplicate query (b): versions held more than once, how many in all, the first few named. */
-export function duplicateSql(lakeTable: string, schema: Pick<LakeSchema, 'key' | 'cursor'>, where: readonly string[], sampleSize: number): string {
+/**
+ * Duplicate query (b): versions held more than once, how many in all, the first few named. With
+ * `tombstones` (the schema declares `_lake_deleted`), a tombstone and a live version of one key
+ * are told apart: a tombstone's cursor is its run's window end, and a version the same run read
+ * at that very cursor before the key was deleted is another fact, not a copy. Two tombstones of
+ * one key and cursor are still a duplicate.
+ */
+export function duplicateSql(lakeTable: string, schema: Pick<LakeSchema, 'key' | 'cursor'> & { readonly tombstones?: boolean }, where: readonly string[], sampleSize: number): string {
   const keys = schema.key.map(quoteIdent);
   const cursor = quoteIdent(schema.cursor);
+  const groups = [...keys, cursor];
   const shown = [...keys.map((k, i) => `CAST(${k} AS VARCHAR) AS "k${i}"`), `CAST(${cursor} AS VARCHAR) AS "cursor"`];
+  if (schema.tombstones) {
+    const deleted = `coalesce(${quoteIdent(META_DELETED)}, false)`;
+    groups.push(deleted);
+    shown.push(`${deleted} AS "deleted"`);
+  }
   return [
     `SELECT ${shown.join(', ')}, count(*) AS "copies", count(*) OVER () AS "versions", sum(count(*) - 1) OVER () AS "extra"`,
     `FROM ${quoteIdent(lakeTable)}`,
     `WHERE ${where.join(' AND ')}`,
-    `GROUP BY ${[...keys, cursor].join(', ')}`,
+    `GROUP BY ${groups.join(', ')}`,
     'HAVING count(*) > 1',
-    `ORDER BY ${[...keys, cursor].join(', ')}`,
+    `ORDER BY ${groups.join(', ')}`,
     `LIMIT ${sampleSize}`,
   ].join('\n');
 }
@@ -184,7 +198,7 @@ function integer(result: QueryResult, row: readonly (string | null)[], column: s
 /** A duplicated version in words: `id=5, cursor 2024-02-29 23:59:59.999999+00 ×2`. */
 export function describeDuplicate(d: DuplicateVersion, cursorName: string): string {
   const key = Object.entries(d.key).map(([k, v]) => `${k}=${v ?? 'NULL'}`).join(', ');
-  return `${key}, ${cursorName} ${d.cursor ?? 'NULL'} ×${d.copies}`;
+  return `${key}, ${cursorName} ${d.cursor ?? 'NULL'} ×${d.copies}${d.tombstone ? ' (tombstone)' : ''}`;
 }
 
 /**
@@ -247,12 +261,15 @@ export async function validateRun(engine: QueryEngine, state: TableState, option
     const zoneName = options.cursorTimeZone ?? (watermark?.runId === runId ? watermark.cursorTimeZone : undefined) ?? 'UTC';
     const wallZone = cursorType === 'timestamp' && zoneName !== 'UTC' ? new CursorZone(zoneName) : null;
     const where = snapshot ? ['true'] : windowSql(schema.cursor, manifest.window, wallZone);
-    const result = await ask(duplicateSql(table, { key: schema.key, cursor: schema.cursor }, where, sampleSize));
+    // Schemas committed before tombstones existed do not declare the column (and hold none).
+    const tombstones = schema.columns?.some((c) => c.name === META_DELETED) ?? false;
+    const result = await ask(duplicateSql(table, { key: schema.key, cursor: schema.cursor, tombstones }, where, sampleSize));
     const index = (name: string) => result.columns.findIndex((c) => c.name === name);
-    const sample = result.rows.map((row) => ({
+    const sample = result.rows.map((row): DuplicateVersion => ({
       key: Object.fromEntries(schema.key!.map((k, i) => [k, row[index(`k${i}`)] ?? null])),
       cursor: row[index('cursor')] ?? null,
       copies: integer(result, row, 'copies'),
+      ...(tombstones && row[index('deleted')] === 'true' ? { tombstone: true as const } : {}),
     }));
     const first = result.rows[0];
     duplicates = first ? { versions: integer(result, first, 'versions'), extraRows: integer(result, first, 'extra'), sample } : duplicates;
