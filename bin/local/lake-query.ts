@@ -10,7 +10,7 @@ import type { LakeConfig } from '../../lambdas/core/config.ts';
 import { selectTables } from '../../lambdas/core/config.ts';
 import { currentViewClashes, currentViewName, currentViewSql } from '../../lambdas/core/lake/current-view.ts';
 import { ConfigError } from '../../lambdas/core/errors.ts';
-import { locationOf, partitionKeysOf, tableDataPrefix, type DataLocation } from '../../lambdas/core/lake/keys.ts';
+import { locationOf, partitionKeysOf, tableDataPrefix } from '../../lambdas/core/lake/keys.ts';
 import type { LakeColumn, LakeSchema } from '../../lambdas/core/ports.ts';
 import { TableState } from '../../lambdas/core/protocol/table-state.ts';
 import type { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
@@ -64,7 +64,7 @@ export class LakeQuery {
     for (const table of tables) {
       const state = new TableState(store, config.lake.prefix, table.lakeName);
       // Lakes committed before the current-state views recorded only the columns.
-      const schema = await state.read<Partial<LakeSchema> & DataLocation & { columns: LakeColumn[] }>(state.schemaKey());
+      const schema = await state.read<Partial<LakeSchema> & { columns: LakeColumn[] }>(state.schemaKey());
       if (!schema) continue; // never committed: no view, as Athena would have no table
       const columns = schema.value.columns;
       const location = locationOf(schema.value);

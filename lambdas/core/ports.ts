@@ -2,6 +2,7 @@
 // S3, a local directory); tests implement them only to inject faults.
 import type { CatalogColumn } from './source/type-map.ts';
 import type { QualifiedName } from './identifiers.ts';
+import type { Granularity } from './lake/keys.ts';
 
 export interface StoredObject {
   readonly body: Buffer;
@@ -124,6 +125,12 @@ export interface LakeSchema {
    * a later year written). Absent in schemas written before it existed: lake.partitionYears.
    */
   readonly years?: { readonly from: number; readonly to: number };
+  /** Partition granularity of the table's files (DataLocation); absent: day. */
+  readonly granularity?: Granularity;
+  /** The generation folder the last compaction wrote (DataLocation); absent: none yet. */
+  readonly generation?: string;
+  /** When the last compaction switched readers to its generation (ISO time; compaction.everyHours). */
+  readonly compactedAt?: string;
 }
 
 /** The query engine's catalog (Glue when deployed); told each table's schema at commit. */

@@ -10,7 +10,7 @@
 import { CursorZone } from '../cursor-zone.ts';
 import { StateError } from '../errors.ts';
 import { quoteIdent, quoteLiteral } from '../identifiers.ts';
-import { partitionKeysOf, partitionOfKey as partitionOfDataKey, type DataLocation, type Granularity, type PartitionDay } from './keys.ts';
+import { partitionKeysOf, partitionOfKey as partitionOfDataKey, type Granularity, type PartitionDay } from './keys.ts';
 import { META_DELETED, META_EXPORTED_AT, META_RUN_ID } from '../page/page-layout.ts';
 import type { LakeSchema, QueryEngine, QueryResult } from '../ports.ts';
 import type { PendingRun, RunManifest, TableState, Window } from '../protocol/table-state.ts';
@@ -216,7 +216,7 @@ export async function validateRun(engine: QueryEngine, state: TableState, option
     if (pending && watermark?.runId === runId) throw new StateError(`${table}: run ${runId} is committed but not finished (no manifest yet); the next run finishes it, validate after that`);
     throw new StateError(`${table}: run ${runId} has no manifest (${state.store.url}${state.manifestKey(runId)}): it never committed, or a later re-run replaced all its pages`);
   }
-  const schema = (await state.read<Partial<LakeSchema> & DataLocation>(state.schemaKey()))?.value;
+  const schema = (await state.read<Partial<LakeSchema>>(state.schemaKey()))?.value;
   if (!schema?.cursor || !schema.key) throw new StateError(`${table}: ${state.schemaKey()} does not name the key and cursor columns (written by commits since the current-state views); run an export first`);
   const sampleSize = options.sampleSize ?? 10;
   const queries: string[] = [];

@@ -31,9 +31,6 @@ import { abandonRun, recover } from './recovery.ts';
 import { findTable, newRunId, type LakeDeps } from './run-model.ts';
 import { TableState, type FileEntry, type Lease, type PageEntry, type PendingRun, type RunManifest, type Watermark } from './table-state.ts';
 
-/** schema.json as a compaction reads and writes it: the columns, and where the files live. */
-type LocatedSchema = LakeSchema & DataLocation & { readonly compactedAt?: string };
-
 /** One page of the new generation: the old files it merges, all of one target partition. */
 interface PlannedPage {
   readonly page: number;
@@ -107,7 +104,7 @@ function granularityPath(config: LakeConfig, table: ResolvedTable): string {
 export async function liveDataLocation(deps: LakeDeps, state: TableState, table: ResolvedTable): Promise<DataLocation> {
   const wanted = configuredGranularity(table);
   if (table.config.mode === 'snapshot') return { granularity: wanted };
-  const schema = (await state.read<LocatedSchema>(state.schemaKey()))?.value;
+  const schema = (await state.read<LakeSchema>(state.schemaKey()))?.value;
   return recordedLocation(deps.config, schema ?? null, table);
 }
 
@@ -213,7 +210,7 @@ async function finishCompaction(deps: LakeDeps, state: TableState, runId: string
   if (!pending) return;
   const existing = await state.read<RunManifest>(state.manifestKey(runId));
   const pages = existing ? existing.value.pages : await state.pendingPages(runId);
-  const schema = await state.read<LocatedSchema>(state.pendingSchemaKey(runId));
+  const schema = await state.read<LakeSchema>(state.pendingSchemaKey(runId));
   if (schema) {
     await state.write(state.schemaKey(), schema.value);
     await deps.registry?.register(state.lakeTable, schema.value);
@@ -284,7 +281,7 @@ export async function compactTable(deps: LakeDeps, lakeTable: string, options: C
     await recover(deps, state, await state.watermark(), runId);
     const retiredFilesDeleted = await deleteRetired(deps, state, clock());
     const watermark = await state.read<Watermark>(state.watermarkKey());
-    const schema = await state.read<LocatedSchema>(state.schemaKey());
+    const schema = await state.read<LakeSchema>(state.schemaKey());
     if (!watermark || !schema) return skip('nothing committed yet', { retiredFilesDeleted });
     const live = recordedLocation(deps.config, schema.value, table);
     const wanted = configuredGranularity(table);
@@ -344,7 +341,7 @@ export async function compactTable(deps: LakeDeps, lakeTable: string, options: C
       filesAfter += merged.length;
       bytesAfter += merged.reduce((n, m) => n + m.parquet.length, 0);
     }
-    const next: LocatedSchema = { ...schema.value, granularity: wanted, generation: runId, compactedAt: clock().toISOString() };
+    const next: LakeSchema = { ...schema.value, granularity: wanted, generation: runId, compactedAt: clock().toISOString() };
     await state.write(state.pendingSchemaKey(runId), next);
     await holdLease(deps, state, runId);
     // The commit point: the same cursor, this run's id. Fenced on the watermark read above.
