@@ -9,7 +9,7 @@ import { runExport } from '../../bin/local/run-export.ts';
 // The streamed files' own steps: mid-file (inside a part's write, some bytes down), between-parts
 // (a part written, the next not begun), before-complete (every byte written, the object not yet
 // made whole), before-journal (the chunk's files complete, its journal entry not written).
-type CrashPoint = 'mid-copy' | 'mid-page-upload' | 'mid-file' | 'between-parts' | 'before-complete' | 'before-journal' | 'before-publish' | 'mid-publish' | 'before-watermark' | 'after-watermark' | 'mid-replace' | 'mid-cleanup' | 'after-commit';
+type CrashPoint = 'mid-copy' | 'mid-page-upload' | 'mid-file' | 'between-parts' | 'before-complete' | 'before-journal' | 'before-second-journal' | 'before-publish' | 'mid-publish' | 'before-watermark' | 'after-watermark' | 'mid-replace' | 'mid-cleanup' | 'after-commit';
 
 const die = (): never => {
   process.kill(process.pid, 'SIGKILL');
@@ -47,6 +47,7 @@ function crashingStore(inner: ObjectStore, point: CrashPoint): ObjectStore {
     async put(key: string, body: Uint8Array | string, options?: PutOptions) {
       if (point === 'mid-page-upload' && key.includes('/pending/') && key.endsWith('.parquet') && ++stagedPuts === 4) die();
       if (point === 'before-journal' && /\/pending\/[^/]+\/p\d{6}\.json$/.test(key)) die();
+      if (point === 'before-second-journal' && /\/pending\/[^/]+\/p000002\.json$/.test(key)) die();
       if (point === 'before-watermark' && key.endsWith('/watermark.json')) die();
       const done = await inner.put(key, body, options);
       if (point === 'after-watermark' && key.endsWith('/watermark.json')) die();

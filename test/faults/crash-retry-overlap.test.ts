@@ -249,3 +249,32 @@ describe('4. partitions out of cursor order (partitionBy another column)', () =>
     lake.remove();
   });
 });
+
+describe('5. files roll over at lake.targetFileMB', () => {
+  it('a partition bigger than the target gets one file per chunk, each at least the target; killed between two chunks\' journals, the takeover converges', async () => {
+    // 40,000 rows of incompressible text in one day: ~2.6 MB of Parquet, against a 1 MB target.
+    await db.query(`CREATE TABLE rolling (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL);
+      INSERT INTO rolling SELECT g, md5(g::text) || md5((g * 7)::text), timestamptz '2024-03-01 00:00:00+00' + g * interval '1 second'
+      FROM generate_series(1, 40000) g`);
+    const lake = createLake();
+    const config = { lake: { targetFileMB: 1, rowGroupRows: 5000 }, export: { pageRows: 1000, safetyLagSeconds: 0 }, tables: [{ name: 'rolling' }] };
+    // Dies writing the second chunk's journal: the first chunk is journalled, the second staged.
+    const killed = await execute(process.execPath, [CHILD, db.url, lake.url, JSON.stringify(config), 'before-second-journal', '{}']).then(() => false, (e: { signal?: string }) => e.signal === 'SIGKILL');
+    expect(killed, 'the child died before journalling its second chunk').toBe(true);
+    const deps = exportDeps(db, lake.store, testConfig(config.tables, { lake: config.lake }));
+    try {
+      const outcome = await runExport(deps, { takeOver: true });
+      expect(outcome.tables[0]).toMatchObject({ status: 'succeeded', rows: 40000 });
+    } finally {
+      await deps.close();
+    }
+    const files = (await lake.store.list('raw/rolling/')).filter((k) => k.endsWith('.parquet'));
+    expect(files.length).toBeGreaterThanOrEqual(2);
+    const sizes = await Promise.all(files.map(async (f) => (await lake.store.get(f))!.body.length));
+    // Every file but the last of the run reached the target before it rolled over.
+    expect(sizes.filter((n) => n >= 1048576).length).toBeGreaterThanOrEqual(files.length - 1);
+    const report = await checkLake(db, lake, 'rolling', 'files rolling over at the target');
+    expect(report.lakeRows).toBe(40000);
+    lake.remove();
+  });
+});
