@@ -193,6 +193,21 @@ export interface RetryPolicy {
   readonly baseDelayMillis: number;
 }
 
+// How many days a cursor column's values span, from the planner's statistics alone (no table
+// scan): the histogram's bounds and the most common values, as ANALYZE sampled them. The whole
+// inheritance tree's row (a partitioned table's parent) comes first. Every cursor type (date,
+// timestamp, timestamptz) prints as text timestamptz reads; ±infinity is left out. No row (never
+// analyzed, or the user may not read the column) gives NULL: no proposal.
+const CURSOR_SPAN_SQL = `
+SELECT (extract(epoch FROM max(v) - min(v)) / 86400)::text AS days
+  FROM (SELECT s.histogram_bounds::text::timestamptz[] || s.most_common_vals::text::timestamptz[] AS b
+          FROM pg_stats s
+         WHERE s.schemaname = $1 AND s.tablename = $2 AND s.attname = $3
+         ORDER BY s.inherited DESC
+         LIMIT 1) stats,
+       unnest(stats.b) AS v
+ WHERE isfinite(v)`;
+
 export class PostgresSource implements RowSource, DatabaseSurvey {
   private readonly config: string | ClientConfig;
   private readonly retry: RetryPolicy;
@@ -323,6 +338,11 @@ export class PostgresSource implements RowSource, DatabaseSurvey {
       unique: r.is_unique === 'true',
       columns: JSON.parse(r.columns ?? '[]') as (string | null)[],
     }));
+  }
+
+  async cursorSpanDays(table: QualifiedName, cursor: string): Promise<number | null> {
+    const [row] = await this.queryText(CURSOR_SPAN_SQL, [table.schema, table.name, cursor]);
+    return row?.days == null ? null : Number(row.days);
   }
 
   async measureNumerics(table: QualifiedName, columns: readonly string[], read: { readonly samplePercent: number | null; readonly limit: number }): Promise<{ rows: number; byColumn: Map<string, NumericDigits> }> {

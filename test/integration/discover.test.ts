@@ -84,6 +84,7 @@ const EXPECTED: Record<string, Pick<DiscoveredTable, 'cursor' | 'primaryKey' | '
     warnings: [
       "last_modified is timestamp without time zone: its values are read as UTC wall-clock times; if the writers' sessions use another TimeZone, set cursorTimeZone to it, or a late commit can be missed",
       'no index starts with last_modified: every page query scans the table; CREATE INDEX CONCURRENTLY ON "public"."events" ("last_modified", "id")',
+      expect.stringMatching(/^about 2 rows a day over 1 day \(~[0-9.]+ MB of Parquet a day\): day partitions would hold files of a few KB to MB, which Athena pays for per file; add partition: \{ granularity: month \} \(~[0-9.]+ MB a month per run's file\)$/),
     ],
   },
   'public.legacy': {
@@ -93,7 +94,13 @@ const EXPECTED: Record<string, Pick<DiscoveredTable, 'cursor' | 'primaryKey' | '
     warnings: [`no usable cursor column: "updated_at" is text; a cursor must be timestamptz, timestamp or date: ${SNAPSHOT}`],
   },
   'public.lookup': { cursor: null, primaryKey: ['code'], estimatedRows: 0, warnings: [NO_CURSOR] },
-  'public.metrics': { cursor: 'updated_at', primaryKey: ['id', 'updated_at'], estimatedRows: 400, warnings: [] },
+  // A partitioned table: its parent's statistics of the whole tree (pg_stats.inherited).
+  'public.metrics': {
+    cursor: 'updated_at',
+    primaryKey: ['id', 'updated_at'],
+    estimatedRows: 400,
+    warnings: [expect.stringMatching(/^about 1 row a day over 399 days \(~[0-9.]+ MB of Parquet a day\): .*; add partition: \{ granularity: year \} \(~[0-9.]+ MB a year per run's file\)$/)],
+  },
   'public.orders': { cursor: 'updated_at', primaryKey: ['id'], estimatedRows: 1000, warnings: [] },
   'public.readings': {
     cursor: 'modified_at',
@@ -152,6 +159,7 @@ ${SOURCE_TEMPLATE}tables:
   # public.events: ~2 rows, <size>
   # warning: last_modified is timestamp without time zone: its values are read as UTC wall-clock times; if the writers' sessions use another TimeZone, set cursorTimeZone to it, or a late commit can be missed
   # warning: no index starts with last_modified: every page query scans the table; CREATE INDEX CONCURRENTLY ON "public"."events" ("last_modified", "id")
+  # warning: about 2 rows a day over 1 day (~<n> MB of Parquet a day): day partitions would hold files of a few KB to MB, which Athena pays for per file; add partition: { granularity: month } (~<n> MB a month per run's file)
   - name: public.events
     cursor: last_modified
     primaryKey: [id]
@@ -166,6 +174,7 @@ ${SOURCE_TEMPLATE}tables:
     mode: snapshot
     primaryKey: [code]
   # public.metrics: ~400 rows, <size>
+  # warning: about 1 row a day over 399 days (~<n> MB of Parquet a day): day partitions would hold files of a few KB to MB, which Athena pays for per file; add partition: { granularity: year } (~<n> MB a year per run's file)
   - name: public.metrics
     cursor: updated_at
     primaryKey: [id, updated_at]
@@ -232,11 +241,12 @@ describe('pg-lake-export discover', () => {
     expect(config.tables.find((t) => t.name === 'public.audit_log')!.primaryKey).toBeUndefined();
     expect(text).toContain(`  # warning: ${NO_CURSOR}\n  - name: public.lookup\n    mode: snapshot\n    primaryKey: [code]\n`);
     expect(text).toContain("  - name: '\"Sales Data\".\"Order Items\"'\n    cursor: updated_at\n    primaryKey: ['Order ID', 'line no']\n");
-    expect(text).toContain('  # warning: no index starts with last_modified: every page query scans the table; CREATE INDEX CONCURRENTLY ON "public"."events" ("last_modified", "id")\n  - name: public.events\n');
+    expect(text).toContain('  # warning: no index starts with last_modified: every page query scans the table; CREATE INDEX CONCURRENTLY ON "public"."events" ("last_modified", "id")\n  # warning: about 2 rows a day over 1 day');
+    expect(text).toMatch(/ granularity: month \} \(~[0-9.]+ MB a month per run's file\)\n {2}- name: public\.events\n/);
   });
 
   it('prints this YAML for the test database (sizes vary with the Postgres build)', () => {
-    const text = renderConfig(tables).replace(/, \d+(\.\d)? (bytes|KiB|MiB|GiB)$/gm, ', <size>');
+    const text = renderConfig(tables).replace(/, \d+(\.\d)? (bytes|KiB|MiB|GiB)$/gm, ', <size>').replace(/~[0-9.]+ MB/g, '~<n> MB');
     expect(text).toBe(GOLDEN_YAML);
   });
 
@@ -264,6 +274,49 @@ describe('pg-lake-export discover', () => {
     await db.query('DROP SCHEMA shop CASCADE');
   });
 
+  it('proposes month or year partitions from the cursor\'s statistics (no table scan); a dense table keeps days', async () => {
+    await db.query(`CREATE SCHEMA spans;
+      -- 3 rows a day over three years (and an infinite cursor, which the span leaves out).
+      CREATE TABLE spans.sparse (id int PRIMARY KEY, updated_at timestamptz NOT NULL);
+      INSERT INTO spans.sparse SELECT g, timestamptz '2022-01-01 00:00:00+00' + g * interval '8 hours' FROM generate_series(1, 3 * 1095) g;
+      INSERT INTO spans.sparse VALUES (0, 'infinity');
+      CREATE TABLE spans.sparse_dates (id int PRIMARY KEY, last_update date NOT NULL);
+      INSERT INTO spans.sparse_dates SELECT g, date '2022-01-01' + g / 3 FROM generate_series(1, 3 * 1095) g;
+      CREATE TABLE spans.recent (id int PRIMARY KEY, updated_at timestamp NOT NULL);
+      INSERT INTO spans.recent SELECT g, timestamp '2024-01-01' + g * interval '1 hour' FROM generate_series(1, 24 * 90) g;
+      -- ~60 MB over three days: ~5 MB of Parquet a day by the rule, over SMALL_FILE_BYTES.
+      CREATE TABLE spans.dense (id int PRIMARY KEY, pad text, updated_at timestamptz NOT NULL);
+      INSERT INTO spans.dense SELECT g, repeat('x', 400), timestamptz '2024-01-01 00:00:00+00' + g * interval '1.728 seconds' FROM generate_series(1, 150000) g;
+      CREATE TABLE spans.unanalyzed (id int PRIMARY KEY, updated_at timestamptz NOT NULL);
+      INSERT INTO spans.unanalyzed SELECT g, timestamptz '2020-01-01 00:00:00+00' + g * interval '1 day' FROM generate_series(1, 1000) g;
+      ANALYZE spans.sparse; ANALYZE spans.sparse_dates; ANALYZE spans.recent; ANALYZE spans.dense;`);
+    try {
+      const span = (name: string, cursor: string) => source.cursorSpanDays({ schema: 'spans', name }, cursor);
+      // Histogram bounds are the sample's extremes (every row here); the infinite cursor takes
+      // the last bound, so the finite span ends one bucket (~1 % of the values) early.
+      expect(await span('sparse', 'updated_at')).toBeGreaterThan(1080);
+      expect(await span('sparse', 'updated_at')).toBeLessThanOrEqual(1095);
+      expect(await span('sparse_dates', 'last_update')).toBeCloseTo(1095, 0);
+      expect(await span('recent', 'updated_at')).toBeGreaterThan(88);
+      expect(await span('dense', 'updated_at')).toBeGreaterThan(2.9);
+      expect(await span('unanalyzed', 'updated_at')).toBeNull();
+      expect(await span('sparse', 'no_such_column')).toBeNull();
+
+      const found = await discoverTables(source, { schemas: ['spans'] });
+      const advice = Object.fromEntries(found.map((t) => [t.qualified.name, t.warnings.filter((w) => w.includes('partition: {'))]));
+      expect(advice.sparse).toEqual([expect.stringMatching(/^about 3 rows a day over 1,0[89]\d days .*add partition: \{ granularity: year \}/)]);
+      expect(advice.sparse_dates).toEqual([expect.stringMatching(/^about 3 rows a day over 1,09[45] days .*add partition: \{ granularity: year \}/)]);
+      expect(advice.recent).toEqual([expect.stringMatching(/^about 2[45] rows a day over (89|90) days .*add partition: \{ granularity: month \}/)]);
+      expect(advice.dense).toEqual([]);
+      expect(advice.unanalyzed).toEqual([]);
+      // The proposal is a comment above the entry; the entry itself loads as it is.
+      expect(renderConfig(found)).toContain("add partition: { granularity: year }");
+      expect(parseConfig(renderConfig(found)).tables).toHaveLength(5);
+    } finally {
+      await db.query('DROP SCHEMA spans CASCADE');
+    }
+  });
+
   it('CLI prints the YAML on stdout and a summary on stderr', async () => {
     const result = await cli(['discover'], { DATABASE_URL: db.url });
     expect(result.code).toBe(0);
@@ -273,7 +326,7 @@ describe('pg-lake-export discover', () => {
       'discovered 10 tables: 8 by a cursor column, 2 as mode: snapshot (no cursor column)',
       '  copied whole every run (add an updated_at column kept by a trigger to export only changes): public.legacy, public.lookup',
       '  need primaryKey before they can run: public.audit_log',
-      '  16 warnings: read the "# warning:" comments above each table',
+      '  18 warnings: read the "# warning:" comments above each table',
       '',
     ].join('\n'));
   });

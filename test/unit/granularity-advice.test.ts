@@ -18,6 +18,8 @@ describe('granularity advice', () => {
     expect(granularityAdvice(250_000, 30e6, 1096)?.granularity).toBe('year');
     // Less than a year of data: month (a year partition would hold it all in one folder).
     expect(granularityAdvice(100, 100 * 200, 30)?.granularity).toBe('month');
+    expect(granularityAdvice(400, 400 * 400, 400)?.warning).toMatch(/^about 1 row a day over 400 days \(/);
+    expect(granularityAdvice(2, 2 * 8000, 1)?.warning).toMatch(/^about 2 rows a day over 1 day \(/);
   });
 
   it('says nothing without estimates or a span', () => {

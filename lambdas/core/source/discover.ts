@@ -239,9 +239,10 @@ export function granularityAdvice(estimatedRows: number | null, sizeBytes: numbe
   const granularity = bytesPerDay * 30.4 >= SMALL_FILE_BYTES || spanDays < 366 ? 'month' : 'year';
   const per = granularity === 'month' ? bytesPerDay * 30.4 : bytesPerDay * 365;
   const mb = (n: number) => `${(n / 1e6).toPrecision(2)} MB`;
+  const count = (n: number, unit: string) => `${Math.round(n).toLocaleString('en-US')} ${unit}${Math.round(n) === 1 ? '' : 's'}`;
   return {
     granularity,
-    warning: `about ${Math.round(rowsPerDay).toLocaleString('en-US')} rows a day over ${Math.round(spanDays)} days (~${mb(bytesPerDay)} of Parquet a day): day partitions would hold files of a few KB to MB, which Athena pays for per file; add partition: { granularity: ${granularity} } (~${mb(per)} a ${granularity} per run's file)`,
+    warning: `about ${count(rowsPerDay, 'row')} a day over ${count(spanDays, 'day')} (~${mb(bytesPerDay)} of Parquet a day): day partitions would hold files of a few KB to MB, which Athena pays for per file; add partition: { granularity: ${granularity} } (~${mb(per)} a ${granularity} per run's file)`,
   };
 }
 
