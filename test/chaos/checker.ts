@@ -31,7 +31,7 @@ export interface RunTimes {
   readonly endUs: bigint;
 }
 
-const DATA_FILE = /^year=\d{4}\/month=\d{2}\/day=\d{2}\/(.+)-p\d{6}\.parquet$/;
+const DATA_FILE = /^year=\d{4}\/month=\d{2}\/day=\d{2}\/(.+)-p\d{6}(?:-c?\d+)?\.parquet$/;
 
 export const versionKey = (id: string, us: bigint) => `${id}@${us}`;
 
@@ -76,7 +76,7 @@ export class LakeReader {
   }
 
   static runOf(file: string): string {
-    return /\/([^/]+)-p\d{6}\.parquet$/.exec(file)![1];
+    return /\/([^/]+)-p\d{6}(?:-c?\d+)?\.parquet$/.exec(file)![1];
   }
 
   async read(files: readonly string[]): Promise<LakeVersion[]> {
