@@ -12,7 +12,7 @@ import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
 import { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
 import { validateConfig } from '../../lambdas/core/config.ts';
 import type { RunRequest } from '../../lambdas/core/protocol/run-model.ts';
-import type { ObjectStore, PutOptions, RowSource } from '../../lambdas/core/ports.ts';
+import type { ObjectStore, PutOptions, RowSource, StreamedWrite } from '../../lambdas/core/ports.ts';
 import type { RunFaults } from './schedule.ts';
 
 export interface ChildInput {
@@ -88,6 +88,19 @@ function faultyStore(inner: ObjectStore, faults: RunFaults): ObjectStore {
     list: (prefix: string) => around(`list ${prefix}`, [], () => inner.list(prefix)),
     delete: (keys: readonly string[]) => around(`delete ${keys.length} keys${keys.length ? ` (${keys[0]}${keys.length > 1 ? ', …' : ''})` : ''}`, keys, () => inner.delete(keys)),
     move: (from: string, to: string) => around(`move ${from} → ${to}`, [from, to], () => inner.move(from, to)),
+    // Streamed files (multipart on S3, a temporary file renamed locally): each part and the
+    // completion are steps a kill or a fault can hit; an abort is the writer's own clean-up.
+    ...(inner.openWrite ? {
+      openWrite: (key: string): StreamedWrite => {
+        const write = inner.openWrite!(key);
+        let part = 0;
+        return {
+          write: (bytes: Uint8Array) => around(`write part ${++part} of ${key}`, [key], () => write.write(bytes)),
+          complete: () => around(`complete ${key}`, [key], () => write.complete()),
+          abort: () => write.abort(),
+        };
+      },
+    } : {}),
   });
 }
 

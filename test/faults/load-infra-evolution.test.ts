@@ -133,8 +133,8 @@ describe('5. injected infrastructure faults', () => {
     await deps.close();
     await proxy.close();
     expect(outcome.tables[0].status).toBe('failed');
-    // named as transient: the workflow's Retry on ThrottlingError tries the page again later
-    expect(outcome.tables[0].error).toMatch(/^ThrottlingError: public\.shaky: page 1: (upload to s3:\/\/faults\/down\/ failed|S3 PUT \S+\.parquet in s3:\/\/faults\/down\/ failed after the client's retries): SlowDown: Please reduce your request rate\.$/);
+    // named as transient: the workflow's Retry on ThrottlingError tries the chunk again later
+    expect(outcome.tables[0].error).toMatch(/^ThrottlingError: public\.shaky: chunk 1: (upload to s3:\/\/faults\/down\/ failed|S3 PUT \S+\.parquet in s3:\/\/faults\/down\/ failed after the client's retries): SlowDown: Please reduce your request rate\.$/);
     const direct = new S3Store(client(s3.address, 1), 'faults', 'down');
     expect((await direct.list('raw/shaky/')).filter((k) => k.endsWith('.parquet'))).toEqual([]);
     expect(await direct.get('raw/_state/shaky/watermark.json')).toBeNull();
