@@ -141,6 +141,18 @@ export class PgLakeExportStack extends Stack {
         environment: { ATHENA_WORK_GROUP: this.queryWorkgroup.workGroupName },
       })
       : undefined;
+    // A whole table's compaction in one invocation; parquet-wasm reads and writes its files.
+    const compactTimeout = Duration.minutes(15);
+    const compact = config.compaction.enabled
+      ? this.functions.addFunction('Compact', {
+        entry: 'lambdas/compact/handler.ts',
+        description: 'pg-lake-export: rewrite a table whose partitions collect small files into a new generation, switch the Glue table to it',
+        memorySizeMb: config.export.memoryMb,
+        timeout: compactTimeout,
+        // Lake and Glue only: it never opens a database session (no VPC, no database secret).
+        encodesParquet: true,
+      })
+      : undefined;
     if (source.hashSaltSecretArn) {
       // Only Export hashes; the salt never leaves that function (not logged, not in the lake).
       secretsmanager.Secret.fromSecretCompleteArn(this, 'HashSaltSecret', source.hashSaltSecretArn).grantRead(exportPage);
@@ -154,6 +166,11 @@ export class PgLakeExportStack extends Stack {
     // Commit registers the schema after its commit point; Plan rolls an interrupted commit forward.
     this.catalog.grantTableMaintenance(commit);
     this.catalog.grantTableMaintenance(plan);
+    if (compact) {
+      // Writes a generation, switches schema.json and the Glue table, deletes retired generations.
+      this.lake.grantPrefixAccess(compact);
+      this.catalog.grantTableMaintenance(compact);
+    }
     if (validate) {
       // Reads only: Athena reads the tables' files and state with its caller's credentials.
       this.lake.grantPrefixAccess(validate, { readOnly: true });
@@ -162,8 +179,8 @@ export class PgLakeExportStack extends Stack {
     }
 
     this.workflow = new ExportWorkflow(this, 'Workflow', {
-      functions: { plan, export: exportPage, commit, summarize, ...(validate ? { validate } : {}) },
-      functionTimeouts: { plan: planTimeout, export: exportTimeout, commit: commitTimeout, summarize: summarizeTimeout, validate: validateTimeout },
+      functions: { plan, export: exportPage, commit, summarize, ...(validate ? { validate } : {}), ...(compact ? { compact } : {}) },
+      functionTimeouts: { plan: planTimeout, export: exportTimeout, commit: commitTimeout, summarize: summarizeTimeout, validate: validateTimeout, compact: compactTimeout },
       maxConcurrency: config.export.maxConcurrency,
       // A backfill's segments at once: a Distributed Map reads Plan's segment list from the lake.
       backfill: { bucket: this.lake.bucket, statePrefix: `${prefix}/_state/`, maxConcurrency: config.export.backfillConcurrency },

@@ -12,7 +12,7 @@ import { App } from 'aws-cdk-lib';
 import { StateMachine, ExecutionError } from 'aws-local-stepfunctions';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
 import { PgLakeExportStack } from '../../lib/pg-lake-export-stack.ts';
-import { WORKFLOW_STATES } from '../../lib/export-workflow.ts';
+import { COMPACTION_STATES, WORKFLOW_STATES } from '../../lib/export-workflow.ts';
 import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
 import { createS3Client, S3Store } from '../../lambdas/adapters/s3-store.ts';
 import { tableDataPrefix, tableStatePrefix } from '../../lambdas/core/lake/keys.ts';
@@ -51,7 +51,7 @@ export interface LocalRunEnvironment {
 }
 
 type Handler = (event: unknown, context?: { getRemainingTimeInMillis(): number }) => Promise<unknown>;
-type Handlers = Record<'plan' | 'export' | 'commit' | 'summarize' | 'validate', Handler>;
+type Handlers = Record<'plan' | 'export' | 'commit' | 'summarize' | 'validate' | 'compact', Handler>;
 
 /**
  * The deployed handlers over this machine's parts (bin/local/local-runtime.ts); Validate Table
@@ -65,13 +65,14 @@ async function loadHandlers(env: LocalRunEnvironment): Promise<Handlers> {
     POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'SILENT',
     POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
   });
-  const [{ logger }, plan, exportPage, commit, summarize, validate] = await Promise.all([
+  const [{ logger }, plan, exportPage, commit, summarize, validate, compact] = await Promise.all([
     import('../../lambdas/adapters/aws-runtime.ts'),
     import('../../lambdas/plan/handler.ts'),
     import('../../lambdas/export/handler.ts'),
     import('../../lambdas/commit/handler.ts'),
     import('../../lambdas/summarize/handler.ts'),
     import('../../lambdas/validate/handler.ts'),
+    import('../../lambdas/compact/handler.ts'),
   ]);
   const runtime = localStepRuntime({
     config: env.config, databaseUrl: env.databaseUrl, lake: env.lake, hashSalt: env.hashSalt ?? process.env.LAKE_HASH_SALT,
@@ -83,6 +84,7 @@ async function loadHandlers(env: LocalRunEnvironment): Promise<Handlers> {
     commit: commit.commitHandler(runtime),
     summarize: summarize.summarizeHandler(runtime),
     validate: validate.validateHandler(runtime, (table) => openLocalEngine(env, table)),
+    compact: compact.compactHandler(runtime),
   };
 }
 
@@ -175,6 +177,7 @@ export async function runWorkflowLocally(
         [WORKFLOW_STATES.commit]: report(WORKFLOW_STATES.commit, h.commit),
         [WORKFLOW_STATES.summarize]: report(WORKFLOW_STATES.summarize, h.summarize),
         [WORKFLOW_STATES.validate]: report(WORKFLOW_STATES.validate, h.validate),
+        [COMPACTION_STATES.compact]: report(COMPACTION_STATES.compact, h.compact),
       } as never,
     },
   });

@@ -28,8 +28,11 @@ export interface StepRuntime {
    * step that encodes pages (`readsHashSalt`: Export) is given the columns.hash salt.
    */
   withDeps<T>(work: (deps: ExportDeps) => Promise<T>, options?: { readonly readsHashSalt?: boolean }): Promise<T>;
-  /** Deps of the steps that never touch the database (Summarize, Validate). */
-  lakeDeps(): LakeDeps;
+  /**
+   * Deps of the steps that never touch the database (Summarize, Validate, Compact). Only the step
+   * that switches a table's location (`registersTables`: Compact) is given the catalog.
+   */
+  lakeDeps(options?: { readonly registersTables?: boolean }): LakeDeps;
 }
 
 export function requireEnv(name: string): string {
@@ -103,7 +106,7 @@ const hashSalt = once(async (): Promise<string | undefined> => {
 });
 
 interface Container {
-  /** Summarize and Validate are given no catalog: they do not write Glue (and are not granted it). */
+  /** Without the catalog: Summarize and Validate do not write Glue (and are not granted it). */
   readonly lakeDeps: LakeDeps;
   readonly registry: GlueRegistry;
 }
@@ -135,5 +138,8 @@ export const awsRuntime: StepRuntime = {
       await source.close();
     }
   },
-  lakeDeps: () => awsContainer().lakeDeps,
+  lakeDeps(options = {}) {
+    const { lakeDeps, registry } = awsContainer();
+    return options.registersTables ? { ...lakeDeps, registry } : lakeDeps;
+  },
 };

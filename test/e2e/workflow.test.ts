@@ -55,7 +55,7 @@ function lastRunMetrics(): Record<string, unknown> {
 
 type ValidationCounts = { status: string; runId?: string; expectedRows?: number; seenRows?: number; mismatchedPartitions?: number; duplicateVersions?: number; error?: string };
 type RunOutput = {
-  plan: { tables: Array<{ table: string; status: string; validation?: ValidationCounts }> };
+  plan: { tables: Array<{ table: string; status: string; validation?: ValidationCounts; compaction?: { status: string; error?: string } }> };
   summary: { failed: number; tables: Array<{ table: string; rows: number; validation?: string }>; validation: { mismatched: number; skipped: number } | null };
 };
 
@@ -161,6 +161,9 @@ describe('the synthesized workflow, run locally', () => {
     // Validate Table after each commit, against DuckDB over the table's files: every row counted once.
     expect(run.tasks.filter((t) => t === 'Validate Table')).toHaveLength(4);
     expectValidatedClean('scheduled', run.output, ALL);
+    // Compact Table after each validation, the real handler over the lake: one run's files are too few to compact.
+    expect(run.tasks.filter((t) => t === 'Compact Table')).toHaveLength(4);
+    expect((run.output as RunOutput).plan.tables.map((t) => [t.table, t.compaction])).toEqual(ALL.map((table) => [table, { status: 'skipped' }]));
     expect(validations(run.output)).toMatchObject({
       orders: { expectedRows: 1800, seenRows: 1800 },
       customers: { expectedRows: 700, seenRows: 700 },

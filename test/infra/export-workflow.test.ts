@@ -1,11 +1,12 @@
 // The state machine as synthesized: its states, Map concurrency, retries (with jitter, never for
-// errors a retry cannot fix), per-table catch and the validation that never fails an export —
+// errors a retry cannot fix), per-table catch and the validation and compaction that never fail an export —
 // then the same definition run by aws-local-stepfunctions with stub handlers, to check the paths
 // data actually takes.
 import { StateMachine, type RunOptions } from 'aws-local-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { CompactionSummary } from '../../lambdas/compact/handler.ts';
 import { executionRunId } from '../../lambdas/core/protocol/workflow-io.ts';
-import { INTERRUPTED_INVOCATION_ERRORS, TABLES_FAILED_ERROR, TERMINAL_ERRORS, THROTTLING_ERROR, TRANSIENT_LAMBDA_ERRORS, VALIDATE_THROTTLING_ATTEMPTS, WORKFLOW_STATES as S } from '../../lib/index.ts';
+import { COMPACTION_STATES as C, INTERRUPTED_INVOCATION_ERRORS, TABLES_FAILED_ERROR, TERMINAL_ERRORS, THROTTLING_ERROR, TRANSIENT_LAMBDA_ERRORS, VALIDATE_THROTTLING_ATTEMPTS, WORKFLOW_STATES as S } from '../../lib/index.ts';
 import { allStates, resolveDefinition, type State, type StateMachineDefinition } from './definition.ts';
 import { buildStack, logicalIdOf, type BuiltStack } from './stack.ts';
 
@@ -24,7 +25,8 @@ describe('export workflow definition', () => {
     expect(definition.QueryLanguage).toBe('JSONPath');
     expect(definition.StartAt).toBe(S.plan);
     expect(Object.keys(definition.States).sort()).toEqual([S.anyFailed, S.exportTables, S.plan, S.runFailed, S.runSucceeded, S.summarize].sort());
-    expect(Object.keys(states).sort()).toEqual(Object.values(S).sort());
+    // Compaction is on by default (config compaction.enabled): its states join the table's branch.
+    expect(Object.keys(states).sort()).toEqual([...Object.values(S), ...Object.values(C)].sort());
   });
 
   it('plans into $.plan from the whole execution input and the execution\'s id (the run id, the same when Plan is retried)', () => {
@@ -40,7 +42,7 @@ describe('export workflow definition', () => {
     expect(states[S.backfill]).toMatchObject({ Type: 'Choice', Choices: [{ Variable: '$.backfill', IsPresent: true, Next: S.exportSegments }], Default: S.exportPage });
   });
 
-  it('loops Export Table Page while $.done is false, then commits, then validates', () => {
+  it('loops Export Table Page while $.done is false, then commits, then validates, then compacts', () => {
     expect(states[S.exportPage]).toMatchObject({ Type: 'Task', Next: S.morePages });
     expect(states[S.exportPage].ResultPath).toBeUndefined(); // output replaces the state
     expect(states[S.morePages]).toMatchObject({
@@ -53,8 +55,11 @@ describe('export workflow definition', () => {
     expect(states[S.committed]).toMatchObject({ Type: 'Choice', Choices: [{ Variable: '$.status', IsPresent: false, Next: S.commit }], Default: S.validate });
     expect(states[S.commit].ResultPath).toBeUndefined();
     // The commit result goes in whole; the validation's counts join it under `validation`.
-    expect(states[S.validate]).toMatchObject({ Type: 'Task', ResultPath: '$.validation', End: true });
+    expect(states[S.validate]).toMatchObject({ Type: 'Task', ResultPath: '$.validation', Next: C.compact });
     expect(states[S.validate].Parameters).toBeUndefined(); // the whole commit result is the payload
+    // Compaction follows whatever validation found; its summary joins the result under `compaction`.
+    expect(states[C.compact]).toMatchObject({ Type: 'Task', ResultPath: '$.compaction', End: true });
+    expect(states[C.compact].Parameters).toBeUndefined();
   });
 
   it('validates without ever failing the export: retries, then records a warning that keeps only the error\'s name', () => {
@@ -63,6 +68,16 @@ describe('export workflow definition', () => {
       Type: 'Pass',
       Parameters: { status: 'skipped', 'error.$': '$.validation.Error' },
       ResultPath: '$.validation',
+      Next: C.compact,
+    });
+  });
+
+  it('compacts without ever failing the export: retries, then records a warning that keeps only the error\'s name', () => {
+    expect(states[C.compact].Catch).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.compaction', Next: C.recordCompactionWarning }]);
+    expect(states[C.recordCompactionWarning]).toEqual({
+      Type: 'Pass',
+      Parameters: { status: 'failed', 'error.$': '$.compaction.Error' },
+      ResultPath: '$.compaction',
       End: true,
     });
   });
@@ -98,7 +113,7 @@ describe('export workflow definition', () => {
 
   it('invokes each step\'s own function and returns its payload directly', () => {
     const fns = built.stack.functions.functions;
-    const expected: Record<string, string> = { [S.plan]: 'Plan', [S.exportPage]: 'Export', [S.commit]: 'Commit', [S.summarize]: 'Summarize', [S.validate]: 'Validate' };
+    const expected: Record<string, string> = { [S.plan]: 'Plan', [S.exportPage]: 'Export', [S.commit]: 'Commit', [S.summarize]: 'Summarize', [S.validate]: 'Validate', [C.compact]: 'Compact' };
     for (const [state, fn] of Object.entries(expected)) {
       expect(states[state].Resource).toBe(`arn:aws:lambda:us-east-1:123456789012:function:${logicalIdOf(built.stack, fns[fn])}`);
     }
@@ -106,9 +121,10 @@ describe('export workflow definition', () => {
 
   it('retries Lambda service faults, ThrottlingError and an interrupted invocation with backoff and full jitter on every task', () => {
     const tasks = Object.entries(states).filter(([, s]) => s.Type === 'Task');
-    expect(tasks).toHaveLength(6);
+    expect(tasks.map(([name]) => name).sort()).toEqual([S.plan, S.exportSegmentPage, S.exportPage, S.commit, S.validate, C.compact, S.summarize].sort());
     for (const [name, task] of tasks) {
       // Validate Table holds a Map slot while it waits: fewer throttling attempts (then a warning).
+      // Compact Table gets the export's: a throttled S3 or Glue passes, and compaction is worth finishing.
       const throttlingAttempts = name === S.validate ? 3 : 6;
       expect(task.Retry, name).toEqual([
         { ErrorEquals: [...TRANSIENT_LAMBDA_ERRORS], IntervalSeconds: 2, BackoffRate: 2, MaxAttempts: 6, JitterStrategy: 'FULL' },
@@ -122,9 +138,10 @@ describe('export workflow definition', () => {
   it('gives each task a minute more than its function\'s timeout, so States.Timeout means the invocation is over', () => {
     const fns = built.stack.functions.functions;
     const timeoutOf = (name: string) => (built.template.toJSON() as { Resources: Record<string, { Properties: { Timeout: number } }> }).Resources[logicalIdOf(built.stack, fns[name])].Properties.Timeout;
-    expect([states[S.plan], states[S.exportPage], states[S.commit], states[S.summarize], states[S.validate]].map((t) => t.TimeoutSeconds)).toEqual(
-      ['Plan', 'Export', 'Commit', 'Summarize', 'Validate'].map((fn) => timeoutOf(fn) + 60),
+    expect([states[S.plan], states[S.exportPage], states[S.commit], states[S.summarize], states[S.validate], states[C.compact]].map((t) => t.TimeoutSeconds)).toEqual(
+      ['Plan', 'Export', 'Commit', 'Summarize', 'Validate', 'Compact'].map((fn) => timeoutOf(fn) + 60),
     );
+    expect(states[C.compact].TimeoutSeconds).toBe(960);
     expect(states[S.exportPage].TimeoutSeconds).toBe(960);
   });
 
@@ -173,7 +190,7 @@ describe('export workflow, run locally', () => {
   type Cursor = { table: string; page?: number; done?: boolean };
   type PlanInput = { request: unknown; execution: { id: string; startTime: string } };
 
-  type ValidateStub = { mismatchOf?: string; throttleValidationOf?: { table: string; times: number } };
+  type ValidateStub = { mismatchOf?: string; throttleValidationOf?: { table: string; times: number }; throttleCompactionOf?: { table: string; times: number } };
   function stubs(options: { failCommitOf?: string; throttleFirstPageOf?: string; timeOutPagesOf?: { table: string; times: number }; crashFirstPlan?: boolean } & ValidateStub = {}) {
     const calls: Record<string, number> = {};
     const count = (name: string) => (calls[name] = (calls[name] ?? 0) + 1);
@@ -216,6 +233,12 @@ describe('export workflow, run locally', () => {
           mismatchedPartitions: mismatch ? 1 : 0, duplicateVersions: mismatch ? result.rows : 0,
         };
       },
+      [C.compact]: async (result: { table: string; files: number }) => {
+        count(`${C.compact}:${result.table}`);
+        const throttle = options.throttleCompactionOf;
+        if (result.table === throttle?.table && (calls[`${C.compact}:${result.table}`] ?? 0) <= throttle.times) throw new ThrottlingError('S3 SlowDown on lake/raw/customers/');
+        return { status: result.files > 2 ? 'compacted' : 'skipped' } satisfies CompactionSummary;
+      },
       [S.summarize]: async (input: NonNullable<typeof summarizeInput>) => {
         summarizeInput = input;
         const failed = input.results.filter((r) => r.status === 'failed').length;
@@ -233,7 +256,7 @@ describe('export workflow, run locally', () => {
     // The stubs take and return plain JSON objects; the runner's JSONValue type cannot say which.
     const taskResourceLocalHandlers = handlers as unknown as LocalHandlers;
     // Retry waits are real seconds; the tests only check which errors are retried.
-    const retryIntervalOverrides = Object.fromEntries(Object.values(S).map((name) => [name, 0]));
+    const retryIntervalOverrides = Object.fromEntries([...Object.values(S), ...Object.values(C)].map((name) => [name, 0]));
     const context = { Execution: { Id: 'arn:aws:states:eu-west-1:123456789012:execution:PgLakeExport:manual-1', Name: 'manual-1' } };
     const execution = machine.run({}, { overrides: { taskResourceLocalHandlers, retryIntervalOverrides }, context });
     const outcome = execution.result.then(
@@ -251,9 +274,14 @@ describe('export workflow, run locally', () => {
     expect(failed).toBe(false);
     expect(calls).toEqual({
       [S.plan]: 1, [`${S.exportPage}:orders`]: 3, [`${S.exportPage}:customers`]: 1, [`${S.commit}:orders`]: 1, [`${S.commit}:customers`]: 1,
-      [`${S.validate}:orders`]: 1, [`${S.validate}:customers`]: 1,
+      [`${S.validate}:orders`]: 1, [`${S.validate}:customers`]: 1, [`${C.compact}:orders`]: 1, [`${C.compact}:customers`]: 1,
     });
     expect(summarizeInput()?.runId).toBe('run-1');
+    // Each committed table's result carries its validation and its compaction summary.
+    expect(summarizeInput()?.results.map((r) => [r.validation, r.compaction])).toEqual([
+      [expect.objectContaining({ status: 'ok' }), { status: 'compacted' }],
+      [expect.objectContaining({ status: 'ok' }), { status: 'skipped' }],
+    ]);
     expect(summarizeInput()?.results.map((r) => [r.table, r.status, r.rows])).toEqual([['orders', 'succeeded', 3], ['customers', 'succeeded', 1]]);
     // tables Plan could not start reach Summarize too (they count as failures or skips there)
     expect(summarizeInput()).toMatchObject({ skipped: [], failed: [] });
@@ -313,6 +341,8 @@ describe('export workflow, run locally', () => {
       [S.validate]: async (r: { rows: number }) => ({
         status: 'ok', runId: '20250301T020000Z-0a1b2c3d', expectedRows: r.rows, seenRows: r.rows, mismatchedPartitions: 0, duplicateVersions: 0,
       }),
+      // What the Compact handler returns (its type): the status only; the details go to its log.
+      [C.compact]: async () => ({ status: 'compacted' }) satisfies CompactionSummary,
       [S.summarize]: async (input: { runId: string; results: Array<{ table: string; rows: number; files: number; bytes: number; validation: unknown }> }) => ({
         runId: input.runId, succeeded: input.results.length, failed: 0, durationSeconds: 1234,
         tables: input.results.map((r) => ({ table: r.table, status: 'succeeded', rows: r.rows, files: r.files, bytes: r.bytes, nullCursorRows: 0, stalenessSeconds: 1200, validation: (r.validation as { status: string }).status })),
@@ -361,8 +391,26 @@ describe('export workflow, run locally', () => {
     expect(calls[`${S.validate}:customers`]).toBe(1 + VALIDATE_THROTTLING_ATTEMPTS); // the first attempt and its retries
     expect(summarizeInput()?.results).toEqual([
       expect.objectContaining({ table: 'orders', status: 'succeeded', validation: expect.objectContaining({ status: 'ok' }) }),
-      { table: 'customers', status: 'succeeded', rows: 1, files: 1, bytes: 1, windowFrom: null, windowTo: 'x', watermark: 'x', validation: { status: 'skipped', error: 'ThrottlingError' } },
+      {
+        table: 'customers', status: 'succeeded', rows: 1, files: 1, bytes: 1, windowFrom: null, windowTo: 'x', watermark: 'x', validation: { status: 'skipped', error: 'ThrottlingError' },
+        // Compaction runs after a skipped validation too.
+        compaction: { status: 'skipped' },
+      },
     ]);
+    expect(output).toMatchObject({ summary: { failed: 0 } });
+  });
+
+  it('records a compaction that never got through as failed (its error\'s name only) after the export\'s retries, and does not fail the export', async () => {
+    const { handlers, calls, summarizeInput } = stubs({ throttleCompactionOf: { table: 'customers', times: 100 } });
+    const { output, failed } = await run(handlers);
+    expect(failed).toBe(false);
+    expect(calls[`${C.compact}:customers`]).toBe(1 + 6); // the first attempt and the ThrottlingError retries every export step has
+    expect(calls[`${C.compact}:orders`]).toBe(1);
+    expect(summarizeInput()?.results[1]).toEqual({
+      table: 'customers', status: 'succeeded', rows: 1, files: 1, bytes: 1, windowFrom: null, windowTo: 'x', watermark: 'x',
+      validation: expect.objectContaining({ status: 'ok' }),
+      compaction: { status: 'failed', error: 'ThrottlingError' },
+    });
     expect(output).toMatchObject({ summary: { failed: 0 } });
   });
 

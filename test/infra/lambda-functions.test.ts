@@ -1,4 +1,4 @@
-// The four workflow functions: one factory's defaults, placed in the database VPC only when they
+// The six workflow functions: one factory's defaults, placed in the database VPC only when they
 // connect, configured through the environment without a single credential in it.
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -38,7 +38,7 @@ const ENV_KEYS = [
   'POWERTOOLS_SERVICE_NAME',
 ];
 
-type Step = 'Plan' | 'Export' | 'Commit' | 'Summarize' | 'Validate';
+type Step = 'Plan' | 'Export' | 'Commit' | 'Summarize' | 'Validate' | 'Compact';
 let built: BuiltStack;
 let fns: Record<Step, FunctionProps>;
 
@@ -46,7 +46,7 @@ function functionsOf(stack: BuiltStack): Record<Step, FunctionProps> {
   const all = resourcesOfType<FunctionProps>(stack.template, 'AWS::Lambda::Function');
   const byName = stack.stack.functions.functions;
   const pick = (name: string) => all[logicalIdOf(stack.stack, byName[name])].Properties;
-  return { Plan: pick('Plan'), Export: pick('Export'), Commit: pick('Commit'), Summarize: pick('Summarize'), Validate: pick('Validate') };
+  return { Plan: pick('Plan'), Export: pick('Export'), Commit: pick('Commit'), Summarize: pick('Summarize'), Validate: pick('Validate'), Compact: pick('Compact') };
 }
 
 /** The directory the function's code asset was bundled into. */
@@ -65,9 +65,9 @@ beforeAll(() => {
 }, 180_000);
 
 describe('workflow functions', () => {
-  it('are exactly the five steps', () => {
-    expect(Object.keys(built.stack.functions.functions).sort()).toEqual(['Commit', 'Export', 'Plan', 'Summarize', 'Validate']);
-    built.template.resourceCountIs('AWS::Lambda::Function', 5);
+  it('are exactly the six steps', () => {
+    expect(Object.keys(built.stack.functions.functions).sort()).toEqual(['Commit', 'Compact', 'Export', 'Plan', 'Summarize', 'Validate']);
+    built.template.resourceCountIs('AWS::Lambda::Function', 6);
   });
 
   it('tell only Validate which Athena workgroup to query in, and give it 15 minutes (two queries of at most 6)', () => {
@@ -80,9 +80,15 @@ describe('workflow functions', () => {
 
   it('have no Validate function when validation.enabled is false', () => {
     const off = buildStack({ config: fixtureConfig(FIXTURE_CONFIG_YAML.replace('tables:', 'validation: { enabled: false }\ntables:')) });
-    expect(Object.keys(off.stack.functions.functions).sort()).toEqual(['Commit', 'Export', 'Plan', 'Summarize']);
+    expect(Object.keys(off.stack.functions.functions).sort()).toEqual(['Commit', 'Compact', 'Export', 'Plan', 'Summarize']);
     // The workgroup stays: it is the lake's guard-railed place for anyone's queries.
     off.template.resourceCountIs('AWS::Athena::WorkGroup', 1);
+  }, 180_000);
+
+  it('have no Compact function when compaction.enabled is false', () => {
+    const off = buildStack({ config: fixtureConfig(FIXTURE_CONFIG_YAML.replace('tables:', 'compaction: { enabled: false }\ntables:')) });
+    expect(Object.keys(off.stack.functions.functions).sort()).toEqual(['Commit', 'Export', 'Plan', 'Summarize', 'Validate']);
+    off.template.resourceCountIs('AWS::Lambda::Function', 5);
   }, 180_000);
 
   it('run Node.js 24 on arm64 with active tracing and no reserved concurrency', () => {
@@ -95,9 +101,11 @@ describe('workflow functions', () => {
     }
   });
 
-  it('give Export 3,008 MB (the most a new account may configure) and 15 minutes, Validate 15 minutes, the others 1024 MB and 5 minutes', () => {
+  it('give Export and Compact 3,008 MB (the most a new account may configure) and 15 minutes, Validate 15 minutes, the others 1024 MB and 5 minutes', () => {
     expect([fns.Validate.MemorySize, fns.Validate.Timeout]).toEqual([1024, 900]);
     expect([fns.Export.MemorySize, fns.Export.Timeout]).toEqual([3008, 900]);
+    // A whole table's compaction in one invocation; a merge holds about 4× compaction.targetFileMB.
+    expect([fns.Compact.MemorySize, fns.Compact.Timeout]).toEqual([3008, 900]);
     for (const fn of [fns.Plan, fns.Commit, fns.Summarize]) expect([fn.MemorySize, fn.Timeout]).toEqual([1024, 300]);
   });
 
@@ -116,8 +124,7 @@ describe('workflow functions', () => {
         SecurityGroupIds: ['sg-0abc1234def567890'],
       });
     }
-    expect(fns.Summarize.VpcConfig).toBeUndefined();
-    expect(fns.Validate.VpcConfig).toBeUndefined();
+    for (const fn of [fns.Summarize, fns.Validate, fns.Compact]) expect(fn.VpcConfig).toBeUndefined();
   });
 
   it('share one environment: lake location, the secret ARN (never its value), where the config is', () => {
@@ -153,7 +160,7 @@ describe('workflow functions', () => {
     }
   });
 
-  it('start from their bundle alone, as in Lambda: the config read from the file beside index.js, parquet-wasm needed by none but Export', () => {
+  it('start from their bundle alone, as in Lambda: the config read from the file beside index.js, parquet-wasm loaded by none at start', () => {
     // The runtime's modules only: @aws-sdk (the nodejs24.x runtime ships it), nothing else.
     const runtimeModules = join(mkdtempSync(join(tmpdir(), 'pg-lake-export-runtime-')), 'node_modules');
     mkdirSync(runtimeModules);
@@ -183,10 +190,12 @@ describe('workflow functions', () => {
     }
   }, 60_000);
 
-  it('ship parquet-wasm and its 5 MB .wasm in the Export bundle only', () => {
-    expect(readdirSync(assetDir(built, fns.Export)).sort()).toEqual(['index.js', 'index.js.map', LAKE_CONFIG_FILE, 'parquet_wasm_bg.wasm'].sort());
-    expect(readFileSync(join(assetDir(built, fns.Export), 'index.js'), 'utf8')).toContain('parquet_wasm_bg.wasm');
-    for (const fn of [fns.Plan, fns.Commit, fns.Summarize]) {
+  it('ship parquet-wasm and its 5 MB .wasm in the bundles that encode only (Export, Compact)', () => {
+    for (const fn of [fns.Export, fns.Compact]) {
+      expect(readdirSync(assetDir(built, fn)).sort()).toEqual(['index.js', 'index.js.map', LAKE_CONFIG_FILE, 'parquet_wasm_bg.wasm'].sort());
+      expect(readFileSync(join(assetDir(built, fn), 'index.js'), 'utf8')).toContain('parquet_wasm_bg.wasm');
+    }
+    for (const fn of [fns.Plan, fns.Commit, fns.Summarize, fns.Validate]) {
       expect(readdirSync(assetDir(built, fn)).sort()).toEqual(['index.js', 'index.js.map', LAKE_CONFIG_FILE].sort());
       // Left out, not merely uncopied: nothing in the bundle would look for the file.
       expect(readFileSync(join(assetDir(built, fn), 'index.js'), 'utf8')).not.toContain('parquet_wasm_bg.wasm');

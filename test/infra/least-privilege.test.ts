@@ -1,6 +1,6 @@
 // Every identity gets only what its step needs: S3 under the lake prefix, Glue on the configured
-// tables (Commit only), the database secret (connecting functions only), Athena in the stack's
-// workgroup only (Validate, which only reads the lake), and no wildcard action.
+// tables (Commit, Plan and Compact), the database secret (connecting functions only), Athena in
+// the stack's workgroup only (Validate, which only reads the lake), and no wildcard action.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { asArray, buildStack, FIXTURE_DATABASE, FIXTURE_LAKE_TABLES, FIXTURE_PREFIX, logicalIdOf, resourcesOfType, type BuiltStack, type PolicyDocumentJson, type PolicyStatementJson } from './stack.ts';
 
@@ -26,10 +26,11 @@ beforeAll(() => {
     commitRole: role(fns.Commit),
     summarizeRole: role(fns.Summarize),
     validateRole: role(fns.Validate),
+    compactRole: role(fns.Compact),
     stateMachineRole: logicalIdOf(stack, stack.workflow.stateMachine.role as unknown as { node: { defaultChild?: unknown } }),
     scheduleRole: logicalIdOf(stack, stack.schedule.role),
   };
-  for (const name of ['Plan', 'Export', 'Commit', 'Summarize', 'Validate'] as const) ids[`${name}Function`] = logicalIdOf(stack, fns[name]);
+  for (const name of ['Plan', 'Export', 'Commit', 'Summarize', 'Validate', 'Compact'] as const) ids[`${name}Function`] = logicalIdOf(stack, fns[name]);
 }, 180_000);
 
 /** Allow statements of every identity policy attached to the role. */
@@ -113,6 +114,8 @@ describe('least privilege', () => {
     const cases: [string, string, string[]][] = [
       [ids.planRole, FIXTURE_PREFIX, ['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject']],
       [ids.commitRole, FIXTURE_PREFIX, ['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject']],
+      // Compact writes a generation beside the table's data, switches schema.json, deletes retired generations.
+      [ids.compactRole, FIXTURE_PREFIX, ['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject']],
       // Export journals and stages pages under _state/; only Commit (and Plan rolling forward) publish data.
       [ids.exportRole, `${FIXTURE_PREFIX}/_state`, ['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject']],
       // Summarize reads watermarks and removes a failed run's files: no writes.
@@ -136,9 +139,9 @@ describe('least privilege', () => {
     expect(actionsOf(ids.scheduleRole, 's3')).toEqual([]);
   });
 
-  it('only commit (and plan, which rolls a commit forward) touch Glue, and only the catalog, the lake database and the configured tables', () => {
+  it('only commit (and plan, which rolls a commit forward, and compact, which switches a table\'s location) touch Glue, and only the catalog, the lake database and the configured tables', () => {
     const arn = (resource: string) => `arn:aws:glue:eu-west-1:123456789012:${resource}`;
-    for (const role of [ids.commitRole, ids.planRole]) {
+    for (const role of [ids.commitRole, ids.planRole, ids.compactRole]) {
       expect(actionsOf(role, 'glue')).toEqual(['glue:CreateTable', 'glue:GetDatabase', 'glue:GetTable', 'glue:UpdateTable']);
       const resources = statementsFor(role, 'glue').flatMap((s) => asArray(s.Resource));
       expect(resources.sort()).toEqual(
@@ -169,13 +172,15 @@ describe('least privilege', () => {
     ]);
     expect(actionsOf(ids.validateRole, 'secretsmanager')).toEqual([]);
     // Only Validate queries Athena.
-    for (const role of [ids.planRole, ids.exportRole, ids.commitRole, ids.summarizeRole, ids.stateMachineRole, ids.scheduleRole]) expect(actionsOf(role, 'athena')).toEqual([]);
+    for (const role of [ids.planRole, ids.exportRole, ids.commitRole, ids.summarizeRole, ids.compactRole, ids.stateMachineRole, ids.scheduleRole]) expect(actionsOf(role, 'athena')).toEqual([]);
   });
 
-  it('validate runs outside the database VPC (it never connects to Postgres)', () => {
-    const fn = resourcesOfType<{ VpcConfig?: unknown }>(built.template, 'AWS::Lambda::Function')[ids.ValidateFunction];
-    expect(fn.Properties.VpcConfig).toBeUndefined();
-    expect(actionsOf(ids.validateRole, 'ec2')).toEqual([]);
+  it('validate and compact run outside the database VPC (they never connect to Postgres)', () => {
+    const fns = resourcesOfType<{ VpcConfig?: unknown }>(built.template, 'AWS::Lambda::Function');
+    for (const [fn, role] of [[ids.ValidateFunction, ids.validateRole], [ids.CompactFunction, ids.compactRole]]) {
+      expect(fns[fn].Properties.VpcConfig, fn).toBeUndefined();
+      expect(actionsOf(role, 'ec2'), fn).toEqual([]);
+    }
   });
 
   it('only the functions that connect may read the database secret, and only that secret', () => {
@@ -183,11 +188,11 @@ describe('least privilege', () => {
       expect(actionsOf(role, 'secretsmanager')).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
       expect(statementsFor(role, 'secretsmanager').map((s) => s.Resource)).toEqual(['arn:aws:secretsmanager:eu-west-1:123456789012:secret:lake-db-AbCdEf']);
     }
-    expect(actionsOf(ids.summarizeRole, 'secretsmanager')).toEqual([]);
+    for (const role of [ids.summarizeRole, ids.validateRole, ids.compactRole]) expect(actionsOf(role, 'secretsmanager'), role).toEqual([]);
   });
 
   it('functions write logs only to their own log group', () => {
-    for (const role of [ids.planRole, ids.exportRole, ids.commitRole, ids.summarizeRole, ids.validateRole]) {
+    for (const role of [ids.planRole, ids.exportRole, ids.commitRole, ids.summarizeRole, ids.validateRole, ids.compactRole]) {
       const statements = statementsFor(role, 'logs');
       expect(statements).toHaveLength(1);
       expect(asArray(statements[0].Action).sort()).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
@@ -195,11 +200,16 @@ describe('least privilege', () => {
     }
   });
 
-  it('the state machine may invoke exactly the five functions', () => {
+  it('compact is given nothing beyond its log group, X-Ray, the lake prefix and the Glue tables', () => {
+    const services = new Set(statementsOf(ids.compactRole).flatMap((s) => asArray(s.Action)).map((a) => a.split(':')[0]));
+    expect([...services].sort()).toEqual(['glue', 'logs', 's3', 'xray']);
+  });
+
+  it('the state machine may invoke exactly the six functions', () => {
     const invoke = statementsFor(ids.stateMachineRole, 'lambda');
     expect(invoke.flatMap((s) => asArray(s.Action))).toEqual(['lambda:InvokeFunction']);
     const targets = new Set(JSON.stringify(invoke.flatMap((s) => asArray(s.Resource))).match(/Functions\w+Function\w+/g));
-    expect([...targets].sort()).toEqual([ids.CommitFunction, ids.ExportFunction, ids.PlanFunction, ids.SummarizeFunction, ids.ValidateFunction].sort());
+    expect([...targets].sort()).toEqual([ids.CommitFunction, ids.CompactFunction, ids.ExportFunction, ids.PlanFunction, ids.SummarizeFunction, ids.ValidateFunction].sort());
   });
 
   it('the scheduler may only start this state machine and write to its dead-letter queue', () => {
