@@ -13,6 +13,7 @@ import { CANONICAL_CURSOR_SQL, duplicateKeyQuery, nullCursorQuery, nullKeyQuery 
 import { acquireLease, releaseLease } from './lease.ts';
 import { chooseSegmentCount, planSegments, writeLanes, writeSegments } from './segments.ts';
 import { recover } from './recovery.ts';
+import { keyLineProblem } from '../lake/key-hash.ts';
 import { type ExportDeps, type RunRequest, type TableTask, type RunPlan, newRunId } from './run-model.ts';
 
 /** A canonical cursor text, comparable as a string (fixed width, years 0001–9999). */
@@ -247,6 +248,9 @@ export async function planRun(deps: ExportDeps, request: RunRequest = {}, now = 
       if (!deps.hashSalt && !deps.config.source?.hashSaltSecretArn && shape.layout.columns.some((c) => c.hashed)) {
         throw new ConfigError(`${shape.table.display}: columns.hash needs a salt: set LAKE_HASH_SALT (locally) or source.hashSaltSecretArn (deployed)`);
       }
+      // Detection follows the export: a key it cannot compare fails here, before any page is read.
+      const keyProblem = shape.table.config.deletes?.detect ? keyLineProblem(shape.table.display, shape.keyColumns) : null;
+      if (keyProblem) throw new ConfigError(keyProblem);
       shapes.push(shape);
     } catch (error) {
       if (!(error instanceof ExportError)) throw error;
