@@ -77,7 +77,7 @@ function identity(n: number): Int32Array {
 // and the Arrow data is dead once encodeParquet returns).
 const arena = new Arena(8 << 20);
 
-function decodeRows(layout: PageLayout, page: FramedPage, rows: Int32Array): arrow.Data[] {
+function decodeRows(layout: PageLayout, page: FramedPage, rows: Int32Array, hashSalt: string | undefined): arrow.Data[] {
   arena.reset();
   const slots = { buf: page.buf, fieldPos: page.fieldPos, fieldLen: page.fieldLen, stride: page.fieldCount };
   return layout.columns.map((c, f) => {
@@ -86,8 +86,8 @@ function decodeRows(layout: PageLayout, page: FramedPage, rows: Int32Array): arr
       rowKey: (row) => describeKey(layout, rowKeyText(layout, page.buf, page.rowStarts[row])),
     }, arena);
     if (!c.hashed) return data;
-    if (!layout.hashSalt) throw new ConfigError(`${columnWhere(layout.table, c.name)}: columns.hash needs a salt (LAKE_HASH_SALT, or source.hashSaltSecretArn when deployed)`);
-    return hashColumn(data, layout.hashSalt);
+    if (!hashSalt) throw new ConfigError(`${columnWhere(layout.table, c.name)}: columns.hash needs a salt (LAKE_HASH_SALT, or source.hashSaltSecretArn when deployed)`);
+    return hashColumn(data, hashSalt);
   });
 }
 
@@ -162,11 +162,14 @@ export class ChunkWriter {
   private readonly layout: PageLayout;
   private readonly stamp: RunStamp;
   private readonly settings: ChunkSettings;
+  /** Salt of columns.hash, given once per session; never logged. */
+  private readonly hashSalt: string | undefined;
 
-  constructor(layout: PageLayout, stamp: RunStamp, settings: ChunkSettings) {
+  constructor(layout: PageLayout, stamp: RunStamp, settings: ChunkSettings, hashSalt?: string) {
     this.layout = layout;
     this.stamp = stamp;
     this.settings = settings;
+    this.hashSalt = hashSalt;
   }
 
   /** Decode one page into the chunk's files; `close`: the chunk ends with this page. */
@@ -194,7 +197,7 @@ export class ChunkWriter {
       finished.push(f.file);
     }
     for (const [day, rows] of groups) {
-      const children = [...decodeRows(layout, page, rows), ...metaColumns(this.stamp, rows.length)];
+      const children = [...decodeRows(layout, page, rows, this.hashSalt), ...metaColumns(this.stamp, rows.length)];
       const struct = arrow.makeData({ type: new arrow.Struct(schema.fields), length: rows.length, nullCount: 0, children });
       const table = new arrow.Table(schema, new arrow.RecordBatch(schema, struct));
       let open = this.files.get(day);

@@ -5,7 +5,7 @@
 // no page is copied between threads.
 //
 //   const encoder = sharedPageEncoder();            // starts the worker once (wasm init overlaps the first COPY)
-//   const chunks = encoder.openChunks(layout, stamp, settings);
+//   const chunks = encoder.openChunks({ layout, stamp, settings, hashSalt });   // sent with the first page only
 //   const bounds = pageBounds(layout, copyBytes);   // rows, first/last key: enough for the next page's query
 //   const page = await chunks.append(copyBytes, close);   // copyBytes is detached after this call
 //   upload(page.parts); if (page.closed) journal(page.closed);
@@ -17,7 +17,7 @@
 import { fileURLToPath } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { FrameScratch, fieldOffset, frameCopyBinary, scanCopyBinary } from './copy-binary.ts';
-import { ExportError, reviveError } from '../errors.ts';
+import { ExportError, StateError, reviveError } from '../errors.ts';
 import { rowKeyText, type AppendedPage, type ChunkSettings, type PageLayout, type RunStamp } from './page-layout.ts';
 import type { ChunkWriter } from './encode-page.ts';
 
@@ -62,8 +62,17 @@ export interface ChunkSession {
   end(): Promise<void>;
 }
 
+/** What stays the same for all of a session's pages: sent to the encoder once, with its first page. */
+export interface ChunkSessionOpen {
+  readonly layout: PageLayout;
+  readonly stamp: RunStamp;
+  readonly settings: ChunkSettings;
+  /** Salt of columns.hash (required when the layout hashes a column); never logged. */
+  readonly hashSalt?: string;
+}
+
 export interface PageEncoder {
-  openChunks(layout: PageLayout, stamp: RunStamp, settings: ChunkSettings): ChunkSession;
+  openChunks(open: ChunkSessionOpen): ChunkSession;
   /** True once the worker thread is gone: every later encode fails. */
   failed(): boolean;
   close(): Promise<void>;
@@ -78,15 +87,20 @@ export interface PageEncoderOptions {
 
 const scratch = new FrameScratch();
 
-/** The open chunks of this thread, by session (several tables may export at once). */
-const writers = new Map<number, ChunkWriter>();
+/** The open chunks of this thread, by session (several tables may export at once), with their field count. */
+const writers = new Map<number, { readonly writer: ChunkWriter; readonly fields: number }>();
 
-async function appendInline(session: number, layout: PageLayout, stamp: RunStamp, settings: ChunkSettings, copy: Buffer, close: boolean): Promise<AppendedPage> {
+/** `open`: the session's constants, given with its first page (and again after a failed one). */
+async function appendInline(session: number, open: ChunkSessionOpen | undefined, copy: Buffer, close: boolean): Promise<AppendedPage> {
   const { ChunkWriter } = await loadPage();
-  let writer = writers.get(session);
-  if (!writer) writers.set(session, writer = new ChunkWriter(layout, stamp, settings));
+  let chunk = writers.get(session);
+  if (!chunk) {
+    if (!open) throw new StateError(`page encoder: chunk session ${session} was given a page before its layout`);
+    chunk = { writer: new ChunkWriter(open.layout, open.stamp, open.settings, open.hashSalt), fields: open.layout.columns.length };
+    writers.set(session, chunk);
+  }
   try {
-    return await writer.append(frameCopyBinary(copy, layout.columns.length, scratch), close);
+    return await chunk.writer.append(frameCopyBinary(copy, chunk.fields, scratch), close);
   } catch (error) {
     await endInline(session);
     throw error;
@@ -94,9 +108,9 @@ async function appendInline(session: number, layout: PageLayout, stamp: RunStamp
 }
 
 async function endInline(session: number): Promise<void> {
-  const writer = writers.get(session);
+  const chunk = writers.get(session);
   writers.delete(session);
-  await writer?.abort();
+  await chunk?.writer.abort();
 }
 
 let nextSession = 0;
@@ -104,7 +118,7 @@ let nextSession = 0;
 function inlineEncoder(): PageEncoder {
   return {
     failed: () => false,
-    openChunks(layout, stamp, settings) {
+    openChunks(open) {
       const session = nextSession++;
       // One at a time, in call order (as the worker serves them).
       let last: Promise<unknown> = Promise.resolve();
@@ -114,7 +128,7 @@ function inlineEncoder(): PageEncoder {
         return run;
       };
       return {
-        append: (copy, close) => serial(async () => ({ ...(await appendInline(session, layout, stamp, settings, copy, close)), spare: ownedMemory(copy) })),
+        append: (copy, close) => serial(async () => ({ ...(await appendInline(session, open, copy, close)), spare: ownedMemory(copy) })),
         end: () => serial(() => endInline(session)),
       };
     },
@@ -129,9 +143,8 @@ type Request =
     readonly id: number;
     readonly kind: 'append';
     readonly session: number;
-    readonly layout: PageLayout;
-    readonly stamp: RunStamp;
-    readonly settings: ChunkSettings;
+    /** With the session's first page, and again after a failed append (which dropped its chunk). */
+    readonly open?: ChunkSessionOpen;
     /** The page is `copy[0, length)`; the whole buffer moves to the worker and back. */
     readonly copy: ArrayBuffer;
     readonly length: number;
@@ -206,8 +219,9 @@ function workerEncoder(): PageEncoder {
   worker.unref();
   return {
     failed: () => failure !== null,
-    openChunks(layout, stamp, settings) {
+    openChunks(open) {
       const session = nextSession++;
+      let opened = false;
       const send = (request: Request, transfer: ArrayBuffer[]) => {
         if (failure) return Promise.reject(failure);
         return new Promise<AppendedPage & { spare: Buffer | null }>((resolve, reject) => {
@@ -219,8 +233,9 @@ function workerEncoder(): PageEncoder {
       return {
         append(copy, close) {
           const memory = ownedMemory(copy) ?? ownCopy(copy);
-          const request: Request = { id: nextId++, kind: 'append', session, layout, stamp, settings, copy: memory.buffer as ArrayBuffer, length: copy.length, close };
-          return send(request, [request.copy]);
+          const request: Request = { id: nextId++, kind: 'append', session, ...(opened ? {} : { open }), copy: memory.buffer as ArrayBuffer, length: copy.length, close };
+          opened = true;
+          return send(request, [request.copy]).catch((error: unknown) => { opened = false; throw error; });
         },
         async end() {
           // A worker that is gone holds no chunk any more.
@@ -276,7 +291,7 @@ if (ENCODER_THREAD) {
         await endInline(request.session);
         reply = { id: request.id, ok: true, page: null, spare: null };
       } else {
-        const page = await appendInline(request.session, request.layout, request.stamp, request.settings, Buffer.from(request.copy, 0, request.length), request.close);
+        const page = await appendInline(request.session, request.open, Buffer.from(request.copy, 0, request.length), request.close);
         const parts = page.parts.map((p) => ({ ...p, bytes: transferable(p.bytes) }));
         for (const p of parts) transfer.push(p.bytes.buffer as ArrayBuffer);
         transfer.push(request.copy);

@@ -24,8 +24,6 @@ export const META_COLUMNS: readonly { name: string; glueType: string }[] = [
 /** Everything about a table's shape that decoding needs; derived once per invocation. */
 export interface PageLayout {
   readonly table: string;
-  /** Salt of columns.hash; set by the exporter from its deps, never logged. */
-  readonly hashSalt?: string;
   readonly columns: readonly ColumnPlan[];
   /** Field indexes of the keyset: the cursor (when `cursorFirst`), then the primary key columns. */
   readonly keyFields: readonly number[];

@@ -104,8 +104,8 @@ async function exportPages(deps: ExportDeps, state: TableState, shape: TableShap
   // The table's live generation and granularity: a compaction may have moved its files.
   const location = await liveDataLocation(deps, state, shape.table);
   const stamp: RunStamp = { runId: task.runId, exportedAtMicros: task.exportedAtMicros };
-  const layout = { ...shape.layout, ...(deps.hashSalt ? { hashSalt: deps.hashSalt } : {}), granularity: location.granularity };
-  const chunks = sharedPageEncoder().openChunks(layout, stamp, chunkSettings(deps.config.lake));
+  const layout = { ...shape.layout, granularity: location.granularity };
+  const chunks = sharedPageEncoder().openChunks({ layout, stamp, settings: chunkSettings(deps.config.lake), hashSalt: deps.hashSalt });
   let current = task;
   let chunk: OpenChunk | null = null;
 
