@@ -1,6 +1,9 @@
 // Wires the constructs together; each one does a single job and owns its own defaults.
-import { CfnOutput, Duration, Stack, Token, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Stack, Token, Validations, type StackProps } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { resolveTable, type LakeConfig } from '../lambdas/core/config.ts';
@@ -62,7 +65,10 @@ export class PgLakeExportStack extends Stack {
     problems.throwIfAny();
     const source = config.source!;
     const prefix = config.lake.prefix;
-    const lakeTables = config.tables.map((table) => resolveTable(table).lakeName);
+    const tables = config.tables.map(resolveTable);
+    const lakeTables = tables.map((table) => table.lakeName);
+    // Export compares these tables' keys with `<table>_current` through Athena (README "Deletes").
+    const deleteDetectingTables = tables.filter((table) => table.config.deletes?.detect).map((table) => table.lakeName);
 
     // No expiry under `<prefix>/_state/`: the run manifests there (`runs/<runId>.json`) are how a
     // window or full re-run finds the files it replaces, and pending journals how a crashed run's
@@ -119,6 +125,8 @@ export class PgLakeExportStack extends Stack {
       timeout: exportTimeout,
       connectsToDatabase: true,
       encodesParquet: true,
+      // Only when some table detects deletes: the other Exports never query the lake.
+      ...(deleteDetectingTables.length > 0 ? { environment: { ATHENA_WORK_GROUP: this.queryWorkgroup.workGroupName } } : {}),
     });
     const commit = this.functions.addFunction('Commit', {
       entry: 'lambdas/commit/handler.ts',
@@ -171,6 +179,7 @@ export class PgLakeExportStack extends Stack {
       this.lake.grantPrefixAccess(compact);
       this.catalog.grantTableMaintenance(compact);
     }
+    if (deleteDetectingTables.length > 0) this.#grantDeleteDetection(exportPage);
     if (validate) {
       // Reads only: Athena reads the tables' files and state with its caller's credentials.
       this.lake.grantPrefixAccess(validate, { readOnly: true });
@@ -202,6 +211,7 @@ export class PgLakeExportStack extends Stack {
       email: config.alarms.email,
       scheduleDeadLetterQueue: this.schedule.deadLetterQueue,
       validationEnabled: config.validation.enabled,
+      deleteDetectingTables,
     });
 
     new CfnOutput(this, 'LakeBucketName', { value: this.lake.bucket.bucketName, description: 'S3 bucket of the lake' });
@@ -209,5 +219,37 @@ export class PgLakeExportStack extends Stack {
     new CfnOutput(this, 'StateMachineArn', { value: this.workflow.stateMachine.stateMachineArn, description: 'Start an execution here to re-run tables or a window' });
     new CfnOutput(this, 'AthenaWorkGroupName', { value: this.queryWorkgroup.workGroupName, description: 'Athena workgroup with the lake\'s result location and bytes-scanned limit' });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn, description: 'SNS topic every alarm notifies' });
+  }
+
+  /**
+   * Export queries `<table>_current` in the stack's workgroup for tables with deletes.detect, and
+   * Athena reads the tables' files with Export's credentials: read (not write) on the lake prefix
+   * besides its read-write on `_state/`, the Glue tables read, the workgroup's queries and results.
+   * Its own statement ids: IAM refuses a policy in which two statements share one (the lake's
+   * grant names its statements, and Export holds that grant already, for `_state/`).
+   */
+  #grantDeleteDetection(exportPage: lambda.IFunction): void {
+    const prefix = this.lake.prefix;
+    exportPage.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'ReadLakeForDeleteDetection',
+      actions: ['s3:GetObject'],
+      resources: [this.lake.bucket.arnForObjects(`${prefix}/*`)],
+    }));
+    exportPage.addToRolePolicy(new iam.PolicyStatement({
+      sid: 'ListLakeForDeleteDetection',
+      actions: ['s3:ListBucket'],
+      resources: [this.lake.bucket.bucketArn],
+      conditions: { StringLike: { 's3:prefix': [`${prefix}/*`] } },
+    }));
+    this.catalog.grantTableRead(exportPage);
+    this.queryWorkgroup.grantQueryExecution(exportPage);
+    const cfnBucket = this.lake.bucket.node.defaultChild;
+    if (exportPage.role && cfnBucket instanceof s3.CfnBucket) {
+      const bucketId = this.getLogicalId(cfnBucket);
+      Validations.of(exportPage.role).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${prefix}/*]`,
+        reason: 'Delete detection: Athena reads the detecting tables\' files (partitions, generations, run ids known only at run time) with Export\'s credentials; read only, under the exporter\'s own prefix.',
+      });
+    }
   }
 }

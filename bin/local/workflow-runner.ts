@@ -1,8 +1,8 @@
 // Runs the export workflow on this machine exactly as Step Functions would: the state machine
 // definition comes from synthesizing the real stack, aws-local-stepfunctions executes it, and
 // its Task states call the real Lambda handlers in this process. The demo and the e2e tests use it.
-// Validate Table runs its real handler with DuckDB in Athena's place (over a copy of the table
-// when the lake is in S3: DuckDB has no S3 access offline).
+// Validate Table, and Export Table Page's delete detection, run their real handlers with DuckDB in
+// Athena's place (over a copy of the table when the lake is in S3: DuckDB has no S3 access offline).
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,7 +55,7 @@ type Handlers = Record<'plan' | 'export' | 'commit' | 'summarize' | 'validate' |
 
 /**
  * The deployed handlers over this machine's parts (bin/local/local-runtime.ts); Validate Table
- * with DuckDB in Athena's place. The handler modules are loaded after the logger's and metrics'
+ * and delete detection with DuckDB in Athena's place. The handler modules are loaded after the logger's and metrics'
  * environment is set: they read it once, at module scope, as in Lambda.
  */
 async function loadHandlers(env: LocalRunEnvironment): Promise<Handlers> {
@@ -80,7 +80,8 @@ async function loadHandlers(env: LocalRunEnvironment): Promise<Handlers> {
   });
   return {
     plan: plan.planHandler(runtime),
-    export: exportPage.exportHandler(runtime),
+    // Opened on detection's first query: most invocations of a detecting table only export pages.
+    export: exportPage.exportHandler(runtime, async (table) => openOnFirstQuery('duckdb (local lake)', () => openLocalEngine(env, table))),
     commit: commit.commitHandler(runtime),
     summarize: summarize.summarizeHandler(runtime),
     validate: validate.validateHandler(runtime, (table) => openLocalEngine(env, table)),
@@ -123,6 +124,23 @@ export async function openLocalEngine(env: LocalRunEnvironment, table: string): 
   }
 }
 
+/**
+ * An engine that opens `open()` on its first query and closes it (if opened) with itself.
+ * `description` is known before: delete detection reads the SQL dialect from it (`duckdb …`).
+ */
+export function openOnFirstQuery(description: string, open: () => Promise<QueryEngine>): QueryEngine {
+  let opened: Promise<QueryEngine> | null = null;
+  return {
+    description,
+    query: async (sql) => (await (opened ??= open())).query(sql),
+    close: async () => {
+      // An engine that failed to open has nothing to close (its query reported why).
+      const engine = await opened?.catch(() => null);
+      await engine?.close();
+    },
+  };
+}
+
 export interface LocalRunOptions {
   /** Milliseconds each Export invocation may use before returning its cursor (as Lambda's budget). */
   readonly exportBudgetMillis?: number;
@@ -147,6 +165,14 @@ async function readMapItems(env: LocalRunEnvironment, event: LocalItemRead): Pro
   return { input: event.input, items };
 }
 
+/** A table's (or segment's) task by where it stands: table, segment, last page; null for anything else. */
+function taskProgressKey(value: unknown): string | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const task = value as { table?: unknown; page?: unknown; segment?: { index?: unknown } | null };
+  if (typeof task.table !== 'string' || typeof task.page !== 'number') return null;
+  return JSON.stringify([task.table, task.segment?.index ?? null, task.page]);
+}
+
 export async function runWorkflowLocally(
   definition: StateMachineDefinition,
   env: LocalRunEnvironment,
@@ -162,6 +188,17 @@ export async function runWorkflowLocally(
     options.onTaskOutput?.(state, output, startedAt);
     return output;
   };
+  // An Export invocation that hands its task back unmoved (not done, at the page it was given:
+  // delete detection put off for want of time) is followed, as in Lambda, by one with a whole
+  // 15 minutes; with a short budget for every invocation, it would be put off for ever.
+  const unmoved = new Set<string>();
+  const exportPages: Handler = async (event) => {
+    const key = taskProgressKey(event);
+    const whole = key !== null && unmoved.delete(key);
+    const output = await h.export(event, { getRemainingTimeInMillis: () => (whole ? 15 * 60_000 + 60_000 : budget) });
+    if (key !== null && taskProgressKey(output) === key && (output as { done?: unknown }).done === false) unmoved.add(key);
+    return output;
+  };
   // aws-local-stepfunctions has no Distributed Map: the same ItemProcessor runs as an inline Map.
   const machine = new StateMachine(inlineDistributedMaps(definition) as never, { validationOptions: { checkArn: false } });
   // Plan derives the run id from the execution's id, as deployed (the local runner has none of its own).
@@ -171,9 +208,9 @@ export async function runWorkflowLocally(
     overrides: {
       taskResourceLocalHandlers: {
         [WORKFLOW_STATES.plan]: report(WORKFLOW_STATES.plan, h.plan),
-        [WORKFLOW_STATES.exportPage]: report(WORKFLOW_STATES.exportPage, h.export),
+        [WORKFLOW_STATES.exportPage]: report(WORKFLOW_STATES.exportPage, exportPages),
         [WORKFLOW_STATES.exportSegments]: (event: LocalItemRead) => readMapItems(env, event),
-        [WORKFLOW_STATES.exportSegmentPage]: report(WORKFLOW_STATES.exportSegmentPage, h.export),
+        [WORKFLOW_STATES.exportSegmentPage]: report(WORKFLOW_STATES.exportSegmentPage, exportPages),
         [WORKFLOW_STATES.commit]: report(WORKFLOW_STATES.commit, h.commit),
         [WORKFLOW_STATES.summarize]: report(WORKFLOW_STATES.summarize, h.summarize),
         [WORKFLOW_STATES.validate]: report(WORKFLOW_STATES.validate, h.validate),
