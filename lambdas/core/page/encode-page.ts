@@ -201,6 +201,16 @@ export class ChunkWriter {
       const struct = arrow.makeData({ type: new arrow.Struct(schema.fields), length: rows.length, nullCount: 0, children });
       const table = new arrow.Table(schema, new arrow.RecordBatch(schema, struct));
       let open = this.files.get(day);
+      if (!open && this.files.size >= MAX_OPEN_FILES) {
+        // A page whose rows span many partitions (partitionBy other than the cursor) must not
+        // open a writer per partition at once: each holds buffers in wasm memory, and wasm32
+        // stops at 4 GiB with a trap. The oldest open file is finished; its day gets another
+        // file should it come back.
+        const [[oldestDay, oldest]] = this.files;
+        this.files.delete(oldestDay);
+        this.finished.push(await this.finish(oldest, parts));
+        finished.push(oldest.file);
+      }
       if (!open) {
         open = { file: this.begun++, day: dayFromEpochDays(day), stream: new ParquetStream(table, types, this.settings), rows: 0, rowsFlushed: 0, bytesSeen: 0 };
         this.files.set(day, open);

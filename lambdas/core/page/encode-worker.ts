@@ -302,6 +302,10 @@ if (ENCODER_THREAD) {
       reply = { id: request.id, ok: false, error: { name: e.name, message: e.message, stack: e.stack } };
     }
     port.postMessage(reply, transfer);
+    // A trap in wasm (parquet-wasm's panic, an allocation past 4 GiB) leaves its instance in an
+    // undefined state, and every later page would fail with it: this thread ends after replying,
+    // so the next page gets a fresh encoder (sharedPageEncoder replaces a failed one).
+    if (!reply.ok && request.kind === 'append' && reply.error.name === 'RuntimeError') process.exit(70);
   };
   // Appending is asynchronous (the Parquet writer streams): requests are served strictly in
   // arrival order, each after the one before has replied.
