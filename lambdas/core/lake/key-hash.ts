@@ -52,11 +52,16 @@ function columnText(dialect: KeyDialect, column: string): string {
   return dialect === 'postgres' ? `${quoteIdent(column)}::text` : `CAST(${quoteIdent(column)} AS VARCHAR)`;
 }
 
-/** The key's canonical text: its columns' texts joined by U+0001. */
+/**
+ * The key's canonical text. One column: its text. Several: each text with U+0001 doubled, joined
+ * by U+0001 U+0002, so no two keys share a text (joined plainly, ('a\u0001b', 'c') and
+ * ('a', 'b\u0001c') collided and a delete was found a run late). The same functions exist in
+ * all three dialects (replace, chr).
+ */
 export function keyTextSql(dialect: KeyDialect, columns: readonly string[]): string {
   if (columns.length === 0) throw new ConfigError('a key needs at least one column');
-  const separator = dialect === 'postgres' ? ' || chr(1) || ' : ' || chr(1) || ';
-  return columns.map((c) => columnText(dialect, c)).join(separator);
+  if (columns.length === 1) return columnText(dialect, columns[0]);
+  return columns.map((c) => `replace(${columnText(dialect, c)}, chr(1), chr(1) || chr(1))`).join(' || chr(1) || chr(2) || ');
 }
 
 /** md5 of the text as 32 hex digits (Athena prints them upper case; both read the same below). */
