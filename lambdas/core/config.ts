@@ -215,8 +215,15 @@ const configSchema = z.strictObject({
       targetFileMB: z.number().int().min(1).max(4096).default(128),
       /** The old generation is deleted this long after the switch: longer than any query can run (Athena's DML query timeout is a quota, raisable to 240 minutes: keep this above yours). */
       graceMinutes: z.number().min(0).default(60),
+      /**
+       * The Compact Table step skips a table holding more than this many MB of files: a
+       * generation rewrites the whole table in one invocation (15 minutes at most), and a big
+       * table's attempt would fail, read in full, after every run. `pg-lake-export compact
+       * --force` (no time limit) compacts it anyway.
+       */
+      maxTableMB: z.number().positive().default(10_000),
     })
-    .default({ enabled: true, minFiles: 8, maxMedianMB: 32, targetFileMB: 128, graceMinutes: 60 }),
+    .default({ enabled: true, minFiles: 8, maxMedianMB: 32, targetFileMB: 128, graceMinutes: 60, maxTableMB: 10_000 }),
   tables: z.array(tableSchema).min(1, 'list at least one table'),
 });
 

@@ -77,6 +77,12 @@ describe('exports and re-runs after a compaction', () => {
       await run(day);
     }
     await expectExact(day);
+    // A table above compaction.maxTableMB is left to `compact --force` (one invocation could not rewrite it).
+    const capped = { ...day, compaction: { ...day.compaction, maxTableMB: 0.001 } };
+    const skipped = await compactTable({ store: lake.store, config: capped }, 'orders');
+    expect([skipped.status, skipped.filesAfter]).toEqual(['skipped', 0]);
+    expect(skipped.reason).toMatch(/, but the table holds \d+ MB, more than compaction\.maxTableMB \(0\.001\) that one invocation rewrites: run pg-lake-export compact --force --tables orders where no time limit applies/);
+    expect(await liveGeneration()).toBeUndefined();
     expect((await compactTable({ store: lake.store, config: day }, 'orders')).status).toBe('compacted');
     const generation = await liveGeneration();
     await expectExact(day);

@@ -10,7 +10,7 @@ const config = (extra = '', table = '') => parseConfig(`${extra}\ntables:\n  - n
 describe('compaction configuration', () => {
   it('defaults: thresholds 8 files under 32 MB, 128 MB files, an hour of grace; day partitions', () => {
     const c = config();
-    expect(c.compaction).toEqual({ enabled: true, minFiles: 8, maxMedianMB: 32, targetFileMB: 128, graceMinutes: 60 });
+    expect(c.compaction).toEqual({ enabled: true, minFiles: 8, maxMedianMB: 32, targetFileMB: 128, graceMinutes: 60, maxTableMB: 10_000 });
     const [table] = selectTables(c);
     expect(compactionSettings(c, table)).toEqual({ enabled: true, minFiles: 8, maxMedianBytes: 32e6, everyHours: undefined });
     expect(recordedLocation(c, null, table)).toEqual({ granularity: 'day' });

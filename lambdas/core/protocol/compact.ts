@@ -301,6 +301,10 @@ export async function compactTable(deps: LakeDeps, lakeTable: string, options: C
     reason ??= options.force ? 'forced' : compactionTrigger(files, settings);
     if (!reason) return skip(`no partition holds more than ${settings.minFiles} files with a median under ${settings.maxMedianBytes} bytes`, before);
     if (files.length === 0) return skip('no files', before);
+    const maxTableBytes = deps.config.compaction.maxTableMB * 1e6;
+    if (!options.force && before.bytesBefore > maxTableBytes) {
+      return skip(`${reason}, but the table holds ${Math.round(before.bytesBefore / 1e6)} MB, more than compaction.maxTableMB (${deps.config.compaction.maxTableMB}) that one invocation rewrites: run pg-lake-export compact --force --tables ${table.lakeName} where no time limit applies, or raise compaction.maxTableMB`, before);
+    }
 
     const plan: CompactionPlan = { generation: runId, to: { granularity: wanted, generation: runId }, pages: planPages(manifests, wanted, deps.config.compaction.targetFileMB * 1e6) };
     const pending: PendingRun = {
