@@ -1,8 +1,9 @@
 // The export workflow (Step Functions, JSONPath — the local runner ignores JSONata silently):
 //
 //   Plan Export → Export Tables (Map over the plan's tables, bounded concurrency)
-//                   └ Backfill? ─ yes → Export Segments (Distributed Map over the plan's segment list:
-//                   │                     Export Segment Page ⟲ More Segment Pages?)
+//                   └ Backfill? ─ yes → Export Segments (starts the Segments state machine and waits:
+//                   │                     its Distributed Map over the plan's segment list runs
+//                   │                     Export Segment Page ⟲ More Segment Pages? per segment)
 //                   └ Export Table Page ⟲ More Pages? → Commit Table ⟲ Committed?   (any error → Record Table Failure)
 //                       → Validate Table   (after its retries → Record Validation Warning; the export stands)
 //                       → Compact Table    (after its retries → Record Compaction Warning; the export stands)
@@ -86,12 +87,14 @@ export const TASK_TIMEOUT_MARGIN = Duration.seconds(60);
 export const TERMINAL_ERRORS: readonly string[] = TERMINAL_ERROR_NAMES;
 
 /**
- * Export Segments' Map Run failed (a segment failed after its own retries): run the map once more
- * — a new Map Run whose finished segments return at once from their journals. After that the
- * error is not caught, so the execution fails with the Map Run unfinished and a redrive
- * (RedriveExecution) reruns only the failed segments.
+ * The Segments execution failed (its Map Run failed: a segment failed after its own retries, or
+ * the list could not be read); Export Segments sees it as its task failing. It starts one more
+ * Segments execution — a new Map Run whose finished segments return at once from their journals.
+ * After that the error is not caught, so the execution fails; a redrive of it (RedriveExecution)
+ * starts Export Segments again, and the failed Segments execution can itself be redriven from the
+ * console (only its failed segments rerun).
  */
-export const SEGMENTS_FAILED_ERRORS: readonly string[] = ['States.ExceedToleratedFailureThreshold', 'States.ItemReaderFailed'];
+export const SEGMENTS_FAILED_ERRORS: readonly string[] = ['States.TaskFailed'];
 
 /** The Distributed Map's label: its child executions are named `<execution>/ExportSegments:…`. */
 export const EXPORT_SEGMENTS_LABEL = 'ExportSegments';
@@ -166,6 +169,8 @@ export interface ExportWorkflowProps {
 export class ExportWorkflow extends Construct {
   readonly stateMachine: sfn.StateMachine;
   readonly logGroup: logs.LogGroup;
+  /** The Segments state machine that Export Segments starts (only with `backfill`): its Distributed Map exports a backfill's segments. */
+  readonly segmentsStateMachine?: sfn.StateMachine;
 
   constructor(scope: Construct, id: string, props: ExportWorkflowProps) {
     super(scope, id);
@@ -221,9 +226,12 @@ export class ExportWorkflow extends Construct {
       .when(sfn.Condition.booleanEquals('$.done', false), exportPage)
       .otherwise(commit);
     exportPage.next(morePages);
-    const tableStart = props.backfill
+    // A Distributed Map runs in a state machine of its own (Segments), started and awaited by
+    // Export Segments: AWS documents nested executions, not a Distributed Map inside an inline Map.
+    this.segmentsStateMachine = props.backfill ? this.#segmentsStateMachine(props.backfill, functions.export, functionTimeouts.export, timeout, props.logRetention) : undefined;
+    const tableStart = this.segmentsStateMachine
       ? new sfn.Choice(this, S.backfill)
-        .when(sfn.Condition.isPresent('$.backfill'), this.#exportSegments(props.backfill, functions.export, functionTimeouts.export).next(exportPage))
+        .when(sfn.Condition.isPresent('$.backfill'), this.#startSegments(this.segmentsStateMachine).next(exportPage))
         .otherwise(exportPage)
       : exportPage;
     // Each table's result replaces its planned task: the tasks are not needed after the Map, and
@@ -276,16 +284,53 @@ export class ExportWorkflow extends Construct {
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason: 'Resource * only for CloudWatch Logs delivery (logs:CreateLogDelivery etc.) and X-Ray, which support no resource-level permissions.',
     });
-    if (props.backfill) this.#acknowledgeBackfillGrants(props.backfill);
-    for (const fn of Object.values(functions)) {
-      const cfnFunction = fn.node.defaultChild;
-      if (!(cfnFunction instanceof lambda.CfnFunction)) continue; // imported: nag reports its ARN differently
-      const logicalId = Stack.of(this).getLogicalId(cfnFunction);
-      Validations.of(this.stateMachine.role).acknowledge({
-        id: `AwsSolutions-IAM5[Resource::<${logicalId}.Arn>:*]`,
-        reason: 'LambdaInvoke grants the function ARN and its versions/aliases (`:*`), scoped to this one function.',
-      });
-    }
+    if (props.backfill && this.segmentsStateMachine) this.#acknowledgeBackfillGrants(props.backfill, this.segmentsStateMachine);
+    acknowledgeInvokeGrants(this.stateMachine, Object.values(functions));
+  }
+
+  /**
+   * Export Segments: starts a Segments execution with the table's task and waits for it
+   * (`startExecution.sync:2`); its output is dropped (the task passes on unchanged to Export
+   * Table Page). A failed Segments execution is started once more (a new Map Run, the finished
+   * segments return at once), then the error is not caught: the execution fails and can be redriven.
+   */
+  #startSegments(segments: sfn.StateMachine): tasks.StepFunctionsStartExecution {
+    const start = new tasks.StepFunctionsStartExecution(this, WORKFLOW_STATES.exportSegments, {
+      stateMachine: segments,
+      integrationPattern: sfn.IntegrationPattern.RUN_JOB,
+      input: sfn.TaskInput.fromJsonPathAt('$'),
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    start.addRetry({ errors: [...SEGMENTS_FAILED_ERRORS], interval: Duration.seconds(30), backoffRate: 2, maxAttempts: 1, jitterStrategy: sfn.JitterType.FULL });
+    return start;
+  }
+
+  /**
+   * The Segments state machine (Standard): its one state is the Export Segments Distributed Map,
+   * its input one table's task, its output that task (the map's result is dropped). Logged and
+   * traced like the export workflow, under its own log group, with its own role.
+   */
+  #segmentsStateMachine(backfill: ExportWorkflowBackfill, fn: lambda.IFunction, fnTimeout: Duration, timeout: Duration, logRetention: logs.RetentionDays | undefined): sfn.StateMachine {
+    const scope = new Construct(this, 'Segments');
+    const stack = Stack.of(this);
+    const logGroup = new logs.LogGroup(scope, 'Logs', {
+      logGroupName: `/aws/vendedlogs/states/${stack.stackName}-Segments-${Fn.select(2, Fn.split('/', stack.stackId))}`,
+      retention: logRetention ?? logs.RetentionDays.ONE_MONTH,
+    });
+    const machine = new sfn.StateMachine(scope, 'StateMachine', {
+      comment: 'pg-lake-export: export one backfilling table\'s segments at once (started by the export workflow\'s Export Segments)',
+      queryLanguage: sfn.QueryLanguage.JSON_PATH,
+      definitionBody: sfn.DefinitionBody.fromChainable(this.#exportSegments(scope, backfill, fn, fnTimeout)),
+      timeout,
+      tracingEnabled: true,
+      logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
+    });
+    Validations.of(machine.role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason: 'Resource * only for CloudWatch Logs delivery (logs:CreateLogDelivery etc.) and X-Ray, which support no resource-level permissions.',
+    });
+    acknowledgeInvokeGrants(machine, [fn]);
+    return machine;
   }
 
   /**
@@ -295,14 +340,14 @@ export class ExportWorkflow extends Construct {
    * table's task and its segment; its result is dropped (segments journal their progress in the
    * lake, and Export Table Page totals them next). No segment may fail (ToleratedFailure 0).
    */
-  #exportSegments(backfill: ExportWorkflowBackfill, fn: lambda.IFunction, fnTimeout: Duration): sfn.DistributedMap {
+  #exportSegments(scope: Construct, backfill: ExportWorkflowBackfill, fn: lambda.IFunction, fnTimeout: Duration): sfn.DistributedMap {
     const S = WORKFLOW_STATES;
-    const exportSegmentPage = this.#invoke(S.exportSegmentPage, fn, fnTimeout, {});
-    const moreSegmentPages = new sfn.Choice(this, S.moreSegmentPages)
+    const exportSegmentPage = this.#invoke(S.exportSegmentPage, fn, fnTimeout, {}, scope);
+    const moreSegmentPages = new sfn.Choice(scope, S.moreSegmentPages)
       .when(sfn.Condition.booleanEquals('$.done', false), exportSegmentPage)
       // The child's output is only `true`: the segment's progress is in the lake, not in the map's result.
-      .otherwise(new sfn.Succeed(this, S.segmentExported, { outputPath: '$.done' }));
-    const exportSegments = new sfn.DistributedMap(this, S.exportSegments, {
+      .otherwise(new sfn.Succeed(scope, S.segmentExported, { outputPath: '$.done' }));
+    const exportSegments = new sfn.DistributedMap(scope, S.exportSegments, {
       itemReader: new StateItemReader(backfill.bucket, backfill.statePrefix, sfn.JsonPath.stringAt('$.backfill.items')),
       itemSelector: { 'task.$': '$', 'segment.$': '$$.Map.Item.Value' },
       maxConcurrency: backfill.maxConcurrency,
@@ -312,10 +357,10 @@ export class ExportWorkflow extends Construct {
       resultPath: sfn.JsonPath.DISCARD,
     });
     exportSegments.itemProcessor(exportSegmentPage.next(moreSegmentPages));
-    exportSegments.addRetry({ errors: [...SEGMENTS_FAILED_ERRORS], interval: Duration.seconds(30), backoffRate: 2, maxAttempts: 1, jitterStrategy: sfn.JitterType.FULL });
-    // No Catch: a child's own error does not reach the map (the Map Run fails as a whole), and
-    // an uncaught failure is what a redrive resumes — caught, the execution would end in a
-    // state that has nothing left to redrive.
+    // No Retry (Export Segments in the export workflow retries by starting a new Segments
+    // execution) and no Catch: a child's own error does not reach the map (the Map Run fails as
+    // a whole), and an uncaught failure is what a redrive resumes — caught, the execution would
+    // end in a state that has nothing left to redrive.
     return exportSegments;
   }
 
@@ -325,21 +370,31 @@ export class ExportWorkflow extends Construct {
    * Step Functions (CDK grants StartExecution on this state machine, Describe/Stop/Redrive on
    * its own executions). Each finding is acknowledged by its exact resource, as cdk-nag prints it.
    */
-  #acknowledgeBackfillGrants(backfill: ExportWorkflowBackfill): void {
+  #acknowledgeBackfillGrants(backfill: ExportWorkflowBackfill, segments: sfn.StateMachine): void {
     const stack = Stack.of(this);
     const reader = flattenReference(stack.resolve(backfill.bucket.arnForObjects(`${backfill.statePrefix}*`)));
-    Validations.of(this.stateMachine.role).acknowledge({
+    Validations.of(segments.role).acknowledge({
       id: `AwsSolutions-IAM5[Resource::${reader}]`,
       reason: 'The Distributed Map reads the segment list Plan writes under the lake state prefix; its key holds the run id, so only the prefix can be named.',
     });
-    const mapPolicy = this.stateMachine.node.tryFindChild('DistributedMapPolicy');
+    // Export Segments (startExecution.sync:2) describes and stops the Segments executions it
+    // starts, named by Step Functions: their ARNs end in a wildcard.
+    const startGrants = stack.resolve((this.stateMachine.role.node.tryFindChild('DefaultPolicy') as iam.Policy | undefined)?.document) as { Statement?: { Resource?: unknown }[] } | undefined;
+    const segmentsExecutions = new Set((startGrants?.Statement ?? []).flatMap((statement) => [statement.Resource].flat()).map(flattenReference).filter((r) => r.includes(':execution:') && r.includes('*')));
+    for (const resource of segmentsExecutions) {
+      Validations.of(this.stateMachine.role).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::${resource}]`,
+        reason: 'Export Segments (startExecution.sync) describes and stops only executions of the Segments state machine, which Step Functions names.',
+      });
+    }
+    const mapPolicy = segments.node.tryFindChild('DistributedMapPolicy');
     if (!(mapPolicy instanceof iam.Policy)) return;
     const document = stack.resolve(mapPolicy.document) as { Statement?: { Resource?: unknown }[] };
     const resources = (document.Statement ?? []).flatMap((statement) => [statement.Resource].flat());
     for (const resource of new Set(resources.map(flattenReference).filter((r) => r.includes('*')))) {
       Validations.of(mapPolicy).acknowledge({
         id: `AwsSolutions-IAM5[Resource::${resource}]`,
-        reason: 'Export Segments starts, describes, stops and redrives child executions of this state machine only; Step Functions names them, so their ARNs end in a wildcard.',
+        reason: 'The Distributed Map starts, describes, stops and redrives child executions of the Segments state machine only; Step Functions names them, so their ARNs end in a wildcard.',
       });
     }
   }
@@ -384,8 +439,8 @@ export class ExportWorkflow extends Construct {
   }
 
   /** A Lambda task that returns the function's payload, with the retries every step shares. */
-  #invoke(name: string, fn: lambda.IFunction, fnTimeout: Duration, options: { resultPath?: string; payload?: sfn.TaskInput; throttlingAttempts?: number }): tasks.LambdaInvoke {
-    const task = new tasks.LambdaInvoke(this, name, {
+  #invoke(name: string, fn: lambda.IFunction, fnTimeout: Duration, options: { resultPath?: string; payload?: sfn.TaskInput; throttlingAttempts?: number }, scope: Construct = this): tasks.LambdaInvoke {
+    const task = new tasks.LambdaInvoke(scope, name, {
       lambdaFunction: fn,
       payloadResponseOnly: true,
       taskTimeout: sfn.Timeout.duration(fnTimeout.plus(TASK_TIMEOUT_MARGIN)),
@@ -438,6 +493,19 @@ class StateItemReader extends sfn.S3JsonLItemReader {
 
   override providePolicyStatements(): iam.PolicyStatement[] {
     return [new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [this.#bucket.arnForObjects(`${this.#statePrefix}*`)] })];
+  }
+}
+
+/** LambdaInvoke grants each function's ARN and its versions (`:*`): acknowledged per function, by its exact resource. */
+function acknowledgeInvokeGrants(machine: sfn.StateMachine, functions: readonly lambda.IFunction[]): void {
+  for (const fn of functions) {
+    const cfnFunction = fn.node.defaultChild;
+    if (!(cfnFunction instanceof lambda.CfnFunction)) continue; // imported: nag reports its ARN differently
+    const logicalId = Stack.of(machine).getLogicalId(cfnFunction);
+    Validations.of(machine.role).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${logicalId}.Arn>:*]`,
+      reason: 'LambdaInvoke grants the function ARN and its versions/aliases (`:*`), scoped to this one function.',
+    });
   }
 }
 

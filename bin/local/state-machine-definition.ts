@@ -10,7 +10,7 @@ export interface ResolveOptions {
   readonly region?: string;
   /** @default '123456789012' */
   readonly account?: string;
-  /** Logical id of the state machine when the template has several. @default the only one */
+  /** Logical id of the state machine when the template has several. @default the only one that no other starts */
   readonly logicalId?: string;
 }
 
@@ -54,6 +54,12 @@ export interface StateMachineDefinition {
   readonly Comment?: string;
 }
 
+/** A definition with those of the state machines it starts (`states:startExecution` tasks). */
+export interface WorkflowDefinition extends StateMachineDefinition {
+  /** Not ASL: by the ARN its tasks name, resolved from the same template (the local runner runs them). */
+  readonly nestedStateMachines: Readonly<Record<string, WorkflowDefinition>>;
+}
+
 interface TemplateResource {
   readonly Type: string;
   readonly Properties?: Record<string, unknown>;
@@ -61,20 +67,46 @@ interface TemplateResource {
 
 type TemplateJson = { readonly Resources?: Record<string, TemplateResource> };
 
-/** The only (or the named) state machine's definition, tokens replaced by fake ARNs. */
+/** The only (or the named) state machine's definition, tokens replaced by fake ARNs: plain ASL. */
 export function resolveDefinition(template: Template | TemplateJson, options: ResolveOptions = {}): StateMachineDefinition {
+  const { nestedStateMachines: _nested, ...definition } = resolveWorkflow(template, options);
+  return definition;
+}
+
+/** As resolveDefinition, with the definitions of the state machines it starts, and those they start. */
+export function resolveWorkflow(template: Template | TemplateJson, options: ResolveOptions = {}): WorkflowDefinition {
   const json: TemplateJson = isAssertionsTemplate(template) ? (template.toJSON() as TemplateJson) : template;
   const resources = json.Resources ?? {};
   const machines = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::StepFunctions::StateMachine');
-  const found = options.logicalId ? machines.filter(([id]) => id === options.logicalId) : machines;
+  const started = (id: string) => machines.filter(([other]) => other !== id && referencesOf(resources[other].Properties?.DefinitionString).has(id));
+  const found = options.logicalId ? machines.filter(([id]) => id === options.logicalId) : machines.filter(([id]) => started(id).length === 0);
   if (found.length !== 1) {
-    throw new Error(`resolveDefinition: expected one state machine${options.logicalId ? ` named ${options.logicalId}` : ''}, found ${found.length} (${machines.map(([id]) => id).join(', ') || 'none'})`);
+    throw new Error(`resolveDefinition: expected one state machine${options.logicalId ? ` named ${options.logicalId}` : ' that no other starts'}, found ${found.length} (${machines.map(([id]) => id).join(', ') || 'none'})`);
   }
-  const [id, machine] = found[0];
-  const raw = machine.Properties?.DefinitionString;
-  if (raw === undefined) throw new Error(`resolveDefinition: ${id} has no DefinitionString (DefinitionS3Location is not supported)`);
   const context = { resources, region: options.region ?? 'us-east-1', account: options.account ?? '123456789012' };
-  return JSON.parse(resolveValue(raw, context, `${id}.DefinitionString`)) as StateMachineDefinition;
+  return resolveMachine(found[0][0], context, []);
+}
+
+/** One state machine's definition, with those it starts under `nestedStateMachines`. */
+function resolveMachine(id: string, context: ResolveContext, seen: readonly string[]): WorkflowDefinition {
+  if (seen.includes(id)) throw new Error(`resolveDefinition: ${[...seen, id].join(' → ')} start each other`);
+  const raw = context.resources[id].Properties?.DefinitionString;
+  if (raw === undefined) throw new Error(`resolveDefinition: ${id} has no DefinitionString (DefinitionS3Location is not supported)`);
+  const definition = JSON.parse(resolveValue(raw, context, `${id}.DefinitionString`)) as StateMachineDefinition;
+  const nested = [...referencesOf(raw)].filter((ref) => context.resources[ref]?.Type === 'AWS::StepFunctions::StateMachine');
+  return { ...definition, nestedStateMachines: Object.fromEntries(nested.map((ref) => [fakeArn(ref, 'Ref', context), resolveMachine(ref, context, [...seen, id])])) };
+}
+
+/** Logical ids a template value refers to with Ref. */
+function referencesOf(value: unknown, out = new Set<string>()): Set<string> {
+  if (Array.isArray(value)) for (const item of value) referencesOf(item, out);
+  else if (value !== null && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      if (key === 'Ref' && typeof item === 'string') out.add(item);
+      else referencesOf(item, out);
+    }
+  }
+  return out;
 }
 
 /** Every state, including those inside Map item processors, by name. */

@@ -19,7 +19,7 @@ import { tableDataPrefix, tableStatePrefix } from '../../lambdas/core/lake/keys.
 import type { QueryEngine } from '../../lambdas/core/ports.ts';
 import { LakeQuery } from './lake-query.ts';
 import { localStepRuntime } from './local-runtime.ts';
-import { inlineDistributedMaps, resolveDefinition, type LocalItemRead, type StateMachineDefinition } from './state-machine-definition.ts';
+import { inlineDistributedMaps, resolveWorkflow, type LocalItemRead, type StateMachineDefinition, type WorkflowDefinition } from './state-machine-definition.ts';
 
 // The network and secret do not shape the workflow; synthesis for a local run fills them in.
 const LOCAL_SOURCE = {
@@ -29,8 +29,8 @@ const LOCAL_SOURCE = {
   subnetIds: ['subnet-0123456789abcdef0'],
 };
 
-/** The state machine definition of the stack this config deploys, tokens resolved. */
-export function synthesizeDefinition(config: LakeConfig): StateMachineDefinition {
+/** The state machine definition of the stack this config deploys (with the Segments machine it starts), tokens resolved. */
+export function synthesizeDefinition(config: LakeConfig): WorkflowDefinition {
   // Bundling is skipped: only the definition is needed, not the Lambda zips.
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] }, autoSynth: false });
   new PgLakeExportStack(app, 'PgLakeExportLocal', {
@@ -38,7 +38,7 @@ export function synthesizeDefinition(config: LakeConfig): StateMachineDefinition
     env: { account: '123456789012', region: 'eu-west-1' },
   });
   const template = app.synth().getStackByName('PgLakeExportLocal').template as Record<string, unknown>;
-  return resolveDefinition(template);
+  return resolveWorkflow(template);
 }
 
 export interface LocalRunEnvironment {
@@ -174,7 +174,7 @@ function taskProgressKey(value: unknown): string | null {
 }
 
 export async function runWorkflowLocally(
-  definition: StateMachineDefinition,
+  definition: WorkflowDefinition,
   env: LocalRunEnvironment,
   input: unknown,
   options: LocalRunOptions = {},
@@ -199,25 +199,35 @@ export async function runWorkflowLocally(
     if (key !== null && taskProgressKey(output) === key && (output as { done?: unknown }).done === false) unmoved.add(key);
     return output;
   };
-  // aws-local-stepfunctions has no Distributed Map: the same ItemProcessor runs as an inline Map.
-  const machine = new StateMachine(inlineDistributedMaps(definition) as never, { validationOptions: { checkArn: false } });
+  const handlers: Record<string, (event: never) => Promise<unknown>> = {
+    [WORKFLOW_STATES.plan]: report(WORKFLOW_STATES.plan, h.plan),
+    [WORKFLOW_STATES.exportPage]: report(WORKFLOW_STATES.exportPage, exportPages),
+    [WORKFLOW_STATES.exportSegmentPage]: report(WORKFLOW_STATES.exportSegmentPage, exportPages),
+    [WORKFLOW_STATES.commit]: report(WORKFLOW_STATES.commit, h.commit),
+    [WORKFLOW_STATES.summarize]: report(WORKFLOW_STATES.summarize, h.summarize),
+    [WORKFLOW_STATES.validate]: report(WORKFLOW_STATES.validate, h.validate),
+    [COMPACTION_STATES.compact]: report(COMPACTION_STATES.compact, h.compact),
+  };
+  const run = (machineDefinition: WorkflowDefinition, machineInput: unknown, executionName: string) => {
+    const { nestedStateMachines, ...states } = machineDefinition;
+    // aws-local-stepfunctions has no Distributed Map: the same ItemProcessor runs as an inline Map.
+    const machine = new StateMachine(inlineDistributedMaps(states) as never, { validationOptions: { checkArn: false } });
+    return machine.run(machineInput as never, {
+      context: { Execution: { Id: `arn:aws:states:local:000000000000:execution:pg-lake-export:${executionName}`, Name: executionName } },
+      overrides: {
+        taskResourceLocalHandlers: {
+          ...handlers,
+          // In the nested Segments machine, its Distributed Map's reader; in the export workflow,
+          // the startExecution.sync:2 task that runs it (aws-local-stepfunctions has no nested executions).
+          [WORKFLOW_STATES.exportSegments]: (event: LocalItemRead | LocalStartExecution) => 'StateMachineArn' in event
+            ? startExecutionLocally(nestedStateMachines, event, (nested) => run(nested, event.Input, randomUUID()).result)
+            : readMapItems(env, event),
+        } as never,
+      },
+    });
+  };
   // Plan derives the run id from the execution's id, as deployed (the local runner has none of its own).
-  const executionName = randomUUID();
-  const execution = machine.run(input as never, {
-    context: { Execution: { Id: `arn:aws:states:local:000000000000:execution:pg-lake-export:${executionName}`, Name: executionName } },
-    overrides: {
-      taskResourceLocalHandlers: {
-        [WORKFLOW_STATES.plan]: report(WORKFLOW_STATES.plan, h.plan),
-        [WORKFLOW_STATES.exportPage]: report(WORKFLOW_STATES.exportPage, exportPages),
-        [WORKFLOW_STATES.exportSegments]: (event: LocalItemRead) => readMapItems(env, event),
-        [WORKFLOW_STATES.exportSegmentPage]: report(WORKFLOW_STATES.exportSegmentPage, exportPages),
-        [WORKFLOW_STATES.commit]: report(WORKFLOW_STATES.commit, h.commit),
-        [WORKFLOW_STATES.summarize]: report(WORKFLOW_STATES.summarize, h.summarize),
-        [WORKFLOW_STATES.validate]: report(WORKFLOW_STATES.validate, h.validate),
-        [COMPACTION_STATES.compact]: report(COMPACTION_STATES.compact, h.compact),
-      } as never,
-    },
-  });
+  const execution = run(definition, input, randomUUID());
   try {
     return { status: 'SUCCEEDED', output: await execution.result };
   } catch (error) {
@@ -225,5 +235,34 @@ export async function runWorkflowLocally(
     // The error that ended the execution (a Fail state's Error/Cause, or an uncaught task error).
     const cause = error.cause instanceof Error ? error.cause : error;
     return { status: 'FAILED', output: null, error: cause.name, cause: cause.message };
+  }
+}
+
+/** What a `states:startExecution.sync:2` task is given (its Parameters). */
+interface LocalStartExecution {
+  readonly StateMachineArn: string;
+  readonly Input?: unknown;
+}
+
+/**
+ * A nested execution, as `startExecution.sync:2` runs it: the output is the execution's
+ * description with its Output as JSON; a failed execution fails the task with States.TaskFailed
+ * (its Retry and Catch see that name), its cause the nested error.
+ */
+async function startExecutionLocally(
+  nested: Readonly<Record<string, WorkflowDefinition>>,
+  event: LocalStartExecution,
+  execute: (definition: WorkflowDefinition) => Promise<unknown>,
+): Promise<unknown> {
+  const definition = nested[event.StateMachineArn];
+  if (!definition) throw new Error(`startExecution: no state machine ${event.StateMachineArn} in the template (have: ${Object.keys(nested).join(', ') || 'none'})`);
+  try {
+    return { StateMachineArn: event.StateMachineArn, Status: 'SUCCEEDED', Output: await execute(definition) };
+  } catch (error) {
+    if (!(error instanceof ExecutionError)) throw error;
+    const cause = error.cause instanceof Error ? error.cause : error;
+    const failed = new Error(`${event.StateMachineArn} failed: ${cause.name}: ${cause.message}`);
+    failed.name = 'States.TaskFailed';
+    throw failed;
   }
 }

@@ -1,6 +1,7 @@
-// End to end, backfill (issue 14): the state machine `cdk synth` emits, with its Distributed Map
-// (Export Segments) rewritten into an inline Map over the same items (aws-local-stepfunctions
-// has none), run with the real handlers against embedded PostgreSQL and an S3 API server. The
+// End to end, backfill (issue 14): the state machines `cdk synth` emits — the export workflow,
+// whose Export Segments task (startExecution.sync:2) runs the Segments machine locally, and that
+// machine's Distributed Map (Export Segments) rewritten into an inline Map over the same items
+// (aws-local-stepfunctions has neither), run with the real handlers against embedded PostgreSQL and an S3 API server. The
 // segment list is read from the S3 lake by the local ItemReader, each child runs the real Export
 // Segment Page loop, and the lake is checked with DuckDB. Its own file: the handlers read one
 // configuration per process.
@@ -9,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runWorkflowLocally, synthesizeDefinition, type LocalRunEnvironment } from '../../bin/local/workflow-runner.ts';
-import { allStates, inlineDistributedMaps, inlineMapName, type StateMachineDefinition } from '../../bin/local/state-machine-definition.ts';
+import { allStates, inlineDistributedMaps, inlineMapName, type WorkflowDefinition } from '../../bin/local/state-machine-definition.ts';
 import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
 import { validateConfig } from '../../lambdas/core/config.ts';
 import { SEGMENT_PAGE_STRIDE } from '../../lambdas/core/protocol/segments.ts';
@@ -23,7 +24,7 @@ let db: TestDatabase;
 let s3: FauxqsServer;
 let store: S3Store;
 let env: LocalRunEnvironment;
-let definition: StateMachineDefinition;
+let definition: WorkflowDefinition;
 
 const config = validateConfig({
   export: { pageRows: 400, safetyLagSeconds: 0, maxConcurrency: 2, backfillConcurrency: 2 },
@@ -72,13 +73,17 @@ afterAll(async () => {
 });
 
 describe('a backfill through the synthesized workflow, run locally', () => {
-  it('runs the Distributed Map\'s own item processor inline over the items its ItemReader names', () => {
-    const states = allStates(definition);
+  it('runs the Segments machine the workflow starts, its Distributed Map\'s own item processor inline over the items its ItemReader names', () => {
+    const start = allStates(definition)[S.exportSegments];
+    expect(start).toMatchObject({ Type: 'Task', Resource: 'arn:aws:states:::states:startExecution.sync:2', ResultPath: null, Next: S.exportPage });
+    const segments = definition.nestedStateMachines[(start.Parameters as { StateMachineArn: string }).StateMachineArn];
+    expect(Object.keys(definition.nestedStateMachines)).toHaveLength(1);
+    const states = allStates(segments);
     expect(states[S.exportSegments]).toMatchObject({ Type: 'Map', ItemReader: { ReaderConfig: { InputType: 'JSONL' } } });
-    const local = allStates(inlineDistributedMaps(definition));
+    const local = allStates(inlineDistributedMaps(segments));
     expect(local[S.exportSegments]).toMatchObject({ Type: 'Task', Next: inlineMapName(S.exportSegments) });
     const inline = local[inlineMapName(S.exportSegments)];
-    expect(inline).toMatchObject({ Type: 'Map', ItemsPath: '$.items', MaxConcurrency: 2, OutputPath: '$.input', ResultPath: null, Next: S.exportPage });
+    expect(inline).toMatchObject({ Type: 'Map', ItemsPath: '$.items', MaxConcurrency: 2, OutputPath: '$.input', ResultPath: null, End: true });
     expect(inline.ItemSelector).toEqual({ 'task.$': '$.input', 'segment.$': '$$.Map.Item.Value' });
     // The same child states as deployed, only the processing mode differs.
     const { ProcessorConfig: deployedConfig, ...deployed } = states[S.exportSegments].ItemProcessor!;

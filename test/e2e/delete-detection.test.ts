@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LakeQuery } from '../../bin/local/lake-query.ts';
 import { runWorkflowLocally, synthesizeDefinition, type LocalRunEnvironment } from '../../bin/local/workflow-runner.ts';
-import type { StateMachineDefinition } from '../../bin/local/state-machine-definition.ts';
+import type { WorkflowDefinition } from '../../bin/local/state-machine-definition.ts';
 import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
 import { validateConfig } from '../../lambdas/core/config.ts';
 import { createDatabase, createLake, duckdb, parquetGlob, stopPostgres, type TestDatabase, type TestLake } from '../support/local-stack.ts';
@@ -22,7 +22,7 @@ let db: TestDatabase;
 let s3: FauxqsServer;
 let store: S3Store;
 let env: LocalRunEnvironment;
-let definition: StateMachineDefinition;
+let definition: WorkflowDefinition;
 
 const config = validateConfig({
   export: { pageRows: 300, safetyLagSeconds: 0, maxConcurrency: 2 },

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openLocalEngine, synthesizeDefinition, runWorkflowLocally, type LocalRunEnvironment } from '../../bin/local/workflow-runner.ts';
-import type { StateMachineDefinition } from '../../bin/local/state-machine-definition.ts';
+import type { WorkflowDefinition } from '../../bin/local/state-machine-definition.ts';
 import { localStepRuntime } from '../../bin/local/local-runtime.ts';
 import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
 import { validateConfig } from '../../lambdas/core/config.ts';
@@ -22,7 +22,7 @@ let db: TestDatabase;
 let s3: FauxqsServer;
 let store: S3Store;
 let env: LocalRunEnvironment;
-let definition: StateMachineDefinition;
+let definition: WorkflowDefinition;
 /** The Athena API on loopback, answering with whatever engine `athenaBackend` is (DuckDB over a copy of a table). */
 let athena: AthenaStandin;
 let athenaBackend: QueryEngine | null = null;

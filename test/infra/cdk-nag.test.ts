@@ -50,12 +50,16 @@ describe('cdk-nag AWS Solutions checks', () => {
         // Athena names result objects by query id.
         'Functions/Validate/Role AwsSolutions-IAM5[Resource::<Arn>/lake/raw/_query-results/*]',
         'Workflow/StateMachine/Role AwsSolutions-IAM5[Resource::*]',
-        // Export Segments (Distributed Map): the segment list under the state prefix, and its child executions.
-        'Workflow/StateMachine/Role AwsSolutions-IAM5[Resource::<Arn>/lake/raw/_state/*]',
-        'Workflow/StateMachine/DistributedMapPolicy AwsSolutions-IAM5[Resource::arn:aws:states:eu-west-1:123456789012:execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"WorkflowStateMachine8F1B1C15"}]}]}:*]',
-        'Workflow/StateMachine/DistributedMapPolicy AwsSolutions-IAM5[Resource::arn:aws:states:eu-west-1:123456789012:execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"WorkflowStateMachine8F1B1C15"}]}]}/ExportSegments:*]',
-        // LambdaInvoke grants each of the six functions with its versions (`:*`).
+        // Export Segments (startExecution.sync:2) describes and stops the Segments executions it starts.
+        'Workflow/StateMachine/Role AwsSolutions-IAM5[Resource::arn:aws:states:eu-west-1:123456789012:execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"WorkflowSegmentsStateMachine1E0F85A7"}]}]}*]',
+        'Workflow/Segments/StateMachine/Role AwsSolutions-IAM5[Resource::*]',
+        // The Segments Distributed Map: the segment list under the state prefix, and its child executions.
+        'Workflow/Segments/StateMachine/Role AwsSolutions-IAM5[Resource::<Arn>/lake/raw/_state/*]',
+        'Workflow/Segments/StateMachine/DistributedMapPolicy AwsSolutions-IAM5[Resource::arn:aws:states:eu-west-1:123456789012:execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"WorkflowSegmentsStateMachine1E0F85A7"}]}]}:*]',
+        'Workflow/Segments/StateMachine/DistributedMapPolicy AwsSolutions-IAM5[Resource::arn:aws:states:eu-west-1:123456789012:execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"WorkflowSegmentsStateMachine1E0F85A7"}]}]}/ExportSegments:*]',
+        // LambdaInvoke grants each of the six functions with its versions (`:*`); Segments only Export.
         ...Array.from({ length: 6 }, () => 'Workflow/StateMachine/Role AwsSolutions-IAM5[Resource::<Arn>:*]'),
+        'Workflow/Segments/StateMachine/Role AwsSolutions-IAM5[Resource::<Arn>:*]',
       ].sort(),
     );
   });

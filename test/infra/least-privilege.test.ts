@@ -28,6 +28,8 @@ beforeAll(() => {
     validateRole: role(fns.Validate),
     compactRole: role(fns.Compact),
     stateMachineRole: logicalIdOf(stack, stack.workflow.stateMachine.role as unknown as { node: { defaultChild?: unknown } }),
+    segmentsMachine: logicalIdOf(stack, stack.workflow.segmentsStateMachine!),
+    segmentsRole: logicalIdOf(stack, stack.workflow.segmentsStateMachine!.role as unknown as { node: { defaultChild?: unknown } }),
     scheduleRole: logicalIdOf(stack, stack.schedule.role),
   };
   for (const name of ['Plan', 'Export', 'Commit', 'Summarize', 'Validate', 'Compact'] as const) ids[`${name}Function`] = logicalIdOf(stack, fns[name]);
@@ -133,9 +135,10 @@ describe('least privilege', () => {
         }
       }
     }
-    // The workflow reads only a backfill's segment list (Export Segments' ItemReader), under the state prefix.
-    expect(actionsOf(ids.stateMachineRole, 's3')).toEqual(['s3:GetObject']);
-    expect(statementsFor(ids.stateMachineRole, 's3').map((st) => st.Resource)).toEqual([{ 'Fn::Join': ['', [{ 'Fn::GetAtt': [ids.bucket, 'Arn'] }, `/${FIXTURE_PREFIX}/_state/*`]] }]);
+    // The Segments machine reads only a backfill's segment list (its Distributed Map's ItemReader), under the state prefix; the workflow reads nothing.
+    expect(actionsOf(ids.segmentsRole, 's3')).toEqual(['s3:GetObject']);
+    expect(statementsFor(ids.segmentsRole, 's3').map((st) => st.Resource)).toEqual([{ 'Fn::Join': ['', [{ 'Fn::GetAtt': [ids.bucket, 'Arn'] }, `/${FIXTURE_PREFIX}/_state/*`]] }]);
+    expect(actionsOf(ids.stateMachineRole, 's3')).toEqual([]);
     expect(actionsOf(ids.scheduleRole, 's3')).toEqual([]);
   });
 
@@ -148,7 +151,7 @@ describe('least privilege', () => {
         [arn('catalog'), arn(`database/${FIXTURE_DATABASE}`), ...FIXTURE_LAKE_TABLES.flatMap((t) => [t, `${t}_current`].map((n) => arn(`table/${FIXTURE_DATABASE}/${n}`)))].sort(),
       );
     }
-    for (const role of [ids.exportRole, ids.summarizeRole, ids.stateMachineRole, ids.scheduleRole]) expect(actionsOf(role, 'glue')).toEqual([]);
+    for (const role of [ids.exportRole, ids.summarizeRole, ids.stateMachineRole, ids.segmentsRole, ids.scheduleRole]) expect(actionsOf(role, 'glue')).toEqual([]);
   });
 
   it('validate runs Athena queries in the stack\'s workgroup only, reads the Glue tables, reads the lake and writes only query results', () => {
@@ -172,7 +175,7 @@ describe('least privilege', () => {
     ]);
     expect(actionsOf(ids.validateRole, 'secretsmanager')).toEqual([]);
     // Only Validate queries Athena.
-    for (const role of [ids.planRole, ids.exportRole, ids.commitRole, ids.summarizeRole, ids.compactRole, ids.stateMachineRole, ids.scheduleRole]) expect(actionsOf(role, 'athena')).toEqual([]);
+    for (const role of [ids.planRole, ids.exportRole, ids.commitRole, ids.summarizeRole, ids.compactRole, ids.stateMachineRole, ids.segmentsRole, ids.scheduleRole]) expect(actionsOf(role, 'athena')).toEqual([]);
   });
 
   it('validate and compact run outside the database VPC (they never connect to Postgres)', () => {
@@ -210,6 +213,27 @@ describe('least privilege', () => {
     expect(invoke.flatMap((s) => asArray(s.Action))).toEqual(['lambda:InvokeFunction']);
     const targets = new Set(JSON.stringify(invoke.flatMap((s) => asArray(s.Resource))).match(/Functions\w+Function\w+/g));
     expect([...targets].sort()).toEqual([ids.CommitFunction, ids.CompactFunction, ids.ExportFunction, ids.PlanFunction, ids.SummarizeFunction, ids.ValidateFunction].sort());
+  });
+
+  it('the Segments machine may invoke only Export', () => {
+    const invoke = statementsFor(ids.segmentsRole, 'lambda');
+    expect(invoke.flatMap((s) => asArray(s.Action))).toEqual(['lambda:InvokeFunction']);
+    expect(new Set(JSON.stringify(invoke.flatMap((s) => asArray(s.Resource))).match(/Functions\w+Function\w+/g))).toEqual(new Set([ids.ExportFunction]));
+  });
+
+  it('the workflow may start, describe and stop only Segments executions (plus the events rule startExecution.sync watches them with); Segments only its own children', () => {
+    const executionsOf = (machine: string, tail: string) => ({ 'Fn::Join': ['', ['arn:aws:states:eu-west-1:123456789012:execution:', { 'Fn::Select': [6, { 'Fn::Split': [':', { Ref: machine }] }] }, tail]] });
+    const granted = (role: string) => [...statementsFor(role, 'states'), ...statementsFor(role, 'events')].map((s) => [asArray(s.Action).sort(), s.Resource]);
+    expect(granted(ids.stateMachineRole)).toEqual([
+      [['states:StartExecution'], { Ref: ids.segmentsMachine }],
+      [['states:DescribeExecution', 'states:StopExecution'], executionsOf(ids.segmentsMachine, '*')],
+      [['events:DescribeRule', 'events:PutRule', 'events:PutTargets'], 'arn:aws:events:eu-west-1:123456789012:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule'],
+    ]);
+    expect(granted(ids.segmentsRole)).toEqual([
+      [['states:StartExecution'], { Ref: ids.segmentsMachine }],
+      [['states:DescribeExecution', 'states:StopExecution'], executionsOf(ids.segmentsMachine, ':*')],
+      [['states:RedriveExecution'], executionsOf(ids.segmentsMachine, '/ExportSegments:*')],
+    ]);
   });
 
   it('the scheduler may only start this state machine and write to its dead-letter queue', () => {
