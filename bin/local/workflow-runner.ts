@@ -239,7 +239,7 @@ export async function runWorkflowLocally(
 }
 
 /** What a `states:startExecution.sync:2` task is given (its Parameters). */
-interface LocalStartExecution {
+export interface LocalStartExecution {
   readonly StateMachineArn: string;
   readonly Input?: unknown;
 }
@@ -249,7 +249,7 @@ interface LocalStartExecution {
  * description with its Output as JSON; a failed execution fails the task with States.TaskFailed
  * (its Retry and Catch see that name), its cause the nested error.
  */
-async function startExecutionLocally(
+export async function startExecutionLocally(
   nested: Readonly<Record<string, WorkflowDefinition>>,
   event: LocalStartExecution,
   execute: (definition: WorkflowDefinition) => Promise<unknown>,
