@@ -1,16 +1,12 @@
 // Export Table Page: export pages until the invocation's time budget runs low; return the cursor.
 // A table with deletes.detect also compares its keys with the lake's once its window is exported
 // (protocol/reconcile.ts): deployed through Athena in the stack's workgroup, locally through DuckDB.
-import { AthenaClient } from '@aws-sdk/client-athena';
-import { AthenaEngine } from '../adapters/athena-engine.ts';
-import { awsRuntime, requireEnv, type StepRuntime } from '../adapters/aws-runtime.ts';
+import { awsRuntime, type StepRuntime } from '../adapters/aws-runtime.ts';
+import { stackAthenaEngine, type OpenEngine } from '../adapters/stack-athena.ts';
 import { selectTables } from '../core/config.ts';
-import { ConfigError } from '../core/errors.ts';
 import { warmPageEncoder } from '../core/page/encode-worker.ts';
-import type { QueryEngine } from '../core/ports.ts';
 import { exportTable } from '../core/protocol/export-pages.ts';
 import { parseExportInput } from '../core/protocol/segments.ts';
-import { VALIDATE_QUERY_TIMEOUT_MILLIS } from '../core/protocol/workflow-io.ts';
 
 // The encoder's thread (apache-arrow, parquet-wasm) starts during the cold start and stays
 // with the container: it loads while the first invocation reads its secret and first page.
@@ -18,9 +14,6 @@ warmPageEncoder();
 
 /** Leave this much of the invocation for the last page's upload and the response. */
 const RESERVE_MILLIS = 60_000;
-
-/** The engine delete detection reads `<table>_current` with, for one invocation; closed when it ends. */
-export type OpenEngine = (table: string) => Promise<QueryEngine>;
 
 /**
  * The handler over any runtime. `openEngine` is asked only for a table with deletes.detect, and
@@ -43,18 +36,5 @@ export function exportHandler(runtime: StepRuntime, openEngine?: OpenEngine) {
   };
 }
 
-const athena = new AthenaClient({});
-
-/**
- * Athena in the stack's workgroup (ATHENA_WORK_GROUP: set on Export only when some table
- * detects deletes) over the config's Glue database; its bytes-scanned cutoff applies.
- */
-export function athenaEngine(runtime: StepRuntime): OpenEngine {
-  return async () => {
-    const database = runtime.lakeDeps().config.lake.glueDatabase;
-    if (!database) throw new ConfigError('lake.glueDatabase is not set: delete detection queries <table>_current in that Glue database');
-    return new AthenaEngine({ client: athena, workGroup: requireEnv('ATHENA_WORK_GROUP'), database, timeoutMillis: VALIDATE_QUERY_TIMEOUT_MILLIS });
-  };
-}
-
-export const handler = exportHandler(awsRuntime, athenaEngine(awsRuntime));
+// ATHENA_WORK_GROUP is set on Export only when some table detects deletes.
+export const handler = exportHandler(awsRuntime, stackAthenaEngine(awsRuntime, 'delete detection queries <table>_current in that Glue database'));

@@ -3,16 +3,11 @@
 // Athena in the stack's workgroup over the Glue database; the local runner gives it DuckDB.
 // A mismatch is returned (Summarize turns it into the ValidationMismatch metric); an engine that
 // cannot answer throws, so the state retries and then records a warning without failing the export.
-import { AthenaClient } from '@aws-sdk/client-athena';
-import { AthenaEngine } from '../adapters/athena-engine.ts';
-import { awsRuntime, logger, requireEnv, type StepRuntime } from '../adapters/aws-runtime.ts';
-import { ConfigError, describeError } from '../core/errors.ts';
-import type { QueryEngine } from '../core/ports.ts';
+import { awsRuntime, logger, type StepRuntime } from '../adapters/aws-runtime.ts';
+import { stackAthenaEngine, type OpenEngine } from '../adapters/stack-athena.ts';
+import { describeError } from '../core/errors.ts';
 import { describeValidation } from '../core/lake/validate.ts';
-import { VALIDATE_QUERY_TIMEOUT_MILLIS, validateCommittedTable, validateInputSchema, type TableValidation } from '../core/protocol/workflow-io.ts';
-
-/** An engine for one invocation; closed when it ends. */
-export type OpenEngine = (table: string) => Promise<QueryEngine>;
+import { validateCommittedTable, validateInputSchema, type TableValidation } from '../core/protocol/workflow-io.ts';
 
 /** The handler over any runtime and engine: Athena when deployed (below), DuckDB in the local runner. */
 export function validateHandler(runtime: StepRuntime, openEngine: OpenEngine): (event: unknown) => Promise<TableValidation> {
@@ -37,15 +32,7 @@ export function validateHandler(runtime: StepRuntime, openEngine: OpenEngine): (
   };
 }
 
-const athena = new AthenaClient({});
+/** What Validate Table's Athena engine needs of the config (the e2e test opens the same one). */
+export const VALIDATE_ENGINE_NEEDS = 'Validate Table queries the tables in that Glue database';
 
-/** Athena in the stack's workgroup (ATHENA_WORK_GROUP) over the runtime's Glue database (the config's lake.glueDatabase). */
-export function athenaEngine(runtime: StepRuntime): OpenEngine {
-  return async () => {
-    const database = runtime.lakeDeps().config.lake.glueDatabase;
-    if (!database) throw new ConfigError('lake.glueDatabase is not set: Validate Table queries the tables in that Glue database');
-    return new AthenaEngine({ client: athena, workGroup: requireEnv('ATHENA_WORK_GROUP'), database, timeoutMillis: VALIDATE_QUERY_TIMEOUT_MILLIS });
-  };
-}
-
-export const handler = validateHandler(awsRuntime, athenaEngine(awsRuntime));
+export const handler = validateHandler(awsRuntime, stackAthenaEngine(awsRuntime, VALIDATE_ENGINE_NEEDS));

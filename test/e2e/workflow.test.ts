@@ -267,9 +267,10 @@ describe('the synthesized workflow, run locally', () => {
 
     // The deployed engine (the Athena adapter, in the workgroup its environment names, over the
     // config's Glue database) over this machine's lake, through the Athena API stand-in: the same answer.
-    const { validateHandler, athenaEngine } = await import('../../lambdas/validate/handler.ts');
+    const { validateHandler, VALIDATE_ENGINE_NEEDS } = await import('../../lambdas/validate/handler.ts');
+    const { stackAthenaEngine } = await import('../../lambdas/adapters/stack-athena.ts');
     const runtime = localStepRuntime({ config: { ...env.config, lake: { ...env.config.lake, glueDatabase: 'e2e_lake' } }, lake: env.lake });
-    const handler = validateHandler(runtime, athenaEngine(runtime));
+    const handler = validateHandler(runtime, stackAthenaEngine(runtime, VALIDATE_ENGINE_NEEDS));
     athenaBackend = await openLocalEngine(env, 'customers');
     Object.assign(process.env, { ATHENA_WORK_GROUP: 'PgLakeExport-QueryWorkgroup-0A1B2C3D' });
     try {
