@@ -175,6 +175,11 @@ function tableOf(fields: Record<string, unknown>): string {
   return /\/_state\/([^/]+)\/$/.exec(table)?.[1] ?? table;
 }
 
+/** `--tables a,b` as names (blank entries dropped); absent: every configured table. */
+function tableNames(option: string | undefined): string[] | undefined {
+  return option?.split(',').map((t) => t.trim()).filter(Boolean);
+}
+
 /**
  * The core's structured log events, in words for a person at a terminal. `null`: shown
  * elsewhere (pages drive the progress bars; NULL-cursor rows go into the summary).
@@ -315,7 +320,7 @@ async function commandRun(args: string[]): Promise<number> {
     };
     const outcome = await runExport(
       runDeps,
-      { tables: values.tables?.split(',').map((t) => t.trim()).filter(Boolean), window, full: values.full, takeOver: values['take-over'] },
+      { tables: tableNames(values.tables), window, full: values.full, takeOver: values['take-over'] },
       new Date(),
       {
         signal: controller.signal,
@@ -430,7 +435,7 @@ async function commandValidate(args: string[]): Promise<number> {
   const config = loadConfig(values.config!);
   const store = openLake(requireOption(values.lake, 'lake'));
   if (!(store instanceof DirectoryStore)) throw new ConfigError('--lake: validate reads a local lake (file:///…) with DuckDB, which has no S3 access here; the deployed workflow validates S3 with Athena');
-  const tables = selectTables(config, values.tables?.split(',').map((t) => t.trim()).filter(Boolean));
+  const tables = selectTables(config, tableNames(values.tables));
   const lake = await LakeQuery.open(config, store);
   const engine = lake.engine();
   const results: TableValidation[] = [];
@@ -542,7 +547,7 @@ async function commandCompact(args: string[]): Promise<number> {
   if (positionals.length) throw new UsageError(`compact takes no arguments besides its options (got ${positionals.map((p) => JSON.stringify(p)).join(' ')})`);
   const config = loadConfig(values.config!);
   const store = openLake(requireOption(values.lake, 'lake'));
-  const tables = selectTables(config, values.tables?.split(',').map((t) => t.trim()).filter(Boolean));
+  const tables = selectTables(config, tableNames(values.tables));
   const log = (message: string, fields: Record<string, unknown> = {}) => {
     // Recovery of a killed run or compaction is worth a line; progress is in the summary.
     if (!values.json && (message.startsWith('rolling forward') || message === 'removing an unfinished run')) process.stderr.write(`${describeRunEvent(message, fields)}\n`);
