@@ -190,12 +190,7 @@ export class ChunkWriter {
     // in memory, until the chunk ends. Should the day come back, it gets another file.
     const touched = new Set(groups.map(([day]) => day));
     const finished: number[] = [];
-    for (const [day, f] of [...this.files]) {
-      if (touched.has(day)) continue;
-      this.files.delete(day);
-      this.finished.push(await this.finish(f, parts));
-      finished.push(f.file);
-    }
+    for (const day of [...this.files.keys()]) if (!touched.has(day)) finished.push(await this.finishEarly(day, parts));
     for (const [day, rows] of groups) {
       const children = [...decodeRows(layout, page, rows, this.hashSalt), ...metaColumns(this.stamp, rows.length)];
       const struct = arrow.makeData({ type: new arrow.Struct(schema.fields), length: rows.length, nullCount: 0, children });
@@ -206,10 +201,8 @@ export class ChunkWriter {
         // open a writer per partition at once: each holds buffers in wasm memory, and wasm32
         // stops at 4 GiB with a trap. The oldest open file is finished; its day gets another
         // file should it come back.
-        const [[oldestDay, oldest]] = this.files;
-        this.files.delete(oldestDay);
-        this.finished.push(await this.finish(oldest, parts));
-        finished.push(oldest.file);
+        const [oldestDay] = this.files.keys();
+        finished.push(await this.finishEarly(oldestDay, parts));
       }
       if (!open) {
         open = { file: this.begun++, day: dayFromEpochDays(day), stream: new ParquetStream(table, types, this.settings), rows: 0, rowsFlushed: 0, bytesSeen: 0 };
@@ -247,6 +240,14 @@ export class ChunkWriter {
     }
     // One file flushes its own row groups; several open ones each hold theirs.
     return this.files.size > 1 && unflushed > this.settings.rowGroupRows;
+  }
+
+  /** Finish a day's open file before the chunk ends (kept for the chunk's list); its number. */
+  private async finishEarly(day: number, parts: FilePart[]): Promise<number> {
+    const f = this.files.get(day)!;
+    this.files.delete(day);
+    this.finished.push(await this.finish(f, parts));
+    return f.file;
   }
 
   /** Write a file's last row group and footer; its remaining bytes go to `parts`. */
