@@ -195,7 +195,9 @@ describe('pg-lake-export run: leases, Ctrl-C and what it says', () => {
   it('SIGINT mid-export removes what the run wrote and releases the lease: the next run needs no --take-over', async () => {
     lake = createLake();
     const config = path.join(lake.dir, 'big.yaml');
-    writeFileSync(config, 'export: { safetyLagSeconds: 0, pageRows: 2000 }\ntables:\n  - name: public.big\n');
+    // Small row groups and files, so chunks are journalled while the run goes on (a file, and so a
+    // chunk, completes at lake.targetFileMB; with the defaults the whole table is one chunk).
+    writeFileSync(config, 'export: { safetyLagSeconds: 0, pageRows: 2000 }\nlake: { rowGroupRows: 20000, targetFileMB: 1 }\ntables:\n  - name: public.big\n');
     const args = ['run', '--config', config, '--lake', lake.url];
     const state = path.join(lake.dir, 'raw/_state/big');
     const run = startCli(args, { DATABASE_URL: db.url });
@@ -224,7 +226,9 @@ describe('pg-lake-export run: leases, Ctrl-C and what it says', () => {
     const local = createLake();
     try {
       const config = path.join(local.dir, 'big.yaml');
-      writeFileSync(config, 'export: { safetyLagSeconds: 0, pageRows: 2000 }\ntables:\n  - name: public.big\n');
+      // Small row groups and files, so chunks are journalled while the run goes on (a file, and so a
+      // chunk, completes at lake.targetFileMB; with the defaults the whole table is one chunk).
+      writeFileSync(config, 'export: { safetyLagSeconds: 0, pageRows: 2000 }\nlake: { rowGroupRows: 20000, targetFileMB: 1 }\ntables:\n  - name: public.big\n');
       const args = ['run', '--config', config, '--lake', local.url];
       const state = path.join(local.dir, 'raw/_state/big');
       const waitForPage = async (run: ReturnType<typeof startCli>) => {
