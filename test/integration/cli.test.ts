@@ -10,6 +10,13 @@ import { createDatabase, createLake, duckdb, parquetGlob, stopPostgres, type Tes
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 
+/**
+ * Mid-export: a staged file is being written. Files stream per chunk, and a table this small is
+ * one chunk, journalled only when every page is done; 20,000-row row groups make its file grow
+ * (a `.tmp` under the run's data/) while pages are still being read.
+ */
+const midExport = (file: string): boolean => /\/data\/.*\.tmp$/.test(file) || /p\d{6}\.json$/.test(file);
+
 /** Every file under `dir`, relative to it. */
 function filesUnder(dir: string): string[] {
   if (!existsSync(dir)) return [];
@@ -195,14 +202,12 @@ describe('pg-lake-export run: leases, Ctrl-C and what it says', () => {
   it('SIGINT mid-export removes what the run wrote and releases the lease: the next run needs no --take-over', async () => {
     lake = createLake();
     const config = path.join(lake.dir, 'big.yaml');
-    // Small row groups and files, so chunks are journalled while the run goes on (a file, and so a
-    // chunk, completes at lake.targetFileMB; with the defaults the whole table is one chunk).
-    writeFileSync(config, 'export: { safetyLagSeconds: 0, pageRows: 2000 }\nlake: { rowGroupRows: 20000, targetFileMB: 1 }\ntables:\n  - name: public.big\n');
+    writeFileSync(config, 'export: { safetyLagSeconds: 0, pageRows: 2000 }\nlake: { rowGroupRows: 20000 }\ntables:\n  - name: public.big\n');
     const args = ['run', '--config', config, '--lake', lake.url];
     const state = path.join(lake.dir, 'raw/_state/big');
     const run = startCli(args, { DATABASE_URL: db.url });
     // Mid-export: a page journalled under pending/, the run still going.
-    for (let i = 0; !filesUnder(path.join(state, 'pending')).some((f) => /p\d{6}\.json$/.test(f)); i++) {
+    for (let i = 0; !filesUnder(path.join(state, 'pending')).some(midExport); i++) {
       if (i > 3000) throw new Error(`the run never journalled a page: ${JSON.stringify(run.output())}`);
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
@@ -226,13 +231,11 @@ describe('pg-lake-export run: leases, Ctrl-C and what it says', () => {
     const local = createLake();
     try {
       const config = path.join(local.dir, 'big.yaml');
-      // Small row groups and files, so chunks are journalled while the run goes on (a file, and so a
-      // chunk, completes at lake.targetFileMB; with the defaults the whole table is one chunk).
-      writeFileSync(config, 'export: { safetyLagSeconds: 0, pageRows: 2000 }\nlake: { rowGroupRows: 20000, targetFileMB: 1 }\ntables:\n  - name: public.big\n');
+      writeFileSync(config, 'export: { safetyLagSeconds: 0, pageRows: 2000 }\nlake: { rowGroupRows: 20000 }\ntables:\n  - name: public.big\n');
       const args = ['run', '--config', config, '--lake', local.url];
       const state = path.join(local.dir, 'raw/_state/big');
       const waitForPage = async (run: ReturnType<typeof startCli>) => {
-        for (let i = 0; !filesUnder(path.join(state, 'pending')).some((f) => /p\d{6}\.json$/.test(f)); i++) {
+        for (let i = 0; !filesUnder(path.join(state, 'pending')).some(midExport); i++) {
           if (i > 3000) throw new Error(`the run never journalled a page: ${JSON.stringify(run.output())}`);
           await new Promise((resolve) => setTimeout(resolve, 10));
         }
