@@ -98,9 +98,16 @@ export class LakeBucket extends Construct {
    */
   grantPrefixAccess(grantee: iam.IGrantable, options: { stateOnly?: boolean; readDelete?: boolean; readOnly?: boolean } = {}): void {
     const scope = options.stateOnly ? `${this.prefix}/${STATE_DIR}` : this.prefix;
+    const bucketLogicalId = Stack.of(this).getLogicalId(this.bucket.node.defaultChild as s3.CfnBucket);
+    // IAM refuses a policy in which two statements share a Sid, and CDK merges no statement that
+    // has one: a role granted this bucket twice (the lake read-only and `_state/` read-write), or
+    // granted two lake buckets, needs a Sid per bucket, scope and access. The same grant made
+    // twice gives identical statements, which CDK keeps once.
+    const sidStem = `${bucketLogicalId}${options.stateOnly ? 'State' : 'Prefix'}`;
+    const access = options.readOnly ? 'Read' : options.readDelete ? 'ReadDelete' : 'ReadWrite';
     grantee.grantPrincipal.addToPrincipalPolicy(
       new iam.PolicyStatement({
-        sid: 'LakePrefixObjects',
+        sid: `${sidStem}${access}`,
         // AbortMultipartUpload: the SDK's multipart Upload aborts its parts when a page upload fails.
         actions: options.readOnly
           ? ['s3:GetObject']
@@ -110,7 +117,7 @@ export class LakeBucket extends Construct {
     );
     grantee.grantPrincipal.addToPrincipalPolicy(
       new iam.PolicyStatement({
-        sid: 'LakePrefixList',
+        sid: `${sidStem}List`,
         actions: ['s3:ListBucket'],
         resources: [this.bucket.bucketArn],
         conditions: { StringLike: { 's3:prefix': [`${scope}/*`] } },
@@ -118,7 +125,6 @@ export class LakeBucket extends Construct {
     );
     const principal = grantee.grantPrincipal;
     if (Construct.isConstruct(principal)) {
-      const bucketLogicalId = Stack.of(this).getLogicalId(this.bucket.node.defaultChild as s3.CfnBucket);
       Validations.of(principal).acknowledge({
         id: `AwsSolutions-IAM5[Resource::<${bucketLogicalId}.Arn>/${scope}/*]`,
         reason: 'Object access is scoped to the exporter\'s own prefix; the keys below it (tables, partitions, run ids) are only known at run time.',

@@ -1,9 +1,7 @@
 // Wires the constructs together; each one does a single job and owns its own defaults.
-import { CfnOutput, Duration, Stack, Token, Validations, type StackProps } from 'aws-cdk-lib';
-import * as iam from 'aws-cdk-lib/aws-iam';
+import { CfnOutput, Duration, Stack, Token, type StackProps } from 'aws-cdk-lib';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
-import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { resolveTable, type LakeConfig } from '../lambdas/core/config.ts';
@@ -225,31 +223,12 @@ export class PgLakeExportStack extends Stack {
    * Export queries `<table>_current` in the stack's workgroup for tables with deletes.detect, and
    * Athena reads the tables' files with Export's credentials: read (not write) on the lake prefix
    * besides its read-write on `_state/`, the Glue tables read, the workgroup's queries and results.
-   * Its own statement ids: IAM refuses a policy in which two statements share one (the lake's
-   * grant names its statements, and Export holds that grant already, for `_state/`).
    */
   #grantDeleteDetection(exportPage: lambda.IFunction): void {
-    const prefix = this.lake.prefix;
-    exportPage.addToRolePolicy(new iam.PolicyStatement({
-      sid: 'ReadLakeForDeleteDetection',
-      actions: ['s3:GetObject'],
-      resources: [this.lake.bucket.arnForObjects(`${prefix}/*`)],
-    }));
-    exportPage.addToRolePolicy(new iam.PolicyStatement({
-      sid: 'ListLakeForDeleteDetection',
-      actions: ['s3:ListBucket'],
-      resources: [this.lake.bucket.bucketArn],
-      conditions: { StringLike: { 's3:prefix': [`${prefix}/*`] } },
-    }));
+    // A second grant of the lake to Export, under statement ids of its own (LakeBucket's Sids name
+    // bucket, scope and access: IAM refuses a policy in which two statements share one).
+    this.lake.grantPrefixAccess(exportPage, { readOnly: true });
     this.catalog.grantTableRead(exportPage);
     this.queryWorkgroup.grantQueryExecution(exportPage);
-    const cfnBucket = this.lake.bucket.node.defaultChild;
-    if (exportPage.role && cfnBucket instanceof s3.CfnBucket) {
-      const bucketId = this.getLogicalId(cfnBucket);
-      Validations.of(exportPage.role).acknowledge({
-        id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${prefix}/*]`,
-        reason: 'Delete detection: Athena reads the detecting tables\' files (partitions, generations, run ids known only at run time) with Export\'s credentials; read only, under the exporter\'s own prefix.',
-      });
-    }
   }
 }

@@ -57,11 +57,12 @@ describe('delete detection, deployed', () => {
       .map((s) => ({ sid: s.Sid, actions: asArray(s.Action).sort(), resources: asArray(s.Resource).sort(byJson), condition: s.Condition }))
       .sort((a, b) => (a.sid ?? '').localeCompare(b.sid ?? ''));
     expect(granted).toEqual([
-      { sid: 'LakePrefixList', actions: ['s3:ListBucket'], resources: [{ 'Fn::GetAtt': [bucket, 'Arn'] }], condition: { StringLike: { 's3:prefix': [`${FIXTURE_PREFIX}/_state/*`] } } },
-      { sid: 'LakePrefixObjects', actions: ['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:PutObject'], resources: [objects(`${FIXTURE_PREFIX}/_state`)], condition: undefined },
-      { sid: 'ListLakeForDeleteDetection', actions: ['s3:ListBucket'], resources: [{ 'Fn::GetAtt': [bucket, 'Arn'] }], condition: { StringLike: { 's3:prefix': [`${FIXTURE_PREFIX}/*`] } } },
+      // The lake's two grants to Export: read-write on `_state/`, read-only on the whole prefix.
+      { sid: `${bucket}StateList`, actions: ['s3:ListBucket'], resources: [{ 'Fn::GetAtt': [bucket, 'Arn'] }], condition: { StringLike: { 's3:prefix': [`${FIXTURE_PREFIX}/_state/*`] } } },
+      { sid: `${bucket}StateReadWrite`, actions: ['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:PutObject'], resources: [objects(`${FIXTURE_PREFIX}/_state`)], condition: undefined },
+      { sid: `${bucket}PrefixList`, actions: ['s3:ListBucket'], resources: [{ 'Fn::GetAtt': [bucket, 'Arn'] }], condition: { StringLike: { 's3:prefix': [`${FIXTURE_PREFIX}/*`] } } },
       { sid: 'LocateLakeBucket', actions: ['s3:GetBucketLocation'], resources: [{ 'Fn::GetAtt': [bucket, 'Arn'] }], condition: undefined },
-      { sid: 'ReadLakeForDeleteDetection', actions: ['s3:GetObject'], resources: [objects(FIXTURE_PREFIX)], condition: undefined },
+      { sid: `${bucket}PrefixRead`, actions: ['s3:GetObject'], resources: [objects(FIXTURE_PREFIX)], condition: undefined },
       {
         sid: 'ReadLakeGlueTables',
         actions: ['glue:GetDatabase', 'glue:GetPartitions', 'glue:GetTable'],
@@ -75,7 +76,7 @@ describe('delete detection, deployed', () => {
         condition: undefined,
       },
       { sid: 'WriteLakeQueryResults', actions: ['s3:AbortMultipartUpload', 's3:GetObject', 's3:PutObject'], resources: [objects(`${FIXTURE_PREFIX}/_query-results`)], condition: undefined },
-    ]);
+    ].sort((a, b) => a.sid.localeCompare(b.sid)));
   });
 
   it('gives Export nothing of it when no table detects deletes', () => {
