@@ -173,6 +173,13 @@ const configSchema = z.strictObject({
       backfillSegments: z.number().int().min(2).max(64).default(8),
       /** Segments exported at once, per table (the Distributed Map's MaxConcurrency): each holds a database session. */
       backfillConcurrency: z.number().int().min(1).max(64).default(4),
+      /**
+       * A backfill that failed (or whose execution died) keeps its finished segments staged; the
+       * next run of the table within this many hours of the backfill's start adopts it and exports
+       * only the unfinished segments. Later, the next plan removes it and starts over. 0: never adopt.
+       * @default 168 (protocol/adopt-backfill.ts: a week, so a backfill that failed on a Friday resumes after the weekend)
+       */
+      backfillAdoptHours: z.number().min(0).max(8760).optional(),
     })
     .default({
       pageRows: 50_000, maxConcurrency: 2, safetyLagSeconds: 5, unconstrainedNumericScale: 9, leaseSeconds: 300,

@@ -7,10 +7,13 @@ import { commitTable, commitTableStep } from '../../lambdas/core/protocol/commit
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
 import { parseExportInput, planSegments, readSegments, segmentTask, SEGMENT_PAGE_STRIDE } from '../../lambdas/core/protocol/segments.ts';
-import { TableState, type RunManifest } from '../../lambdas/core/protocol/table-state.ts';
+import { TableState, type PageEntry, type RunManifest } from '../../lambdas/core/protocol/table-state.ts';
 import type { ExportDeps, TableTask } from '../../lambdas/core/protocol/run-model.ts';
 import { describeTableShape } from '../../lambdas/core/source/table-shape.ts';
 import { selectTables, type LakeConfig } from '../../lambdas/core/config.ts';
+import { abandonRun } from '../../lambdas/core/protocol/recovery.ts';
+import type { Lease } from '../../lambdas/core/protocol/table-state.ts';
+import { checkLake } from '../faults/lake-checks.ts';
 import { createDatabase, createLake, duckdb, exportDeps, parquetGlob, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
 
 let db: TestDatabase;
@@ -324,4 +327,220 @@ describe('a Commit that resumes across invocations', () => {
     expect(stats).toEqual({ n: '1200', ids: '1200' });
     lake.remove();
   });
+});
+
+/** Deps whose source counts its COPY queries (each is one page read). */
+function counting(deps: ExportDeps & { close(): Promise<void> }): ExportDeps & { close(): Promise<void>; copies: () => number } {
+  let copies = 0;
+  const source = deps.source;
+  return {
+    ...deps,
+    source: { ...source, describeTable: (t) => source.describeTable(t), readClock: (l) => source.readClock(l), queryText: (q, p) => source.queryText(q, p), close: () => source.close(), copyBinary: (select, reuse) => { copies++; return source.copyBinary(select, reuse); } },
+    copies: () => copies,
+  };
+}
+
+/** Run ids as executions give them (sorted by start). */
+const R1 = '20260101T000000Z-aaaaaaa1';
+const R2 = '20260101T010000Z-aaaaaaa2';
+const R3 = '20260101T020000Z-aaaaaaa3';
+
+/** The page journals a run has so far. */
+async function journals(lake: TestLake, table: string, runId: string): Promise<PageEntry[]> {
+  return new TableState(lake.store, 'raw', table).pendingPages(runId);
+}
+
+/** Every segment's child at once (the map), each with its own counted connection; then gather and commit. */
+async function finishRun(lake: TestLake, config: LakeConfig, task: TableTask): Promise<{ copies: number[]; rows: number }> {
+  const state = new TableState(lake.store, config.lake.prefix, task.table);
+  const segments = await readSegments(state, task);
+  const copies = await Promise.all(segments.map(async (segment) => {
+    const own = counting(exportDeps(db, lake.store, config));
+    try {
+      expect((await exportTable(own, segmentTask(task, segment))).done).toBe(true);
+      return own.copies();
+    } finally {
+      await own.close();
+    }
+  }));
+  const deps = exportDeps(db, lake.store, config);
+  try {
+    let table = task;
+    while (!table.done) table = await exportTable(deps, table);
+    return { copies, rows: (await commitTable(deps, table)).rows };
+  } finally {
+    await deps.close();
+  }
+}
+
+/** A 2-segment first load whose execution fails after segment 0 finished and segment 1 exported one chunk. */
+async function failedBackfill(lake: TestLake, config: LakeConfig, table: string, options: { release: boolean }): Promise<TableTask> {
+  const deps = exportDeps(db, lake.store, config);
+  try {
+    const [task] = (await planRun(deps, { runId: R1 })).tables;
+    expect(task.backfill).toMatchObject({ segments: 2 });
+    const segments = await readSegments(new TableState(lake.store, 'raw', table), task);
+    expect((await exportTable(deps, segmentTask(task, segments[0]))).done).toBe(true);
+    expect((await exportTable(deps, segmentTask(task, segments[1]), Date.now())).done).toBe(false);
+    // The failure path (Summarize, or the CLI) releases the lease; an execution that died does not.
+    if (options.release) await abandonRun(deps, table, task.runId);
+    return task;
+  } finally {
+    await deps.close();
+  }
+}
+
+describe('a new run continues a failed backfill', () => {
+  it('exports only the unfinished segments, as the same run, and commits it once: every row once', async () => {
+    await db.query(`CREATE TABLE bf_adopt (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL);
+      INSERT INTO bf_adopt SELECT g, 'p' || g, timestamptz '2024-09-01 00:00:00+00' + g * interval '1 minute' FROM generate_series(1, 8000) g`);
+    const lake = createLake();
+    // A chunk (one journal) per page: 500-row row groups.
+    const config = testConfig([{ name: 'bf_adopt', backfill: { segments: 4 } }], { export: { pageRows: 500, safetyLagSeconds: 0 }, lake: { rowGroupRows: 500 } });
+    const state = new TableState(lake.store, 'raw', 'bf_adopt');
+    const logs: { message: string; fields?: Record<string, unknown> }[] = [];
+    const deps = { ...exportDeps(db, lake.store, config), log: (message: string, fields?: Record<string, unknown>) => logs.push({ message, fields }) };
+    let first: TableTask;
+    try {
+      [first] = (await planRun(deps, { runId: R1 })).tables;
+      const segments = await readSegments(state, first);
+      // Segments 0 and 1 finish, segment 2 exports one chunk, then the execution fails.
+      for (const segment of segments.slice(0, 2)) expect((await exportTable(deps, segmentTask(first, segment))).done).toBe(true);
+      expect((await exportTable(deps, segmentTask(first, segments[2]), Date.now())).page).toBe(2 * SEGMENT_PAGE_STRIDE + 1);
+      await abandonRun(deps, 'bf_adopt', first.runId);
+    } finally {
+      await deps.close();
+    }
+    // Kept staged, invisible: no data file published, no lease, the run's journals still there.
+    expect(await state.read(state.leaseKey())).toBeNull();
+    expect((await lake.store.list('raw/bf_adopt/')).filter((k) => k.endsWith('.parquet'))).toEqual([]);
+    const before = await journals(lake, 'bf_adopt', first.runId);
+    const segmentOf = (p: PageEntry) => Math.floor(p.page / SEGMENT_PAGE_STRIDE);
+    expect(new Set(before.map(segmentOf))).toEqual(new Set([0, 1, 2]));
+    expect(before.filter((p) => segmentOf(p) === 2)).toHaveLength(1);
+    // A new execution (its own run id) continues the same run: same id, window, segments.
+    const planner = { ...counting(exportDeps(db, lake.store, config)), log: deps.log };
+    let adopted: TableTask;
+    try {
+      const plan = await planRun(planner, { runId: R2 });
+      expect(plan.skipped).toEqual([]);
+      [adopted] = plan.tables;
+    } finally {
+      await planner.close();
+    }
+    expect(adopted).toEqual(first);
+    expect(logs.map((l) => l.message)).toContain('continuing a failed backfill: only its unfinished segments are exported');
+    expect(((await state.read<Lease>(state.leaseKey()))!.value).runId).toBe(first.runId);
+    const { copies, rows } = await finishRun(lake, config, adopted);
+    // Finished segments read nothing again; segment 2 goes on from its journal; segment 3 from its start.
+    expect(copies[0]).toBe(0);
+    expect(copies[1]).toBe(0);
+    expect(copies[2]).toBeGreaterThan(0);
+    expect(copies[3]).toBeGreaterThan(copies[2]);
+    expect(rows).toBe(8000);
+    // The run's pages: those journalled before it failed, as they were (same files), and segments 2 and 3's others.
+    const manifest = (await state.read<RunManifest>(state.manifestKey(first.runId)))!.value;
+    expect(manifest.pages.filter((p) => before.some((b) => b.page === p.page))).toEqual(before);
+    expect(new Set(manifest.pages.filter((p) => !before.includes(p) && !before.some((b) => b.page === p.page)).map(segmentOf))).toEqual(new Set([2, 3]));
+    expect((await state.watermark())?.runId).toBe(first.runId);
+    await checkLake(db, lake, 'bf_adopt', 'adopted backfill');
+    expect(await lake.store.list(state.pendingPrefix())).toEqual([]);
+    lake.remove();
+  }, 60_000);
+
+  const refusals: { name: string; why: RegExp; change?: (table: string, lake: TestLake, task: TableTask) => Promise<void>; config?: Record<string, unknown>; table?: Record<string, unknown>; release?: boolean; request?: object }[] = [
+    { name: 'its tables[] entry changed (2 segments → 3)', why: /tables\[\] entry/, table: { backfill: { segments: 3 } } },
+    { name: 'a column was added to the table', why: /columns/, change: async (table) => { await db.query(`ALTER TABLE ${table} ADD COLUMN extra int`); } },
+    { name: 'export.backfillAdoptHours passed', why: /export\.backfillAdoptHours is 0/, config: { backfillAdoptHours: 0 } },
+    { name: 'its segment list is missing', why: /segment list .* is missing/, change: async (table, lake, task) => { await lake.store.delete([`raw/_state/${table}/pending/${task.runId}/segments.jsonl`]); } },
+    { name: 'its live lease is taken over', why: /taken over/, release: false, request: { takeOver: true } },
+  ];
+  for (const [i, c] of refusals.entries()) {
+    it(`starts over when ${c.name}, saying why`, async () => {
+      const table = `bf_refuse_${i}`;
+      await db.query(`CREATE TABLE ${table} (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL);
+        INSERT INTO ${table} SELECT g, 'p' || g, timestamptz '2024-10-01 00:00:00+00' + g * interval '1 minute' FROM generate_series(1, 2000) g`);
+      const lake = createLake();
+      const config = testConfig([{ name: table, backfill: { segments: 2 } }], { export: { pageRows: 250, safetyLagSeconds: 0 }, lake: { rowGroupRows: 250 } });
+      const dead = await failedBackfill(lake, config, table, { release: c.release ?? true });
+      await c.change?.(table, lake, dead);
+      const next = testConfig([{ name: table, backfill: { segments: 2 }, ...c.table }], { export: { pageRows: 250, safetyLagSeconds: 0, ...c.config }, lake: { rowGroupRows: 250 } });
+      const logs: { message: string; fields?: Record<string, unknown> }[] = [];
+      const deps = { ...exportDeps(db, lake.store, next), log: (message: string, fields?: Record<string, unknown>) => logs.push({ message, fields }) };
+      let task: TableTask;
+      try {
+        [task] = (await planRun(deps, { runId: R2, ...c.request })).tables;
+      } finally {
+        await deps.close();
+      }
+      expect(task.runId).toBe(R2);
+      const refused = logs.find((l) => l.message.startsWith('a failed backfill cannot be continued'));
+      expect(refused?.fields).toMatchObject({ table: `public.${table}`, runId: R1 });
+      expect(String(refused?.fields?.why)).toMatch(c.why);
+      const state = new TableState(lake.store, 'raw', table);
+      expect(await lake.store.list(state.pendingPrefix(R1))).toEqual([]);
+      expect((await finishRun(lake, next, task)).rows).toBe(2000);
+      await checkLake(db, lake, table, c.name);
+      lake.remove();
+    }, 60_000);
+  }
+
+  it('waits for a dead execution\'s lease to lapse, is adopted again by a retried plan, survives a failed adopter, and a {"full": true} run adopts it too', async () => {
+    const table = 'bf_lapse';
+    await db.query(`CREATE TABLE ${table} (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL);
+      INSERT INTO ${table} SELECT g, 'p' || g, timestamptz '2024-10-05 00:00:00+00' + g * interval '1 minute' FROM generate_series(1, 2000) g`);
+    const lake = createLake();
+    const config = testConfig([{ name: table, backfill: { segments: 2 } }], { export: { pageRows: 250, safetyLagSeconds: 0 }, lake: { rowGroupRows: 250 } });
+    const state = new TableState(lake.store, 'raw', table);
+    // The execution died: nothing released its lease.
+    const dead = await failedBackfill(lake, config, table, { release: false });
+    const deps = exportDeps(db, lake.store, config);
+    try {
+      const held = await planRun(deps, { runId: R2 });
+      expect(held.tables).toEqual([]);
+      expect(held.skipped[0].reason).toMatch(`run ${R1} holds its lease`);
+      // The lease lapses (time passes): the next plan adopts the run.
+      const lease = (await state.read<Lease>(state.leaseKey()))!;
+      await state.write(state.leaseKey(), { ...lease.value, expiresAt: new Date(Date.now() - 1000).toISOString() });
+      expect((await planRun(deps, { runId: R2 })).tables).toEqual([dead]);
+      // Plan retried (same execution): the lease is the adopted run's, and the plan knows it as its own.
+      expect((await planRun(deps, { runId: R2 })).tables).toEqual([dead]);
+      // The adopting execution fails too: its Summarize abandons with its own run id.
+      await abandonRun(deps, table, R2);
+      expect(await state.read(state.leaseKey())).toBeNull();
+      expect((await lake.store.list(state.pendingPrefix(R1))).length).toBeGreaterThan(0);
+      // A console re-run with {"full": true} continues it as well (its window ends where the backfill's does).
+      const [full] = (await planRun(deps, { runId: R3, full: true })).tables;
+      expect(full).toEqual(dead);
+    } finally {
+      await deps.close();
+    }
+    expect((await finishRun(lake, config, dead)).rows).toBe(2000);
+    await checkLake(db, lake, table, 'adopted after lapse');
+    lake.remove();
+  }, 60_000);
+
+  it('an incremental run that failed is removed as before (only a backfill is kept)', async () => {
+    const table = 'bf_incremental';
+    await db.query(`CREATE TABLE ${table} (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL);
+      INSERT INTO ${table} SELECT g, 'p' || g, timestamptz '2024-10-07 00:00:00+00' + g * interval '1 minute' FROM generate_series(1, 1000) g`);
+    const lake = createLake();
+    const config = testConfig([{ name: table }], { export: { pageRows: 250, safetyLagSeconds: 0 }, lake: { rowGroupRows: 250 } });
+    const state = new TableState(lake.store, 'raw', table);
+    await runOnce(lake, config);
+    await db.query(`INSERT INTO ${table} SELECT g, 'n' || g, clock_timestamp() FROM generate_series(1001, 2000) g`);
+    const deps = exportDeps(db, lake.store, config);
+    try {
+      const [task] = (await planRun(deps, { runId: R2 })).tables;
+      expect(task.backfill).toBeUndefined();
+      expect((await exportTable(deps, task, Date.now())).done).toBe(false);
+      await abandonRun(deps, table, R2);
+      expect(await lake.store.list(state.pendingPrefix(R2))).toEqual([]);
+    } finally {
+      await deps.close();
+    }
+    await runOnce(lake, config);
+    await checkLake(db, lake, table, 'incremental after a failed one');
+    lake.remove();
+  }, 60_000);
 });

@@ -7,12 +7,13 @@ import { selectTables } from '../config.ts';
 import { CursorZone } from '../cursor-zone.ts';
 import { ConfigError, ExportError, SchemaMismatchError, ThrottlingError, describeError } from '../errors.ts';
 import type { ClockReading, RowSource, LakeColumn } from '../ports.ts';
-import { TableState, type PendingRun, type RunManifest, type Supersede, type Watermark, type Window } from './table-state.ts';
+import { TableState, type Lease, type PendingRun, type RunManifest, type Supersede, type Watermark, type Window } from './table-state.ts';
 import { describeTableShape, incompatibleChanges, lakeColumns, type TableShape } from '../source/table-shape.ts';
 import { CANONICAL_CURSOR_SQL, duplicateKeyQuery, nullCursorQuery, nullKeyQuery } from '../source/queries.ts';
 import { acquireLease, releaseLease } from './lease.ts';
 import { chooseSegmentCount, planSegments, writeLanes, writeSegments } from './segments.ts';
 import { recover } from './recovery.ts';
+import { adoptBackfill, recordBackfill, runAdoptedBy } from './adopt-backfill.ts';
 import { keyLineProblem } from '../lake/key-hash.ts';
 import { type ExportDeps, type RunRequest, type TableTask, type RunPlan, newRunId } from './run-model.ts';
 
@@ -127,14 +128,21 @@ async function planBackfill(deps: ExportDeps, state: TableState, shape: TableSha
 async function planTable(deps: ExportDeps, shape: TableShape, request: RunRequest, run: PlannedRun): Promise<TableTask | { skipped: string }> {
   const table = shape.table;
   const state = new TableState(deps.store, deps.config.lake.prefix, table.lakeName);
+  // As it was before this plan: adopting a backfill whose live lease was taken over is refused.
+  const before = (await state.read<Lease>(state.leaseKey()))?.value ?? null;
   const conflict = await acquireLease(deps, state, run.runId, request.takeOver === true);
-  if (conflict) return { skipped: `${table.display}: skipped, ${conflict}` };
+  // A retried plan finds the lease with the backfill run it adopted the first time.
+  const readopting = conflict !== null && (await runAdoptedBy(state, run.runId)) !== null;
+  if (conflict && !readopting) return { skipped: `${table.display}: skipped, ${conflict}` };
   try {
     const watermark = await state.watermark();
     // What a killed writer left half-written (a directory lake's temporary files) goes too.
     await deps.store.sweepAbandonedWrites?.(state.root);
-    await recover(deps, state, watermark, run.runId);
     const snapshot = table.config.mode === 'snapshot';
+    // A backfill that failed goes on where it stopped, as its own run (README "Backfill").
+    const adopted = snapshot ? null : await adoptBackfill(deps, state, shape, request, watermark, run.runId, readopting ? null : before);
+    await recover(deps, state, watermark, run.runId, adopted?.runId);
+    if (adopted) return adopted;
     // A snapshot replaces every file, so its columns may change freely.
     const previous = snapshot ? null : await state.read<{ columns: LakeColumn[] }>(state.schemaKey());
     const changes = previous ? incompatibleChanges(table.display, previous.value.columns, lakeColumns(shape)) : [];
@@ -216,11 +224,13 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
     const pending: PendingRun = { runId: run.runId, kind, window, supersede, startedAt: run.startedAt, basedOn: watermark?.runId ?? null };
     await state.write(state.pendingRunKey(run.runId), pending);
     const backfill = await planBackfill(deps, state, shape, run.runId, kind, window, held !== null);
-    return {
+    const task: TableTask = {
       table: table.lakeName, display: table.display, runId: run.runId, startedAt: run.startedAt, exportedAtMicros: run.exportedAtMicros,
       kind, window, fingerprint: shape.fingerprint, after: null, page: 0, rows: 0, files: 0, bytes: 0, carried: null,
       done: window.from !== null && window.from >= window.to && kind === 'scheduled', nullCursorRows, ...(backfill ? { backfill } : {}),
     };
+    if (backfill) await recordBackfill(deps, state, shape, task);
+    return task;
   } catch (error) {
     await releaseLease(deps, table.lakeName, run.runId);
     throw error;

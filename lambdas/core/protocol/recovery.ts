@@ -6,18 +6,26 @@ import type { LakeSchema } from '../ports.ts';
 import { TableState, type Lease, type PageEntry, type PendingRun, type Replacement, type RunManifest, type Supersede, type Watermark } from './table-state.ts';
 import { assertLeaseHeld, releaseLease } from './lease.ts';
 import type { LakeDeps } from './run-model.ts';
+import { isAdoptableBackfill, runAdoptedBy } from './adopt-backfill.ts';
 
 /**
  * After a table failed: remove what this run wrote unless it committed, and free the lease,
- * so the lake is as it was and the next run need not wait for the lease to expire.
+ * so the lake is as it was and the next run need not wait for the lease to expire. A backfill
+ * keeps what its finished segments staged (invisible to readers): the next plan continues it
+ * (adopt-backfill.ts) or, when it cannot, removes it. `runId` may be the execution's own run id
+ * when its plan adopted an earlier backfill run, which then holds the lease under its own id.
  */
 export async function abandonRun(deps: LakeDeps, table: string, runId: string): Promise<void> {
   const state = new TableState(deps.store, deps.config.lake.prefix, table);
   const lease = await state.read<Lease>(state.leaseKey());
-  if (lease && lease.value.runId !== runId) return; // another run owns the table now; leave its work alone
+  const run = lease && lease.value.runId !== runId ? await runAdoptedBy(state, runId) ?? runId : runId;
+  if (lease && lease.value.runId !== run) return; // another run owns the table now; leave its work alone
   const watermark = await state.watermark();
-  if (watermark?.runId !== runId) await removeRun(deps, state, runId);
-  await releaseLease(deps, table, runId);
+  if (watermark?.runId !== run) {
+    if (await isAdoptableBackfill(state, run)) deps.log?.('a failed backfill keeps its finished segments staged: the next run of the table continues it', { table: state.lakeTable, runId: run });
+    else await removeRun(deps, state, run);
+  }
+  await releaseLease(deps, table, run);
 }
 
 async function removeRun(deps: LakeDeps, state: TableState, runId: string): Promise<void> {
@@ -48,14 +56,17 @@ export async function publish(deps: LakeDeps, state: TableState, runId: string, 
 }
 
 
-/** Finish what a committed run left undone; remove what an uncommitted run wrote. */
-export async function recover(deps: LakeDeps, state: TableState, watermark: Watermark | null, owner: string): Promise<void> {
+/**
+ * Finish what a committed run left undone; remove what an uncommitted run wrote — except
+ * `adopted`, a failed backfill this plan continues, which holds the lease now.
+ */
+export async function recover(deps: LakeDeps, state: TableState, watermark: Watermark | null, owner: string, adopted?: string): Promise<void> {
   for (const runId of await state.pendingRuns()) {
-    if (runId === owner) continue;
+    if (runId === owner || runId === adopted) continue;
     // A takeover can take the lease from this run while it recovers; the new holder's own run
     // may already be pending (it was listed above). Checked before each run is touched: a run
     // listed here began before the check, so a lease still ours means its holder is gone.
-    await assertLeaseHeld(state, owner);
+    await assertLeaseHeld(state, adopted ?? owner);
     if (watermark && watermark.runId === runId) {
       deps.log?.('rolling forward a committed run', { table: state.lakeTable, runId });
       await finishCommit(deps, state, runId, watermark.committedAt);
