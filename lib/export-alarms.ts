@@ -30,6 +30,8 @@ export const TABLE_DIMENSION = 'Table';
 export const VALIDATION_MISMATCH_METRIC = 'ValidationMismatch';
 /** Per run: tables Validate Table could not check (the engine did not answer after its retries). */
 export const VALIDATION_SKIPPED_METRIC = 'ValidationSkipped';
+/** Per run, with compaction on (dimension `service` only): tables whose Compact Table failed. */
+export const COMPACTION_FAILED_METRIC = 'CompactionFailed';
 /** Per table with deletes.detect (dimensions `service`, `Table`): keys found deleted, tombstones written. */
 export const DELETES_DETECTED_METRIC = 'DeletesDetected';
 
@@ -52,6 +54,8 @@ export interface ExportAlarmsProps {
   readonly scheduleDeadLetterQueue?: sqs.IQueue;
   /** The workflow validates each committed table (alarm on ValidationMismatch). @default false */
   readonly validationEnabled?: boolean;
+  /** The workflow compacts each committed table (alarm on CompactionFailed). @default false */
+  readonly compactionEnabled?: boolean;
   /**
    * Lake names of the tables with deletes.detect: the dashboard graphs the deletes each run found
    * (no alarm: how many rows Postgres deletes is the application's business). @default - none
@@ -234,6 +238,21 @@ export class ExportAlarms extends Construct {
       });
     }
 
+    // Rule: a run's Compact Table failed for at least one table after its retries — CompactionFailed
+    // ≥ 1 in 5 minutes (Summarize emits it once per run). The export stands, but the table keeps
+    // its small files, and a compaction that fails once (too big for one invocation, a file
+    // missing) tends to fail at every run, each time reading the table in full.
+    if (props.compactionEnabled) {
+      add('CompactionFailed', {
+        alarmDescription: 'Compact Table failed for a committed table (its data is exported; its small files stay). Summarize Run\'s log names the table; the Compact function\'s log says why; see the README runbook.',
+        metric: runMetric(COMPACTION_FAILED_METRIC),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    }
+
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { defaultInterval: Duration.days(7) });
     const hourly = { period: Duration.hours(1), statistic: cloudwatch.Stats.SUM };
     this.dashboard.addWidgets(
@@ -275,6 +294,13 @@ export class ExportAlarms extends Construct {
         title: 'Tables whose validation found a mismatch / could not run (per hour)',
         width: 24,
         left: [VALIDATION_MISMATCH_METRIC, VALIDATION_SKIPPED_METRIC].map((name) => runMetric(name).with({ period: Duration.hours(1), label: name })),
+      }));
+    }
+    if (props.compactionEnabled) {
+      this.dashboard.addWidgets(new cloudwatch.GraphWidget({
+        title: 'Tables whose compaction failed (per hour)',
+        width: 24,
+        left: [runMetric(COMPACTION_FAILED_METRIC).with({ period: Duration.hours(1), label: COMPACTION_FAILED_METRIC })],
       }));
     }
     const detecting = props.deleteDetectingTables ?? [];

@@ -209,6 +209,7 @@ export class PgLakeExportStack extends Stack {
       email: config.alarms.email,
       scheduleDeadLetterQueue: this.schedule.deadLetterQueue,
       validationEnabled: config.validation.enabled,
+      compactionEnabled: config.compaction.enabled,
       deleteDetectingTables,
     });
 

@@ -1,9 +1,11 @@
 // Compact Table: after a table's commit (and validation), rewrite the table into a new generation
 // when its partitions collect small files or its granularity changed (protocol/compact.ts). The
-// data is committed already: a failure here only records a warning in the workflow, and the
-// next run (or compaction) recovers whatever a killed compaction left.
+// data is committed already: a failure here only records a warning in the workflow (Summarize
+// counts it as CompactionFailed, which alarms), and the next run (or compaction) recovers
+// whatever a killed compaction left.
 import { z } from 'zod';
 import { awsRuntime, logger, type StepRuntime } from '../adapters/aws-runtime.ts';
+import { describeError } from '../core/errors.ts';
 import { compactTable, type CompactResult } from '../core/protocol/compact.ts';
 
 /** The table's commit result; only its name is read. */
@@ -19,10 +21,16 @@ export type CompactionSummary = Pick<CompactResult, 'status'>;
 export function compactHandler(runtime: StepRuntime): (event: unknown) => Promise<CompactionSummary> {
   return async (event) => {
     const { table } = compactInputSchema.parse(event);
-    // With the catalog: the switch to the new generation updates the Glue table's location.
-    const result = await compactTable(runtime.lakeDeps({ registersTables: true }), table);
-    logger.info('compaction', { ...result });
-    return { status: result.status };
+    try {
+      // With the catalog: the switch to the new generation updates the Glue table's location.
+      const result = await compactTable(runtime.lakeDeps({ registersTables: true }), table);
+      logger.info('compaction', { ...result });
+      return { status: result.status };
+    } catch (error) {
+      // The state's Catch keeps only the error's name (Summarize counts it as CompactionFailed): say why here.
+      logger.error('compaction failed', { table, error: describeError(error) });
+      throw error;
+    }
   };
 }
 

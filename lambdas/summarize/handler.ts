@@ -1,5 +1,5 @@
 // Summarize Run: per-table outcome and EMF metrics (rows, bytes, successes, failures, staleness,
-// and per run the tables whose validation found a mismatch or could not run).
+// and per run the tables whose validation found a mismatch or could not run, or whose compaction failed).
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { runMetrics, summarizeInputSchema, summarizeRun } from '../core/protocol/summarize.ts';
 import { awsRuntime, logger, metrics, type StepRuntime } from '../adapters/aws-runtime.ts';
@@ -29,6 +29,9 @@ export function summarizeHandler(runtime: StepRuntime) {
       if (result.status !== 'succeeded' || !result.validation) continue;
       if (result.validation.status === 'mismatch') logger.error('validation found a mismatch (the Validate function\'s log names partitions and keys)', { table: result.table, validation: result.validation });
       if (result.validation.status === 'skipped') logger.warn('validation could not run (the Validate function\'s log says why)', { table: result.table, error: result.validation.error });
+    }
+    for (const result of input.results) {
+      if (result.status === 'succeeded' && result.compaction?.status === 'failed') logger.error('compaction failed; the export stands (the Compact function\'s log says why)', { table: result.table, error: result.compaction.error });
     }
     metrics.publishStoredMetrics();
     logger.info('run summary', { ...summary });

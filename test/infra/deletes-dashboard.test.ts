@@ -22,7 +22,7 @@ describe('deletes on the dashboard', () => {
     expect(body).toContain('Deleted keys found per table');
     expect(body).toContain(`[\\"${METRICS_NAMESPACE}\\",\\"${DELETES_DETECTED_METRIC}\\",\\"${TABLE_DIMENSION}\\",\\"orders\\",\\"service\\",\\"${SERVICE_NAME}\\",{\\"label\\":\\"orders\\"`);
     expect(body).not.toContain(`\\"${DELETES_DETECTED_METRIC}\\",\\"${TABLE_DIMENSION}\\",\\"customers\\"`);
-    const metrics = runMetrics({ runId: 'r', succeeded: 1, failed: 0, durationSeconds: 1, stalenessSeconds: {}, validation: null, tables: [{ table: 'orders', status: 'succeeded', rows: 1, files: 1, bytes: 1, nullCursorRows: 0, stalenessSeconds: 0, deletes: 3 }] });
+    const metrics = runMetrics({ runId: 'r', succeeded: 1, failed: 0, durationSeconds: 1, stalenessSeconds: {}, validation: null, compaction: null, tables: [{ table: 'orders', status: 'succeeded', rows: 1, files: 1, bytes: 1, nullCursorRows: 0, stalenessSeconds: 0, deletes: 3 }] });
     expect(metrics).toContainEqual({ table: 'orders', name: DELETES_DETECTED_METRIC, unit: 'Count', value: 3 });
   });
 

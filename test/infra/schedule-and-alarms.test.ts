@@ -215,7 +215,7 @@ describe('export alarms', () => {
       }),
     ]);
     const summary = {
-      runId: 'r', succeeded: 2, failed: 0, durationSeconds: 1, stalenessSeconds: {}, validation: { mismatched: 1, skipped: 1 },
+      runId: 'r', succeeded: 2, failed: 0, durationSeconds: 1, stalenessSeconds: {}, validation: { mismatched: 1, skipped: 1 }, compaction: null,
       tables: [],
     };
     // A per-run metric (no table): what the alarm watches, under the name it watches.
@@ -235,7 +235,8 @@ describe('export alarms', () => {
   });
 
   it('have no alarm beyond those failure modes', () => {
-    expect(alarms).toHaveLength(3 + 1 + FIXTURE_LAKE_TABLES.length + 4 + 1 + 1);
+    // Executions (3), no recent success, stale per table, function errors (4), schedule delivery, validation mismatch, compaction failed.
+    expect(alarms).toHaveLength(3 + 1 + FIXTURE_LAKE_TABLES.length + 4 + 1 + 1 + 1);
   });
 
   it('come with a dashboard', () => {

@@ -55,6 +55,11 @@ export interface RunSummary {
    * duplicated versions; and tables whose validation could not run. Null when validation is off.
    */
   readonly validation: { readonly mismatched: number; readonly skipped: number } | null;
+  /**
+   * Tables whose Compact Table failed (after its retries; the export stands, the Compact
+   * function's log says why). Null when the workflow does not compact.
+   */
+  readonly compaction: { readonly failed: number } | null;
 }
 
 /** One CloudWatch value the Summarize step emits; `table` is the `Table` dimension (absent: per run). */
@@ -124,6 +129,9 @@ export async function summarizeRun(deps: LakeDeps, input: z.infer<typeof summari
     validation: deps.config.validation.enabled
       ? { mismatched: validated.filter((t) => t.validation === 'mismatch').length, skipped: validated.filter((t) => t.validation === 'skipped').length }
       : null,
+    compaction: deps.config.compaction.enabled
+      ? { failed: input.results.filter((r) => r.status === 'succeeded' && r.compaction?.status === 'failed').length }
+      : null,
   };
 }
 
@@ -133,8 +141,9 @@ export async function summarizeRun(deps: LakeDeps, input: z.infer<typeof summari
  * never looks like a fresh one. Per configured table: StalenessSeconds, seconds since its last
  * success (for the dashboard; every run measures every table, failed ones included). With
  * validation on, per run: ValidationMismatch (tables whose validation found a mismatch or
- * duplicates) and ValidationSkipped (tables the engine could not validate). Per table with
- * deletes.detect: DeletesDetected, the tombstones the run wrote.
+ * duplicates) and ValidationSkipped (tables the engine could not validate). With compaction on,
+ * per run: CompactionFailed (tables whose Compact Table failed). Per table with deletes.detect:
+ * DeletesDetected, the tombstones the run wrote.
  */
 export function runMetrics(summary: RunSummary): RunMetric[] {
   const metrics: RunMetric[] = [];
@@ -159,5 +168,6 @@ export function runMetrics(summary: RunSummary): RunMetric[] {
       { name: 'ValidationSkipped', unit: 'Count', value: summary.validation.skipped },
     );
   }
+  if (summary.compaction) metrics.push({ name: 'CompactionFailed', unit: 'Count', value: summary.compaction.failed });
   return metrics;
 }

@@ -51,8 +51,17 @@ export const tableValidationSchema = z.union([
 ]);
 export type TableValidation = z.infer<typeof tableValidationSchema>;
 
-/** A committed table's result as the Map's state holds it: Commit's result, and Validate's counts when on. */
-export const committedTableSchema = commitResultSchema.extend({ validation: tableValidationSchema.optional() });
+/**
+ * What `Compact Table` leaves under a committed table's `compaction`: the handler's status, or
+ * `failed` and the error's name when the state's Catch recorded the failure as a warning.
+ */
+export const tableCompactionSchema = z.union([
+  z.object({ status: z.enum(['compacted', 'skipped']) }),
+  z.object({ status: z.literal('failed'), error: z.string().nullish() }),
+]);
+
+/** A committed table's result as the Map's state holds it: Commit's result, and Validate's counts and Compact's status when on. */
+export const committedTableSchema = commitResultSchema.extend({ validation: tableValidationSchema.optional(), compaction: tableCompactionSchema.optional() });
 
 /** A table whose steps failed, as the Map's Catch records it (the error's name and cause). */
 export const failedTableSchema = z.object({ table: z.string(), status: z.literal('failed'), error: z.string().nullish(), cause: z.string().nullish() });
