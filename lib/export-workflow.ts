@@ -87,12 +87,17 @@ export const TASK_TIMEOUT_MARGIN = Duration.seconds(60);
 export const TERMINAL_ERRORS: readonly string[] = TERMINAL_ERROR_NAMES;
 
 /**
- * The Segments execution failed (its Map Run failed: a segment failed after its own retries, or
- * the list could not be read); Export Segments sees it as its task failing. It starts one more
- * Segments execution — a new Map Run whose finished segments return at once from their journals.
- * After that the error is not caught, so the execution fails; a redrive of it (RedriveExecution)
- * starts Export Segments again, and the failed Segments execution can itself be redriven from the
- * console (only its failed segments rerun).
+ * The Segments execution failed, timed out or was aborted (its Map Run failed: a segment failed
+ * after its own retries, or the list could not be read); Export Segments sees it as its task
+ * failing, `States.TaskFailed` — "a Task state failed during the execution", which as a retrier's
+ * name matches any task error but `States.Timeout`
+ * (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html), and this
+ * task sets no TimeoutSeconds or HeartbeatSeconds, so no `States.Timeout` of its own. It starts
+ * one more Segments execution — a new Map Run whose finished segments return at once from their
+ * journals. After that the error is not caught, so the execution fails; a redrive of it
+ * (RedriveExecution) starts Export Segments again, the failed Segments execution can itself be
+ * redriven from the console (only its failed segments rerun), and a new execution continues the
+ * backfill once its lease lapsed (protocol/adopt-backfill.ts).
  */
 export const SEGMENTS_FAILED_ERRORS: readonly string[] = ['States.TaskFailed'];
 
