@@ -15,7 +15,7 @@ import { ProgressBars } from './local/progress.ts';
 import { describeTableShape } from '../lambdas/core/source/table-shape.ts';
 import { windowPredicates } from '../lambdas/core/source/queries.ts';
 import { quoteQualified } from '../lambdas/core/identifiers.ts';
-import type { ExportDeps, TableTask } from '../lambdas/core/protocol/run-model.ts';
+import { newRunId, type ExportDeps, type TableTask } from '../lambdas/core/protocol/run-model.ts';
 import { discoverTables, mergeConfig, renderConfig, summarizeDiscovery } from './local/discover.ts';
 import { compactTable, type CompactResult } from '../lambdas/core/protocol/compact.ts';
 import { TableState } from '../lambdas/core/protocol/table-state.ts';
@@ -43,7 +43,9 @@ the salt of columns.hash from LAKE_HASH_SALT.
 Options:
   --config FILE     configuration (default lake.config.yaml)
   --lake URL        where the lake is: file:///abs/dir, a directory path, or s3://bucket/prefix
-                    (S3 honours AWS_ENDPOINT_URL_S3 and the usual AWS_* credentials)
+                    (S3 honours AWS_ENDPOINT_URL_S3 and the usual AWS_* credentials; a table
+                    with deletes.detect needs a directory lake: DuckDB here cannot read S3,
+                    so against S3 it fails before its first page and the others run)
   --tables a,b      only these tables (config name, schema.table or lake name)
   --window FROM,TO  re-export this cursor window, replacing its files
   --full            re-export everything, replacing all files
@@ -305,6 +307,15 @@ async function commandRun(args: string[]): Promise<number> {
   const engine = detecting.size > 0 && store instanceof DirectoryStore ? (await LakeQuery.open(config, store)).engine() : undefined;
   const detected = new Map<string, number>();
   try {
+    // Against S3 there is no engine (DuckDB reads S3 only through its httpfs extension, which it
+    // downloads on first use): a detecting table would export every page, then fail at its
+    // detection. It fails now, before its first page; the other tables run.
+    const selected = selectTables(config, tableNames(values.tables));
+    const refused: TableOutcome[] = engine ? [] : selected.filter((t) => detecting.has(t.lakeName)).map((t) => ({
+      table: t.lakeName, status: 'failed', rows: 0, files: 0, bytes: 0, windowFrom: null, windowTo: null, nullCursorRows: 0,
+      error: `${t.display}: tables[${config.tables.indexOf(t.config)}].deletes.detect compares keys with the lake through a query engine, and this command has none for an S3 lake (DuckDB reads S3 only through its httpfs extension, which is not available offline). Run this table against a directory lake (--lake file:///…), let the deployed workflow detect its deletes (Athena), or leave it out with --tables; nothing of it was exported`,
+    }));
+    const runnable = selected.filter((t) => !refused.some((r) => r.table === t.lakeName)).map((t) => t.lakeName);
     if (window) await checkWindow(source, window);
     const runDeps: ExportDeps & DeleteDetectionDeps = {
       source, store, config, hashSalt: process.env.LAKE_HASH_SALT || undefined, engine,
@@ -318,24 +329,27 @@ async function commandRun(args: string[]): Promise<number> {
         if (line !== null) progress.print(`  ${line}`);
       },
     };
-    const outcome = await runExport(
-      runDeps,
-      { tables: tableNames(values.tables), window, full: values.full, takeOver: values['take-over'] },
-      new Date(),
-      {
-        signal: controller.signal,
-        countHeldBack: !json,
-        onPlanned: async (tasks) => {
-          if (json) return;
-          for (const task of tasks) {
-            if (task.done) continue; // nothing new: no bar
-            // A terminal shows a bar towards the planner's estimate; a log gets plain counts.
-            const total = tty ? await estimateRows(source, config, task).catch(() => null) : null;
-            progress.begin(task.display, total, { estimated: true });
-          }
+    const exported: RunOutcome = runnable.length === 0
+      ? { runId: newRunId(new Date()), tables: [], warnings: [], durationMs: 0 }
+      : await runExport(
+        runDeps,
+        { tables: refused.length ? runnable : tableNames(values.tables), window, full: values.full, takeOver: values['take-over'] },
+        new Date(),
+        {
+          signal: controller.signal,
+          countHeldBack: !json,
+          onPlanned: async (tasks) => {
+            if (json) return;
+            for (const task of tasks) {
+              if (task.done) continue; // nothing new: no bar
+              // A terminal shows a bar towards the planner's estimate; a log gets plain counts.
+              const total = tty ? await estimateRows(source, config, task).catch(() => null) : null;
+              progress.begin(task.display, total, { estimated: true });
+            }
+          },
         },
-      },
-    );
+      );
+    const outcome: RunOutcome = { ...exported, tables: [...exported.tables, ...refused] };
     for (const t of outcome.tables) if (t.status === 'succeeded') progress.finish(displayOf(t.table), t.rows);
     progress.end();
     // Deletes found by the tables whose run compared keys (and committed them as tombstones).
