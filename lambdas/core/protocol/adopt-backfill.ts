@@ -81,7 +81,6 @@ async function refusal(deps: ExportDeps, state: TableState, shape: TableShape, r
   const pending = (await state.read<PendingRun>(state.pendingRunKey(task.runId)))?.value;
   if (!pending) return 'its run.json is missing';
   if ((pending.basedOn ?? null) !== (watermark?.runId ?? null)) return `the watermark moved from run ${pending.basedOn ?? '(none)'} to ${watermark?.runId ?? '(none)'} since`;
-  if (await state.store.get(state.manifestKey(task.runId))) return 'it has a manifest (committed)';
   if (task.fingerprint !== shape.fingerprint) return 'the table\'s columns (or cursorTimeZone) changed since';
   if (record.planned !== plannedWith(deps, shape)) return `its tables[] entry (or export.backfillSegments) changed since`;
   // An operator's takeover of a live lease: the run may still have invocations in flight.
@@ -108,7 +107,8 @@ export async function adoptBackfill(deps: ExportDeps, state: TableState, shape: 
   const candidates = (await state.pendingRuns()).filter((id) => id !== owner && id !== watermark?.runId).reverse();
   for (const runId of candidates) {
     const record = (await state.read<BackfillRecord>(recordKey(state, runId)))?.value;
-    if (!record) continue;
+    // Not a backfill, or one that committed (what is left is tidying): recovery's, as before.
+    if (!record || (await state.store.get(state.manifestKey(runId)))) continue;
     const why = await refusal(deps, state, shape, request, watermark, record, before, now);
     if (why) {
       deps.log?.('a failed backfill cannot be continued: it is removed and the table starts over', { table: shape.table.display, runId, why });
