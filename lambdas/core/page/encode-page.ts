@@ -9,7 +9,7 @@ import type { FramedPage } from './copy-binary.ts';
 import { ConfigError, ValueError } from '../errors.ts';
 import { hashColumn } from './pii-hash.ts';
 import { dayFromEpochDays, partitionStartDay, type PartitionDay } from '../lake/keys.ts';
-import { ParquetStream } from './parquet.ts';
+import { SplicedParquetFile } from './parquet-splice.ts';
 import type { LakeType } from '../source/type-map.ts';
 import { epochDayOf, fieldText } from './values.ts';
 import { META_EXPORTED_AT, META_RUN_ID, columnWhere, describeKey, rowKeyText, type AppendedPage, type ChunkFile, type ChunkSettings, type FilePart, type PageLayout, type RunStamp } from './page-layout.ts';
@@ -73,8 +73,8 @@ function identity(n: number): Int32Array {
   return identityRows.subarray(0, n);
 }
 
-// Column buffers of the file being encoded; reused file after file (encodePage is synchronous
-// and the Arrow data is dead once encodeParquet returns).
+// Column buffers of the page being encoded; reused page after page (the Arrow data is dead once
+// the file's append has encoded it).
 const arena = new Arena(8 << 20);
 
 function decodeRows(layout: PageLayout, page: FramedPage, rows: Int32Array, hashSalt: string | undefined): arrow.Data[] {
@@ -141,7 +141,7 @@ const MAX_OPEN_FILES = 32;
 interface OpenFile {
   readonly file: number;
   readonly day: PartitionDay;
-  readonly stream: ParquetStream;
+  readonly stream: SplicedParquetFile;
   rows: number;
   /** Rows appended when the file last grew (a row group was flushed): the rest are in memory. */
   rowsFlushed: number;
@@ -205,7 +205,7 @@ export class ChunkWriter {
         finished.push(await this.finishEarly(oldestDay, parts));
       }
       if (!open) {
-        open = { file: this.begun++, day: dayFromEpochDays(day), stream: new ParquetStream(table, types, this.settings), rows: 0, rowsFlushed: 0, bytesSeen: 0 };
+        open = { file: this.begun++, day: dayFromEpochDays(day), stream: new SplicedParquetFile(table, types, this.settings), rows: 0, rowsFlushed: 0, bytesSeen: 0 };
         this.files.set(day, open);
       }
       // The Arrow data lives in the shared arena: append copies it into wasm before returning.
@@ -271,6 +271,6 @@ export class ChunkWriter {
     this.files.clear();
     this.finished.length = 0;
     this.begun = 0;
-    await Promise.all(open.map((f) => f.stream.close().catch(() => undefined)));
+    await Promise.all(open.map((f) => f.stream.abort()));
   }
 }

@@ -176,10 +176,21 @@ function ownCopy(bytes: Buffer): Buffer {
   return own;
 }
 
-/** Whole-buffer views can be transferred; a view into a shared pool must be copied once. */
-function transferable(bytes: Uint8Array): Uint8Array {
-  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) return bytes;
-  return new Uint8Array(bytes);
+/**
+ * The parts' memory, to be moved rather than copied: a file's parts are views (a row group is
+ * spliced from the column chunks of small encodes), several into one buffer, each buffer moved
+ * once. A view into Node's shared pool (never its own memory) is copied instead.
+ */
+function transferParts<P extends { readonly bytes: Uint8Array }>(parts: readonly P[], transfer: ArrayBuffer[]): P[] {
+  const moving = new Set<ArrayBuffer>();
+  const out = parts.map((p) => {
+    const memory = p.bytes.buffer;
+    if (!(memory instanceof ArrayBuffer) || memory.byteLength <= Buffer.poolSize) return { ...p, bytes: new Uint8Array(p.bytes) };
+    moving.add(memory);
+    return p;
+  });
+  transfer.push(...moving);
+  return out;
 }
 
 function workerFile(): string {
@@ -292,8 +303,7 @@ if (ENCODER_THREAD) {
         reply = { id: request.id, ok: true, page: null, spare: null };
       } else {
         const page = await appendInline(request.session, request.open, Buffer.from(request.copy, 0, request.length), request.close);
-        const parts = page.parts.map((p) => ({ ...p, bytes: transferable(p.bytes) }));
-        for (const p of parts) transfer.push(p.bytes.buffer as ArrayBuffer);
+        const parts = transferParts(page.parts, transfer);
         transfer.push(request.copy);
         reply = { id: request.id, ok: true, page: { ...page, parts }, spare: request.copy };
       }

@@ -88,14 +88,29 @@ function integerBacked(type: LakeType): boolean {
   return type.kind === 'int32' || type.kind === 'int64' || type.kind === 'date' || type.kind === 'timestamp';
 }
 
+/** How one column is encoded: a dictionary, DELTA_BINARY_PACKED, or PLAIN. */
+export type ColumnEncoding = 'dictionary' | 'delta' | 'plain';
+
 /**
  * Dictionary where the values repeat (decided per column: wantsDictionary, repetitive); every
  * other integer-backed column (int32/int64, timestamp: keys, cursors, timestamps, counters) is
  * written DELTA_BINARY_PACKED instead of PLAIN. Measured on the bench table (README
  * "Performance"): delta on the key and cursor alone cuts the file 6.5 %, on every such column
- * 22 %, and encodes no slower. Chunk statistics stay on: Athena prunes row groups with them.
+ * 22 %, and encodes no slower.
  */
-function writerProperties(table: arrow.Table, types: ReadonlyMap<string, LakeType>, rowGroupRows: number, settings?: WriterSettings): WriterProperties {
+export function chooseEncodings(table: arrow.Table, types: ReadonlyMap<string, LakeType>): Map<string, ColumnEncoding> {
+  const choices = new Map<string, ColumnEncoding>();
+  for (const [name, type] of types) {
+    const want = wantsDictionary(type);
+    const column = want === 'sample' ? table.getChild(name)?.data[0] : undefined;
+    if (want === true || (want === 'sample' && (!column || repetitive(column)))) choices.set(name, 'dictionary');
+    else choices.set(name, integerBacked(type) ? 'delta' : 'plain');
+  }
+  return choices;
+}
+
+/** Writer properties for `choices`. Chunk statistics stay on: Athena prunes row groups with them. */
+function writerProperties(choices: ReadonlyMap<string, ColumnEncoding>, rowGroupRows: number, rowGroupBytes?: number): WriterProperties {
   let builder = new WriterPropertiesBuilder()
     .setCompression(Compression.SNAPPY)
     // Data page v1: what every Athena engine version reads.
@@ -104,18 +119,21 @@ function writerProperties(table: arrow.Table, types: ReadonlyMap<string, LakeTyp
     .setStatisticsEnabled(EnabledStatistics.Chunk)
     .setMaxRowGroupSize(Math.max(rowGroupRows, 1))
     .setDictionaryEnabled(false);
-  if (settings) builder = builder.setMaxRowGroupBytes(settings.rowGroupBytes);
-  for (const [name, type] of types) {
-    const want = wantsDictionary(type);
-    const column = want === 'sample' ? table.getChild(name)?.data[0] : undefined;
-    if (want === true || (want === 'sample' && (!column || repetitive(column)))) builder = builder.setColumnDictionaryEnabled(name, true);
-    else if (integerBacked(type)) builder = builder.setColumnEncoding(name, Encoding.DELTA_BINARY_PACKED);
+  if (rowGroupBytes !== undefined) builder = builder.setMaxRowGroupBytes(rowGroupBytes);
+  for (const [name, choice] of choices) {
+    if (choice === 'dictionary') builder = builder.setColumnDictionaryEnabled(name, true);
+    else if (choice === 'delta') builder = builder.setColumnEncoding(name, Encoding.DELTA_BINARY_PACKED);
   }
   return builder.build();
 }
 
 export function encodeParquet(table: arrow.Table, types: ReadonlyMap<string, LakeType>): Uint8Array {
-  const properties = writerProperties(table, types, table.numRows);
+  return encodeTable(table, chooseEncodings(table, types));
+}
+
+/** `table` as one Parquet file of one row group, each column encoded as `choices` says. */
+export function encodeTable(table: arrow.Table, choices: ReadonlyMap<string, ColumnEncoding>): Uint8Array {
+  const properties = writerProperties(choices, table.numRows);
   const wasmTable = WasmTable.fromIPCStream(toIpc(table));
   return writeParquet(wasmTable, properties);
 }
@@ -138,8 +156,9 @@ export class ParquetStream {
   private hasMore: (() => void) | null = null;
   private readonly done: Promise<void>;
 
-  constructor(first: arrow.Table, types: ReadonlyMap<string, LakeType>, settings: WriterSettings) {
-    const properties = writerProperties(first, types, settings.rowGroupRows, settings);
+  /** `choices`: each column's encoding (default: chosen from `first`'s values). */
+  constructor(first: arrow.Table, types: ReadonlyMap<string, LakeType>, settings: WriterSettings, choices?: ReadonlyMap<string, ColumnEncoding>) {
+    const properties = writerProperties(choices ?? chooseEncodings(first, types), settings.rowGroupRows, settings.rowGroupBytes);
     const input = new ReadableStream<WasmRecordBatch>({
       pull: async (controller) => {
         this.wantsMore?.();
