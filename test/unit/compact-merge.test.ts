@@ -1,15 +1,23 @@
 // Merging lake files (protocol/compact-merge.ts): every row and value kept, export metadata
 // included; files whose columns differ (a column added between runs) are not forced together.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as arrow from 'apache-arrow';
 import { readParquet } from 'parquet-wasm/node';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { encodeParquet } from '../../lambdas/core/page/parquet.ts';
 import { mergeLakeFiles } from '../../lambdas/core/protocol/compact-merge.ts';
+import type { LakeType } from '../../lambdas/core/source/type-map.ts';
+import { duckdb } from '../support/local-stack.ts';
 
 function lakeFile(columns: Record<string, arrow.Vector>): Uint8Array {
   return encodeParquet(new arrow.Table(columns), new Map());
 }
 const rowsOf = (parquet: Uint8Array) => arrow.tableFromIPC(readParquet(parquet).intoIPCStream()).toArray().map((r) => JSON.stringify(r.toJSON(), (_, v) => (typeof v === 'bigint' ? v.toString() : v)));
+
+const dir = mkdtempSync(join(tmpdir(), 'compact-merge-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('merging lake files', () => {
   it('concatenates files of one schema into one, every row as it was', () => {
@@ -29,5 +37,37 @@ describe('merging lake files', () => {
     expect(merged.map((m) => m.rows)).toEqual([2, 1]);
     expect(merged[1].parquet).toBe(after);
     expect(rowsOf(merged[0].parquet)).toEqual([...rowsOf(before), ...rowsOf(again)]);
+  });
+
+  it('keeps the exporter\'s encodings: delta for integers and timestamps, dictionaries for repeated values (an independent reader sees them)', async () => {
+    // As the exporter writes them: encodings chosen from the columns' lake types.
+    const types = new Map<string, LakeType>([
+      ['id', { kind: 'int64' }], ['qty', { kind: 'int32' }], ['updated_at', { kind: 'timestamp', utc: true }], ['status', { kind: 'string' }], ['amount', { kind: 'float64' }],
+    ]);
+    const exported = (from: number) => {
+      const ids = Array.from({ length: 5000 }, (_, i) => BigInt(from + i));
+      return encodeParquet(new arrow.Table({
+        id: arrow.vectorFromArray(ids, new arrow.Int64()),
+        qty: arrow.vectorFromArray(ids.map((i) => Number(i % 7n)), new arrow.Int32()),
+        // µs from BigInt64Array (apache-arrow's timestamp builders take milliseconds).
+        updated_at: arrow.makeVector(arrow.makeData({ type: new arrow.TimestampMicrosecond('UTC'), length: ids.length, data: BigInt64Array.from(ids, (i) => 1_709_251_200_000_000n + i * 1_000_000n) })),
+        status: arrow.vectorFromArray(ids.map((i) => ['new', 'paid', 'shipped'][Number(i % 3n)]), new arrow.Utf8()),
+        amount: arrow.vectorFromArray(ids.map((i) => Number(i) / 4), new arrow.Float64()),
+      }), types);
+    };
+    const files = [exported(0), exported(5000)];
+    const [merged] = mergeLakeFiles(files);
+    const path = join(dir, 'merged.parquet');
+    writeFileSync(path, merged.parquet);
+    const encodings = await duckdb<{ column: string; encodings: string }>(`SELECT path_in_schema AS column, encodings FROM parquet_metadata('${path}') ORDER BY column_id`);
+    expect(Object.fromEntries(encodings.map((e) => [e.column, e.encodings]))).toEqual({
+      id: expect.stringContaining('DELTA_BINARY_PACKED'),
+      qty: expect.stringContaining('DELTA_BINARY_PACKED'),
+      updated_at: expect.stringContaining('DELTA_BINARY_PACKED'),
+      status: expect.stringMatching(/DICTIONARY/),
+      amount: expect.not.stringMatching(/DELTA|DICTIONARY/),
+    });
+    // No bigger than the files it replaces.
+    expect(merged.parquet.length).toBeLessThanOrEqual(files[0].length + files[1].length);
   });
 });
