@@ -454,6 +454,13 @@ describe('a new run continues a failed backfill', () => {
     { name: 'export.backfillAdoptHours passed', why: /export\.backfillAdoptHours is 0/, config: { backfillAdoptHours: 0 } },
     { name: 'its segment list is missing', why: /segment list .* is missing/, change: async (table, lake, task) => { await lake.store.delete([`raw/_state/${table}/pending/${task.runId}/segments.jsonl`]); } },
     { name: 'its live lease is taken over', why: /taken over/, release: false, request: { takeOver: true } },
+    { name: 'its where changed', why: /tables\[\] entry/, table: { where: 'id > 0' } },
+    { name: 'its primaryKey was written out', why: /tables\[\] entry/, table: { primaryKey: ['id'] } },
+    { name: 'its segment list is partial', why: /holds 1 of 2 segments/, change: async (table, lake, task) => {
+      const key = `raw/_state/${table}/pending/${task.runId}/segments.jsonl`;
+      const [line] = (await lake.store.get(key))!.body.toString('utf8').split('\n');
+      await lake.store.put(key, `${line}\n`);
+    } },
   ];
   for (const [i, c] of refusals.entries()) {
     it(`starts over when ${c.name}, saying why`, async () => {
@@ -541,6 +548,43 @@ describe('a new run continues a failed backfill', () => {
     }
     await runOnce(lake, config);
     await checkLake(db, lake, table, 'incremental after a failed one');
+    lake.remove();
+  }, 60_000);
+});
+
+describe('a failed full re-run as a backfill', () => {
+  it('is continued by the next scheduled run: the replaced pages\' history carried once, every version once', async () => {
+    await db.query(`CREATE TABLE bf_full_adopt (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+      INSERT INTO bf_full_adopt SELECT g, 'p' || g, timestamptz '2024-08-01 00:00:00+00' + g * interval '1 minute' FROM generate_series(1, 4000) g`);
+    const lake = createLake();
+    const config = testConfig([{ name: 'bf_full_adopt', backfill: { segments: 2 } }], { export: { pageRows: 250, safetyLagSeconds: 0 }, lake: { rowGroupRows: 250 } });
+    const state = new TableState(lake.store, 'raw', 'bf_full_adopt');
+    await runOnce(lake, config);
+    // New versions of 100 rows: their old versions are history Postgres no longer holds.
+    await db.query(`UPDATE bf_full_adopt SET payload = 'v2', updated_at = clock_timestamp() WHERE id % 40 = 0`);
+    await runOnce(lake, config);
+    const deps = exportDeps(db, lake.store, config);
+    let full: TableTask;
+    try {
+      [full] = (await planRun(deps, { runId: '20991231T000000Z-ffffffff', full: true })).tables;
+      expect(full).toMatchObject({ kind: 'full', backfill: { segments: 2 } });
+      const [first] = await readSegments(state, full);
+      expect((await exportTable(deps, segmentTask(full, first))).done).toBe(true);
+      await abandonRun(deps, 'bf_full_adopt', full.runId);
+      // The next scheduled run continues the full re-run (its kind, window and replaced pages).
+      const [next] = (await planRun(deps)).tables;
+      expect(next).toEqual(full);
+    } finally {
+      await deps.close();
+    }
+    const { copies, rows } = await finishRun(lake, config, full);
+    expect(copies[0]).toBe(0);
+    expect(rows).toBe(4000);
+    const [all] = await duckdb<{ n: string; versions: string; ids: string }>(`SELECT count(*) AS n, count(DISTINCT (id, updated_at)) AS versions, count(DISTINCT id) AS ids FROM read_parquet(${parquetGlob(lake, 'bf_full_adopt')})`);
+    // 4,000 rows and the 100 old versions they replaced, each once.
+    expect(all).toEqual({ n: '4100', versions: '4100', ids: '4000' });
+    await checkLake(db, lake, 'bf_full_adopt', 'full re-run continued by a scheduled run');
+    expect((await state.manifests()).map((m) => m.runId)).toContain(full.runId);
     lake.remove();
   }, 60_000);
 });
