@@ -19,7 +19,8 @@ export function planHandler(runtime: StepRuntime) {
     if (transient.length) throw new ThrottlingError(`Plan: ${transient.map((f) => f.error).join('; ')}`);
     for (const warning of plan.warnings) logger.warn(warning);
     for (const skipped of plan.skipped) logger.warn(skipped.reason);
-    logger.info('planned', { runId: plan.runId, tables: plan.tables.map((t) => ({ table: t.table, window: t.window, kind: t.kind })) });
+    // A table whose failed backfill this execution continues keeps that run's id.
+    logger.info('planned', { runId: plan.runId, tables: plan.tables.map((t) => ({ table: t.table, window: t.window, kind: t.kind, ...(t.runId !== plan.runId ? { continues: t.runId } : {}) })) });
     return plan;
   };
 }
