@@ -3,15 +3,24 @@
 // count and hash sums of the keys each side holds, so the three spellings must give the same
 // numbers for the same key — the unit and integration tests hold them to it.
 //
-//   text(k)  canonical text of the key: each column's text form (an integer in decimal, a string
-//            as it is, a uuid lower case with dashes), columns joined by U+0001
-//   h1, h2   md5(text(k)) bytes 0–3 and 4–7 as unsigned 32-bit integers
-//   pos      where the key falls on the bisection's line: for a single integer key the key
-//            itself (minus the lake's smallest key), for every other key h1
+// A key's two hashes h1, h2 (unsigned 32-bit integers):
+//   - a single smallint/integer/bigint key (the common case): the 64 bits of Postgres's
+//     hashint8extended(k, k >> 32) — Bob Jenkins' lookup3 over the key's low half folded with its
+//     high half, seeded with the high half so that no two keys share the mixer's input. h1 is the
+//     low 32 bits, h2 the high. Postgres calls its built-in (one function call a row over an
+//     index-only scan: Postgres evaluates expressions a row at a time, so every operator it does
+//     not run costs time); DuckDB and Athena, which evaluate column batches, run the same
+//     additions, xors and rotations spelled out in 64-bit integer arithmetic that never
+//     overflows (every value stays below 2^58) and never shifts a negative number.
+//   - any other key: md5 of its canonical text (each column's text form; several columns joined
+//     as keyTextSql says), bytes 0–3 and 4–7.
+//   pos, where the key falls on the bisection's line: a single integer key's value (minus the
+//   lake's smallest key), for every other key h1.
 //
 // Sums of 32-bit values stay exact in every engine up to 2^31 rows (Athena's sum(bigint) is a
 // bigint), and two independent 32-bit sums plus the count make an undetected difference a
-// 2^-64 event per compared range.
+// 2^-64 event per compared range. A power sum alone would not do: {1, 5, 6} and {2, 3, 7} share
+// count, sum and sum of squares; a mixed hash shares nothing with the key's arithmetic.
 //
 // Hash positions rather than key ranges for strings and composite keys: a range split needs the
 // three engines to order keys alike, and Postgres orders text by the database's collation while
@@ -21,13 +30,20 @@ import { quoteIdent } from '../identifiers.ts';
 import type { CatalogColumn } from '../source/type-map.ts';
 
 export type KeyDialect = 'postgres' | 'duckdb' | 'athena';
+export type LakeDialect = Exclude<KeyDialect, 'postgres'>;
 
 const INTEGER_KEYS = new Set(['int2', 'int4', 'int8']);
 /** Types whose Postgres text form is what the lake file holds (read as text, or a string column). */
 const STRING_KEYS = new Set(['text', 'varchar', 'uuid']);
 
-/** How the bisection places keys: by the integer key itself, or by the key's hash. */
-export type KeyLine = { readonly kind: 'integer' } | { readonly kind: 'hash' };
+/**
+ * How the bisection places keys (`kind`: by the integer key itself, or by h1) and how a key is
+ * hashed (`hash`: hashint8extended for a single integer key, md5 of its text for any other).
+ */
+export interface KeyLine {
+  readonly kind: 'integer' | 'hash';
+  readonly hash: 'int8' | 'md5';
+}
 
 /**
  * The key columns delete detection can compare, or a message naming the column that it cannot
@@ -44,7 +60,7 @@ export function keyLineProblem(display: string, keyColumns: readonly CatalogColu
 }
 
 export function keyLineOf(keyColumns: readonly CatalogColumn[]): KeyLine {
-  return keyColumns.length === 1 && INTEGER_KEYS.has(keyColumns[0].typeName) ? { kind: 'integer' } : { kind: 'hash' };
+  return keyColumns.length === 1 && INTEGER_KEYS.has(keyColumns[0].typeName) ? { kind: 'integer', hash: 'int8' } : { kind: 'hash', hash: 'md5' };
 }
 
 /** A key column's canonical text in `dialect` (`column` is the engine's name of it). */
@@ -88,26 +104,97 @@ export function hashSliceSql(dialect: KeyDialect, text: string, part: 0 | 1): st
   return hexSliceSql(dialect, md5HexSql(dialect, text), part);
 }
 
-/** The key's position on the bisection line, a non-negative bigint for keys ≥ `lowest`. */
-export function positionSql(dialect: KeyDialect, line: KeyLine, columns: readonly string[], lowest: bigint): string {
-  if (line.kind === 'hash') return hashSliceSql(dialect, keyTextSql(dialect, columns), 0);
-  const key = dialect === 'postgres' ? `${quoteIdent(columns[0])}::int8` : `CAST(${quoteIdent(columns[0])} AS BIGINT)`;
-  return `(${key} - (${lowest.toString()}))`;
+const MASK = '4294967295';
+
+/** Postgres: an integer key's 64-bit hash (h1 = its low 32 bits, h2 = its high 32 bits), built in. */
+export function int8HashPostgresSql(column: string): string {
+  const key = `${quoteIdent(column)}::int8`;
+  return `hashint8extended(${key}, ${key} >> 32)`;
+}
+
+/** Postgres: h1 and h2 of an int8 hash `h`. */
+export function int8SlicesPostgresSql(h: string): [string, string] {
+  return [`(${h} & ${MASK})`, `((${h} >> 32) & ${MASK})`];
+}
+
+/** The few integer operations the emulation needs, in DuckDB's and in Trino's spelling. */
+function integerOps(dialect: LakeDialect) {
+  const athena = dialect === 'athena';
+  return {
+    and: (x: string, y: string) => (athena ? `bitwise_and(${x}, ${y})` : `(${x} & ${y})`),
+    or: (x: string, y: string) => (athena ? `bitwise_or(${x}, ${y})` : `(${x} | ${y})`),
+    xor: (x: string, y: string) => (athena ? `bitwise_xor(${x}, ${y})` : `xor(${x}, ${y})`),
+    // x / 2^n of a non-negative x, rounded down (Trino's `/` on bigints truncates; DuckDB's
+    // `/` is a double's, its shift is cheaper than its integer division).
+    // An exact division (DuckDB's `//` and Trino's `/` agree on it, whatever the sign).
+    exact: (x: string, y: bigint) => (athena ? `(${x} / ${y})` : `(${x} // ${y})`),
+    shr: (x: string, n: number) => (athena ? `(${x} / ${1n << BigInt(n)})` : `(${x} >> ${n})`),
+  };
+}
+
+/** lookup3's starting value for a 4-byte key: 0x9e3779b9 + 4 + 3923095. */
+const LOOKUP3_INIT = (0x9e3779b9n + 4n + 3923095n) & 0xffffffffn;
+/** lookup3's mix(): each line `x -= z; x ^= rot(z, r); z += y`. */
+const MIX_LINES: readonly (readonly ['a' | 'b' | 'c', 'a' | 'b' | 'c', 'a' | 'b' | 'c', number])[] = [
+  ['a', 'c', 'b', 4], ['b', 'a', 'c', 6], ['c', 'b', 'a', 8], ['a', 'c', 'b', 16], ['b', 'a', 'c', 19], ['c', 'b', 'a', 4],
+];
+/** lookup3's final(): each line `x ^= y; x -= rot(y, r)`. */
+const FINAL_LINES: readonly (readonly ['a' | 'b' | 'c', 'a' | 'b' | 'c', number])[] = [
+  ['c', 'b', 14], ['a', 'c', 11], ['b', 'a', 25], ['c', 'b', 16], ['a', 'c', 4], ['b', 'a', 14], ['c', 'b', 24],
+];
+
+/**
+ * DuckDB and Athena: `SELECT <pass>, h1, h2 FROM <from>` where h1, h2 are the slices of
+ * Postgres's hashint8extended(k, k >> 32) of the bigint `key` (an expression over `from`'s
+ * columns). The state of lookup3 (a, b, c) lives in bigint columns holding unsigned 32-bit
+ * values, one subquery per line of the algorithm, so no expression repeats another's work.
+ *
+ * Postgres (hashfunc.c, hashfn.c): lo = low 32 bits of k, hi = the next 32 (k >> 32, arithmetic);
+ * the input is lo ^ hi (lo ^ ~hi for negative k); with a non-zero seed (hi ≠ 0), a += seed's high
+ * word (all ones when k < 0), b += its low word (hi), then mix(a, b, c); then a += input and
+ * final(a, b, c); the result is b << 32 | c.
+ */
+export function int8HashLakeSql(dialect: LakeDialect, key: string, pass: readonly string[], from: string, options: { readonly unsigned32?: boolean } = {}): string {
+  const op = integerOps(dialect);
+  const add = (x: string, y: string) => op.and(`${x} + ${y}`, MASK);
+  const sub = (x: string, y: string) => op.and(`${x} - ${y}`, MASK);
+  // rot(x, r) for 32-bit x: (x · 2^r) below 2^57, its low word or'd with the bits shifted out.
+  const rot = (x: string, r: number) => op.or(op.and(`${x} * ${1n << BigInt(r)}`, MASK), op.shr(x, 32 - r));
+  const carried = [...pass];
+  let sql = from;
+  let layer = 0;
+  const step = (columns: Record<string, string>) => {
+    const names = Object.keys(columns);
+    const kept = carried.filter((c) => !names.includes(c));
+    sql = `SELECT ${[...kept, ...names.map((n) => `${columns[n]} AS ${n}`)].join(', ')} FROM (${sql}) AS "h${layer++}"`;
+    for (const n of names) if (!carried.includes(n)) carried.push(n);
+  };
+  step({ hk: key });
+  if (options.unsigned32) {
+    // Every key in [0, 2^32): no seed, the input is the key itself.
+    step({ ha: add(`${LOOKUP3_INIT}`, 'hk'), hb: `${LOOKUP3_INIT}`, hc: `${LOOKUP3_INIT}` });
+    for (const [x, y, r] of FINAL_LINES) step({ [`h${x}`]: sub(op.xor(`h${x}`, `h${y}`), rot(`h${y}`, r)) });
+    return `SELECT ${[...pass, 'hc AS h1', 'hb AS h2'].join(', ')} FROM (${sql}) AS "hashed"`;
+  }
+  // Its low word; its high word, signed (k − lo is a multiple of 2^32: the division is exact).
+  step({ hl: op.and('hk', MASK), hs: op.exact(`(hk - ${op.and('hk', MASK)})`, 1n << 32n) });
+  // Seeded (hi ≠ 0): a gets the seed's high word (0 or all ones), b its low word.
+  step({
+    hf: op.xor('hl', `CASE WHEN hk >= 0 THEN ${op.and('hs', MASK)} ELSE ${op.xor(op.and('hs', MASK), MASK)} END`),
+    ha: `CASE WHEN hs < 0 THEN ${(LOOKUP3_INIT + 0xffffffffn) & 0xffffffffn} ELSE ${LOOKUP3_INIT} END`,
+    hb: `CASE WHEN hs = 0 THEN ${LOOKUP3_INIT} ELSE ${add(`${LOOKUP3_INIT}`, op.and('hs', MASK))} END`,
+    hc: `${LOOKUP3_INIT}`,
+  });
+  for (const [x, z, y, r] of MIX_LINES) {
+    step({ [`h${x}`]: `CASE WHEN hs = 0 THEN h${x} ELSE ${op.xor(sub(`h${x}`, `h${z}`), rot(`h${z}`, r))} END`, [`h${z}`]: `CASE WHEN hs = 0 THEN h${z} ELSE ${add(`h${z}`, `h${y}`)} END` });
+  }
+  step({ ha: add('ha', 'hf') });
+  for (const [x, y, r] of FINAL_LINES) step({ [`h${x}`]: sub(op.xor(`h${x}`, `h${y}`), rot(`h${y}`, r)) });
+  return `SELECT ${[...pass, 'hc AS h1', 'hb AS h2'].join(', ')} FROM (${sql}) AS "hashed"`;
 }
 
 /** `value` within position ranges [start, end) shifted by `offset`, as a predicate. */
 export function rangesPredicate(value: string, offset: bigint, ranges: readonly (readonly [bigint, bigint])[]): string {
   if (ranges.length === 0) return 'false';
   return `(${ranges.map(([a, b]) => `(${value} >= ${(a + offset).toString()} AND ${value} < ${(b + offset).toString()})`).join(' OR ')})`;
-}
-
-/**
- * Position ranges [start, end) as a predicate on the key: an integer key is compared as itself,
- * so that Postgres can use the primary key's index; a hash position is filtered by the caller
- * once it is computed (null here), so that md5 runs once per row, not once per range.
- */
-export function keyRangesSql(dialect: KeyDialect, line: KeyLine, columns: readonly string[], lowest: bigint, ranges: readonly (readonly [bigint, bigint])[]): string | null {
-  if (line.kind === 'hash') return null;
-  const value = dialect === 'postgres' ? quoteIdent(columns[0]) : `CAST(${quoteIdent(columns[0])} AS BIGINT)`;
-  return rangesPredicate(value, lowest, ranges);
 }

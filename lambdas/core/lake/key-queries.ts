@@ -1,14 +1,20 @@
-// Delete detection, the lake side: the keys of `<table>_current` (every key whose latest version
-// is live), counted and hashed by the query engine as the source side does in Postgres
-// (source/queries.ts), with the same fingerprint (key-hash.ts).
+// Delete detection, the lake side: the live keys of a lake table — every key whose latest version
+// is live, exactly the keys of `<table>_current` — counted and hashed by the query engine as the
+// source side does in Postgres (source/queries.ts), with the same fingerprint (key-hash.ts).
+//
+// The keys are not read through `<table>_current`: that view ranks every version of every key
+// (a sort of the whole table, most of the lake side's time). The live keys are the table's
+// distinct keys but the few whose latest version is dead (a tombstone or a soft delete); only
+// the versions of keys that have a dead version at all are ranked. The ranking is the view's
+// (lake/current-view.ts); test/unit/key-sql.test.ts holds the two to the same keys.
 import { ExportError } from '../errors.ts';
 import { quoteIdent } from '../identifiers.ts';
-import type { QueryEngine } from '../ports.ts';
-import { currentViewName } from './current-view.ts';
+import { META_DELETED, META_EXPORTED_AT } from '../page/page-layout.ts';
+import type { LakeSchema, QueryEngine } from '../ports.ts';
 import type { PositionRange } from './key-bisect.ts';
-import { hexSliceSql, keyRangesSql, keyTextSql, md5HexSql, positionSql, rangesPredicate, type KeyLine } from './key-hash.ts';
+import { hexSliceSql, int8HashLakeSql, keyTextSql, md5HexSql, rangesPredicate, type KeyLine, type LakeDialect } from './key-hash.ts';
 
-export type LakeDialect = 'duckdb' | 'athena';
+export type { LakeDialect } from './key-hash.ts';
 
 /** Which SQL the engine speaks, from its description (`athena (…)`, `duckdb …`). */
 export function engineDialect(engine: QueryEngine): LakeDialect {
@@ -22,48 +28,126 @@ export interface LakeKeys {
   readonly lakeTable: string;
   /** The key columns as the engine names them (schema.json's key). */
   readonly key: readonly string[];
+  /** The column that orders a key's versions (schema.json's cursor). */
+  readonly cursor: string;
+  /** Whether the table declares the tombstone column (schemas from before tombstones do not). */
+  readonly tombstones: boolean;
+  /** The soft-delete column, when the table has one. */
+  readonly softDelete?: string;
 }
 
-const view = (keys: LakeKeys) => quoteIdent(currentViewName(keys.lakeTable));
+export function lakeKeysOf(dialect: LakeDialect, lakeTable: string, schema: LakeSchema): LakeKeys {
+  return {
+    dialect, lakeTable, key: schema.key, cursor: schema.cursor,
+    tombstones: schema.columns.some((c) => c.name === META_DELETED),
+    ...(schema.softDelete === undefined ? {} : { softDelete: schema.softDelete }),
+  };
+}
+
+const keyNames = (keys: LakeKeys) => keys.key.map((_, i) => `k${i}`);
+const asBigint = (column: string) => `CAST(${quoteIdent(column)} AS BIGINT)`;
+
+/** A single integer key's smallest and largest value over every version (`lo`, `hi`; null when the table is empty) and the versions' count (`n`). */
+export function lakeKeySpanSql(keys: LakeKeys): string {
+  const k = asBigint(keys.key[0]);
+  return `SELECT CAST(min(${k}) AS VARCHAR) AS lo, CAST(max(${k}) AS VARCHAR) AS hi, CAST(count(*) AS VARCHAR) AS n FROM ${quoteIdent(keys.lakeTable)}`;
+}
 
 /**
- * The whole view in one pass: count and hash sums of every live key (`n`, `s1`, `s2`) and, for a
- * single integer key, its smallest and largest value (`lo`, `hi`; decimal text, null when empty).
+ * The live keys (columns k0, k1, …, distinct), limited to `onKey` (a predicate on the table's
+ * columns) when given. A key is dead when its latest version — by cursor, then export time, a
+ * tombstone first on a tie, as `<table>_current` orders them — is a tombstone or soft-deleted.
+ * `distinct` gives the table's distinct keys (within `onKey`); by default a plain DISTINCT.
  */
-export function lakeKeyWholeSql(keys: LakeKeys, line: KeyLine): string {
-  const k = `CAST(${quoteIdent(keys.key[0])} AS BIGINT)`;
-  const integer = line.kind === 'integer';
-  // md5 once per key (a subquery), both slices from it: md5 is most of the query's cost.
-  return [
-    `SELECT ${integer ? 'CAST(min(k) AS VARCHAR)' : 'CAST(NULL AS VARCHAR)'} AS lo, ${integer ? 'CAST(max(k) AS VARCHAR)' : 'CAST(NULL AS VARCHAR)'} AS hi, CAST(count(*) AS VARCHAR) AS n,`,
-    `  CAST(sum(${hexSliceSql(keys.dialect, 'm', 0)}) AS VARCHAR) AS s1, CAST(sum(${hexSliceSql(keys.dialect, 'm', 1)}) AS VARCHAR) AS s2`,
-    `FROM (SELECT ${integer ? k : 'NULL'} AS k, ${md5HexSql(keys.dialect, keyTextSql(keys.dialect, keys.key))} AS m FROM ${view(keys)}) AS "keys"`,
-  ].join('\n');
+function liveKeysSql(keys: LakeKeys, onKey: string | null, distinct?: string): string {
+  const table = quoteIdent(keys.lakeTable);
+  const names = keyNames(keys);
+  const select = keys.key.map((k, i) => `${quoteIdent(k)} AS ${names[i]}`).join(', ');
+  const where = onKey === null ? '' : ` WHERE ${onKey}`;
+  const distinctKeys = distinct ?? `SELECT DISTINCT ${select} FROM ${table}${where}`;
+  const dead = [...(keys.tombstones ? [`${quoteIdent(META_DELETED)} IS TRUE`] : []), ...(keys.softDelete === undefined ? [] : [`${quoteIdent(keys.softDelete)} IS TRUE`])];
+  // Without tombstones or soft deletes every key's latest version is live.
+  if (dead.length === 0) return distinctKeys;
+  const isDead = `(${dead.join(' OR ')})`;
+  const candidates = `SELECT DISTINCT ${select} FROM ${table} WHERE ${isDead}${onKey === null ? '' : ` AND ${onKey}`}`;
+  const order = `"v"."c" DESC, "v"."e" DESC${keys.tombstones ? ', "v"."t" DESC NULLS LAST' : ''}`;
+  const ranked = [
+    `SELECT ${names.map((n) => `"v".${n}`).join(', ')}, "v"."d", row_number() OVER (PARTITION BY ${names.map((n) => `"v".${n}`).join(', ')} ORDER BY ${order}) AS "r"`,
+    `FROM (SELECT ${select}, ${quoteIdent(keys.cursor)} AS "c", ${quoteIdent(META_EXPORTED_AT)} AS "e", ${keys.tombstones ? quoteIdent(META_DELETED) : 'NULL'} AS "t", ${isDead} AS "d" FROM ${table}${where}) AS "v"`,
+    `JOIN (${candidates}) AS "dead" ON ${names.map((n) => `"v".${n} = "dead".${n}`).join(' AND ')}`,
+  ].join(' ');
+  const gone = `SELECT ${names.join(', ')} FROM (${ranked}) AS "latest" WHERE "r" = 1 AND "d"`;
+  // Distinct keys, then the (few) dead ones left out: one grouping of the whole table.
+  return `SELECT ${names.map((n) => `"keys".${n}`).join(', ')} FROM (${distinctKeys}) AS "keys" `
+    + `LEFT JOIN (${gone}) AS "gone" ON ${names.map((n) => `"keys".${n} = "gone".${n}`).join(' AND ')} WHERE "gone".k0 IS NULL`;
 }
 
-export function lakeKeyAggregateSql(keys: LakeKeys, line: KeyLine, lowest: bigint, width: bigint, ranges: readonly PositionRange[]): string {
+/**
+ * The distinct values (k0, bigint) of a dense integer key within `onKey`, which holds every key
+ * at or above `lowest`: grouped 32 to a word — position (key − lowest) / 32, its bits OR'd
+ * together — then each set bit turned back into its key. Exact like DISTINCT, with a grouping
+ * 32 times smaller: on a 1M-key table DISTINCT was most of the lake side's time. Dense keys only
+ * (the caller's choice): each word yields 32 candidates, so sparse keys would multiply the rows.
+ */
+function denseKeysSql(keys: LakeKeys, lowest: bigint, onKey: string): string {
+  const athena = keys.dialect === 'athena';
+  const p = `(${asBigint(keys.key[0])} - (${lowest.toString()}))`;
+  const word = athena ? `(${p} / 32)` : `(${p} >> 5)`;
+  // Trino's shift takes an integer count (https://trino.io/docs/current/functions/bitwise.html).
+  const bit = athena ? `bitwise_left_shift(BIGINT '1', CAST(bitwise_and(${p}, 31) AS INTEGER))` : `(CAST(1 AS BIGINT) << (${p} & 31))`;
+  const bits = athena ? `bitwise_or_agg(${bit})` : `bit_or(${bit})`;
+  const set = athena ? 'bitwise_and("words"."bits", "bit"."m") <> 0' : '("words"."bits" & "bit"."m") <> 0';
+  const values = Array.from({ length: 32 }, (_, i) => `(${i}, ${(1n << BigInt(i)).toString()})`).join(', ');
+  return `SELECT "words"."w" * 32 + "bit"."i" + (${lowest.toString()}) AS k0 FROM (SELECT ${word} AS "w", ${bits} AS "bits" FROM ${quoteIdent(keys.lakeTable)} WHERE ${onKey} GROUP BY ${word}) AS "words" `
+    + `CROSS JOIN (VALUES ${values}) AS "bit" ("i", "m") WHERE ${set}`;
+}
+
+export interface LakeAggregateOptions {
+  /**
+   * The integer key is dense (about a key per 4 positions or more): its distinct values are
+   * found by words of 32 (denseKeysSql). @default false
+   */
+  readonly denseKeys?: boolean;
+}
+
+/**
+ * The live keys within position `ranges` with their hashes and position: columns k0 …, h1, h2, p.
+ * An integer key's ranges are tested on the key before anything else (the engine prunes files by
+ * it); a hash position once the hash is computed.
+ */
+function hashedKeysSql(keys: LakeKeys, line: KeyLine, lowest: bigint, ranges: readonly PositionRange[], options: LakeAggregateOptions = {}): string {
+  const names = keyNames(keys);
+  const onKey = line.kind === 'integer' ? rangesPredicate(asBigint(keys.key[0]), lowest, ranges) : null;
+  const live = liveKeysSql(keys, onKey, onKey !== null && options.denseKeys ? denseKeysSql(keys, lowest, onKey) : undefined);
+  let hashed: string;
+  if (line.hash === 'int8') {
+    // Keys known to lie in [0, 2^32) (a range test on them holds them there) skip the seeded steps.
+    const unsigned32 = onKey !== null && ranges.every(([a, b]) => a + lowest >= 0n && b + lowest <= 1n << 32n);
+    hashed = int8HashLakeSql(keys.dialect, 'CAST(k0 AS BIGINT)', names, live, { unsigned32 });
+  } else {
+    const md5 = `SELECT ${names.join(', ')}, ${md5HexSql(keys.dialect, keyTextSql(keys.dialect, names))} AS m FROM (${live}) AS "live"`;
+    hashed = `SELECT ${names.join(', ')}, ${hexSliceSql(keys.dialect, 'm', 0)} AS h1, ${hexSliceSql(keys.dialect, 'm', 1)} AS h2 FROM (${md5}) AS "md5"`;
+  }
+  if (line.kind === 'integer') return `SELECT *, (CAST(k0 AS BIGINT) - (${lowest.toString()})) AS p FROM (${hashed}) AS "keys"`;
+  return `SELECT *, h1 AS p FROM (${hashed}) AS "keys" WHERE ${rangesPredicate('h1', 0n, ranges)}`;
+}
+
+/** Count and hash sums of the live keys within `ranges`, by bucket floor(position / width): b, n, s1, s2. */
+export function lakeKeyAggregateSql(keys: LakeKeys, line: KeyLine, lowest: bigint, width: bigint, ranges: readonly PositionRange[], options: LakeAggregateOptions = {}): string {
   // Integer division: DuckDB's `/` is a double's; Trino's `/` on bigints truncates.
   const bucket = keys.dialect === 'duckdb' ? `p // ${width.toString()}` : `p / ${width.toString()}`;
   return [
-    `SELECT CAST(${bucket} AS VARCHAR) AS b, CAST(count(*) AS VARCHAR) AS n,`,
-    `  CAST(sum(${hexSliceSql(keys.dialect, 'm', 0)}) AS VARCHAR) AS s1, CAST(sum(${hexSliceSql(keys.dialect, 'm', 1)}) AS VARCHAR) AS s2`,
-    `FROM ${keySubquery(keys, line, lowest, ranges, [])}`,
-    'GROUP BY 1',
+    `SELECT CAST(${bucket} AS VARCHAR) AS b, CAST(count(*) AS VARCHAR) AS n, CAST(sum(h1) AS VARCHAR) AS s1, CAST(sum(h2) AS VARCHAR) AS s2`,
+    `FROM (${hashedKeysSql(keys, line, lowest, ranges, options)}) AS "positioned"`,
+    `GROUP BY ${bucket}`,
   ].join('\n');
 }
 
+/** The live keys within `ranges`, each column as text (k0, k1, …). */
 export function lakeKeyListSql(keys: LakeKeys, line: KeyLine, lowest: bigint, ranges: readonly PositionRange[]): string {
-  const select = keys.key.map((k, i) => `CAST(${quoteIdent(k)} AS VARCHAR) AS k${i}`);
-  return `SELECT ${keys.key.map((_, i) => `k${i}`).join(', ')} FROM ${keySubquery(keys, line, lowest, ranges, select)}`;
-}
-
-/** The view's keys within `ranges`: md5 `m` once per row, position `p` (a hash one from `m`), `columns`. */
-function keySubquery(keys: LakeKeys, line: KeyLine, lowest: bigint, ranges: readonly PositionRange[], columns: readonly string[]): string {
-  const onKey = keyRangesSql(keys.dialect, line, keys.key, lowest, ranges);
-  // A listing of integer keys needs no md5; aggregates and hash positions do.
-  const md5 = columns.length === 0 || onKey === null ? [`${md5HexSql(keys.dialect, keyTextSql(keys.dialect, keys.key))} AS m`] : [];
-  const select = [...md5, ...(onKey === null ? [] : [`${positionSql(keys.dialect, line, keys.key, lowest)} AS p`]), ...columns];
-  const inner = `SELECT ${select.join(', ')} FROM ${view(keys)}${onKey === null ? '' : ` WHERE ${onKey}`}`;
-  if (onKey !== null) return `(${inner}) AS "keys"`;
-  return `(SELECT ${hexSliceSql(keys.dialect, 'm', 0)} AS p, * FROM (${inner}) AS "hashed") AS "keys" WHERE ${rangesPredicate('p', 0n, ranges)}`;
+  const names = keyNames(keys);
+  const text = names.map((n) => `CAST(${n} AS VARCHAR) AS ${n}`).join(', ');
+  // An integer key is listed without hashing it.
+  if (line.kind === 'integer') return `SELECT ${text} FROM (${liveKeysSql(keys, rangesPredicate(asBigint(keys.key[0]), lowest, ranges))}) AS "live"`;
+  return `SELECT ${text} FROM (${hashedKeysSql(keys, line, lowest, ranges)}) AS "positioned"`;
 }

@@ -25,7 +25,7 @@ import { ConfigError, ExportError } from '../errors.ts';
 import type { LakeSchema, QueryEngine } from '../ports.ts';
 import { findMissingKeys, type BisectResult, type KeySide, type PositionRange, type RangeAggregate } from '../lake/key-bisect.ts';
 import { keyLineOf, keyLineProblem, type KeyLine } from '../lake/key-hash.ts';
-import { engineDialect, lakeKeyAggregateSql, lakeKeyListSql, lakeKeyWholeSql, type LakeKeys } from '../lake/key-queries.ts';
+import { engineDialect, lakeKeyAggregateSql, lakeKeyListSql, lakeKeySpanSql, lakeKeysOf, type LakeAggregateOptions, type LakeKeys } from '../lake/key-queries.ts';
 import { dataFileKey, dayFromEpochDays } from '../lake/keys.ts';
 import { liveDataLocation } from './compact.ts';
 import type { TableShape } from '../source/table-shape.ts';
@@ -99,10 +99,10 @@ function sourceSide(deps: ExportDeps, shape: TableShape, line: KeyLine, lowest: 
 }
 
 /** The lake side: `<table>_current` through the query engine. */
-function lakeSide(engine: QueryEngine, keys: LakeKeys, line: KeyLine, lowest: bigint): KeySide {
+function lakeSide(engine: QueryEngine, keys: LakeKeys, line: KeyLine, lowest: bigint, options: LakeAggregateOptions): KeySide {
   return {
     async aggregate(width, ranges) {
-      return readAggregates((await engine.query(lakeKeyAggregateSql(keys, line, lowest, width, ranges ?? []))).rows);
+      return readAggregates((await engine.query(lakeKeyAggregateSql(keys, line, lowest, width, ranges ?? [], options))).rows);
     },
     async keys(ranges: readonly PositionRange[]) {
       return (await engine.query(lakeKeyListSql(keys, line, lowest, ranges))).rows.map((r) => r.map((v) => v ?? ''));
@@ -125,33 +125,39 @@ export async function findDeletedKeys(deps: ExportDeps & DeleteDetectionDeps, sh
   const problem = keyLineProblem(shape.table.display, shape.keyColumns);
   if (problem) throw new ConfigError(problem);
   if (schema.key.length !== shape.keyColumns.length) throw new ExportError(`${shape.table.display}: the lake's key (${schema.key.join(', ')}) is not the table's (${shape.keyColumns.map((c) => c.name).join(', ')}); re-export it with {"full": true}`);
-  const keys: LakeKeys = { dialect: engineDialect(engine), lakeTable, key: schema.key };
+  const keys = lakeKeysOf(engineDialect(engine), lakeTable, schema);
   let line = keyLineOf(shape.keyColumns);
   const timed = { lake: 0, source: 0 };
-  // The lake's whole count and sums, and an integer key's range, in one pass over the view.
-  const wholeStarted = Date.now();
-  const [row] = (await engine.query(lakeKeyWholeSql(keys, line))).rows;
-  timed.lake += Date.now() - wholeStarted;
-  const lakeWhole: RangeAggregate = { count: Number(row?.[2] ?? 0), sum1: row?.[3] ?? '0', sum2: row?.[4] ?? '0' };
-  if (lakeWhole.count === 0) {
-    return { missing: [], aggregateQueries: { lake: 1, source: 0 }, keyQueries: { lake: 0, source: 0 }, levels: 0, line: line.kind, millis: Date.now() - started, sideMillis: timed };
-  }
   let lowest = 0n;
   let span = 1n << 32n;
+  let spanQueries = 0;
+  let denseKeys = false;
   if (line.kind === 'integer') {
-    lowest = BigInt(row[0] ?? '0');
-    span = BigInt(row[1] ?? '0') - lowest + 1n;
-    // Keys spread wider than int8 arithmetic allows: place them by hash like any other key.
+    // The line runs over the lake's keys (every version: a cheap min/max): the source's keys
+    // past them (inserted since) are not compared, so they do not make every run bisect.
+    const spanStarted = Date.now();
+    const [row] = (await engine.query(lakeKeySpanSql(keys))).rows;
+    timed.lake += Date.now() - spanStarted;
+    spanQueries = 1;
+    if (row?.[0] === null || row?.[0] === undefined || row[1] === null || row[1] === undefined) {
+      return { missing: [], aggregateQueries: { lake: 1, source: 0 }, keyQueries: { lake: 0, source: 0 }, levels: 0, line: line.kind, millis: Date.now() - started, sideMillis: timed };
+    }
+    lowest = BigInt(row[0]);
+    span = BigInt(row[1]) - lowest + 1n;
+    // A key a position in 4 or closer: distinct keys by words of 32 bits (lake/key-queries.ts).
+    denseKeys = BigInt(row[2] ?? '0') * 4n >= span;
+    // Keys spread wider than int8 arithmetic allows: place them by their hash like any other key.
     if (span > MAX_INTEGER_SPAN) {
-      line = { kind: 'hash' };
+      line = { kind: 'hash', hash: line.hash };
+      denseKeys = false;
       lowest = 0n;
       span = 1n << 32n;
     }
   }
-  const result = await findMissingKeys(timedSide(lakeSide(engine, keys, line, lowest), timed, 'lake'), timedSide(sourceSide(deps, shape, line, lowest), timed, 'source'), { span, lakeWhole });
+  const result = await findMissingKeys(timedSide(lakeSide(engine, keys, line, lowest, { denseKeys }), timed, 'lake'), timedSide(sourceSide(deps, shape, line, lowest), timed, 'source'), { span });
   return {
     ...result,
-    aggregateQueries: { lake: result.aggregateQueries.lake + 1, source: result.aggregateQueries.source },
+    aggregateQueries: { lake: result.aggregateQueries.lake + spanQueries, source: result.aggregateQueries.source },
     line: line.kind,
     millis: Date.now() - started,
     sideMillis: timed,

@@ -6,7 +6,7 @@ import { quoteIdent, quoteLiteral, quoteQualified } from '../identifiers.ts';
 import type { Window } from '../protocol/table-state.ts';
 import type { CatalogColumn } from './type-map.ts';
 import type { TableShape } from './table-shape.ts';
-import { hexSliceSql, keyRangesSql, keyTextSql, md5HexSql, positionSql, rangesPredicate, type KeyLine } from '../lake/key-hash.ts';
+import { hexSliceSql, int8HashPostgresSql, int8SlicesPostgresSql, keyTextSql, md5HexSql, rangesPredicate, type KeyLine } from '../lake/key-hash.ts';
 
 /** Cursor predicates of a window; bounds are literals cast to timestamptz. */
 export function windowPredicates(shape: TableShape, window: Window): string[] {
@@ -159,38 +159,69 @@ export function sampledKeysQuery(shape: TableShape, window: Window, percent: num
 }
 
 /**
- * Delete detection, the source side (README "Deletes"): count and md5 sums of the table's keys
- * within position `ranges`, by bucket floor(position / width). Every row counts, whatever its
- * cursor (a key updated since the window still exists); `where` applies, so a row that no longer
- * matches it counts as deleted.
+ * Delete detection, the source side (README "Deletes"): count and hash sums of the table's keys
+ * within position `ranges`, by bucket floor(position / width) (key-hash.ts says which hash).
+ * Every row counts, whatever its cursor (a key updated since the window still exists); `where`
+ * applies, so a row that no longer matches it counts as deleted.
+ *
+ * An integer key's buckets are key ranges: each is one aggregate over an index-only scan of the
+ * primary key (a LATERAL subquery per bucket), with no per-row grouping — Postgres's hash
+ * aggregate costs more per row than the hash itself. Index-only as long as the table's
+ * visibility map is current (autovacuum keeps it so) and `where` reads no other column.
  */
 export function keyAggregateQuery(shape: TableShape, line: KeyLine, lowest: bigint, width: bigint, ranges: readonly (readonly [bigint, bigint])[]): string {
-  return `SELECT (p / ${width.toString()})::text AS b, count(*)::text AS n, sum(${hexSliceSql('postgres', 'm', 0)})::text AS s1, sum(${hexSliceSql('postgres', 'm', 1)})::text AS s2 FROM ${keySubquery(shape, line, lowest, ranges, [])} GROUP BY 1`;
+  const keys = shape.keyColumns.map((c) => c.name);
+  const where = shape.table.config.where ? [`(${shape.table.config.where})`] : [];
+  const table = quoteQualified(shape.table.name);
+  if (line.kind === 'integer') {
+    const buckets = keyBuckets(width, ranges);
+    if (buckets.length <= MAX_LATERAL_BUCKETS) {
+      const key = quoteIdent(keys[0]);
+      const [s1, s2] = int8SlicesPostgresSql('h');
+      const values = buckets.map(([b, start, end]) => `(${b.toString()}::int8, ${(start + lowest).toString()}::int8, ${(end + lowest).toString()}::int8)`);
+      const inner = `SELECT ${int8HashPostgresSql(keys[0])} AS h FROM ${table} WHERE ${[`${key} >= "r"."lo"`, `${key} < "r"."hi"`, ...where].join(' AND ')} OFFSET 0`;
+      // OFFSET 0 keeps a single bucket's bounds parameters: inlined as constants spanning the
+      // whole table they would make the planner prefer a sequential scan of the heap.
+      return `SELECT "r"."b"::text AS b, "a"."n"::text AS n, "a"."s1"::text AS s1, "a"."s2"::text AS s2 FROM (SELECT * FROM (VALUES ${values.join(', ')}) AS "v" ("b", "lo", "hi") OFFSET 0) AS "r" `
+        + `CROSS JOIN LATERAL (SELECT count(*) AS n, sum(${s1}) AS s1, sum(${s2}) AS s2 FROM (${inner}) AS "keys") AS "a" WHERE "a"."n" > 0`;
+    }
+  }
+  const [h1, h2] = line.hash === 'int8' ? int8SlicesPostgresSql('h') : [hexSliceSql('postgres', 'h', 0), hexSliceSql('postgres', 'h', 1)];
+  const hash = line.hash === 'int8' ? int8HashPostgresSql(keys[0]) : md5HexSql('postgres', keyTextSql('postgres', keys));
+  const position = line.kind === 'integer' ? `(${quoteIdent(keys[0])}::int8 - (${lowest.toString()}))` : null;
+  const onKey = line.kind === 'integer' ? [rangesPredicate(quoteIdent(keys[0]), lowest, ranges)] : [];
+  // OFFSET 0: the hash is computed once per row, not copied into each sum and range test.
+  const inner = `SELECT ${hash} AS h${position ? `, ${position} AS p` : ''} FROM ${table}${[...onKey, ...where].length ? ` WHERE ${[...onKey, ...where].join(' AND ')}` : ''} OFFSET 0`;
+  const positioned = position ? `(${inner})` : `(SELECT ${h1} AS p, * FROM (${inner}) AS "hashed" WHERE ${rangesPredicate(h1, 0n, ranges)})`;
+  return `SELECT (p / ${width.toString()})::text AS b, count(*)::text AS n, sum(${h1})::text AS s1, sum(${h2})::text AS s2 FROM ${positioned} AS "keys" GROUP BY p / ${width.toString()}`;
+}
+
+/** Buckets (LATERAL subqueries) one aggregate query asks at most; more are grouped by hash instead. */
+const MAX_LATERAL_BUCKETS = 4096;
+
+/** The buckets [number, start, end) of width `width` that position `ranges` cover, each cut to its range. */
+export function keyBuckets(width: bigint, ranges: readonly (readonly [bigint, bigint])[]): [bigint, bigint, bigint][] {
+  const out: [bigint, bigint, bigint][] = [];
+  for (const [start, end] of ranges) {
+    for (let b = start / width; b * width < end; b++) {
+      out.push([b, b * width > start ? b * width : start, (b + 1n) * width < end ? (b + 1n) * width : end]);
+      if (out.length > MAX_LATERAL_BUCKETS) return out;
+    }
+  }
+  return out;
 }
 
 /** Delete detection: the key values (text, one column each: k0, k1, …) within position `ranges`. */
 export function keyListQuery(shape: TableShape, line: KeyLine, lowest: bigint, ranges: readonly (readonly [bigint, bigint])[]): string {
-  const select = shape.keyColumns.map((c, i) => `${quoteIdent(c.name)}::text AS k${i}`);
-  return `SELECT ${shape.keyColumns.map((_, i) => `k${i}`).join(', ')} FROM ${keySubquery(shape, line, lowest, ranges, select)}`;
-}
-
-/**
- * The table's keys within `ranges`: their md5 `m` (most of the cost) once per row, their position
- * `p` and `columns`. OFFSET 0 keeps Postgres from copying md5's expression into each range's test;
- * an integer key's ranges are tested on the key itself, where its index serves them.
- */
-function keySubquery(shape: TableShape, line: KeyLine, lowest: bigint, ranges: readonly (readonly [bigint, bigint])[], columns: readonly string[]): string {
   const keys = shape.keyColumns.map((c) => c.name);
-  const where: string[] = [];
-  const onKey = keyRangesSql('postgres', line, keys, lowest, ranges);
-  if (onKey !== null) where.push(onKey);
-  if (shape.table.config.where) where.push(`(${shape.table.config.where})`);
-  // A listing of integer keys needs no md5; aggregates and hash positions do.
-  const md5 = columns.length === 0 || onKey === null ? [`${md5HexSql('postgres', keyTextSql('postgres', keys))} AS m`] : [];
-  const select = [...md5, ...(onKey === null ? [] : [`${positionSql('postgres', line, keys, lowest)} AS p`]), ...columns];
-  const inner = `SELECT ${select.join(', ')} FROM ${quoteQualified(shape.table.name)}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} OFFSET 0`;
-  if (onKey !== null) return `(${inner}) AS "keys"`;
-  return `(SELECT ${hexSliceSql('postgres', 'm', 0)} AS p, * FROM (${inner}) AS "hashed") AS "keys" WHERE ${rangesPredicate('p', 0n, ranges)}`;
+  const where = shape.table.config.where ? [`(${shape.table.config.where})`] : [];
+  const table = quoteQualified(shape.table.name);
+  const select = keys.map((c, i) => `${quoteIdent(c)}::text AS k${i}`).join(', ');
+  // An integer key's ranges are tested on the key itself, where its index serves them; no hash.
+  if (line.kind === 'integer') return `SELECT ${select} FROM ${table} WHERE ${[rangesPredicate(quoteIdent(keys[0]), lowest, ranges), ...where].join(' AND ')}`;
+  const h1 = line.hash === 'int8' ? int8SlicesPostgresSql(int8HashPostgresSql(keys[0]))[0] : hexSliceSql('postgres', md5HexSql('postgres', keyTextSql('postgres', keys)), 0);
+  const inner = `SELECT ${h1} AS p, ${select} FROM ${table}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} OFFSET 0`;
+  return `SELECT ${keys.map((_, i) => `k${i}`).join(', ')} FROM (${inner}) AS "keys" WHERE ${rangesPredicate('p', 0n, ranges)}`;
 }
 
 /**
