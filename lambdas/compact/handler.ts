@@ -18,12 +18,20 @@ export const compactInputSchema = z.object({ table: z.string().min(1) });
  */
 export type CompactionSummary = Pick<CompactResult, 'status'>;
 
-export function compactHandler(runtime: StepRuntime): (event: unknown) => Promise<CompactionSummary> {
-  return async (event) => {
+/**
+ * Time kept back from the invocation's end: a compaction that would not commit before it stops,
+ * removes what it wrote and gives back the lease (a killed one would hold the lease, so the
+ * state's retry would be skipped, and leave its files to the next run).
+ */
+const RESERVE_MILLIS = 60_000;
+
+export function compactHandler(runtime: StepRuntime): (event: unknown, context?: { getRemainingTimeInMillis(): number }) => Promise<CompactionSummary> {
+  return async (event, context) => {
     const { table } = compactInputSchema.parse(event);
+    const deadline = context ? Date.now() + context.getRemainingTimeInMillis() - RESERVE_MILLIS : undefined;
     try {
       // With the catalog: the switch to the new generation updates the Glue table's location.
-      const result = await compactTable(runtime.lakeDeps({ registersTables: true }), table);
+      const result = await compactTable(runtime.lakeDeps({ registersTables: true }), table, deadline === undefined ? {} : { deadline });
       logger.info('compaction', { ...result });
       return { status: result.status };
     } catch (error) {

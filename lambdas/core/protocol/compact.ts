@@ -61,6 +61,14 @@ export interface CompactOptions {
   readonly takeOver?: boolean;
   /** Set by the caller to tie the compaction to its execution; default: generated. */
   readonly runId?: string;
+  /**
+   * Epoch ms by which the compaction must have committed (the Lambda's time, less a reserve).
+   * A generation cannot be continued by another invocation (runs may commit in between, and its
+   * commit point is fenced on the watermark it read), so a compaction that would not finish in
+   * time stops before it: it removes what it wrote, gives back the lease and fails, naming
+   * compaction.maxTableMB. @default no limit (the CLI)
+   */
+  readonly deadline?: number;
   readonly now?: () => Date;
 }
 
@@ -256,6 +264,16 @@ async function finishKilledCompaction(deps: LakeDeps, state: TableState, waterma
 }
 
 /**
+ * The error of a compaction that stops before its invocation's end: how far it got, at what
+ * rate, and the maxTableMB that keeps the step from starting it again.
+ */
+function outOfTime(config: LakeConfig, table: ResolvedTable, progress: { pagesDone: number; pages: number; bytesRead: number; bytes: number; millis: number; budgetMillis: number }): ConfigError {
+  const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
+  const rate = progress.bytesRead / Math.max(progress.millis, 1) * 1000;
+  return new ConfigError(`${table.display}: compaction stopped before its invocation's time ran out, after ${progress.pagesDone} of ${progress.pages} pages (${mb(progress.bytesRead)} of ${mb(progress.bytes)} MB in ${(progress.millis / 1000).toFixed(1)} s); what it wrote is removed and the table is as it was. A generation is written in one invocation, which at this rate rewrites about ${mb(rate * progress.budgetMillis / 1000)} MB: set compaction.maxTableMB (${config.compaction.maxTableMB}) below ${mb(progress.bytes)} so the step skips this table, and run pg-lake-export compact --force --tables ${table.lakeName} where no time limit applies`);
+}
+
+/**
  * Compact one table if its thresholds (or a granularity change, or `force`) call for it: build
  * the new generation, switch readers to it, retire the old one. Takes and gives back the lease.
  */
@@ -318,7 +336,15 @@ export async function compactTable(deps: LakeDeps, lakeTable: string, options: C
     let renewedAt = Date.now();
     let filesAfter = 0;
     let bytesAfter = 0;
+    const began = Date.now();
+    let bytesRead = 0;
     for (const page of plan.pages) {
+      const pageBytes = page.sources.reduce((n, f) => n + f.bytes, 0);
+      // At this compaction's own rate so far, the page and one more like it must fit.
+      if (bytesRead > 0 && options.deadline !== undefined && Date.now() + (2 * pageBytes * (Date.now() - began)) / bytesRead > options.deadline) {
+        throw outOfTime(deps.config, table, { pagesDone: page.page - 1, pages: plan.pages.length, bytesRead, bytes: before.bytesBefore, millis: Date.now() - began, budgetMillis: Math.max(0, options.deadline - began) });
+      }
+      bytesRead += pageBytes;
       if (Date.now() - renewedAt > deps.config.export.leaseSeconds * 250) {
         await holdLease(deps, state, runId);
         renewedAt = Date.now();
