@@ -46,7 +46,11 @@ const COLUMNS: [string, LakeType][] = [
   ['blob', { kind: 'binary' }],
   ['ints', { kind: 'list', element: { kind: 'int32' } }],
   ['tags', { kind: 'list', element: { kind: 'string' } }],
+  ['run', { kind: 'string' }],
+  ['stamp', { kind: 'timestamp', utc: true }],
 ];
+/** Columns every row fills with one value (the export's run id and time): their chunks are written by the splicer. */
+const CONSTANTS = ['run', 'stamp'];
 const TYPES = new Map(COLUMNS);
 
 function randomTable(seed: number, rows: number, nullShare: number): arrow.Table {
@@ -76,7 +80,17 @@ function randomTable(seed: number, rows: number, nullShare: number): arrow.Table
     ints: vector({ kind: 'list', element: { kind: 'int32' } }, Array.from({ length: rows }, () => maybe(() => Array.from({ length: int(0, 4) }, () => (r() < 0.2 ? null : int(-1000, 1000)))))),
     tags: vector({ kind: 'list', element: { kind: 'string' } }, Array.from({ length: rows }, () => maybe(() => Array.from({ length: int(0, 3) }, () => (r() < 0.2 ? null : ['a', 'b', 'c'][int(0, 2)]))))),
   };
-  return new arrow.Table(columns);
+  const run = Buffer.from(`run-${seed}-ü`);
+  const constants = new arrow.Table(new arrow.Schema([new arrow.Field('run', new arrow.Utf8(), false), new arrow.Field('stamp', new arrow.TimestampMicrosecond('UTC'), false)]), new arrow.RecordBatch(
+    new arrow.Schema([new arrow.Field('run', new arrow.Utf8(), false), new arrow.Field('stamp', new arrow.TimestampMicrosecond('UTC'), false)]),
+    arrow.makeData({
+      type: new arrow.Struct([new arrow.Field('run', new arrow.Utf8(), false), new arrow.Field('stamp', new arrow.TimestampMicrosecond('UTC'), false)]), length: rows, nullCount: 0, children: [
+        arrow.makeData({ type: new arrow.Utf8(), length: rows, nullCount: 0, valueOffsets: Int32Array.from({ length: rows + 1 }, (_, i) => i * run.length), data: Uint8Array.from({ length: rows * run.length }, (_, i) => run[i % run.length]) }),
+        arrow.makeData({ type: new arrow.TimestampMicrosecond('UTC'), length: rows, nullCount: 0, data: new BigInt64Array(rows).fill(1_764_460_800_123_456n + BigInt(seed)) }),
+      ],
+    }),
+  ));
+  return new arrow.Table(columns).assign(constants);
 }
 
 function bitmap(valid: boolean[]): Uint8Array {
@@ -138,7 +152,7 @@ async function splice(table: arrow.Table, seed: number, rowGroupRows: number, ro
     ends.push(at);
   }
   const firstBatch = table.slice(0, ends[0]);
-  const file = new SplicedParquetFile(firstBatch, TYPES, { rowGroupRows, rowGroupBytes });
+  const file = new SplicedParquetFile(firstBatch, TYPES, { rowGroupRows, rowGroupBytes }, CONSTANTS);
   const parts: Uint8Array[] = [];
   let start = 0;
   for (const end of ends) {
@@ -150,7 +164,7 @@ async function splice(table: arrow.Table, seed: number, rowGroupRows: number, ro
   return { bytes: Buffer.concat(parts), firstBatch, batchEnds: ends };
 }
 
-const STAT_COLUMNS = 'path_in_schema, type, num_values, stats_min_value, stats_max_value, stats_null_count, compression';
+const STAT_COLUMNS = 'path_in_schema, type, num_values, stats_min_value, stats_max_value, stats_null_count, stats_min, stats_max';
 
 const CASES = [
   { seed: 1, rows: 300, rowGroupRows: 1000, nulls: 0.2, label: 'one row group' },
@@ -191,6 +205,9 @@ describe('spliced Parquet files', () => {
         const expected = await duck(`SELECT ${STAT_COLUMNS} FROM parquet_metadata('${one}') ORDER BY column_id`);
         const actual = await duck(`SELECT ${STAT_COLUMNS} FROM parquet_metadata('${spliced}') WHERE row_group_id = ${g} ORDER BY column_id`);
         expect(actual, `row group ${g}`).toEqual(expected);
+        // Snappy, except the constant columns' chunks (a few bytes per page, written uncompressed).
+        const codecs = await duck(`SELECT path_in_schema AS column, compression FROM parquet_metadata('${spliced}') WHERE row_group_id = ${g} ORDER BY column_id`);
+        for (const { column, compression } of codecs) expect(compression, String(column)).toBe(CONSTANTS.includes(String(column)) ? 'UNCOMPRESSED' : 'SNAPPY');
       }
     }, 60_000);
   }
@@ -209,6 +226,14 @@ describe('spliced Parquet files', () => {
     const reference = encodeTable(table, chooseEncodings(table.slice(0, batchEnds[0]), TYPES));
     expect(await hyparquetRows(bytes)).toEqual(await hyparquetRows(reference));
   }, 60_000);
+
+  it('refuses a column declared constant whose values differ, by name', async () => {
+    const table = randomTable(9, 50, 0.1);
+    const file = new SplicedParquetFile(table.slice(0, 10), TYPES, { rowGroupRows: 100, rowGroupBytes: Number.MAX_SAFE_INTEGER }, CONSTANTS);
+    await file.append(table.slice(0, 10));
+    await expect(file.append(randomTable(10, 20, 0.1))).rejects.toThrow('Parquet splice: column run was declared constant but its values differ');
+    await file.abort();
+  });
 
   it('reads and writes Thrift compact structs byte for byte', () => {
     const table = randomTable(8, 100, 0.2);

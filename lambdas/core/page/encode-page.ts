@@ -205,7 +205,7 @@ export class ChunkWriter {
         finished.push(await this.finishEarly(oldestDay, parts));
       }
       if (!open) {
-        open = { file: this.begun++, day: dayFromEpochDays(day), stream: new SplicedParquetFile(table, types, this.settings), rows: 0, rowsFlushed: 0, bytesSeen: 0 };
+        open = { file: this.begun++, day: dayFromEpochDays(day), stream: new SplicedParquetFile(table, types, this.settings, [META_EXPORTED_AT, META_RUN_ID]), rows: 0, rowsFlushed: 0, bytesSeen: 0 };
         this.files.set(day, open);
       }
       // The Arrow data lives in the shared arena: append copies it into wasm before returning.
