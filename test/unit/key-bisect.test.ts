@@ -1,10 +1,12 @@
 // The bisection against two in-memory key sets: thousands of seeded random cases (scattered
 // deletes, deletes on range boundaries, ranges deleted wholesale, inserts on the source side,
-// composite keys, an empty lake, everything deleted), each checked against the plain set
-// difference; and the query counts it promises.
+// composite keys, an empty lake, everything deleted; integer keys at the smallint, integer and
+// bigint bounds, negative and 0, hashed as the engines hash them), each checked against the
+// plain set difference; and the query counts it promises.
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { findMissingKeys, lineWidth, mergeRanges, type KeySide, type PositionRange, type RangeAggregate } from '../../lambdas/core/lake/key-bisect.ts';
+import { int8KeyHashes } from './hashint8-reference.ts';
 
 /** A small deterministic PRNG (mulberry32): a failing seed replays exactly. */
 function random(seed: number): () => number {
@@ -18,18 +20,20 @@ function random(seed: number): () => number {
   };
 }
 
-/** md5 slices of the canonical text, as key-hash.ts defines them for the engines. */
-function hashes(key: readonly string[]): [bigint, bigint] {
+/** The key's two hashes, as key-hash.ts defines them for the engines: md5 slices of the canonical text, or an integer key's hashint8extended. */
+function hashes(key: readonly string[], integer: boolean): [bigint, bigint] {
+  if (integer) return int8KeyHashes(BigInt(key[0]));
   const digest = createHash('md5').update(key.join('\u0001'), 'utf8').digest();
   return [BigInt(digest.readUInt32BE(0)), BigInt(digest.readUInt32BE(4))];
 }
 
-type Line = { kind: 'integer'; lowest: bigint } | { kind: 'hash' };
+/** Where keys sit: an integer key's value, or h1 (of an integer key's hash when `integer`). */
+type Line = { kind: 'integer'; lowest: bigint } | { kind: 'hash'; integer?: boolean };
 
 /** A side over an in-memory key set, answering as the SQL does. */
 function memorySide(keys: readonly string[][], line: Line): KeySide & { queries: number } {
   const rows = keys.map((key) => {
-    const [h1, h2] = hashes(key);
+    const [h1, h2] = hashes(key, line.kind === 'integer' || line.integer === true);
     return { key, h1, h2, pos: line.kind === 'integer' ? BigInt(key[0]) - line.lowest : h1 };
   });
   const within = (pos: bigint, ranges: readonly PositionRange[] | null) => ranges === null || ranges.some(([a, b]) => pos >= a && pos < b);
@@ -77,10 +81,14 @@ function randomCase(seed: number): Case {
       if (!seen.has(JSON.stringify(key))) { seen.add(JSON.stringify(key)); lake.push(key); }
     }
   } else {
-    // Dense, sparse or negative integer keys.
-    const base = [0, 1, -1000, 2 ** 40][int(4)];
-    const stride = [1, 1, 3, 1000][int(4)];
-    for (let i = 0; i < n; i++) lake.push([String(base + i * stride)]);
+    // Dense, sparse or negative integer keys, at smallint, integer and bigint bounds (either
+    // side of them), or spread over all of bigint (the hash line).
+    const edge = [0n, 1n, -1000n, 1n << 40n, -32768n, 32767n - BigInt(n), -(2n ** 31n) - 3n, 2n ** 31n - 5n, 2n ** 32n - 7n, -(2n ** 63n), 2n ** 63n - 1n - BigInt(n) * 1000n][int(11)];
+    const stride = [1n, 1n, 3n, 1000n, 2n ** 52n][int(5)];
+    for (let i = 0; i < n; i++) {
+      const key = edge + BigInt(i) * stride;
+      if (key < 2n ** 63n) lake.push([String(key)]);
+    }
   }
   const deleted = new Set<number>();
   const mode = int(6);
@@ -97,20 +105,26 @@ function randomCase(seed: number): Case {
     if (!composite && mode === 5) for (let i = 0; i < lake.length; i++) if (i % 16 === 0 || i % 16 === 15 || i % 256 === 255) deleted.add(i);
   }
   const source = lake.filter((_, i) => !deleted.has(i));
-  // Inserts the lake does not have yet: below, inside and beyond the lake's keys.
+  // Some deleted keys inserted again: held by the source, so not missing.
+  for (const i of deleted) if (next() < 0.1) source.push(lake[i]);
+  // Inserts the lake does not have yet: below, inside and beyond the lake's keys (within bigint).
   const inserts = int(3) === 0 ? 0 : int(40);
   for (let i = 0; i < inserts; i++) {
-    const key = composite ? [String(int(60)), `new${i}`] : [String((lake.length ? Number(lake[0][0]) : 0) + int(3 * Math.max(n, 10)) - n)];
+    const key = composite ? [String(int(60)), `new${i}`] : [String((lake.length ? BigInt(lake[0][0]) : 0n) + BigInt(int(3 * Math.max(n, 10)) - n))];
+    if (!composite && (BigInt(key[0]) < -(2n ** 63n) || BigInt(key[0]) >= 2n ** 63n)) continue;
     if (!seen.has(JSON.stringify(key))) { seen.add(JSON.stringify(key)); source.push(key); }
   }
-  let line: Line = { kind: 'hash' };
+  let line: Line = { kind: 'hash', integer: !composite };
   let span = 1n << 32n;
   if (!composite && lake.length > 0) {
     const values = lake.map((k) => BigInt(k[0]));
     const lowest = values.reduce((a, b) => (a < b ? a : b));
     const highest = values.reduce((a, b) => (a > b ? a : b));
-    line = { kind: 'integer', lowest };
-    span = highest - lowest + 1n;
+    // As reconcile.ts: keys spread wider than 2^62 go on the hash line.
+    if (highest - lowest + 1n <= 1n << 62n) {
+      line = { kind: 'integer', lowest };
+      span = highest - lowest + 1n;
+    }
   }
   return { lake, source, line, span };
 }

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { resolveTable, validateConfig } from '../../lambdas/core/config.ts';
 import { currentViewSql } from '../../lambdas/core/lake/current-view.ts';
 import { lineWidth } from '../../lambdas/core/lake/key-bisect.ts';
-import { hashSliceSql, int8HashLakeSql, keyLineOf, keyLineProblem, type KeyLine, type LakeDialect } from '../../lambdas/core/lake/key-hash.ts';
+import { hashSliceSql, int8HashLakeSql, keyLineOf, keyLineProblem, lakeRangesSql, type KeyLine, type LakeDialect } from '../../lambdas/core/lake/key-hash.ts';
 import { lakeKeyAggregateSql, lakeKeyListSql, lakeKeySpanSql, lakeKeysOf, type LakeKeys } from '../../lambdas/core/lake/key-queries.ts';
 import type { LakeSchema } from '../../lambdas/core/ports.ts';
 import { keyAggregateQuery, keyBuckets, keyListQuery, tombstoneCursorQuery } from '../../lambdas/core/source/queries.ts';
@@ -231,6 +231,36 @@ describe('the live keys', () => {
       connection.closeSync();
     }
   });
+});
+
+describe('position ranges in lake SQL', () => {
+  for (const dialect of ['duckdb', 'athena'] as const) {
+    it(`hold the same values as aligned blocks as compared one by one, over 200 random range sets (${dialect} SQL)`, async () => {
+      const connection = await openDuckdb(dialect);
+      try {
+        for (let seed = 1; seed <= 200; seed++) {
+          const next = random(seed);
+          const offset = BigInt(Math.floor(next() * 2000) - 1000) * (seed % 5 === 0 ? 1n << 40n : 1n);
+          // Disjoint ranges, sorted, of every width, past 2^32 in some sets.
+          const ranges: [bigint, bigint][] = [];
+          let at = BigInt(Math.floor(next() * 50)) << BigInt(seed % 4 === 0 ? 30 : 0);
+          for (let i = 0, n = 1 + Math.floor(next() * 60); i < n; i++) {
+            const start = at + BigInt(Math.floor(next() * 40));
+            const end = start + 1n + BigInt(Math.floor(next() * (next() < 0.2 ? 5000 : 40)));
+            ranges.push([start, end]);
+            at = end;
+          }
+          const values = Array.from({ length: 400 }, () => offset + BigInt(Math.floor(next() * Number(at + 10n))) - 5n);
+          const inside = (v: bigint) => ranges.some(([a, b]) => v - offset >= a && v - offset < b);
+          const sql = `SELECT CAST(v AS VARCHAR) AS v FROM (VALUES ${values.map((v) => `(CAST('${v}' AS BIGINT))`).join(', ')}) AS t(v) WHERE ${lakeRangesSql(dialect, 'v', offset, ranges)}`;
+          const got = (await rows(connection, sql)).map((r) => r.v).sort();
+          expect(got, `seed ${seed}: ${ranges.length} ranges`).toEqual(values.filter(inside).map(String).sort());
+        }
+      } finally {
+        connection.closeSync();
+      }
+    });
+  }
 });
 
 describe('the queries', () => {

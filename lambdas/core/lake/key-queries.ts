@@ -12,7 +12,7 @@ import { quoteIdent } from '../identifiers.ts';
 import { META_DELETED, META_EXPORTED_AT } from '../page/page-layout.ts';
 import type { LakeSchema, QueryEngine } from '../ports.ts';
 import type { PositionRange } from './key-bisect.ts';
-import { hexSliceSql, int8HashLakeSql, keyTextSql, md5HexSql, rangesPredicate, type KeyLine, type LakeDialect } from './key-hash.ts';
+import { hexSliceSql, int8HashLakeSql, keyTextSql, lakeRangesSql, md5HexSql, type KeyLine, type LakeDialect } from './key-hash.ts';
 
 export type { LakeDialect } from './key-hash.ts';
 
@@ -117,7 +117,7 @@ export interface LakeAggregateOptions {
  */
 function hashedKeysSql(keys: LakeKeys, line: KeyLine, lowest: bigint, ranges: readonly PositionRange[], options: LakeAggregateOptions = {}): string {
   const names = keyNames(keys);
-  const onKey = line.kind === 'integer' ? rangesPredicate(asBigint(keys.key[0]), lowest, ranges) : null;
+  const onKey = line.kind === 'integer' ? lakeRangesSql(keys.dialect, asBigint(keys.key[0]), lowest, ranges) : null;
   const live = liveKeysSql(keys, onKey, onKey !== null && options.denseKeys ? denseKeysSql(keys, lowest, onKey) : undefined);
   let hashed: string;
   if (line.hash === 'int8') {
@@ -129,7 +129,7 @@ function hashedKeysSql(keys: LakeKeys, line: KeyLine, lowest: bigint, ranges: re
     hashed = `SELECT ${names.join(', ')}, ${hexSliceSql(keys.dialect, 'm', 0)} AS h1, ${hexSliceSql(keys.dialect, 'm', 1)} AS h2 FROM (${md5}) AS "md5"`;
   }
   if (line.kind === 'integer') return `SELECT *, (CAST(k0 AS BIGINT) - (${lowest.toString()})) AS p FROM (${hashed}) AS "keys"`;
-  return `SELECT *, h1 AS p FROM (${hashed}) AS "keys" WHERE ${rangesPredicate('h1', 0n, ranges)}`;
+  return `SELECT *, h1 AS p FROM (${hashed}) AS "keys" WHERE ${lakeRangesSql(keys.dialect, 'h1', 0n, ranges)}`;
 }
 
 /** Count and hash sums of the live keys within `ranges`, by bucket floor(position / width): b, n, s1, s2. */
@@ -148,6 +148,6 @@ export function lakeKeyListSql(keys: LakeKeys, line: KeyLine, lowest: bigint, ra
   const names = keyNames(keys);
   const text = names.map((n) => `CAST(${n} AS VARCHAR) AS ${n}`).join(', ');
   // An integer key is listed without hashing it.
-  if (line.kind === 'integer') return `SELECT ${text} FROM (${liveKeysSql(keys, rangesPredicate(asBigint(keys.key[0]), lowest, ranges))}) AS "live"`;
+  if (line.kind === 'integer') return `SELECT ${text} FROM (${liveKeysSql(keys, lakeRangesSql(keys.dialect, asBigint(keys.key[0]), lowest, ranges))}) AS "live"`;
   return `SELECT ${text} FROM (${hashedKeysSql(keys, line, lowest, ranges)}) AS "positioned"`;
 }
