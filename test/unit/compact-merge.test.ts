@@ -17,23 +17,25 @@ function lakeFile(columns: Record<string, arrow.Vector>): Uint8Array {
 const rowsOf = (parquet: Uint8Array) => arrow.tableFromIPC(readParquet(parquet).intoIPCStream()).toArray().map((r) => JSON.stringify(r.toJSON(), (_, v) => (typeof v === 'bigint' ? v.toString() : v)));
 
 const dir = mkdtempSync(join(tmpdir(), 'compact-merge-'));
+/** The exporter's defaults: row groups of 1M rows or 64 MiB. */
+const SETTINGS = { rowGroupRows: 1_000_000, rowGroupBytes: 64 * 1048576 };
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('merging lake files', () => {
-  it('concatenates files of one schema into one, every row as it was', () => {
+  it('concatenates files of one schema into one, every row as it was', async () => {
     const a = lakeFile({ id: arrow.vectorFromArray([1n, 2n], new arrow.Int64()), note: arrow.vectorFromArray(['x', null]), _lake_run_id: arrow.vectorFromArray(['r1', 'r1']) });
     const b = lakeFile({ id: arrow.vectorFromArray([3n], new arrow.Int64()), note: arrow.vectorFromArray(['z']), _lake_run_id: arrow.vectorFromArray(['r2']) });
-    const merged = mergeLakeFiles([a, b]);
+    const merged = await mergeLakeFiles([a, b], SETTINGS);
     expect(merged).toHaveLength(1);
     expect(merged[0].rows).toBe(3);
     expect(rowsOf(merged[0].parquet)).toEqual([...rowsOf(a), ...rowsOf(b)]);
   });
 
-  it('keeps a file with other columns apart, and a lone file byte for byte', () => {
+  it('keeps a file with other columns apart, and a lone file byte for byte', async () => {
     const before = lakeFile({ id: arrow.vectorFromArray([1n], new arrow.Int64()) });
     const after = lakeFile({ id: arrow.vectorFromArray([2n], new arrow.Int64()), added: arrow.vectorFromArray(['new']) });
     const again = lakeFile({ id: arrow.vectorFromArray([3n], new arrow.Int64()) });
-    const merged = mergeLakeFiles([before, after, again]);
+    const merged = await mergeLakeFiles([before, after, again], SETTINGS);
     expect(merged.map((m) => m.rows)).toEqual([2, 1]);
     expect(merged[1].parquet).toBe(after);
     expect(rowsOf(merged[0].parquet)).toEqual([...rowsOf(before), ...rowsOf(again)]);
@@ -56,7 +58,7 @@ describe('merging lake files', () => {
       }), types);
     };
     const files = [exported(0), exported(5000)];
-    const [merged] = mergeLakeFiles(files);
+    const [merged] = await mergeLakeFiles(files, SETTINGS);
     const path = join(dir, 'merged.parquet');
     writeFileSync(path, merged.parquet);
     const encodings = await duckdb<{ column: string; encodings: string }>(`SELECT path_in_schema AS column, encodings FROM parquet_metadata('${path}') ORDER BY column_id`);
@@ -69,5 +71,18 @@ describe('merging lake files', () => {
     });
     // No bigger than the files it replaces.
     expect(merged.parquet.length).toBeLessThanOrEqual(files[0].length + files[1].length);
+  });
+
+  it('writes row groups as the exporter does (lake.rowGroupRows), every row once and in order', async () => {
+    const file = (from: number, n: number) => lakeFile({ id: arrow.vectorFromArray(Array.from({ length: n }, (_, i) => BigInt(from + i)), new arrow.Int64()), note: arrow.vectorFromArray(Array.from({ length: n }, (_, i) => `n${from + i}`), new arrow.Utf8()) });
+    const files = [file(0, 2500), file(2500, 2500), file(5000, 2500), file(7500, 2500)];
+    const [merged] = await mergeLakeFiles(files, { rowGroupRows: 3000, rowGroupBytes: 64 * 1048576 });
+    expect(merged.rows).toBe(10_000);
+    const path = join(dir, 'row-groups.parquet');
+    writeFileSync(path, merged.parquet);
+    const groups = await duckdb<{ rows: string }>(`SELECT DISTINCT row_group_id, row_group_num_rows::TEXT AS rows FROM parquet_metadata('${path}') ORDER BY row_group_id`);
+    expect(groups.map((g) => Number(g.rows))).toEqual([3000, 3000, 3000, 1000]);
+    const [check] = await duckdb<{ n: string; ordered: boolean }>(`SELECT count(*)::TEXT AS n, bool_and(id = rn - 1) AS ordered FROM (SELECT id, row_number() OVER () AS rn FROM read_parquet('${path}'))`);
+    expect(check).toEqual({ n: '10000', ordered: true });
   });
 });

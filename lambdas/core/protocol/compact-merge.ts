@@ -6,7 +6,10 @@
 // Loaded only by compactions (apache-arrow and parquet-wasm cost ~40 MB of RSS).
 import * as arrow from 'apache-arrow';
 import { readParquet } from 'parquet-wasm/node';
-import { encodeParquet } from '../page/parquet.ts';
+import type { WriterSettings } from '../page/parquet.ts';
+import { FILE } from '../page/parquet-chunks.ts';
+import { readFooter, SplicedParquetFile } from '../page/parquet-splice.ts';
+import { getInt } from '../page/thrift.ts';
 import type { LakeType } from '../source/type-map.ts';
 
 export interface MergedFile {
@@ -44,24 +47,48 @@ function lakeTypesOf(schema: arrow.Schema): Map<string, LakeType> {
   return types;
 }
 
+/** The Arrow schema of a Parquet file, from its first row (cheap: nothing else is decoded). */
+function schemaOf(body: Uint8Array): arrow.Schema {
+  return arrow.tableFromIPC(readParquet(body, { limit: 1 }).intoIPCStream()).schema;
+}
+
 /**
  * One file per distinct schema among `files`, in the order each schema first appears. A group of
- * one file is returned as it was (no re-encoding); the others are read, concatenated and encoded.
+ * one file is returned as it was (no re-encoding). The others are streamed, file after file, into
+ * one file written as the exporter writes (SplicedParquetFile: row groups of `settings`, the
+ * encodings chosen from the group's first file), so memory holds one source file's rows and one
+ * row group, not the whole merge: concatenated and encoded at once, a 119 MB page of 13 MB files
+ * took 2.4 GiB of RSS.
  */
-export function mergeLakeFiles(files: readonly Uint8Array[]): MergedFile[] {
-  const groups = new Map<string, { tables: arrow.Table[]; bodies: Uint8Array[] }>();
+export async function mergeLakeFiles(files: readonly Uint8Array[], settings: WriterSettings): Promise<MergedFile[]> {
+  const groups = new Map<string, Uint8Array[]>();
   for (const body of files) {
-    const table = arrow.tableFromIPC(readParquet(body).intoIPCStream());
-    const signature = schemaSignature(table.schema);
-    const group = groups.get(signature) ?? { tables: [], bodies: [] };
-    group.tables.push(table);
-    group.bodies.push(body);
-    groups.set(signature, group);
+    const signature = schemaSignature(schemaOf(body));
+    groups.set(signature, [...(groups.get(signature) ?? []), body]);
   }
-  return [...groups.values()].map(({ tables, bodies }) => {
-    const rows = tables.reduce((n, t) => n + t.numRows, 0);
-    if (tables.length === 1) return { rows, parquet: bodies[0] };
-    const merged = new arrow.Table(tables[0].schema, tables.flatMap((t) => t.batches));
-    return { rows, parquet: encodeParquet(merged, lakeTypesOf(merged.schema)) };
-  });
+  const merged: MergedFile[] = [];
+  for (const bodies of groups.values()) {
+    if (bodies.length === 1) {
+      merged.push({ rows: Number(getInt(readFooter(bodies[0]), FILE.numRows) ?? 0n), parquet: bodies[0] });
+      continue;
+    }
+    let file: SplicedParquetFile | null = null;
+    const parts: Uint8Array[] = [];
+    let rows = 0;
+    try {
+      for (const body of bodies) {
+        const table = arrow.tableFromIPC(readParquet(body).intoIPCStream());
+        file ??= new SplicedParquetFile(table, lakeTypesOf(table.schema), settings);
+        await file.append(table);
+        rows += table.numRows;
+        parts.push(...file.take());
+      }
+      parts.push(...await file!.close());
+    } catch (error) {
+      await file?.abort();
+      throw error;
+    }
+    merged.push({ rows, parquet: Buffer.concat(parts) });
+  }
+  return merged;
 }

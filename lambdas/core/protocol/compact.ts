@@ -25,6 +25,7 @@ import { type LakeConfig, type ResolvedTable } from '../config.ts';
 import { ConfigError, StateError, WindowConflictError } from '../errors.ts';
 import { folderOfKey, isCoarserOrSame, locationOf, partitionOf, partitionOfKey, partitionPrefix, type DataLocation, type Granularity, type PartitionDay } from '../lake/keys.ts';
 import type { LakeSchema } from '../ports.ts';
+import { chunkSettings } from './export-pages.ts';
 import { acquireLease, releaseLease } from './lease.ts';
 import { comparable } from './plan.ts';
 import { abandonRun, recover } from './recovery.ts';
@@ -333,6 +334,8 @@ export async function compactTable(deps: LakeDeps, lakeTable: string, options: C
     await state.write(state.compactionKey(runId), plan);
     deps.log?.('compacting', { table: table.display, generation: runId, reason, files: files.length, pages: plan.pages.length });
     const { mergeLakeFiles } = await import('./compact-merge.ts');
+    // Row groups as the exporter writes them (lake.rowGroupMB, lake.rowGroupRows).
+    const writer = chunkSettings(deps.config.lake);
     let renewedAt = Date.now();
     let filesAfter = 0;
     let bytesAfter = 0;
@@ -355,7 +358,7 @@ export async function compactTable(deps: LakeDeps, lakeTable: string, options: C
         if (!object) throw new StateError(`${table.display}: ${source.key}, listed by a committed run, is missing from the lake; nothing switched`);
         bodies.push(object.body);
       }
-      const merged = mergeLakeFiles(bodies).map((m, part) => ({ ...m, key: compactedKey(deps, state, plan, page, part) }));
+      const merged = (await mergeLakeFiles(bodies, writer)).map((m, part) => ({ ...m, key: compactedKey(deps, state, plan, page, part) }));
       const rows = merged.reduce((n, m) => n + m.rows, 0);
       const expected = page.sources.reduce((n, s) => n + s.rows, 0);
       if (rows !== expected) throw new StateError(`${table.display}: compaction page ${page.page} read ${rows} rows from files whose manifests list ${expected}; nothing switched`);
