@@ -34,6 +34,11 @@ export interface LakeKeys {
   readonly tombstones: boolean;
   /** The soft-delete column, when the table has one. */
   readonly softDelete?: string;
+  /**
+   * No version is a tombstone or soft-deleted (the span query counted none): the live keys are
+   * the distinct keys, nothing to rank. @default false
+   */
+  readonly noneDead?: boolean;
 }
 
 export function lakeKeysOf(dialect: LakeDialect, lakeTable: string, schema: LakeSchema): LakeKeys {
@@ -47,10 +52,21 @@ export function lakeKeysOf(dialect: LakeDialect, lakeTable: string, schema: Lake
 const keyNames = (keys: LakeKeys) => keys.key.map((_, i) => `k${i}`);
 const asBigint = (column: string) => `CAST(${quoteIdent(column)} AS BIGINT)`;
 
-/** A single integer key's smallest and largest value over every version (`lo`, `hi`; null when the table is empty) and the versions' count (`n`). */
+/** What makes a version dead (a tombstone, a soft delete), or null when the table has neither column. */
+function deadSql(keys: LakeKeys): string | null {
+  const dead = [...(keys.tombstones ? [`${quoteIdent(META_DELETED)} IS TRUE`] : []), ...(keys.softDelete === undefined ? [] : [`${quoteIdent(keys.softDelete)} IS TRUE`])];
+  return dead.length === 0 ? null : `(${dead.join(' OR ')})`;
+}
+
+/**
+ * A single integer key's smallest and largest value over every version (`lo`, `hi`; null when
+ * the table is empty), the versions' count (`n`) and how many are dead (`d`), in one pass.
+ */
 export function lakeKeySpanSql(keys: LakeKeys): string {
   const k = asBigint(keys.key[0]);
-  return `SELECT CAST(min(${k}) AS VARCHAR) AS lo, CAST(max(${k}) AS VARCHAR) AS hi, CAST(count(*) AS VARCHAR) AS n FROM ${quoteIdent(keys.lakeTable)}`;
+  const dead = deadSql(keys);
+  return `SELECT CAST(min(${k}) AS VARCHAR) AS lo, CAST(max(${k}) AS VARCHAR) AS hi, CAST(count(*) AS VARCHAR) AS n, `
+    + `${dead === null ? "'0'" : `CAST(count(*) FILTER (WHERE ${dead}) AS VARCHAR)`} AS d FROM ${quoteIdent(keys.lakeTable)}`;
 }
 
 /**
@@ -65,10 +81,9 @@ function liveKeysSql(keys: LakeKeys, onKey: string | null, distinct?: string): s
   const select = keys.key.map((k, i) => `${quoteIdent(k)} AS ${names[i]}`).join(', ');
   const where = onKey === null ? '' : ` WHERE ${onKey}`;
   const distinctKeys = distinct ?? `SELECT DISTINCT ${select} FROM ${table}${where}`;
-  const dead = [...(keys.tombstones ? [`${quoteIdent(META_DELETED)} IS TRUE`] : []), ...(keys.softDelete === undefined ? [] : [`${quoteIdent(keys.softDelete)} IS TRUE`])];
+  const isDead = deadSql(keys);
   // Without tombstones or soft deletes every key's latest version is live.
-  if (dead.length === 0) return distinctKeys;
-  const isDead = `(${dead.join(' OR ')})`;
+  if (isDead === null || keys.noneDead === true) return distinctKeys;
   const candidates = `SELECT DISTINCT ${select} FROM ${table} WHERE ${isDead}${onKey === null ? '' : ` AND ${onKey}`}`;
   const order = `"v"."c" DESC, "v"."e" DESC${keys.tombstones ? ', "v"."t" DESC NULLS LAST' : ''}`;
   const ranked = [
@@ -129,7 +144,9 @@ function hashedKeysSql(keys: LakeKeys, line: KeyLine, lowest: bigint, ranges: re
     hashed = `SELECT ${names.join(', ')}, ${hexSliceSql(keys.dialect, 'm', 0)} AS h1, ${hexSliceSql(keys.dialect, 'm', 1)} AS h2 FROM (${md5}) AS "md5"`;
   }
   if (line.kind === 'integer') return `SELECT *, (CAST(k0 AS BIGINT) - (${lowest.toString()})) AS p FROM (${hashed}) AS "keys"`;
-  return `SELECT *, h1 AS p FROM (${hashed}) AS "keys" WHERE ${lakeRangesSql(keys.dialect, 'h1', 0n, ranges)}`;
+  // The whole line needs no test (an engine may copy h1's expression, md5 and all, into it).
+  const whole = ranges.length === 1 && ranges[0][0] === 0n && ranges[0][1] >= 1n << 32n;
+  return `SELECT *, h1 AS p FROM (${hashed}) AS "keys"${whole ? '' : ` WHERE ${lakeRangesSql(keys.dialect, 'h1', 0n, ranges)}`}`;
 }
 
 /** Count and hash sums of the live keys within `ranges`, by bucket floor(position / width): b, n, s1, s2. */

@@ -125,7 +125,7 @@ export async function findDeletedKeys(deps: ExportDeps & DeleteDetectionDeps, sh
   const problem = keyLineProblem(shape.table.display, shape.keyColumns);
   if (problem) throw new ConfigError(problem);
   if (schema.key.length !== shape.keyColumns.length) throw new ExportError(`${shape.table.display}: the lake's key (${schema.key.join(', ')}) is not the table's (${shape.keyColumns.map((c) => c.name).join(', ')}); re-export it with {"full": true}`);
-  const keys = lakeKeysOf(engineDialect(engine), lakeTable, schema);
+  let keys = lakeKeysOf(engineDialect(engine), lakeTable, schema);
   let line = keyLineOf(shape.keyColumns);
   const timed = { lake: 0, source: 0 };
   let lowest = 0n;
@@ -146,6 +146,8 @@ export async function findDeletedKeys(deps: ExportDeps & DeleteDetectionDeps, sh
     span = BigInt(row[1]) - lowest + 1n;
     // A key a position in 4 or closer: distinct keys by words of 32 bits (lake/key-queries.ts).
     denseKeys = BigInt(row[2] ?? '0') * 4n >= span;
+    // No tombstone nor soft delete anywhere: the live keys are the distinct keys.
+    if (row[3] === '0') keys = { ...keys, noneDead: true };
     // Keys spread wider than int8 arithmetic allows: place them by their hash like any other key.
     if (span > MAX_INTEGER_SPAN) {
       line = { kind: 'hash', hash: line.hash };
