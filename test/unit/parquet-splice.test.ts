@@ -8,11 +8,12 @@ import * as arrow from 'apache-arrow';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parquetMetadata, parquetReadObjects } from 'hyparquet';
+import { parquetMetadata, parquetReadObjects, snappyUncompress } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { arrowTypeOf } from '../../lambdas/core/page/decode.ts';
 import { chooseEncodings, encodeTable } from '../../lambdas/core/page/parquet.ts';
+import { snappyLiteral } from '../../lambdas/core/page/parquet-chunks.ts';
 import { SplicedParquetFile } from '../../lambdas/core/page/parquet-splice.ts';
 import { readStruct, writeStruct } from '../../lambdas/core/page/thrift.ts';
 import type { LakeType } from '../../lambdas/core/source/type-map.ts';
@@ -80,7 +81,8 @@ function randomTable(seed: number, rows: number, nullShare: number): arrow.Table
     ints: vector({ kind: 'list', element: { kind: 'int32' } }, Array.from({ length: rows }, () => maybe(() => Array.from({ length: int(0, 4) }, () => (r() < 0.2 ? null : int(-1000, 1000)))))),
     tags: vector({ kind: 'list', element: { kind: 'string' } }, Array.from({ length: rows }, () => maybe(() => Array.from({ length: int(0, 3) }, () => (r() < 0.2 ? null : ['a', 'b', 'c'][int(0, 2)]))))),
   };
-  const run = Buffer.from(`run-${seed}-ü`);
+  // 57–64 bytes in some cases (Snappy's one-byte literal length), 65+ in others (encoded as usual).
+  const run = Buffer.from(`run-${seed}-ü`.padEnd([0, 20, 62, 70, 8, 30, 64][seed % 7], 'x'));
   const constants = new arrow.Table(new arrow.Schema([new arrow.Field('run', new arrow.Utf8(), false), new arrow.Field('stamp', new arrow.TimestampMicrosecond('UTC'), false)]), new arrow.RecordBatch(
     new arrow.Schema([new arrow.Field('run', new arrow.Utf8(), false), new arrow.Field('stamp', new arrow.TimestampMicrosecond('UTC'), false)]),
     arrow.makeData({
@@ -197,6 +199,12 @@ describe('spliced Parquet files', () => {
       const meta = parquetMetadata(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
       expect(meta.row_groups.map((g) => Number(g.num_rows))).toEqual(Array.from({ length: groups }, (_, g) => Math.min(c.rowGroupRows, c.rows - g * c.rowGroupRows)));
       expect(Number(meta.num_rows)).toBe(c.rows);
+      // The constant columns' chunks are written by the splicer (no encoding_stats), unless the
+      // run value is too long for exact statistics: then arrow-rs encodes it like any column.
+      const runChunk = meta.row_groups[0].columns.find((col) => col.meta_data?.path_in_schema.join('.') === 'run')!;
+      const stampChunk = meta.row_groups[0].columns.find((col) => col.meta_data?.path_in_schema.join('.') === 'stamp')!;
+      expect(runChunk.meta_data?.encoding_stats === undefined).toBe(Buffer.byteLength(String(table.getChild('run')!.get(0))) <= 64);
+      expect(stampChunk.meta_data?.encoding_stats).toBeUndefined();
 
       // Column statistics of each row group: those of one writeParquet call over its rows.
       for (let g = 0; g < groups; g++) {
@@ -205,9 +213,9 @@ describe('spliced Parquet files', () => {
         const expected = await duck(`SELECT ${STAT_COLUMNS} FROM parquet_metadata('${one}') ORDER BY column_id`);
         const actual = await duck(`SELECT ${STAT_COLUMNS} FROM parquet_metadata('${spliced}') WHERE row_group_id = ${g} ORDER BY column_id`);
         expect(actual, `row group ${g}`).toEqual(expected);
-        // Snappy, except the constant columns' chunks (a few bytes per page, written uncompressed).
-        const codecs = await duck(`SELECT path_in_schema AS column, compression FROM parquet_metadata('${spliced}') WHERE row_group_id = ${g} ORDER BY column_id`);
-        for (const { column, compression } of codecs) expect(compression, String(column)).toBe(CONSTANTS.includes(String(column)) ? 'UNCOMPRESSED' : 'SNAPPY');
+        // Every column Snappy, the constant ones too (their pages are one Snappy literal each).
+        const codecs = await duck(`SELECT DISTINCT compression FROM parquet_metadata('${spliced}') WHERE row_group_id = ${g}`);
+        expect(codecs).toEqual([{ compression: 'SNAPPY' }]);
       }
     }, 60_000);
   }
@@ -233,6 +241,15 @@ describe('spliced Parquet files', () => {
     await file.append(table.slice(0, 10));
     await expect(file.append(randomTable(10, 20, 0.1))).rejects.toThrow('Parquet splice: column run was declared constant but its values differ');
     await file.abort();
+  });
+
+  it('writes Snappy literals that a Snappy reader decompresses, at every length-tag width', () => {
+    for (const n of [0, 1, 59, 60, 61, 255, 256, 257, 65535, 65536, 65537, 70000]) {
+      const bytes = Uint8Array.from({ length: n }, (_, i) => (i * 31 + 7) & 0xff);
+      const out = new Uint8Array(n);
+      snappyUncompress(snappyLiteral(bytes), out);
+      expect(Buffer.from(out).equals(Buffer.from(bytes)), `${n} bytes`).toBe(true);
+    }
   });
 
   it('reads and writes Thrift compact structs byte for byte', () => {

@@ -176,6 +176,9 @@ export function spliceColumn(pieces: readonly ChunkPiece[], offset: number): Thr
 
 // ---------------------------------------------------------------- constant columns
 
+/** The longest string arrow-rs keeps whole in statistics (its default truncation length). */
+const MAX_EXACT_STATISTIC = 64;
+
 /** Values per data page of a constant column (arrow-rs writes ~20,000 too). */
 const CONSTANT_PAGE_VALUES = 20_000;
 
@@ -194,6 +197,8 @@ export function constantOf(table: arrow.Table, name: string): Constant | null {
   if (!field || field.nullable || !data || data.length === 0 || data.nullCount > 0) return null;
   if (arrow.DataType.isUtf8(field.type)) {
     const offsets = data.valueOffsets as Int32Array;
+    // Longer values get truncated statistics from arrow-rs (64 bytes): those are encoded as usual.
+    if (offsets[1] - offsets[0] > MAX_EXACT_STATISTIC) return null;
     return { name, value: (data.values as Uint8Array).slice(offsets[0], offsets[1]), physical: BYTE_ARRAY };
   }
   if (arrow.DataType.isTimestamp(field.type) || (arrow.DataType.isInt(field.type) && field.type.bitWidth === 64)) {
@@ -223,32 +228,58 @@ function pageHeader(fields: [number, ThriftValue][]): Uint8Array {
   return writeStruct(new Map(fields));
 }
 
+/** Little-endian base-128 varint, as Snappy's preamble and RLE run headers write lengths. */
+function varint(n: number): number[] {
+  const out: number[] = [];
+  let v = n;
+  while (v >= 128) {
+    out.push((v % 128) | 0x80);
+    v = Math.floor(v / 128);
+  }
+  out.push(v);
+  return out;
+}
+
+/**
+ * `bytes` as a Snappy stream of one literal: valid Snappy that any reader decompresses, for
+ * the few bytes of a constant column's pages (every column of the file stays SNAPPY).
+ */
+export function snappyLiteral(bytes: Uint8Array): Uint8Array {
+  const head = varint(bytes.length);
+  const n = bytes.length - 1;
+  if (n < 0) return Uint8Array.from(head);
+  if (n < 60) head.push(n << 2);
+  else {
+    const width = n < 0x100 ? 1 : n < 0x10000 ? 2 : n < 0x1000000 ? 3 : 4;
+    head.push((59 + width) << 2);
+    for (let i = 0; i < width; i++) head.push(Math.floor(n / 2 ** (8 * i)) & 0xff);
+  }
+  return concat([Uint8Array.from(head), bytes]);
+}
+
+/** A page: its header (sizes of `raw` and of its Snappy form) and the Snappy bytes; `raw.length` counted in `sizes`. */
+function page(fields: [number, ThriftValue][], raw: Uint8Array, sizes: { uncompressed: number }): Uint8Array[] {
+  const compressed = snappyLiteral(raw);
+  const header = pageHeader([[2, i32(raw.length)], [3, i32(compressed.length)], ...fields]);
+  sizes.uncompressed += header.length + raw.length;
+  return [header, compressed];
+}
+
 /**
  * The column chunk of a constant column, written here rather than encoded: a dictionary of one
  * value and data pages of RLE_DICTIONARY indices of bit width 0 (what arrow-rs writes for such a
- * column, uncompressed). A 36-byte run id on 1M rows cost ~0.2 CPU-s to dictionary-encode.
+ * column). A 36-byte run id on 1M rows cost ~0.2 CPU-s to dictionary-encode.
  */
 export function constantChunk(template: ThriftStruct, constant: Constant, rows: number, offset: number): { bytes: Uint8Array[]; chunk: ThriftValue } {
   const plain = constant.physical === BYTE_ARRAY ? concat([new Uint8Array(new Uint32Array([constant.value.length]).buffer), constant.value]) : constant.value;
-  const parts: Uint8Array[] = [];
-  const dictionaryHeader = pageHeader([
-    [1, i32(2)], [2, i32(plain.length)], [3, i32(plain.length)],
-    [7, structValue(new Map<number, ThriftValue>([[1, i32(1)], [2, i32(0)], [3, { type: T.FALSE }]]))],
-  ]);
-  parts.push(dictionaryHeader, plain);
-  const dataPageOffset = offset + dictionaryHeader.length + plain.length;
+  const sizes = { uncompressed: 0 };
+  const parts = page([[1, i32(2)], [7, structValue(new Map<number, ThriftValue>([[1, i32(1)], [2, i32(0)], [3, { type: T.FALSE }]]))]], plain, sizes);
+  const dataPageOffset = offset + parts[0].length + parts[1].length;
   for (let at = 0; at < rows; at += CONSTANT_PAGE_VALUES) {
     const n = Math.min(CONSTANT_PAGE_VALUES, rows - at);
     // Bit width 0, then one RLE run of n: the varint n << 1 (no value bytes at width 0).
-    const body = [0];
-    for (let v = n * 2; ; v = Math.floor(v / 128)) {
-      if (v < 128) { body.push(v); break; }
-      body.push((v & 0x7f) | 0x80);
-    }
-    parts.push(pageHeader([
-      [1, i32(0)], [2, i32(body.length)], [3, i32(body.length)],
-      [5, structValue(new Map<number, ThriftValue>([[1, i32(n)], [2, i32(8)], [3, i32(3)], [4, i32(3)]]))],
-    ]), Uint8Array.from(body));
+    const body = Uint8Array.from([0, ...varint(n * 2)]);
+    parts.push(...page([[1, i32(0)], [5, structValue(new Map<number, ThriftValue>([[1, i32(n)], [2, i32(8)], [3, i32(3)], [4, i32(3)]]))]], body, sizes));
   }
   const bytes = concat(parts);
   const meta: ThriftStruct = new Map(template);
@@ -259,9 +290,8 @@ export function constantChunk(template: ThriftStruct, constant: Constant, rows: 
   // Signed-order types also carry the deprecated min/max, as arrow-rs writes them.
   if (constant.physical === INT64) { stats.set(STATS.max, { type: T.BINARY, value: constant.value }); stats.set(STATS.min, { type: T.BINARY, value: constant.value }); }
   meta.set(META.encodings, listValue(T.I32, [0, 3, 8].map((value) => i32(value))));
-  meta.set(META.codec, i32(0));
   meta.set(META.numValues, i64(rows));
-  meta.set(META.uncompressed, i64(bytes.length));
+  meta.set(META.uncompressed, i64(sizes.uncompressed));
   meta.set(META.compressed, i64(bytes.length));
   meta.set(META.dataPageOffset, i64(dataPageOffset));
   meta.set(META.dictionaryPageOffset, i64(offset));
