@@ -4,7 +4,8 @@
 // (put, move, delete, a streamed write's completion), before or after it. 0: never.
 //
 //   node test/faults/adopt-break-kill-child.ts <job.json>
-//   job: { databaseUrl, lakeUrl, config, runId, request, killAt, after }
+//   job: { databaseUrl, lakeUrl, config, runId, request, killAt, after, moves? }
+//   moves: count only moves (a commit's publishing) instead of every mutation.
 // Prints { runId, rows, mutations } when it finished.
 import { readFileSync } from 'node:fs';
 import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
@@ -18,13 +19,14 @@ import { readSegments, segmentTask } from '../../lambdas/core/protocol/segments.
 import { TableState } from '../../lambdas/core/protocol/table-state.ts';
 import type { RunRequest } from '../../lambdas/core/protocol/run-model.ts';
 
-const job = JSON.parse(readFileSync(process.argv[2], 'utf8')) as { databaseUrl: string; lakeUrl: string; config: unknown; runId: string; request: RunRequest; killAt: number; after: boolean };
+const job = JSON.parse(readFileSync(process.argv[2], 'utf8')) as { databaseUrl: string; lakeUrl: string; config: unknown; runId: string; request: RunRequest; killAt: number; after: boolean; moves?: boolean };
 
 let mutations = 0;
 const die = () => process.kill(process.pid, 'SIGKILL');
 
 /** Count a mutation around `work`: die before or after the nth. */
-async function mutation<T>(work: () => Promise<T>): Promise<T> {
+async function mutation<T>(work: () => Promise<T>, move = false): Promise<T> {
+  if (job.moves && !move) return work();
   const n = ++mutations;
   if (n === job.killAt && !job.after) die();
   const result = await work();
@@ -35,7 +37,7 @@ async function mutation<T>(work: () => Promise<T>): Promise<T> {
 function killing(inner: DirectoryStore): ObjectStore {
   const store = Object.create(inner) as ObjectStore;
   store.put = (key, body, options) => mutation(() => inner.put(key, body, options));
-  store.move = (from, to) => mutation(() => inner.move(from, to));
+  store.move = (from, to) => mutation(() => inner.move(from, to), true);
   store.delete = (keys) => mutation(() => inner.delete(keys));
   store.openWrite = (key) => {
     const write = inner.openWrite(key);

@@ -5,7 +5,9 @@
 // execution's lease lapses (time passes); an execution that fails is tidied as Summarize does.
 // Then runs without faults until the table is committed and incremental, and the lake is checked
 // against Postgres by DuckDB: every version once, nothing lost, nothing pending.
-//   ADOPT_BREAK_SEEDS=1,2,3 ADOPT_BREAK_STEPS=10 to choose.
+//   ADOPT_BREAK_SEEDS=1,2,3 ADOPT_BREAK_STEPS=10 to choose; ADOPT_BREAK_MOVES=0.4 kills that share
+//   of the executions at their nth publish move instead (a commit's publishing is a small part of
+//   all mutations, so random kills seldom land in it).
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -21,6 +23,7 @@ const run = promisify(execFile);
 const CHILD = path.join(import.meta.dirname, 'adopt-break-kill-child.ts');
 const SEEDS = (process.env.ADOPT_BREAK_SEEDS ?? '11,12,13').split(',').map(Number);
 const STEPS = Number(process.env.ADOPT_BREAK_STEPS ?? 8);
+const MOVES = Number(process.env.ADOPT_BREAK_MOVES ?? 0);
 let db: TestDatabase;
 
 beforeAll(async () => {
@@ -46,9 +49,9 @@ function random(seed: number): () => number {
 
 type Outcome = { kind: 'killed' } | { kind: 'failed'; error: string } | { kind: 'done'; out: Record<string, unknown> };
 
-async function execution(lake: TestLake, raw: object, runId: string, request: object, killAt: number, after: boolean): Promise<Outcome> {
+async function execution(lake: TestLake, raw: object, runId: string, request: object, killAt: number, after: boolean, moves = false): Promise<Outcome> {
   const file = path.join(lake.dir, `job-${runId}.json`);
-  writeFileSync(file, JSON.stringify({ databaseUrl: db.url, lakeUrl: lake.url, config: raw, runId, request, killAt, after }));
+  writeFileSync(file, JSON.stringify({ databaseUrl: db.url, lakeUrl: lake.url, config: raw, runId, request, killAt, after, moves }));
   try {
     const { stdout } = await run(process.execPath, [CHILD, file], { timeout: 120_000 });
     return { kind: 'done', out: JSON.parse(stdout.trim()) as Record<string, unknown> };
@@ -90,10 +93,11 @@ describe('backfill adoption under SIGKILL at random store mutations', () => {
           }
           const watermark = await state.watermark();
           const request = watermark && rand() < 0.4 ? { full: true } : {};
-          const killAt = rand() < 0.8 ? 1 + Math.floor(rand() * 80) : 0;
+          const moves = MOVES > 0 && rand() < MOVES;
+          const killAt = moves ? 1 + Math.floor(rand() * 12) : rand() < 0.8 ? 1 + Math.floor(rand() * 80) : 0;
           const after = rand() < 0.5;
-          const outcome = await execution(lake, raw, runId(), request, killAt, after);
-          log.push(`step ${step} ${JSON.stringify(request)} kill ${killAt}${after ? ' after' : ''}: ${outcome.kind === 'done' ? JSON.stringify(outcome.out) : outcome.kind === 'failed' ? `failed ${outcome.error}` : 'killed'}`);
+          const outcome = await execution(lake, raw, runId(), request, killAt, after, moves);
+          log.push(`step ${step} ${JSON.stringify(request)} kill ${killAt}${moves ? ' (moves)' : ''}${after ? ' after' : ''}: ${outcome.kind === 'done' ? JSON.stringify(outcome.out) : outcome.kind === 'failed' ? `failed ${outcome.error}` : 'killed'}`);
           if (outcome.kind === 'failed') await abandonRun(deps, table, runId());
           else if (outcome.kind === 'killed') await lapse();
         }
