@@ -8,7 +8,7 @@
 // All three read the rows in (updated_at, id) order, as a keyset export must.
 // Not a timed test in CI: numbers depend on the machine.
 import { spawn } from 'node:child_process';
-import { cpSync, createWriteStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, createWriteStream, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -70,7 +70,12 @@ interface ChildResult {
   readonly peakRssMiB: number;
   /** Export only: Parquet files written, their median size and row groups per file (median). */
   readonly files?: FileStats;
+  /** Export only (Linux): CPU-seconds of the run by thread kind (main, encoder, V8's helpers). */
+  readonly threads?: ThreadCpu;
 }
+
+/** CPU-seconds by thread kind, read from /proc/self/task (Linux; empty elsewhere). */
+type ThreadCpu = Partial<Record<'main' | 'encoder' | 'v8' | 'other', number>>;
 
 interface FileStats {
   readonly count: number;
@@ -107,6 +112,39 @@ async function fileStats(dir: string): Promise<FileStats> {
     file.free();
   }
   return { count: files.length, medianBytes: median(sizes), medianRowGroups: median(groups), minRowGroupRows };
+}
+
+/**
+ * CPU-seconds so far of each thread of this process, by kind: the main thread, the encoder
+ * (the worker thread), V8's helpers (concurrent GC marking, JIT and wasm compilation) and the
+ * rest (libuv's pool). Linux thread names: MainThread, WorkerThread, V8Worker.
+ */
+function threadCpu(): Map<string, { kind: keyof ThreadCpu; seconds: number }> {
+  const out = new Map<string, { kind: keyof ThreadCpu; seconds: number }>();
+  let tasks: string[];
+  try {
+    tasks = readdirSync('/proc/self/task');
+  } catch {
+    return out;
+  }
+  const tick = 100; // USER_HZ: clock ticks per second on every Linux ABI Node supports
+  for (const task of tasks) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${task}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const kind = name === 'MainThread' || task === String(process.pid) ? 'main' : name === 'WorkerThread' ? 'encoder' : name.startsWith('V8') ? 'v8' : 'other';
+      out.set(task, { kind, seconds: (Number(fields[11]) + Number(fields[12])) / tick });
+    } catch { /* the thread ended */ }
+  }
+  return out;
+}
+
+/** CPU-seconds by thread kind between two threadCpu() readings. */
+function threadCpuSince(before: ReturnType<typeof threadCpu>): ThreadCpu {
+  const out: ThreadCpu = {};
+  for (const [task, { kind, seconds }] of threadCpu()) out[kind] = (out[kind] ?? 0) + seconds - (before.get(task)?.seconds ?? 0);
+  return out;
 }
 
 function peakRssMiB(): number {
@@ -153,14 +191,16 @@ async function childExport(url: string, pageRows: number | undefined, rowGroupMB
   try {
     const started = performance.now();
     const cpu = process.cpuUsage();
+    const perThread = threadCpu();
     const outcome = await runExport({ source, store: new DirectoryStore(pathToFileURL(dir).href), config });
     const seconds = (performance.now() - started) / 1000;
     const cpuSeconds = cpuSecondsSince(cpu);
+    const threads = threadCpuSince(perThread);
     const [table] = outcome.tables;
     if (table.status !== 'succeeded') throw new Error(`export failed: ${table.error}`);
     // Peak RSS is taken before the files are inspected (that loads a reader of its own).
     const peak = peakRssMiB();
-    return { seconds, cpuSeconds, rows: table.rows, bytes: table.bytes, peak, files: await fileStats(dir) };
+    return { seconds, cpuSeconds, rows: table.rows, bytes: table.bytes, peak, files: await fileStats(dir), threads };
   } finally {
     await source.close();
     // BENCH_KEEP_LAKE=<dir>: keep the lake there (to inspect the files or re-encode them).
@@ -251,6 +291,8 @@ interface Summary {
   /** CPU-seconds of the pipeline's process (all threads) per 1M rows. */
   readonly cpuPerMillion: number;
   readonly files?: FileStats;
+  /** Export only: median CPU-seconds per 1M rows by thread kind. */
+  readonly threads?: ThreadCpu;
   readonly rowsPerSec: number;
   readonly peakRssMiB: number;
   readonly bytes: number;
@@ -262,7 +304,9 @@ function summarize(mode: Mode, results: ChildResult[], rows: number): Summary {
   for (const r of mine) if (r.rows !== rows) throw new Error(`${mode}: ${r.rows} rows, expected ${rows}`);
   const seconds = median(mine.map((r) => r.seconds));
   const cpuPerMillion = median(mine.map((r) => r.cpuSeconds)) / (rows / 1e6);
-  return { mode, seconds, cpuPerMillion, files: mine.at(-1)?.files, rowsPerSec: rows / seconds, peakRssMiB: median(mine.map((r) => r.peakRssMiB)), bytes: median(mine.map((r) => r.bytes)), runs: mine.map((r) => r.seconds) };
+  const kinds = [...new Set(mine.flatMap((r) => Object.keys(r.threads ?? {})))] as (keyof ThreadCpu)[];
+  const threads = kinds.length ? Object.fromEntries(kinds.map((k) => [k, median(mine.map((r) => r.threads?.[k] ?? 0)) / (rows / 1e6)])) : undefined;
+  return { mode, seconds, cpuPerMillion, files: mine.at(-1)?.files, threads, rowsPerSec: rows / seconds, peakRssMiB: median(mine.map((r) => r.peakRssMiB)), bytes: median(mine.map((r) => r.bytes)), runs: mine.map((r) => r.seconds) };
 }
 
 const LABELS: Record<Mode, string> = {
@@ -271,9 +315,12 @@ const LABELS: Record<Mode, string> = {
   duckdb: '(3) COPY csv → DuckDB → Parquet',
 };
 
+const THREAD_LABELS: Record<keyof ThreadCpu, string> = { main: 'main', encoder: 'encoder', v8: "V8's helpers (GC, JIT)", other: 'other' };
+
 function printTable(rows: number, runs: number, pin: boolean, summaries: Summary[], ratioToLimit: number, ratioToDuckdb: number): void {
   const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
   const files = summaries.find((s) => s.mode === 'export')?.files;
+  const threads = summaries.find((s) => s.mode === 'export')?.threads;
   const lines = [
     `orders: ${rows.toLocaleString('en-US')} rows, medians of ${runs} runs, ${os.cpus().length} cores, node ${process.version}${pin ? `, pinned: Postgres on core ${SERVER_CORE}, each pipeline on core ${CLIENT_CORE}` : ''}`,
     `${'pipeline'.padEnd(34)}${'wall s'.padStart(8)}${'rows/s'.padStart(11)}${'CPU-s/1M'.padStart(10)}${'peak RSS'.padStart(12)}${'output'.padStart(12)}   runs (s)`,
@@ -281,6 +328,7 @@ function printTable(rows: number, runs: number, pin: boolean, summaries: Summary
       `${LABELS[s.mode].padEnd(34)}${s.seconds.toFixed(2).padStart(8)}${Math.round(s.rowsPerSec).toLocaleString('en-US').padStart(11)}${s.cpuPerMillion.toFixed(2).padStart(10)}${mib(s.peakRssMiB * 1048576).padStart(12)}${mib(s.bytes).padStart(12)}   ${s.runs.map((x) => x.toFixed(2)).join(' ')}`),
     `export ÷ limit: ${ratioToLimit.toFixed(2)}×   export ÷ duckdb: ${ratioToDuckdb.toFixed(2)}×  (throughput ratios)`,
     ...(files ? [`export files: ${files.count}, median ${mib(files.medianBytes)}, row groups per file ${files.medianRowGroups}, smallest full row group ${files.minRowGroupRows.toLocaleString('en-US')} rows`] : []),
+    ...(threads ? [`export CPU-s/1M by thread: ${(['main', 'encoder', 'v8', 'other'] as const).filter((k) => threads[k] !== undefined).map((k) => `${THREAD_LABELS[k]} ${threads[k]!.toFixed(2)}`).join(', ')}`] : []),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }
@@ -391,6 +439,7 @@ pipeline on core 1, the production split where the database runs on its own mach
         pinned: values.pin,
         cpuSecondsPerMillion: Object.fromEntries(summaries.map((s) => [s.mode, s.cpuPerMillion])),
         files: by('export')?.files ?? null,
+        exportThreads: by('export')?.threads ?? null,
         limit: pick('limit'), export: pick('export'), duckdb: pick('duckdb'),
       })}\n`);
     } else {

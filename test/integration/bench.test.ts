@@ -29,6 +29,14 @@ describe('npm run bench', () => {
     expect(result.export.cpuSecondsPerMillion).toBe(result.cpuSecondsPerMillion.export);
     expect(result.files).toMatchObject({ count: 1, medianRowGroups: 1, minRowGroupRows: 5000 });
     expect(result.files.medianBytes).toBe(result.export.bytes);
+    // Linux: the export's CPU by thread (main, the encoder thread, V8's helpers), adding up to
+    // its process's CPU within the clock ticks /proc counts in (10 ms a thread: ±10 per 1M at 5,000 rows).
+    if (process.platform === 'linux') {
+      expect(result.exportThreads.main).toBeGreaterThan(0);
+      expect(result.exportThreads.encoder).toBeGreaterThan(0);
+      const sum = Object.values(result.exportThreads as Record<string, number>).reduce((a, b) => a + b, 0);
+      expect(Math.abs(sum - result.cpuSecondsPerMillion.export)).toBeLessThan(10);
+    }
   });
 
   it.runIf(process.platform === 'linux')('--pin runs the server on core 0 and each pipeline on core 1 (taskset)', async () => {
@@ -36,5 +44,6 @@ describe('npm run bench', () => {
     expect(stderr).toMatch(/pinned Postgres \(postmaster \d+, \d+ children\) to core 0; pipelines run on core 1/);
     expect(stdout).toContain('pinned: Postgres on core 0, each pipeline on core 1');
     expect(stdout).toMatch(/export files: 1, median [\d.]+ MiB, row groups per file 1/);
+    expect(stdout).toMatch(/export CPU-s\/1M by thread: main [\d.]+, encoder [\d.]+/);
   });
 });
