@@ -13,7 +13,8 @@ import { localStepRuntime } from '../../bin/local/local-runtime.ts';
 import { runExport } from '../../bin/local/run-export.ts';
 import { validateConfig } from '../../lambdas/core/config.ts';
 import { TableState } from '../../lambdas/core/protocol/table-state.ts';
-import { createDatabase, createLake, exportDeps, stopPostgres, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import type { ObjectStore } from '../../lambdas/core/ports.ts';
+import { createDatabase, createLake, exportDeps, faultyStore, stopPostgres, type TestDatabase, type TestLake } from '../support/local-stack.ts';
 
 // Five day partitions of three files each (one per run): five pages, more than minFiles (2).
 const config = validateConfig({
@@ -51,6 +52,27 @@ afterAll(async () => {
   await db?.close();
   lake?.remove();
   await stopPostgres();
+});
+
+describe('a compaction whose store fails', () => {
+  it('rejects with the store\'s error (what the state\'s Catch records, and Summarize counts as CompactionFailed), and leaves the lake as it was', async () => {
+    const files = dataFiles();
+    const state = await stateKeys();
+    // S3 refuses the new generation's third file, after two pages were written.
+    let written = 0;
+    const store: ObjectStore = faultyStore(lake.store, {
+      put: async (key, body, options) => {
+        if (key.includes('/generation=') && ++written === 3) throw Object.assign(new Error(`S3 PUT ${key} refused (injected)`), { name: 'ServiceUnavailable' });
+        return lake.store.put(key, body, options);
+      },
+    });
+    const runtime = localStepRuntime({ config, lake: lake.url });
+    const compact = compactHandler({ ...runtime, lakeDeps: () => ({ ...runtime.lakeDeps(), store }) });
+    await expect(compact({ table: 'orders' }, { getRemainingTimeInMillis: () => 15 * 60_000 })).rejects.toThrowError(/S3 PUT raw\/orders\/generation=.* refused \(injected\)/);
+    expect(written).toBe(3);
+    expect(dataFiles()).toEqual(files);
+    expect(await stateKeys()).toEqual(state);
+  });
 });
 
 describe('a compaction out of time', () => {
