@@ -58,7 +58,7 @@ async function execution(lake: TestLake, raw: object, runId: string, request: ob
   } catch (error) {
     if ((error as { signal?: string }).signal === 'SIGKILL') return { kind: 'killed' };
     const stderr = String((error as { stderr?: string }).stderr ?? error);
-    return { kind: 'failed', error: stderr.split('\n').find((l) => /Error/.test(l)) ?? stderr.slice(0, 400) };
+    return { kind: 'failed', error: stderr.split('\n').find((l) => /^\w*Error\b/.test(l)) ?? stderr.slice(0, 400) };
   }
 }
 
