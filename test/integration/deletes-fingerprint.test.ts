@@ -74,8 +74,6 @@ async function openDuckdb(dialect: LakeDialect): Promise<DuckDBConnection> {
       'CREATE MACRO bitwise_and(a, b) AS a & b',
       'CREATE MACRO bitwise_or(a, b) AS a | b',
       'CREATE MACRO bitwise_xor(a, b) AS xor(a, b)',
-      'CREATE MACRO bitwise_left_shift(a, n) AS a << n',
-      'CREATE MACRO bitwise_or_agg(a) AS bit_or(a)',
     ]) await connection.run(sql);
   }
   return connection;

@@ -56,8 +56,6 @@ async function openDuckdb(dialect: LakeDialect): Promise<DuckDBConnection> {
       'CREATE MACRO bitwise_and(a, b) AS a & b',
       'CREATE MACRO bitwise_or(a, b) AS a | b',
       'CREATE MACRO bitwise_xor(a, b) AS xor(a, b)',
-      'CREATE MACRO bitwise_left_shift(a, n) AS a << n',
-      'CREATE MACRO bitwise_or_agg(a) AS bit_or(a)',
     ]) await connection.run(sql);
   }
   return connection;
@@ -301,10 +299,10 @@ describe('the queries', () => {
     const list = lakeKeyListSql(keys, INTEGER, 1n, [[0n, 10n]]);
     expect(list).toContain('WHERE ((CAST("id" AS BIGINT) >= 1 AND CAST("id" AS BIGINT) < 11))');
     expect(list).not.toMatch(/md5|bitwise_xor/);
-    // Trino's functions only in the Athena text, DuckDB's in DuckDB's.
+    // Trino's functions only in the Athena text (the bitwise ones of https://trino.io/docs/current/functions/bitwise.html), DuckDB's in DuckDB's.
     const athena = lakeKeyAggregateSql(keys, INTEGER, 1n, 16n, [[0n, 16n]], { denseKeys: true });
-    expect(athena).toMatch(/bitwise_xor\(.*bitwise_or_agg\(/s);
-    expect(athena).not.toMatch(/ \/\/ | >> | << |\bxor\(|bit_or\(/);
+    expect(athena).toMatch(/bitwise_xor\(.*bitwise_and\(.*bitwise_or\(/s);
+    expect(athena).not.toMatch(/ \/\/ | >> | << |\bxor\(|bit_or\(|bitwise_[a-z_]*shift|_agg\(/);
     const duckdb = lakeKeyAggregateSql(lakeKeysOf('duckdb', 'orders', lakeSchema(false)), INTEGER, 1n, 16n, [[0n, 16n]], { denseKeys: true });
     expect(duckdb).not.toMatch(/bitwise_/);
   });
