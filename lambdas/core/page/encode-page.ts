@@ -135,7 +135,7 @@ export function arrowSchema(layout: PageLayout): arrow.Schema {
   return new arrow.Schema(fields);
 }
 
-/** Open files at most in one chunk: each is a writer of its own in wasm memory. */
+/** Open files at most in one chunk: each holds its open row group (and a dictionary writer in wasm memory). */
 const MAX_OPEN_FILES = 32;
 
 interface OpenFile {

@@ -1,7 +1,8 @@
-// Arrow → Snappy Parquet with parquet-wasm: a whole file at once (encodeParquet, for history a
-// re-run carries) or a file that grows page by page, its row groups flushed as they fill
-// (ParquetStream). Writer properties are built fresh for every file: the writer consumes them,
-// and reusing one silently writes the next file uncompressed.
+// Arrow → Snappy Parquet with parquet-wasm: a whole file at once (encodeParquet, encodeTable: for
+// history a re-run carries, and each page's piece of a spliced file, parquet-splice.ts) or a
+// file that grows batch by batch (ParquetStream: a spliced file's dictionary columns). Writer
+// properties are built fresh for every file: the writer consumes them, and reusing one silently
+// writes the next file uncompressed.
 import * as arrow from 'apache-arrow';
 import {
   Compression, EnabledStatistics, Encoding, Table as WasmTable, WriterPropertiesBuilder, WriterVersion, transformParquetStream, writeParquet,
@@ -140,9 +141,9 @@ export function encodeTable(table: arrow.Table, choices: ReadonlyMap<string, Col
 
 /**
  * One Parquet file written as its rows arrive: each append goes into parquet-wasm's streaming
- * writer, which keeps only the row group being filled (encoded) and hands a row group's bytes
- * out when it is flushed; `take()` collects them. Its writer properties (dictionary choices) are
- * decided by the first table appended.
+ * writer, which keeps the row group being filled (encoded) in wasm memory and hands a row
+ * group's bytes out when it is flushed; `take()` collects them. Its writer properties
+ * (dictionary choices) are decided by the first table appended, unless given.
  */
 export class ParquetStream {
   private readonly batches: WasmRecordBatch[] = [];
