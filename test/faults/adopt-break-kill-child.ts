@@ -15,7 +15,7 @@ import type { ObjectStore } from '../../lambdas/core/ports.ts';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
-import { readSegments, segmentTask } from '../../lambdas/core/protocol/segments.ts';
+import { parseExportInput, readSegments, segmentTask } from '../../lambdas/core/protocol/segments.ts';
 import { TableState } from '../../lambdas/core/protocol/table-state.ts';
 import type { RunRequest } from '../../lambdas/core/protocol/run-model.ts';
 
@@ -57,7 +57,15 @@ if (plan.skipped.length) {
   process.exit(0);
 }
 const [planned] = plan.tables;
-if (planned.backfill) {
+if (planned.backfill?.items.endsWith('/lanes.jsonl')) {
+  // The Distributed Map over lanes (tables[].backfill.concurrency): each child exports its lane's segments in turn.
+  const lines = (await deps.store.get(planned.backfill.items))!.body.toString('utf8').split('\n').filter((l) => l.trim() !== '');
+  await Promise.all(lines.map(async (line) => {
+    let child = parseExportInput({ task: planned, segment: JSON.parse(line) });
+    do child = await exportTable(deps, child, Date.now());
+    while (!child.done);
+  }));
+} else if (planned.backfill) {
   // The Distributed Map: every segment's child at once, each invocation one chunk.
   const segments = await readSegments(new TableState(deps.store, config.lake.prefix, planned.table), planned);
   await Promise.all(segments.map(async (segment) => {

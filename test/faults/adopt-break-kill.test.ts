@@ -7,7 +7,8 @@
 // against Postgres by DuckDB: every version once, nothing lost, nothing pending.
 //   ADOPT_BREAK_SEEDS=1,2,3 ADOPT_BREAK_STEPS=10 to choose; ADOPT_BREAK_MOVES=0.4 kills that share
 //   of the executions at their nth publish move instead (a commit's publishing is a small part of
-//   all mutations, so random kills seldom land in it).
+//   all mutations, so random kills seldom land in it); ADOPT_BREAK_BACKFILL='{"segments":4,"concurrency":2}'
+//   sets the table's backfill (lanes, by: ctid…).
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -24,6 +25,7 @@ const CHILD = path.join(import.meta.dirname, 'adopt-break-kill-child.ts');
 const SEEDS = (process.env.ADOPT_BREAK_SEEDS ?? '11,12,13').split(',').map(Number);
 const STEPS = Number(process.env.ADOPT_BREAK_STEPS ?? 8);
 const MOVES = Number(process.env.ADOPT_BREAK_MOVES ?? 0);
+const BACKFILL = JSON.parse(process.env.ADOPT_BREAK_BACKFILL ?? '{"segments":3}') as object;
 let db: TestDatabase;
 
 beforeAll(async () => {
@@ -70,7 +72,7 @@ describe('backfill adoption under SIGKILL at random store mutations', () => {
       await db.query(`CREATE TABLE ${table} (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
         INSERT INTO ${table} SELECT g, 'p' || g, timestamptz '2024-12-01 00:00:00+00' + g * interval '1 minute' FROM generate_series(1, 3000) g`);
       const lake = createLake();
-      const raw = { export: { pageRows: 200, safetyLagSeconds: 0 }, lake: { rowGroupRows: 200 }, tables: [{ name: table, backfill: { segments: 3 } }] };
+      const raw = { export: { pageRows: 200, safetyLagSeconds: 0 }, lake: { rowGroupRows: 200 }, tables: [{ name: table, backfill: BACKFILL }] };
       const config = validateConfig(raw, 'fault config');
       const state = new TableState(lake.store, 'raw', table);
       const deps = exportDeps(db, lake.store, config);
