@@ -10,13 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LakeQuery } from '../../bin/local/lake-query.ts';
 import { runExport } from '../../bin/local/run-export.ts';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
-import type { ObjectStore } from '../../lambdas/core/ports.ts';
-import { tombstonesOfRun } from '../../lambdas/core/protocol/reconcile.ts';
+import type { LakeSchema, ObjectStore } from '../../lambdas/core/ports.ts';
+import { findDeletedKeys, tombstonesOfRun, type Detection } from '../../lambdas/core/protocol/reconcile.ts';
 import { TableState } from '../../lambdas/core/protocol/table-state.ts';
 import { resolveTable } from '../../lambdas/core/config.ts';
 import { keyAggregateQuery } from '../../lambdas/core/source/queries.ts';
 import { shapeTable } from '../../lambdas/core/source/table-shape.ts';
 import { createDatabase, createLake, duckdb, exportDeps, faultyStore, parquetGlob, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { loadAverage, measure, median, type Cost } from './deletes-timing.ts';
 
 const ROWS = 1_000_000;
 let db: TestDatabase;
@@ -120,27 +121,45 @@ async function tombstones(table: string, key: string): Promise<Map<string, numbe
 }
 
 describe('deletes without CDC', () => {
-  it('reconciles an unchanged 1M-row table in one hash aggregate per side, the source over an index-only scan (counts and times printed)', async () => {
-    const first = await run(ordersConfig);
+  it('reconciles an unchanged 1M-row table in one hash aggregate per side, the source over an index-only scan, for a fraction of the export\'s CPU time (counts and times printed)', async () => {
+    const { result: first, cost: exported } = await measure(db, () => run(ordersConfig));
     expect(first.outcome.tables).toMatchObject([{ table: 'orders', status: 'succeeded', rows: ROWS }]);
     // The first run has nothing committed to compare with.
     expect(first.detections).toEqual([]);
     // As autovacuum leaves a table after a bulk load: its visibility map current, so the primary
     // key's index answers without visiting the heap.
     await db.query('VACUUM ANALYZE orders');
-    const reconciles: DetectionLog[] = [];
-    for (let i = 0; i < 5; i++) {
-      const again = await run(ordersConfig);
-      expect(again.outcome.tables).toMatchObject([{ table: 'orders', status: 'succeeded', rows: 0 }]);
-      reconciles.push(again.detections[0]);
+    const second = await run(ordersConfig);
+    expect(second.outcome.tables).toMatchObject([{ table: 'orders', status: 'succeeded', rows: 0 }]);
+    expect(second.detections).toMatchObject([{ deletes: 0, levels: 0, line: 'integer', aggregateQueries: { lake: 2, source: 1 }, keyQueries: { lake: 0, source: 0 } }]);
+
+    // The detection alone, five times, as the run's hook calls it.
+    const schema = (await new TableState(lake.store, 'raw', 'orders').read<LakeSchema>(new TableState(lake.store, 'raw', 'orders').schemaKey()))!.value;
+    const query = await LakeQuery.open(ordersConfig, lake.store);
+    const engine = query.engine();
+    const deps = { ...exportDeps(db, lake.store, ordersConfig), engine };
+    const reconciles: { detection: Detection; cost: Cost }[] = [];
+    try {
+      for (let i = 0; i < 5; i++) {
+        const { result: detection, cost } = await measure(db, () => findDeletedKeys(deps, ordersShape, schema, 'orders'));
+        expect(detection).toMatchObject({ missing: [], levels: 0, line: 'integer', aggregateQueries: { lake: 2, source: 1 }, keyQueries: { lake: 0, source: 0 } });
+        reconciles.push({ detection, cost });
+      }
+    } finally {
+      await deps.close();
+      await engine.close();
     }
-    const detection = reconciles[0];
-    const queries = detection.aggregateQueries.lake + detection.aggregateQueries.source;
-    const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1];
-    const millis = median(reconciles.map((d) => d.millis));
-    console.log(`unchanged ${ROWS}-row table: ${queries} aggregate queries (lake ${detection.aggregateQueries.lake}: key span and hashes; source ${detection.aggregateQueries.source}), ${detection.keyQueries.lake + detection.keyQueries.source} key listings; `
-      + `reconcile ${millis} ms (median of ${reconciles.length}: ${reconciles.map((d) => `${d.millis} [lake ${d.sideMillis.lake}, source ${d.sideMillis.source}]`).join(', ')}), export ${first.millis} ms; reconcile / export = ${(millis / first.millis).toFixed(3)}`);
-    for (const d of reconciles) expect(d).toMatchObject({ deletes: 0, levels: 0, line: 'integer', aggregateQueries: { lake: 2, source: 1 }, keyQueries: { lake: 0, source: 0 } });
+    const cpu = median(reconciles.map((r) => r.cost.cpuMillis));
+    const wall = median(reconciles.map((r) => r.cost.wallMillis));
+    const { aggregateQueries, keyQueries } = reconciles[0].detection;
+    console.log(`unchanged ${ROWS}-row table: ${aggregateQueries.lake + aggregateQueries.source} aggregate queries (lake ${aggregateQueries.lake}: key span and hashes; source ${aggregateQueries.source}), ${keyQueries.lake + keyQueries.source} key listings; `
+      + `reconcile ${wall.toFixed(0)} ms wall, ${cpu.toFixed(0)} ms CPU (medians of ${reconciles.length}: ${reconciles.map((r) => `${r.cost.wallMillis.toFixed(0)}/${r.cost.cpuMillis.toFixed(0)} [Postgres CPU ${r.cost.postgresCpuMillis.toFixed(0)}; lake ${r.detection.sideMillis.lake}, source ${r.detection.sideMillis.source} ms]`).join(', ')}); `
+      + `export ${exported.wallMillis.toFixed(0)} ms wall, ${exported.cpuMillis.toFixed(0)} ms CPU (Postgres ${exported.postgresCpuMillis.toFixed(0)}); reconcile / export = ${(wall / exported.wallMillis).toFixed(3)} wall, ${(cpu / exported.cpuMillis).toFixed(3)} CPU (load ${loadAverage()})`);
+    // The must-show's bound (a tenth of the export's wall time) is held by deletes-bench.ts on a
+    // quiet machine: here, on a shared 2-core runner, wall times vary tenfold and even CPU times
+    // drift (0.08–0.12 of the export's measured on one loaded machine). This bound catches a
+    // reconciliation gone back to hashing key texts (md5: as much CPU as the export itself).
+    expect(cpu / exported.cpuMillis).toBeLessThan(0.25);
     // The source's hash aggregate reads the primary key's index alone.
     const plan = (await db.query(`EXPLAIN ${keyAggregateQuery(ordersShape, { kind: 'integer', hash: 'int8' }, 1n, 1n << 20n, [[0n, BigInt(ROWS)]])}`)).map((r) => r['QUERY PLAN']).join('\n');
     expect(plan).toContain('Index Only Scan using orders_pkey');

@@ -124,6 +124,8 @@ function integerOps(dialect: LakeDialect) {
     and: (x: string, y: string) => (athena ? `bitwise_and(${x}, ${y})` : `(${x} & ${y})`),
     or: (x: string, y: string) => (athena ? `bitwise_or(${x}, ${y})` : `(${x} | ${y})`),
     xor: (x: string, y: string) => (athena ? `bitwise_xor(${x}, ${y})` : `xor(${x}, ${y})`),
+    // x · 2^n of a non-negative x below 2^(63 − n) (DuckDB's shift costs less than its checked multiply).
+    shl: (x: string, n: number) => (athena ? `(${x} * ${1n << BigInt(n)})` : `(${x} << ${n})`),
     // x / 2^n of a non-negative x, rounded down (Trino's `/` on bigints truncates; DuckDB's
     // `/` is a double's, its shift is cheaper than its integer division).
     // An exact division (DuckDB's `//` and Trino's `/` agree on it, whatever the sign).
@@ -156,41 +158,72 @@ const FINAL_LINES: readonly (readonly ['a' | 'b' | 'c', 'a' | 'b' | 'c', number]
  */
 export function int8HashLakeSql(dialect: LakeDialect, key: string, pass: readonly string[], from: string, options: { readonly unsigned32?: boolean } = {}): string {
   const op = integerOps(dialect);
-  const add = (x: string, y: string) => op.and(`${x} + ${y}`, MASK);
-  const sub = (x: string, y: string) => op.and(`${x} - ${y}`, MASK);
-  // rot(x, r) for 32-bit x: (x · 2^r) below 2^57, its low word or'd with the bits shifted out.
-  const rot = (x: string, r: number) => op.or(op.and(`${x} * ${1n << BigInt(r)}`, MASK), op.shr(x, 32 - r));
+  const mask = (x: string) => op.and(x, MASK);
+  // A state word is a constant (folded here: a key below 2^32 starts from constants) or a column.
+  type Word = bigint | string;
+  const sql32 = (w: Word) => (typeof w === 'bigint' ? w.toString() : w);
+  const rot32 = (x: bigint, r: number) => ((x << BigInt(r)) | (x >> BigInt(32 - r))) & 0xffffffffn;
   const carried = [...pass];
   let sql = from;
   let layer = 0;
+  const state: Record<'a' | 'b' | 'c', Word> = { a: LOOKUP3_INIT, b: LOOKUP3_INIT, c: LOOKUP3_INIT };
+  /** One subquery computing `columns` from the previous one's. */
   const step = (columns: Record<string, string>) => {
     const names = Object.keys(columns);
     const kept = carried.filter((c) => !names.includes(c));
     sql = `SELECT ${[...kept, ...names.map((n) => `${columns[n]} AS ${n}`)].join(', ')} FROM (${sql}) AS "h${layer++}"`;
     for (const n of names) if (!carried.includes(n)) carried.push(n);
   };
+  /** Sets state words: constants stay in `state`, expressions become columns h<name>. */
+  const assign = (words: Partial<Record<'a' | 'b' | 'c', Word>>) => {
+    const columns: Record<string, string> = {};
+    for (const [name, word] of Object.entries(words) as ['a' | 'b' | 'c', Word][]) {
+      if (typeof word === 'bigint') state[name] = word;
+      else {
+        columns[`h${name}`] = word;
+        state[name] = `h${name}`;
+      }
+    }
+    if (Object.keys(columns).length > 0) step(columns);
+  };
+  // rot(x, r) for 32-bit x: (x · 2^r) below 2^57, its low word or'd with the bits shifted out.
+  const rot = (x: string, r: number) => op.or(mask(op.shl(x, r)), op.shr(x, 32 - r));
+  // final(): x ^= y; x -= rot(y, r).
+  const finalLines = () => {
+    for (const [x, y, r] of FINAL_LINES) {
+      const [vx, vy] = [state[x], state[y]];
+      if (typeof vx === 'bigint' && typeof vy === 'bigint') assign({ [x]: ((vx ^ vy) - rot32(vy, r)) & 0xffffffffn });
+      else assign({ [x]: mask(`${op.xor(sql32(vx), sql32(vy))} - ${typeof vy === 'bigint' ? rot32(vy, r) : rot(vy, r)}`) });
+    }
+  };
+  const output = () => `SELECT ${[...pass, `${sql32(state.c)} AS h1`, `${sql32(state.b)} AS h2`].join(', ')} FROM (${sql}) AS "hashed"`;
   step({ hk: key });
   if (options.unsigned32) {
     // Every key in [0, 2^32): no seed, the input is the key itself.
-    step({ ha: add(`${LOOKUP3_INIT}`, 'hk'), hb: `${LOOKUP3_INIT}`, hc: `${LOOKUP3_INIT}` });
-    for (const [x, y, r] of FINAL_LINES) step({ [`h${x}`]: sub(op.xor(`h${x}`, `h${y}`), rot(`h${y}`, r)) });
-    return `SELECT ${[...pass, 'hc AS h1', 'hb AS h2'].join(', ')} FROM (${sql}) AS "hashed"`;
+    assign({ a: mask(`${LOOKUP3_INIT} + hk`) });
+    finalLines();
+    return output();
   }
+  const add = (x: string, y: string) => mask(`${x} + ${y}`);
+  const sub = (x: string, y: string) => mask(`${x} - ${y}`);
   // Its low word; its high word, signed (k − lo is a multiple of 2^32: the division is exact).
-  step({ hl: op.and('hk', MASK), hs: op.exact(`(hk - ${op.and('hk', MASK)})`, 1n << 32n) });
-  // Seeded (hi ≠ 0): a gets the seed's high word (0 or all ones), b its low word.
+  step({ hl: mask('hk'), hs: op.exact(`(hk - ${mask('hk')})`, 1n << 32n) });
+  // Seeded (hi ≠ 0): a gets the seed's high word (0 or all ones), b its low word; then mix().
   step({
-    hf: op.xor('hl', `CASE WHEN hk >= 0 THEN ${op.and('hs', MASK)} ELSE ${op.xor(op.and('hs', MASK), MASK)} END`),
+    hf: op.xor('hl', `CASE WHEN hk >= 0 THEN ${mask('hs')} ELSE ${op.xor(mask('hs'), MASK)} END`),
     ha: `CASE WHEN hs < 0 THEN ${(LOOKUP3_INIT + 0xffffffffn) & 0xffffffffn} ELSE ${LOOKUP3_INIT} END`,
-    hb: `CASE WHEN hs = 0 THEN ${LOOKUP3_INIT} ELSE ${add(`${LOOKUP3_INIT}`, op.and('hs', MASK))} END`,
+    hb: `CASE WHEN hs = 0 THEN ${LOOKUP3_INIT} ELSE ${add(`${LOOKUP3_INIT}`, mask('hs'))} END`,
     hc: `${LOOKUP3_INIT}`,
   });
+  state.a = 'ha';
+  state.b = 'hb';
+  state.c = 'hc';
   for (const [x, z, y, r] of MIX_LINES) {
     step({ [`h${x}`]: `CASE WHEN hs = 0 THEN h${x} ELSE ${op.xor(sub(`h${x}`, `h${z}`), rot(`h${z}`, r))} END`, [`h${z}`]: `CASE WHEN hs = 0 THEN h${z} ELSE ${add(`h${z}`, `h${y}`)} END` });
   }
-  step({ ha: add('ha', 'hf') });
-  for (const [x, y, r] of FINAL_LINES) step({ [`h${x}`]: sub(op.xor(`h${x}`, `h${y}`), rot(`h${y}`, r)) });
-  return `SELECT ${[...pass, 'hc AS h1', 'hb AS h2'].join(', ')} FROM (${sql}) AS "hashed"`;
+  assign({ a: add('ha', 'hf') });
+  finalLines();
+  return output();
 }
 
 /** Ranges a lake predicate tests one by one; more are tested as aligned blocks (rangesInBlocksSql). */
