@@ -113,6 +113,16 @@ describe('the integer key fingerprint in Postgres, DuckDB and Athena SQL', () =>
           const lakeKeys: LakeKeys = { dialect, lakeTable: table, key: ['id'], cursor: 'updated_at', tombstones: false };
           const lakeRows = (await connection.runAndReadAll(lakeKeyAggregateSql(lakeKeys, line, offset, width, ranges))).getRowObjectsJson();
           expect(lakeRows, dialect).toEqual(source);
+          if (line.kind === 'integer') {
+            // A deep level: more buckets than one LATERAL aggregate each (Postgres groups by position then), and a few.
+            for (const narrow of [(span >> 13n) + 1n, (span >> 2n) + 1n]) {
+              const byBucket = (r: Record<string, unknown>) => String(r.b);
+              const pgBuckets = (await db.query(keyAggregateQuery(shape, line, offset, narrow, ranges))).sort((a, b) => byBucket(a).localeCompare(byBucket(b)));
+              const lakeBuckets = (await connection.runAndReadAll(lakeKeyAggregateSql(lakeKeys, line, offset, narrow, ranges))).getRowObjectsJson().sort((a, b) => byBucket(a).localeCompare(byBucket(b)));
+              expect(pgBuckets.length, `${dialect}, width ${narrow}`).toBeGreaterThan(1);
+              expect(lakeBuckets, `${dialect}, width ${narrow}`).toEqual(pgBuckets);
+            }
+          }
           // And key by key.
           const hashed = (await connection.runAndReadAll(`SELECT CAST(k0 AS VARCHAR) AS k, CAST(h1 AS VARCHAR) AS h1, CAST(h2 AS VARCHAR) AS h2 FROM (${int8HashLakeSql(dialect, 'CAST(k0 AS BIGINT)', ['k0'], `SELECT id AS k0 FROM ${table}`)})`)).getRowObjectsJson();
           const byKey = new Map(pg.map((r) => [r.k!, `${r.h1} ${r.h2}`]));
