@@ -182,8 +182,9 @@ export function keyAggregateQuery(shape: TableShape, line: KeyLine, lowest: bigi
       const inner = `SELECT ${int8HashPostgresSql(keys[0])} AS h FROM ${table} WHERE ${[`${key} >= "r"."lo"`, `${key} < "r"."hi"`, ...where].join(' AND ')} OFFSET 0`;
       // OFFSET 0 keeps a single bucket's bounds parameters: inlined as constants spanning the
       // whole table they would make the planner prefer a sequential scan of the heap.
-      return `SELECT "r"."b"::text AS b, "a"."n"::text AS n, "a"."s1"::text AS s1, "a"."s2"::text AS s2 FROM (SELECT * FROM (VALUES ${values.join(', ')}) AS "v" ("b", "lo", "hi") OFFSET 0) AS "r" `
-        + `CROSS JOIN LATERAL (SELECT count(*) AS n, sum(${s1}) AS s1, sum(${s2}) AS s2 FROM (${inner}) AS "keys") AS "a" WHERE "a"."n" > 0`;
+      // Summed by bucket: two ranges may share one (not the bisection's, whose ranges are whole buckets of the level above).
+      return `SELECT "r"."b"::text AS b, sum("a"."n")::text AS n, sum("a"."s1")::text AS s1, sum("a"."s2")::text AS s2 FROM (SELECT * FROM (VALUES ${values.join(', ')}) AS "v" ("b", "lo", "hi") OFFSET 0) AS "r" `
+        + `CROSS JOIN LATERAL (SELECT count(*) AS n, sum(${s1}) AS s1, sum(${s2}) AS s2 FROM (${inner}) AS "keys") AS "a" GROUP BY "r"."b" HAVING sum("a"."n") > 0`;
     }
   }
   const [h1, h2] = line.hash === 'int8' ? int8SlicesPostgresSql('h') : [hexSliceSql('postgres', 'h', 0), hexSliceSql('postgres', 'h', 1)];
