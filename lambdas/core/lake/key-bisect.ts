@@ -43,8 +43,9 @@ export interface BisectOptions {
    */
   readonly rangesPerQuery?: number;
   /**
-   * Keys a listing query returns, about at most: every query over `<table>_current` ranks the
-   * whole table, so scattered deletes (every range differs) are listed in few large queries.
+   * Keys a listing query returns, about at most: every lake query reads the table's keys (and
+   * ranks those with a dead version), so scattered deletes (every range differs) are listed in
+   * few large queries.
    * @default 500000
    */
   readonly keysPerQuery?: number;

@@ -98,7 +98,7 @@ function sourceSide(deps: ExportDeps, shape: TableShape, line: KeyLine, lowest: 
   };
 }
 
-/** The lake side: `<table>_current` through the query engine. */
+/** The lake side: the lake table's live keys (those of `<table>_current`) through the query engine. */
 function lakeSide(engine: QueryEngine, keys: LakeKeys, line: KeyLine, lowest: bigint, options: LakeAggregateOptions): KeySide {
   return {
     async aggregate(width, ranges) {
