@@ -182,7 +182,8 @@ export class SplicedParquetFile {
       [ROW_GROUP.numRows, i64(this.openRows)],
       [ROW_GROUP.fileOffset, i64(start)],
       [ROW_GROUP.totalCompressedSize, i64(this.written - start)],
-      [ROW_GROUP.ordinal, { type: T.I16, value: this.rowGroups.length }],
+      // The ordinal is an i16: a file of more row groups (lake.rowGroupRows set very low) goes without.
+      ...(this.rowGroups.length <= 0x7fff ? [[ROW_GROUP.ordinal, { type: T.I16, value: this.rowGroups.length }] as [number, ThriftValue]] : []),
     ])));
     this.rows += this.openRows;
     this.pieces = new Map();
