@@ -5,7 +5,7 @@
 //
 // A key's two hashes h1, h2 (unsigned 32-bit integers):
 //   - a single smallint/integer/bigint key (the common case): the 64 bits of Postgres's
-//     hashint8extended(k, k >> 32) — Bob Jenkins' lookup3 over the key's low half folded with its
+//     hashint8extended(k, k >> 32) (summed as one signed 64-bit value: int8SumsSql) — Bob Jenkins' lookup3 over the key's low half folded with its
 //     high half, seeded with the high half so that no two keys share the mixer's input. h1 is the
 //     low 32 bits, h2 the high. Postgres calls its built-in (one function call a row over an
 //     index-only scan: Postgres evaluates expressions a row at a time, so every operator it does
@@ -115,6 +115,20 @@ export function int8HashPostgresSql(column: string): string {
 /** Postgres: h1 and h2 of an int8 hash `h`. */
 export function int8SlicesPostgresSql(h: string): [string, string] {
   return [`(${h} & ${MASK})`, `((${h} >> 32) & ${MASK})`];
+}
+
+/**
+ * The two sums an integer key's range reports: the sum of its keys' 64-bit hashes, signed as
+ * Postgres's int8, and 0 — one sum a row instead of two sliced ones (a fifth of the source's
+ * time on a million keys). Postgres sums `h` (int8) exactly in numeric; the lake, which has h's
+ * halves h1 (low, unsigned) and h2 (high, unsigned), sums 2^32 · (h2 − 2^32 when h2 ≥ 2^31) +
+ * h1: a hugeint in DuckDB, a decimal(38, 0) in Athena (its sum of bigints is a bigint).
+ */
+export function int8SumsSql(dialect: KeyDialect, h: string): [string, string] {
+  if (dialect === 'postgres') return [`sum(${h})`, '0'];
+  const high = `sum(h2) - 4294967296 * count(*) FILTER (WHERE h2 >= 2147483648)`;
+  const wide = dialect === 'athena' ? `CAST(${high} AS DECIMAL(38, 0))` : `CAST(${high} AS HUGEINT)`;
+  return [`${wide} * 4294967296 + sum(h1)`, '0'];
 }
 
 /** The few integer operations the emulation needs, in DuckDB's and in Trino's spelling. */

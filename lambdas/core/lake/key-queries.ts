@@ -12,7 +12,7 @@ import { quoteIdent } from '../identifiers.ts';
 import { META_DELETED, META_EXPORTED_AT } from '../page/page-layout.ts';
 import type { LakeSchema, QueryEngine } from '../ports.ts';
 import type { PositionRange } from './key-bisect.ts';
-import { hexSliceSql, int8HashLakeSql, keyTextSql, lakeRangesSql, md5HexSql, type KeyLine, type LakeDialect } from './key-hash.ts';
+import { hexSliceSql, int8HashLakeSql, int8SumsSql, keyTextSql, lakeRangesSql, md5HexSql, type KeyLine, type LakeDialect } from './key-hash.ts';
 
 export type { LakeDialect } from './key-hash.ts';
 
@@ -149,8 +149,9 @@ function hashedKeysSql(keys: LakeKeys, line: KeyLine, lowest: bigint, ranges: re
 export function lakeKeyAggregateSql(keys: LakeKeys, line: KeyLine, lowest: bigint, width: bigint, ranges: readonly PositionRange[], options: LakeAggregateOptions = {}): string {
   // Integer division: DuckDB's `/` is a double's; Trino's `/` on bigints truncates.
   const bucket = keys.dialect === 'duckdb' ? `p // ${width.toString()}` : `p / ${width.toString()}`;
+  const [s1, s2] = line.hash === 'int8' ? int8SumsSql(keys.dialect, 'h') : ['sum(h1)', 'sum(h2)'];
   return [
-    `SELECT CAST(${bucket} AS VARCHAR) AS b, CAST(count(*) AS VARCHAR) AS n, CAST(sum(h1) AS VARCHAR) AS s1, CAST(sum(h2) AS VARCHAR) AS s2`,
+    `SELECT CAST(${bucket} AS VARCHAR) AS b, CAST(count(*) AS VARCHAR) AS n, CAST(${s1} AS VARCHAR) AS s1, CAST(${s2} AS VARCHAR) AS s2`,
     `FROM (${hashedKeysSql(keys, line, lowest, ranges, options)}) AS "positioned"`,
     `GROUP BY ${bucket}`,
   ].join('\n');

@@ -6,7 +6,7 @@ import { quoteIdent, quoteLiteral, quoteQualified } from '../identifiers.ts';
 import type { Window } from '../protocol/table-state.ts';
 import type { CatalogColumn } from './type-map.ts';
 import type { TableShape } from './table-shape.ts';
-import { hexSliceSql, int8HashPostgresSql, int8SlicesPostgresSql, keyTextSql, md5HexSql, rangesPredicate, type KeyLine } from '../lake/key-hash.ts';
+import { hexSliceSql, int8HashPostgresSql, int8SlicesPostgresSql, int8SumsSql, keyTextSql, md5HexSql, rangesPredicate, type KeyLine } from '../lake/key-hash.ts';
 
 /** Cursor predicates of a window; bounds are literals cast to timestamptz. */
 export function windowPredicates(shape: TableShape, window: Window): string[] {
@@ -177,24 +177,25 @@ export function keyAggregateQuery(shape: TableShape, line: KeyLine, lowest: bigi
     const buckets = keyBuckets(width, ranges);
     if (buckets.length <= MAX_LATERAL_BUCKETS) {
       const key = quoteIdent(keys[0]);
-      const [s1, s2] = int8SlicesPostgresSql('h');
+      const [s1, s2] = int8SumsSql('postgres', 'h');
       const values = buckets.map(([b, start, end]) => `(${b.toString()}::int8, ${(start + lowest).toString()}::int8, ${(end + lowest).toString()}::int8)`);
       const inner = `SELECT ${int8HashPostgresSql(keys[0])} AS h FROM ${table} WHERE ${[`${key} >= "r"."lo"`, `${key} < "r"."hi"`, ...where].join(' AND ')} OFFSET 0`;
       // OFFSET 0 keeps a single bucket's bounds parameters: inlined as constants spanning the
       // whole table they would make the planner prefer a sequential scan of the heap.
       // Summed by bucket: two ranges may share one (not the bisection's, whose ranges are whole buckets of the level above).
       return `SELECT "r"."b"::text AS b, sum("a"."n")::text AS n, sum("a"."s1")::text AS s1, sum("a"."s2")::text AS s2 FROM (SELECT * FROM (VALUES ${values.join(', ')}) AS "v" ("b", "lo", "hi") OFFSET 0) AS "r" `
-        + `CROSS JOIN LATERAL (SELECT count(*) AS n, sum(${s1}) AS s1, sum(${s2}) AS s2 FROM (${inner}) AS "keys") AS "a" GROUP BY "r"."b" HAVING sum("a"."n") > 0`;
+        + `CROSS JOIN LATERAL (SELECT count(*) AS n, ${s1} AS s1, ${s2} AS s2 FROM (${inner}) AS "keys") AS "a" GROUP BY "r"."b" HAVING sum("a"."n") > 0`;
     }
   }
-  const [h1, h2] = line.hash === 'int8' ? int8SlicesPostgresSql('h') : [hexSliceSql('postgres', 'h', 0), hexSliceSql('postgres', 'h', 1)];
+  const h1 = line.hash === 'int8' ? int8SlicesPostgresSql('h')[0] : hexSliceSql('postgres', 'h', 0);
+  const [s1, s2] = line.hash === 'int8' ? int8SumsSql('postgres', 'h') : [`sum(${h1})`, `sum(${hexSliceSql('postgres', 'h', 1)})`];
   const hash = line.hash === 'int8' ? int8HashPostgresSql(keys[0]) : md5HexSql('postgres', keyTextSql('postgres', keys));
   const position = line.kind === 'integer' ? `(${quoteIdent(keys[0])}::int8 - (${lowest.toString()}))` : null;
   const onKey = line.kind === 'integer' ? [rangesPredicate(quoteIdent(keys[0]), lowest, ranges)] : [];
   // OFFSET 0: the hash is computed once per row, not copied into each sum and range test.
   const inner = `SELECT ${hash} AS h${position ? `, ${position} AS p` : ''} FROM ${table}${[...onKey, ...where].length ? ` WHERE ${[...onKey, ...where].join(' AND ')}` : ''} OFFSET 0`;
   const positioned = position ? `(${inner})` : `(SELECT ${h1} AS p, * FROM (${inner}) AS "hashed" WHERE ${rangesPredicate(h1, 0n, ranges)})`;
-  return `SELECT (p / ${width.toString()})::text AS b, count(*)::text AS n, sum(${h1})::text AS s1, sum(${h2})::text AS s2 FROM ${positioned} AS "keys" GROUP BY p / ${width.toString()}`;
+  return `SELECT (p / ${width.toString()})::text AS b, count(*)::text AS n, (${s1})::text AS s1, (${s2})::text AS s2 FROM ${positioned} AS "keys" GROUP BY p / ${width.toString()}`;
 }
 
 /** Buckets (LATERAL subqueries) one aggregate query asks at most; more are grouped by hash instead. */
