@@ -41,6 +41,8 @@ try {
   const query = await LakeQuery.open(config, lake.store);
   const engine = query.engine();
   const deps = { ...exportDeps(db, lake.store, config), engine };
+  // DUCKDB_THREADS=n: the lake engine's threads (default: one core fewer than the machine has).
+  if (process.env.DUCKDB_THREADS) await engine.query(`SET threads = ${Number(process.env.DUCKDB_THREADS)}`);
   const reconciles: { detection: Detection; cost: Cost }[] = [];
   try {
     for (let i = 0; i < 5; i++) {
