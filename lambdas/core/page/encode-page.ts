@@ -14,6 +14,10 @@ import type { LakeType } from '../source/type-map.ts';
 import { epochDayOf, fieldText } from './values.ts';
 import { META_EXPORTED_AT, META_RUN_ID, columnWhere, describeKey, rowKeyText, type AppendedPage, type ChunkFile, type ChunkSettings, type FilePart, type PageLayout, type RunStamp } from './page-layout.ts';
 
+/** Days from 1970-01-01 to Postgres's epoch, 2000-01-01; µs in a day. */
+const PG_EPOCH_DAYS = 10957;
+const MICROS_PER_DAY = 86_400_000_000;
+
 /**
  * Partition day of every row, grouped: rows of one day keep their keyset order. Pages are read
  * in cursor order, so runs of one day are long: a row on the same day as the one before costs
@@ -29,13 +33,32 @@ function groupByDay(layout: PageLayout, page: FramedPage, runDay: number): [numb
   const counts = new Map<number, number>();
   let lastDay = Number.NaN;
   let run = 0;
+  // A timestamp inside the last computed day's µs range (since 2000, as Postgres sends it; exact
+  // in a double below 2^53) is on that day without a division: ~0.1 CPU-s per 1M rows.
+  const timestamps = type.kind === 'timestamp';
+  let rangeStart = 1;
+  let rangeEnd = 0;
+  let rangeDay: number | null = null;
   for (let r = 0; r < rowCount; r++) {
     const k = r * fieldCount + field;
     const len = fieldLen[k];
     if (len < 0) throw new ValueError(`${where}: partition column is NULL (row ${describeKey(layout, rowKeyText(layout, buf, page.rowStarts[r]))}); partitionBy must name a column without NULLs`);
-    const dayOf = epochDayOf(type, buf, fieldPos[k]);
-    // Month and year partitions: the rows of all the partition's days go to one file.
-    const day = dayOf === null || !layout.granularity ? dayOf : partitionStartDay(dayOf, layout.granularity);
+    const p = fieldPos[k];
+    let day: number | null;
+    const hi = timestamps ? (buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3] : 0;
+    const exact = timestamps && hi > -0x200000 && hi < 0x200000;
+    const micros = exact ? hi * 4294967296 + (((buf[p + 4] << 24) | (buf[p + 5] << 16) | (buf[p + 6] << 8) | buf[p + 7]) >>> 0) : 0;
+    if (exact && micros >= rangeStart && micros < rangeEnd) day = rangeDay;
+    else {
+      const dayOf = epochDayOf(type, buf, p);
+      // Month and year partitions: the rows of all the partition's days go to one file.
+      day = dayOf === null || !layout.granularity ? dayOf : partitionStartDay(dayOf, layout.granularity);
+      if (exact && dayOf !== null) {
+        rangeStart = (dayOf - PG_EPOCH_DAYS) * MICROS_PER_DAY;
+        rangeEnd = rangeStart + MICROS_PER_DAY;
+        rangeDay = day;
+      }
+    }
     if (day !== lastDay) {
       const year = day === null ? null : dayFromEpochDays(day).year;
       if (day === null || year === null || year < layout.years.from || year > layout.years.to) {
