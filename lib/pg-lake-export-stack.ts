@@ -65,7 +65,7 @@ export class PgLakeExportStack extends Stack {
     const prefix = config.lake.prefix;
     const tables = config.tables.map(resolveTable);
     const lakeTables = tables.map((table) => table.lakeName);
-    // Export compares these tables' keys with `<table>_current` through Athena (README "Deletes").
+    // Export compares these tables' live keys in the lake with Postgres's through Athena (README "Deletes").
     const deleteDetectingTables = tables.filter((table) => table.config.deletes?.detect).map((table) => table.lakeName);
 
     // No expiry under `<prefix>/_state/`: the run manifests there (`runs/<runId>.json`) are how a
@@ -221,7 +221,7 @@ export class PgLakeExportStack extends Stack {
   }
 
   /**
-   * Export queries `<table>_current` in the stack's workgroup for tables with deletes.detect, and
+   * Export queries the tables (keys, and the versions that tell live from deleted) in the stack's workgroup for tables with deletes.detect, and
    * Athena reads the tables' files with Export's credentials: read (not write) on the lake prefix
    * besides its read-write on `_state/`, the Glue tables read, the workgroup's queries and results.
    */
