@@ -243,6 +243,25 @@ describe('spliced Parquet files', () => {
     await file.abort();
   });
 
+  it('refuses rows whose columns differ from the file\'s, by column, instead of writing a short chunk', async () => {
+    // parquet-wasm's streaming writer (the dictionary columns' writer) drops such a batch without
+    // an error: the file said 20 rows while its status chunk held 10.
+    const rows = (n: number, binary: boolean) => new arrow.Table({
+      id: arrow.vectorFromArray(Array.from({ length: n }, (_, i) => BigInt(i)), new arrow.Int64()),
+      status: binary ? arrow.vectorFromArray(Array.from({ length: n }, (_, i) => Buffer.from(['a', 'b'][i % 2])), new arrow.Binary()) : arrow.vectorFromArray(Array.from({ length: n }, (_, i) => ['a', 'b'][i % 2]), new arrow.Utf8()),
+    });
+    const types = new Map<string, LakeType>([['id', { kind: 'int64' }], ['status', { kind: 'string' }]]);
+    const file = new SplicedParquetFile(rows(10, false), types, { rowGroupRows: 1000, rowGroupBytes: Number.MAX_SAFE_INTEGER });
+    await file.append(rows(10, false));
+    await expect(file.append(rows(10, true))).rejects.toThrow('Parquet splice: column 2 of the rows appended is status Binary; the file\'s is status Utf8');
+    await expect(file.append(new arrow.Table({ id: rows(3, false).getChild('id')! }))).rejects.toThrow('Parquet splice: the rows appended have 1 columns (id); the file has 2 (id, status)');
+    // The rows appended before are written whole.
+    const bytes = Buffer.concat(await file.close());
+    const meta = parquetMetadata(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
+    expect(meta.row_groups[0].columns.map((c) => Number(c.meta_data?.num_values))).toEqual([10, 10]);
+    expect(Number(meta.num_rows)).toBe(10);
+  });
+
   it('writes Snappy literals that a Snappy reader decompresses, at every length-tag width', () => {
     for (const n of [0, 1, 59, 60, 61, 255, 256, 257, 65535, 65536, 65537, 70000]) {
       const bytes = Uint8Array.from({ length: n }, (_, i) => (i * 31 + 7) & 0xff);

@@ -75,6 +75,8 @@ export class SplicedParquetFile {
   private readonly constants = new Map<string, Constant>();
   /** The template's metadata of each leaf column. */
   private readonly leafMeta = new Map<string, ThriftStruct>();
+  /** Each column's Arrow type, as the first table has it: every table appended must match. */
+  private readonly columnTypes: readonly (readonly [string, string])[];
   /** The open row group: its page files' chunks, rows and encoded bytes, and the dictionary columns' writer. */
   private pieces: Map<string, ChunkPiece[]> = new Map();
   private openRows = 0;
@@ -104,6 +106,7 @@ export class SplicedParquetFile {
       if (meta) this.leafMeta.set(pathOf(meta), meta);
     }
     this.leaves = [...this.leafMeta.keys()];
+    this.columnTypes = first.schema.fields.map((f) => [f.name, String(f.type)] as const);
   }
 
   /** Bytes of the file so far (flushed row groups), taken or not. */
@@ -124,6 +127,17 @@ export class SplicedParquetFile {
   }
 
   private async appendToRowGroup(table: arrow.Table): Promise<void> {
+    // parquet-wasm's streaming writer drops a batch whose schema differs from its first one
+    // without an error (its write result is discarded): the dictionary columns' chunk would be
+    // short of rows. Every table must have the file's columns and types.
+    const fields = table.schema.fields;
+    if (fields.length !== this.columnTypes.length) {
+      throw new ExportError(`Parquet splice: the rows appended have ${fields.length} columns (${fields.map((f) => f.name).join(', ')}); the file has ${this.columnTypes.length} (${this.columnTypes.map(([name]) => name).join(', ')})`);
+    }
+    this.columnTypes.forEach(([name, type], i) => {
+      const got = `${fields[i].name} ${String(fields[i].type)}`;
+      if (got !== `${name} ${type}`) throw new ExportError(`Parquet splice: column ${i + 1} of the rows appended is ${got}; the file's is ${name} ${type}`);
+    });
     for (const constant of this.constants.values()) {
       if (!holdsConstant(table, constant)) throw new ExportError(`Parquet splice: column ${constant.name} was declared constant but its values differ`);
     }
@@ -151,6 +165,8 @@ export class SplicedParquetFile {
       const parts = await this.dictionary.close();
       this.dictionary = null;
       const bytes = concat(parts);
+      const rows = getInt(readFooter(bytes), FILE.numRows);
+      if (rows !== BigInt(this.openRows)) throw new ExportError(`Parquet splice: the dictionary columns' writer wrote ${rows} rows of row group ${this.rowGroups.length}, which has ${this.openRows}`);
       for (const [path, chunks] of chunksOf(bytes, readFooter(bytes))) this.pieces.set(path, chunks);
     }
     if (this.written === 0) this.emit(magic());
