@@ -236,7 +236,7 @@ export class ExportWorkflow extends Construct {
     this.segmentsStateMachine = props.backfill ? this.#segmentsStateMachine(props.backfill, functions.export, functionTimeouts.export, timeout, props.logRetention) : undefined;
     const tableStart = this.segmentsStateMachine
       ? new sfn.Choice(this, S.backfill)
-        .when(sfn.Condition.isPresent('$.backfill'), this.#startSegments(this.segmentsStateMachine).next(exportPage))
+        .when(sfn.Condition.isPresent('$.backfill'), this.#startSegments(this.segmentsStateMachine, functionTimeouts.export).next(exportPage))
         .otherwise(exportPage)
       : exportPage;
     // Each table's result replaces its planned task: the tasks are not needed after the Map, and
@@ -296,17 +296,20 @@ export class ExportWorkflow extends Construct {
   /**
    * Export Segments: starts a Segments execution with the table's task and waits for it
    * (`startExecution.sync:2`); its output is dropped (the task passes on unchanged to Export
-   * Table Page). A failed Segments execution is started once more (a new Map Run, the finished
-   * segments return at once), then the error is not caught: the execution fails and can be redriven.
+   * Table Page). A failed Segments execution is started once more, a minute after an Export
+   * invocation's timeout (a new Map Run, the finished segments return at once), then the error is not caught: the execution fails and can be redriven.
    */
-  #startSegments(segments: sfn.StateMachine): tasks.StepFunctionsStartExecution {
+  #startSegments(segments: sfn.StateMachine, exportTimeout: Duration): tasks.StepFunctionsStartExecution {
     const start = new tasks.StepFunctionsStartExecution(this, WORKFLOW_STATES.exportSegments, {
       stateMachine: segments,
       integrationPattern: sfn.IntegrationPattern.RUN_JOB,
       input: sfn.TaskInput.fromJsonPathAt('$'),
       resultPath: sfn.JsonPath.DISCARD,
     });
-    start.addRetry({ errors: [...SEGMENTS_FAILED_ERRORS], interval: Duration.seconds(30), backoffRate: 2, maxAttempts: 1, jitterStrategy: sfn.JitterType.FULL });
+    // Not before the failed Map Run's Export invocations have ended (a stopped child execution
+    // does not stop a running Lambda invocation): two writers of one segment would race for its
+    // next page journal, and the loser would fail the new Map Run.
+    start.addRetry({ errors: [...SEGMENTS_FAILED_ERRORS], interval: exportTimeout.plus(Duration.minutes(1)), maxAttempts: 1 });
     return start;
   }
 

@@ -217,6 +217,9 @@ export async function runWorkflowLocally(
     return machine.run(machineInput as never, {
       context: { Execution: { Id: `arn:aws:states:local:000000000000:execution:pg-lake-export:${executionName}`, Name: executionName } },
       overrides: {
+        // Deployed, Export Segments retries a minute after an Export invocation's timeout, when the
+        // failed Map Run's invocations have ended; here they end with the map (one process).
+        retryIntervalOverrides: { [WORKFLOW_STATES.exportSegments]: 0 },
         taskResourceLocalHandlers: {
           ...handlers,
           // In the nested Segments machine, its Distributed Map's reader; in the export workflow,

@@ -115,7 +115,7 @@ describe('1b. crash at every step of a snapshot table', () => {
 });
 
 describe('2. retries', () => {
-  it('the same Export input delivered twice writes the same files, not more', async () => {
+  it('the same Export input delivered twice keeps the first delivery\'s page and goes on after it', async () => {
     await createTable('retried');
     const lake = createLake();
     const deps = exportDeps(db, lake.store, testConfig(tables('retried')));
@@ -123,13 +123,16 @@ describe('2. retries', () => {
     const [task] = plan.tables;
     const budget = Date.now() - 1; // one page per invocation
     const first = await exportTable(deps, task, budget);
-    const staged = async () => Promise.all((await lake.store.list(new TableState(lake.store, 'raw', 'retried').pendingPrefix())).map(async (k) => [k, (await lake.store.get(k))!.etag]));
+    const staged = async () => Promise.all((await lake.store.list(new TableState(lake.store, 'raw', 'retried').pendingPrefix())).map(async (k) => [k, (await lake.store.get(k))!.etag] as const));
     const before = await staged();
     expect(first.page).toBe(1);
     expect(before.length).toBeGreaterThan(1); // the page's journal and its staged files
     const again = await exportTable(deps, task, budget); // Step Functions retried after a timeout
-    expect(again).toEqual(first);
-    expect(await staged()).toEqual(before);
+    // A page journal is written once: the retry follows page 1's journal and writes page 2,
+    // leaving page 1's journal and files as they were.
+    expect(again.page).toBe(2);
+    const after = new Map(await staged());
+    for (const [key, etag] of before) expect(after.get(key), key).toBe(etag);
     let current = again;
     while (!current.done) current = await exportTable(deps, current);
     await commitTable(deps, current);

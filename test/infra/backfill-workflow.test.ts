@@ -49,7 +49,7 @@ describe('Export Segments (a nested Segments execution running a Distributed Map
       Parameters: { StateMachineArn: `arn:aws:states:us-east-1:123456789012:stateMachine:${segmentsId}`, 'Input.$': '$' },
       ResultPath: null,
       Next: S.exportPage,
-      Retry: [{ ErrorEquals: [...SEGMENTS_FAILED_ERRORS], IntervalSeconds: 30, BackoffRate: 2, MaxAttempts: 1, JitterStrategy: 'FULL' }],
+      Retry: [{ ErrorEquals: [...SEGMENTS_FAILED_ERRORS], IntervalSeconds: 960, MaxAttempts: 1 }], // a minute past the Export function's 15 minutes
     });
     expect(SEGMENTS_FAILED_ERRORS).toEqual(['States.TaskFailed']);
   });

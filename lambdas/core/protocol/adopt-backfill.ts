@@ -15,8 +15,9 @@
 import { createHash } from 'node:crypto';
 import { WindowConflictError, describeError } from '../errors.ts';
 import type { TableShape } from '../source/table-shape.ts';
-import { TableState, type Lease, type PendingRun, type Watermark } from './table-state.ts';
-import { readSegments } from './segments.ts';
+import { TableState, type FileEntry, type Lease, type PageEntry, type PendingRun, type Watermark } from './table-state.ts';
+import { readSegments, segmentPages, type SegmentProgress } from './segments.ts';
+import { quoteQualified } from '../identifiers.ts';
 import type { ExportDeps, LakeDeps, RunRequest, TableTask } from './run-model.ts';
 
 /** How long a dead backfill waits to be adopted when export.backfillAdoptHours is not set: a week. */
@@ -28,6 +29,8 @@ interface BackfillRecord {
   readonly task: TableTask;
   /** Digest of the table's config and the segment count asked for, when planned. */
   readonly planned: string;
+  /** by: ctid: the heap's file node when planned (a rewrite moves every row to other blocks). */
+  readonly heap?: string | null;
 }
 
 interface Adoption {
@@ -53,9 +56,25 @@ function plannedWith(deps: LakeDeps, shape: TableShape): string {
   return createHash('sha256').update(JSON.stringify({ exported, segments })).digest('hex').slice(0, 16);
 }
 
+async function heapOf(deps: ExportDeps, shape: TableShape): Promise<string | null> {
+  if (shape.table.config.backfill?.by !== 'ctid') return null;
+  const [row] = await deps.source.queryText('SELECT pg_relation_filenode($1::regclass)::text AS node', [quoteQualified(shape.table.name)]);
+  return row?.node ?? null;
+}
+
+/**
+ * Which of `files` (journalled, not staged) are at their data keys, published by a commit that
+ * died before its commit point: one listing per partition folder, not a read per file.
+ */
+export async function publishedOf(state: TableState, files: readonly FileEntry[]): Promise<Set<string>> {
+  const folders = [...new Set(files.map((f) => f.key.slice(0, f.key.lastIndexOf('/') + 1)))];
+  const listed = new Set((await Promise.all(folders.map((folder) => state.store.list(folder)))).flat());
+  return new Set(files.map((f) => f.key).filter((key) => listed.has(key)));
+}
+
 /** Record a planned backfill run, so a later plan can adopt it if it fails. Written after its segment list. */
-export async function recordBackfill(deps: LakeDeps, state: TableState, shape: TableShape, task: TableTask): Promise<void> {
-  await state.write(recordKey(state, task.runId), { task, planned: plannedWith(deps, shape) } satisfies BackfillRecord);
+export async function recordBackfill(deps: ExportDeps, state: TableState, shape: TableShape, task: TableTask): Promise<void> {
+  await state.write(recordKey(state, task.runId), { task, planned: plannedWith(deps, shape), heap: await heapOf(deps, shape) } satisfies BackfillRecord);
 }
 
 /** Whether a run is a backfill a later plan may adopt (its record was written). */
@@ -63,12 +82,10 @@ export async function isAdoptableBackfill(state: TableState, runId: string): Pro
   return (await state.store.get(recordKey(state, runId))) !== null;
 }
 
-/** The run whose lease `runId` holds by adoption: the lease holder when `runId`'s plan adopted it, else null. */
+/** The run whose lease `runId` holds by adoption (the lease names it holder), else null. */
 export async function runAdoptedBy(state: TableState, runId: string): Promise<string | null> {
   const lease = (await state.read<Lease>(state.leaseKey()))?.value;
-  if (!lease || lease.runId === runId) return null;
-  const adoption = (await state.read<Adoption>(adoptionKey(state, lease.runId)))?.value;
-  return adoption?.by === runId ? lease.runId : null;
+  return lease && lease.runId !== runId && lease.holder === runId ? lease.runId : null;
 }
 
 /** Why this dead backfill cannot be continued now, or null when it can. */
@@ -83,6 +100,7 @@ async function refusal(deps: ExportDeps, state: TableState, shape: TableShape, r
   if ((pending.basedOn ?? null) !== (watermark?.runId ?? null)) return `the watermark moved from run ${pending.basedOn ?? '(none)'} to ${watermark?.runId ?? '(none)'} since`;
   if (task.fingerprint !== shape.fingerprint) return 'the table\'s columns (or cursorTimeZone) changed since';
   if (record.planned !== plannedWith(deps, shape)) return `its tables[] entry (or export.backfillSegments) changed since`;
+  if ((record.heap ?? null) !== (await heapOf(deps, shape))) return 'the table was rewritten since (CLUSTER, VACUUM FULL, pg_repack): its rows moved to other heap blocks than its by: ctid segments cover';
   // An operator's takeover of a live lease: the run may still have invocations in flight.
   if (request.takeOver && before?.runId === task.runId && new Date(before.expiresAt).getTime() > now.getTime()) {
     return `its lease (until ${before.expiresAt}) was taken over, not released or lapsed: invocations of it may still be writing`;
@@ -91,6 +109,19 @@ async function refusal(deps: ExportDeps, state: TableState, shape: TableShape, r
     const segments = await readSegments(state, task);
     if (segments.length !== task.backfill?.segments) return `its segment list holds ${segments.length} of ${task.backfill?.segments} segments`;
     if (!(await state.store.get(task.backfill.items))) return `its map items ${task.backfill.items} are missing`;
+    // What its segments journalled must all be there: a journal or staged file gone would fail every commit.
+    const keys = new Set(await state.store.list(state.pendingPrefix(task.runId)));
+    for (const segment of segments) {
+      const progress = (await state.read<SegmentProgress>(`${state.pendingPrefix(task.runId)}s${String(segment.index).padStart(4, '0')}.json`))?.value;
+      for (let page = segmentPages(segment).first + 1; progress && page <= progress.page; page++) {
+        if (!keys.has(state.pendingPageKey(task.runId, page))) return `segment ${segment.index}'s page journal ${page} is missing`;
+      }
+    }
+    const journals = await state.readAll<PageEntry>([...keys].filter((k) => /\/p\d{6}\.json$/.test(k)));
+    const unstaged = journals.flatMap((p) => p.files).filter((f) => !keys.has(state.stagedOf(task.runId, f)));
+    const published = await publishedOf(state, unstaged);
+    const lost = unstaged.find((f) => !published.has(f.key));
+    if (lost) return `its file ${lost.key} is missing`;
   } catch (error) {
     return describeError(error);
   }
@@ -115,16 +146,17 @@ export async function adoptBackfill(deps: ExportDeps, state: TableState, shape: 
       continue;
     }
     const current = await state.read<Lease>(state.leaseKey());
-    const ours = current?.value.runId === owner || (current?.value.runId === runId && (await runAdoptedBy(state, owner)) === runId);
+    const ours = current !== null && (current.value.holder ?? current.value.runId) === owner;
     if (!current || !ours) throw new WindowConflictError(`${shape.table.display}: run ${owner} lost the table's lease while adopting backfill run ${runId}`);
-    await state.write(adoptionKey(state, runId), { by: owner, at: now.toISOString() } satisfies Adoption);
-    const lease: Lease = { runId, expiresAt: new Date(Date.now() + deps.config.export.leaseSeconds * 1000).toISOString() };
+    // The lease names this execution: the dead execution's invocations, which hold tasks of the same run, are fenced.
+    const lease: Lease = { runId, holder: owner, expiresAt: new Date(Date.now() + deps.config.export.leaseSeconds * 1000).toISOString() };
     if (!(await state.write(state.leaseKey(), lease, { ifMatch: current.etag }))) {
       throw new WindowConflictError(`${shape.table.display}: the lease changed hands while run ${owner} adopted backfill run ${runId}`);
     }
+    await state.write(adoptionKey(state, runId), { by: owner, at: now.toISOString() } satisfies Adoption);
     const done = (await state.store.list(state.pendingPrefix(runId))).filter((k) => /\/s\d{4}\.json$/.test(k)).length;
     deps.log?.('continuing a failed backfill: only its unfinished segments are exported', { table: shape.table.display, runId, adoptedBy: owner, segments: record.task.backfill?.segments, segmentsWithProgress: done, window: record.task.window });
-    return record.task;
+    return { ...record.task, holder: owner };
   }
   return null;
 }

@@ -35,7 +35,7 @@ export async function carryHistory(deps: ExportDeps, state: TableState, shape: T
     if (!keys) {
       keys = new Set<string>();
       for (const f of page.files) {
-        const staged = await deps.store.get(state.stagedKey(task.runId, f.key));
+        const staged = (await deps.store.get(state.stagedOf(task.runId, f))) ?? (await deps.store.get(f.key));
         if (!staged) throw new StateError(`${task.display}: run ${task.runId}: staged file ${f.key} of page ${page.page} is missing`);
         for (const k of versionKeys(staged.body, keyColumns)) keys.add(k);
       }

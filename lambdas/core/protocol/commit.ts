@@ -7,7 +7,7 @@ import { lakeSchema } from '../lake/current-view.ts';
 import { META_COLUMNS } from '../page/page-layout.ts';
 import type { LakeSchema } from '../ports.ts';
 import { partitionYearOf, projectionYears } from '../lake/keys.ts';
-import { TableState, type PageEntry, type PendingRun, type RunManifest, type Watermark } from './table-state.ts';
+import { TableState, type FileEntry, type PageEntry, type PendingRun, type RunManifest, type Watermark } from './table-state.ts';
 import { describeTableShape, lakeColumns, type TableShape } from '../source/table-shape.ts';
 import { checkNotNullQuery, checkUniqueQuery } from '../source/queries.ts';
 import { renewLease, releaseLease } from './lease.ts';
@@ -59,13 +59,13 @@ async function readJournals(state: TableState, runId: string, deadline: number):
  * time, until done or the deadline; returns how many (from the first) are published. Moves are
  * repeatable, so an invocation that dies mid-way is redone from the last count returned.
  */
-async function publishFrom(deps: ExportDeps, state: TableState, task: TableTask, files: readonly string[], from: number, deadline: number): Promise<number> {
+async function publishFrom(deps: ExportDeps, state: TableState, task: TableTask, files: readonly FileEntry[], from: number, deadline: number): Promise<number> {
   let next = from;
   let renewedAt = Date.now();
   const worker = async () => {
     while (next < files.length && (next === from || Date.now() < deadline)) {
-      const key = files[next++];
-      await deps.store.move(state.stagedKey(task.runId, key), key);
+      const file = files[next++];
+      await deps.store.move(state.stagedOf(task.runId, file), file.key);
       // A long publish keeps the lease a quarter ahead, as Export does.
       if (Date.now() - renewedAt > deps.config.export.leaseSeconds * 250) {
         renewedAt = Date.now();
@@ -121,7 +121,7 @@ export async function commitTableStep(deps: ExportDeps, task: TableTask, deadlin
   // The same input delivered again (the first answer was lost): already committed, finish and say so.
   if (current?.value.runId === task.runId) {
     await finishCommit(deps, state, task.runId, current.value.committedAt);
-    await releaseLease(deps, task.table, task.runId);
+    await releaseLease(deps, task.table, task.holder ?? task.runId);
     return result(current.value.cursor);
   }
   await renewLease(deps, state, task);
@@ -178,7 +178,7 @@ export async function commitTableStep(deps: ExportDeps, task: TableTask, deadlin
   // the next plan removes (they are journalled); the reverse order would commit unseen data.
   // The lease is checked again on each side of publishing: no other run may be recovering it.
   await renewLease(deps, state, task);
-  const files = pages.flatMap((p) => p.files.map((f) => f.key));
+  const files = pages.flatMap((p) => p.files);
   const published = await publishFrom(deps, state, task, files, Math.min(progress.published, files.length), deadline);
   if (published < files.length) return { ...task, commit: { checked: true, published } };
   await renewLease(deps, state, task);
@@ -204,6 +204,6 @@ export async function commitTableStep(deps: ExportDeps, task: TableTask, deadlin
     const Failure = error instanceof ThrottlingError || isTransientStoreError(error) ? ThrottlingError : ExportError;
     throw new Failure(`${task.display}: run ${task.runId} is committed (watermark ${cursor}), but finishing it failed: ${describeError(error)}; the next run (or a retry of this step) finishes it`, { cause: error });
   }
-  await releaseLease(deps, task.table, task.runId);
+  await releaseLease(deps, task.table, task.holder ?? task.runId);
   return result(cursor);
 }

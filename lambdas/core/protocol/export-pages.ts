@@ -1,7 +1,8 @@
 // Export: the window's keyset pages, read, encoded in the worker into growing files, staged and
 // journalled chunk by chunk until the window is done or the invocation's time budget runs low.
+import { randomBytes } from 'node:crypto';
 import { sharedPageEncoder } from '../page/encode-worker.ts';
-import { ConfigError, ExportError, SchemaMismatchError, ThrottlingError, describeError, isTransientStoreError } from '../errors.ts';
+import { ConfigError, ExportError, SchemaMismatchError, ThrottlingError, WindowConflictError, describeError, isTransientStoreError } from '../errors.ts';
 import { dataFileKey } from '../lake/keys.ts';
 import { liveDataLocation } from './compact.ts';
 import type { AppendedPage, ChunkSettings, FilePart, RunStamp } from '../page/page-layout.ts';
@@ -44,7 +45,7 @@ export async function exportTable(deps: ExportDeps & DeleteDetectionDeps, task: 
   if (current.done) return nextInLane(current);
   // A backfill's table task totals its segments (exporting any the Distributed Map did not).
   if (isBackfillToGather(current)) current = await gatherSegments(state, current, deadline, (child) => exportTable(deps, child, deadline));
-  else if (current.carried === null) current = await exportPages(deps, state, shape, current, deadline, keepLease);
+  else if (current.carried === null) current = await exportPages(deps, state, shape, await followJournals(state, current), deadline, keepLease);
   // Pages done: tombstones for keys deleted from Postgres, as the run's next pages (README "Deletes").
   current = await detectDeletes(deps, state, shape, current, deadline);
   // Pages done: a re-run next carries what the pages it replaces hold beyond its own versions
@@ -58,10 +59,29 @@ export async function exportTable(deps: ExportDeps & DeleteDetectionDeps, task: 
     // A segment's own numbers only: the other segments' pages are theirs.
     const end = current.segment ? segmentPages(current.segment).last : Number.POSITIVE_INFINITY;
     const beyond = (await state.pendingPages(current.runId)).filter((p) => p.page > current.page && p.page <= end);
-    await deps.store.delete(beyond.flatMap((p) => [state.pendingPageKey(current.runId, p.page), ...p.files.map((f) => state.stagedKey(current.runId, f.key))]));
+    await deps.store.delete(beyond.flatMap((p) => [state.pendingPageKey(current.runId, p.page), ...p.files.map((f) => state.stagedOf(current.runId, f))]));
   }
   await recordSegment(state, current);
   return nextInLane(current);
+}
+
+/**
+ * The task moved past the page journals already written after its page (by an earlier attempt,
+ * or another invocation of the same pages): a journal is written once, and the pages after it
+ * continue from its last key.
+ */
+async function followJournals(state: TableState, task: TableTask): Promise<TableTask> {
+  let current = task;
+  const end = task.segment ? segmentPages(task.segment).last : Number.POSITIVE_INFINITY;
+  for (let page = task.page + 1; page <= end; page++) {
+    const entry = (await state.read<PageEntry>(state.pendingPageKey(task.runId, page)))?.value;
+    if (!entry || entry.carriedFrom) break;
+    current = {
+      ...current, page, after: entry.rows > 0 ? entry.last : current.after, rows: current.rows + entry.rows,
+      files: current.files + entry.files.length, bytes: current.bytes + entry.files.reduce((n, f) => n + f.bytes, 0),
+    };
+  }
+  return current;
 }
 
 export function chunkSettings(lake: { readonly rowGroupMB: number; readonly rowGroupRows: number; readonly targetFileMB: number }): ChunkSettings {
@@ -82,7 +102,7 @@ function openStagedWrite(store: ObjectStore, key: string): StreamedWrite {
 /** One chunk's files being uploaded: one streamed write per file, keyed by the file's number. */
 interface OpenChunk {
   readonly entry: number;
-  readonly writes: Map<number, { readonly key: string; readonly write: StreamedWrite; completed: boolean }>;
+  readonly writes: Map<number, { readonly key: string; readonly staged: string; readonly write: StreamedWrite; completed: boolean }>;
   /** Files begun per partition folder: a day that comes back within the chunk gets `-2`, `-3`… */
   readonly perPartition: Map<string, number>;
   rows: number;
@@ -106,6 +126,8 @@ async function exportPages(deps: ExportDeps, state: TableState, shape: TableShap
   const stamp: RunStamp = { runId: task.runId, exportedAtMicros: task.exportedAtMicros };
   const layout = { ...shape.layout, granularity: location.granularity };
   const chunks = sharedPageEncoder().openChunks({ layout, stamp, settings: chunkSettings(deps.config.lake), hashSalt: deps.hashSalt });
+  // This invocation's own staging folder: another invocation of the same pages never overwrites its files.
+  const writer = randomBytes(4).toString('hex');
   let current = task;
   let chunk: OpenChunk | null = null;
 
@@ -126,7 +148,8 @@ async function exportPages(deps: ExportDeps, state: TableState, shape: TableShap
         const nth = (open.perPartition.get(first) ?? 0) + 1;
         open.perPartition.set(first, nth);
         const key = nth === 1 ? first : first.replace(/\.parquet$/, `-${nth}.parquet`);
-        file = { key, write: openStagedWrite(deps.store, state.stagedKey(current.runId, key)), completed: false };
+        const staged = `${state.pendingPrefix(current.runId)}data/${writer}/${key}`;
+        file = { key, staged, write: openStagedWrite(deps.store, staged), completed: false };
         open.writes.set(part.file, file);
       }
       await file.write.write(part.bytes);
@@ -164,9 +187,12 @@ async function exportPages(deps: ExportDeps, state: TableState, shape: TableShap
     // The chunk's files are whole objects now (still staged, invisible to every table): journal
     // the chunk. A crash before the journal leaves staged files no journal names, which commit
     // never publishes and the run's cleanup removes.
-    const files: FileEntry[] = page.closed.map((f) => ({ key: open.writes.get(f.file)!.key, rows: f.rows, bytes: f.bytes }));
+    const files: FileEntry[] = page.closed.map((f) => ({ key: open.writes.get(f.file)!.key, staged: open.writes.get(f.file)!.staged, rows: f.rows, bytes: f.bytes }));
     const entry: PageEntry = { page: open.entry, rows: open.rows, first: open.first ?? [], last: open.last, files };
-    await state.write(state.pendingPageKey(current.runId, open.entry), entry);
+    // Written once: another invocation that journalled this page first decides what it holds.
+    if (!(await state.write(state.pendingPageKey(current.runId, open.entry), entry, { ifNoneMatch: true }))) {
+      throw new WindowConflictError(`${task.display}: run ${current.runId} page ${open.entry} was journalled by another invocation of the same pages; this one stops without it`);
+    }
     chunk = null;
     current = {
       ...current,

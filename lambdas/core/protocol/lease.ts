@@ -25,23 +25,30 @@ export async function acquireLease(deps: LakeDeps, state: TableState, runId: str
   return 'another run took over the expired lease first';
 }
 
+/** Who holds a lease: the adopting execution, or the run itself. */
+export function leaseHolder(lease: Lease): string {
+  return lease.holder ?? lease.runId;
+}
+
 export async function renewLease(deps: LakeDeps, state: TableState, task: TableTask): Promise<void> {
   const current = await state.read<Lease>(state.leaseKey());
-  if (!current || current.value.runId !== task.runId) {
+  const holder = task.holder ?? task.runId;
+  if (!current || current.value.runId !== task.runId || leaseHolder(current.value) !== holder) {
     throw new WindowConflictError(`${task.display}: run ${task.runId} no longer holds the table's lease (${current ? `held by ${current.value.runId}` : 'released'}); stopping without writing`);
   }
-  const lease: Lease = { runId: task.runId, expiresAt: leaseUntil(deps) };
+  const lease: Lease = { runId: task.runId, ...(task.holder ? { holder: task.holder } : {}), expiresAt: leaseUntil(deps) };
   // Backfill segments of one run renew its lease at once: losing that race to the same run is fine.
-  if (!(await state.write(state.leaseKey(), lease, { ifMatch: current.etag })) && (await state.read<Lease>(state.leaseKey()))?.value.runId !== task.runId) {
+  const after = async () => (await state.read<Lease>(state.leaseKey()))?.value;
+  if (!(await state.write(state.leaseKey(), lease, { ifMatch: current.etag })) && !(await after().then((l) => l !== undefined && l.runId === task.runId && leaseHolder(l) === holder))) {
     throw new WindowConflictError(`${task.display}: the lease changed hands while run ${task.runId} renewed it`);
   }
 }
 
-/** Give the lease back if this run holds it (after commit, or after the table failed). */
-export async function releaseLease(deps: LakeDeps, table: string, runId: string): Promise<void> {
+/** Give the lease back if `holder` holds it — a run, or the execution that adopted one (after commit, or after the table failed). */
+export async function releaseLease(deps: LakeDeps, table: string, holder: string): Promise<void> {
   const state = new TableState(deps.store, deps.config.lake.prefix, table);
   const current = await state.read<Lease>(state.leaseKey());
-  if (current && current.value.runId === runId) await deps.store.delete([state.leaseKey()]);
+  if (current && leaseHolder(current.value) === holder) await deps.store.delete([state.leaseKey()]);
 }
 
 /** Throws unless `runId` still holds the table's lease (a takeover may have taken it). */

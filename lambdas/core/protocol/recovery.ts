@@ -6,7 +6,7 @@ import type { LakeSchema } from '../ports.ts';
 import { TableState, type Lease, type PageEntry, type PendingRun, type Replacement, type RunManifest, type Supersede, type Watermark } from './table-state.ts';
 import { assertLeaseHeld, releaseLease } from './lease.ts';
 import type { LakeDeps } from './run-model.ts';
-import { isAdoptableBackfill, runAdoptedBy } from './adopt-backfill.ts';
+import { isAdoptableBackfill, publishedOf } from './adopt-backfill.ts';
 
 /**
  * After a table failed: remove what this run wrote unless it committed, and free the lease,
@@ -18,14 +18,21 @@ import { isAdoptableBackfill, runAdoptedBy } from './adopt-backfill.ts';
 export async function abandonRun(deps: LakeDeps, table: string, runId: string): Promise<void> {
   const state = new TableState(deps.store, deps.config.lake.prefix, table);
   const lease = await state.read<Lease>(state.leaseKey());
-  const run = lease && lease.value.runId !== runId ? await runAdoptedBy(state, runId) ?? runId : runId;
-  if (lease && lease.value.runId !== run) return; // another run owns the table now; leave its work alone
+  // Another run or execution holds the table now (one that adopted this run, too): leave its work alone.
+  if (lease && (lease.value.holder ?? lease.value.runId) !== runId) return;
+  const run = lease?.value.runId ?? runId;
   const watermark = await state.watermark();
   if (watermark?.runId !== run) {
-    if (await isAdoptableBackfill(state, run)) deps.log?.('a failed backfill keeps its finished segments staged: the next run of the table continues it', { table: state.lakeTable, runId: run });
-    else await removeRun(deps, state, run);
+    if (await isAdoptableBackfill(state, run)) {
+      // Files a commit published before it died go back to staging: nothing of an uncommitted run stays visible.
+      const staged = new Set(await deps.store.list(state.pendingPrefix(run)));
+      const unstaged = (await state.pendingPages(run)).flatMap((p) => p.files).filter((f) => !staged.has(state.stagedOf(run, f)));
+      const published = await publishedOf(state, unstaged);
+      for (const f of unstaged) if (published.has(f.key)) await deps.store.move(f.key, state.stagedOf(run, f));
+      deps.log?.('a failed backfill keeps its finished segments staged: the next run of the table continues it', { table: state.lakeTable, runId: run });
+    } else await removeRun(deps, state, run);
   }
-  await releaseLease(deps, table, run);
+  await releaseLease(deps, table, runId);
 }
 
 async function removeRun(deps: LakeDeps, state: TableState, runId: string): Promise<void> {
@@ -44,12 +51,12 @@ const PUBLISH_CONCURRENCY = 32;
 
 /** Move a run's staged files to their data keys (bounded parallelism; repeatable). */
 export async function publish(deps: LakeDeps, state: TableState, runId: string, pages: readonly PageEntry[]): Promise<void> {
-  const files = pages.flatMap((p) => p.files.map((f) => f.key));
+  const files = pages.flatMap((p) => p.files);
   let next = 0;
   const worker = async () => {
     while (next < files.length) {
-      const key = files[next++];
-      await deps.store.move(state.stagedKey(runId, key), key);
+      const file = files[next++];
+      await deps.store.move(state.stagedOf(runId, file), file.key);
     }
   };
   await Promise.all(Array.from({ length: Math.min(PUBLISH_CONCURRENCY, files.length) }, worker));

@@ -88,6 +88,8 @@ export const tableTaskSchema = z.strictObject({
   segment: segmentRangeSchema.optional(),
   /** A child that exports a lane of segments in turn (tables[].backfill.concurrency): the segments after this one. */
   lane: z.array(segmentRangeSchema).max(63).optional(),
+  /** Set when this execution adopted the run: its plan's run id, which the table's lease names as holder. */
+  holder: z.string().optional(),
   /** Commit Table's progress when one invocation was not enough: checks done, files published (in journal order). */
   commit: z.strictObject({ checked: z.boolean(), published: count }).optional(),
 });

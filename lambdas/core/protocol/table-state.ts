@@ -31,6 +31,8 @@ export interface Watermark {
 
 export interface FileEntry {
   readonly key: string;
+  /** Where it waits until commit, when not at stagedKey(run, key): each export invocation stages under its own folder. */
+  readonly staged?: string;
   readonly rows: number;
   readonly bytes: number;
 }
@@ -82,6 +84,8 @@ export interface RunManifest {
 
 export interface Lease {
   readonly runId: string;
+  /** The execution (its plan's run id) holding the lease of a run it adopted; absent: the run's own. */
+  readonly holder?: string;
   readonly expiresAt: string;
 }
 
@@ -104,6 +108,8 @@ export class TableState {
   pendingPrefix(runId?: string) { return runId ? `${this.root}pending/${runId}/` : `${this.root}pending/`; }
   /** Where a data file waits, invisible to every table, until its run commits. */
   stagedKey(runId: string, dataKey: string) { return `${this.pendingPrefix(runId)}data/${dataKey}`; }
+  /** Where a journalled file is staged. */
+  stagedOf(runId: string, file: FileEntry) { return file.staged ?? this.stagedKey(runId, file.key); }
   /** The schema a run publishes, applied after its commit point (pending until then). */
   pendingSchemaKey(runId: string) { return `${this.pendingPrefix(runId)}schema.json`; }
   pendingRunKey(runId: string) { return `${this.pendingPrefix(runId)}run.json`; }
