@@ -372,7 +372,7 @@ async function commandRun(args: string[]): Promise<number> {
         process.stdout.write(`${describeOutcome(t, display, { nullKeys: nullKeys.get(display), lagSeconds: config.export.safetyLagSeconds, heldByTransaction })}${deleted}\n`);
       }
       const seconds = (outcome.durationMs / 1000).toFixed(1);
-      if (outcome.interrupted) process.stdout.write(`run ${outcome.runId} stopped by ${outcome.interrupted} after ${seconds} s: unfinished tables were removed and their leases released\n`);
+      if (outcome.interrupted) process.stdout.write(`run ${outcome.runId} stopped by ${outcome.interrupted} after ${seconds} s: what unfinished tables wrote was removed (a backfill keeps its finished segments, staged, for the next run to continue) and their leases released\n`);
       else process.stdout.write(`run ${outcome.runId} finished in ${seconds} s\n`);
     }
     const code = exitCodeOf(outcome);

@@ -215,7 +215,7 @@ describe('pg-lake-export run: leases, Ctrl-C and what it says', () => {
     const stopped = await run.done;
     expect(stopped.code, stopped.stderr).toBe(130);
     expect(stopped.stderr).toContain('SIGINT: stopping after the page in hand');
-    expect(stopped.stdout).toMatch(/^public\.big: interrupted: stopped by SIGINT after [\d,]+ rows; nothing published, lease released\nrun \S+ stopped by SIGINT after [\d.]+ s: unfinished tables were removed and their leases released\n$/);
+    expect(stopped.stdout).toMatch(/^public\.big: interrupted: stopped by SIGINT after [\d,]+ rows; nothing published, lease released\nrun \S+ stopped by SIGINT after [\d.]+ s: what unfinished tables wrote was removed \(a backfill keeps its finished segments, staged, for the next run to continue\) and their leases released\n$/);
     // No lease, nothing staged or half-written, no data file visible.
     expect(filesUnder(state)).toEqual([]);
     expect(filesUnder(lake.dir).filter((f) => f.endsWith('.tmp') || f.endsWith('.parquet'))).toEqual([]);
