@@ -75,7 +75,8 @@ async function followJournals(state: TableState, task: TableTask): Promise<Table
   const end = task.segment ? segmentPages(task.segment).last : Number.POSITIVE_INFINITY;
   for (let page = task.page + 1; page <= end; page++) {
     const entry = (await state.read<PageEntry>(state.pendingPageKey(task.runId, page)))?.value;
-    if (!entry || entry.carriedFrom) break;
+    // Only exported chunks: carried history and tombstones are written again by their own steps.
+    if (!entry || entry.carriedFrom || 'tombstones' in entry) break;
     current = {
       ...current, page, after: entry.rows > 0 ? entry.last : current.after, rows: current.rows + entry.rows,
       files: current.files + entry.files.length, bytes: current.bytes + entry.files.reduce((n, f) => n + f.bytes, 0),
