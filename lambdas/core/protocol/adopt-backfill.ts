@@ -17,7 +17,7 @@ import { WindowConflictError, describeError } from '../errors.ts';
 import type { TableShape } from '../source/table-shape.ts';
 import { TableState, type FileEntry, type Lease, type PageEntry, type PendingRun, type Watermark } from './table-state.ts';
 import { readSegments, segmentPages, type SegmentProgress } from './segments.ts';
-import { quoteQualified } from '../identifiers.ts';
+import { heapFileNodeQuery } from '../source/queries.ts';
 import type { ExportDeps, LakeDeps, RunRequest, TableTask } from './run-model.ts';
 
 /** How long a dead backfill waits to be adopted when export.backfillAdoptHours is not set: a week. */
@@ -58,7 +58,8 @@ function plannedWith(deps: LakeDeps, shape: TableShape): string {
 
 async function heapOf(deps: ExportDeps, shape: TableShape): Promise<string | null> {
   if (shape.table.config.backfill?.by !== 'ctid') return null;
-  const [row] = await deps.source.queryText('SELECT pg_relation_filenode($1::regclass)::text AS node', [quoteQualified(shape.table.name)]);
+  const query = heapFileNodeQuery(shape);
+  const [row] = await deps.source.queryText(query.text, query.values);
   return row?.node ?? null;
 }
 

@@ -243,3 +243,11 @@ export function tombstoneCursorQuery(shape: TableShape & { cursor: CatalogColumn
       return `SELECT ((${instant} AT TIME ZONE ${zone})::date - date '1970-01-01')::text AS v`;
   }
 }
+
+/**
+ * The table's heap file node: a rewrite (CLUSTER, VACUUM FULL, pg_repack) changes it and moves
+ * every row to other blocks, so by: ctid segments planned before no longer cover the rows.
+ */
+export function heapFileNodeQuery(shape: TableShape): { text: string; values: string[] } {
+  return { text: 'SELECT pg_relation_filenode($1::regclass)::text AS node', values: [quoteQualified(shape.table.name)] };
+}
