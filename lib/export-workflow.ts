@@ -437,7 +437,9 @@ export class ExportWorkflow extends Construct {
    */
   #compact(fn: lambda.IFunction, fnTimeout: Duration): tasks.LambdaInvoke {
     const S = COMPACTION_STATES;
-    const compact = this.#invoke(S.compact, fn, fnTimeout, { resultPath: '$.compaction' });
+    // Not retried when killed (timeout, memory): the dead compaction keeps the table's lease until
+    // it lapses, so a retry would find it held and report 'skipped' instead of CompactionFailed.
+    const compact = this.#invoke(S.compact, fn, fnTimeout, { resultPath: '$.compaction', retryInterrupted: false });
     const recordWarning = new sfn.Pass(this, S.recordCompactionWarning, {
       parameters: { status: 'failed', 'error.$': '$.compaction.Error' },
       resultPath: '$.compaction',
@@ -447,7 +449,7 @@ export class ExportWorkflow extends Construct {
   }
 
   /** A Lambda task that returns the function's payload, with the retries every step shares. */
-  #invoke(name: string, fn: lambda.IFunction, fnTimeout: Duration, options: { resultPath?: string; payload?: sfn.TaskInput; throttlingAttempts?: number }, scope: Construct = this): tasks.LambdaInvoke {
+  #invoke(name: string, fn: lambda.IFunction, fnTimeout: Duration, options: { resultPath?: string; payload?: sfn.TaskInput; throttlingAttempts?: number; retryInterrupted?: boolean }, scope: Construct = this): tasks.LambdaInvoke {
     const task = new tasks.LambdaInvoke(scope, name, {
       lambdaFunction: fn,
       payloadResponseOnly: true,
@@ -474,7 +476,7 @@ export class ExportWorkflow extends Construct {
       jitterStrategy: sfn.JitterType.FULL,
     });
     // Once more only: an invocation that ran out of time or memory tends to do so again.
-    task.addRetry({
+    if (options.retryInterrupted !== false) task.addRetry({
       errors: [...INTERRUPTED_INVOCATION_ERRORS],
       interval: Duration.seconds(10),
       backoffRate: 2,

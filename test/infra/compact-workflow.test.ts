@@ -6,7 +6,7 @@ import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { describe, expect, it } from 'vitest';
-import { COMPACTION_STATES as C, ExportWorkflow, THROTTLING_ERROR, WORKFLOW_STATES as S } from '../../lib/export-workflow.ts';
+import { COMPACTION_STATES as C, ExportWorkflow, INTERRUPTED_INVOCATION_ERRORS, THROTTLING_ERROR, WORKFLOW_STATES as S } from '../../lib/export-workflow.ts';
 import { allStates, resolveDefinition, type State } from './definition.ts';
 
 function statesOf(options: { validate: boolean; compact: boolean }): Record<string, State> {
@@ -39,6 +39,13 @@ describe('Compact Table', () => {
     expect(states[C.compact].Catch).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.compaction', Next: C.recordCompactionWarning }]);
     expect(states[C.recordCompactionWarning]).toMatchObject({ Type: 'Pass', ResultPath: '$.compaction', Parameters: { status: 'failed', 'error.$': '$.compaction.Error' }, End: true });
     expect((states[C.compact].Retry ?? []).some((r) => r.ErrorEquals.includes(THROTTLING_ERROR))).toBe(true);
+  });
+
+  it('a compaction killed by its timeout or memory is a failure, not retried into a skip', () => {
+    // The killed compaction keeps the table's lease until it lapses: a retry would find it held
+    // and report 'skipped', and CompactionFailed would never fire.
+    const retried = (statesOf({ validate: true, compact: true })[C.compact].Retry ?? []).flatMap((r) => r.ErrorEquals);
+    for (const error of INTERRUPTED_INVOCATION_ERRORS) expect(retried).not.toContain(error);
   });
 
   it('follows Commit Table directly without validation, and is absent unless given a function', () => {
