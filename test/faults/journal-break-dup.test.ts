@@ -73,6 +73,41 @@ describe('an Export input delivered twice at once', () => {
   }, 300_000);
 });
 
+describe('stale copies of earlier Export inputs, run late', () => {
+  it.each([{}, { full: true }, { window: { from: '2024-01-01', to: '2100-01-01' } }])('in %j: before the commit (following and carrying again) and after it', async (request) => {
+    const name = `jb_late_${Object.keys(request)[0] ?? 'scheduled'}`;
+    await createTable(name, 2000);
+    const lake = createLake();
+    const config = testConfig([{ name }], { export: { pageRows: 50, safetyLagSeconds: 0 } });
+    const deps = exportDeps(db, lake.store, config);
+    try {
+      const first = (await planRun(deps)).tables[0];
+      let done = first;
+      while (!done.done) done = await exportTable(deps, done);
+      await commitTable(deps, done);
+      await db.query(`UPDATE ${name} SET payload = 'v2-' || id, updated_at = clock_timestamp() WHERE id % 7 = 0`);
+      const [task] = (await planRun(deps, request)).tables;
+      const tasks = [task];
+      while (!tasks.at(-1)!.done) tasks.push(await exportTable(deps, tasks.at(-1)!, Date.now() + 30));
+      const last = tasks.at(-1)!;
+      // Updated again between the attempts: the stale copies read Postgres as it is now.
+      await db.query(`UPDATE ${name} SET payload = 'v3-' || id, updated_at = clock_timestamp() WHERE id % 11 = 0`);
+      for (const stale of [tasks[0], tasks[Math.floor(tasks.length / 2)], tasks.at(-2)!]) {
+        const again = await exportTable(deps, stale);
+        expect({ page: again.page, rows: again.rows, done: again.done }, `stale copy of page ${stale.page}`).toEqual({ page: last.page, rows: last.rows, done: true });
+      }
+      await commitTable(deps, last);
+      const after = await exportTable(deps, tasks[1]).then(() => 'returned', (e: Error) => e.message);
+      expect(after, 'a stale copy after the commit writes nothing').toMatch(/no longer holds the table's lease/);
+      console.log(`[${name}] ${tasks.length} steps; a stale copy after the commit: ${after}`);
+      await checkLake(db, lake, name, `${name} committed`);
+    } finally {
+      await deps.close();
+      lake.remove();
+    }
+  }, 300_000);
+});
+
 describe('a stale copy of an Export input with deletes.detect', () => {
   it('runs after the first copy journalled its tombstones, more keys deleted between; the first copy\'s task commits', async () => {
     const name = 'jb_stale_deletes';
