@@ -108,6 +108,37 @@ describe('stale copies of earlier Export inputs, run late', () => {
   }, 300_000);
 });
 
+describe('the Commit input delivered twice at once', () => {
+  it.each([{}, { full: true }])('in %j: both copies publish, one moves the watermark; the lake holds every version once', async (request) => {
+    const name = `jb_commit_twice_${Object.keys(request)[0] ?? 'scheduled'}`;
+    await createTable(name, 3000);
+    const lake = createLake();
+    const config = testConfig([{ name }], { export: { pageRows: 50, safetyLagSeconds: 0 } });
+    const deps = exportDeps(db, lake.store, config);
+    try {
+      for (const run of [{}, 'change', request] as const) {
+        if (run === 'change') {
+          await db.query(`UPDATE ${name} SET payload = 'v2-' || id, updated_at = clock_timestamp() WHERE id % 9 = 0`);
+          continue;
+        }
+        let [task] = (await planRun(deps, run)).tables;
+        while (!task.done) task = await exportTable(deps, task);
+        const results = await Promise.allSettled([commitTable(deps, task), commitTable(deps, task)]);
+        const outcomes = results.map((r) => (r.status === 'fulfilled' ? r.value.status : String(r.reason)));
+        console.log(`[${name}] ${JSON.stringify(run)}: ${JSON.stringify(outcomes)}`);
+        expect(outcomes.filter((o) => o === 'succeeded').length, JSON.stringify(outcomes)).toBeGreaterThan(0);
+        // The next plan finishes whatever the losing copy left.
+        const next = await runExport(deps);
+        expect(next.tables.map((t) => t.error ?? t.status)).toEqual(['succeeded']);
+        await checkLake(db, lake, name, `${name} after ${JSON.stringify(run)}`);
+      }
+    } finally {
+      await deps.close();
+      lake.remove();
+    }
+  }, 300_000);
+});
+
 describe('a stale copy of an Export input with deletes.detect', () => {
   it('runs after the first copy journalled its tombstones, more keys deleted between; the first copy\'s task commits', async () => {
     const name = 'jb_stale_deletes';
