@@ -73,6 +73,32 @@ describe('an Export input delivered twice at once', () => {
   }, 300_000);
 });
 
+describe('a snapshot table\'s Export input delivered twice at once', () => {
+  it('every step, three runs with rows changed, inserted and deleted between: one whole snapshot each time', async () => {
+    const name = 'jb_twice_snapshot';
+    await createTable(name, 3000);
+    const lake = createLake();
+    const config = testConfig([{ name, mode: 'snapshot' }], { export: { pageRows: 50, safetyLagSeconds: 0 } });
+    const deps = exportDeps(db, lake.store, config);
+    try {
+      for (let run = 0; run < 3; run++) {
+        const [task] = (await planRun(deps)).tables;
+        const done = await exportTwiceAtOnce(deps, task, run);
+        await commitTable(deps, done.task);
+        const report = await checkLake(db, lake, name, `${name} run ${run}`);
+        const [{ n }] = await db.query(`SELECT count(*)::int AS n FROM ${name}`);
+        expect(report.lakeRows).toBe(Number(n));
+        await db.query(`UPDATE ${name} SET payload = 'v${run + 2}-' || id, updated_at = clock_timestamp() WHERE id % 13 = ${run}`);
+        await db.query(`DELETE FROM ${name} WHERE id % 17 = ${run}`);
+        await db.query(`INSERT INTO ${name} SELECT g, 'n-' || g, clock_timestamp() FROM generate_series((SELECT max(id) + 1 FROM ${name}), (SELECT max(id) + 120 FROM ${name})) g`);
+      }
+    } finally {
+      await deps.close();
+      lake.remove();
+    }
+  }, 300_000);
+});
+
 describe('stale copies of earlier Export inputs, run late', () => {
   it.each([{}, { full: true }, { window: { from: '2024-01-01', to: '2100-01-01' } }])('in %j: before the commit (following and carrying again) and after it', async (request) => {
     const name = `jb_late_${Object.keys(request)[0] ?? 'scheduled'}`;
