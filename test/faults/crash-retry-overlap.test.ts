@@ -9,7 +9,7 @@ import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
 import { TableState, type Watermark } from '../../lambdas/core/protocol/table-state.ts';
-import { createDatabase, createLake, exportDeps, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createDatabase, createLake, exportDeps, faultyStore, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
 import { checkLake } from './lake-checks.ts';
 
 const CRASH_POINTS = ['mid-copy', 'mid-page-upload', 'mid-file', 'between-parts', 'before-complete', 'before-journal', 'before-publish', 'mid-publish', 'before-watermark', 'after-watermark', 'mid-cleanup', 'after-commit'];
@@ -147,9 +147,20 @@ describe('3. overlapping executions', () => {
   it('one run exports, the other skips the table with a message; the watermark never moves back', async () => {
     await createTable('overlap');
     const lake = createLake();
-    const a = exportDeps(db, lake.store, testConfig(tables('overlap')));
+    // Run a journals its first chunk only once run b has finished: whichever plans first holds the
+    // lease while the other plans (on a loaded machine, a could otherwise finish before b began,
+    // and b would rightly succeed with nothing to export).
+    let bFinished = () => {};
+    const bDone = new Promise<void>((resolve) => { bFinished = resolve; });
+    const gated = faultyStore(lake.store, {
+      put: async (key, body, options) => {
+        if (/\/pending\/[^/]+\/p\d{6}\.json$/.test(key)) await bDone;
+        return lake.store.put(key, body, options);
+      },
+    });
+    const a = exportDeps(db, gated, testConfig(tables('overlap')));
     const b = exportDeps(db, lake.store, testConfig(tables('overlap')));
-    const [ra, rb] = await Promise.all([runExport(a, { runId: 'run-a' }), runExport(b, { runId: 'run-b' })]);
+    const [ra, rb] = await Promise.all([runExport(a, { runId: 'run-a' }), runExport(b, { runId: 'run-b' }).finally(bFinished)]);
     const statuses = [ra.tables[0].status, rb.tables[0].status].sort();
     expect(statuses).toEqual(['skipped', 'succeeded']);
     const skipped = [ra, rb].find((r) => r.tables[0].status === 'skipped')!;
