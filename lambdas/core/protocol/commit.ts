@@ -112,18 +112,37 @@ export async function commitTable(deps: ExportDeps, task: TableTask): Promise<Co
 export async function commitTableStep(deps: ExportDeps, task: TableTask, deadline = Number.POSITIVE_INFINITY): Promise<CommitResult | TableTask> {
   if (!task.done) throw new StateError(`${task.display}: run ${task.runId} cannot commit before its last page is exported`);
   const state = new TableState(deps.store, deps.config.lake.prefix, task.table);
-  const result = (cursor: string): CommitResult => ({
+  try {
+    // Read once: its etag guards the commit-point write, whatever happens in between.
+    const current = await state.read<Watermark>(state.watermarkKey());
+    // The same input delivered again (the first answer was lost): already committed.
+    if (current?.value.runId === task.runId) return await committedAlready(deps, state, task, current.value);
+    return await commitRun(deps, state, task, current, deadline);
+  } catch (error) {
+    // The same input delivered twice at once: the other copy committed this very run while this
+    // one published (its lease then gone, or the watermark moved under it). Committed, then.
+    if (!(error instanceof WindowConflictError)) throw error;
+    const now = await state.read<Watermark>(state.watermarkKey());
+    if (now?.value.runId !== task.runId) throw error;
+    return committedAlready(deps, state, task, now.value);
+  }
+}
+
+function resultOf(task: TableTask, cursor: string): CommitResult {
+  return {
     table: task.table, status: 'succeeded', rows: task.rows, files: task.files, bytes: task.bytes,
     windowFrom: task.window.from, windowTo: task.window.to, watermark: cursor, nullCursorRows: task.nullCursorRows,
-  });
-  // Read once: its etag guards the commit-point write below, whatever happens in between.
-  const current = await state.read<Watermark>(state.watermarkKey());
-  // The same input delivered again (the first answer was lost): already committed, finish and say so.
-  if (current?.value.runId === task.runId) {
-    await finishCommit(deps, state, task.runId, current.value.committedAt);
-    await releaseLease(deps, task.table, task.holder ?? task.runId);
-    return result(current.value.cursor);
-  }
+  };
+}
+
+/** The watermark names this run: finish what is left (idempotent), free the lease, say so. */
+async function committedAlready(deps: ExportDeps, state: TableState, task: TableTask, watermark: Watermark): Promise<CommitResult> {
+  await finishCommit(deps, state, task.runId, watermark.committedAt);
+  await releaseLease(deps, task.table, task.holder ?? task.runId);
+  return resultOf(task, watermark.cursor);
+}
+
+async function commitRun(deps: ExportDeps, state: TableState, task: TableTask, current: { value: Watermark; etag: string } | null, deadline: number): Promise<CommitResult | TableTask> {
   await renewLease(deps, state, task);
   const shape = await describeTableShape(deps.source, findTable(deps.config, task.table), deps.config);
   if (shape.fingerprint !== task.fingerprint) {
@@ -205,5 +224,5 @@ export async function commitTableStep(deps: ExportDeps, task: TableTask, deadlin
     throw new Failure(`${task.display}: run ${task.runId} is committed (watermark ${cursor}), but finishing it failed: ${describeError(error)}; the next run (or a retry of this step) finishes it`, { cause: error });
   }
   await releaseLease(deps, task.table, task.holder ?? task.runId);
-  return result(cursor);
+  return resultOf(task, cursor);
 }
