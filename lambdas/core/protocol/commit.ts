@@ -120,9 +120,9 @@ export async function commitTableStep(deps: ExportDeps, task: TableTask, deadlin
     return await commitRun(deps, state, task, current, deadline);
   } catch (error) {
     // The same input delivered twice at once: the other copy committed this very run while this
-    // one published (its lease then gone, or the watermark moved under it). Committed, then.
-    if (!(error instanceof WindowConflictError)) throw error;
-    const now = await state.read<Watermark>(state.watermarkKey());
+    // one worked (its lease then gone, the watermark moved under it, or the journals it counts
+    // already cleared). Committed, then; any other error stands.
+    const now = await state.read<Watermark>(state.watermarkKey()).catch(() => null);
     if (now?.value.runId !== task.runId) throw error;
     return committedAlready(deps, state, task, now.value);
   }

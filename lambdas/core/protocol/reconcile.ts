@@ -1,9 +1,11 @@
 // Deletes without CDC (README "Deletes"): once a scheduled run's pages are exported, compare the
 // keys Postgres holds with the keys whose latest lake version is live, and write a tombstone for
 // every key gone from Postgres — as pages of the run itself, journalled and staged like its
-// exported pages, published by its commit. A crash or a retry therefore neither loses nor
-// doubles a tombstone: an invocation that dies before returning leaves pages the next attempt
-// rewrites (same numbers) or, past the last one, removes; nothing is visible before commit.
+// exported pages, published by its commit. A crash, a retry or a copy of the step delivered
+// twice therefore neither loses nor doubles a tombstone: the run's detection is kept
+// (pending/<run>/deletes.json, written once) before any tombstone, and each tombstone page is
+// staged, then journalled once, so every attempt writes the same keys under the same page
+// numbers and the first journal of a page stands; nothing is visible before commit.
 //
 // The rule for concurrent writers. Detection runs after the run's window (W, U] is read, against
 // the lake as last committed (versions up to W) and Postgres as it is now (time T ≥ U):
@@ -21,6 +23,7 @@
 //   - a key deleted and inserted again between two detections was never seen gone: without CDC
 //     there is no event to see. The history then shows no delete for it.
 // Rows that stop matching tables[].where count as deleted: the lake holds what the where holds.
+import { randomBytes } from 'node:crypto';
 import { ConfigError, ExportError } from '../errors.ts';
 import type { LakeSchema, QueryEngine } from '../ports.ts';
 import { findMissingKeys, type BisectResult, type KeySide, type PositionRange, type RangeAggregate } from '../lake/key-bisect.ts';
@@ -197,8 +200,8 @@ function compareKeys(shape: TableShape): (a: readonly string[], b: readonly stri
  * with deletes.detect that is due, find the deleted keys and journal and stage their tombstones
  * as the run's next pages (pageRows at most each). Returns the task with the pages counted; any
  * other task as it is (or, near `deadline`, not done yet). It runs in the invocation that ends
- * the window's pages (a later call with the task done returns before it), so each attempt of the
- * run detects once, and a retried attempt rewrites the same page numbers.
+ * the window's pages (a later call with the task done returns before it); a retried attempt
+ * takes the run's kept detection and the tombstone pages already journalled.
  */
 export async function detectDeletes(deps: ExportDeps & DeleteDetectionDeps, state: TableState, shape: TableShape, task: TableTask, deadline = Number.POSITIVE_INFINITY): Promise<TableTask> {
   const config = shape.table.config.deletes;
@@ -212,40 +215,74 @@ export async function detectDeletes(deps: ExportDeps & DeleteDetectionDeps, stat
   const schema = (await state.read<LakeSchema>(state.schemaKey()))?.value;
   // Nothing committed yet (or a lake from before keys were recorded): nothing to compare.
   if (!schema?.key?.length) return task;
-  const detection = await findDeletedKeys(deps, shape, schema, task.table);
-  deps.log?.('deletes detected', {
-    table: task.display, deletes: detection.missing.length, line: detection.line, levels: detection.levels,
-    aggregateQueries: detection.aggregateQueries, keyQueries: detection.keyQueries, millis: detection.millis, sideMillis: detection.sideMillis,
-  });
-  if (detection.missing.length === 0) return task;
-
-  const [cursor] = await deps.source.queryText(tombstoneCursorQuery({ ...shape, cursor: shape.cursor }, task.window.to));
-  if (!cursor?.v) throw new ExportError(`${task.display}: the tombstones' cursor value for ${task.window.to} could not be computed`);
+  const found = await detectionOf(deps, state, shape, schema, task);
+  if (found.keys.length === 0) return task;
   const { encodeTombstones } = await import('../lake/tombstone-file.ts');
   const layout = shape.layout;
   const cursorField = layout.keyFields[0];
   const keyFields = layout.keyFields.slice(1);
   // Tombstones are filed by their cursor's day, whatever column partitions the table (they hold no other value).
-  const days = layout.columns[cursorField].lakeType.kind === 'date' ? Number(cursor.v) : Math.floor(Number(BigInt(cursor.v) / 1_000_000n) / 86_400);
+  const days = layout.columns[cursorField].lakeType.kind === 'date' ? Number(found.cursor) : Math.floor(Number(BigInt(found.cursor) / 1_000_000n) / 86_400);
   const day = dayFromEpochDays(days);
   // Where this table's files go now (its partition granularity and generation), as for its pages.
   const location = await liveDataLocation(deps, state, shape.table);
   const stamp = { runId: task.runId, exportedAtMicros: task.exportedAtMicros };
-  const sorted = [...detection.missing].sort(compareKeys(shape));
+  // This invocation's own staging folder, as for exported chunks.
+  const writer = randomBytes(4).toString('hex');
   let current = task;
-  for (let start = 0; start < sorted.length; start += deps.config.export.pageRows) {
-    const keys = sorted.slice(start, start + deps.config.export.pageRows);
-    const pageNo = current.page + 1;
-    const parquet = encodeTombstones(layout, { keyFields, keys, cursorField, cursorValue: cursor.v }, stamp);
-    const key = dataFileKey(deps.config.lake.prefix, task.table, day, task.runId, pageNo, false, location);
-    // Journal first, then stage, as for exported pages.
-    const entry: TombstonePageEntry = {
-      page: pageNo, rows: keys.length, first: [task.window.to, ...keys[0]], last: [task.window.to, ...keys[keys.length - 1]],
-      files: [{ key, rows: keys.length, bytes: parquet.length }], tombstones: true,
-    };
-    await state.write(state.pendingPageKey(task.runId, pageNo), entry);
-    await deps.store.put(state.stagedKey(task.runId, key), parquet);
-    current = { ...current, page: pageNo, rows: current.rows + keys.length, files: current.files + 1, bytes: current.bytes + parquet.length };
+  for (let start = 0, pageNo = found.firstPage; start < found.keys.length; start += deps.config.export.pageRows, pageNo++) {
+    const keys = found.keys.slice(start, start + deps.config.export.pageRows);
+    // Written already (by an earlier attempt, or a copy of this one): the same keys, counted as they are.
+    let entry = (await state.read<TombstonePageEntry>(state.pendingPageKey(task.runId, pageNo)))?.value;
+    if (!entry) {
+      const parquet = encodeTombstones(layout, { keyFields, keys, cursorField, cursorValue: found.cursor }, stamp);
+      const key = dataFileKey(deps.config.lake.prefix, task.table, day, task.runId, pageNo, false, location);
+      const staged = `${state.pendingPrefix(task.runId)}data/${writer}/${key}`;
+      // Stage, then journal once: a journal always names a whole file, and of two copies the first journal stands.
+      await deps.store.put(staged, parquet);
+      const written: TombstonePageEntry = {
+        page: pageNo, rows: keys.length, first: [task.window.to, ...keys[0]], last: [task.window.to, ...keys[keys.length - 1]],
+        files: [{ key, staged, rows: keys.length, bytes: parquet.length }], tombstones: true,
+      };
+      entry = (await state.write(state.pendingPageKey(task.runId, pageNo), written, { ifNoneMatch: true }))
+        ? written
+        : (await state.read<TombstonePageEntry>(state.pendingPageKey(task.runId, pageNo)))?.value;
+      if (!entry) throw new ExportError(`${task.display}: run ${task.runId} tombstone page ${pageNo} was journalled by another invocation and then removed`);
+    }
+    current = { ...current, page: pageNo, rows: current.rows + entry.rows, files: current.files + entry.files.length, bytes: current.bytes + entry.files.reduce((n, f) => n + f.bytes, 0) };
   }
   return current;
+}
+
+/** A run's detection, kept under pending/ once made: the keys its tombstones hold, their cursor value, the first page number. */
+interface KeptDetection {
+  readonly keys: string[][];
+  readonly cursor: string;
+  readonly firstPage: number;
+}
+
+/**
+ * The run's deleted keys: detected once per run and journalled (written once) before any
+ * tombstone, so a retried attempt, or a copy of the step delivered twice, writes the same
+ * tombstones under the same page numbers instead of detecting again (keys deleted or inserted
+ * in between would give other pages: a key could get two tombstones, another none).
+ */
+async function detectionOf(deps: ExportDeps & DeleteDetectionDeps, state: TableState, shape: TableShape, schema: LakeSchema, task: TableTask): Promise<KeptDetection> {
+  const key = `${state.pendingPrefix(task.runId)}deletes.json`;
+  const earlier = (await state.read<KeptDetection>(key))?.value;
+  if (earlier) return earlier;
+  const detection = await findDeletedKeys(deps, shape, schema, task.table);
+  deps.log?.('deletes detected', {
+    table: task.display, deletes: detection.missing.length, line: detection.line, levels: detection.levels,
+    aggregateQueries: detection.aggregateQueries, keyQueries: detection.keyQueries, millis: detection.millis, sideMillis: detection.sideMillis,
+  });
+  let cursor = '';
+  if (detection.missing.length > 0) {
+    const [row] = await deps.source.queryText(tombstoneCursorQuery({ ...shape, cursor: shape.cursor! }, task.window.to));
+    if (!row?.v) throw new ExportError(`${task.display}: the tombstones' cursor value for ${task.window.to} could not be computed`);
+    cursor = row.v;
+  }
+  const made: KeptDetection = { keys: [...detection.missing].sort(compareKeys(shape)), cursor, firstPage: task.page + 1 };
+  if (await state.write(key, made, { ifNoneMatch: true })) return made;
+  return (await state.read<KeptDetection>(key))?.value ?? made;
 }
