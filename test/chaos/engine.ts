@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type pg from 'pg';
-import type { FauxqsServer } from 'fauxqs';
+import type { LocalS3Server } from '../support/s3-server.ts';
 import type { LocalPostgres } from '../../bin/local/embedded-postgres.ts';
 import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
 import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
@@ -84,7 +84,7 @@ function stampRunId(seed: number, name: string): string {
 export interface EngineOptions {
   readonly server: LocalPostgres;
   /** The S3 API server for schedules whose lake is a bucket. */
-  readonly s3?: FauxqsServer;
+  readonly s3?: LocalS3Server;
   /** Progress lines (one per step) when set. */
   readonly log?: (line: string) => void;
 }

@@ -2,7 +2,7 @@
 // S+1, …) for N seconds (at least one schedule; --seconds 0 plays exactly one), checks each, and
 // prints the totals. A violation prints its seed, the whole schedule and the command that plays
 // it again; the exit code is 1 if any schedule found one.
-import { startFauxqs } from 'fauxqs';
+import { startS3Server } from '../support/s3-server.ts';
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { startLocalPostgres, type LocalPostgres } from '../../bin/local/embedded-postgres.ts';
@@ -37,7 +37,7 @@ export function formatTotals(t: Totals, failures: number): string {
 /** Play schedules from `seed` on until `seconds` have passed (one at least). */
 export async function playChaos(options: { seed: number; seconds: number; steps: number; kinds?: readonly RunKind[]; server?: LocalPostgres; log?: (line: string) => void }): Promise<ChaosSession> {
   const server = options.server ?? (await startLocalPostgres({ settings: CHAOS_SERVER_SETTINGS }));
-  const s3 = await startFauxqs({ port: 0, logger: false, host: '127.0.0.1' });
+  const s3 = await startS3Server();
   const log = options.log ?? ((line: string) => console.log(line));
   const totals = emptyTotals();
   const failures: ChaosSession['failures'] = [];

@@ -5,7 +5,7 @@
 // Segments execution); the value is fixed, the dead execution's lease lapses, and a new execution
 // continues the same run: the finished segments are not exported again. DuckDB checks the lake.
 // Its own file: the handlers read one configuration per process.
-import { startFauxqs, type FauxqsServer } from 'fauxqs';
+import { startS3Server, type LocalS3Server } from '../support/s3-server.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,7 +21,7 @@ import { createDatabase, createLake, stopPostgres, type TestDatabase, type TestL
 
 const BUCKET = 'e2e-backfill-adopt';
 let db: TestDatabase;
-let s3: FauxqsServer;
+let s3: LocalS3Server;
 let store: S3Store;
 let env: LocalRunEnvironment;
 let definition: WorkflowDefinition;
@@ -59,7 +59,7 @@ beforeAll(async () => {
     INSERT INTO adopt SELECT g, 'a' || g, g, timestamptz '2024-05-01' + g * interval '1 minute' FROM generate_series(1, 2000) g;
     UPDATE adopt SET amount = 1e35 WHERE id = 1990;
   `);
-  s3 = await startFauxqs({ port: 0, logger: false, host: '127.0.0.1' });
+  s3 = await startS3Server();
   s3.createBucket(BUCKET);
   Object.assign(process.env, { AWS_ENDPOINT_URL_S3: s3.address, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
   store = new S3Store(createS3Client(), BUCKET);

@@ -6,7 +6,7 @@
 // deletes.detect keeps its deleted rows. Every Export invocation has a 1 ms budget, so detection
 // is put off to an invocation of its own (as near a Lambda deadline) and the runner gives that
 // one a whole budget, as Lambda would.
-import { startFauxqs, type FauxqsServer } from 'fauxqs';
+import { startS3Server, type LocalS3Server } from '../support/s3-server.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +19,7 @@ import { createDatabase, createLake, duckdb, parquetGlob, stopPostgres, type Tes
 
 const BUCKET = 'e2e-deletes';
 let db: TestDatabase;
-let s3: FauxqsServer;
+let s3: LocalS3Server;
 let store: S3Store;
 let env: LocalRunEnvironment;
 let definition: WorkflowDefinition;
@@ -79,7 +79,7 @@ beforeAll(async () => {
     CREATE TABLE customers (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
     INSERT INTO customers SELECT g, 'c' || g, timestamptz '2024-06-01' FROM generate_series(1, 100) g;
   `);
-  s3 = await startFauxqs({ port: 0, logger: false, host: '127.0.0.1' });
+  s3 = await startS3Server();
   s3.createBucket(BUCKET);
   Object.assign(process.env, { AWS_ENDPOINT_URL_S3: s3.address, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
   store = new S3Store(createS3Client(), BUCKET);

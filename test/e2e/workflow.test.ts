@@ -2,7 +2,7 @@
 // real handlers, against embedded PostgreSQL and an S3 API server on loopback. After each
 // execution the lake is mirrored from S3 to a directory and checked with DuckDB. Validate Table
 // runs its real handler with DuckDB in Athena's place; Summarize's EMF output is read back.
-import { startFauxqs, type FauxqsServer } from 'fauxqs';
+import { startS3Server, type LocalS3Server } from '../support/s3-server.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -19,7 +19,7 @@ import { createDatabase, createLake, duckdb, parquetGlob, stopPostgres, type Tes
 
 const BUCKET = 'e2e-lake';
 let db: TestDatabase;
-let s3: FauxqsServer;
+let s3: LocalS3Server;
 let store: S3Store;
 let env: LocalRunEnvironment;
 let definition: WorkflowDefinition;
@@ -110,7 +110,7 @@ beforeAll(async () => {
     CREATE TABLE fragile (id int PRIMARY KEY, payload text, amount numeric(8,2), updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
     INSERT INTO fragile SELECT g, 'f' || g, g, timestamptz '2024-06-02' FROM generate_series(1, 50) g;
   `);
-  s3 = await startFauxqs({ port: 0, logger: false, host: '127.0.0.1' });
+  s3 = await startS3Server();
   s3.createBucket(BUCKET);
   Object.assign(process.env, { AWS_ENDPOINT_URL_S3: s3.address, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
   store = new S3Store(createS3Client(), BUCKET);

@@ -1,7 +1,7 @@
 // Scenarios 4–8: concurrent writers, injected infrastructure faults (S3 throttling and resets,
 // a dropped database connection, statement_timeout), schema changes, data-quality checks and
 // rows with a NULL cursor.
-import { startFauxqs, type FauxqsServer } from 'fauxqs';
+import { startS3Server, type LocalS3Server } from '../support/s3-server.ts';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LakeQuery } from '../../bin/local/lake-query.ts';
@@ -95,9 +95,9 @@ async function faultyProxy(target: string, fault: (n: number, req: http.Incoming
 }
 
 describe('5. injected infrastructure faults', () => {
-  let s3: FauxqsServer;
+  let s3: LocalS3Server;
   beforeAll(async () => {
-    s3 = await startFauxqs({ port: 0, logger: false, host: '127.0.0.1' });
+    s3 = await startS3Server();
     s3.createBucket('faults');
     await db.query(`CREATE TABLE shaky (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL);
       INSERT INTO shaky SELECT g, 'p' || g, timestamptz '2024-04-01' + (g % 3) * interval '1 day' FROM generate_series(1, 3000) g`);

@@ -2,7 +2,7 @@
 // local lake and says how many deletes it found, in its line per table and under --json.
 import path from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { startFauxqs, type FauxqsServer } from 'fauxqs';
+import { startS3Server, type LocalS3Server } from '../support/s3-server.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createS3Client, S3Store } from '../../lambdas/adapters/s3-store.ts';
 import { cli } from '../support/cli.ts';
@@ -53,7 +53,7 @@ describe('pg-lake-export run with deletes.detect', () => {
 describe('pg-lake-export run with deletes.detect against an S3 lake', () => {
   const BUCKET = 'cli-deletes';
   let db: TestDatabase;
-  let s3: FauxqsServer;
+  let s3: LocalS3Server;
   let lake: TestLake;
   let config: string;
   let env: Record<string, string>;
@@ -64,7 +64,7 @@ describe('pg-lake-export run with deletes.detect against an S3 lake', () => {
       INSERT INTO orders (id) SELECT generate_series(1, 300);
       CREATE TABLE customers (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT '2024-02-29 12:00:00+00');
       INSERT INTO customers (id) SELECT generate_series(1, 40)`);
-    s3 = await startFauxqs({ port: 0, logger: false, host: '127.0.0.1' });
+    s3 = await startS3Server();
     s3.createBucket(BUCKET);
     env = { DATABASE_URL: db.url, AWS_ENDPOINT_URL_S3: s3.address, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' };
     lake = createLake();

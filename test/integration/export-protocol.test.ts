@@ -1,6 +1,6 @@
 // The correctness contract on real parts: ties at page boundaries, incremental runs, late
 // commits, the S3 adapter against an S3 API server, hostile identifiers, and bad input.
-import { startFauxqs, type FauxqsServer } from 'fauxqs';
+import { startS3Server, type LocalS3Server } from '../support/s3-server.ts';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -125,9 +125,9 @@ describe('incremental runs', () => {
 });
 
 describe('S3 adapter', () => {
-  let s3: FauxqsServer;
+  let s3: LocalS3Server;
   beforeAll(async () => {
-    s3 = await startFauxqs({ port: 0, logger: false, host: '127.0.0.1' });
+    s3 = await startS3Server();
     s3.createBucket('lake-test');
     process.env.AWS_ENDPOINT_URL_S3 = s3.address;
     process.env.AWS_REGION = 'us-east-1';

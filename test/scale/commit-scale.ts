@@ -4,7 +4,7 @@
 // the handler's 30 s reserve): every journal read (into index objects), every file published, the
 // watermark written, the manifest written and pending/ cleared. Returns the time of each phase,
 // and how many invocations the commit took; fails when one invocation overran the timeout.
-import { startFauxqs } from 'fauxqs';
+import { startS3Server } from '../support/s3-server.ts';
 import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
 import { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
 import { validateConfig } from '../../lambdas/core/config.ts';
@@ -29,7 +29,7 @@ export interface CommitScaleResult {
 
 export async function runCommitScale(pages: number, rowsPerPage: number, commitTimeoutSeconds = 300): Promise<CommitScaleResult> {
   const server = await startLocalPostgres();
-  const s3 = await startFauxqs({ port: 0, logger: false, host: '127.0.0.1' });
+  const s3 = await startS3Server();
   try {
     s3.createBucket('scale');
     Object.assign(process.env, { AWS_ENDPOINT_URL_S3: s3.address, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' });

@@ -172,3 +172,33 @@ describe('S3Store.openWrite against an S3 API server (fauxqs on loopback)', () =
     }
   }, 60_000);
 });
+
+describe('S3Store conditional writes against the local S3 server (test/support/s3-server.ts)', () => {
+  it('If-None-Match creates once, If-Match fails on a stale ETag, and of 8 racing creates exactly one wins', async () => {
+    const { startS3Server } = await import('../support/s3-server.ts');
+    const { createS3Client } = await import('../../lambdas/adapters/s3-store.ts');
+    const server = await startS3Server();
+    const saved = { ...process.env };
+    try {
+      await server.createBucket('lake-cas');
+      Object.assign(process.env, { AWS_ENDPOINT_URL_S3: server.address, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
+      const store = new S3Store(createS3Client(), 'lake-cas', 'raw');
+      expect(await store.put('orders/_state/lease.json', '{"runId":"a"}', { ifNoneMatch: true })).toBe(true);
+      expect(await store.put('orders/_state/lease.json', '{"runId":"b"}', { ifNoneMatch: true })).toBe(false);
+      const first = (await store.get('orders/_state/lease.json'))!;
+      expect(first.body.toString()).toBe('{"runId":"a"}');
+      expect(await store.put('orders/_state/lease.json', '{"runId":"a2"}', { ifMatch: first.etag })).toBe(true);
+      // The ETag read before that write is stale now.
+      expect(await store.put('orders/_state/lease.json', '{"runId":"c"}', { ifMatch: first.etag })).toBe(false);
+      expect(await store.put('orders/_state/missing.json', '{}', { ifMatch: first.etag })).toBe(false);
+      expect((await store.get('orders/_state/lease.json'))!.body.toString()).toBe('{"runId":"a2"}');
+      const racing = await Promise.all(Array.from({ length: 8 }, (_, i) => store.put('orders/_state/pending/r/p000001.json', `{"writer":${i}}`, { ifNoneMatch: true })));
+      expect(racing.filter(Boolean)).toHaveLength(1);
+      const winner = racing.indexOf(true);
+      expect((await store.get('orders/_state/pending/r/p000001.json'))!.body.toString()).toBe(`{"writer":${winner}}`);
+    } finally {
+      process.env = saved;
+      await server.stop();
+    }
+  }, 60_000);
+});
