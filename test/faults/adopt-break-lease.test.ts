@@ -100,14 +100,14 @@ describe('an adopted backfill\'s lease', () => {
     const lake = createLake();
     const config = testConfig([{ name: table, backfill: { segments: 2 } }], { export: { pageRows: 500, safetyLagSeconds: 0 }, lake: { rowGroupRows: 500 } });
     await deadBackfill(lake, config, table);
-    // Plan A (the schedule) is held just before writing its adoption record.
+    // Plan A (the schedule) is held just before it writes the lease that names it the adopter.
     let reached = () => {};
     const atRecord = new Promise<void>((resolve) => { reached = resolve; });
     let release = () => {};
     const held = new Promise<void>((resolve) => { release = resolve; });
     const slow = faultyStore(lake.store, {
       put: async (key, body, options) => {
-        if (key.endsWith(`/pending/${R1}/adopted.json`)) {
+        if (key.endsWith('/lease.json') && JSON.parse(Buffer.from(body).toString('utf8')).holder === R2) {
           reached();
           await held;
         }

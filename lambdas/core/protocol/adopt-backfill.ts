@@ -5,8 +5,8 @@
 //
 //   pending/<runId>/backfill.json  the task Plan returned for the run and what it was planned
 //                                  with (written last by Plan: without it the run is not adopted)
-//   pending/<runId>/adopted.json   the run id of the plan that adopted it last: that execution's
-//                                  retried Plan and its Summarize know the run as their own
+//   lease.json (the table's)       names the adopting execution as `holder` while it continues
+//                                  the run: its retried Plan and its Summarize know the run as their own
 //
 // A run is adopted only when nothing it was planned from has changed (the watermark, the table's
 // columns and config, the segment count), its lease was released or has lapsed (no invocation of
@@ -17,6 +17,7 @@ import { WindowConflictError, describeError } from '../errors.ts';
 import type { TableShape } from '../source/table-shape.ts';
 import { TableState, type FileEntry, type Lease, type PageEntry, type PendingRun, type Watermark } from './table-state.ts';
 import { readSegments, segmentPages, type SegmentProgress } from './segments.ts';
+import { leaseHolder } from './lease.ts';
 import { heapFileNodeQuery } from '../source/queries.ts';
 import type { ExportDeps, LakeDeps, RunRequest, TableTask } from './run-model.ts';
 
@@ -33,17 +34,8 @@ interface BackfillRecord {
   readonly heap?: string | null;
 }
 
-interface Adoption {
-  readonly by: string;
-  readonly at: string;
-}
-
 function recordKey(state: TableState, runId: string): string {
   return `${state.pendingPrefix(runId)}backfill.json`;
-}
-
-function adoptionKey(state: TableState, runId: string): string {
-  return `${state.pendingPrefix(runId)}adopted.json`;
 }
 
 /**
@@ -64,13 +56,15 @@ async function heapOf(deps: ExportDeps, shape: TableShape): Promise<string | nul
 }
 
 /**
- * Which of `files` (journalled, not staged) are at their data keys, published by a commit that
- * died before its commit point: one listing per partition folder, not a read per file.
+ * A run's journalled files that are not staged (`pendingKeys`: the listing of its pending/):
+ * `published`, at their data keys, moved there by a commit that died before its commit point,
+ * or `lost`. One listing per partition folder, not a read per file.
  */
-export async function publishedOf(state: TableState, files: readonly FileEntry[]): Promise<Set<string>> {
-  const folders = [...new Set(files.map((f) => f.key.slice(0, f.key.lastIndexOf('/') + 1)))];
+export async function unstagedFiles(state: TableState, runId: string, files: readonly FileEntry[], pendingKeys: ReadonlySet<string>): Promise<{ published: FileEntry[]; lost: FileEntry[] }> {
+  const unstaged = files.filter((f) => !pendingKeys.has(state.stagedOf(runId, f)));
+  const folders = [...new Set(unstaged.map((f) => f.key.slice(0, f.key.lastIndexOf('/') + 1)))];
   const listed = new Set((await Promise.all(folders.map((folder) => state.store.list(folder)))).flat());
-  return new Set(files.map((f) => f.key).filter((key) => listed.has(key)));
+  return { published: unstaged.filter((f) => listed.has(f.key)), lost: unstaged.filter((f) => !listed.has(f.key)) };
 }
 
 /** Record a planned backfill run, so a later plan can adopt it if it fails. Written after its segment list. */
@@ -119,9 +113,7 @@ async function refusal(deps: ExportDeps, state: TableState, shape: TableShape, r
       }
     }
     const journals = await state.readAll<PageEntry>([...keys].filter((k) => /\/p\d{6}\.json$/.test(k)));
-    const unstaged = journals.flatMap((p) => p.files).filter((f) => !keys.has(state.stagedOf(task.runId, f)));
-    const published = await publishedOf(state, unstaged);
-    const lost = unstaged.find((f) => !published.has(f.key));
+    const [lost] = (await unstagedFiles(state, task.runId, journals.flatMap((p) => p.files), keys)).lost;
     if (lost) return `its file ${lost.key} is missing`;
   } catch (error) {
     return describeError(error);
@@ -147,14 +139,13 @@ export async function adoptBackfill(deps: ExportDeps, state: TableState, shape: 
       continue;
     }
     const current = await state.read<Lease>(state.leaseKey());
-    const ours = current !== null && (current.value.holder ?? current.value.runId) === owner;
+    const ours = current !== null && leaseHolder(current.value) === owner;
     if (!current || !ours) throw new WindowConflictError(`${shape.table.display}: run ${owner} lost the table's lease while adopting backfill run ${runId}`);
     // The lease names this execution: the dead execution's invocations, which hold tasks of the same run, are fenced.
     const lease: Lease = { runId, holder: owner, expiresAt: new Date(Date.now() + deps.config.export.leaseSeconds * 1000).toISOString() };
     if (!(await state.write(state.leaseKey(), lease, { ifMatch: current.etag }))) {
       throw new WindowConflictError(`${shape.table.display}: the lease changed hands while run ${owner} adopted backfill run ${runId}`);
     }
-    await state.write(adoptionKey(state, runId), { by: owner, at: now.toISOString() } satisfies Adoption);
     const done = (await state.store.list(state.pendingPrefix(runId))).filter((k) => /\/s\d{4}\.json$/.test(k)).length;
     deps.log?.('continuing a failed backfill: only its unfinished segments are exported', { table: shape.table.display, runId, adoptedBy: owner, segments: record.task.backfill?.segments, segmentsWithProgress: done, window: record.task.window });
     return { ...record.task, holder: owner };

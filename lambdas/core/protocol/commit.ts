@@ -10,7 +10,7 @@ import { partitionYearOf, projectionYears } from '../lake/keys.ts';
 import { TableState, type FileEntry, type PageEntry, type PendingRun, type RunManifest, type Watermark } from './table-state.ts';
 import { describeTableShape, lakeColumns, type TableShape } from '../source/table-shape.ts';
 import { checkNotNullQuery, checkUniqueQuery } from '../source/queries.ts';
-import { renewLease, releaseLease } from './lease.ts';
+import { leaseHolder, renewLease, releaseLease } from './lease.ts';
 import { finishCommit, retried } from './recovery.ts';
 import { recordedLocation } from './compact.ts';
 import { type ExportDeps, type TableTask, type CommitResult, findTable } from './run-model.ts';
@@ -138,7 +138,7 @@ function resultOf(task: TableTask, cursor: string): CommitResult {
 /** The watermark names this run: finish what is left (idempotent), free the lease, say so. */
 async function committedAlready(deps: ExportDeps, state: TableState, task: TableTask, watermark: Watermark): Promise<CommitResult> {
   await finishCommit(deps, state, task.runId, watermark.committedAt);
-  await releaseLease(deps, task.table, task.holder ?? task.runId);
+  await releaseLease(deps, task.table, leaseHolder(task));
   return resultOf(task, watermark.cursor);
 }
 
@@ -223,6 +223,6 @@ async function commitRun(deps: ExportDeps, state: TableState, task: TableTask, c
     const Failure = error instanceof ThrottlingError || isTransientStoreError(error) ? ThrottlingError : ExportError;
     throw new Failure(`${task.display}: run ${task.runId} is committed (watermark ${cursor}), but finishing it failed: ${describeError(error)}; the next run (or a retry of this step) finishes it`, { cause: error });
   }
-  await releaseLease(deps, task.table, task.holder ?? task.runId);
+  await releaseLease(deps, task.table, leaseHolder(task));
   return resultOf(task, cursor);
 }

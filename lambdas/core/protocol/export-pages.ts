@@ -1,6 +1,5 @@
 // Export: the window's keyset pages, read, encoded in the worker into growing files, staged and
 // journalled chunk by chunk until the window is done or the invocation's time budget runs low.
-import { randomBytes } from 'node:crypto';
 import { sharedPageEncoder } from '../page/encode-worker.ts';
 import { ConfigError, ExportError, SchemaMismatchError, ThrottlingError, WindowConflictError, describeError, isTransientStoreError } from '../errors.ts';
 import { dataFileKey } from '../lake/keys.ts';
@@ -15,7 +14,7 @@ import { replacedPages, carryHistory } from './carry-history.ts';
 import { renewLease } from './lease.ts';
 import { nullKeyMessage } from './plan.ts';
 import { assertSegmentPage, gatherSegments, isBackfillToGather, nextInLane, recordSegment, resumeSegment, segmentPages } from './segments.ts';
-import { type ExportDeps, type TableTask, findTable } from './run-model.ts';
+import { type ExportDeps, type TableTask, findTable, newWriterId, withPage } from './run-model.ts';
 import { detectDeletes, type DeleteDetectionDeps } from './reconcile.ts';
 
 /**
@@ -77,10 +76,7 @@ async function followJournals(state: TableState, task: TableTask): Promise<Table
     const entry = (await state.read<PageEntry>(state.pendingPageKey(task.runId, page)))?.value;
     // Only exported chunks: carried history and tombstones are written again by their own steps.
     if (!entry || entry.carriedFrom || 'tombstones' in entry) break;
-    current = {
-      ...current, page, after: entry.rows > 0 ? entry.last : current.after, rows: current.rows + entry.rows,
-      files: current.files + entry.files.length, bytes: current.bytes + entry.files.reduce((n, f) => n + f.bytes, 0),
-    };
+    current = { ...withPage(current, entry), after: entry.rows > 0 ? entry.last : current.after };
   }
   return current;
 }
@@ -128,7 +124,7 @@ async function exportPages(deps: ExportDeps, state: TableState, shape: TableShap
   const layout = { ...shape.layout, granularity: location.granularity };
   const chunks = sharedPageEncoder().openChunks({ layout, stamp, settings: chunkSettings(deps.config.lake), hashSalt: deps.hashSalt });
   // This invocation's own staging folder: another invocation of the same pages never overwrites its files.
-  const writer = randomBytes(4).toString('hex');
+  const writer = newWriterId();
   let current = task;
   let chunk: OpenChunk | null = null;
 
@@ -149,7 +145,7 @@ async function exportPages(deps: ExportDeps, state: TableState, shape: TableShap
         const nth = (open.perPartition.get(first) ?? 0) + 1;
         open.perPartition.set(first, nth);
         const key = nth === 1 ? first : first.replace(/\.parquet$/, `-${nth}.parquet`);
-        const staged = `${state.pendingPrefix(current.runId)}data/${writer}/${key}`;
+        const staged = state.writerStagedKey(current.runId, writer, key);
         file = { key, staged, write: openStagedWrite(deps.store, staged), completed: false };
         open.writes.set(part.file, file);
       }
@@ -195,15 +191,7 @@ async function exportPages(deps: ExportDeps, state: TableState, shape: TableShap
       throw new WindowConflictError(`${task.display}: run ${current.runId} page ${open.entry} was journalled by another invocation of the same pages; this one stops without it`);
     }
     chunk = null;
-    current = {
-      ...current,
-      after: open.last,
-      page: open.entry,
-      rows: current.rows + open.rows,
-      files: current.files + files.length,
-      bytes: current.bytes + files.reduce((n, f) => n + f.bytes, 0),
-      done: last,
-    };
+    current = { ...withPage(current, entry), after: open.last, done: last };
     deps.log?.('chunk exported', { table: task.display, chunk: open.entry, rows: open.rows, files: files.length, bytes: files.reduce((n, f) => n + f.bytes, 0), totalRows: current.rows });
   };
 

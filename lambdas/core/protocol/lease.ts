@@ -25,21 +25,20 @@ export async function acquireLease(deps: LakeDeps, state: TableState, runId: str
   return 'another run took over the expired lease first';
 }
 
-/** Who holds a lease: the adopting execution, or the run itself. */
-export function leaseHolder(lease: Lease): string {
-  return lease.holder ?? lease.runId;
+/** Who holds a lease, or whom a task's lease names: the execution that adopted the run, or the run itself. */
+export function leaseHolder(of: { readonly runId: string; readonly holder?: string }): string {
+  return of.holder ?? of.runId;
 }
 
 export async function renewLease(deps: LakeDeps, state: TableState, task: TableTask): Promise<void> {
   const current = await state.read<Lease>(state.leaseKey());
-  const holder = task.holder ?? task.runId;
-  if (!current || current.value.runId !== task.runId || leaseHolder(current.value) !== holder) {
+  const holds = (lease: Lease | undefined) => lease !== undefined && lease.runId === task.runId && leaseHolder(lease) === leaseHolder(task);
+  if (!current || !holds(current.value)) {
     throw new WindowConflictError(`${task.display}: run ${task.runId} no longer holds the table's lease (${current ? `held by ${current.value.runId}` : 'released'}); stopping without writing`);
   }
   const lease: Lease = { runId: task.runId, ...(task.holder ? { holder: task.holder } : {}), expiresAt: leaseUntil(deps) };
   // Backfill segments of one run renew its lease at once: losing that race to the same run is fine.
-  const after = async () => (await state.read<Lease>(state.leaseKey()))?.value;
-  if (!(await state.write(state.leaseKey(), lease, { ifMatch: current.etag })) && !(await after().then((l) => l !== undefined && l.runId === task.runId && leaseHolder(l) === holder))) {
+  if (!(await state.write(state.leaseKey(), lease, { ifMatch: current.etag })) && !holds((await state.read<Lease>(state.leaseKey()))?.value)) {
     throw new WindowConflictError(`${task.display}: the lease changed hands while run ${task.runId} renewed it`);
   }
 }

@@ -23,7 +23,6 @@
 //   - a key deleted and inserted again between two detections was never seen gone: without CDC
 //     there is no event to see. The history then shows no delete for it.
 // Rows that stop matching tables[].where count as deleted: the lake holds what the where holds.
-import { randomBytes } from 'node:crypto';
 import { ConfigError, ExportError } from '../errors.ts';
 import type { LakeSchema, QueryEngine } from '../ports.ts';
 import { findMissingKeys, type BisectResult, type KeySide, type PositionRange, type RangeAggregate } from '../lake/key-bisect.ts';
@@ -34,7 +33,7 @@ import { liveDataLocation } from './compact.ts';
 import type { TableShape } from '../source/table-shape.ts';
 import { keyAggregateQuery, keyListQuery, tombstoneCursorQuery } from '../source/queries.ts';
 import type { PageEntry, RunManifest, TableState, Window } from './table-state.ts';
-import type { ExportDeps, TableTask } from './run-model.ts';
+import { newWriterId, withPage, type ExportDeps, type TableTask } from './run-model.ts';
 
 /** What delete detection adds to the export's dependencies: the engine that reads the lake. */
 export interface DeleteDetectionDeps {
@@ -228,7 +227,7 @@ export async function detectDeletes(deps: ExportDeps & DeleteDetectionDeps, stat
   const location = await liveDataLocation(deps, state, shape.table);
   const stamp = { runId: task.runId, exportedAtMicros: task.exportedAtMicros };
   // This invocation's own staging folder, as for exported chunks.
-  const writer = randomBytes(4).toString('hex');
+  const writer = newWriterId();
   let current = task;
   for (let start = 0, pageNo = found.firstPage; start < found.keys.length; start += deps.config.export.pageRows, pageNo++) {
     const keys = found.keys.slice(start, start + deps.config.export.pageRows);
@@ -237,7 +236,7 @@ export async function detectDeletes(deps: ExportDeps & DeleteDetectionDeps, stat
     if (!entry) {
       const parquet = encodeTombstones(layout, { keyFields, keys, cursorField, cursorValue: found.cursor }, stamp);
       const key = dataFileKey(deps.config.lake.prefix, task.table, day, task.runId, pageNo, false, location);
-      const staged = `${state.pendingPrefix(task.runId)}data/${writer}/${key}`;
+      const staged = state.writerStagedKey(task.runId, writer, key);
       // Stage, then journal once: a journal always names a whole file, and of two copies the first journal stands.
       await deps.store.put(staged, parquet);
       const written: TombstonePageEntry = {
@@ -249,7 +248,7 @@ export async function detectDeletes(deps: ExportDeps & DeleteDetectionDeps, stat
         : (await state.read<TombstonePageEntry>(state.pendingPageKey(task.runId, pageNo)))?.value;
       if (!entry) throw new ExportError(`${task.display}: run ${task.runId} tombstone page ${pageNo} was journalled by another invocation and then removed`);
     }
-    current = { ...current, page: pageNo, rows: current.rows + entry.rows, files: current.files + entry.files.length, bytes: current.bytes + entry.files.reduce((n, f) => n + f.bytes, 0) };
+    current = withPage(current, entry);
   }
   return current;
 }

@@ -4,9 +4,9 @@
 import { StateError, ThrottlingError, isTransientStoreError } from '../errors.ts';
 import type { LakeSchema } from '../ports.ts';
 import { TableState, type Lease, type PageEntry, type PendingRun, type Replacement, type RunManifest, type Supersede, type Watermark } from './table-state.ts';
-import { assertLeaseHeld, releaseLease } from './lease.ts';
+import { assertLeaseHeld, leaseHolder, releaseLease } from './lease.ts';
 import type { LakeDeps } from './run-model.ts';
-import { isAdoptableBackfill, publishedOf } from './adopt-backfill.ts';
+import { isAdoptableBackfill, unstagedFiles } from './adopt-backfill.ts';
 
 /**
  * After a table failed: remove what this run wrote unless it committed, and free the lease,
@@ -19,16 +19,15 @@ export async function abandonRun(deps: LakeDeps, table: string, runId: string): 
   const state = new TableState(deps.store, deps.config.lake.prefix, table);
   const lease = await state.read<Lease>(state.leaseKey());
   // Another run or execution holds the table now (one that adopted this run, too): leave its work alone.
-  if (lease && (lease.value.holder ?? lease.value.runId) !== runId) return;
+  if (lease && leaseHolder(lease.value) !== runId) return;
   const run = lease?.value.runId ?? runId;
   const watermark = await state.watermark();
   if (watermark?.runId !== run) {
     if (await isAdoptableBackfill(state, run)) {
       // Files a commit published before it died go back to staging: nothing of an uncommitted run stays visible.
-      const staged = new Set(await deps.store.list(state.pendingPrefix(run)));
-      const unstaged = (await state.pendingPages(run)).flatMap((p) => p.files).filter((f) => !staged.has(state.stagedOf(run, f)));
-      const published = await publishedOf(state, unstaged);
-      for (const f of unstaged) if (published.has(f.key)) await deps.store.move(f.key, state.stagedOf(run, f));
+      const pendingKeys = new Set(await deps.store.list(state.pendingPrefix(run)));
+      const { published } = await unstagedFiles(state, run, (await state.pendingPages(run)).flatMap((p) => p.files), pendingKeys);
+      for (const f of published) await deps.store.move(f.key, state.stagedOf(run, f));
       deps.log?.('a failed backfill keeps its finished segments staged: the next run of the table continues it', { table: state.lakeTable, runId: run });
     } else await removeRun(deps, state, run);
   }

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { type LakeConfig, type ResolvedTable, selectTables } from '../config.ts';
 import type { ObjectStore, RowSource, TableRegistry } from '../ports.ts';
-import type { PendingRun, Window } from './table-state.ts';
+import type { PageEntry, PendingRun, Window } from './table-state.ts';
 
 export interface ExportDeps {
   readonly source: RowSource;
@@ -137,6 +137,16 @@ export const commitResultSchema = z.object({
   nullCursorRows: count,
 });
 export type CommitResult = Readonly<z.infer<typeof commitResultSchema>>;
+
+/** The task counted up to a journalled page of its run: the page's number, rows, files and bytes added. */
+export function withPage(task: TableTask, entry: PageEntry): TableTask {
+  return { ...task, page: entry.page, rows: task.rows + entry.rows, files: task.files + entry.files.length, bytes: task.bytes + entry.files.reduce((n, f) => n + f.bytes, 0) };
+}
+
+/** An id for one invocation's staging folder (TableState.writerStagedKey). */
+export function newWriterId(): string {
+  return randomBytes(4).toString('hex');
+}
 
 export function newRunId(now: Date): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');

@@ -108,6 +108,8 @@ export class TableState {
   pendingPrefix(runId?: string) { return runId ? `${this.root}pending/${runId}/` : `${this.root}pending/`; }
   /** Where a data file waits, invisible to every table, until its run commits. */
   stagedKey(runId: string, dataKey: string) { return `${this.pendingPrefix(runId)}data/${dataKey}`; }
+  /** Where one Export invocation (`writer`, its own random id) stages a data file: never where another invocation of the same pages does. */
+  writerStagedKey(runId: string, writer: string, dataKey: string) { return this.stagedKey(runId, `${writer}/${dataKey}`); }
   /** Where a journalled file is staged. */
   stagedOf(runId: string, file: FileEntry) { return file.staged ?? this.stagedKey(runId, file.key); }
   /** The schema a run publishes, applied after its commit point (pending until then). */
