@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import { WindowConflictError, describeError } from '../errors.ts';
 import type { TableShape } from '../source/table-shape.ts';
-import { TableState, type FileEntry, type Lease, type PageEntry, type PendingRun, type Watermark } from './table-state.ts';
+import { TableState, type FileEntry, type Lease, type PendingRun, type Watermark } from './table-state.ts';
 import { readSegments, segmentPages, type SegmentProgress } from './segments.ts';
 import { leaseHolder } from './lease.ts';
 import { heapFileNodeQuery } from '../source/queries.ts';
@@ -112,7 +112,7 @@ async function refusal(deps: ExportDeps, state: TableState, shape: TableShape, r
         if (!keys.has(state.pendingPageKey(task.runId, page))) return `segment ${segment.index}'s page journal ${page} is missing`;
       }
     }
-    const journals = await state.readAll<PageEntry>([...keys].filter((k) => /\/p\d{6}\.json$/.test(k)));
+    const journals = await state.pendingPages(task.runId, keys);
     const [lost] = (await unstagedFiles(state, task.runId, journals.flatMap((p) => p.files), keys)).lost;
     if (lost) return `its file ${lost.key} is missing`;
   } catch (error) {

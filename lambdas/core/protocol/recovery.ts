@@ -26,7 +26,7 @@ export async function abandonRun(deps: LakeDeps, table: string, runId: string): 
     if (await isAdoptableBackfill(state, run)) {
       // Files a commit published before it died go back to staging: nothing of an uncommitted run stays visible.
       const pendingKeys = new Set(await deps.store.list(state.pendingPrefix(run)));
-      const { published } = await unstagedFiles(state, run, (await state.pendingPages(run)).flatMap((p) => p.files), pendingKeys);
+      const { published } = await unstagedFiles(state, run, (await state.pendingPages(run, pendingKeys)).flatMap((p) => p.files), pendingKeys);
       for (const f of published) await deps.store.move(f.key, state.stagedOf(run, f));
       deps.log?.('a failed backfill keeps its finished segments staged: the next run of the table continues it', { table: state.lakeTable, runId: run });
     } else await removeRun(deps, state, run);

@@ -149,8 +149,9 @@ export class TableState {
     return [...ids].sort();
   }
 
-  async pendingPages(runId: string): Promise<PageEntry[]> {
-    const keys = (await this.store.list(this.pendingPrefix(runId))).filter((k) => /\/p\d{6}\.json$/.test(k));
+  /** `listed`: the run's pending/ keys when the caller has listed them already. */
+  async pendingPages(runId: string, listed?: Iterable<string>): Promise<PageEntry[]> {
+    const keys = [...(listed ?? await this.store.list(this.pendingPrefix(runId)))].filter((k) => /\/p\d{6}\.json$/.test(k));
     return (await this.readAll<PageEntry>(keys)).sort((a, b) => a.page - b.page);
   }
 
