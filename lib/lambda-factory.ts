@@ -16,6 +16,8 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { isPositiveInteger, PropProblems } from './prop-problems.ts';
+import { ENCODER_BUNDLE } from '../lambdas/core/page/encode-worker.ts';
+import { BUNDLE_OPTIONS, encoderBundleFiles } from './encoder-bundle.ts';
 import { NODE_OPTIONS } from './runtime-options.ts';
 
 /** The repository root: holds package-lock.json, node_modules and lambdas/. */
@@ -78,6 +80,8 @@ export interface LakeFunctionOptions {
 
 /** parquet-wasm's node build reads this file from `__dirname` at load time. */
 const PARQUET_WASM = 'parquet_wasm_bg.wasm';
+/** Files the bundles themselves hold. */
+const RESERVED_FILES = new Set(['index.js', 'index.js.map', PARQUET_WASM, ENCODER_BUNDLE, `${ENCODER_BUNDLE}.map`]);
 /** A bundled file's name: plain, so that it is safe in the bundling shell command. */
 const BUNDLED_FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
@@ -96,6 +100,8 @@ export class LambdaFactory extends Construct {
   readonly #securityGroup: ec2.ISecurityGroup;
   /** Bundled file name → where its content was staged for the bundling hook to copy. */
   readonly #stagedFiles: ReadonlyArray<{ name: string; path: string }>;
+  /** The encoder's bundle (encoder.js and its map), staged on first use: for the bundles that encode. */
+  #stagedEncoder: ReadonlyArray<{ name: string; path: string }> | null = null;
 
   constructor(scope: Construct, id: string, props: LambdaFactoryProps) {
     super(scope, id);
@@ -104,7 +110,7 @@ export class LambdaFactory extends Construct {
     problems.check(network.subnetIds.length > 0, 'databaseNetwork.subnetIds', 'list at least one subnet', network.subnetIds);
     problems.check(COMPLETE_SECRET_ARN.test(props.databaseSecretArn), 'databaseSecretArn', 'must be a complete Secrets Manager secret ARN (ending in the 6-character suffix)', props.databaseSecretArn);
     for (const name of Object.keys(props.bundledFiles ?? {})) {
-      problems.check(BUNDLED_FILE_NAME.test(name) && name !== 'index.js' && name !== PARQUET_WASM, 'bundledFiles', 'names must be plain file names other than index.js and the wasm', name);
+      problems.check(BUNDLED_FILE_NAME.test(name) && !RESERVED_FILES.has(name), 'bundledFiles', 'names must be plain file names other than index.js, the wasm and the encoder\'s bundle', name);
     }
     problems.throwIfAny();
     this.bundledFiles = { ...props.bundledFiles };
@@ -127,6 +133,11 @@ export class LambdaFactory extends Construct {
       return subnet;
     });
     this.#securityGroup = ec2.SecurityGroup.fromSecurityGroupId(this, 'DatabaseClientSecurityGroup', network.securityGroupId, { mutable: false });
+  }
+
+  #encoderFiles(): ReadonlyArray<{ name: string; path: string }> {
+    this.#stagedEncoder ??= stageFiles(this, encoderBundleFiles(this.#projectRoot));
+    return this.#stagedEncoder;
   }
 
   /** A Node.js 24 / arm64 function for one workflow step, under its own construct `id`. */
@@ -177,12 +188,11 @@ export class LambdaFactory extends Construct {
         ? { vpc: this.#vpc, vpcSubnets: { subnets: this.#subnets }, securityGroups: [this.#securityGroup] }
         : {}),
       bundling: {
-        // CJS: parquet-wasm's node build locates its .wasm through __dirname.
-        format: nodejs.OutputFormat.CJS,
-        target: 'node24',
-        minify: true,
-        sourceMap: true,
-        sourcesContent: false,
+        format: nodejs.OutputFormat.CJS, // BUNDLE_OPTIONS.format
+        target: BUNDLE_OPTIONS.target,
+        minify: BUNDLE_OPTIONS.minify,
+        sourceMap: BUNDLE_OPTIONS.sourceMap,
+        sourcesContent: BUNDLE_OPTIONS.sourcesContent,
         // The nodejs24.x runtime ships AWS SDK v3; everything else is bundled. The steps that
         // never encode reach parquet-wasm only through the exporter's lazy import of the page
         // encoder, which they never call: left out, it cannot drag its 5 MB wasm along.
@@ -193,7 +203,7 @@ export class LambdaFactory extends Construct {
           beforeInstall: () => [],
           afterBundling: (inputDir: string, outputDir: string) => [
             ...(encodes ? [`cp "${inputDir}/node_modules/parquet-wasm/node/${PARQUET_WASM}" "${outputDir}/"`] : []),
-            ...this.#stagedFiles.map((file) => `cp "${file.path}" "${outputDir}/${file.name}"`),
+            ...[...this.#stagedFiles, ...(encodes ? this.#encoderFiles() : [])].map((file) => `cp "${file.path}" "${outputDir}/${file.name}"`),
           ],
         },
       },

@@ -190,9 +190,9 @@ describe('workflow functions', () => {
     }
   }, 60_000);
 
-  it('ship parquet-wasm and its 5 MB .wasm in the bundles that encode only (Export, Compact)', () => {
+  it('ship parquet-wasm, its 5 MB .wasm and the encoder\'s bundle in the bundles that encode only (Export, Compact)', () => {
     for (const fn of [fns.Export, fns.Compact]) {
-      expect(readdirSync(assetDir(built, fn)).sort()).toEqual(['index.js', 'index.js.map', LAKE_CONFIG_FILE, 'parquet_wasm_bg.wasm'].sort());
+      expect(readdirSync(assetDir(built, fn)).sort()).toEqual(['encoder.js', 'encoder.js.map', 'index.js', 'index.js.map', LAKE_CONFIG_FILE, 'parquet_wasm_bg.wasm'].sort());
       expect(readFileSync(join(assetDir(built, fn), 'index.js'), 'utf8')).toContain('parquet_wasm_bg.wasm');
     }
     for (const fn of [fns.Plan, fns.Commit, fns.Summarize, fns.Validate]) {
@@ -201,6 +201,39 @@ describe('workflow functions', () => {
       expect(readFileSync(join(assetDir(built, fn), 'index.js'), 'utf8')).not.toContain('parquet_wasm_bg.wasm');
     }
   });
+
+  it('run the encoder thread of Export from encoder.js, which holds none of the handler\'s modules (AWS SDK, Powertools, pg)', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'pg-lake-export-task-')), 'task');
+    cpSync(assetDir(built, fns.Export), dir, { recursive: true });
+    writeFileSync(join(dir, 'package.json'), '{}');
+    const encoder = readFileSync(join(dir, 'encoder.js'), 'utf8');
+    expect(encoder).not.toMatch(/require\("@aws-sdk|require\("@aws-lambda-powertools|SecretsManagerClient|GlueClient|S3Client/);
+    expect(encoder).not.toMatch(/pg-protocol|client_encoding/);
+    // The handler's bundle starts its encoder at load (warmPageEncoder): which file does the thread run?
+    const variables = Object.fromEntries(Object.entries(fns.Export.Environment.Variables).map(([k, v]) => [k, typeof v === 'string' ? v : 'resolved-at-deploy']));
+    const probe = [
+      `const threads = require('node:worker_threads');`,
+      `const started = [];`,
+      `const Worker = threads.Worker;`,
+      `threads.Worker = class extends Worker { constructor(file, options) { super(file, options); started.push(String(file)); this.on('error', (e) => { console.log(JSON.stringify({ error: String(e) })); process.exit(1); }); } };`,
+      `require(${JSON.stringify(join(dir, 'index.js'))});`,
+      // The thread's request loop answers: ending a session it never opened replies ok.
+      `const thread = new Worker(started[0], { workerData: { 'pg-lake-export:encode-worker': true } });`,
+      `thread.on('message', (reply) => { console.log(JSON.stringify({ started, reply: { id: reply.id, ok: reply.ok } })); process.exit(0); });`,
+      `thread.postMessage({ id: 7, kind: 'end', session: 0 });`,
+    ].join('\n');
+    const runtimeModules = join(mkdtempSync(join(tmpdir(), 'pg-lake-export-runtime-')), 'node_modules');
+    mkdirSync(runtimeModules);
+    symlinkSync(join(PROJECT_ROOT, 'node_modules', '@aws-sdk'), join(runtimeModules, '@aws-sdk'));
+    const result = spawnSync(process.execPath, ['-e', probe], {
+      cwd: tmpdir(),
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { PATH: process.env.PATH, ...variables, LAMBDA_TASK_ROOT: dir, NODE_PATH: runtimeModules, NODE_OPTIONS: '', AWS_REGION: 'eu-west-1', POWERTOOLS_LOG_LEVEL: 'SILENT' },
+    });
+    expect(result.status, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout.trim().split('\n').at(-1)!)).toEqual({ started: [join(dir, 'encoder.js')], reply: { id: 7, ok: true } });
+  }, 60_000);
 
   it('keep the Lambda defaults on the function resources (no per-function overrides)', () => {
     built.template.allResourcesProperties('AWS::Lambda::Function', {
