@@ -2,13 +2,16 @@
 // the same deterministic `orders` table in an embedded Postgres, each timed in its own child
 // process (so peak RSS does not mix), interleaved, medians of R (≥ 3) runs:
 //   limit  — drain COPY (SELECT …) TO STDOUT (FORMAT binary), discard the bytes
-//   export — our export: keyset pages → Snappy Parquet files in a local lake (runExport)
+//   export — our export: keyset pages → Snappy Parquet files in a local lake (runExport), run
+//            as the Export function runs it: bundled by esbuild with the functions' options, the
+//            encoder thread from its own bundle (encoder.js); `--source` runs the TypeScript source
 //   duckdb — the peer that needs no extra install: COPY (SELECT …) TO STDOUT (FORMAT csv) into a
 //            file, then DuckDB read_csv → Snappy Parquet (its time includes the CSV drain)
 // All three read the rows in (updated_at, id) order, as a keyset export must.
 // Not a timed test in CI: numbers depend on the machine.
 import { spawn } from 'node:child_process';
-import { cpSync, createWriteStream, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, cpSync, createWriteStream, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -19,6 +22,7 @@ import { to as copyTo } from 'pg-copy-streams';
 import { MALLOC_ARENA_MAX, NODE_OPTIONS } from '../../lib/runtime-options.ts';
 
 const SELF = fileURLToPath(import.meta.url);
+const PROJECT_ROOT = path.resolve(path.dirname(SELF), '../..');
 // The functions' V8 flags (lib/runtime-options.ts); source maps make no difference here.
 const LAMBDA_V8_FLAGS = NODE_OPTIONS.split(' ').filter((flag) => flag !== '--enable-source-maps');
 const TABLE = 'orders';
@@ -178,13 +182,50 @@ async function childLimit(url: string): Promise<Omit<ChildResult, 'mode' | 'peak
   return { seconds, cpuSeconds, rows: n, bytes };
 }
 
-async function childExport(url: string, pageRows: number | undefined, rowGroupMB: number | undefined): Promise<Omit<ChildResult, 'mode' | 'peakRssMiB'> & { peak: number }> {
-  const [{ validateConfig }, { DirectoryStore }, { PostgresSource }, { runExport }] = await Promise.all([
-    import('../../lambdas/core/config.ts'),
-    import('../../lambdas/adapters/directory-store.ts'),
-    import('../../lambdas/adapters/postgres-source.ts'),
-    import('./run-export.ts'),
-  ]);
+/** What the export child needs of the exporter: from the TypeScript source, or from its bundle. */
+const EXPORTER_MODULES = `
+export { validateConfig } from '../../lambdas/core/config.ts';
+export { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
+export { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
+export { runExport } from './run-export.ts';`;
+type ExporterModules = typeof import('../../lambdas/core/config.ts') & typeof import('../../lambdas/adapters/directory-store.ts')
+  & typeof import('../../lambdas/adapters/postgres-source.ts') & typeof import('./run-export.ts');
+
+/**
+ * The exporter bundled as the Export function is (lib/lambda-factory.ts): one minified CommonJS
+ * file with the functions' esbuild options, the encoder's own bundle and the parquet-wasm binary
+ * beside it. Returns its directory.
+ */
+async function bundleExporter(): Promise<string> {
+  const [{ build }, { BUNDLE_OPTIONS, encoderBundleFiles }] = await Promise.all([import('esbuild'), import('../../lib/encoder-bundle.ts')]);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-exporter-'));
+  await build({
+    stdin: { contents: EXPORTER_MODULES, resolveDir: path.dirname(SELF), sourcefile: 'bench-exporter.ts', loader: 'ts' },
+    outfile: path.join(dir, 'index.js'),
+    bundle: true,
+    platform: 'node',
+    format: BUNDLE_OPTIONS.format,
+    target: BUNDLE_OPTIONS.target,
+    minify: BUNDLE_OPTIONS.minify,
+    external: ['@aws-sdk/*'],
+    logLevel: 'error',
+  });
+  for (const [name, text] of Object.entries(encoderBundleFiles(PROJECT_ROOT))) writeFileSync(path.join(dir, name), text);
+  copyFileSync(path.join(PROJECT_ROOT, 'node_modules/parquet-wasm/node/parquet_wasm_bg.wasm'), path.join(dir, 'parquet_wasm_bg.wasm'));
+  // CommonJS, as in /var/task: a package.json declaring "type": "module" above the folder would make Node read it as ESM.
+  writeFileSync(path.join(dir, 'package.json'), '{}');
+  return dir;
+}
+
+async function childExport(url: string, pageRows: number | undefined, rowGroupMB: number | undefined, bundle: string | undefined): Promise<Omit<ChildResult, 'mode' | 'peakRssMiB'> & { peak: number }> {
+  const { validateConfig, DirectoryStore, PostgresSource, runExport } = bundle
+    ? createRequire(import.meta.url)(path.join(bundle, 'index.js')) as ExporterModules
+    : Object.assign({}, ...await Promise.all([
+      import('../../lambdas/core/config.ts'),
+      import('../../lambdas/adapters/directory-store.ts'),
+      import('../../lambdas/adapters/postgres-source.ts'),
+      import('./run-export.ts'),
+    ])) as ExporterModules;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-lake-'));
   const config = validateConfig({ ...(rowGroupMB ? { lake: { rowGroupMB } } : {}), export: { ...(pageRows ? { pageRows } : {}), safetyLagSeconds: 0 }, tables: [{ name: TABLE }] }, 'bench');
   const source = new PostgresSource(url);
@@ -238,9 +279,9 @@ async function childDuckdb(url: string): Promise<Omit<ChildResult, 'mode' | 'pea
   }
 }
 
-async function runChild(mode: Mode, url: string, pageRows: number | undefined, rowGroupMB: number | undefined): Promise<void> {
+async function runChild(mode: Mode, url: string, pageRows: number | undefined, rowGroupMB: number | undefined, bundle: string | undefined): Promise<void> {
   if (mode === 'export') {
-    const { peak, ...result } = await childExport(url, pageRows, rowGroupMB);
+    const { peak, ...result } = await childExport(url, pageRows, rowGroupMB, bundle);
     process.stdout.write(`${JSON.stringify({ mode, ...result, peakRssMiB: peak })}\n`);
     return;
   }
@@ -254,8 +295,8 @@ async function runChild(mode: Mode, url: string, pageRows: number | undefined, r
 const SERVER_CORE = 0;
 const CLIENT_CORE = 1;
 
-function spawnChild(mode: Mode, url: string, pageRows: number | undefined, pin: boolean, rowGroupMB?: number): Promise<ChildResult> {
-  const args = [SELF, '--child', mode, '--url', url, ...(pageRows ? ['--page-rows', String(pageRows)] : []), ...(rowGroupMB ? ['--row-group-mb', String(rowGroupMB)] : [])];
+function spawnChild(mode: Mode, url: string, pageRows: number | undefined, pin: boolean, rowGroupMB?: number, bundle?: string): Promise<ChildResult> {
+  const args = [SELF, '--child', mode, '--url', url, ...(pageRows ? ['--page-rows', String(pageRows)] : []), ...(rowGroupMB ? ['--row-group-mb', String(rowGroupMB)] : []), ...(bundle && mode === 'export' ? ['--bundle', bundle] : [])];
   const [command, argv] = pin
     ? ['taskset', ['-c', String(CLIENT_CORE), process.execPath, ...LAMBDA_V8_FLAGS, ...args]]
     : [process.execPath, [...LAMBDA_V8_FLAGS, ...args]];
@@ -317,12 +358,13 @@ const LABELS: Record<Mode, string> = {
 
 const THREAD_LABELS: Record<keyof ThreadCpu, string> = { main: 'main', encoder: 'encoder', v8: "V8's helpers (GC, JIT)", other: 'other' };
 
-function printTable(rows: number, runs: number, pin: boolean, summaries: Summary[], ratioToLimit: number, ratioToDuckdb: number): void {
+function printTable(rows: number, runs: number, pin: boolean, source: boolean, summaries: Summary[], ratioToLimit: number, ratioToDuckdb: number): void {
   const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
   const files = summaries.find((s) => s.mode === 'export')?.files;
   const threads = summaries.find((s) => s.mode === 'export')?.threads;
   const lines = [
     `orders: ${rows.toLocaleString('en-US')} rows, medians of ${runs} runs, ${os.cpus().length} cores, node ${process.version}${pin ? `, pinned: Postgres on core ${SERVER_CORE}, each pipeline on core ${CLIENT_CORE}` : ''}`,
+    `exporter: ${source ? 'TypeScript source (--source)' : 'bundled as the Export function (esbuild, minified; encoder thread from encoder.js)'}`,
     `${'pipeline'.padEnd(34)}${'wall s'.padStart(8)}${'rows/s'.padStart(11)}${'CPU-s/1M'.padStart(10)}${'peak RSS'.padStart(12)}${'output'.padStart(12)}   runs (s)`,
     ...summaries.map((s) =>
       `${LABELS[s.mode].padEnd(34)}${s.seconds.toFixed(2).padStart(8)}${Math.round(s.rowsPerSec).toLocaleString('en-US').padStart(11)}${s.cpuPerMillion.toFixed(2).padStart(10)}${mib(s.peakRssMiB * 1048576).padStart(12)}${mib(s.bytes).padStart(12)}   ${s.runs.map((x) => x.toFixed(2)).join(' ')}`),
@@ -366,15 +408,18 @@ async function main(): Promise<void> {
       url: { type: 'string' },
       only: { type: 'string' },
       pin: { type: 'boolean', default: false },
+      source: { type: 'boolean', default: false },
+      bundle: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    process.stdout.write(`npm run bench -- [--rows N] [--runs R] [--page-rows P] [--row-group-mb M] [--only limit,export,duckdb] [--url DB] [--pin] [--json]
+    process.stdout.write(`npm run bench -- [--rows N] [--runs R] [--page-rows P] [--row-group-mb M] [--only limit,export,duckdb] [--url DB] [--pin] [--source] [--json]
 
 Creates a deterministic orders table in an embedded PostgreSQL (or uses --url), then measures,
 each in its own child process and as the median of R runs (default 3): (1) draining binary COPY
-(the physical limit), (2) pg-lake-export into a local lake, (3) COPY CSV → DuckDB → Snappy Parquet.
+(the physical limit), (2) pg-lake-export into a local lake, bundled as the Export function is
+(--source: its TypeScript source instead), (3) COPY CSV → DuckDB → Snappy Parquet.
 Prints wall seconds, rows/s, CPU-seconds per 1M rows (every thread of the pipeline's process),
 peak RSS, output bytes, the export's ratios to (1) and (3), and the export's files (count, median
 size, row groups per file). --pin (Linux, taskset): the Postgres server on core 0 and each
@@ -384,7 +429,7 @@ pipeline on core 1, the production split where the database runs on its own mach
   }
   const pageRows = values['page-rows'] ? Number(values['page-rows']) : undefined;
   const rowGroupMB = values['row-group-mb'] ? Number(values['row-group-mb']) : undefined;
-  if (values.child) return runChild(values.child as Mode, values.url!, pageRows, rowGroupMB);
+  if (values.child) return runChild(values.child as Mode, values.url!, pageRows, rowGroupMB, values.bundle);
 
   const rows = Number(values.rows);
   const runs = Math.max(Number(values.runs), 1);
@@ -396,6 +441,7 @@ pipeline on core 1, the production split where the database runs on its own mach
   const { startLocalPostgres } = await import('./embedded-postgres.ts');
   if (!values.url) log('starting embedded Postgres…');
   const server = values.url ? null : await startLocalPostgres();
+  const bundle = values.source || !modes.includes('export') ? undefined : await bundleExporter();
   try {
     const url = values.url ?? await server!.createDatabase('bench');
     const admin = await connect(url);
@@ -418,7 +464,7 @@ pipeline on core 1, the production split where the database runs on its own mach
     const results: ChildResult[] = [];
     for (let run = 1; run <= runs; run++) {
       for (const mode of modes) {
-        const r = await spawnChild(mode, url, pageRows, values.pin, rowGroupMB);
+        const r = await spawnChild(mode, url, pageRows, values.pin, rowGroupMB, bundle);
         log(`run ${run} ${mode.padEnd(6)} ${r.seconds.toFixed(2)} s  ${r.peakRssMiB.toFixed(0)} MiB`);
         results.push(r);
       }
@@ -437,16 +483,18 @@ pipeline on core 1, the production split where the database runs on its own mach
         ratioToLimit, ratioToDuckdb,
         peakRssMiB: by('export')?.peakRssMiB ?? null,
         pinned: values.pin,
+        exporter: values.source ? 'source' : 'bundle',
         cpuSecondsPerMillion: Object.fromEntries(summaries.map((s) => [s.mode, s.cpuPerMillion])),
         files: by('export')?.files ?? null,
         exportThreads: by('export')?.threads ?? null,
         limit: pick('limit'), export: pick('export'), duckdb: pick('duckdb'),
       })}\n`);
     } else {
-      printTable(rows, runs, values.pin, summaries, ratioToLimit, ratioToDuckdb);
+      printTable(rows, runs, values.pin, values.source, summaries, ratioToLimit, ratioToDuckdb);
     }
   } finally {
     await server?.stop();
+    if (bundle) rmSync(bundle, { recursive: true, force: true });
   }
 }
 

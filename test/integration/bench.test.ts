@@ -14,6 +14,8 @@ describe('npm run bench', () => {
     const result = JSON.parse(stdout.trim().split('\n').at(-1)!);
     expect(Object.keys(result)).toEqual(expect.arrayContaining(['limitRowsPerSec', 'exportRowsPerSec', 'ratioToLimit', 'ratioToDuckdb', 'peakRssMiB']));
     expect(result.rows).toBe(5000);
+    // The export runs as the Export function does: from its bundle, the encoder thread from encoder.js.
+    expect(result.exporter).toBe('bundle');
     for (const mode of ['limit', 'export', 'duckdb']) {
       expect(result[mode].runs).toHaveLength(1);
       expect(result[mode].bytes).toBeGreaterThan(0);
@@ -39,8 +41,9 @@ describe('npm run bench', () => {
     }
   });
 
-  it.runIf(process.platform === 'linux')('--pin runs the server on core 0 and each pipeline on core 1 (taskset)', async () => {
-    const { stdout, stderr } = await run(process.execPath, [BENCH, '--rows', '2000', '--runs', '1', '--only', 'export', '--pin'], { timeout: 110_000 });
+  it.runIf(process.platform === 'linux')('--pin runs the server on core 0 and each pipeline on core 1 (taskset); --source runs the TypeScript source', async () => {
+    const { stdout, stderr } = await run(process.execPath, [BENCH, '--rows', '2000', '--runs', '1', '--only', 'export', '--pin', '--source'], { timeout: 110_000 });
+    expect(stdout).toContain('exporter: TypeScript source (--source)');
     expect(stderr).toMatch(/pinned Postgres \(postmaster \d+, \d+ children\) to core 0; pipelines run on core 1/);
     expect(stdout).toContain('pinned: Postgres on core 0, each pipeline on core 1');
     expect(stdout).toMatch(/export files: 1, median [\d.]+ MiB, row groups per file 1/);
