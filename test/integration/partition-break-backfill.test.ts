@@ -1,0 +1,82 @@
+// Breaker HH: a backfill (key-range segments exported at once) and a full re-run as a backfill
+// whose rows land in years the projection does not cover yet, committed one file per invocation
+// (Commit Table ⟲ Committed?): after every invocation, each published file is reachable by the
+// projection registered at that moment (Athena emulated from the Glue definition), and at the
+// end every row is, in the partition of its own date.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { commitTableStep } from '../../lambdas/core/protocol/commit.ts';
+import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
+import { planRun } from '../../lambdas/core/protocol/plan.ts';
+import { readSegments, segmentTask } from '../../lambdas/core/protocol/segments.ts';
+import { TableState } from '../../lambdas/core/protocol/table-state.ts';
+import type { RunRequest, TableTask } from '../../lambdas/core/protocol/run-model.ts';
+import type { LakeSchema } from '../../lambdas/core/ports.ts';
+import { createDatabase, createLake, exportDeps, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { athenaRows, athenaView } from './partition-break-athena.ts';
+
+let db: TestDatabase;
+beforeAll(async () => { db = await createDatabase(); });
+afterAll(async () => {
+  await db?.close();
+  await stopPostgres();
+});
+
+const config = testConfig([{ name: 'bf_years', partitionBy: 'd', backfill: { segments: 3 } }], {
+  lake: { partitionYears: { from: 1800, to: 2300 } }, export: { pageRows: 20, safetyLagSeconds: 0, backfillRows: 1 },
+});
+
+/** Plan, export the segments at once, then commit one published file per invocation, checking Athena's view after each. */
+async function runInSteps(lake: TestLake, request: RunRequest, label: string): Promise<{ task: TableTask; steps: number }> {
+  const deps = exportDeps(db, lake.store, config);
+  const registered: string[] = [];
+  const withRegistry = { ...deps, registry: { register: async (_table: string, schema: LakeSchema) => { registered.push(`${schema.years?.from}-${schema.years?.to}`); } } };
+  try {
+    const plan = await planRun(withRegistry, request);
+    expect(plan.failed).toEqual([]);
+    let [task] = plan.tables;
+    expect(task.backfill, `${label}: a backfill`).toBeDefined();
+    const state = new TableState(lake.store, 'raw', task.table);
+    await Promise.all((await readSegments(state, task)).map(async (segment) => {
+      const child = exportDeps(db, lake.store, config);
+      try { return await exportTable(child, segmentTask(task, segment)); } finally { await child.close(); }
+    }));
+    while (!task.done) task = await exportTable(withRegistry, task);
+    let step: Awaited<ReturnType<typeof commitTableStep>> = task;
+    let steps = 0;
+    while (!('status' in step)) {
+      step = await commitTableStep(withRegistry, step, Date.now() - 1);
+      steps++;
+      // A table registered before: every file published so far is inside the projection it has now.
+      if (await lake.store.get(state.schemaKey())) {
+        const view = await athenaView(lake, task.table);
+        expect(view.unreachable, `${label}: after commit invocation ${steps}, published files outside the projection`).toEqual([]);
+      }
+    }
+    expect(step.status).toBe('succeeded');
+    return { task, steps };
+  } finally {
+    await deps.close();
+  }
+}
+
+it('widens the projection before the first file of a backfill commit is published, whatever invocation publishes it', async () => {
+  await db.query(`CREATE TABLE bf_years (id int PRIMARY KEY, d date NOT NULL, v int NOT NULL DEFAULT 0, updated_at timestamptz NOT NULL DEFAULT clock_timestamp());
+    INSERT INTO bf_years (id, d, updated_at) SELECT g, date '2010-01-01' + (g * 37) % 30 * 61, timestamptz '2024-06-01 00:00:00+00' + g * interval '1 second' FROM generate_series(1, 300) g`);
+  const lake = createLake();
+  const first = await runInSteps(lake, {}, 'first load');
+  expect(first.steps).toBeGreaterThan(3);
+  // New rows in years before and after any written, then a full re-run as a backfill.
+  await db.query(`UPDATE bf_years SET d = CASE WHEN id % 2 = 0 THEN date '1811-02-28' + id ELSE date '2250-12-31' - id END, v = 1, updated_at = clock_timestamp() WHERE id % 50 = 0`);
+  const full = await runInSteps(lake, { full: true }, 'full re-run');
+  expect(full.steps).toBeGreaterThan(3);
+  const view = await athenaView(lake, 'bf_years');
+  expect(view.unreachable).toEqual([]);
+  const rows = await athenaRows<{ id: number; v: number; d: string }>(lake, view, 'id, v, CAST(d AS VARCHAR) AS d');
+  const latest = new Map<number, { v: number; d: string; year: number }>();
+  for (const r of rows) if (!latest.has(r.id) || r.v > latest.get(r.id)!.v) latest.set(r.id, r);
+  const pg = await db.query('SELECT id::text AS id, v::text AS v, d::text AS d FROM bf_years ORDER BY bf_years.id');
+  expect([...latest].sort((a, b) => a[0] - b[0]).map(([id, r]) => `${id} ${r.v} ${r.d} ${r.year}`)).toEqual(pg.map((r) => `${r.id} ${r.v} ${r.d} ${Number(r.d!.slice(0, 4))}`));
+  // 300 rows and the 6 versions the update replaced (history), each once.
+  expect(rows.length).toBe(306);
+  lake.remove();
+}, 180_000);
