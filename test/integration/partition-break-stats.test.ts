@@ -3,10 +3,12 @@
 // query miss rows, silently. Seeded random values with edges (negatives, BC, NaN, ±Infinity, −0,
 // unicode, empty, NULL) in pages of 3 rows spliced into row groups of 10: for thresholds taken
 // from the data, every filtered count over the Parquet files (pruned by their statistics) must
-// equal the count over the same rows copied into DuckDB's own table (its own zone maps).
+// equal the count over the same rows copied into DuckDB's own table (its own zone maps); the
+// same after a compaction merges the files again.
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runExport } from '../../bin/local/run-export.ts';
+import { compactTable } from '../../lambdas/core/protocol/compact.ts';
 import { createDatabase, createLake, duckdb, exportDeps, stopPostgres, testConfig, type TestDatabase } from '../support/local-stack.ts';
 import { DuckDBInstance } from '@duckdb/node-api';
 
@@ -51,39 +53,47 @@ for (const seed of [0.2718, 0.3141]) {
       const outcome = await runExport(deps);
       expect(outcome.tables.map((t) => [t.status, t.rows, t.error])).toEqual([['succeeded', 240, undefined]]);
     } finally { await deps.close(); }
-    const files = (await lake.store.list(`raw/${table}/`)).filter((k) => k.endsWith('.parquet')).map((k) => `'${path.join(lake.dir, k)}'`);
-    const [{ groups }] = await duckdb<{ groups: number }>(`SELECT CAST(count(DISTINCT (file_name, row_group_id)) AS INTEGER) AS groups FROM parquet_metadata([${files.join(', ')}])`);
-    expect(groups).toBeGreaterThanOrEqual(24);
-    // Every column's row groups carry bounds (but a group all NULL): a filter can prune on each.
-    const unbounded = await duckdb<{ c: string; n: number }>(`SELECT path_in_schema AS c, CAST(count(*) AS INTEGER) AS n FROM parquet_metadata([${files.join(', ')}])
-      WHERE (stats_min_value IS NULL OR stats_max_value IS NULL) AND num_values > stats_null_count GROUP BY 1 ORDER BY 1`);
-    // (Float chunks holding NaN or −0 may have none: the writer leaves them out, and a reader then cannot prune, which is safe.)
-    expect(unbounded.filter((u) => u.c !== 'f4' && u.c !== 'f8')).toEqual([]);
-    const instance = await DuckDBInstance.create(':memory:');
-    const connection = await instance.connect();
-    const all = async <T>(sql: string) => (await connection.runAndReadAll(sql)).getRowObjectsJson() as T[];
-    const missed: string[] = [];
-    try {
-      await connection.run("SET TimeZone = 'UTC'");
-      await connection.run(`CREATE TABLE mem AS SELECT * FROM read_parquet([${files.join(', ')}])`);
-      const types = new Map((await all<{ column_name: string; column_type: string }>('DESCRIBE mem')).map((r) => [r.column_name, r.column_type]));
-      for (const [c] of COLUMNS) {
-        const type = types.get(c)!;
-        const values = (await all<{ v: string }>(`SELECT DISTINCT CAST("${c}" AS VARCHAR) AS v FROM mem WHERE "${c}" IS NOT NULL ORDER BY 1 LIMIT 40`)).map((r) => r.v);
-        for (const v of values) {
-          const literal = `CAST('${v.replaceAll("'", "''")}' AS ${type})`;
-          for (const op of ['<', '=', '>', '<=', '>=']) {
-            const where = `"${c}" ${op} ${literal}`;
-            const [pruned] = await all<{ n: number }>(`SELECT CAST(count(*) AS INTEGER) AS n FROM read_parquet([${files.join(', ')}]) WHERE ${where}`);
-            const [whole] = await all<{ n: number }>(`SELECT CAST(count(*) AS INTEGER) AS n FROM mem WHERE ${where}`);
-            if (pruned.n !== whole.n) missed.push(`${where}: ${pruned.n} from the files, ${whole.n} in the rows`);
+      const check = async (label: string, files: string[]): Promise<string[]> => {
+      const [{ groups }] = await duckdb<{ groups: number }>(`SELECT CAST(count(DISTINCT (file_name, row_group_id)) AS INTEGER) AS groups FROM parquet_metadata([${files.join(', ')}])`);
+      expect(groups).toBeGreaterThanOrEqual(24);
+      // Every column's row groups carry bounds (but a group all NULL): a filter can prune on each.
+      const unbounded = await duckdb<{ c: string; n: number }>(`SELECT path_in_schema AS c, CAST(count(*) AS INTEGER) AS n FROM parquet_metadata([${files.join(', ')}])
+        WHERE (stats_min_value IS NULL OR stats_max_value IS NULL) AND num_values > stats_null_count GROUP BY 1 ORDER BY 1`);
+      // (Float chunks holding NaN or −0 may have none: the writer leaves them out, and a reader then cannot prune, which is safe.)
+      expect(unbounded.filter((u) => u.c !== 'f4' && u.c !== 'f8')).toEqual([]);
+      const instance = await DuckDBInstance.create(':memory:');
+      const connection = await instance.connect();
+      const all = async <T>(sql: string) => (await connection.runAndReadAll(sql)).getRowObjectsJson() as T[];
+      const missed: string[] = [];
+      try {
+        await connection.run("SET TimeZone = 'UTC'");
+        await connection.run(`CREATE TABLE mem AS SELECT * FROM read_parquet([${files.join(', ')}])`);
+        const types = new Map((await all<{ column_name: string; column_type: string }>('DESCRIBE mem')).map((r) => [r.column_name, r.column_type]));
+        for (const [c] of COLUMNS) {
+          const type = types.get(c)!;
+          const values = (await all<{ v: string }>(`SELECT DISTINCT CAST("${c}" AS VARCHAR) AS v FROM mem WHERE "${c}" IS NOT NULL ORDER BY 1 LIMIT 40`)).map((r) => r.v);
+          for (const v of values) {
+            const literal = `CAST('${v.replaceAll("'", "''")}' AS ${type})`;
+            for (const op of ['<', '=', '>', '<=', '>=']) {
+              const where = `"${c}" ${op} ${literal}`;
+              const [pruned] = await all<{ n: number }>(`SELECT CAST(count(*) AS INTEGER) AS n FROM read_parquet([${files.join(', ')}]) WHERE ${where}`);
+              const [whole] = await all<{ n: number }>(`SELECT CAST(count(*) AS INTEGER) AS n FROM mem WHERE ${where}`);
+              if (pruned.n !== whole.n) missed.push(`${label}: ${where}: ${pruned.n} from the files, ${whole.n} in the rows`);
+            }
           }
         }
+      } finally {
+        connection.closeSync();
       }
-    } finally {
-      connection.closeSync();
-    }
-    expect(missed).toEqual([]);
+      return missed;
+    };
+    const filesOf = async (prefix: string) => (await lake.store.list(prefix)).filter((k) => k.endsWith('.parquet')).map((k) => `'${path.join(lake.dir, k)}'`);
+    expect(await check('exported', await filesOf(`raw/${table}/`))).toEqual([]);
+    // Compaction merges the files into row groups of 10 again: its statistics too.
+    const config = testConfig([{ name: table }], { lake: { rowGroupRows: 10 }, compaction: { graceMinutes: 60 } });
+    const compacted = await compactTable({ store: lake.store, config }, table, { force: true });
+    expect(compacted.status).toBe('compacted');
+    expect(await check('compacted', await filesOf(`raw/${table}/generation=${compacted.generation}/`))).toEqual([]);
     lake.remove();
   }, 240_000);
 }
