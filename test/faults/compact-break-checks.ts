@@ -47,7 +47,7 @@ export async function postgresCurrent(db: TestDatabase, table: string, softDelet
  * no lease. Postgres versions past the watermark are the next run's. `seenVersions`: versions seen by earlier checks (a run reads only the committed version
  * of a row, so versions overwritten between runs are history the lake keeps and Postgres lost).
  */
-export async function checkReaders(db: TestDatabase, lake: TestLake, config: LakeConfig, table: string, label: string, options: { softDelete?: string; lakeName?: string; seenVersions?: Set<string>; postgresAhead?: boolean } = {}): Promise<ReaderView> {
+export async function checkReaders(db: TestDatabase, lake: TestLake, config: LakeConfig, table: string, label: string, options: { softDelete?: string; lakeName?: string; seenVersions?: Set<string>; postgresAhead?: boolean; noOrphans?: boolean } = {}): Promise<ReaderView> {
   const lakeName = options.lakeName ?? table;
   const view = await readerView(config, lake, table, lakeName);
   expect(view.duplicates.slice(0, 10), `${label}: versions a reader sees twice (${view.duplicates.length})`).toEqual([]);
@@ -72,5 +72,13 @@ export async function checkReaders(db: TestDatabase, lake: TestLake, config: Lak
   expect(visible, `${label}: visible files = the committed manifests' files`).toEqual(listed);
   expect(await lake.store.list(state.pendingPrefix()), `${label}: pending state left behind`).toEqual([]);
   expect(await lake.store.get(state.leaseKey()), `${label}: lease left behind`).toBeNull();
+  if (options.noOrphans) {
+    // Every data file under the table's folder is live or listed for deletion (retired/): nothing is left for ever.
+    const retired = (await Promise.all((await lake.store.list(state.retiredPrefix())).map(async (k) => (await state.read<{ files: string[] }>(k))!.value.files))).flat();
+    const known = new Set([...listed, ...retired]);
+    const root = `${config.lake.prefix}/${lakeName}`;
+    const all = (readdirSync(path.join(lake.dir, root), { recursive: true }) as string[]).filter((f) => f.endsWith('.parquet')).map((f) => `${root}/${f}`);
+    expect(all.filter((f) => !known.has(f)).sort().slice(0, 10), `${label}: data files nothing lists (never deleted)`).toEqual([]);
+  }
   return { versions: view.versions, current: view.current };
 }
