@@ -2,9 +2,11 @@
 // whose rows land in years the projection does not cover yet, committed one file per invocation
 // (Commit Table ⟲ Committed?): after every invocation, each published file is reachable by the
 // projection registered at that moment (Athena emulated from the Glue definition), and at the
-// end every row is, in the partition of its own date.
+// end every row is, in the partition of its own date. A failed first-load backfill is not continued
+// once the table's configured granularity changed (its finished segment's files are in day folders).
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { commitTableStep } from '../../lambdas/core/protocol/commit.ts';
+import { commitTable, commitTableStep } from '../../lambdas/core/protocol/commit.ts';
+import { abandonRun } from '../../lambdas/core/protocol/recovery.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
 import { readSegments, segmentTask } from '../../lambdas/core/protocol/segments.ts';
@@ -80,3 +82,37 @@ it('widens the projection before the first file of a backfill commit is publishe
   expect(rows.length).toBe(306);
   lake.remove();
 }, 180_000);
+
+it('a failed first-load backfill is not continued after the configured granularity changed: the next run starts over, every row reachable', async () => {
+  // A backfill fails on Friday; on Monday the user sets partition.granularity: month (as discover
+  // proposed) and deploys. Its finished segment's files are in day folders: adopting it would mix
+  // granularities in one run; the tables[] entry changed, so the next run starts over.
+  const table = 'bf_gran';
+  await db.query(`CREATE TABLE ${table} (id int PRIMARY KEY, updated_at timestamptz NOT NULL);
+    INSERT INTO ${table} SELECT g, timestamptz '2024-01-01 00:00:00+00' + g * interval '97 minutes' FROM generate_series(1, 2000) g; ANALYZE ${table}`);
+  const lake = createLake();
+  const cfg = (granularity: string) => testConfig([{ name: table, partition: { granularity }, backfill: { segments: 2 } }], { export: { pageRows: 200, safetyLagSeconds: 0, backfillRows: 1 } });
+  const state = new TableState(lake.store, 'raw', table);
+  const friday = exportDeps(db, lake.store, cfg('day'));
+  const monday = exportDeps(db, lake.store, cfg('month'));
+  try {
+    const runId = '20260801T000000Z-bbbbccc1';
+    const [task] = (await planRun(friday, { runId })).tables;
+    const segments = await readSegments(state, task);
+    expect((await exportTable(friday, segmentTask(task, segments[0]))).done).toBe(true);
+    await abandonRun(friday, table, runId);
+    let [next] = (await planRun(monday, { runId: '20260804T000000Z-bbbbccc2' })).tables;
+    expect(next.runId, 'the failed backfill is not continued').not.toBe(runId);
+    for (const segment of await readSegments(state, next)) {
+      let child = segmentTask(next, segment);
+      while (!child.done) child = await exportTable(monday, child);
+    }
+    while (!next.done) next = await exportTable(monday, next);
+    expect((await commitTable(monday, next)).rows).toBe(2000);
+  } finally { await friday.close(); await monday.close(); }
+  const view = await athenaView(lake, table);
+  const rows = await athenaRows<{ id: number }>(lake, view, 'id');
+  expect({ template: view.definition.Parameters['storage.location.template'], athena: rows.length, unreachable: view.unreachable.length })
+    .toEqual({ template: expect.any(String), athena: 2000, unreachable: 0 });
+  lake.remove();
+});
