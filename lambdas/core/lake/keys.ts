@@ -147,7 +147,7 @@ export function partitionOf(day: PartitionDay, granularity: Granularity = 'day')
 export function partitionStartDay(epochDay: number, granularity: Granularity = 'day'): number {
   if (granularity === 'day') return epochDay;
   const { year, month } = dayFromEpochDays(epochDay);
-  return Math.round(Date.UTC(year, granularity === 'month' ? month - 1 : 0, 1) / 86_400_000);
+  return epochDaysOf({ year, month: granularity === 'month' ? month : 1, day: 1 });
 }
 
 /** The partition a data file's key lies in (year, month, day; missing segments as 1), or null for a key outside the layout. */
@@ -172,9 +172,14 @@ export function partitionYearOf(key: string): number | null {
  * The years a table's projection must cover: every year already covered, every year written,
  * and through next year (so the next run's rows are visible before any widening). Never narrows.
  */
-export function projectionYears(covered: { readonly from: number; readonly to: number } | null, written: readonly number[], thisYear: number): { from: number; to: number } {
-  const from = Math.min(...written, covered?.from ?? thisYear, thisYear);
-  const to = Math.max(...written, covered?.to ?? thisYear + 1, thisYear + 1);
+export function projectionYears(covered: { readonly from: number; readonly to: number } | null, written: Iterable<number>, thisYear: number): { from: number; to: number } {
+  // A loop, not Math.min(...written): a run may publish more files (one year each) than a call takes arguments.
+  let from = Math.min(covered?.from ?? thisYear, thisYear);
+  let to = Math.max(covered?.to ?? thisYear + 1, thisYear + 1);
+  for (const year of written) {
+    if (year < from) from = year;
+    if (year > to) to = year;
+  }
   return { from, to };
 }
 
@@ -182,10 +187,30 @@ export function tableStatePrefix(prefix: string, lakeTable: string): string {
   return `${prefix}/${STATE_DIR}/${lakeTable}/`;
 }
 
-/** UTC calendar day of a count of days since 1970-01-01. */
+/**
+ * Proleptic Gregorian year, month, day of a count of days since 1970-01-01, by integer arithmetic
+ * (H. Hinnant's civil_from_days). Not JS Date: its range ends in 275760 (Postgres dates reach
+ * 5874897), and Date.UTC reads years 0–99 as 1900–1999.
+ */
 export function dayFromEpochDays(days: number): PartitionDay {
-  const date = new Date(days * 86_400_000);
-  return { year: date.getUTCFullYear(), month: date.getUTCMonth() + 1, day: date.getUTCDate() };
+  const z = days + 719468;
+  const era = Math.floor(z / 146097);
+  const doe = z - era * 146097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  return { year: yoe + era * 400 + (month <= 2 ? 1 : 0), month, day };
+}
+
+/** Days since 1970-01-01 of a proleptic Gregorian day (days_from_civil: dayFromEpochDays's inverse). */
+export function epochDaysOf({ year, month, day }: PartitionDay): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * ((month + 9) % 12) + 2) / 5) + day - 1;
+  return era * 146097 + yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy - 719468;
 }
 
 /** Glue table parameters for partition projection over `s3://bucket/<prefix>/<lakeTable>/…`. */

@@ -61,9 +61,11 @@ function groupByDay(layout: PageLayout, page: FramedPage, runDay: number): [numb
     }
     if (day !== lastDay) {
       const year = day === null ? null : dayFromEpochDays(day).year;
-      if (day === null || year === null || year < layout.years.from || year > layout.years.to) {
+      if (day === null || year === null || !(year >= layout.years.from && year <= layout.years.to)) {
         const value = fieldText(type, buf, fieldPos[k], len);
-        throw new ValueError(`${where}: value ${value} falls outside the partition years ${layout.years.from}–${layout.years.to} (row ${describeKey(layout, rowKeyText(layout, buf, page.rowStarts[r]))}); widen lake.partitionYears`);
+        // ±infinity, BC and years past 9999 have no year= folder (four digits) any setting allows.
+        const remedy = year !== null && year >= 1 && year <= 9999 ? 'widen lake.partitionYears' : 'no partition holds it (years 1–9999): correct the value, or partition by another column (tables[].partitionBy)';
+        throw new ValueError(`${where}: value ${value} falls outside the partition years ${layout.years.from}–${layout.years.to} (row ${describeKey(layout, rowKeyText(layout, buf, page.rowStarts[r]))}); ${remedy}`);
       }
       if (run > 0) counts.set(lastDay, (counts.get(lastDay) ?? 0) + run);
       lastDay = day;

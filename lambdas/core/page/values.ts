@@ -1,6 +1,7 @@
 // Text forms of binary COPY values, for keyset literals and error messages (once per page or
 // per error, never per row). They match Postgres's own output so literals round-trip exactly.
 import type { LakeType } from '../source/type-map.ts';
+import { dayFromEpochDays } from '../lake/keys.ts';
 import { numericToText } from './decimal.ts';
 
 const DAY_US = 86_400_000_000n;
@@ -9,24 +10,8 @@ function pad(n: number, width: number): string {
   return String(n).padStart(width, '0');
 }
 
-/**
- * Proleptic Gregorian year, month, day of a day count since 1970-01-01, by integer arithmetic
- * (H. Hinnant's civil_from_days): JS Date stops at ±275,760 years, Postgres dates reach 5874897.
- */
-function civilFromDays(days1970: number): { year: number; month: number; day: number } {
-  const z = days1970 + 719468;
-  const era = Math.floor(z / 146097);
-  const doe = z - era * 146097;
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
-  const mp = Math.floor((5 * doy + 2) / 153);
-  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
-  const month = mp < 10 ? mp + 3 : mp - 9;
-  return { year: yoe + era * 400 + (month <= 2 ? 1 : 0), month, day };
-}
-
 function dateText(epochDays2000: number): string {
-  const { year, month, day } = civilFromDays(epochDays2000 + 10957);
+  const { year, month, day } = dayFromEpochDays(epochDays2000 + 10957);
   const body = `${pad(year > 0 ? year : 1 - year, 4)}-${pad(month, 2)}-${pad(day, 2)}`;
   return year > 0 ? body : `${body} BC`;
 }

@@ -93,7 +93,7 @@ async function refusal(deps: ExportDeps, state: TableState, shape: TableShape, r
   const pending = (await state.read<PendingRun>(state.pendingRunKey(task.runId)))?.value;
   if (!pending) return 'its run.json is missing';
   if ((pending.basedOn ?? null) !== (watermark?.runId ?? null)) return `the watermark moved from run ${pending.basedOn ?? '(none)'} to ${watermark?.runId ?? '(none)'} since`;
-  if (task.fingerprint !== shape.fingerprint) return 'the table\'s columns (or cursorTimeZone) changed since';
+  if (task.fingerprint !== shape.fingerprint) return 'the table\'s columns (or cursorTimeZone or partition.granularity) changed since';
   if (record.planned !== plannedWith(deps, shape)) return `its tables[] entry (or export.backfillSegments) changed since`;
   if ((record.heap ?? null) !== (await heapOf(deps, shape))) return 'the table was rewritten since (CLUSTER, VACUUM FULL, pg_repack): its rows moved to other heap blocks than its by: ctid segments cover';
   // An operator's takeover of a live lease: the run may still have invocations in flight.

@@ -146,7 +146,7 @@ async function commitRun(deps: ExportDeps, state: TableState, task: TableTask, c
   await renewLease(deps, state, task);
   const shape = await describeTableShape(deps.source, findTable(deps.config, task.table), deps.config);
   if (shape.fingerprint !== task.fingerprint) {
-    throw new SchemaMismatchError(`${task.display}: the table's columns (or its cursorTimeZone) changed during run ${task.runId}; nothing was published, the next run exports with the new ones`);
+    throw new SchemaMismatchError(`${task.display}: the table's columns (or its cursorTimeZone or partition.granularity) changed during run ${task.runId}; nothing was published, the next run exports with the new ones`);
   }
   const progress = task.commit ?? { checked: false, published: 0 };
   const pages = await readJournals(state, task.runId, deadline);
@@ -178,11 +178,12 @@ async function commitRun(deps: ExportDeps, state: TableState, task: TableTask, c
   // Dropped columns go before the export metadata columns, which stay last.
   const tableColumns = fresh.length - META_COLUMNS.length;
   const columns = [...fresh.slice(0, tableColumns), ...dropped, ...fresh.slice(tableColumns)];
-  // The projection follows the data: the years written so far, through next year. A schema from
-  // before this rule covers lake.partitionYears, and keeps covering them (it never narrows).
-  const covered = previous ? previous.value.years ?? deps.config.lake.partitionYears : null;
-  const yearsWritten = pages.flatMap((p) => p.files.map((f) => partitionYearOf(f.key))).filter((y): y is number => y !== null);
-  const years = projectionYears(covered, yearsWritten, new Date().getUTCFullYear());
+  // The projection follows the data: the years written so far, through next year; it never
+  // narrows. A schema from before this rule (no years) covered lake.partitionYears, which may have
+  // been narrowed since: it covers them and every year a committed file lies in.
+  const thisYear = new Date().getUTCFullYear();
+  const covered = previous ? previous.value.years ?? projectionYears(deps.config.lake.partitionYears, yearsOf((await state.manifests()).flatMap((m) => m.pages)), thisYear) : null;
+  const years = projectionYears(covered, yearsOf(pages), thisYear);
   // Where the files live (a compaction's generation and granularity) stays as recorded.
   const location = recordedLocation(deps.config, previous?.value ?? null, shape.table);
   const schema: LakeSchema = { ...lakeSchema(shape, columns), years, ...location, ...(snapshot ? { snapshotRunId: task.runId } : {}) };
@@ -225,4 +226,14 @@ async function commitRun(deps: ExportDeps, state: TableState, task: TableTask, c
   }
   await releaseLease(deps, task.table, leaseHolder(task));
   return resultOf(task, cursor);
+}
+
+/** The partition year of every file of `pages`. */
+function* yearsOf(pages: readonly PageEntry[]): Generator<number> {
+  for (const page of pages) {
+    for (const file of page.files) {
+      const year = partitionYearOf(file.key);
+      if (year !== null) yield year;
+    }
+  }
 }

@@ -233,7 +233,8 @@ async function finishCompaction(deps: LakeDeps, state: TableState, runId: string
     const files: string[] = [];
     for (const s of pending.value.supersede) {
       const old = await state.read<RunManifest>(state.manifestKey(s.runId));
-      files.push(...(old?.value.pages ?? []).filter((p) => s.pages.includes(p.page)).flatMap((p) => p.files.map((f) => f.key)));
+      // One at a time, not push(...): a manifest may hold more files than a call takes arguments.
+      for (const page of old?.value.pages ?? []) if (s.pages.includes(page.page)) for (const f of page.files) files.push(f.key);
     }
     const retired: Retired = { files, retiredAt: now.toISOString() };
     await state.write(state.retiredKey(runId), retired, { ifNoneMatch: true });

@@ -36,7 +36,7 @@ export async function exportTable(deps: ExportDeps & DeleteDetectionDeps, task: 
   };
   const shape = await describeTableShape(deps.source, table, deps.config);
   if (shape.fingerprint !== task.fingerprint) {
-    throw new SchemaMismatchError(`${task.display}: the table's columns (or its cursorTimeZone) changed during run ${task.runId}; the next run exports with the new ones`);
+    throw new SchemaMismatchError(`${task.display}: the table's columns (or its cursorTimeZone or partition.granularity) changed during run ${task.runId}; the next run exports with the new ones`);
   }
   // A backfill segment resumes from its own journal (a retried child, a redriven Map Run).
   let current = await resumeSegment(state, task);

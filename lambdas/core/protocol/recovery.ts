@@ -96,7 +96,8 @@ async function replaceSuperseded(deps: LakeDeps, state: TableState, runId: strin
     const files: string[] = [];
     for (const s of supersede) {
       const old = await state.read<RunManifest>(state.manifestKey(s.runId));
-      files.push(...(old?.value.pages ?? []).filter((p) => s.pages.includes(p.page)).flatMap((p) => p.files.map((f) => f.key)));
+      // One at a time, not push(...): a manifest may hold more files than a call takes arguments.
+      for (const page of old?.value.pages ?? []) if (s.pages.includes(page.page)) for (const f of page.files) files.push(f.key);
     }
     journal = { supersede: [...supersede], files };
     // Written once, for the same reason as the manifest: the first list is the complete one.

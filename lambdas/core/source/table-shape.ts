@@ -123,7 +123,9 @@ export function shapeTable(table: ResolvedTable, catalog: TableCatalog | null, c
     partitionField: partitionName === undefined ? -1 : index(partitionName),
     years: config.lake.partitionYears,
   };
-  const fingerprint = createHash('sha256').update(JSON.stringify([cfg.mode, cfg.cursorTimeZone, keyNames, columns.map((c) => [c.name, c.select, c.glueType, c.hashed === true])])).digest('hex').slice(0, 16);
+  // What the run's files depend on: a change between Plan and Commit fails the run, publishing
+  // nothing (a first commit records the granularity its files were written with).
+  const fingerprint = createHash('sha256').update(JSON.stringify([cfg.mode, cfg.cursorTimeZone, cfg.partition?.granularity ?? 'day', keyNames, columns.map((c) => [c.name, c.select, c.glueType, c.hashed === true])])).digest('hex').slice(0, 16);
   const keyAsserted = cfg.primaryKey !== undefined && cfg.primaryKey.join('\u0000') !== catalog.primaryKey.join('\u0000');
   return { table, layout, cursor: cursor ?? null, keyColumns, keyAsserted, relkind: catalog.relkind ?? 'r', zone: wallClock ? new CursorZone(cfg.cursorTimeZone) : null, fingerprint, warnings };
 }
