@@ -67,12 +67,18 @@ export async function publish(deps: LakeDeps, state: TableState, runId: string, 
  * `adopted`, a failed backfill this plan continues, which holds the lease now.
  */
 export async function recover(deps: LakeDeps, state: TableState, watermark: Watermark | null, owner: string, adopted?: string): Promise<void> {
+  let fenced = false;
   for (const runId of await state.pendingRuns()) {
     if (runId === owner || runId === adopted) continue;
     // A takeover can take the lease from this run while it recovers; the new holder's own run
     // may already be pending (it was listed above). Checked before each run is touched: a run
     // listed here began before the check, so a lease still ours means its holder is gone.
     await assertLeaseHeld(state, adopted ?? owner);
+    if (!fenced && (!watermark || watermark.runId !== runId)) {
+      // Before removing a run: the watermark as it is now, fenced (below).
+      watermark = await fenceWatermark(state);
+      fenced = true;
+    }
     if (watermark && watermark.runId === runId) {
       deps.log?.('rolling forward a committed run', { table: state.lakeTable, runId });
       await finishCommit(deps, state, runId, watermark.committedAt);
@@ -82,6 +88,24 @@ export async function recover(deps: LakeDeps, state: TableState, watermark: Wate
   }
 }
 
+
+/**
+ * The watermark rewritten with only its fencedAt changed (If-Match), so that its etag changes: the Commit of a run
+ * about to be removed may have stalled past its lease after reading the watermark (a paused
+ * process, a write in flight), and its conditional write of the commit point must fail rather
+ * than commit files removed here (breaker HG: 114 versions lost for good). A write that lost to
+ * another is read again: that commit landed first, and the run it names is rolled forward.
+ * A table without a watermark has nothing to fence (its first commit creates it).
+ */
+async function fenceWatermark(state: TableState): Promise<Watermark | null> {
+  for (;;) {
+    const current = await state.read<Watermark>(state.watermarkKey());
+    if (!current) return null;
+    // S3's etag of a simple PUT is the MD5 of its body: the same body would keep the same etag.
+    const fenced: Watermark = { ...current.value, fencedAt: new Date().toISOString() };
+    if (await state.write(state.watermarkKey(), fenced, { ifMatch: current.etag })) return fenced;
+  }
+}
 
 /**
  * Remove the pages a re-run replaced. What is replaced is journalled (pending/<runId>/replace.json)

@@ -27,6 +27,8 @@ export interface Watermark {
   readonly committedAt: string;
   /** cursorTimeZone when it was written (absent before the option existed: UTC). */
   readonly cursorTimeZone?: string;
+  /** When a recovery last fenced it (protocol/recovery.ts fenceWatermark): a new content, so a new etag. */
+  readonly fencedAt?: string;
 }
 
 export interface FileEntry {
