@@ -186,7 +186,9 @@ async function commitRun(deps: ExportDeps, state: TableState, task: TableTask, c
   const years = projectionYears(covered, yearsOf(pages), thisYear);
   // Where the files live (a compaction's generation and granularity) stays as recorded.
   const location = recordedLocation(deps.config, previous?.value ?? null, shape.table);
-  const schema: LakeSchema = { ...lakeSchema(shape, columns), years, ...location, ...(snapshot ? { snapshotRunId: task.runId } : {}) };
+  // The last compaction's time stays: tables[].compaction.everyHours counts from it.
+  const compactedAt = previous?.value.compactedAt;
+  const schema: LakeSchema = { ...lakeSchema(shape, columns), years, ...location, ...(compactedAt ? { compactedAt } : {}), ...(snapshot ? { snapshotRunId: task.runId } : {}) };
   await state.write(state.pendingSchemaKey(task.runId), schema);
   // A row in a year the registered projection does not cover would be invisible to Athena, with
   // no error: widen it (on the last committed schema) before any such file is published.
