@@ -12,13 +12,13 @@ describe('compaction configuration', () => {
     const c = config();
     expect(c.compaction).toEqual({ enabled: true, minFiles: 8, maxMedianMB: 32, targetFileMB: 128, graceMinutes: 60, maxTableMB: 10_000 });
     const [table] = selectTables(c);
-    expect(compactionSettings(c, table)).toEqual({ enabled: true, minFiles: 8, maxMedianBytes: 32e6, everyHours: undefined });
+    expect(compactionSettings(c, table)).toEqual({ enabled: true, minFiles: 8, maxMedianBytes: 32e6, targetBytes: 128e6, everyHours: undefined });
     expect(recordedLocation(c, null, table)).toEqual({ granularity: 'day' });
   });
 
   it('takes a table\'s own thresholds and its opt-out', () => {
     const own = config('compaction: { minFiles: 20 }', '    compaction: { maxMedianMB: 8, everyHours: 24 }\n');
-    expect(compactionSettings(own, selectTables(own)[0])).toEqual({ enabled: true, minFiles: 20, maxMedianBytes: 8e6, everyHours: 24 });
+    expect(compactionSettings(own, selectTables(own)[0])).toEqual({ enabled: true, minFiles: 20, maxMedianBytes: 8e6, targetBytes: 128e6, everyHours: 24 });
     const off = config('', '    compaction: false\n');
     expect(compactionSettings(off, selectTables(off)[0]).enabled).toBe(false);
   });
@@ -59,6 +59,9 @@ describe('what triggers a compaction', () => {
     // Files spread over folders do not add up.
     const spread = nine.map((f, i) => ({ ...f, key: f.key.replace('day=07', `day=${String(i + 1).padStart(2, '0')}`) }));
     expect(compactionTrigger(spread, { minFiles: 2, maxMedianBytes: 32e6 })).toBeNull();
+    // Files already at compaction.targetFileMB do not count: merging them would rewrite them as they are.
+    expect(compactionTrigger(nine, { minFiles: 8, maxMedianBytes: 32e6, targetBytes: 1004 })).toBeNull();
+    expect(compactionTrigger(nine, { minFiles: 8, maxMedianBytes: 32e6, targetBytes: 1e6 })).toMatch(/ holds 9 files under 1000000 bytes \(more than 8\)/);
   });
 });
 

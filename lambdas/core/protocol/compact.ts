@@ -89,11 +89,12 @@ export interface CompactResult {
 }
 
 /** The thresholds that apply to a table: its own, else the top-level compaction settings. */
-export function compactionSettings(config: LakeConfig, table: ResolvedTable): { enabled: boolean; minFiles: number; maxMedianBytes: number; everyHours?: number } {
+export function compactionSettings(config: LakeConfig, table: ResolvedTable): { enabled: boolean; minFiles: number; maxMedianBytes: number; targetBytes: number; everyHours?: number } {
   const own = table.config.compaction;
   const top = config.compaction;
-  if (own === false) return { enabled: false, minFiles: top.minFiles, maxMedianBytes: top.maxMedianMB * 1e6 };
-  return { enabled: true, minFiles: own?.minFiles ?? top.minFiles, maxMedianBytes: (own?.maxMedianMB ?? top.maxMedianMB) * 1e6, everyHours: own?.everyHours };
+  const targetBytes = top.targetFileMB * 1e6;
+  if (own === false) return { enabled: false, minFiles: top.minFiles, maxMedianBytes: top.maxMedianMB * 1e6, targetBytes };
+  return { enabled: true, minFiles: own?.minFiles ?? top.minFiles, maxMedianBytes: (own?.maxMedianMB ?? top.maxMedianMB) * 1e6, targetBytes, everyHours: own?.everyHours };
 }
 
 function configuredGranularity(table: ResolvedTable): Granularity {
@@ -136,13 +137,15 @@ function median(values: readonly number[]): number {
 }
 
 /** Why a table needs compacting (null: it does not): the first partition over the thresholds. */
-export function compactionTrigger(files: readonly FileEntry[], settings: { minFiles: number; maxMedianBytes: number }): string | null {
+export function compactionTrigger(files: readonly FileEntry[], settings: { minFiles: number; maxMedianBytes: number; targetBytes?: number }): string | null {
   const byFolder = new Map<string, number[]>();
-  for (const f of files) byFolder.set(folderOfKey(f.key), [...(byFolder.get(folderOfKey(f.key)) ?? []), f.bytes]);
+  // Only files under compaction.targetFileMB count: merging files of that size already would
+  // rewrite them as they are, compaction after compaction (breaker HG).
+  for (const f of files) if (f.bytes < (settings.targetBytes ?? Number.POSITIVE_INFINITY)) byFolder.set(folderOfKey(f.key), [...(byFolder.get(folderOfKey(f.key)) ?? []), f.bytes]);
   for (const [folder, sizes] of [...byFolder].sort((a, b) => a[0].localeCompare(b[0]))) {
     const m = median(sizes);
     if (sizes.length > settings.minFiles && m < settings.maxMedianBytes) {
-      return `${folder} holds ${sizes.length} files (more than ${settings.minFiles}) with a median of ${Math.round(m)} bytes (under ${settings.maxMedianBytes})`;
+      return `${folder} holds ${sizes.length} files${settings.targetBytes ? ` under ${settings.targetBytes} bytes` : ''} (more than ${settings.minFiles}) with a median of ${Math.round(m)} bytes (under ${settings.maxMedianBytes})`;
     }
   }
   return null;
