@@ -26,6 +26,7 @@ import { ConfigError, StateError, WindowConflictError } from '../errors.ts';
 import { folderOfKey, isCoarserOrSame, locationOf, partitionOf, partitionOfKey, partitionPrefix, type DataLocation, type Granularity, type PartitionDay } from '../lake/keys.ts';
 import type { LakeSchema } from '../ports.ts';
 import { chunkSettings } from './export-pages.ts';
+import { isAdoptableBackfill } from './adopt-backfill.ts';
 import { acquireLease, releaseLease } from './lease.ts';
 import { comparable } from './plan.ts';
 import { abandonRun, recover } from './recovery.ts';
@@ -298,6 +299,12 @@ export async function compactTable(deps: LakeDeps, lakeTable: string, options: C
     return result('skipped', reason, extra);
   };
   try {
+    // A failed backfill waits for the table's next run to continue it (adopt-backfill.ts): the
+    // recovery below would remove its finished segments, and compacting around it would leave the
+    // manifests its commit supersedes merged into the new generation.
+    for (const pending of await state.pendingRuns()) {
+      if (pending !== runId && await isAdoptableBackfill(state, pending)) return await skip(`a failed backfill (run ${pending}) waits for the table's next run to continue it`);
+    }
     await deps.store.sweepAbandonedWrites?.(state.root);
     await finishKilledCompaction(deps, state, await state.watermark(), clock());
     // Every other unfinished run: rolled forward if committed, removed if not (a killed compaction too).
