@@ -12,10 +12,9 @@
 //  - it is a pending run: run.json (supersede = every page of every manifest), then each new
 //    page journalled before its file is written, so a compaction killed before its commit point
 //    is removed by the next plan (or compaction) like any uncommitted run;
-//  - the commit point is the watermark (same cursor, this run's id): a plan that finds it rolls
-//    the compaction forward with finishCommit (schema and Glue switched, manifest written, the
-//    old pages' files removed at once); a compaction that finds it does the same but keeps the
-//    old files for the grace period (retired/<id>.json).
+//  - the commit point is the watermark (same cursor, this run's id): whoever finds it (a plan, a
+//    compaction) rolls the compaction forward (recovery.ts finishCompaction: schema and Glue
+//    switched, manifest written), keeping the old files for the grace period (retired/<id>.json).
 // Pages of a compaction hold other runs' versions (each row keeps its _lake_run_id), so they are
 // marked carried, as a re-run's carried history is: validation counts them for no run.
 //
@@ -29,7 +28,7 @@ import { chunkSettings } from './export-pages.ts';
 import { isAdoptableBackfill } from './adopt-backfill.ts';
 import { acquireLease, releaseLease } from './lease.ts';
 import { comparable } from './plan.ts';
-import { abandonRun, recover } from './recovery.ts';
+import { abandonRun, finishCompaction, recover, type Retired } from './recovery.ts';
 import { findTable, newRunId, type LakeDeps } from './run-model.ts';
 import { TableState, type FileEntry, type Lease, type PageEntry, type PendingRun, type RunManifest, type Watermark } from './table-state.ts';
 
@@ -47,13 +46,6 @@ interface CompactionPlan {
   readonly generation: string;
   readonly to: DataLocation;
   readonly pages: readonly PlannedPage[];
-}
-
-/** retired/<id>.json: the files a compaction replaced, and when readers stopped being sent to them. */
-interface Retired {
-  readonly files: readonly string[];
-  /** They go compaction.graceMinutes (as configured when they go) after this. */
-  readonly retiredAt: string;
 }
 
 export interface CompactOptions {
@@ -213,42 +205,6 @@ async function holdLease(deps: LakeDeps, state: TableState, runId: string): Prom
   if (!(await state.write(state.leaseKey(), lease, { ifMatch: current.etag }))) throw lost();
 }
 
-/**
- * After the commit point, keeping the old generation for the grace period: schema and Glue
- * switched, the new manifest written, the old files listed for deletion, the old manifests and
- * the pending run removed. Repeatable from any point.
- */
-async function finishCompaction(deps: LakeDeps, state: TableState, runId: string, committedAt: string, now: Date): Promise<void> {
-  const pending = await state.read<PendingRun>(state.pendingRunKey(runId));
-  if (!pending) return;
-  const existing = await state.read<RunManifest>(state.manifestKey(runId));
-  const pages = existing ? existing.value.pages : await state.pendingPages(runId);
-  const schema = await state.read<LakeSchema>(state.pendingSchemaKey(runId));
-  if (schema) {
-    await state.write(state.schemaKey(), schema.value);
-    await deps.registry?.register(state.lakeTable, schema.value);
-  }
-  if (!existing) {
-    const manifest: RunManifest = { runId, kind: pending.value.kind, window: pending.value.window, committedAt, pages };
-    await state.write(state.manifestKey(runId), manifest, { ifNoneMatch: true });
-  }
-  // The old files are listed before any old manifest goes, and once: the first list is complete.
-  if (!(await state.read<Retired>(state.retiredKey(runId)))) {
-    const files: string[] = [];
-    for (const s of pending.value.supersede) {
-      const old = await state.read<RunManifest>(state.manifestKey(s.runId));
-      // One at a time, not push(...): a manifest may hold more files than a call takes arguments.
-      for (const page of old?.value.pages ?? []) if (s.pages.includes(page.page)) for (const f of page.files) files.push(f.key);
-    }
-    const retired: Retired = { files, retiredAt: now.toISOString() };
-    await state.write(state.retiredKey(runId), retired, { ifNoneMatch: true });
-  }
-  await deps.store.delete(pending.value.supersede.filter((s) => s.runId !== runId).map((s) => state.manifestKey(s.runId)));
-  const leftovers = await deps.store.list(state.pendingPrefix(runId));
-  await deps.store.delete(leftovers.filter((k) => k !== state.pendingRunKey(runId)));
-  await deps.store.delete([state.pendingRunKey(runId)]);
-}
-
 /** Delete the files of generations whose grace period has passed; returns how many files went. */
 async function deleteRetired(deps: LakeDeps, state: TableState, now: Date): Promise<number> {
   let deleted = 0;
@@ -260,13 +216,6 @@ async function deleteRetired(deps: LakeDeps, state: TableState, now: Date): Prom
     deleted += retired.value.files.length;
   }
   return deleted;
-}
-
-/** Finish a compaction that reached its commit point (the watermark names it) but was killed before finishing. */
-async function finishKilledCompaction(deps: LakeDeps, state: TableState, watermark: Watermark | null, now: Date): Promise<void> {
-  if (!watermark || !(await state.read<CompactionPlan>(state.compactionKey(watermark.runId)))) return;
-  deps.log?.('rolling forward a committed compaction', { table: state.lakeTable, runId: watermark.runId });
-  await finishCompaction(deps, state, watermark.runId, watermark.committedAt, now);
 }
 
 /**
@@ -306,9 +255,9 @@ export async function compactTable(deps: LakeDeps, lakeTable: string, options: C
       if (pending !== runId && await isAdoptableBackfill(state, pending)) return await skip(`a failed backfill (run ${pending}) waits for the table's next run to continue it`);
     }
     await deps.store.sweepAbandonedWrites?.(state.root);
-    await finishKilledCompaction(deps, state, await state.watermark(), clock());
-    // Every other unfinished run: rolled forward if committed, removed if not (a killed compaction too).
-    await recover(deps, state, await state.watermark(), runId);
+    // Every other unfinished run: rolled forward if committed (a killed compaction keeping the
+    // generation it replaced for the grace period), removed if not (a killed compaction too).
+    await recover(deps, state, await state.watermark(), runId, undefined, clock());
     const retiredFilesDeleted = await deleteRetired(deps, state, clock());
     const watermark = await state.read<Watermark>(state.watermarkKey());
     const schema = await state.read<LakeSchema>(state.schemaKey());

@@ -66,7 +66,7 @@ export async function publish(deps: LakeDeps, state: TableState, runId: string, 
  * Finish what a committed run left undone; remove what an uncommitted run wrote — except
  * `adopted`, a failed backfill this plan continues, which holds the lease now.
  */
-export async function recover(deps: LakeDeps, state: TableState, watermark: Watermark | null, owner: string, adopted?: string): Promise<void> {
+export async function recover(deps: LakeDeps, state: TableState, watermark: Watermark | null, owner: string, adopted?: string, now = new Date()): Promise<void> {
   let fenced = false;
   for (const runId of await state.pendingRuns()) {
     if (runId === owner || runId === adopted) continue;
@@ -79,7 +79,12 @@ export async function recover(deps: LakeDeps, state: TableState, watermark: Wate
       watermark = await fenceWatermark(state);
       fenced = true;
     }
-    if (watermark && watermark.runId === runId) {
+    if (watermark && watermark.runId === runId && await state.store.get(state.compactionKey(runId))) {
+      // Not finishCommit: it would delete the replaced generation at once, under queries that
+      // resolved the table before the switch (breaker HG).
+      deps.log?.('rolling forward a committed compaction', { table: state.lakeTable, runId });
+      await finishCompaction(deps, state, runId, watermark.committedAt, now);
+    } else if (watermark && watermark.runId === runId) {
       deps.log?.('rolling forward a committed run', { table: state.lakeTable, runId });
       await finishCommit(deps, state, runId, watermark.committedAt);
     } else {
@@ -172,6 +177,49 @@ export async function finishCommit(deps: LakeDeps, state: TableState, runId: str
   await deps.store.delete(leftovers.filter((k) => k !== state.pendingRunKey(runId)));
   await deps.store.delete([state.pendingRunKey(runId)]);
   return manifest;
+}
+
+/** retired/<id>.json: the files a compaction replaced, and when readers stopped being sent to them. */
+export interface Retired {
+  readonly files: readonly string[];
+  /** They go compaction.graceMinutes (as configured when they go) after this. */
+  readonly retiredAt: string;
+}
+
+/**
+ * After the commit point, keeping the old generation for the grace period: schema and Glue
+ * switched, the new manifest written, the old files listed for deletion, the old manifests and
+ * the pending run removed. Repeatable from any point.
+ */
+export async function finishCompaction(deps: LakeDeps, state: TableState, runId: string, committedAt: string, now: Date): Promise<void> {
+  const pending = await state.read<PendingRun>(state.pendingRunKey(runId));
+  if (!pending) return;
+  const existing = await state.read<RunManifest>(state.manifestKey(runId));
+  const pages = existing ? existing.value.pages : await state.pendingPages(runId);
+  const schema = await state.read<LakeSchema>(state.pendingSchemaKey(runId));
+  if (schema) {
+    await state.write(state.schemaKey(), schema.value);
+    await deps.registry?.register(state.lakeTable, schema.value);
+  }
+  if (!existing) {
+    const manifest: RunManifest = { runId, kind: pending.value.kind, window: pending.value.window, committedAt, pages };
+    await state.write(state.manifestKey(runId), manifest, { ifNoneMatch: true });
+  }
+  // The old files are listed before any old manifest goes, and once: the first list is complete.
+  if (!(await state.read<Retired>(state.retiredKey(runId)))) {
+    const files: string[] = [];
+    for (const s of pending.value.supersede) {
+      const old = await state.read<RunManifest>(state.manifestKey(s.runId));
+      // One at a time, not push(...): a manifest may hold more files than a call takes arguments.
+      for (const page of old?.value.pages ?? []) if (s.pages.includes(page.page)) for (const f of page.files) files.push(f.key);
+    }
+    const retired: Retired = { files, retiredAt: now.toISOString() };
+    await state.write(state.retiredKey(runId), retired, { ifNoneMatch: true });
+  }
+  await deps.store.delete(pending.value.supersede.filter((s) => s.runId !== runId).map((s) => state.manifestKey(s.runId)));
+  const leftovers = await deps.store.list(state.pendingPrefix(runId));
+  await deps.store.delete(leftovers.filter((k) => k !== state.pendingRunKey(runId)));
+  await deps.store.delete([state.pendingRunKey(runId)]);
 }
 
 /** `work` again after a transient store fault, up to three attempts with backoff (idempotent work only). */
