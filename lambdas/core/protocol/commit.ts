@@ -13,6 +13,7 @@ import { checkNotNullQuery, checkUniqueQuery } from '../source/queries.ts';
 import { leaseHolder, renewLease, releaseLease } from './lease.ts';
 import { finishCommit, retried } from './recovery.ts';
 import { recordedLocation } from './compact.ts';
+import { tombstonesIn } from './reconcile.ts';
 import { type ExportDeps, type TableTask, type CommitResult, findTable } from './run-model.ts';
 
 /** Journals per index object: one invocation reads at least this many before it checks the clock. */
@@ -128,18 +129,20 @@ export async function commitTableStep(deps: ExportDeps, task: TableTask, deadlin
   }
 }
 
-function resultOf(task: TableTask, cursor: string): CommitResult {
+function resultOf(task: TableTask, cursor: string, pages: readonly PageEntry[]): CommitResult {
+  const deletes = tombstonesIn(pages);
   return {
     table: task.table, status: 'succeeded', rows: task.rows, files: task.files, bytes: task.bytes,
     windowFrom: task.window.from, windowTo: task.window.to, watermark: cursor, nullCursorRows: task.nullCursorRows,
+    ...(deletes > 0 ? { deletes } : {}),
   };
 }
 
 /** The watermark names this run: finish what is left (idempotent), free the lease, say so. */
 async function committedAlready(deps: ExportDeps, state: TableState, task: TableTask, watermark: Watermark): Promise<CommitResult> {
-  await finishCommit(deps, state, task.runId, watermark.committedAt);
+  const manifest = await finishCommit(deps, state, task.runId, watermark.committedAt);
   await releaseLease(deps, task.table, leaseHolder(task));
-  return resultOf(task, watermark.cursor);
+  return resultOf(task, watermark.cursor, manifest.pages);
 }
 
 async function commitRun(deps: ExportDeps, state: TableState, task: TableTask, current: { value: Watermark; etag: string } | null, deadline: number): Promise<CommitResult | TableTask> {
@@ -227,7 +230,7 @@ async function commitRun(deps: ExportDeps, state: TableState, task: TableTask, c
     throw new Failure(`${task.display}: run ${task.runId} is committed (watermark ${cursor}), but finishing it failed: ${describeError(error)}; the next run (or a retry of this step) finishes it`, { cause: error });
   }
   await releaseLease(deps, task.table, leaseHolder(task));
-  return resultOf(task, cursor);
+  return resultOf(task, cursor, pages);
 }
 
 /** The partition year of every file of `pages`. */

@@ -46,10 +46,14 @@ export interface TombstonePageEntry extends PageEntry {
   readonly tombstones: true;
 }
 
+/** Tombstones among a run's pages (its marked pages' rows). */
+export function tombstonesIn(pages: readonly PageEntry[]): number {
+  return pages.reduce((n, p) => n + ('tombstones' in p && p.tombstones === true ? p.rows : 0), 0);
+}
+
 /** Tombstones a committed run wrote (its manifest's marked pages); 0 when it has no manifest. */
 export async function tombstonesOfRun(state: TableState, runId: string): Promise<number> {
-  const manifest = (await state.read<RunManifest>(state.manifestKey(runId)))?.value;
-  return (manifest?.pages ?? []).reduce((n, p) => n + ('tombstones' in p && p.tombstones === true ? p.rows : 0), 0);
+  return tombstonesIn((await state.read<RunManifest>(state.manifestKey(runId)))?.value.pages ?? []);
 }
 
 /**

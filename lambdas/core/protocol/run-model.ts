@@ -135,6 +135,8 @@ export const commitResultSchema = z.object({
   windowTo: z.string(),
   watermark: z.string(),
   nullCursorRows: count,
+  /** Tombstones the run committed (tables with deletes.detect), counted by Commit: a compaction in the same execution removes the run's manifest. */
+  deletes: count.optional(),
 });
 export type CommitResult = Readonly<z.infer<typeof commitResultSchema>>;
 

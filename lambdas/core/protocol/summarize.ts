@@ -102,12 +102,12 @@ export async function summarizeRun(deps: LakeDeps, input: z.infer<typeof summari
   const configured = selectTables(deps.config).map((t) => t.lakeName);
   const staleness = await secondsSinceSuccess(deps, [...new Set([...configured, ...results.map((r) => r.table)])], now);
   const tables: TableSummary[] = [];
-  // Tables that look for deletes: their tombstones, counted from the run's manifest (one read each).
+  // Tables that look for deletes: their tombstones, as Commit counted them (else from the run's manifest, one read each).
   const detecting = new Set(selectTables(deps.config).filter((t) => t.config.deletes?.detect).map((t) => t.lakeName));
   for (const result of results) {
     const stalenessSeconds = staleness.get(result.table) ?? null;
     const deletes = result.status === 'succeeded' && detecting.has(result.table)
-      ? { deletes: await tombstonesOfRun(new TableState(deps.store, deps.config.lake.prefix, result.table), input.runId) }
+      ? { deletes: result.deletes ?? await tombstonesOfRun(new TableState(deps.store, deps.config.lake.prefix, result.table), input.runId) }
       : {};
     tables.push(result.status === 'succeeded'
       ? { table: result.table, status: 'succeeded', rows: result.rows, files: result.files, bytes: result.bytes, nullCursorRows: result.nullCursorRows, stalenessSeconds, ...(result.validation ? { validation: result.validation.status } : {}), ...deletes }
