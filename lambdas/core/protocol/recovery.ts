@@ -144,6 +144,28 @@ async function replaceSuperseded(deps: LakeDeps, state: TableState, runId: strin
   await deps.store.delete(journal.files);
 }
 
+/**
+ * Point readers at a committed run's schema (schema.json, then the Glue table), written only
+ * over the schema.json it read while the watermark named the run (If-Match). A writer that
+ * stalled past the commit point (a paused process, a write in flight) while another finished its
+ * run and the table moved on (a compaction switched generations, runs committed) must not send
+ * readers back to what its run wrote, nor re-create the manifest a later compaction merged
+ * (breaker HG): it stops when the watermark names another run. Returns whether to go on.
+ */
+async function switchReaders(deps: LakeDeps, state: TableState, runId: string): Promise<boolean> {
+  for (;;) {
+    const [watermark, current, schema] = await Promise.all([
+      state.watermark(), state.read<LakeSchema>(state.schemaKey()), state.read<LakeSchema>(state.pendingSchemaKey(runId)),
+    ]);
+    if (watermark?.runId !== runId) return false;
+    if (!schema) return true;
+    if (await state.write(state.schemaKey(), schema.value, current ? { ifMatch: current.etag } : { ifNoneMatch: true })) {
+      await deps.registry?.register(state.lakeTable, schema.value);
+      return true;
+    }
+  }
+}
+
 /** Everything after the commit point; safe to repeat. `published`: the caller just published every file. */
 export async function finishCommit(deps: LakeDeps, state: TableState, runId: string, committedAt: string, published = false): Promise<RunManifest> {
   const pendingRun = await state.read<PendingRun>(state.pendingRunKey(runId));
@@ -158,12 +180,8 @@ export async function finishCommit(deps: LakeDeps, state: TableState, runId: str
   if (!published) await publish(deps, state, runId, pages);
   // The schema (and, for a snapshot, the folder the table reads) switches only after the commit
   // point: until then Athena and the local views keep showing the last committed state.
-  const schema = await state.read<LakeSchema>(state.pendingSchemaKey(runId));
-  if (schema) {
-    await state.write(state.schemaKey(), schema.value);
-    await deps.registry?.register(state.lakeTable, schema.value);
-  }
   let manifest: RunManifest = existing?.value ?? { runId, kind: pendingRun.value.kind, window: pendingRun.value.window, committedAt, pages };
+  if (!(await switchReaders(deps, state, runId))) return manifest;
   // Written once: two runs finishing the same committed run at once (a takeover racing a
   // recovery) would otherwise let the one that listed the journals while the other cleared
   // them overwrite the complete manifest with part of it.
@@ -196,11 +214,7 @@ export async function finishCompaction(deps: LakeDeps, state: TableState, runId:
   if (!pending) return;
   const existing = await state.read<RunManifest>(state.manifestKey(runId));
   const pages = existing ? existing.value.pages : await state.pendingPages(runId);
-  const schema = await state.read<LakeSchema>(state.pendingSchemaKey(runId));
-  if (schema) {
-    await state.write(state.schemaKey(), schema.value);
-    await deps.registry?.register(state.lakeTable, schema.value);
-  }
+  if (!(await switchReaders(deps, state, runId))) return;
   if (!existing) {
     const manifest: RunManifest = { runId, kind: pending.value.kind, window: pending.value.window, committedAt, pages };
     await state.write(state.manifestKey(runId), manifest, { ifNoneMatch: true });
