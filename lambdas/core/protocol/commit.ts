@@ -124,9 +124,23 @@ export async function commitTableStep(deps: ExportDeps, task: TableTask, deadlin
     // one worked (its lease then gone, the watermark moved under it, or the journals it counts
     // already cleared). Committed, then; any other error stands.
     const now = await state.read<Watermark>(state.watermarkKey()).catch(() => null);
+    if (now && now.value.runId !== task.runId && await compactedAway(state, task.runId)) return resultOf(task, now.value.cursor, []);
     if (now?.value.runId !== task.runId) throw error;
     return committedAlready(deps, state, task, now.value);
   }
+}
+
+/**
+ * Whether a compaction merged this run's committed files since (within its grace period, while
+ * its retired list names them): a Commit delivered again after that finds the watermark naming
+ * the compaction, and its run committed (breaker HG: it failed the table, and TableFailed fired).
+ */
+async function compactedAway(state: TableState, runId: string): Promise<boolean> {
+  for (const key of await state.store.list(state.retiredPrefix())) {
+    const retired = await state.read<{ files: readonly string[] }>(key);
+    if (retired?.value.files.some((file) => file.includes(`/${runId}-p`))) return true;
+  }
+  return false;
 }
 
 function resultOf(task: TableTask, cursor: string, pages: readonly PageEntry[]): CommitResult {
