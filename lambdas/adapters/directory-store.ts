@@ -190,8 +190,8 @@ export class DirectoryStore implements ObjectStore {
 
   async get(key: string): Promise<StoredObject | null> {
     try {
-      const body = await fs.readFile(this.file(key));
-      return { body, etag: etagOf(body) };
+      const [body, stat] = await Promise.all([fs.readFile(this.file(key)), fs.stat(this.file(key))]);
+      return { body, etag: etagOf(body), modifiedAt: stat.mtime };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw error;

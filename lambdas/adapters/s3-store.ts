@@ -164,7 +164,7 @@ export class S3Store implements ObjectStore {
       return await this.send(`GET ${key}`, async () => {
         const result = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
         const body = Buffer.from(await result.Body!.transformToByteArray());
-        return { body, etag: (result.ETag ?? '').replaceAll('"', '') };
+        return { body, etag: (result.ETag ?? '').replaceAll('"', ''), ...(result.LastModified ? { modifiedAt: result.LastModified } : {}) };
       });
     } catch (error) {
       if (isNotFound(error)) return null;

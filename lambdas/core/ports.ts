@@ -7,6 +7,8 @@ import type { Granularity } from './lake/keys.ts';
 export interface StoredObject {
   readonly body: Buffer;
   readonly etag: string;
+  /** When the store last wrote it, by the store's own clock (S3 LastModified, a file's mtime). */
+  readonly modifiedAt?: Date;
 }
 
 export interface PutOptions {

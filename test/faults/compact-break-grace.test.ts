@@ -1,13 +1,12 @@
-// Breaker (HG; case 1 failed before a plan rolled a killed compaction forward as a compaction):
-// the grace period of a replaced generation. README "Partitions and compaction":
+// Breaker (HG; case 1 failed before a plan rolled a killed compaction forward as a compaction,
+// case 2 before the grace period was measured on the store's clock): the grace period of a replaced generation. README "Partitions and compaction":
 // "A query planned before the switch reads the old generation, which stays for
 // compaction.graceMinutes and is deleted by a later compaction." Two ways around it:
 //  1. a compaction killed just past its commit point (watermark written; schema.json, the
 //     readers' pointer, not yet) and rolled forward by the next export run: does the old
 //     generation stay for the grace period, or go at once under the readers that resolved it?
-//  2. (not here: a known gap, see the closing note of 2026-11-30) a later compaction whose clock
-//     runs ahead of the one that retired the generation deletes it early: the grace period is
-//     measured on whichever machine's clock compacts next.
+//  2. a later compaction whose machine clock runs ahead of the one that retired the generation:
+//     is the grace period measured on the lake's time or on whichever clock compacts next?
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -93,6 +92,27 @@ describe('the replaced generation stays for compaction.graceMinutes', () => {
       reader.close();
       expect(seenAfter, 'what the reader that resolved the table before the roll-forward reads').toBe(seenBefore);
       expect(present(lake, before), 'the replaced generation, minutes after the switch, with graceMinutes 60').toEqual(before);
+    } finally {
+      lake.remove();
+    }
+  }, 120_000);
+
+  it('measures the grace period on one clock: a compaction whose clock runs ahead does not delete a generation retired a minute ago', async () => {
+    const name = 'grace_skew';
+    const lake = createLake();
+    try {
+      const config = configOf(name, 60);
+      await createLakeTable(name, lake, config);
+      const before = await liveFiles(name, lake);
+      expect((await compactTable({ store: lake.store, config }, name, { force: true })).status).toBe('compacted');
+      // More runs, then a compaction from a machine whose clock is 2 hours ahead (a laptop
+      // running `pg-lake-export compact`), one minute of real time after the switch.
+      await db.query(`UPDATE ${name} SET payload = 'v3-' || id, updated_at = clock_timestamp() WHERE id % 5 = 2`);
+      await exportRun(name, lake, config);
+      const ahead = () => new Date(Date.now() + 2 * 3_600_000);
+      const second = await compactTable({ store: lake.store, config }, name, { force: true, now: ahead });
+      expect(second.status).toBe('compacted');
+      expect(present(lake, before), 'the first replaced generation, a minute after its switch, with graceMinutes 60').toEqual(before);
     } finally {
       lake.remove();
     }

@@ -126,11 +126,11 @@ export class TableState {
   retiredPrefix() { return `${this.root}retired/`; }
   retiredKey(runId: string) { return `${this.retiredPrefix()}${runId}.json`; }
 
-  async read<T>(key: string): Promise<{ value: T; etag: string } | null> {
+  async read<T>(key: string): Promise<{ value: T; etag: string; modifiedAt?: Date } | null> {
     const object = await this.store.get(key);
     if (!object) return null;
     try {
-      return { value: JSON.parse(object.body.toString('utf8')) as T, etag: object.etag };
+      return { value: JSON.parse(object.body.toString('utf8')) as T, etag: object.etag, ...(object.modifiedAt ? { modifiedAt: object.modifiedAt } : {}) };
     } catch (error) {
       throw new StateError(`${this.store.url}${key} is not valid JSON; the lake state is damaged`, { cause: error });
     }
