@@ -71,7 +71,13 @@ export class LakeQuery {
       const keys = partitionKeysOf(location.granularity);
       const dir = path.join(store.root, tableDataPrefix(config.lake.prefix, table.lakeName, location));
       const glob = path.join(dir, keys.map((k) => `${k.name}=*`).join('/'), '*.parquet');
-      const partitions = keys.map((k) => `CAST(${k.name} AS INTEGER) AS ${k.name}`).join(', ');
+      const partitions = keys.map((k) => `TRY_CAST(${k.name} AS INTEGER) AS ${k.name}`).join(', ');
+      // Only the folders Athena's partition projection enumerates (glue-table.ts): each key an
+      // integer in its range, written with exactly its digits. A file elsewhere (a year outside
+      // the projection) is invisible to Athena, so it is here too: local runs see what Athena does.
+      const years = schema.value.years ?? config.lake.partitionYears;
+      const ranges = { year: [years.from, years.to], month: [1, 12], day: [1, 31] } as const;
+      const projected = keys.map((k) => `regexp_full_match(${k.name}, '[0-9]{${k.digits}}') AND TRY_CAST(${k.name} AS INTEGER) BETWEEN ${ranges[k.name][0]} AND ${ranges[k.name][1]}`).join(' AND ');
       let body: string;
       const inFiles = existsSync(dir) ? await fileColumns(connection, glob) : null;
       if (inFiles) {
@@ -80,7 +86,7 @@ export class LakeQuery {
         const select = columns.map((c) => inFiles.has(c.source.toLowerCase())
           ? `${quote(c.source)} AS ${quote(c.name)}`
           : `CAST(NULL AS ${duckdbType(c.type)}) AS ${quote(c.name)}`).join(', ');
-        body = `SELECT ${select}, ${partitions} FROM read_parquet(${literal(glob)}, hive_partitioning = true, union_by_name = true)`;
+        body = `SELECT ${select}, ${partitions} FROM read_parquet(${literal(glob)}, hive_partitioning = true, hive_types_autocast = false, union_by_name = true) WHERE ${projected}`;
       } else {
         const select = columns.map((c) => `CAST(NULL AS ${duckdbType(c.type)}) AS ${quote(c.name)}`).join(', ');
         body = `SELECT ${select}, ${keys.map((k) => `CAST(NULL AS INTEGER) AS ${k.name}`).join(', ')} WHERE false`;

@@ -2,7 +2,7 @@
 // upgraded from a version without `_lake_deleted` (its files were written before tombstones
 // existed) before its first new file lands, or a column added to the schema after the files.
 // Athena answers NULL for such a column; the DuckDB views must too, not fail to bind.
-import { readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LakeQuery } from '../../bin/local/lake-query.ts';
@@ -85,6 +85,25 @@ describe('LakeQuery: columns the schema declares that no file has', () => {
       expect(await query.query(`SELECT count(*)::INTEGER AS n FROM orders_current WHERE note IS NULL`)).toEqual([{ n: 500 }]);
     } finally {
       query.close();
+    }
+  });
+
+  it('reads only the folders Athena\'s partition projection enumerates: a file elsewhere is invisible there, and here', async () => {
+    const [file] = parquetFiles(path.join(lake.dir, 'raw', 'orders'));
+    // Outside the projected years (2024 through next year), a month 13, a year not written with
+    // four digits, and the folder a NaN partition day once produced (breaker HH).
+    const strays = ['year=1950/month=05/day=01', 'year=2024/month=13/day=01', 'year=24/month=05/day=01', 'year=0NaN/month=NaN/day=NaN']
+      .map((folder) => path.join(lake.dir, 'raw', 'orders', folder, 'stray.parquet'));
+    for (const stray of strays) {
+      mkdirSync(path.dirname(stray), { recursive: true });
+      copyFileSync(file, stray);
+    }
+    const query = await LakeQuery.open(testConfig(TABLES), lake.store);
+    try {
+      expect(await query.query(`SELECT count(*)::INTEGER AS n, count(DISTINCT id)::INTEGER AS ids, min(year)::INTEGER AS first, max(year)::INTEGER AS last FROM orders`)).toEqual([{ n: 500, ids: 500, first: 2024, last: 2024 }]);
+    } finally {
+      query.close();
+      for (const stray of strays) rmSync(path.dirname(stray), { recursive: true });
     }
   });
 
