@@ -11,7 +11,7 @@ import { TableState, type FileEntry, type PageEntry, type PendingRun, type RunMa
 import { describeTableShape, lakeColumns, type TableShape } from '../source/table-shape.ts';
 import { checkNotNullQuery, checkUniqueQuery } from '../source/queries.ts';
 import { leaseHolder, renewLease, releaseLease } from './lease.ts';
-import { finishCommit, retried } from './recovery.ts';
+import { finishCommit, retried, type Retired } from './recovery.ts';
 import { recordedLocation } from './compact.ts';
 import { tombstonesIn } from './reconcile.ts';
 import { type ExportDeps, type TableTask, type CommitResult, findTable } from './run-model.ts';
@@ -137,7 +137,7 @@ export async function commitTableStep(deps: ExportDeps, task: TableTask, deadlin
  */
 async function compactedAway(state: TableState, runId: string): Promise<boolean> {
   for (const key of await state.store.list(state.retiredPrefix())) {
-    const retired = await state.read<{ files: readonly string[] }>(key);
+    const retired = await state.read<Retired>(key);
     if (retired?.value.files.some((file) => file.includes(`/${runId}-p`))) return true;
   }
   return false;

@@ -112,6 +112,24 @@ async function fenceWatermark(state: TableState): Promise<Watermark | null> {
   }
 }
 
+/** The data keys of the superseded pages (`supersede`) as their runs' manifests list them now. */
+async function supersededFiles(state: TableState, supersede: readonly Supersede[]): Promise<string[]> {
+  const files: string[] = [];
+  for (const s of supersede) {
+    const old = await state.read<RunManifest>(state.manifestKey(s.runId));
+    // One at a time, not push(...): a manifest may hold more files than a call takes arguments.
+    for (const page of old?.value.pages ?? []) if (s.pages.includes(page.page)) for (const f of page.files) files.push(f.key);
+  }
+  return files;
+}
+
+/** A finished run's pending/ folder removed, run.json last: while it exists, the next plan knows the run still needs finishing. */
+async function clearPending(deps: LakeDeps, state: TableState, runId: string): Promise<void> {
+  const leftovers = await deps.store.list(state.pendingPrefix(runId));
+  await deps.store.delete(leftovers.filter((k) => k !== state.pendingRunKey(runId)));
+  await deps.store.delete([state.pendingRunKey(runId)]);
+}
+
 /**
  * Remove the pages a re-run replaced. What is replaced is journalled (pending/<runId>/replace.json)
  * before any earlier manifest changes, so a crash or a failed delete anywhere in between leaves
@@ -122,13 +140,7 @@ async function replaceSuperseded(deps: LakeDeps, state: TableState, runId: strin
   if (supersede.length === 0) return;
   let journal = (await state.read<Replacement>(state.replacementKey(runId)))?.value;
   if (!journal) {
-    const files: string[] = [];
-    for (const s of supersede) {
-      const old = await state.read<RunManifest>(state.manifestKey(s.runId));
-      // One at a time, not push(...): a manifest may hold more files than a call takes arguments.
-      for (const page of old?.value.pages ?? []) if (s.pages.includes(page.page)) for (const f of page.files) files.push(f.key);
-    }
-    journal = { supersede: [...supersede], files };
+    journal = { supersede: [...supersede], files: await supersededFiles(state, supersede) };
     // Written once, for the same reason as the manifest: the first list is the complete one.
     if (!(await state.write(state.replacementKey(runId), journal, { ifNoneMatch: true }))) {
       journal = (await state.read<Replacement>(state.replacementKey(runId)))!.value;
@@ -190,10 +202,7 @@ export async function finishCommit(deps: LakeDeps, state: TableState, runId: str
     if (!published) await publish(deps, state, runId, manifest.pages);
   }
   await replaceSuperseded(deps, state, runId, pendingRun.value.supersede);
-  // run.json last: while it exists, the next plan knows this run still needs finishing.
-  const leftovers = await deps.store.list(state.pendingPrefix(runId));
-  await deps.store.delete(leftovers.filter((k) => k !== state.pendingRunKey(runId)));
-  await deps.store.delete([state.pendingRunKey(runId)]);
+  await clearPending(deps, state, runId);
   return manifest;
 }
 
@@ -221,19 +230,11 @@ export async function finishCompaction(deps: LakeDeps, state: TableState, runId:
   }
   // The old files are listed before any old manifest goes, and once: the first list is complete.
   if (!(await state.read<Retired>(state.retiredKey(runId)))) {
-    const files: string[] = [];
-    for (const s of pending.value.supersede) {
-      const old = await state.read<RunManifest>(state.manifestKey(s.runId));
-      // One at a time, not push(...): a manifest may hold more files than a call takes arguments.
-      for (const page of old?.value.pages ?? []) if (s.pages.includes(page.page)) for (const f of page.files) files.push(f.key);
-    }
-    const retired: Retired = { files, retiredAt: now.toISOString() };
+    const retired: Retired = { files: await supersededFiles(state, pending.value.supersede), retiredAt: now.toISOString() };
     await state.write(state.retiredKey(runId), retired, { ifNoneMatch: true });
   }
   await deps.store.delete(pending.value.supersede.filter((s) => s.runId !== runId).map((s) => state.manifestKey(s.runId)));
-  const leftovers = await deps.store.list(state.pendingPrefix(runId));
-  await deps.store.delete(leftovers.filter((k) => k !== state.pendingRunKey(runId)));
-  await deps.store.delete([state.pendingRunKey(runId)]);
+  await clearPending(deps, state, runId);
 }
 
 /** `work` again after a transient store fault, up to three attempts with backoff (idempotent work only). */
