@@ -72,8 +72,15 @@ export class CopyOut implements Submittable {
         this.detach(chunk.subarray(pos));
         return;
       }
+      if (this.headerHave === 0 && pos + 5 <= end) {
+        // The whole header in this chunk (all but one message in thousands): read in place.
+        this.code = chunk[pos];
+        this.bodyLeft = ((chunk[pos + 1] << 24) | (chunk[pos + 2] << 16) | (chunk[pos + 3] << 8) | chunk[pos + 4]) - 4;
+        pos += 5;
+        continue;
+      }
       const n = Math.min(5 - this.headerHave, end - pos);
-      chunk.copy(this.header, this.headerHave, pos, pos + n);
+      for (let i = 0; i < n; i++) this.header[this.headerHave + i] = chunk[pos + i];
       this.headerHave += n;
       pos += n;
       if (this.headerHave === 5) {
