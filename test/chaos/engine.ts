@@ -13,7 +13,6 @@ import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
 import type { ObjectStore } from '../../lambdas/core/ports.ts';
 import type { RunOutcome } from '../../bin/local/run-export.ts';
 import type { RunRequest } from '../../lambdas/core/protocol/run-model.ts';
-import type { Watermark } from '../../lambdas/core/protocol/table-state.ts';
 import type { ChildInput } from './chaos-child.ts';
 import {
   LakeReader, checkDuplicates, checkInvented, checkLost, indexAudit, lifetimes, versionKey,
@@ -210,8 +209,8 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
       committedIds.add(m.runId);
       windows.set(m.runId, { kind: m.kind, window: m.window });
     }
-    const watermark = await reader.state.read<Watermark>(reader.state.watermarkKey());
-    if (watermark) committedIds.add(watermark.value.runId);
+    const watermark = await reader.state.watermark();
+    if (watermark) committedIds.add(watermark.runId);
   };
 
   /**
@@ -226,11 +225,11 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
     const audit = indexAudit(await readAudit(main));
     // A run that failed after its commit point has published its files but not yet removed the
     // pages it replaces: until the next plan rolls it forward both are visible (noted, judged at the end).
-    const watermark = await reader.state.read<Watermark>(reader.state.watermarkKey());
-    const rollForward = watermark && (await reader.state.store.get(reader.state.pendingRunKey(watermark.value.runId))) !== null;
+    const watermark = await reader.state.watermark();
+    const rollForward = watermark && (await reader.state.store.get(reader.state.pendingRunKey(watermark.runId))) !== null;
     const twice = checkDuplicates(rows, `${label}, committed files`);
     if (rollForward && twice.length) {
-      transcript.push(`    (checkpoint ${label}: run ${watermark.value.runId} is committed but not finished, roll-forward pending: ${twice[0].message})`);
+      transcript.push(`    (checkpoint ${label}: run ${watermark.runId} is committed but not finished, roll-forward pending: ${twice[0].message})`);
       rollForwardDuplicates++;
     } else violations.push(...twice);
     violations.push(...checkInvented(rows, audit, `${label}, committed files`));

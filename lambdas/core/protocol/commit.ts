@@ -115,18 +115,18 @@ export async function commitTableStep(deps: ExportDeps, task: TableTask, deadlin
   const state = new TableState(deps.store, deps.config.lake.prefix, task.table);
   try {
     // Read once: its etag guards the commit-point write, whatever happens in between.
-    const current = await state.read<Watermark>(state.watermarkKey());
+    const current = await state.watermarkObject();
     // The same input delivered again (the first answer was lost): already committed.
-    if (current?.value.runId === task.runId) return await committedAlready(deps, state, task, current.value);
+    if (current?.value?.runId === task.runId) return await committedAlready(deps, state, task, current.value);
     return await commitRun(deps, state, task, current, deadline);
   } catch (error) {
     // The same input delivered twice at once: the other copy committed this very run while this
     // one worked (its lease then gone, the watermark moved under it, or the journals it counts
     // already cleared). Committed, then; any other error stands.
-    const now = await state.read<Watermark>(state.watermarkKey()).catch(() => null);
-    if (now && now.value.runId !== task.runId && await compactedAway(state, task.runId)) return resultOf(task, now.value.cursor, []);
-    if (now?.value.runId !== task.runId) throw error;
-    return committedAlready(deps, state, task, now.value);
+    const now = await state.watermark().catch(() => null);
+    if (now && now.runId !== task.runId && await compactedAway(state, task.runId)) return resultOf(task, now.cursor, []);
+    if (now?.runId !== task.runId) throw error;
+    return committedAlready(deps, state, task, now);
   }
 }
 
@@ -159,7 +159,7 @@ async function committedAlready(deps: ExportDeps, state: TableState, task: Table
   return resultOf(task, watermark.cursor, manifest.pages);
 }
 
-async function commitRun(deps: ExportDeps, state: TableState, task: TableTask, current: { value: Watermark; etag: string } | null, deadline: number): Promise<CommitResult | TableTask> {
+async function commitRun(deps: ExportDeps, state: TableState, task: TableTask, current: { value: Watermark | null; etag: string } | null, deadline: number): Promise<CommitResult | TableTask> {
   await renewLease(deps, state, task);
   const shape = await describeTableShape(deps.source, findTable(deps.config, task.table), deps.config);
   if (shape.fingerprint !== task.fingerprint) {
@@ -178,12 +178,13 @@ async function commitRun(deps: ExportDeps, state: TableState, task: TableTask, c
   // Fencing: the watermark must still be the one this run's window was planned from.
   const planned = await state.read<PendingRun>(state.pendingRunKey(task.runId));
   if (!planned) throw new WindowConflictError(`${task.display}: run ${task.runId} has no pending run any more (another run removed it); nothing published`);
-  if ((current?.value.runId ?? null) !== (planned.value.basedOn ?? null)) {
-    throw new WindowConflictError(`${task.display}: the watermark moved from run ${planned.value.basedOn ?? '(none)'} to ${current?.value.runId} while run ${task.runId} exported; nothing published`);
+  const base = current?.value ?? null;
+  if ((base?.runId ?? null) !== (planned.value.basedOn ?? null)) {
+    throw new WindowConflictError(`${task.display}: the watermark moved from run ${planned.value.basedOn ?? '(none)'} to ${base?.runId ?? '(none)'} while run ${task.runId} exported; nothing published`);
   }
-  const cursor = task.kind === 'window' ? current?.value.cursor ?? task.window.to : task.window.to;
-  if (current && task.kind !== 'full' && cursor < current.value.cursor) {
-    throw new StateError(`${task.display}: watermark would move back from ${current.value.cursor} to ${cursor}`);
+  const cursor = task.kind === 'window' ? base?.cursor ?? task.window.to : task.window.to;
+  if (base && task.kind !== 'full' && cursor < base.cursor) {
+    throw new StateError(`${task.display}: watermark would move back from ${base.cursor} to ${cursor}`);
   }
   if (!progress.checked) await runChecks(deps, shape, task);
   // Columns dropped from an incremental table stay declared, so older files keep them readable;
@@ -224,6 +225,7 @@ async function commitRun(deps: ExportDeps, state: TableState, task: TableTask, c
   const committedAt = new Date().toISOString();
   // The zone the cursor's wall clock was read in: the next run starts from the same wall time.
   const watermark: Watermark = { cursor, runId: task.runId, committedAt, cursorTimeZone: shape.table.config.cursorTimeZone };
+  // Over the object read at the start, a fence before any commit included (recovery.ts fenceWatermark).
   const written = current
     ? await state.write(state.watermarkKey(), watermark, { ifMatch: current.etag })
     : await state.write(state.watermarkKey(), watermark, { ifNoneMatch: true });

@@ -266,7 +266,8 @@ export async function compactTable(deps: LakeDeps, lakeTable: string, options: C
     // generation it replaced for the grace period), removed if not (a killed compaction too).
     await recover(deps, state, await state.watermark(), runId, undefined, clock());
     const retiredFilesDeleted = await deleteRetired(deps, state, clock());
-    const watermark = await state.read<Watermark>(state.watermarkKey());
+    const read = await state.watermarkObject();
+    const watermark = read?.value ? { value: read.value, etag: read.etag } : null;
     const schema = await state.read<LakeSchema>(state.schemaKey());
     if (!watermark || !schema) return skip('nothing committed yet', { retiredFilesDeleted });
     const live = recordedLocation(deps.config, schema.value, table);

@@ -3,7 +3,7 @@
 // All of it is idempotent: the next plan rolls a committed run forward or removes an uncommitted one.
 import { StateError, ThrottlingError, isTransientStoreError } from '../errors.ts';
 import type { LakeSchema } from '../ports.ts';
-import { TableState, type Lease, type PageEntry, type PendingRun, type Replacement, type RunManifest, type Supersede, type Watermark } from './table-state.ts';
+import { TableState, type Lease, type PageEntry, type PendingRun, type Replacement, type RunManifest, type Supersede, type Watermark, type WatermarkFence } from './table-state.ts';
 import { assertLeaseHeld, leaseHolder, releaseLease } from './lease.ts';
 import type { LakeDeps } from './run-model.ts';
 import { isAdoptableBackfill, unstagedFiles } from './adopt-backfill.ts';
@@ -21,7 +21,10 @@ export async function abandonRun(deps: LakeDeps, table: string, runId: string): 
   // Another run or execution holds the table now (one that adopted this run, too): leave its work alone.
   if (lease && leaseHolder(lease.value) !== runId) return;
   const run = lease?.value.runId ?? runId;
-  const watermark = await state.watermark();
+  // Fenced before anything is removed: this run's Commit may still be running (Step Functions
+  // stopped waiting for it, the task failed around it), and must not commit files removed here.
+  const committed = await state.watermark();
+  const watermark = committed?.runId === run ? committed : (await fenceWatermark(state, run)).watermark;
   if (watermark?.runId !== run) {
     if (await isAdoptableBackfill(state, run)) {
       // Files a commit published before it died go back to staging: nothing of an uncommitted run stays visible.
@@ -76,8 +79,7 @@ export async function recover(deps: LakeDeps, state: TableState, watermark: Wate
     await assertLeaseHeld(state, adopted ?? owner);
     if (!fenced && (!watermark || watermark.runId !== runId)) {
       // Before removing a run: the watermark as it is now, fenced (below).
-      watermark = await fenceWatermark(state);
-      fenced = true;
+      ({ watermark, fenced } = await fenceWatermark(state, runId));
     }
     if (watermark && watermark.runId === runId && await state.store.get(state.compactionKey(runId))) {
       // Not finishCommit: it would delete the replaced generation at once, under queries that
@@ -95,20 +97,27 @@ export async function recover(deps: LakeDeps, state: TableState, watermark: Wate
 
 
 /**
- * The watermark rewritten with only its fencedAt changed (If-Match), so that its etag changes: the Commit of a run
- * about to be removed may have stalled past its lease after reading the watermark (a paused
- * process, a write in flight), and its conditional write of the commit point must fail rather
- * than commit files removed here (breaker HG: 114 versions lost for good). A write that lost to
- * another is read again: that commit landed first, and the run it names is rolled forward.
- * A table without a watermark has nothing to fence (its first commit creates it).
+ * The watermark rewritten with only its fencedAt changed (If-Match), so that its etag changes: the
+ * Commit of `runId`, about to be removed, may have stalled past its lease after reading the
+ * watermark (a paused process, a write in flight, a Lambda still running after Step Functions
+ * gave up on it), and its conditional write of the commit point must fail rather than commit
+ * files removed here (breaker HG: 114 versions lost for good). A write that lost to another is
+ * read again: that commit landed first, and the run it names is rolled forward.
+ * Before a table's first commit there is no watermark to rewrite. If a Commit of the run has
+ * begun publishing (its pending schema is written first), a fence alone is created in the
+ * watermark's place (WatermarkFence), on which that Commit's create-once write then fails.
+ * Otherwise nothing is written: a Commit that has not got that far fails later by itself, at its
+ * lease check (released or taken) or at moving a staged file removed here.
+ * Returns the committed watermark (null: none) and whether anything was fenced.
  */
-async function fenceWatermark(state: TableState): Promise<Watermark | null> {
+async function fenceWatermark(state: TableState, runId: string): Promise<{ watermark: Watermark | null; fenced: boolean }> {
   for (;;) {
-    const current = await state.read<Watermark>(state.watermarkKey());
-    if (!current) return null;
+    const current = await state.watermarkObject();
+    if (!current && !(await state.store.get(state.pendingSchemaKey(runId)))) return { watermark: null, fenced: false };
     // S3's etag of a simple PUT is the MD5 of its body: the same body would keep the same etag.
-    const fenced: Watermark = { ...current.value, fencedAt: new Date().toISOString() };
-    if (await state.write(state.watermarkKey(), fenced, { ifMatch: current.etag })) return fenced;
+    const fencedAt = new Date().toISOString();
+    const fence: Watermark | WatermarkFence = current?.value ? { ...current.value, fencedAt } : { fencedAt };
+    if (await state.write(state.watermarkKey(), fence, current ? { ifMatch: current.etag } : { ifNoneMatch: true })) return { watermark: current?.value ?? null, fenced: true };
   }
 }
 

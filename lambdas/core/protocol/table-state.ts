@@ -31,6 +31,15 @@ export interface Watermark {
   readonly fencedAt?: string;
 }
 
+/**
+ * watermark.json before a table's first commit, once a recovery fenced it (protocol/recovery.ts
+ * fenceWatermark): no run, no cursor. Its etag is what a first Commit's write must match, so a
+ * first Commit that stalled past its lease cannot create the watermark over files removed since.
+ */
+export interface WatermarkFence {
+  readonly fencedAt: string;
+}
+
 export interface FileEntry {
   readonly key: string;
   /** Where it waits until commit, when not at stagedKey(run, key): each export invocation stages under its own folder. */
@@ -140,8 +149,22 @@ export class TableState {
     return this.store.put(key, `${JSON.stringify(value, null, 1)}\n`, options);
   }
 
+  /** The committed watermark (without the fence's time); null before the table's first commit. */
   async watermark(): Promise<Watermark | null> {
-    return (await this.read<Watermark>(this.watermarkKey()))?.value ?? null;
+    return (await this.watermarkObject())?.value ?? null;
+  }
+
+  /**
+   * watermark.json and its etag, for a write conditional on it: `value` is the committed
+   * watermark without the fence's time, null while the object holds only a fence (no run
+   * committed yet); null when there is no such object.
+   */
+  async watermarkObject(): Promise<{ value: Watermark | null; etag: string } | null> {
+    const stored = await this.read<Watermark | WatermarkFence>(this.watermarkKey());
+    if (!stored) return null;
+    if (!('runId' in stored.value)) return { value: null, etag: stored.etag };
+    const { fencedAt: _fence, ...watermark } = stored.value;
+    return { value: watermark, etag: stored.etag };
   }
 
   /** Run ids with a pending directory. */
