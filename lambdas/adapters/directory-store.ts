@@ -237,6 +237,19 @@ export class DirectoryStore implements ObjectStore {
     return true;
   }
 
+  async deleteIf(key: string, etag: string): Promise<boolean> {
+    if ((await this.get(key))?.etag !== etag) return false;
+    const target = this.file(key);
+    // Compared and removed under the lock a conditional put takes, so a put cannot land between.
+    const deleted = await this.withLock(target, async () => {
+      if ((await this.get(key))?.etag !== etag) return false;
+      await fs.rm(target, { force: true });
+      return true;
+    });
+    if (deleted) await this.delete([key]); // prunes the emptied folders
+    return deleted;
+  }
+
   async delete(keys: readonly string[]): Promise<void> {
     const dirs = new Set<string>();
     for (const key of keys) {

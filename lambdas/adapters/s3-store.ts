@@ -202,6 +202,17 @@ export class S3Store implements ObjectStore {
     return true;
   }
 
+  async deleteIf(key: string, etag: string): Promise<boolean> {
+    try {
+      await this.send(`DELETE ${key}`, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key, IfMatch: `"${etag}"` })));
+      return true;
+    } catch (error) {
+      // 412: the object changed; 404 (or 409, a delete or put racing this one): it is gone or going.
+      if (isPreconditionFailure(error) || isNotFound(error)) return false;
+      throw error;
+    }
+  }
+
   async delete(keys: readonly string[]): Promise<void> {
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);

@@ -45,6 +45,11 @@ export interface ObjectStore {
   /** Deleting a missing key is not an error. */
   delete(keys: readonly string[]): Promise<void>;
   /**
+   * Delete `key` only while its etag is `etag` (S3: DeleteObject with If-Match); false, deleting
+   * nothing, when the object changed since it was read or is gone.
+   */
+  deleteIf(key: string, etag: string): Promise<boolean>;
+  /**
    * Move an object (S3: copy then delete). Repeatable: when `from` is gone and `to` exists the
    * move already happened and this returns false; when both are gone it throws.
    */

@@ -87,6 +87,7 @@ function faultyStore(inner: ObjectStore, faults: RunFaults): ObjectStore {
     get: (key: string) => around(`get ${key}`, [key], () => inner.get(key)),
     list: (prefix: string) => around(`list ${prefix}`, [], () => inner.list(prefix)),
     delete: (keys: readonly string[]) => around(`delete ${keys.length} keys${keys.length ? ` (${keys[0]}${keys.length > 1 ? ', …' : ''})` : ''}`, keys, () => inner.delete(keys)),
+    deleteIf: (key: string, etag: string) => around(`delete ${key} ifMatch`, [key], () => inner.deleteIf(key, etag)),
     move: (from: string, to: string) => around(`move ${from} → ${to}`, [from, to], () => inner.move(from, to)),
     // Streamed files (multipart on S3, a temporary file renamed locally): each part and the
     // completion are steps a kill or a fault can hit; an abort is the writer's own clean-up.

@@ -39,6 +39,7 @@ function killing(inner: DirectoryStore): ObjectStore {
   store.put = (key, body, options) => mutation(() => inner.put(key, body, options));
   store.move = (from, to) => mutation(() => inner.move(from, to), true);
   store.delete = (keys) => mutation(() => inner.delete(keys));
+  store.deleteIf = (key, etag) => mutation(() => inner.deleteIf(key, etag));
   store.openWrite = (key) => {
     const write = inner.openWrite(key);
     return { ...write, complete: () => mutation(() => write.complete()) };

@@ -102,6 +102,7 @@ function mortalStore(inner: ObjectStore, after: number): ObjectStore {
       }
       return inner.delete(keys);
     },
+    async deleteIf(key, etag) { write(); return inner.deleteIf(key, etag); },
     async move(from, to) { write(); return inner.move(from, to); },
   };
 }

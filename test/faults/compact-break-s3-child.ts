@@ -50,6 +50,10 @@ function crashingStore(inner: S3Store, point: S3CrashPoint): ObjectStore {
       if (point === 'before-release' && keys.some((k) => k.endsWith('/lease.json'))) die();
       return inner.delete(keys);
     },
+    async deleteIf(key, etag) {
+      if (point === 'before-release' && key.endsWith('/lease.json')) die();
+      return inner.deleteIf(key, etag);
+    },
     move: (from, to) => inner.move(from, to),
   };
 }

@@ -41,6 +41,10 @@ function crashingStore(inner: DirectoryStore, point: CrashPoint): ObjectStore {
       if (point === 'before-release' && keys.some((k) => k.endsWith('/lease.json'))) die();
       return inner.delete(keys);
     },
+    async deleteIf(key, etag) {
+      if (point === 'before-release' && key.endsWith('/lease.json')) die();
+      return inner.deleteIf(key, etag);
+    },
     move: (from, to) => inner.move(from, to),
     sweepAbandonedWrites: (prefix) => inner.sweepAbandonedWrites(prefix),
   };

@@ -65,6 +65,7 @@ function crashingStore(inner: ObjectStore, point: CrashPoint): ObjectStore {
       }
       return inner.delete(keys);
     },
+    deleteIf: (key, etag) => inner.deleteIf(key, etag),
     async move(from, to) {
       if (point === 'before-publish') die();
       const moved = await inner.move(from, to);

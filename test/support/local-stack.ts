@@ -81,6 +81,7 @@ export function faultyStore(inner: ObjectStore, overrides: Partial<Omit<ObjectSt
     get: (key) => inner.get(key),
     list: (prefix) => inner.list(prefix),
     delete: (keys) => inner.delete(keys),
+    deleteIf: (key, etag) => inner.deleteIf(key, etag),
     move: (from, to) => inner.move(from, to),
     ...overrides,
   };

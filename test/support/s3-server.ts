@@ -3,7 +3,8 @@
 // create-only put succeeds and overwrites), so without this every fence the protocol builds on
 // them — the lease, the watermark, journals and manifests written once — would go untested on
 // an S3 lake. The proxy serialises writes per key and answers 412 PreconditionFailed as S3 does:
-// If-None-Match: * when the key exists, If-Match: <etag> when it is missing or its ETag differs.
+// If-None-Match: * when the key exists, If-Match: <etag> when it is missing or its ETag differs
+// (on PutObject, and on DeleteObject: a conditional delete).
 // Every client (the test process and the children it kills) goes through the one proxy, so the
 // check and the write are atomic for all of them. Other requests pass through unchanged.
 import { startFauxqs } from 'fauxqs';
@@ -63,7 +64,8 @@ export async function startS3Server(): Promise<LocalS3Server> {
       const ifNoneMatch = req.headers['if-none-match'];
       const ifMatch = req.headers['if-match'];
       // A PutObject (not a part upload) with a condition: checked and written under the key's lock.
-      const conditional = req.method === 'PUT' && !url.searchParams.has('uploadId') && !req.headers['x-amz-copy-source'] && (ifNoneMatch !== undefined || ifMatch !== undefined);
+      const conditional = (req.method === 'PUT' && !url.searchParams.has('uploadId') && !req.headers['x-amz-copy-source'] && (ifNoneMatch !== undefined || ifMatch !== undefined))
+        || (req.method === 'DELETE' && ifMatch !== undefined);
       // Every write of an object waits for a conditional one on the same key (and the reverse).
       const writes = (req.method === 'PUT' && !url.searchParams.has('uploadId')) || req.method === 'DELETE';
       const work = writes

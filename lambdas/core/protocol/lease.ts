@@ -43,11 +43,15 @@ export async function renewLease(deps: LakeDeps, state: TableState, task: TableT
   }
 }
 
-/** Give the lease back if `holder` holds it — a run, or the execution that adopted one (after commit, or after the table failed). */
+/**
+ * Give the lease back if `holder` holds it — a run, or the execution that adopted one (after
+ * commit, or after the table failed). Only the lease as read is deleted (If-Match): a lapsed
+ * lease taken over between the read and the delete stays its new holder's.
+ */
 export async function releaseLease(deps: LakeDeps, table: string, holder: string): Promise<void> {
   const state = new TableState(deps.store, deps.config.lake.prefix, table);
   const current = await state.read<Lease>(state.leaseKey());
-  if (current && leaseHolder(current.value) === holder) await deps.store.delete([state.leaseKey()]);
+  if (current && leaseHolder(current.value) === holder) await deps.store.deleteIf(state.leaseKey(), current.etag);
 }
 
 /** Throws unless `runId` still holds the table's lease (a takeover may have taken it). */
