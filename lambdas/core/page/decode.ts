@@ -99,7 +99,7 @@ function validityOf(len: Int32Array, rows: Int32Array, n: number, stride: number
   return { bitmap, nullCount: nulls };
 }
 
-function readI32(buf: Buffer, p: number): number {
+export function readI32(buf: Buffer, p: number): number {
   return (buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3];
 }
 
@@ -124,9 +124,31 @@ function swap32(s: FieldSlots, field: number, rows: Int32Array, n: number, out: 
 }
 
 /** A value that cannot be stored exactly: the error names table.column, the value and the row's key. */
-function valueError(ctx: ColumnContext, row: number, value: string, why: string, column?: string): ValueError {
+export function valueError(ctx: ColumnContext, row: number, value: string, why: string, column?: string): ValueError {
   return new ValueError(`${ctx.where}: value ${value} ${why} (${column ? `${column}; ` : ''}row ${ctx.rowKey(row)})`);
 }
+
+/**
+ * A timestamp as Postgres sends it (µs since 2000: big-endian words `hi`, `lo` >>> 0) into
+ * out[o], out[o + 1] as µs since 1970, little-endian words; ±infinity become DuckDB's own
+ * ±infinity sentinels (±(2^63 − 1)), so nothing is clamped. False when it does not fit.
+ */
+export function timestampWords(hi: number, lo: number, out: Uint32Array, o: number): boolean {
+  if (hi === 0x7fffffff && lo === 0xffffffff) { out[o] = 0xffffffff; out[o + 1] = 0x7fffffff; return true; }
+  if (hi === -0x80000000 && lo === 0) { out[o] = 1; out[o + 1] = 0x80000000; return true; }
+  // µs since 2000 → µs since 1970: a 64-bit add on two words.
+  let sumLo = lo + PG_EPOCH_MICROS_LO;
+  let carry = 0;
+  if (sumLo >= TWO_32) { sumLo -= TWO_32; carry = 1; }
+  const sumHi = hi + PG_EPOCH_MICROS_HI + carry;
+  // 0x7fffffff:ffffffff is +infinity's sentinel, so the last storable µs is one before it.
+  if (sumHi > 0x7fffffff || (sumHi === 0x7fffffff && sumLo === 0xffffffff)) return false;
+  out[o] = sumLo;
+  out[o + 1] = sumHi >>> 0;
+  return true;
+}
+
+export const TIMESTAMP_RANGE = "does not fit Parquet's µs since 1970 (timestamps end at 294247-01-10 04:00:54.775806)";
 
 function decodeTimestamps(type: LakeType, s: FieldSlots, field: number, rows: Int32Array, n: number, out: Uint32Array, ctx: ColumnContext): void {
   const { buf, fieldPos, fieldLen, stride } = s;
@@ -134,37 +156,23 @@ function decodeTimestamps(type: LakeType, s: FieldSlots, field: number, rows: In
     const k = rows[i] * stride + field;
     if (fieldLen[k] < 0) continue;
     const p = fieldPos[k];
-    const hi = readI32(buf, p);
-    const lo = readI32(buf, p + 4) >>> 0;
-    const o = 2 * i;
-    // ±infinity become DuckDB's own ±infinity sentinels (±(2^63 − 1)), so nothing is clamped.
-    if (hi === 0x7fffffff && lo === 0xffffffff) { out[o] = 0xffffffff; out[o + 1] = 0x7fffffff; continue; }
-    if (hi === -0x80000000 && lo === 0) { out[o] = 1; out[o + 1] = 0x80000000; continue; }
-    // µs since 2000 → µs since 1970: a 64-bit add on two words.
-    let sumLo = lo + PG_EPOCH_MICROS_LO;
-    let carry = 0;
-    if (sumLo >= TWO_32) { sumLo -= TWO_32; carry = 1; }
-    const sumHi = hi + PG_EPOCH_MICROS_HI + carry;
-    // 0x7fffffff:ffffffff is +infinity's sentinel, so the last storable µs is one before it.
-    if (sumHi > 0x7fffffff || (sumHi === 0x7fffffff && sumLo === 0xffffffff)) {
-      throw valueError(ctx, rows[i], fieldText(type, buf, p, 8), "does not fit Parquet's µs since 1970 (timestamps end at 294247-01-10 04:00:54.775806)");
-    }
-    out[o] = sumLo;
-    out[o + 1] = sumHi >>> 0;
+    if (!timestampWords(readI32(buf, p), readI32(buf, p + 4) >>> 0, out, 2 * i)) throw valueError(ctx, rows[i], fieldText(type, buf, p, 8), TIMESTAMP_RANGE);
   }
 }
 
 /** date: days since 2000 → days since 1970; ±infinity → DuckDB's ±(2^31 − 1). */
+export function dateDays(v: number): number {
+  if (v === 0x7fffffff) return 0x7fffffff;
+  if (v === -0x80000000) return -0x7fffffff;
+  // Postgres's last date (5874897-12-31) is day 2,145,042,906 since 1970: no overflow.
+  return v + PG_EPOCH_DAYS;
+}
+
 function decodeDates(s: FieldSlots, field: number, rows: Int32Array, n: number, out: Int32Array): void {
   const { buf, fieldPos, fieldLen, stride } = s;
   for (let i = 0; i < n; i++) {
     const k = rows[i] * stride + field;
-    if (fieldLen[k] < 0) continue;
-    const v = readI32(buf, fieldPos[k]);
-    if (v === 0x7fffffff) { out[i] = 0x7fffffff; continue; }
-    if (v === -0x80000000) { out[i] = -0x7fffffff; continue; }
-    // Postgres's last date (5874897-12-31) is day 2,145,042,906 since 1970: no overflow.
-    out[i] = v + PG_EPOCH_DAYS;
+    if (fieldLen[k] >= 0) out[i] = dateDays(readI32(buf, fieldPos[k]));
   }
 }
 

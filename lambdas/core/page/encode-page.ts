@@ -3,9 +3,10 @@
 // says so (the window or the invocation ends), when a file reaches its target size, or when the
 // rows its open files still hold in memory would exceed a row group.
 import * as arrow from 'apache-arrow';
-import { Arena, arrowTypeOf, decodeColumn } from './decode.ts';
+import { Arena, arrowTypeOf, decodeColumn, type FieldSlots } from './decode.ts';
+import { PageScratch, decodableWhole, decodeWholePage, sliceColumns, type DecodedPage } from './decode-page.ts';
 import { META_DELETED } from './page-layout.ts';
-import type { FramedPage } from './copy-binary.ts';
+import { FrameScratch, frameCopyBinary, type FramedPage } from './copy-binary.ts';
 import { ConfigError, ValueError } from '../errors.ts';
 import { hashColumn } from './pii-hash.ts';
 import { dayFromEpochDays, partitionStartDay, type PartitionDay } from '../lake/keys.ts';
@@ -18,17 +19,25 @@ import { META_EXPORTED_AT, META_RUN_ID, columnWhere, describeKey, rowKeyText, ty
 const PG_EPOCH_DAYS = 10957;
 const MICROS_PER_DAY = 86_400_000_000;
 
+/** A page's rows as framed (FramedPage) or decoded whole (DecodedPage): where each tuple starts. */
+interface PageRows {
+  readonly buf: Buffer;
+  readonly rowCount: number;
+  readonly rowStarts: Int32Array;
+}
+
 /**
  * Partition day of every row, grouped: rows of one day keep their keyset order. Pages are read
  * in cursor order, so runs of one day are long: a row on the same day as the one before costs
- * one comparison.
+ * one comparison. `partition`: where row r's partition value is (slot r · stride + `slot`).
  */
-function groupByDay(layout: PageLayout, page: FramedPage, runDay: number): [number, Int32Array][] {
-  const { buf, rowCount, fieldPos, fieldLen, fieldCount } = page;
-  const field = layout.partitionField;
-  if (field < 0) return [[runDay, identity(rowCount)]];
-  const type = layout.columns[field].lakeType;
-  const where = columnWhere(layout.table, layout.columns[field].name);
+function groupByDay(layout: PageLayout, page: PageRows, partition: FieldSlots, slot: number, runDay: number): [number, Int32Array][] {
+  const { buf, rowCount } = page;
+  const { fieldPos, fieldLen, stride: fieldCount } = partition;
+  if (layout.partitionField < 0) return [[runDay, identity(rowCount)]];
+  const field = slot;
+  const type = layout.columns[layout.partitionField].lakeType;
+  const where = columnWhere(layout.table, layout.columns[layout.partitionField].name);
   const days = new Int32Array(rowCount);
   const counts = new Map<number, number>();
   let lastDay = Number.NaN;
@@ -102,18 +111,48 @@ function identity(n: number): Int32Array {
 // the file's append has encoded it).
 const arena = new Arena(8 << 20);
 
-function decodeRows(layout: PageLayout, page: FramedPage, rows: Int32Array, hashSalt: string | undefined): arrow.Data[] {
+// Framing arrays, and the buffers of a page decoded whole; reused page after page likewise.
+const frameScratch = new FrameScratch();
+const pageScratch = new PageScratch();
+
+/** Where column `field`'s values come from, for the error a value that cannot be stored raises. */
+function columnContext(layout: PageLayout, field: number, buf: Buffer, rowStarts: Int32Array) {
+  return {
+    where: columnWhere(layout.table, layout.columns[field].name),
+    rowKey: (row: number) => describeKey(layout, rowKeyText(layout, buf, rowStarts[row])),
+  };
+}
+
+/** The columns of `rows` (any of the page's rows, in any order) gathered from a framed page. */
+function decodeRows(layout: PageLayout, page: FramedPage, rows: Int32Array): arrow.Data[] {
   arena.reset();
   const slots = { buf: page.buf, fieldPos: page.fieldPos, fieldLen: page.fieldLen, stride: page.fieldCount };
-  return layout.columns.map((c, f) => {
-    const data = decodeColumn(c.lakeType, slots, f, rows, rows.length, {
-      where: columnWhere(layout.table, c.name),
-      rowKey: (row) => describeKey(layout, rowKeyText(layout, page.buf, page.rowStarts[row])),
-    }, arena);
+  return layout.columns.map((c, f) => decodeColumn(c.lakeType, slots, f, rows, rows.length, columnContext(layout, f, page.buf, page.rowStarts), arena));
+}
+
+/** columns.hash: the hashed columns' values replaced by their salted hashes. */
+function hashColumns(layout: PageLayout, columns: arrow.Data[], hashSalt: string | undefined): arrow.Data[] {
+  return columns.map((data, f) => {
+    const c = layout.columns[f];
     if (!c.hashed) return data;
     if (!hashSalt) throw new ConfigError(`${columnWhere(layout.table, c.name)}: columns.hash needs a salt (LAKE_HASH_SALT, or source.hashSaltSecretArn when deployed)`);
     return hashColumn(data, hashSalt);
   });
+}
+
+/** Whether rows are one run (r, r + 1, …): a range of a page decoded whole. */
+function contiguous(rows: Int32Array): boolean {
+  return rows.length === 0 || rows[rows.length - 1] - rows[0] === rows.length - 1;
+}
+
+/**
+ * Whether the layout's pages are decoded whole (decode-page.ts) rather than framed and gathered:
+ * its rows of one partition are then one run of the page, because the partition column is the
+ * cursor (pages come in cursor order) or there is none. Arrays are gathered.
+ */
+function decodesWhole(layout: PageLayout): boolean {
+  const partitionIsCursor = layout.partitionField < 0 || (layout.cursorFirst && layout.keyFields[0] === layout.partitionField);
+  return partitionIsCursor && decodableWhole(layout.columns.map((c) => c.lakeType));
 }
 
 let metaCache: { key: string; at: BigInt64Array; offsets: Int32Array; data: Uint8Array } | null = null;
@@ -189,17 +228,25 @@ export class ChunkWriter {
   private readonly settings: ChunkSettings;
   /** Salt of columns.hash, given once per session; never logged. */
   private readonly hashSalt: string | undefined;
+  /** Whether pages are decoded whole rather than framed and gathered (decodesWhole). */
+  private readonly wholePages: boolean;
 
   constructor(layout: PageLayout, stamp: RunStamp, settings: ChunkSettings, hashSalt?: string) {
     this.layout = layout;
+    this.wholePages = decodesWhole(layout);
     this.stamp = stamp;
     this.settings = settings;
     this.hashSalt = hashSalt;
   }
 
-  /** Decode one page into the chunk's files; `close`: the chunk ends with this page. */
-  async append(page: FramedPage, close: boolean): Promise<AppendedPage> {
+  /** Decode one page (a complete binary COPY stream) into the chunk's files; `close`: the chunk ends with this page. */
+  async append(copy: Buffer, close: boolean): Promise<AppendedPage> {
     const layout = this.layout;
+    const whole = this.wholePages
+      ? decodeWholePage(copy, layout.columns.map((c) => c.lakeType), layout.partitionField, (f, rowStarts) => columnContext(layout, f, copy, rowStarts), pageScratch)
+      : null;
+    let framed = whole ? null : frameCopyBinary(copy, layout.columns.length, frameScratch);
+    const page: PageRows = whole ?? framed!;
     if (page.rowCount === 0) {
       const parts: FilePart[] = [];
       const closed = close ? await this.close(parts) : null;
@@ -208,7 +255,12 @@ export class ChunkWriter {
     const schema = arrowSchema(layout);
     const types = lakeTypes(layout);
     const runDay = Number(BigInt(this.stamp.exportedAtMicros) / 86_400_000_000n);
-    const groups = groupByDay(layout, page, runDay);
+    const partition: FieldSlots = whole
+      ? { buf: copy, fieldPos: whole.partitionPos, fieldLen: whole.partitionLen, stride: 1 }
+      : { buf: copy, fieldPos: framed!.fieldPos, fieldLen: framed!.fieldLen, stride: framed!.fieldCount };
+    const groups = groupByDay(layout, page, partition, whole ? 0 : layout.partitionField, runDay);
+    // A day's rows not in one run of the page (should the partition not follow the page order): gathered.
+    if (whole && !groups.every(([, rows]) => contiguous(rows))) framed = frameCopyBinary(copy, layout.columns.length, frameScratch);
     const parts: FilePart[] = [];
     // A day this page has no rows for is usually done (pages come in cursor order, and the cursor
     // partitions by default): its file is finished now rather than held open, with its row group
@@ -217,7 +269,8 @@ export class ChunkWriter {
     const finished: number[] = [];
     for (const day of [...this.files.keys()]) if (!touched.has(day)) finished.push(await this.finishEarly(day, parts));
     for (const [day, rows] of groups) {
-      const children = [...decodeRows(layout, page, rows, this.hashSalt), ...metaColumns(this.stamp, rows.length)];
+      const columns = framed ? decodeRows(layout, framed, rows) : sliceColumns(whole as DecodedPage, rows[0], rows[0] + rows.length);
+      const children = [...hashColumns(layout, columns, this.hashSalt), ...metaColumns(this.stamp, rows.length)];
       const struct = arrow.makeData({ type: new arrow.Struct(schema.fields), length: rows.length, nullCount: 0, children });
       const table = new arrow.Table(schema, new arrow.RecordBatch(schema, struct));
       let open = this.files.get(day);

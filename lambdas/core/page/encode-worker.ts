@@ -18,7 +18,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { FrameScratch, fieldOffset, frameCopyBinary, scanCopyBinary } from './copy-binary.ts';
+import { fieldOffset, scanCopyBinary } from './copy-binary.ts';
 import { ExportError, StateError, reviveError } from '../errors.ts';
 import { rowKeyText, type AppendedPage, type ChunkSettings, type PageLayout, type RunStamp } from './page-layout.ts';
 import type { ChunkWriter } from './encode-page.ts';
@@ -87,8 +87,6 @@ export interface PageEncoderOptions {
 
 // ---------------------------------------------------------------- inline
 
-const scratch = new FrameScratch();
-
 /** The open chunks of this thread, by session (several tables may export at once), with their field count. */
 const writers = new Map<number, { readonly writer: ChunkWriter; readonly fields: number }>();
 
@@ -102,7 +100,7 @@ async function appendInline(session: number, open: ChunkSessionOpen | undefined,
     writers.set(session, chunk);
   }
   try {
-    return await chunk.writer.append(frameCopyBinary(copy, chunk.fields, scratch), close);
+    return await chunk.writer.append(copy, close);
   } catch (error) {
     await endInline(session);
     throw error;
