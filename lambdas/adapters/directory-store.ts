@@ -246,7 +246,9 @@ export class DirectoryStore implements ObjectStore {
       await fs.rm(target, { force: true });
       return true;
     });
-    if (deleted) await this.delete([key]); // prunes the emptied folders
+    // Only the folders are pruned after: the key may hold a new object already (breaker HI: a
+    // second, unconditional delete here removed a lease created in between).
+    if (deleted) await this.pruneFolders([path.dirname(target)]);
     return deleted;
   }
 
@@ -257,11 +259,18 @@ export class DirectoryStore implements ObjectStore {
       await fs.rm(file, { force: true });
       dirs.add(path.dirname(file));
     }
-    // Empty folders are pruned, as S3 has no folders to leave behind. A temporary file a killed
-    // writer left (put writes `<key>.<uuid>.tmp`, then renames) goes too once it is older than
-    // any live write can be, so a folder the protocol emptied does not stay for it.
+    await this.pruneFolders(dirs);
+  }
+
+  /**
+   * Empty folders are pruned, as S3 has no folders to leave behind. A temporary file a killed
+   * writer left (put writes `<key>.<uuid>.tmp`, then renames) goes too once it is older than
+   * any live write can be, so a folder the protocol emptied does not stay for it.
+   */
+  private async pruneFolders(folders: Iterable<string>): Promise<void> {
+    const dirs = [...folders];
     for (const dir of dirs) await removeAbandonedTemps(dir);
-    for (let dir of [...dirs].sort().reverse()) {
+    for (let dir of dirs.sort().reverse()) {
       while (dir.startsWith(this.root) && dir.length > this.root.length) {
         try {
           await fs.rmdir(dir);

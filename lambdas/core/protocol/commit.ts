@@ -210,9 +210,16 @@ async function commitRun(deps: ExportDeps, state: TableState, task: TableTask, c
   await state.write(state.pendingSchemaKey(task.runId), schema);
   // A row in a year the registered projection does not cover would be invisible to Athena, with
   // no error: widen it (on the last committed schema) before any such file is published.
+  // Written over the schema.json read above only (If-Match), with the lease checked just before: a
+  // Commit that stalled here while a compaction switched the table to a new generation must not
+  // send readers back to the old one (breaker HI). Glue follows; should this invocation die in
+  // between, the commit's switchReaders registers the run's schema, years included, anyway.
   if (previous && covered && (years.from < covered.from || years.to > covered.to)) {
+    await renewLease(deps, state, task);
+    if (!(await state.write(state.schemaKey(), { ...previous.value, years }, { ifMatch: previous.etag }))) {
+      throw new WindowConflictError(`${task.display}: the table's schema.json changed while run ${task.runId} committed (another run or a compaction moved the table on); nothing published`);
+    }
     await deps.registry?.register(state.lakeTable, { ...previous.value, years });
-    await state.write(state.schemaKey(), { ...previous.value, years });
   }
   // Publish, then commit: a crash in between leaves visible files of an uncommitted run, which
   // the next plan removes (they are journalled); the reverse order would commit unseen data.

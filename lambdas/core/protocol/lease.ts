@@ -54,6 +54,30 @@ export async function releaseLease(deps: LakeDeps, table: string, holder: string
   if (current && leaseHolder(current.value) === holder) await deps.store.deleteIf(state.leaseKey(), current.etag);
 }
 
+/** The holder a lease is withdrawn to while `holder`'s run is removed (withdrawLease). */
+export function withdrawnHolder(holder: string): string {
+  return `abandoning:${holder}`;
+}
+
+/**
+ * Take the lease from `holder`'s own tasks before its run is removed after the table failed: it
+ * is rewritten (If-Match) under withdrawnHolder(holder), so a task of the run still running (a
+ * Commit Step Functions stopped waiting for) fails its next lease check instead of publishing or
+ * committing while the run is removed. Returns the withdrawn lease's etag, to release it with;
+ * null when no lease is there or another execution holds it.
+ */
+export async function withdrawLease(deps: LakeDeps, state: TableState, holder: string): Promise<string | null> {
+  for (;;) {
+    const current = await state.read<Lease>(state.leaseKey());
+    if (!current) return null;
+    const by = leaseHolder(current.value);
+    if (by === withdrawnHolder(holder)) return current.etag;
+    if (by !== holder) return null;
+    const withdrawn: Lease = { runId: current.value.runId, holder: withdrawnHolder(holder), expiresAt: leaseUntil(deps) };
+    await state.write(state.leaseKey(), withdrawn, { ifMatch: current.etag });
+  }
+}
+
 /** Throws unless `runId` still holds the table's lease (a takeover may have taken it). */
 export async function assertLeaseHeld(state: TableState, runId: string): Promise<void> {
   const current = await state.read<Lease>(state.leaseKey());

@@ -4,7 +4,7 @@
 import { StateError, ThrottlingError, isTransientStoreError } from '../errors.ts';
 import type { LakeSchema } from '../ports.ts';
 import { TableState, type Lease, type PageEntry, type PendingRun, type Replacement, type RunManifest, type Supersede, type Watermark, type WatermarkFence } from './table-state.ts';
-import { assertLeaseHeld, leaseHolder, releaseLease } from './lease.ts';
+import { assertLeaseHeld, leaseHolder, withdrawLease, withdrawnHolder } from './lease.ts';
 import type { LakeDeps } from './run-model.ts';
 import { isAdoptableBackfill, unstagedFiles } from './adopt-backfill.ts';
 
@@ -18,11 +18,16 @@ import { isAdoptableBackfill, unstagedFiles } from './adopt-backfill.ts';
 export async function abandonRun(deps: LakeDeps, table: string, runId: string): Promise<void> {
   const state = new TableState(deps.store, deps.config.lake.prefix, table);
   const lease = await state.read<Lease>(state.leaseKey());
-  // Another run or execution holds the table now (one that adopted this run, too): leave its work alone.
-  if (lease && leaseHolder(lease.value) !== runId) return;
+  // Another run or execution holds the table now (one that adopted this run, too): leave its work
+  // alone. A lease already withdrawn for this run is an earlier attempt of this step's.
+  if (lease && leaseHolder(lease.value) !== runId && leaseHolder(lease.value) !== withdrawnHolder(runId)) return;
   const run = lease?.value.runId ?? runId;
-  // Fenced before anything is removed: this run's Commit may still be running (Step Functions
-  // stopped waiting for it, the task failed around it), and must not commit files removed here.
+  // This run's Commit may still be running (Step Functions stopped waiting for it, the task failed
+  // around it): the lease is taken from it first, so that it fails its next lease check, and the
+  // watermark is fenced before anything is removed, so that a Commit past its last check cannot
+  // commit files removed here (breaker HI: holding the lease to the end let it commit meanwhile).
+  const withdrawn = lease ? await withdrawLease(deps, state, runId) : null;
+  if (lease && withdrawn === null) return;
   const committed = await state.watermark();
   const watermark = committed?.runId === run ? committed : (await fenceWatermark(state, run)).watermark;
   if (watermark?.runId !== run) {
@@ -34,7 +39,7 @@ export async function abandonRun(deps: LakeDeps, table: string, runId: string): 
       deps.log?.('a failed backfill keeps its finished segments staged: the next run of the table continues it', { table: state.lakeTable, runId: run });
     } else await removeRun(deps, state, run);
   }
-  await releaseLease(deps, table, runId);
+  if (withdrawn !== null) await deps.store.deleteIf(state.leaseKey(), withdrawn);
 }
 
 async function removeRun(deps: LakeDeps, state: TableState, runId: string): Promise<void> {
@@ -44,8 +49,15 @@ async function removeRun(deps: LakeDeps, state: TableState, runId: string): Prom
   // Published keys too: a crash between publishing and the watermark leaves them visible.
   const published = pages.flatMap((p) => p.files.map((f) => f.key));
   deps.log?.('removing an unfinished run', { table: state.lakeTable, runId, files: published.length });
+  // Staged files first: a Commit of the run still publishing can then move nothing more, and what
+  // it moved before is among the published keys deleted next (breaker HI: moves landing between
+  // the two deletes stayed visible for good). The journals and run.json go last.
+  const pending = await deps.store.list(state.pendingPrefix(runId));
+  const dataPrefix = `${state.pendingPrefix(runId)}data/`;
+  await deps.store.delete(pending.filter((k) => k.startsWith(dataPrefix)));
   await deps.store.delete(published);
-  await deps.store.delete(await deps.store.list(state.pendingPrefix(runId)));
+  await deps.store.delete(pending.filter((k) => !k.startsWith(dataPrefix) && k !== state.pendingRunKey(runId)));
+  await deps.store.delete([state.pendingRunKey(runId)]);
 }
 
 /** Moves at once while publishing: an S3 move is a copy and a delete of ~20–50 ms each, and a prefix takes thousands of requests a second. */
