@@ -1,7 +1,7 @@
 // A lake in a local directory (`file:///abs/dir`): the demo, `query` and the tests' reference.
 // Writes go to a temporary file and are renamed into place, so a reader never sees half a file.
 import { createHash, randomUUID } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ObjectStore, PutOptions, StoredObject, StreamedWrite } from '../core/ports.ts';
@@ -10,10 +10,24 @@ function etagOf(body: Uint8Array): string {
   return createHash('md5').update(body).digest('hex');
 }
 
-/** A lock whose holder is alive is stale after this long (its section takes milliseconds). */
-const LOCK_STALE_MS = 10_000;
-/** How long a writer waits for a lock before giving up: longer than any lock can stay valid. */
+/** How long a writer waits for a lock held by a live process before giving up, naming the lock. */
 const LOCK_WAIT_MS = 30_000;
+
+/**
+ * When process `pid` started (Linux: clock ticks since boot, /proc/<pid>/stat field 22), so a
+ * lock names its holder even after the pid is reused; null where there is no /proc.
+ */
+function startTimeOf(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** What a lock file says of its holder: `<pid> <start time>`. */
+const LOCK_HOLDER = `${process.pid} ${startTimeOf(process.pid) ?? ''}`.trim();
 
 function processAlive(pid: number): boolean {
   try {
@@ -24,15 +38,22 @@ function processAlive(pid: number): boolean {
   }
 }
 
-/** Remove `lock` if its holder died or it is too old; re-checked just before removal. */
+/**
+ * Remove `lock` if its holder died (its pid is gone, or now names a process started at another
+ * time); re-checked just before removal. A live holder's lock is never removed, however old: a
+ * process paused inside its section (Ctrl-Z, a laptop asleep) must not find on waking that
+ * another wrote between its compare and its write (breaker HI: a Commit renamed its watermark
+ * over a recovery's fence). Its waiters give up after LOCK_WAIT_MS, naming the lock.
+ */
 async function removeStaleLock(lock: string): Promise<void> {
   const before = await fs.stat(lock).catch(() => null);
   if (!before) return;
-  const pid = Number((await fs.readFile(lock, 'utf8').catch(() => '')).trim());
+  const [pidText, started] = (await fs.readFile(lock, 'utf8').catch(() => '')).trim().split(' ');
+  const pid = Number(pidText);
   const age = Date.now() - before.mtimeMs;
   // An empty file: its holder died between creating and writing it (or is writing it right now).
-  const dead = Number.isInteger(pid) && pid > 0 ? !processAlive(pid) : age > 1_000;
-  if (!dead && age <= LOCK_STALE_MS) return;
+  const dead = Number.isInteger(pid) && pid > 0 ? !processAlive(pid) || (started !== undefined && startTimeOf(pid) !== null && startTimeOf(pid) !== started) : age > 1_000;
+  if (!dead) return;
   const now = await fs.stat(lock).catch(() => null);
   if (now && now.ino === before.ino && now.mtimeMs === before.mtimeMs) await fs.rm(lock, { force: true });
 }
@@ -142,10 +163,10 @@ export class DirectoryStore implements ObjectStore {
   }
 
   /**
-   * Run `work` holding `<target>.lock`, created exclusively and naming its holder's pid. The
-   * section it guards is one read and one rename, so a lock is stale once its holder is dead
-   * (killed inside the section) or it is older than LOCK_STALE_MS; waiters wait up to
-   * LOCK_WAIT_MS, well past that, so a lock left by a kill never blocks the next run.
+   * Run `work` holding `<target>.lock`, created exclusively and naming its holder (pid and start
+   * time). The section it guards is one read and one rename: a lock whose holder was killed in
+   * it is taken over at once, so a kill never blocks the next run; a live holder's lock is
+   * waited for (LOCK_WAIT_MS, then an error naming the lock).
    */
   private async withLock<T>(target: string, work: () => Promise<T>): Promise<T> {
     const lock = `${target}.lock`;
@@ -154,7 +175,7 @@ export class DirectoryStore implements ObjectStore {
       try {
         const handle = await fs.open(lock, 'wx');
         try {
-          await handle.writeFile(`${process.pid}\n`);
+          await handle.writeFile(`${LOCK_HOLDER}\n`);
         } finally {
           await handle.close();
         }
@@ -162,7 +183,7 @@ export class DirectoryStore implements ObjectStore {
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         await removeStaleLock(lock);
-        if (Date.now() > waitUntil) throw new Error(`${lock}: lock held for more than ${LOCK_WAIT_MS / 1000} s by a live process`);
+        if (Date.now() > waitUntil) throw new Error(`${lock}: lock held for more than ${LOCK_WAIT_MS / 1000} s by a live process (pid ${(await fs.readFile(lock, 'utf8').catch(() => '?')).trim().split(' ')[0]}, paused or stuck); remove the file if that process is not a pg-lake-export writer`);
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
     }

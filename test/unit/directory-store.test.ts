@@ -1,7 +1,7 @@
 // The directory lake's compare-and-replace lock: a lock left by a killed process never blocks
 // the next writer for longer than it takes to see its holder is gone.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -48,8 +48,21 @@ describe('DirectoryStore lock', () => {
     expect(millis).toBeLessThan(2_000);
   });
 
-  it('takes over a live holder\'s lock once it is older than any section can take', async () => {
-    const { written, millis } = await replaceTimed(`${process.pid}\n`, 11);
+  it('waits for a live holder\'s lock however old (a paused process), and writes once it is given back', async () => {
+    // This process's own pid and start time: a live holder, its lock 11 s old. Before, a lock
+    // older than 10 s was taken whoever held it, and a writer paused inside its section then
+    // wrote over what was written meanwhile (breaker HI).
+    const holder = readFileSync('/proc/self/stat', 'utf8');
+    const started = holder.slice(holder.lastIndexOf(')') + 2).split(' ')[19];
+    const lock = path.join(dir, 'state', 'watermark.json.lock');
+    setTimeout(() => rmSync(lock, { force: true }), 1_500);
+    const { written, millis } = await replaceTimed(`${process.pid} ${started}\n`, 11);
+    expect(written).toBe(true);
+    expect(millis).toBeGreaterThanOrEqual(1_400);
+  });
+
+  it('takes over at once a lock whose pid now names another process (the holder died, its pid reused)', async () => {
+    const { written, millis } = await replaceTimed(`${process.pid} 1\n`, 0);
     expect(written).toBe(true);
     expect(millis).toBeLessThan(2_000);
   });
