@@ -9,6 +9,7 @@
 //
 // The same hijack as pg-copy-streams' copy-to; this one writes into a buffer instead of a stream.
 import type { Connection, Submittable } from 'pg';
+import { copyMessages } from '../core/page/copy-binary.ts';
 
 const COPY_OUT_RESPONSE = 0x48; // 'H'
 const COPY_DATA = 0x64; // 'd'
@@ -33,6 +34,12 @@ export class CopyOut implements Submittable {
   private headerHave = 0;
   private bodyLeft = 0;
   private failed = false;
+  // Where CopyData payloads began in the target (copy-binary.ts CopyMessages): the page's bounds
+  // are read off them instead of scanning every field of every row.
+  private messages = 0;
+  private secondStart = -1;
+  private previousStart = -1;
+  private lastStart = -1;
 
   /** `reuse`: memory to write into (grown by doubling when too small; the result says where). */
   constructor(text: string, reuse?: Buffer) {
@@ -77,6 +84,7 @@ export class CopyOut implements Submittable {
         this.code = chunk[pos];
         this.bodyLeft = ((chunk[pos + 1] << 24) | (chunk[pos + 2] << 16) | (chunk[pos + 3] << 8) | chunk[pos + 4]) - 4;
         pos += 5;
+        if (this.code === COPY_DATA) this.noteMessage();
         continue;
       }
       const n = Math.min(5 - this.headerHave, end - pos);
@@ -87,8 +95,16 @@ export class CopyOut implements Submittable {
         this.code = this.header[0];
         this.bodyLeft = this.header.readUInt32BE(1) - 4;
         this.headerHave = 0;
+        if (this.code === COPY_DATA) this.noteMessage();
       }
     }
+  }
+
+  private noteMessage(): void {
+    this.messages++;
+    if (this.messages === 2) this.secondStart = this.used;
+    this.previousStart = this.lastStart;
+    this.lastStart = this.used;
   }
 
   private append(chunk: Buffer, pos: number, n: number): void {
@@ -124,6 +140,9 @@ export class CopyOut implements Submittable {
   handleCommandComplete(): void {}
 
   handleReadyForQuery(): void {
-    if (!this.failed) this.resolve(this.target.subarray(0, this.used));
+    if (this.failed) return;
+    const bytes = this.target.subarray(0, this.used);
+    copyMessages.set(bytes, { count: this.messages, secondStart: this.secondStart, previousStart: this.previousStart, lastStart: this.lastStart });
+    this.resolve(bytes);
   }
 }

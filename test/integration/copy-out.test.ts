@@ -5,6 +5,7 @@ import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CopyOut } from '../../lambdas/adapters/copy-out.ts';
+import { boundsFromMessages, copyMessages, scanCopyBinary } from '../../lambdas/core/page/copy-binary.ts';
 import { createDatabase, stopPostgres, type TestDatabase } from '../support/local-stack.ts';
 
 let db: TestDatabase;
@@ -62,6 +63,16 @@ describe('COPY into a buffer', () => {
     expect((await client.query('SELECT count(*)::int AS n FROM t')).rows[0].n).toBe(20000);
     const again = await client.query(new CopyOut(sql)).done;
     expect(again.equals(await viaCopyStreams(sql))).toBe(true);
+  });
+
+  it("records the CopyData message boundaries, from which a page's bounds equal a scan of every field", async () => {
+    // Rows of every size class, NULLs, and pages of 0, 1, 2 and many rows: what the server sends decides the message layout.
+    for (const where of ['false', 'id = 7', 'id <= 2', 'id <= 5000', 'true']) {
+      const bytes = await client.query(new CopyOut(`COPY (SELECT id, body, flag, CASE WHEN id % 3 = 0 THEN NULL ELSE body END FROM t WHERE ${where} ORDER BY id) TO STDOUT (FORMAT binary)`)).done;
+      const messages = copyMessages.get(bytes);
+      expect(messages, where).toBeDefined();
+      expect(boundsFromMessages(bytes, 4, messages!), where).toEqual(scanCopyBinary(bytes, 4));
+    }
   });
 
   it('returns an empty body for a query without rows', async () => {

@@ -3,7 +3,7 @@
 // and its bytes; per tuple an int16 field count and per field an int32 length (−1: NULL) and the
 // bytes; an int16 −1 trailer.
 import { describe, expect, it } from 'vitest';
-import { FrameScratch, fieldOffset, frameCopyBinary, scanCopyBinary } from '../../lambdas/core/page/copy-binary.ts';
+import { FrameScratch, boundsFromMessages, fieldOffset, frameCopyBinary, scanCopyBinary, type CopyMessages } from '../../lambdas/core/page/copy-binary.ts';
 
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 
@@ -103,5 +103,35 @@ describe('scanCopyBinary and fieldOffset', () => {
     expect(fieldOffset(stream, start, 1)).toBe(start + 4);
     expect(fieldOffset(stream, start, 2)).toBe(start + 8);
     expect(stream.readInt32BE(fieldOffset(stream, start, 2))).toBe(5);
+  });
+});
+
+describe('boundsFromMessages', () => {
+  /** The CopyData messages a stream of `rows` arrives in: one per row, the trailer alone, the header alone or with the first row. */
+  function messagesOf(stream: Buffer, rowStarts: readonly number[], headerAlone: boolean): CopyMessages {
+    const starts = [0, ...(headerAlone ? rowStarts : rowStarts.slice(1)), stream.length - 2];
+    return { count: starts.length, secondStart: starts[1] ?? -1, previousStart: starts.at(-2) ?? -1, lastStart: starts.at(-1)! };
+  }
+  const rows = [[text('a'), null, text('')], [text('bb'), text('x'), null], [null, null, text('ccc')]];
+
+  it('reads the bounds off the message boundaries as a scan finds them, the header alone or with the first row', () => {
+    for (const count of [1, 2, 3]) {
+      const stream = copyStream(rows.slice(0, count));
+      const starts = [...frameCopyBinary(stream, 3).rowStarts].map((s) => s - 2);
+      for (const headerAlone of [false, true]) expect(boundsFromMessages(stream, 3, messagesOf(stream, starts, headerAlone)), `${count} rows`).toEqual(scanCopyBinary(stream, 3));
+    }
+    expect(boundsFromMessages(copyStream([]), 3, { count: 1, secondStart: -1, previousStart: -1, lastStart: 0 })).toEqual(scanCopyBinary(copyStream([]), 3));
+  });
+
+  it('gives no answer (the caller scans) when the boundaries do not fit the stream', () => {
+    const stream = copyStream(rows);
+    const starts = [...frameCopyBinary(stream, 3).rowStarts].map((s) => s - 2);
+    const right = messagesOf(stream, starts, false);
+    // Two rows in the last message: the row before the trailer does not start there.
+    expect(boundsFromMessages(stream, 3, { ...right, count: right.count - 1, previousStart: starts[1] })).toBeNull();
+    // The trailer not in a message of its own.
+    expect(boundsFromMessages(stream, 3, { ...right, lastStart: starts[2] })).toBeNull();
+    // The wrong number of fields.
+    expect(boundsFromMessages(stream, 4, right)).toBeNull();
   });
 });

@@ -113,6 +113,52 @@ export function scanCopyBinary(buf: Buffer, expectedFields: number): { rowCount:
   return { rowCount: count, firstRowStart: first, lastRowStart: last };
 }
 
+/**
+ * Where the CopyData messages of a page's stream began, as its receiver saw them (the source
+ * adapter records them, lambdas/adapters/copy-out.ts): how many, and where the second, the
+ * next-to-last and the last one's bytes start in the page. The server sends one message per row
+ * (protocol-flow.html: "messages sent from the backend will always correspond to single data
+ * rows"), the trailer in a message of its own, and the header alone or with the first row.
+ */
+export interface CopyMessages {
+  readonly count: number;
+  readonly secondStart: number;
+  readonly previousStart: number;
+  readonly lastStart: number;
+}
+
+/** The message boundaries of pages that have them (a hint: pageBounds checks it and falls back to scanning). */
+export const copyMessages = new WeakMap<Uint8Array, CopyMessages>();
+
+/**
+ * scanCopyBinary's answer read off the message boundaries instead of every field of every row:
+ * null unless they fit the stream (the last message is the trailer; the one before it holds
+ * exactly one tuple of `expectedFields` that ends where the trailer begins). The row count rests
+ * on one row per message; the page pipeline checks it against the encoder's own count.
+ */
+export function boundsFromMessages(buf: Buffer, expectedFields: number, m: CopyMessages): { rowCount: number; firstRowStart: number; lastRowStart: number } | null {
+  const end = buf.length;
+  if (end < 21 || buf.readInt16BE(end - 2) !== -1) return null;
+  const header = firstTuple(buf);
+  // Nothing between the header and the trailer (one message or two): no rows.
+  if (header === end - 2) return { rowCount: 0, firstRowStart: -1, lastRowStart: -1 };
+  if (m.count < 2 || m.lastStart !== end - 2) return null;
+  // The header alone in the first message, or with the first row (as PostgreSQL 17 sends it).
+  const headerAlone = m.secondStart === header;
+  const rowCount = m.count - 1 - (headerAlone ? 1 : 0);
+  if (rowCount < 1) return null;
+  const lastTuple = m.previousStart === 0 ? header : m.previousStart;
+  if (lastTuple < header || lastTuple + 2 > end || buf.readInt16BE(lastTuple) !== expectedFields) return null;
+  let pos = lastTuple + 2;
+  for (let f = 0; f < expectedFields; f++) {
+    if (pos + 4 > end) return null;
+    const len = buf.readInt32BE(pos);
+    pos += 4 + (len > 0 ? len : 0);
+  }
+  if (pos !== end - 2) return null;
+  return { rowCount, firstRowStart: header + 2, lastRowStart: lastTuple + 2 };
+}
+
 function growInt32(array: Int32Array<ArrayBuffer>, length: number): Int32Array<ArrayBuffer> {
   if (array.length >= length) return array;
   const bigger = new Int32Array(length);

@@ -18,7 +18,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { fieldOffset, scanCopyBinary } from './copy-binary.ts';
+import { boundsFromMessages, copyMessages, fieldOffset, scanCopyBinary } from './copy-binary.ts';
 import { ExportError, StateError, reviveError } from '../errors.ts';
 import { rowKeyText, type AppendedPage, type ChunkSettings, type PageLayout, type RunStamp } from './page-layout.ts';
 import type { ChunkWriter } from './encode-page.ts';
@@ -42,9 +42,14 @@ export interface PageBounds {
   readonly lastKeyNulls: string[];
 }
 
-/** Rows and first/last key of a binary COPY page, without decoding it (~5 ms per 100k rows). */
+/**
+ * Rows and first/last key of a binary COPY page, without decoding it: read off the stream's
+ * message boundaries when its receiver recorded them and they fit (boundsFromMessages), else
+ * by scanning every field of every row (~5 ms per 100k rows).
+ */
 export function pageBounds(layout: PageLayout, copy: Buffer): PageBounds {
-  const scan = scanCopyBinary(copy, layout.columns.length);
+  const messages = copyMessages.get(copy);
+  const scan = (messages && boundsFromMessages(copy, layout.columns.length, messages)) ?? scanCopyBinary(copy, layout.columns.length);
   if (scan.rowCount === 0) return { rows: 0, firstKey: [], lastKey: [], lastKeyNulls: [] };
   const lastKeyNulls = layout.keyFields.filter((f) => copy.readInt32BE(fieldOffset(copy, scan.lastRowStart, f)) < 0).map((f) => layout.columns[f].name);
   return { rows: scan.rowCount, firstKey: rowKeyText(layout, copy, scan.firstRowStart), lastKey: rowKeyText(layout, copy, scan.lastRowStart), lastKeyNulls };

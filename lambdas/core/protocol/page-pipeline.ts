@@ -3,6 +3,7 @@
 // scan of the COPY bytes) while the encoder thread takes in page n + 1 and the caller finishes
 // page n. Pages are finished strictly in order, and their memory goes round: COPY writes into a
 // spare buffer, the encoder takes it and gives it back.
+import { ExportError } from '../errors.ts';
 import { pageBounds, type PageBounds } from '../page/encode-worker.ts';
 import type { PageLayout } from '../page/page-layout.ts';
 
@@ -32,14 +33,20 @@ export interface PipelineStart {
  * not be done before `deadline` (epoch ms; returns false). At least one page is read, so a short
  * budget still makes progress.
  */
-export async function runPagePipeline<T>(layout: PageLayout, steps: PipelineSteps<T>, start: PipelineStart, pageRows: number, deadline: number): Promise<boolean> {
+export async function runPagePipeline<T extends { readonly rows: number; readonly lastKey: readonly string[] }>(layout: PageLayout, steps: PipelineSteps<T>, start: PipelineStart, pageRows: number, deadline: number): Promise<boolean> {
   const spares: Buffer[] = [];
-  const queue: { pageNo: number; last: boolean; encoded: Promise<T & { readonly spare: Buffer | null }> }[] = [];
+  const queue: { pageNo: number; last: boolean; bounds: PageBounds | null; encoded: Promise<T & { readonly spare: Buffer | null }> }[] = [];
   let pageMillis = 0;
   let lastFinished = Date.now();
   const finishNext = async (): Promise<void> => {
     const next = queue.shift()!;
     const encoded = await next.encoded;
+    // The bounds the next page was read after (and whether one was) against the encoder's own
+    // count and last key: bounds read off message boundaries that were wrong would end the
+    // window early or skip rows; the page fails instead, before anything of it is journalled.
+    if (next.bounds && (encoded.rows !== next.bounds.rows || encoded.lastKey.join('\u0000') !== next.bounds.lastKey.join('\u0000'))) {
+      throw new ExportError(`${layout.table}: page ${next.pageNo}: the COPY stream's bounds (${next.bounds.rows} rows, last key ${next.bounds.lastKey.join(', ')}) differ from the decoded page's (${encoded.rows} rows, last key ${encoded.lastKey.join(', ')}); nothing of the page was journalled`);
+    }
     if (encoded.spare) spares.push(encoded.spare);
     await steps.finish(encoded, next.pageNo, next.last);
     const now = Date.now();
@@ -65,7 +72,7 @@ export async function runPagePipeline<T>(layout: PageLayout, steps: PipelineStep
         if (open) {
           const encoded = steps.encode(bytes, pageNo + 1, true);
           encoded.catch(() => undefined);
-          queue.push({ pageNo: pageNo + 1, last: true, encoded });
+          queue.push({ pageNo: pageNo + 1, last: true, bounds: null, encoded });
         }
         while (queue.length) await finishNext();
         return true;
@@ -78,7 +85,7 @@ export async function runPagePipeline<T>(layout: PageLayout, steps: PipelineStep
       const encoded = steps.encode(bytes, pageNo, reading === null);
       encoded.catch(() => undefined); // awaited in order by finishNext()
       open = reading !== null;
-      queue.push({ pageNo, last, encoded });
+      queue.push({ pageNo, last, bounds, encoded });
       // One page stays with the encoder while the one before it is finished.
       while (queue.length > (reading ? 1 : 0)) await finishNext();
       if (last) return true;
