@@ -52,7 +52,8 @@ async function removeStaleLock(lock: string): Promise<void> {
   const pid = Number(pidText);
   const age = Date.now() - before.mtimeMs;
   // An empty file: its holder died between creating and writing it (or is writing it right now).
-  const dead = Number.isInteger(pid) && pid > 0 ? !processAlive(pid) || (started !== undefined && startTimeOf(pid) !== null && startTimeOf(pid) !== started) : age > 1_000;
+  const startedNow = Number.isInteger(pid) && pid > 0 && started !== undefined ? startTimeOf(pid) : null;
+  const dead = Number.isInteger(pid) && pid > 0 ? !processAlive(pid) || (startedNow !== null && startedNow !== started) : age > 1_000;
   if (!dead) return;
   const now = await fs.stat(lock).catch(() => null);
   if (now && now.ino === before.ino && now.mtimeMs === before.mtimeMs) await fs.rm(lock, { force: true });

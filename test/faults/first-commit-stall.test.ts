@@ -22,6 +22,7 @@ import { abandonRun } from '../../lambdas/core/protocol/recovery.ts';
 import { TableState, type Lease } from '../../lambdas/core/protocol/table-state.ts';
 import { createDatabase, createLake, exportDeps, faultyStore, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
 import { checkReaders } from './compact-break-checks.ts';
+import { gate } from './fence-break-gates.ts';
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -31,12 +32,6 @@ afterAll(async () => {
   await db?.close();
   await stopPostgres();
 });
-
-function gate(): { wait: Promise<void>; open(): void } {
-  let open = () => {};
-  const wait = new Promise<void>((resolve) => { open = resolve; });
-  return { wait, open };
-}
 
 async function createTable(name: string): Promise<void> {
   await db.query(`CREATE TABLE ${name} (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL);

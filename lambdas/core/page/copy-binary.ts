@@ -17,24 +17,24 @@ export interface FramedPage {
   readonly fieldLen: Int32Array;
 }
 
-/**
- * Find every tuple and every field in a complete binary COPY stream, in one pass: the decoders
- * then read a column at a time (one monomorphic loop per column) instead of a row at a time.
- */
 /** Offset of the first tuple, after the signature, flags and header extension. */
-function firstTuple(buf: Buffer): number {
+export function firstTuple(buf: Buffer): number {
   if (buf.length < 19 || !buf.subarray(0, 11).equals(SIGNATURE)) throw new ExportError('binary COPY stream has no PGCOPY signature');
   return 19 + buf.readInt32BE(15);
 }
 
 /** The tuple's field count at `pos`: −1 for the trailer; anything but `expected` is an error. */
-function fieldCount(buf: Buffer, pos: number, end: number, expected: number): number {
+export function fieldCount(buf: Buffer, pos: number, end: number, expected: number): number {
   if (pos + 2 > end) throw new ExportError('binary COPY stream ended without its trailer');
   const fields = (buf[pos] << 24 >> 16) | buf[pos + 1];
   if (fields !== -1 && fields !== expected) throw new ExportError(`binary COPY tuple has ${fields} fields, expected ${expected}`);
   return fields;
 }
 
+/**
+ * Find every tuple and every field in a complete binary COPY stream, in one pass: the decoders
+ * then read a column at a time (one monomorphic loop per column) instead of a row at a time.
+ */
 export function frameCopyBinary(buf: Buffer, expectedFields: number, scratch?: FrameScratch): FramedPage {
   let pos = firstTuple(buf);
   const end = buf.length;

@@ -12,6 +12,7 @@ import { ExportError } from '../errors.ts';
 import { decodeNumeric, numericToText } from './decimal.ts';
 import { TIMESTAMP_RANGE, arrowTypeOf, dateDays, readI32, timestampWords, valueError, type ColumnContext } from './decode.ts';
 import { fieldText } from './values.ts';
+import { fieldCount, firstTuple } from './copy-binary.ts';
 
 // How each column's values are laid out (Int8 codes: the hot loop switches on them).
 const W64 = 0; // int64, float64: 8 bytes swapped into two little-endian words
@@ -111,7 +112,7 @@ function reserve(s: PageScratch, codes: Int8Array, rows: number, kept: number, p
  * value came from, for the error a value that cannot be stored exactly raises.
  */
 export function decodeWholePage(buf: Buffer, types: readonly LakeType[], partitionField: number, context: (field: number, rowStarts: Int32Array) => ColumnContext, s: PageScratch): DecodedPage {
-  if (buf.length < 19 || buf.toString('latin1', 0, 11) !== 'PGCOPY\n\xff\r\n\0') throw new ExportError('binary COPY stream has no PGCOPY signature');
+  let pos = firstTuple(buf);
   const fields = types.length;
   const codes = new Int8Array(types.map(codeOf));
   const nullCounts = new Int32Array(fields);
@@ -121,13 +122,9 @@ export function decodeWholePage(buf: Buffer, types: readonly LakeType[], partiti
   for (let f = 0; f < fields; f++) s.valid[f].fill(0xff, 0, (s.capacity + 7) >> 3);
   for (let f = 0; f < fields; f++) if (codes[f] === BOOL) s.bits[f].fill(0, 0, (s.capacity + 7) >> 3);
   const end = buf.length;
-  let pos = 19 + readI32(buf, 15);
   let r = 0;
   for (;;) {
-    if (pos + 2 > end) throw new ExportError('binary COPY stream ended without its trailer');
-    const count = (buf[pos] << 24 >> 16) | buf[pos + 1];
-    if (count === -1) break;
-    if (count !== fields) throw new ExportError(`binary COPY tuple has ${count} fields, expected ${fields}`);
+    if (fieldCount(buf, pos, end, fields) === -1) break;
     pos += 2;
     if (r === s.capacity) {
       reserve(s, codes, s.capacity * 2, r, partitioned);

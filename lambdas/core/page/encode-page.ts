@@ -29,13 +29,12 @@ interface PageRows {
 /**
  * Partition day of every row, grouped: rows of one day keep their keyset order. Pages are read
  * in cursor order, so runs of one day are long: a row on the same day as the one before costs
- * one comparison. `partition`: where row r's partition value is (slot r · stride + `slot`).
+ * one comparison. `partition`: where row r's partition value is (slot r · stride + `field`).
  */
-function groupByDay(layout: PageLayout, page: PageRows, partition: FieldSlots, slot: number, runDay: number): [number, Int32Array][] {
+function groupByDay(layout: PageLayout, page: PageRows, partition: FieldSlots, field: number, runDay: number): [number, Int32Array][] {
   const { buf, rowCount } = page;
   const { fieldPos, fieldLen, stride: fieldCount } = partition;
   if (layout.partitionField < 0) return [[runDay, identity(rowCount)]];
-  const field = slot;
   const type = layout.columns[layout.partitionField].lakeType;
   const where = columnWhere(layout.table, layout.columns[layout.partitionField].name);
   const days = new Int32Array(rowCount);

@@ -45,19 +45,18 @@ export async function abandonRun(deps: LakeDeps, table: string, runId: string): 
 async function removeRun(deps: LakeDeps, state: TableState, runId: string): Promise<void> {
   // A run with a manifest committed: what is left under pending/ is tidying, never its data.
   const committed = await state.read<RunManifest>(state.manifestKey(runId));
-  const pages = committed ? [] : await state.pendingPages(runId);
+  const pending = await deps.store.list(state.pendingPrefix(runId));
+  const pages = committed ? [] : await state.pendingPages(runId, pending);
   // Published keys too: a crash between publishing and the watermark leaves them visible.
   const published = pages.flatMap((p) => p.files.map((f) => f.key));
   deps.log?.('removing an unfinished run', { table: state.lakeTable, runId, files: published.length });
   // Staged files first: a Commit of the run still publishing can then move nothing more, and what
   // it moved before is among the published keys deleted next (breaker HI: moves landing between
   // the two deletes stayed visible for good). The journals and run.json go last.
-  const pending = await deps.store.list(state.pendingPrefix(runId));
-  const dataPrefix = `${state.pendingPrefix(runId)}data/`;
-  await deps.store.delete(pending.filter((k) => k.startsWith(dataPrefix)));
+  const staged = state.stagedPrefix(runId);
+  await deps.store.delete(pending.filter((k) => k.startsWith(staged)));
   await deps.store.delete(published);
-  await deps.store.delete(pending.filter((k) => !k.startsWith(dataPrefix) && k !== state.pendingRunKey(runId)));
-  await deps.store.delete([state.pendingRunKey(runId)]);
+  await clearPending(deps, state, runId, pending.filter((k) => !k.startsWith(staged)));
 }
 
 /** Moves at once while publishing: an S3 move is a copy and a delete of ~20–50 ms each, and a prefix takes thousands of requests a second. */
@@ -144,9 +143,12 @@ async function supersededFiles(state: TableState, supersede: readonly Supersede[
   return files;
 }
 
-/** A finished run's pending/ folder removed, run.json last: while it exists, the next plan knows the run still needs finishing. */
-async function clearPending(deps: LakeDeps, state: TableState, runId: string): Promise<void> {
-  const leftovers = await deps.store.list(state.pendingPrefix(runId));
+/**
+ * A run's pending/ folder removed, run.json last: while it exists, the next plan knows the run
+ * still needs finishing (or removing). `listed`: its keys, when the caller has listed them.
+ */
+async function clearPending(deps: LakeDeps, state: TableState, runId: string, listed?: readonly string[]): Promise<void> {
+  const leftovers = listed ?? await deps.store.list(state.pendingPrefix(runId));
   await deps.store.delete(leftovers.filter((k) => k !== state.pendingRunKey(runId)));
   await deps.store.delete([state.pendingRunKey(runId)]);
 }

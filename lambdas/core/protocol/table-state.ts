@@ -118,7 +118,9 @@ export class TableState {
   leaseKey() { return `${this.root}lease.json`; }
   pendingPrefix(runId?: string) { return runId ? `${this.root}pending/${runId}/` : `${this.root}pending/`; }
   /** Where a data file waits, invisible to every table, until its run commits. */
-  stagedKey(runId: string, dataKey: string) { return `${this.pendingPrefix(runId)}data/${dataKey}`; }
+  stagedKey(runId: string, dataKey: string) { return `${this.stagedPrefix(runId)}${dataKey}`; }
+  /** Where all of a run's data files wait (stagedKey, writerStagedKey). */
+  stagedPrefix(runId: string) { return `${this.pendingPrefix(runId)}data/`; }
   /** Where one Export invocation (`writer`, its own random id) stages a data file: never where another invocation of the same pages does. */
   writerStagedKey(runId: string, writer: string, dataKey: string) { return this.stagedKey(runId, `${writer}/${dataKey}`); }
   /** Where a journalled file is staged. */
