@@ -28,7 +28,7 @@ import { chunkSettings } from './export-pages.ts';
 import { isAdoptableBackfill } from './adopt-backfill.ts';
 import { acquireLease, releaseLease } from './lease.ts';
 import { comparable } from './plan.ts';
-import { abandonRun, finishCompaction, recover, type Retired } from './recovery.ts';
+import { abandonRun, finishCompaction, gracePassed, recover, type Retired } from './recovery.ts';
 import { findTable, newRunId, type LakeDeps } from './run-model.ts';
 import { TableState, type FileEntry, type Lease, type PageEntry, type PendingRun, type RunManifest, type Watermark } from './table-state.ts';
 
@@ -207,17 +207,12 @@ async function holdLease(deps: LakeDeps, state: TableState, runId: string): Prom
 
 /** Delete the files of generations whose grace period has passed; returns how many files went. */
 async function deleteRetired(deps: LakeDeps, state: TableState, now: Date): Promise<number> {
-  // The grace period on one clock, the store's: when the retired list was written against when
-  // this compaction's lease was (as it began). The machine that compacts next may run ahead of the
-  // one that retired the generation (breaker HG: a laptop 2 h ahead deleted it after a minute).
-  // A store that keeps no times: this machine's clock against the list's retiredAt.
   const lease = await state.read<Lease>(state.leaseKey());
   let deleted = 0;
   for (const key of await deps.store.list(state.retiredPrefix())) {
     const retired = await state.read<Retired>(key);
     if (!retired) continue;
-    const [since, at] = retired.modifiedAt && lease?.modifiedAt ? [retired.modifiedAt, lease.modifiedAt] : [new Date(retired.value.retiredAt), now];
-    if (since.getTime() + deps.config.compaction.graceMinutes * 60_000 > at.getTime()) continue;
+    if (!gracePassed(deps, retired, retired.value.retiredAt, lease, now)) continue;
     await deps.store.delete(retired.value.files);
     await deps.store.delete([key]);
     deleted += retired.value.files.length;

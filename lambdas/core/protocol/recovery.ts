@@ -50,6 +50,13 @@ async function removeRun(deps: LakeDeps, state: TableState, runId: string): Prom
   // Published keys too: a crash between publishing and the watermark leaves them visible.
   const published = pages.flatMap((p) => p.files.map((f) => f.key));
   deps.log?.('removing an unfinished run', { table: state.lakeTable, runId, files: published.length });
+  // On S3 a move is a copy and a delete: a copy in flight when its staged file goes below lands
+  // when it lands, possibly after its data key was deleted here, and that file would stay
+  // visible, named by nothing. Later commits and recoveries delete these keys again
+  // (sweepRemoved). Only a Commit moves files, and it writes the run's pending schema before it
+  // publishes (a compaction writes its generation in place, where no reader looks until it commits).
+  const publishing = pending.includes(state.pendingSchemaKey(runId)) && !pending.includes(state.compactionKey(runId));
+  if (publishing && published.length > 0) await state.write(state.removedKey(runId), { files: published, removedAt: new Date().toISOString() } satisfies Removed);
   // Staged files first: a Commit of the run still publishing can then move nothing more, and what
   // it moved before is among the published keys deleted next (breaker HI: moves landing between
   // the two deletes stayed visible for good). The journals and run.json go last.
@@ -103,6 +110,43 @@ export async function recover(deps: LakeDeps, state: TableState, watermark: Wate
     } else {
       await removeRun(deps, state, runId);
     }
+  }
+  await sweepRemoved(deps, state, now);
+}
+
+/** removed/<id>.json: the data keys of a run removed before it committed. */
+export interface Removed {
+  readonly files: readonly string[];
+  readonly removedAt: string;
+}
+
+/**
+ * Whether compaction.graceMinutes have passed since a list (retired/, removed/) was written, on
+ * one clock, the store's: the list's time against the lease's, written as this run began. The
+ * machine that runs next may be ahead of the one that wrote the list (breaker HG: a laptop 2 h
+ * ahead deleted a generation after a minute). A store that keeps no times: this machine's clock
+ * against the time the list records.
+ */
+export function gracePassed(deps: LakeDeps, list: { modifiedAt?: Date }, recordedAt: string, lease: { modifiedAt?: Date } | null, now: Date): boolean {
+  const [since, at] = list.modifiedAt && lease?.modifiedAt ? [list.modifiedAt, lease.modifiedAt] : [new Date(recordedAt), now];
+  return since.getTime() + deps.config.compaction.graceMinutes * 60_000 <= at.getTime();
+}
+
+/**
+ * The data keys of removed runs deleted again, at every recovery and commit until the grace
+ * period has passed since the removal, then the list: a copy that was in flight when its run was
+ * removed (removeRun) is gone by the table's next commit after it lands. The keys hold the
+ * removed run's id, which no later run writes.
+ */
+async function sweepRemoved(deps: LakeDeps, state: TableState, now: Date): Promise<void> {
+  const lists = await deps.store.list(state.removedPrefix());
+  if (lists.length === 0) return;
+  const lease = await state.read<Lease>(state.leaseKey());
+  for (const key of lists) {
+    const removed = await state.read<Removed>(key);
+    if (!removed) continue;
+    await deps.store.delete(removed.value.files);
+    if (gracePassed(deps, removed, removed.value.removedAt, lease, now)) await deps.store.delete([key]);
   }
 }
 
@@ -226,6 +270,9 @@ export async function finishCommit(deps: LakeDeps, state: TableState, runId: str
   }
   await replaceSuperseded(deps, state, runId, pendingRun.value.supersede);
   await clearPending(deps, state, runId);
+  // A run removed by this execution's plan (its rows are in this run) may have had copies in
+  // flight that landed since: gone as this run's rows become visible, not at the next run.
+  await sweepRemoved(deps, state, new Date());
   return manifest;
 }
 

@@ -9,6 +9,7 @@
 //   runs/<runId>.json           a committed run's manifest (pages, key ranges, files)
 //   pending/<id>/compaction.json  a compaction in flight: the files each new page merges (protocol/compact.ts)
 //   retired/<id>.json           an old generation's files, deleted after the grace period
+//   removed/<id>.json           a removed run's data keys, deleted again by later recoveries (a copy landing late)
 import type { ObjectStore } from '../ports.ts';
 import { StateError } from '../errors.ts';
 import { tableStatePrefix } from '../lake/keys.ts';
@@ -136,6 +137,8 @@ export class TableState {
   compactionKey(runId: string) { return `${this.pendingPrefix(runId)}compaction.json`; }
   retiredPrefix() { return `${this.root}retired/`; }
   retiredKey(runId: string) { return `${this.retiredPrefix()}${runId}.json`; }
+  removedPrefix() { return `${this.root}removed/`; }
+  removedKey(runId: string) { return `${this.removedPrefix()}${runId}.json`; }
 
   async read<T>(key: string): Promise<{ value: T; etag: string; modifiedAt?: Date } | null> {
     const object = await this.store.get(key);

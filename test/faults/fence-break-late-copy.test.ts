@@ -1,0 +1,118 @@
+// A Commit stalled past its lease while publishing, its moves modelled as S3 performs them: a
+// move is CopyObject (the source is read as the request starts, the destination written when it
+// completes) then DeleteObject. The next execution removes the run: staged files, then the data
+// keys its journals name, then pending/. The copies in flight complete afterwards: their files
+// land at data keys removeRun has already deleted, named by no manifest and no pending run, and
+// readers see their rows twice once the next run exports the same window (left open last
+// session as "B2 residue"). removeRun now lists the run's data keys under removed/, and every
+// later commit and recovery deletes them again until compaction.graceMinutes have passed.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runExport } from '../../bin/local/run-export.ts';
+import type { LakeConfig } from '../../lambdas/core/config.ts';
+import { commitTable } from '../../lambdas/core/protocol/commit.ts';
+import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
+import { planRun } from '../../lambdas/core/protocol/plan.ts';
+import type { Removed } from '../../lambdas/core/protocol/recovery.ts';
+import { TableState, type Lease } from '../../lambdas/core/protocol/table-state.ts';
+import { createDatabase, createLake, exportDeps, faultyStore, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { checkReaders } from './compact-break-checks.ts';
+import { gate } from './fence-break-gates.ts';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createDatabase();
+}, 120_000);
+afterAll(async () => {
+  await db?.close();
+  await stopPostgres();
+});
+
+async function exportRun(lake: TestLake, config: LakeConfig): Promise<string[]> {
+  const deps = exportDeps(db, lake.store, config);
+  try {
+    return (await runExport(deps, {})).tables.map((t) => t.error ?? t.status);
+  } finally {
+    await deps.close();
+  }
+}
+
+/** Data files of the table a reader's listing finds, whose name carries `runId`. */
+async function dataFilesOf(lake: TestLake, name: string, runId: string): Promise<string[]> {
+  return (await lake.store.list(`raw/${name}/`)).filter((k) => k.endsWith('.parquet') && !k.includes('/_state/') && k.includes(runId));
+}
+
+describe('a Commit whose copies land after its run was removed', () => {
+  for (const graceMinutes of [0, 60]) {
+    it(`leaves no visible file once the rows are committed again (compaction.graceMinutes ${graceMinutes})`, async () => {
+      const name = `late_copy_${graceMinutes}`;
+      const config = testConfig([{ name }], { export: { pageRows: 50, safetyLagSeconds: 0 }, compaction: { enabled: false, graceMinutes } });
+      const lake = createLake();
+      try {
+        await db.query(`CREATE TABLE ${name} (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL);
+          INSERT INTO ${name} SELECT g, 'v1-' || g, timestamptz '2024-03-01 00:00:00+00' + ((g - 1) / 100) * interval '1 day' FROM generate_series(1, 400) g`);
+        expect(await exportRun(lake, config)).toEqual(['succeeded']);
+        const seen = new Set<string>();
+        await checkReaders(db, lake, config, name, 'after the first run', { seenVersions: seen });
+        await db.query(`UPDATE ${name} SET payload = 'v2-' || id, updated_at = clock_timestamp() WHERE id % 3 = 0`);
+
+        // The next run exported; its Commit's copies read their sources and hang before landing.
+        const deps0 = exportDeps(db, lake.store, config);
+        let task = (await planRun(deps0, {})).tables[0];
+        while (!task.done) task = await exportTable(deps0, task);
+        await deps0.close();
+        const state = new TableState(lake.store, 'raw', name);
+        const files = (await state.pendingPages(task.runId)).flatMap((p) => p.files).length;
+        expect(files).toBeGreaterThan(0);
+        let started = 0;
+        const allStarted = gate();
+        const land = gate();
+        const stalledDeps = exportDeps(db, faultyStore(lake.store, {
+          move: async (from, to) => {
+            const source = await lake.store.get(from);
+            if (++started === files) allStarted.open();
+            await land.wait;
+            if (!source) throw new Error(`NoSuchKey: ${from}`);
+            await lake.store.put(to, source.body);
+            await lake.store.delete([from]);
+            return true;
+          },
+        }), config);
+        const commit = commitTable(stalledDeps, task).then((r) => r, (e: Error) => e);
+        await allStarted.wait;
+
+        // Its lease runs out; the next execution's plan removes the run, then exports and commits
+        // its window, the stalled run's rows included.
+        const lease = (await state.read<Lease>(state.leaseKey()))!.value;
+        await state.write(state.leaseKey(), { ...lease, expiresAt: new Date(Date.now() - 1000).toISOString() });
+        const nextDeps = exportDeps(db, lake.store, config);
+        let next = (await planRun(nextDeps, {})).tables[0];
+        expect(await lake.store.get(state.pendingRunKey(task.runId)), 'the stalled run was removed').toBeNull();
+        const removed = await state.read<Removed>(state.removedKey(task.runId));
+
+        // The copies in flight land now, at data keys the removal already deleted.
+        land.open();
+        const outcome = await commit;
+        await stalledDeps.close();
+        expect(outcome instanceof Error ? outcome.name : outcome.status).not.toBe('succeeded');
+        expect(await dataFilesOf(lake, name, task.runId), 'the late copies are visible').toHaveLength(files);
+
+        while (!next.done) next = await exportTable(nextDeps, next);
+        expect((await commitTable(nextDeps, next)).status).toBe('succeeded');
+        await nextDeps.close();
+        // Gone as the rows exported again become visible: never both at once.
+        expect(await dataFilesOf(lake, name, task.runId), 'late copies visible beside the rows exported again').toEqual([]);
+        await checkReaders(db, lake, config, name, 'after the next execution', { seenVersions: seen });
+
+        expect(await exportRun(lake, config)).toEqual(['succeeded']);
+        await checkReaders(db, lake, config, name, 'after the run that follows', { seenVersions: seen, noOrphans: true });
+        expect(seen.size).toBe(400 + 133);
+        // The removal listed the run's data keys; the list goes once the grace period has passed,
+        // until then each recovery deletes the keys again.
+        expect(removed?.value.files.length, 'its data keys were listed as removed').toBe(files);
+        expect(await lake.store.get(state.removedKey(task.runId)) === null).toBe(graceMinutes === 0);
+      } finally {
+        lake.remove();
+      }
+    }, 120_000);
+  }
+});
