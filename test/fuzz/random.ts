@@ -56,3 +56,9 @@ export class Rng {
     return items;
   }
 }
+
+/** The same generator as a function: uniform in [0, 1), one draw per call. */
+export function random(seed: number): () => number {
+  const rng = new Rng(seed);
+  return () => rng.next();
+}
