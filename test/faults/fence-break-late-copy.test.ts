@@ -6,35 +6,21 @@
 // readers see their rows twice once the next run exports the same window (left open last
 // session as "B2 residue"). removeRun now lists the run's data keys under removed/, and every
 // later commit and recovery deletes them again until compaction.graceMinutes have passed.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runExport } from '../../bin/local/run-export.ts';
+import { describe, expect, it } from 'vitest';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
 import type { Removed } from '../../lambdas/core/protocol/recovery.ts';
 import { TableState, type Lease } from '../../lambdas/core/protocol/table-state.ts';
-import { createDatabase, createLake, exportDeps, faultyStore, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createLake, exportDeps, faultyStore, testConfig, type TestLake } from '../support/local-stack.ts';
+import { exportStatuses, fileDatabase } from '../support/file-database.ts';
 import { checkReaders } from './compact-break-checks.ts';
 import { gate } from './fence-break-gates.ts';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createDatabase();
-}, 120_000);
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
-async function exportRun(lake: TestLake, config: LakeConfig): Promise<string[]> {
-  const deps = exportDeps(db, lake.store, config);
-  try {
-    return (await runExport(deps, {})).tables.map((t) => t.error ?? t.status);
-  } finally {
-    await deps.close();
-  }
-}
+const exportRun = (lake: TestLake, config: LakeConfig): Promise<string[]> => exportStatuses(db, lake, config);
 
 /** Data files of the table a reader's listing finds, whose name carries `runId`. */
 async function dataFilesOf(lake: TestLake, name: string, runId: string): Promise<string[]> {
@@ -115,4 +101,32 @@ describe('a Commit whose copies land after its run was removed', () => {
       }
     }, 120_000);
   }
+
+  it('never deletes the files of a run that commits after a removal of it was listed', async () => {
+    // A removal that stopped half-way (the list written, pending/ still there) leaves the run to
+    // the next plan, which may adopt it (a backfill) and commit it: its files are then live.
+    const name = 'late_copy_listed_then_committed';
+    const config = testConfig([{ name }], { export: { pageRows: 50, safetyLagSeconds: 0 }, compaction: { enabled: false, graceMinutes: 0 } });
+    const lake = createLake();
+    try {
+      await db.query(`CREATE TABLE ${name} (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL);
+        INSERT INTO ${name} SELECT g, 'v1-' || g, timestamptz '2024-03-01 00:00:00+00' + ((g - 1) / 100) * interval '1 day' FROM generate_series(1, 400) g`);
+      const deps = exportDeps(db, lake.store, config);
+      let task = (await planRun(deps, {})).tables[0];
+      while (!task.done) task = await exportTable(deps, task);
+      const state = new TableState(lake.store, 'raw', name);
+      const keys = (await state.pendingPages(task.runId)).flatMap((p) => p.files.map((f) => f.key));
+      await state.write(state.removedKey(task.runId), { files: keys, removedAt: new Date(Date.now() - 3_600_000).toISOString() } satisfies Removed);
+      expect((await commitTable(deps, task)).status).toBe('succeeded');
+      await deps.close();
+      expect(await lake.store.get(state.removedKey(task.runId)), 'the committed run dropped the list').toBeNull();
+      expect((await dataFilesOf(lake, name, task.runId)).sort()).toEqual([...keys].sort());
+      expect(await exportRun(lake, config)).toEqual(['succeeded']);
+      const seen = new Set<string>();
+      await checkReaders(db, lake, config, name, 'after the next run', { seenVersions: seen, noOrphans: true });
+      expect(seen.size).toBe(400);
+    } finally {
+      lake.remove();
+    }
+  }, 120_000);
 });

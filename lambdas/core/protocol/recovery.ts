@@ -136,7 +136,10 @@ export function gracePassed(deps: LakeDeps, list: { modifiedAt?: Date }, recorde
  * The data keys of removed runs deleted again, at every recovery and commit until the grace
  * period has passed since the removal, then the list: a copy that was in flight when its run was
  * removed (removeRun) is gone by the table's next commit after it lands. The keys hold the
- * removed run's id, which no later run writes.
+ * removed run's id, which no other run writes. A run whose removal did not finish is still
+ * pending (its run.json goes last) and is skipped: the next recovery removes it again, or, a
+ * backfill, a plan adopts it and its commit drops the list (finishCommit) before anything here
+ * could delete what it publishes.
  */
 async function sweepRemoved(deps: LakeDeps, state: TableState, now: Date): Promise<void> {
   const lists = await deps.store.list(state.removedPrefix());
@@ -144,7 +147,8 @@ async function sweepRemoved(deps: LakeDeps, state: TableState, now: Date): Promi
   const lease = await state.read<Lease>(state.leaseKey());
   for (const key of lists) {
     const removed = await state.read<Removed>(key);
-    if (!removed) continue;
+    const runId = key.slice(state.removedPrefix().length).replace(/\.json$/, '');
+    if (!removed || await deps.store.get(state.pendingRunKey(runId))) continue;
     await deps.store.delete(removed.value.files);
     if (gracePassed(deps, removed, removed.value.removedAt, lease, now)) await deps.store.delete([key]);
   }
@@ -269,6 +273,8 @@ export async function finishCommit(deps: LakeDeps, state: TableState, runId: str
     if (!published) await publish(deps, state, runId, manifest.pages);
   }
   await replaceSuperseded(deps, state, runId, pendingRun.value.supersede);
+  // This run committed: its keys are live, whatever an earlier, unfinished removal of it listed.
+  await deps.store.delete([state.removedKey(runId)]);
   await clearPending(deps, state, runId);
   // A run removed by this execution's plan (its rows are in this run) may have had copies in
   // flight that landed since: gone as this run's rows become visible, not at the next run.
