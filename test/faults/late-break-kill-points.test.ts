@@ -1,0 +1,77 @@
+// Breaker (HJ): the removal of a run whose Commit's copies are in flight, killed at each step
+// between its list and its pending/ folder, then done again by the next execution after the
+// copies landed. The interleaving:
+//   1. The table is committed; 133 rows are updated; run R exports them in 3 pages (a file
+//      each); its Commit's three copies are in flight (sources read); R's lease lapses.
+//   2. E2's plan removes R and dies at one point: after writing removed/R.json (before the
+//      staged deletes), after the staged deletes, or after the published deletes (before
+//      clearing pending/). R is still pending.
+//   3. The copies land at R's data keys.
+//   4. E3 removes R again, exports the 133 rows again and commits; E4 runs.
+// Holds: after E3 no file of R is visible, readers see every version once, nothing is orphaned.
+// (Killed inside clearPending's delete, after some journals: late-break-relist, failing.)
+import { describe, expect, it } from 'vitest';
+import { planRun } from '../../lambdas/core/protocol/plan.ts';
+import { createLake, exportDeps, faultyStore, testConfig } from '../support/local-stack.ts';
+import { exportStatuses, fileDatabase } from '../support/file-database.ts';
+import { checkReaders } from './compact-break-checks.ts';
+import { createTable, dataFilesOf, expireLease, stallCommit } from './late-break-copies.ts';
+
+const db = fileDatabase();
+
+/** Which of removeRun's deletes the kill comes before: staged files, published keys, pending/. */
+const killPoints = [
+  { label: 'after its list', before: 'staged' },
+  { label: 'after its staged deletes', before: 'published' },
+  { label: 'after its published deletes', before: 'pending' },
+] as const;
+
+describe('a removal killed between its list and its pending/ folder, done again after late copies landed', () => {
+  for (const [n, point] of killPoints.entries()) {
+    it(`killed ${point.label}: no late file stays visible`, async () => {
+      const name = `late_kill_point_${n}`;
+      const config = testConfig([{ name }], { export: { pageRows: 50, safetyLagSeconds: 0 }, compaction: { enabled: false, graceMinutes: 0 } });
+      const lake = createLake();
+      try {
+        await createTable(db, name);
+        expect(await exportStatuses(db, lake, config)).toEqual(['succeeded']);
+        const seen = new Set<string>();
+        await checkReaders(db, lake, config, name, 'after the first run', { seenVersions: seen });
+        await db.query(`UPDATE ${name} SET payload = 'v2-' || id, updated_at = clock_timestamp() WHERE id % 3 = 0`);
+        const stalled = await stallCommit(db, lake, config, name, {}, true);
+        const { state, task } = stalled;
+        expect(stalled.keys).toHaveLength(3);
+        await expireLease(state);
+
+        const pending = state.pendingPrefix(task.runId);
+        const kind = (keys: readonly string[]) => keys.some((k) => k.startsWith(state.stagedPrefix(task.runId))) ? 'staged'
+          : keys.some((k) => stalled.keys.includes(k)) ? 'published' : keys.some((k) => k.startsWith(pending)) ? 'pending' : null;
+        const killed = faultyStore(lake.store, {
+          delete: async (keys) => {
+            if (kind(keys) === point.before) throw new Error(`killed ${point.label}`);
+            return lake.store.delete(keys);
+          },
+        });
+        const e2 = exportDeps(db, killed, config);
+        const plan2 = await planRun(e2, {});
+        await e2.close();
+        expect(plan2.failed.map((f) => f.error).join(' ')).toContain(`killed ${point.label}`);
+        expect(await lake.store.get(state.pendingRunKey(task.runId)), 'R is still pending').not.toBeNull();
+
+        stalled.land.open();
+        const outcome = await stalled.outcome;
+        expect(outcome instanceof Error ? outcome.name : outcome.status).not.toBe('succeeded');
+        expect(await dataFilesOf(lake, 'raw', name, task.runId), 'the late copies landed').toHaveLength(3);
+
+        expect(await exportStatuses(db, lake, config)).toEqual(['succeeded']);
+        expect(await dataFilesOf(lake, 'raw', name, task.runId), 'late copies of R after E3 committed').toEqual([]);
+        await checkReaders(db, lake, config, name, 'after E3', { seenVersions: seen });
+        expect(await exportStatuses(db, lake, config)).toEqual(['succeeded']);
+        await checkReaders(db, lake, config, name, 'after E4', { seenVersions: seen, noOrphans: true });
+        expect(seen.size).toBe(400 + 133);
+      } finally {
+        lake.remove();
+      }
+    }, 60_000);
+  }
+});
