@@ -4,7 +4,7 @@
 // Adoption takes the run; a correct product either commits every row once or refuses the run and
 // starts over — it does not fail the table at commit on every execution until
 // export.backfillAdoptHours (a week) passes.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
@@ -13,18 +13,10 @@ import { readSegments, segmentTask } from '../../lambdas/core/protocol/segments.
 import { TableState } from '../../lambdas/core/protocol/table-state.ts';
 import { describeError } from '../../lambdas/core/errors.ts';
 import { checkLake } from './lake-checks.ts';
-import { createDatabase, createLake, exportDeps, stopPostgres, testConfig, type TestDatabase } from '../support/local-stack.ts';
+import { createLake, exportDeps, testConfig } from '../support/local-stack.ts';
+import { fileDatabase } from '../support/file-database.ts';
 
-let db: TestDatabase;
-
-beforeAll(async () => {
-  db = await createDatabase();
-});
-
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 const R1 = '20260501T000000Z-ddddddd1';
 

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
@@ -18,19 +18,11 @@ import type { TableTask } from '../../lambdas/core/protocol/run-model.ts';
 import type { ObjectStore } from '../../lambdas/core/ports.ts';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
 import { checkLake } from './lake-checks.ts';
-import { createDatabase, createLake, duckdb, exportDeps, faultyStore, parquetGlob, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createLake, duckdb, exportDeps, faultyStore, parquetGlob, testConfig, type TestLake } from '../support/local-stack.ts';
+import { fileDatabase } from '../support/file-database.ts';
 
 const CHILD = path.join(import.meta.dirname, 'adopt-break-kill-child.ts');
-let db: TestDatabase;
-
-beforeAll(async () => {
-  db = await createDatabase();
-});
-
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 const FULL = '20260601T000000Z-ccccccc1';
 

@@ -13,12 +13,14 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../lambdas/core/config.ts';
 import { abandonRun } from '../../lambdas/core/protocol/recovery.ts';
 import { TableState, type Lease } from '../../lambdas/core/protocol/table-state.ts';
 import { checkLake } from './lake-checks.ts';
-import { createDatabase, createLake, exportDeps, stopPostgres, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createLake, exportDeps, type TestLake } from '../support/local-stack.ts';
+import { fileDatabase } from '../support/file-database.ts';
+import { random } from '../fuzz/random.ts';
 
 const run = promisify(execFile);
 const CHILD = path.join(import.meta.dirname, 'adopt-break-kill-child.ts');
@@ -26,28 +28,7 @@ const SEEDS = (process.env.ADOPT_BREAK_SEEDS ?? '11,12,13').split(',').map(Numbe
 const STEPS = Number(process.env.ADOPT_BREAK_STEPS ?? 8);
 const MOVES = Number(process.env.ADOPT_BREAK_MOVES ?? 0);
 const BACKFILL = JSON.parse(process.env.ADOPT_BREAK_BACKFILL ?? '{"segments":3}') as object;
-let db: TestDatabase;
-
-beforeAll(async () => {
-  db = await createDatabase();
-});
-
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
-
-/** mulberry32: a small seeded generator, so a failing seed replays. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const db = fileDatabase();
 
 type Outcome = { kind: 'killed' } | { kind: 'failed'; error: string } | { kind: 'done'; out: Record<string, unknown> };
 

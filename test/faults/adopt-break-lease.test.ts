@@ -8,7 +8,7 @@
 //  2. Two plans at once, the second a {"takeOver": true}: the first writes its adoption record
 //     after the second adopted, then loses the lease; its Summarize releases the adopter's lease.
 // A correct product leaves the adopter's lease alone, and the adopter commits every row once.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
@@ -19,18 +19,10 @@ import type { RunPlan, SegmentRange, TableTask } from '../../lambdas/core/protoc
 import { describeError } from '../../lambdas/core/errors.ts';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
 import { checkLake } from './lake-checks.ts';
-import { createDatabase, createLake, exportDeps, faultyStore, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createLake, exportDeps, faultyStore, testConfig, type TestLake } from '../support/local-stack.ts';
+import { fileDatabase } from '../support/file-database.ts';
 
-let db: TestDatabase;
-
-beforeAll(async () => {
-  db = await createDatabase();
-});
-
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 const R1 = '20260401T000000Z-fffffff1';
 const R2 = '20260401T010000Z-fffffff2';

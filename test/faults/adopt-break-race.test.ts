@@ -3,7 +3,7 @@
 // exactly one continues the run, the others skip the table (the lease), and the run commits once.
 // A {"takeOver": true} planned after the adopter refuses to continue a run whose lease is live
 // (its invocations may still be writing) and starts over; the adopter is then fenced.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
@@ -13,18 +13,10 @@ import { TableState, type Lease } from '../../lambdas/core/protocol/table-state.
 import type { RunPlan, TableTask } from '../../lambdas/core/protocol/run-model.ts';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
 import { checkLake } from './lake-checks.ts';
-import { createDatabase, createLake, exportDeps, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createLake, exportDeps, testConfig, type TestLake } from '../support/local-stack.ts';
+import { fileDatabase } from '../support/file-database.ts';
 
-let db: TestDatabase;
-
-beforeAll(async () => {
-  db = await createDatabase();
-});
-
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 const R1 = '20260701T000000Z-aaaabbb1';
 

@@ -4,7 +4,7 @@
 // segment bounds and the journalled resume points were cut on. A bulk-loaded table (every row
 // the same updated_at) is cut on whole keys. A correct product refuses the run (or continues it
 // on the keyset it was planned with): every row once.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
@@ -12,18 +12,10 @@ import { abandonRun } from '../../lambdas/core/protocol/recovery.ts';
 import { readSegments, segmentTask } from '../../lambdas/core/protocol/segments.ts';
 import { TableState } from '../../lambdas/core/protocol/table-state.ts';
 import { checkLake } from './lake-checks.ts';
-import { createDatabase, createLake, exportDeps, stopPostgres, testConfig, type TestDatabase } from '../support/local-stack.ts';
+import { createLake, exportDeps, testConfig } from '../support/local-stack.ts';
+import { fileDatabase } from '../support/file-database.ts';
 
-let db: TestDatabase;
-
-beforeAll(async () => {
-  db = await createDatabase();
-});
-
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 const R1 = '20260801T000000Z-bbbbccc1';
 

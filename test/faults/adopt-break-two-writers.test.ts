@@ -6,7 +6,7 @@
 // aborted child's invocation still runs. Both write the same journal numbers, staged keys and
 // progress object, last writer wins. A writer may update a row of that segment in between.
 // A correct product stops the older writer before it writes, and the lake holds every row once.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
@@ -16,18 +16,10 @@ import type { SegmentRange, TableTask } from '../../lambdas/core/protocol/run-mo
 import { abandonRun } from '../../lambdas/core/protocol/recovery.ts';
 import { describeError } from '../../lambdas/core/errors.ts';
 import { checkLake } from './lake-checks.ts';
-import { createDatabase, createLake, exportDeps, faultyStore, stopPostgres, testConfig, type TestDatabase } from '../support/local-stack.ts';
+import { createLake, exportDeps, faultyStore, testConfig } from '../support/local-stack.ts';
+import { fileDatabase } from '../support/file-database.ts';
 
-let db: TestDatabase;
-
-beforeAll(async () => {
-  db = await createDatabase();
-});
-
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 const R1 = '20260201T000000Z-eeeeeee1';
 const R2 = '20260201T010000Z-eeeeeee2';

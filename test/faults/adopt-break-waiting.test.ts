@@ -3,7 +3,7 @@
 // (pg-lake-export compact --force), and a {"window": …} re-run. Each moves the watermark or never
 // adopts, so the waiting run is not continued; whatever happens to it, the lake ends with every
 // version once (checkLake, DuckDB against Postgres) after the next scheduled runs.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { compactTable } from '../../lambdas/core/protocol/compact.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
@@ -13,18 +13,10 @@ import { readSegments, segmentTask } from '../../lambdas/core/protocol/segments.
 import { TableState } from '../../lambdas/core/protocol/table-state.ts';
 import type { ExportDeps, RunRequest, TableTask } from '../../lambdas/core/protocol/run-model.ts';
 import { checkLake } from './lake-checks.ts';
-import { createDatabase, createLake, exportDeps, stopPostgres, testConfig, type TestDatabase } from '../support/local-stack.ts';
+import { createLake, exportDeps, testConfig } from '../support/local-stack.ts';
+import { fileDatabase } from '../support/file-database.ts';
 
-let db: TestDatabase;
-
-beforeAll(async () => {
-  db = await createDatabase();
-});
-
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 const FULL = '20260901T000000Z-dddd0001';
 

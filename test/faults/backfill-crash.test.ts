@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../lambdas/core/config.ts';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
@@ -16,20 +16,12 @@ import { abandonRun } from '../../lambdas/core/protocol/recovery.ts';
 import { readSegments, segmentTask } from '../../lambdas/core/protocol/segments.ts';
 import { TableState, type Lease } from '../../lambdas/core/protocol/table-state.ts';
 import { checkLake } from './lake-checks.ts';
-import { createDatabase, createLake, exportDeps, stopPostgres, type TestDatabase } from '../support/local-stack.ts';
+import { createLake, exportDeps } from '../support/local-stack.ts';
+import { fileDatabase } from '../support/file-database.ts';
 
 const run = promisify(execFile);
 const CHILD = path.join(import.meta.dirname, 'segment-crash-child.ts');
-let db: TestDatabase;
-
-beforeAll(async () => {
-  db = await createDatabase();
-});
-
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 /** The child's exit: its output line when it finished, 'killed' when it died. */
 async function child(job: object, file: string): Promise<string> {

@@ -3,22 +3,16 @@
 // read through the views stays exact across three compactions and a run between.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runExport } from '../../bin/local/run-export.ts';
 import { validateConfig, type LakeConfig } from '../../lambdas/core/config.ts';
 import { compactTable } from '../../lambdas/core/protocol/compact.ts';
 import { TableState, type RunManifest } from '../../lambdas/core/protocol/table-state.ts';
-import { createDatabase, createLake, exportDeps, stopPostgres, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createLake, exportDeps, type TestLake } from '../support/local-stack.ts';
+import { fileDatabase } from '../support/file-database.ts';
 import { checkReaders } from './compact-break-checks.ts';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createDatabase();
-}, 120_000);
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 const rawConfig = (name: string, graceMinutes: number) => ({
   export: { pageRows: 100, safetyLagSeconds: 0 }, compaction: { minFiles: 2, graceMinutes }, tables: [{ name }],

@@ -11,25 +11,19 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LakeQuery } from '../../bin/local/lake-query.ts';
 import { runExport } from '../../bin/local/run-export.ts';
 import { validateConfig, type LakeConfig } from '../../lambdas/core/config.ts';
 import { compactTable } from '../../lambdas/core/protocol/compact.ts';
 import { TableState, type RunManifest } from '../../lambdas/core/protocol/table-state.ts';
-import { createDatabase, createLake, exportDeps, stopPostgres, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createLake, exportDeps, type TestLake } from '../support/local-stack.ts';
+import { fileDatabase } from '../support/file-database.ts';
 
 const CHILD = path.resolve(import.meta.dirname, 'compact-crash-child.ts');
 const execute = promisify(execFile);
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createDatabase();
-}, 120_000);
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 const rawConfig = (name: string, graceMinutes: number) => ({
   export: { pageRows: 100, safetyLagSeconds: 0 }, compaction: { minFiles: 2, graceMinutes }, tables: [{ name }],

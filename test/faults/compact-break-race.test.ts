@@ -5,7 +5,7 @@
 // once, a stale Commit delivered after a compaction. After each, readers (the local views over
 // the live generation) see every version once, `<table>_current` equals Postgres, and the live
 // folder holds exactly the committed manifests' files (compact-break-checks.ts).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runExport } from '../../bin/local/run-export.ts';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
 import type { ObjectStore } from '../../lambdas/core/ports.ts';
@@ -15,17 +15,11 @@ import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
 import type { TableTask } from '../../lambdas/core/protocol/run-model.ts';
 import { TableState, type Lease } from '../../lambdas/core/protocol/table-state.ts';
-import { createDatabase, createLake, exportDeps, faultyStore, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createLake, exportDeps, faultyStore, testConfig, type TestLake } from '../support/local-stack.ts';
+import { fileDatabase } from '../support/file-database.ts';
 import { checkReaders } from './compact-break-checks.ts';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createDatabase();
-}, 120_000);
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 const configOf = (name: string): LakeConfig => testConfig([{ name }], {
   export: { pageRows: 50, safetyLagSeconds: 0 }, compaction: { minFiles: 2, graceMinutes: 60 },

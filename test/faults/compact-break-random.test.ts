@@ -24,6 +24,7 @@ import { TableState, type Lease } from '../../lambdas/core/protocol/table-state.
 import { startS3Server, type LocalS3Server } from '../support/s3-server.ts';
 import { createDatabase, createLake, exportDeps, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
 import { checkReaders } from './compact-break-checks.ts';
+import { random } from '../fuzz/random.ts';
 
 const seedsOf = (list: string): number[] => list.split(',').filter((s) => s.trim() !== '').map(Number);
 const SEEDS = seedsOf(process.env.HG_SEEDS ?? '11,12,13');
@@ -57,18 +58,6 @@ async function copyOf(store: ObjectStore, table: string): Promise<TestLake> {
     writeFileSync(file, (await store.get(key))!.body);
   }
   return copy;
-}
-
-/** mulberry32: small, seeded, reproducible. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 class Killed extends Error {}

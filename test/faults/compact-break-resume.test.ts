@@ -5,7 +5,7 @@
 //     the resumed Commit must not publish or commit, and the next run converges;
 //  2. the lease holds: the compaction is skipped, the resumed Commit finishes, and a compaction
 //     after it sees the whole run.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runExport } from '../../bin/local/run-export.ts';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
 import { commitTable, commitTableStep } from '../../lambdas/core/protocol/commit.ts';
@@ -14,17 +14,11 @@ import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
 import type { TableTask } from '../../lambdas/core/protocol/run-model.ts';
 import { TableState, type Lease } from '../../lambdas/core/protocol/table-state.ts';
-import { createDatabase, createLake, exportDeps, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createLake, exportDeps, testConfig, type TestLake } from '../support/local-stack.ts';
+import { fileDatabase } from '../support/file-database.ts';
 import { checkReaders } from './compact-break-checks.ts';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createDatabase();
-}, 120_000);
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 const configOf = (name: string): LakeConfig => testConfig([{ name, partitionBy: 'created_at' }], {
   // Small row groups and files: the run publishes many files, so a short budget stops its Commit half-way.

@@ -1,6 +1,6 @@
 // Breaker (HG; failed before a late Commit looked in the retired lists): the Commit delivered again after a compaction switched generations (at-least-once
 // delivery; the first copy committed): it must not fail a committed table, nor touch the lake.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runExport } from '../../bin/local/run-export.ts';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
@@ -8,17 +8,11 @@ import { compactTable } from '../../lambdas/core/protocol/compact.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
 import type { TableTask } from '../../lambdas/core/protocol/run-model.ts';
-import { createDatabase, createLake, exportDeps, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createLake, exportDeps, testConfig, type TestLake } from '../support/local-stack.ts';
+import { fileDatabase } from '../support/file-database.ts';
 import { checkReaders } from './compact-break-checks.ts';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createDatabase();
-}, 120_000);
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 const configOf = (name: string): LakeConfig => testConfig([{ name, partitionBy: 'created_at' }], {
   // Small row groups and files: the run publishes many files, so a short budget stops its Commit half-way.

@@ -8,27 +8,21 @@ import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LakeQuery } from '../../bin/local/lake-query.ts';
 import { runExport } from '../../bin/local/run-export.ts';
 import { validateConfig, type LakeConfig } from '../../lambdas/core/config.ts';
 import { locationOf, tableDataPrefix, type DataLocation } from '../../lambdas/core/lake/keys.ts';
 import { compactTable } from '../../lambdas/core/protocol/compact.ts';
 import { TableState, type RunManifest } from '../../lambdas/core/protocol/table-state.ts';
-import { createDatabase, createLake, exportDeps, stopPostgres, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createLake, exportDeps, type TestLake } from '../support/local-stack.ts';
+import { fileDatabase } from '../support/file-database.ts';
 import { COMPACTION_CRASH_POINTS } from './compact-crash-child.ts';
 
 const CHILD = path.resolve(import.meta.dirname, 'compact-crash-child.ts');
 const execute = promisify(execFile);
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createDatabase();
-});
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 const configOf = (name: string): LakeConfig => validateConfig({
   export: { pageRows: 200, safetyLagSeconds: 0 },

@@ -3,27 +3,21 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runExport } from '../../bin/local/run-export.ts';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
 import { TableState, type Watermark } from '../../lambdas/core/protocol/table-state.ts';
-import { createDatabase, createLake, exportDeps, faultyStore, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createLake, exportDeps, faultyStore, testConfig, type TestLake } from '../support/local-stack.ts';
+import { fileDatabase } from '../support/file-database.ts';
 import { checkLake } from './lake-checks.ts';
 
 const CRASH_POINTS = ['mid-copy', 'mid-page-upload', 'mid-file', 'between-parts', 'before-complete', 'before-journal', 'before-publish', 'mid-publish', 'before-watermark', 'after-watermark', 'mid-cleanup', 'after-commit'];
 const CHILD = path.resolve(import.meta.dirname, 'crash-child.ts');
 const execute = promisify(execFile);
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createDatabase();
-});
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 /** 3,000 rows over 5 days, 600 a day: every 1,000-row page spans two or three days (files). */
 async function createTable(name: string): Promise<void> {

@@ -4,8 +4,7 @@
 // watermark and no pending schema when abandonRun looked, nothing is fenced; the Commit (its
 // lease still the run's own) publishes and writes the watermark, then abandonRun moves the
 // committed run's published files back under pending/, which the Commit's tidying then clears.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runExport } from '../../bin/local/run-export.ts';
+import { describe, expect, it } from 'vitest';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
@@ -13,30 +12,17 @@ import { planRun } from '../../lambdas/core/protocol/plan.ts';
 import { abandonRun } from '../../lambdas/core/protocol/recovery.ts';
 import { readSegments, segmentTask } from '../../lambdas/core/protocol/segments.ts';
 import { TableState, type RunManifest } from '../../lambdas/core/protocol/table-state.ts';
-import { createDatabase, createLake, exportDeps, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createLake, exportDeps, testConfig, type TestLake } from '../support/local-stack.ts';
+import { exportStatuses, fileDatabase } from '../support/file-database.ts';
 import { checkReaders } from './compact-break-checks.ts';
 import { pause, pausingStore, reachedOrDone } from './fence-break-gates.ts';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createDatabase();
-}, 120_000);
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 const NAME = 'abandon_backfill';
 const config: LakeConfig = testConfig([{ name: NAME, backfill: { segments: 2 } }], { export: { pageRows: 500, safetyLagSeconds: 0 }, lake: { rowGroupRows: 500 } });
 
-async function exportRun(lake: TestLake): Promise<string[]> {
-  const deps = exportDeps(db, lake.store, config);
-  try {
-    return (await runExport(deps, {})).tables.map((t) => t.error ?? t.status);
-  } finally {
-    await deps.close();
-  }
-}
+const exportRun = (lake: TestLake): Promise<string[]> => exportStatuses(db, lake, config);
 
 describe('abandonRun racing its own first-load backfill Commit', () => {
   it('the Commit commits while abandonRun keeps the backfill staged: nothing may be lost', async () => {

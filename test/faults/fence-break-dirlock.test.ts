@@ -5,39 +5,25 @@
 // it, rewrote the watermark and removed the run; the Commit then resumed and renamed its
 // watermark over the fence, committing files that were gone. A live holder's lock is now waited
 // for: the recovery's fence waits until the Commit has written, then finds the run committed.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
-import { runExport } from '../../bin/local/run-export.ts';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
 import { abandonRun } from '../../lambdas/core/protocol/recovery.ts';
 import { TableState, type Lease } from '../../lambdas/core/protocol/table-state.ts';
-import { createDatabase, createLake, exportDeps, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createLake, exportDeps, testConfig, type TestLake } from '../support/local-stack.ts';
+import { exportStatuses, fileDatabase } from '../support/file-database.ts';
 import { checkReaders } from './compact-break-checks.ts';
 import { gate } from './fence-break-gates.ts';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createDatabase();
-}, 120_000);
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 const NAME = 'dirlock_stall';
 const config: LakeConfig = testConfig([{ name: NAME }], { export: { pageRows: 50, safetyLagSeconds: 0 } });
 
-async function exportRun(lake: TestLake): Promise<string[]> {
-  const deps = exportDeps(db, lake.store, config);
-  try {
-    return (await runExport(deps, {})).tables.map((t) => t.error ?? t.status);
-  } finally {
-    await deps.close();
-  }
-}
+const exportRun = (lake: TestLake): Promise<string[]> => exportStatuses(db, lake, config);
 
 describe('a Commit paused inside the directory lake\'s lock of its watermark write', () => {
   it('cannot commit over the fence of the recovery that removed its run', async () => {

@@ -7,40 +7,26 @@
 // watermark is fenced), but its late-moved files stay visible in the table folder, named by no
 // manifest and no pending run: nothing ever removes them, and readers see their rows again once
 // the next run exports the same window.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runExport } from '../../bin/local/run-export.ts';
+import { describe, expect, it } from 'vitest';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
 import { abandonRun } from '../../lambdas/core/protocol/recovery.ts';
 import { TableState, type Lease } from '../../lambdas/core/protocol/table-state.ts';
-import { createDatabase, createLake, exportDeps, faultyStore, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createLake, exportDeps, faultyStore, testConfig, type TestLake } from '../support/local-stack.ts';
+import { exportStatuses, fileDatabase } from '../support/file-database.ts';
 import { checkReaders } from './compact-break-checks.ts';
 import { gate, pause, pausingStore, reachedOrDone } from './fence-break-gates.ts';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createDatabase();
-}, 120_000);
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 async function createTable(name: string): Promise<void> {
   await db.query(`CREATE TABLE ${name} (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL);
     INSERT INTO ${name} SELECT g, 'v1-' || g, timestamptz '2024-03-01 00:00:00+00' + ((g - 1) / 100) * interval '1 day' FROM generate_series(1, 400) g`);
 }
 
-async function exportRun(lake: TestLake, config: LakeConfig): Promise<string[]> {
-  const deps = exportDeps(db, lake.store, config);
-  try {
-    return (await runExport(deps, {})).tables.map((t) => t.error ?? t.status);
-  } finally {
-    await deps.close();
-  }
-}
+const exportRun = (lake: TestLake, config: LakeConfig): Promise<string[]> => exportStatuses(db, lake, config);
 
 /** The next run planned and exported, its Commit started with every move held until `moves.open()`. */
 async function commitHeldAtPublish(lake: TestLake, config: LakeConfig) {

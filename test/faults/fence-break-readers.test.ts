@@ -6,8 +6,7 @@
 // (creating the fence) and then fails itself, so nothing is committed.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runExport } from '../../bin/local/run-export.ts';
+import { describe, expect, it } from 'vitest';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { compactTable } from '../../lambdas/core/protocol/compact.ts';
@@ -18,30 +17,17 @@ import { summarizeRun } from '../../lambdas/core/protocol/summarize.ts';
 import { lastCommittedRun } from '../../lambdas/core/lake/validate.ts';
 import { TableState, type Lease } from '../../lambdas/core/protocol/table-state.ts';
 import { cli } from '../support/cli.ts';
-import { createDatabase, createLake, exportDeps, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createLake, exportDeps, testConfig, type TestLake } from '../support/local-stack.ts';
+import { exportStatuses, fileDatabase } from '../support/file-database.ts';
 import { checkReaders } from './compact-break-checks.ts';
 import { pause, pausingStore, reachedOrDone } from './fence-break-gates.ts';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createDatabase();
-}, 120_000);
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 const NAME = 'fence_only';
 const config: LakeConfig = testConfig([{ name: NAME }], { export: { pageRows: 50, safetyLagSeconds: 0 }, compaction: { minFiles: 2 } });
 
-async function exportRun(lake: TestLake, request = {}): Promise<string[]> {
-  const deps = exportDeps(db, lake.store, config);
-  try {
-    return (await runExport(deps, request)).tables.map((t) => t.error ?? t.status);
-  } finally {
-    await deps.close();
-  }
-}
+const exportRun = (lake: TestLake, request = {}): Promise<string[]> => exportStatuses(db, lake, config, request);
 
 /** A first Commit stalled at its watermark PUT; the next execution recovers (fence) and fails. */
 async function fenceOnly(lake: TestLake): Promise<void> {

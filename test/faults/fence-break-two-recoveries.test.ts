@@ -4,38 +4,24 @@
 // create-once fence then fails and it rewrites the fence (If-Match), though it lost the lease.
 // Whatever that costs X2 (at worst its commit fails on the moved etag and its own Table Failed
 // removes its run), no row may be lost or doubled and the table must not be stuck.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runExport } from '../../bin/local/run-export.ts';
+import { describe, expect, it } from 'vitest';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
 import { abandonRun } from '../../lambdas/core/protocol/recovery.ts';
 import { TableState, type Lease } from '../../lambdas/core/protocol/table-state.ts';
-import { createDatabase, createLake, exportDeps, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createLake, exportDeps, testConfig, type TestLake } from '../support/local-stack.ts';
+import { exportStatuses, fileDatabase } from '../support/file-database.ts';
 import { checkReaders } from './compact-break-checks.ts';
 import { pause, pausingStore, reachedOrDone } from './fence-break-gates.ts';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createDatabase();
-}, 120_000);
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 const NAME = 'two_recoveries';
 const config: LakeConfig = testConfig([{ name: NAME }], { export: { pageRows: 50, safetyLagSeconds: 0 } });
 
-async function exportRun(lake: TestLake): Promise<string[]> {
-  const deps = exportDeps(db, lake.store, config);
-  try {
-    return (await runExport(deps, {})).tables.map((t) => t.error ?? t.status);
-  } finally {
-    await deps.close();
-  }
-}
+const exportRun = (lake: TestLake): Promise<string[]> => exportStatuses(db, lake, config);
 
 describe('two recoveries of a first run racing to fence', () => {
   it('lose no row, double none, and leave the table free', async () => {

@@ -5,8 +5,7 @@
 // compaction takes the table (recovery removes the run, the table moves to a new generation,
 // the old one goes after graceMinutes) then writes the OLD schema back: readers are sent to the
 // replaced generation, and the next runs' files follow the recorded location there.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runExport } from '../../bin/local/run-export.ts';
+import { describe, expect, it } from 'vitest';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { compactTable } from '../../lambdas/core/protocol/compact.ts';
@@ -15,32 +14,19 @@ import { planRun } from '../../lambdas/core/protocol/plan.ts';
 import { abandonRun } from '../../lambdas/core/protocol/recovery.ts';
 import type { LakeSchema } from '../../lambdas/core/ports.ts';
 import { TableState, type Lease } from '../../lambdas/core/protocol/table-state.ts';
-import { createDatabase, createLake, exportDeps, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createLake, exportDeps, testConfig, type TestLake } from '../support/local-stack.ts';
+import { exportStatuses, fileDatabase } from '../support/file-database.ts';
 import { checkReaders } from './compact-break-checks.ts';
 import { pause, pausingStore, reachedOrDone } from './fence-break-gates.ts';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createDatabase();
-}, 120_000);
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 const NAME = 'widen_stall';
 const config: LakeConfig = testConfig([{ name: NAME, partitionBy: 'created_at' }], {
   export: { pageRows: 50, safetyLagSeconds: 0 }, compaction: { minFiles: 2, graceMinutes: 0 },
 });
 
-async function exportRun(lake: TestLake): Promise<string[]> {
-  const deps = exportDeps(db, lake.store, config);
-  try {
-    return (await runExport(deps, {})).tables.map((t) => t.error ?? t.status);
-  } finally {
-    await deps.close();
-  }
-}
+const exportRun = (lake: TestLake): Promise<string[]> => exportStatuses(db, lake, config);
 
 describe('a Commit stalled at its projection widening while a compaction takes the table', () => {
   it('does not send readers back to the replaced generation', async () => {

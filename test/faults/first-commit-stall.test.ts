@@ -12,26 +12,19 @@
 // once through the runs after it. Also checked with a run abandoned by its own execution
 // (abandonRun, Table Failed) while its Commit still runs: a first run, and a later one (which
 // abandonRun removed without fencing the watermark, so its stalled Commit committed too).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runExport } from '../../bin/local/run-export.ts';
+import { describe, expect, it } from 'vitest';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
 import { abandonRun } from '../../lambdas/core/protocol/recovery.ts';
 import { TableState, type Lease } from '../../lambdas/core/protocol/table-state.ts';
-import { createDatabase, createLake, exportDeps, faultyStore, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createLake, exportDeps, faultyStore, testConfig, type TestLake } from '../support/local-stack.ts';
+import { exportStatuses, fileDatabase } from '../support/file-database.ts';
 import { checkReaders } from './compact-break-checks.ts';
 import { gate } from './fence-break-gates.ts';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createDatabase();
-}, 120_000);
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 async function createTable(name: string): Promise<void> {
   await db.query(`CREATE TABLE ${name} (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL);
@@ -66,14 +59,7 @@ async function expireLease(lake: TestLake, name: string): Promise<void> {
   await state.write(state.leaseKey(), { ...lease, expiresAt: new Date(Date.now() - 1000).toISOString() });
 }
 
-async function exportRun(lake: TestLake, config: LakeConfig): Promise<string[]> {
-  const deps = exportDeps(db, lake.store, config);
-  try {
-    return (await runExport(deps, {})).tables.map((t) => t.error ?? t.status);
-  } finally {
-    await deps.close();
-  }
-}
+const exportRun = (lake: TestLake, config: LakeConfig): Promise<string[]> => exportStatuses(db, lake, config);
 
 describe("a table's first commit stalled past its lease", () => {
   it('fails once the next execution has recovered the table, and no row is lost', async () => {

@@ -1,24 +1,18 @@
 // Breaker (HF): one Export input delivered twice — at once, or a stale copy after the first
 // finished — for incremental, {full: true} and deletes.detect tables; the lake must hold every
 // version once and every deleted key's tombstone once.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LakeQuery } from '../../bin/local/lake-query.ts';
 import { runExport } from '../../bin/local/run-export.ts';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
 import type { TableTask } from '../../lambdas/core/protocol/run-model.ts';
-import { createDatabase, createLake, duckdb, exportDeps, parquetGlob, stopPostgres, testConfig, type TestDatabase } from '../support/local-stack.ts';
+import { createLake, duckdb, exportDeps, parquetGlob, testConfig } from '../support/local-stack.ts';
+import { fileDatabase } from '../support/file-database.ts';
 import { checkLake } from './lake-checks.ts';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createDatabase();
-}, 120_000);
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 async function createTable(name: string, rows: number): Promise<void> {
   await db.query(`CREATE TABLE ${name} (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL);

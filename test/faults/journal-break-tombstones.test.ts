@@ -3,22 +3,16 @@
 // a key shared by both copies (stagedKey, not the copy's own folder), journal and file in two
 // writes: a key deleted and another re-inserted between the two copies' detections shifts the
 // second copy's pages by one key, and the interleaving below publishes a tombstone twice.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LakeQuery } from '../../bin/local/lake-query.ts';
 import { runExport } from '../../bin/local/run-export.ts';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
-import { createDatabase, createLake, duckdb, exportDeps, faultyStore, parquetGlob, stopPostgres, testConfig, type TestDatabase } from '../support/local-stack.ts';
+import { createLake, duckdb, exportDeps, faultyStore, parquetGlob, testConfig } from '../support/local-stack.ts';
+import { fileDatabase } from '../support/file-database.ts';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createDatabase();
-}, 120_000);
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 describe('the last Export step delivered twice, keys deleted and re-inserted between the copies\' detections', () => {
   it('publishes each tombstone once', async () => {

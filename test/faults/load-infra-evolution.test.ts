@@ -10,17 +10,11 @@ import { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
 import { S3Client } from '@aws-sdk/client-s3';
 import { S3Store } from '../../lambdas/adapters/s3-store.ts';
 import { TableState, type Watermark } from '../../lambdas/core/protocol/table-state.ts';
-import { createDatabase, createLake, exportDeps, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createLake, exportDeps, testConfig, type TestLake } from '../support/local-stack.ts';
+import { fileDatabase } from '../support/file-database.ts';
 import { checkLake } from './lake-checks.ts';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createDatabase();
-});
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 async function run(lake: TestLake, tables: unknown[], request: object = {}) {
   const deps = exportDeps(db, lake.store, testConfig(tables));

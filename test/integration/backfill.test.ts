@@ -1,7 +1,7 @@
 // Backfill (issue 14) on real parts: a first load split into key-range segments exported at once
 // (as the Distributed Map's children would), writers running during it, a segment resumed from
 // its journal, and a Commit that resumes across invocations. DuckDB reads the lake back.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LakeQuery } from '../../bin/local/lake-query.ts';
 import { commitTable, commitTableStep } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
@@ -14,18 +14,10 @@ import { selectTables, type LakeConfig } from '../../lambdas/core/config.ts';
 import { abandonRun } from '../../lambdas/core/protocol/recovery.ts';
 import type { Lease } from '../../lambdas/core/protocol/table-state.ts';
 import { checkLake } from '../faults/lake-checks.ts';
-import { createDatabase, createLake, duckdb, exportDeps, parquetGlob, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createLake, duckdb, exportDeps, parquetGlob, testConfig, type TestLake } from '../support/local-stack.ts';
+import { fileDatabase } from '../support/file-database.ts';
 
-let db: TestDatabase;
-
-beforeAll(async () => {
-  db = await createDatabase();
-});
-
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 /** What the Distributed Map does: one child per segment, each with its own connection, all at once. */
 async function exportSegmentsAtOnce(lake: TestLake, config: LakeConfig, task: TableTask): Promise<TableTask[]> {

@@ -14,6 +14,7 @@ import { keyAggregateQuery } from '../../lambdas/core/source/queries.ts';
 import { shapeTable } from '../../lambdas/core/source/table-shape.ts';
 import { createDatabase, createLake, stopPostgres, type TestDatabase, type TestLake } from '../support/local-stack.ts';
 import { hashint8extended, int8KeyHashes } from '../unit/hashint8-reference.ts';
+import { random } from '../fuzz/random.ts';
 
 let db: TestDatabase;
 let lake: TestLake;
@@ -28,18 +29,6 @@ afterAll(async () => {
   lake?.remove();
   await stopPostgres();
 });
-
-/** A small deterministic PRNG (mulberry32): a failing seed replays exactly. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TYPES = [
   { type: 'smallint', typeName: 'int2', bits: 16 },

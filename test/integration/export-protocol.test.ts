@@ -16,20 +16,12 @@ import { partitionYearOf } from '../../lambdas/core/lake/keys.ts';
 import { ThrottlingError } from '../../lambdas/core/errors.ts';
 import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
 import { hashText } from '../../lambdas/core/page/pii-hash.ts';
-import { createDatabase, createLake, duckdb, exportDeps, faultyStore, parquetGlob, startPostgres, stopPostgres, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { createDatabase, createLake, duckdb, exportDeps, faultyStore, parquetGlob, startPostgres, testConfig, type TestLake } from '../support/local-stack.ts';
+import { fileDatabase } from '../support/file-database.ts';
 import pg from 'pg';
 import { PostgresSource } from '../../lambdas/adapters/postgres-source.ts';
 
-let db: TestDatabase;
-
-beforeAll(async () => {
-  db = await createDatabase();
-});
-
-afterAll(async () => {
-  await db?.close();
-  await stopPostgres();
-});
+const db = fileDatabase();
 
 async function exportOnce(lake: TestLake, tables: unknown[], extra: Record<string, unknown> = {}) {
   const deps = exportDeps(db, lake.store, testConfig(tables, extra));

@@ -8,24 +8,13 @@ import { EventEmitter } from 'node:events';
 import type { Connection } from 'pg';
 import { describe, expect, it } from 'vitest';
 import { CopyOut } from '../../lambdas/adapters/copy-out.ts';
+import { random } from '../fuzz/random.ts';
 
 function message(code: string, body: Buffer): Buffer {
   const head = Buffer.alloc(5);
   head.write(code, 0, 'latin1');
   head.writeUInt32BE(body.length + 4, 1);
   return Buffer.concat([head, body]);
-}
-
-/** A seeded stream of 32-bit states (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** What the server sends for a COPY TO: CopyOutResponse, rows as CopyData with notices and a

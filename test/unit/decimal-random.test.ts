@@ -4,18 +4,7 @@
 // every boundary the decoder's fast paths turn on (2^31, 2^32, 2^53, 10^15, 10^precision).
 import { describe, expect, it } from 'vitest';
 import { decodeNumeric } from '../../lambdas/core/page/decimal.ts';
-
-/** Mulberry32: a small seeded generator. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { random } from '../fuzz/random.ts';
 
 /** Postgres's binary numeric of `digits` · 10^−dscale (digits: the decimal digits of |value|). */
 function wire(negative: boolean, digits: string, dscale: number): Buffer {
@@ -77,7 +66,7 @@ function magnitude(next: () => number): bigint {
 
 describe('numeric → decimal128, seeded random against a BigInt reference', () => {
   it('agrees on 200,000 values and refusals around every fast-path boundary', () => {
-    const next = rng(20261130);
+    const next = random(20261130);
     const out = new Uint32Array(8);
     let checked = 0;
     let refused = 0;

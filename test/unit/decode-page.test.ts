@@ -11,23 +11,12 @@ import { frameCopyBinary } from '../../lambdas/core/page/copy-binary.ts';
 import { decodeColumn, type ColumnContext } from '../../lambdas/core/page/decode.ts';
 import { PageScratch, decodeWholePage, sliceColumns } from '../../lambdas/core/page/decode-page.ts';
 import type { LakeType } from '../../lambdas/core/source/type-map.ts';
+import { random } from '../fuzz/random.ts';
 
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 const i16 = (n: number) => { const b = Buffer.alloc(2); b.writeInt16BE(n); return b; };
 const i32 = (n: number) => { const b = Buffer.alloc(4); b.writeInt32BE(n); return b; };
 const i64 = (n: bigint) => { const b = Buffer.alloc(8); b.writeBigInt64BE(n); return b; };
-
-/** mulberry32: the same page for the same seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TYPES: LakeType[] = [
   { kind: 'int16' }, { kind: 'int32' }, { kind: 'int64' }, { kind: 'float32' }, { kind: 'float64' }, { kind: 'bool' },

@@ -7,18 +7,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { findMissingKeys, lineWidth, mergeRanges, type KeySide, type PositionRange, type RangeAggregate } from '../../lambdas/core/lake/key-bisect.ts';
 import { int8KeyHashes } from './hashint8-reference.ts';
-
-/** A small deterministic PRNG (mulberry32): a failing seed replays exactly. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { random } from '../fuzz/random.ts';
 
 /** The key's two hashes, as key-hash.ts defines them for the engines: md5 slices of the canonical text, or an integer key's hashint8extended. */
 function hashes(key: readonly string[], integer: boolean): [bigint, bigint] {

@@ -18,6 +18,7 @@ import { shapeTable } from '../../lambdas/core/source/table-shape.ts';
 import type { CatalogColumn } from '../../lambdas/core/source/type-map.ts';
 import { quoteLiteral } from '../../lambdas/core/identifiers.ts';
 import { hashint8extended, int8KeyHashes } from './hashint8-reference.ts';
+import { random } from '../fuzz/random.ts';
 
 const column = (name: string, typeName: string, formatted = typeName): CatalogColumn => ({
   name, typeName, typeKind: 'b', elementTypeName: null, elementTypeKind: null, typmod: -1, formatted, notNull: true,
@@ -31,18 +32,6 @@ const shape = shapeTable(resolveTable(config.tables[0]), catalog, config);
 const ordersShape = shapeTable(resolveTable(validateConfig({ tables: [{ name: 'orders' }] }).tables[0]), { columns: [column('id', 'int8', 'bigint'), column('updated_at', 'timestamptz')], primaryKey: ['id'] }, config);
 const INTEGER: KeyLine = { kind: 'integer', hash: 'int8' };
 const MD5: KeyLine = { kind: 'hash', hash: 'md5' };
-
-/** A small deterministic PRNG (mulberry32): a failing seed replays exactly. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * DuckDB, speaking Trino for the Athena dialect: Trino's bitwise functions as macros over

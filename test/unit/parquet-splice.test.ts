@@ -17,18 +17,7 @@ import { snappyLiteral } from '../../lambdas/core/page/parquet-chunks.ts';
 import { SplicedParquetFile } from '../../lambdas/core/page/parquet-splice.ts';
 import { readStruct, writeStruct } from '../../lambdas/core/page/thrift.ts';
 import type { LakeType } from '../../lambdas/core/source/type-map.ts';
-
-/** mulberry32: a small seeded generator, so a failure names its seed and replays. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { random } from '../fuzz/random.ts';
 
 const COLUMNS: [string, LakeType][] = [
   ['i16', { kind: 'int16' }],
