@@ -6,6 +6,8 @@
 // readers see their rows twice once the next run exports the same window (left open last
 // session as "B2 residue"). removeRun now lists the run's data keys under removed/, and every
 // later commit and recovery deletes them again until compaction.graceMinutes have passed.
+import { utimesSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
@@ -92,10 +94,15 @@ describe('a Commit whose copies land after its run was removed', () => {
         expect(await exportRun(lake, config)).toEqual(['succeeded']);
         await checkReaders(db, lake, config, name, 'after the run that follows', { seenVersions: seen, noOrphans: true });
         expect(seen.size).toBe(400 + 133);
-        // The removal listed the run's data keys; the list goes once the grace period has passed,
-        // until then each recovery deletes the keys again.
+        // The removal listed the run's data keys; the list stays at least 15 minutes (longer than
+        // any Commit lives), whatever the grace, and each commit and recovery deletes them again.
         expect(removed?.value.files.length, 'its data keys were listed as removed').toBe(files);
-        expect(await lake.store.get(state.removedKey(task.runId)) === null).toBe(graceMinutes === 0);
+        expect(await lake.store.get(state.removedKey(task.runId)), 'the list, kept 15 minutes at least').not.toBeNull();
+        // Written 16 minutes ago: past the 15-minute floor, not past a 60-minute grace.
+        const past = new Date(Date.now() - 16 * 60_000);
+        utimesSync(path.join(lake.dir, state.removedKey(task.runId)), past, past);
+        expect(await exportRun(lake, config)).toEqual(['succeeded']);
+        expect(await lake.store.get(state.removedKey(task.runId)) === null, 'the list dropped after the grace').toBe(graceMinutes === 0);
       } finally {
         lake.remove();
       }

@@ -138,6 +138,12 @@ export async function adoptBackfill(deps: ExportDeps, state: TableState, shape: 
       deps.log?.('a failed backfill cannot be continued: it is removed and the table starts over', { table: shape.table.display, runId, why });
       continue;
     }
+    // Claimed over its run.json (If-Match), as a removal claims it: never adopted once a removal began.
+    const run = await state.read<PendingRun>(state.pendingRunKey(runId));
+    if (!run || run.value.removing || (run.value.adoptedBy !== owner && !(await state.write(state.pendingRunKey(runId), { ...run.value, adoptedBy: owner }, { ifMatch: run.etag })))) {
+      deps.log?.('a failed backfill cannot be continued: a removal of it has begun', { table: shape.table.display, runId });
+      continue;
+    }
     const current = await state.read<Lease>(state.leaseKey());
     const ours = current !== null && leaseHolder(current.value) === owner;
     if (!current || !ours) throw new WindowConflictError(`${shape.table.display}: run ${owner} lost the table's lease while adopting backfill run ${runId}`);

@@ -11,7 +11,7 @@ import { TableState, type FileEntry, type PageEntry, type PendingRun, type RunMa
 import { describeTableShape, lakeColumns, type TableShape } from '../source/table-shape.ts';
 import { checkNotNullQuery, checkUniqueQuery } from '../source/queries.ts';
 import { leaseHolder, renewLease, releaseLease } from './lease.ts';
-import { finishCommit, retried, type Retired } from './recovery.ts';
+import { finishCommit, retried, sweepRemoved, type Retired } from './recovery.ts';
 import { recordedLocation } from './compact.ts';
 import { tombstonesIn } from './reconcile.ts';
 import { type ExportDeps, type TableTask, type CommitResult, findTable } from './run-model.ts';
@@ -226,6 +226,8 @@ async function commitRun(deps: ExportDeps, state: TableState, task: TableTask, c
   // The lease is checked again on each side of publishing: no other run may be recovering it.
   await renewLease(deps, state, task);
   const files = pages.flatMap((p) => p.files);
+  // Late copies of runs removed before this one (its plan's) go before its own rows are visible.
+  await sweepRemoved(deps, state, new Date(), false);
   const published = await publishFrom(deps, state, task, files, Math.min(progress.published, files.length), deadline);
   if (published < files.length) return { ...task, commit: { checked: true, published } };
   await renewLease(deps, state, task);

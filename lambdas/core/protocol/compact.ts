@@ -212,7 +212,7 @@ async function deleteRetired(deps: LakeDeps, state: TableState, now: Date): Prom
   for (const key of await deps.store.list(state.retiredPrefix())) {
     const retired = await state.read<Retired>(key);
     if (!retired) continue;
-    if (!gracePassed(deps, retired, retired.value.retiredAt, lease, now)) continue;
+    if (!gracePassed(deps.config.compaction.graceMinutes, retired, retired.value.retiredAt, lease, now)) continue;
     await deps.store.delete(retired.value.files);
     await deps.store.delete([key]);
     deleted += retired.value.files.length;

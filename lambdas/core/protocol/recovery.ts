@@ -1,7 +1,7 @@
 // Publishing a run's staged files, everything after the commit point (manifest, replacing the
 // pages a re-run supersedes, clearing pending/), and cleaning up after a run that did not commit.
 // All of it is idempotent: the next plan rolls a committed run forward or removes an uncommitted one.
-import { StateError, ThrottlingError, isTransientStoreError } from '../errors.ts';
+import { StateError, ThrottlingError, WindowConflictError, isTransientStoreError } from '../errors.ts';
 import type { LakeSchema } from '../ports.ts';
 import { TableState, type Lease, type PageEntry, type PendingRun, type Replacement, type RunManifest, type Supersede, type Watermark, type WatermarkFence } from './table-state.ts';
 import { assertLeaseHeld, leaseHolder, withdrawLease, withdrawnHolder } from './lease.ts';
@@ -42,7 +42,18 @@ export async function abandonRun(deps: LakeDeps, table: string, runId: string): 
   if (withdrawn !== null) await deps.store.deleteIf(state.leaseKey(), withdrawn);
 }
 
-async function removeRun(deps: LakeDeps, state: TableState, runId: string): Promise<void> {
+type ClaimedRun = { value: PendingRun; etag: string } | null;
+
+/**
+ * `claimed`: the run's run.json as read before the caller last checked its lease (recover); a
+ * plan that adopted the run since (a backfill keeps its id, and its keys become live when it
+ * commits) rewrote it, and the removal's claim over it (If-Match) fails: the loser stops.
+ */
+async function removeRun(deps: LakeDeps, state: TableState, runId: string, claimed?: ClaimedRun): Promise<void> {
+  const run = claimed === undefined ? await state.read<PendingRun>(state.pendingRunKey(runId)) : claimed;
+  if (run && !run.value.removing && !(await state.write(state.pendingRunKey(runId), { ...run.value, removing: true }, { ifMatch: run.etag }))) {
+    throw new WindowConflictError(`${state.lakeTable}: run ${runId} changed while being removed (another execution adopted it); left alone`);
+  }
   // A run with a manifest committed: what is left under pending/ is tidying, never its data.
   const committed = await state.read<RunManifest>(state.manifestKey(runId));
   const pending = await deps.store.list(state.pendingPrefix(runId));
@@ -56,7 +67,12 @@ async function removeRun(deps: LakeDeps, state: TableState, runId: string): Prom
   // (sweepRemoved). Only a Commit moves files, and it writes the run's pending schema before it
   // publishes (a compaction writes its generation in place, where no reader looks until it commits).
   const publishing = pending.includes(state.pendingSchemaKey(runId)) && !pending.includes(state.compactionKey(runId));
-  if (publishing && published.length > 0) await state.write(state.removedKey(runId), { files: published, removedAt: new Date().toISOString() } satisfies Removed);
+  if (publishing && published.length > 0) {
+    // A removal done again after one killed while clearing pending/ finds only the journals left:
+    // the keys an earlier removal listed stay listed.
+    const earlier = (await state.read<Removed>(state.removedKey(runId)))?.value.files ?? [];
+    await state.write(state.removedKey(runId), { files: [...new Set([...earlier, ...published])], removedAt: new Date().toISOString() } satisfies Removed);
+  }
   // Staged files first: a Commit of the run still publishing can then move nothing more, and what
   // it moved before is among the published keys deleted next (breaker HI: moves landing between
   // the two deletes stayed visible for good). The journals and run.json go last.
@@ -91,6 +107,8 @@ export async function recover(deps: LakeDeps, state: TableState, watermark: Wate
   let fenced = false;
   for (const runId of await state.pendingRuns()) {
     if (runId === owner || runId === adopted) continue;
+    // Read before the lease check: an adoption after the check rewrites it (removeRun's claim).
+    const claimed: ClaimedRun = await state.read<PendingRun>(state.pendingRunKey(runId));
     // A takeover can take the lease from this run while it recovers; the new holder's own run
     // may already be pending (it was listed above). Checked before each run is touched: a run
     // listed here began before the check, so a lease still ours means its holder is gone.
@@ -108,7 +126,7 @@ export async function recover(deps: LakeDeps, state: TableState, watermark: Wate
       deps.log?.('rolling forward a committed run', { table: state.lakeTable, runId });
       await finishCommit(deps, state, runId, watermark.committedAt);
     } else {
-      await removeRun(deps, state, runId);
+      await removeRun(deps, state, runId, claimed);
     }
   }
   await sweepRemoved(deps, state, now);
@@ -121,27 +139,34 @@ export interface Removed {
 }
 
 /**
- * Whether compaction.graceMinutes have passed since a list (retired/, removed/) was written, on
- * one clock, the store's: the list's time against the lease's, written as this run began. The
- * machine that runs next may be ahead of the one that wrote the list (breaker HG: a laptop 2 h
- * ahead deleted a generation after a minute). A store that keeps no times: this machine's clock
- * against the time the list records.
+ * Whether `minutes` have passed since a list (retired/, removed/) was written, on one clock, the
+ * store's: the list's time against the lease's, written as this run began or last renewed it.
+ * The machine that runs next may be ahead of the one that wrote the list (breaker HG: a laptop
+ * 2 h ahead deleted a generation after a minute). A store that keeps no times: this machine's
+ * clock against the time the list records.
  */
-export function gracePassed(deps: LakeDeps, list: { modifiedAt?: Date }, recordedAt: string, lease: { modifiedAt?: Date } | null, now: Date): boolean {
+export function gracePassed(minutes: number, list: { modifiedAt?: Date }, recordedAt: string, lease: { modifiedAt?: Date } | null, now: Date): boolean {
   const [since, at] = list.modifiedAt && lease?.modifiedAt ? [list.modifiedAt, lease.modifiedAt] : [new Date(recordedAt), now];
-  return since.getTime() + deps.config.compaction.graceMinutes * 60_000 <= at.getTime();
+  return since.getTime() + minutes * 60_000 <= at.getTime();
 }
 
 /**
- * The data keys of removed runs deleted again, at every recovery and commit until the grace
- * period has passed since the removal, then the list: a copy that was in flight when its run was
- * removed (removeRun) is gone by the table's next commit after it lands. The keys hold the
- * removed run's id, which no other run writes. A run whose removal did not finish is still
- * pending (its run.json goes last) and is skipped: the next recovery removes it again, or, a
- * backfill, a plan adopts it and its commit drops the list (finishCommit) before anything here
- * could delete what it publishes.
+ * The least time a removed list is kept, whatever compaction.graceMinutes says: longer than a
+ * Commit can live (a Lambda invocation ends within 15 minutes), so longer than any copy it sent.
  */
-async function sweepRemoved(deps: LakeDeps, state: TableState, now: Date): Promise<void> {
+const REMOVED_MIN_MINUTES = 15;
+
+/**
+ * The data keys of removed runs deleted again, at every recovery and commit (before it publishes,
+ * and after its commit point) until compaction.graceMinutes, and at least 15 minutes, have passed
+ * since the removal; then the list goes (not when `dropLists` is false). A copy that was in
+ * flight when its run was removed (removeRun) is gone by the table's next commit after it lands.
+ * The keys hold the removed run's id, which no other run writes. A run whose removal did not
+ * finish is still pending (its run.json goes last) and is skipped: the next recovery removes it
+ * again, or, a backfill, a plan adopts it and its commit drops the list (finishCommit) before
+ * anything here could delete what it publishes.
+ */
+export async function sweepRemoved(deps: LakeDeps, state: TableState, now: Date, dropLists = true): Promise<void> {
   const lists = await deps.store.list(state.removedPrefix());
   if (lists.length === 0) return;
   const lease = await state.read<Lease>(state.leaseKey());
@@ -150,7 +175,11 @@ async function sweepRemoved(deps: LakeDeps, state: TableState, now: Date): Promi
     const runId = key.slice(state.removedPrefix().length).replace(/\.json$/, '');
     if (!removed || await deps.store.get(state.pendingRunKey(runId))) continue;
     await deps.store.delete(removed.value.files);
-    if (gracePassed(deps, removed, removed.value.removedAt, lease, now)) await deps.store.delete([key]);
+    // Only a lease written after the list counts (S3's LastModified has whole seconds: the plan
+    // that wrote the list took its lease in the same second).
+    const later = !removed.modifiedAt || !lease?.modifiedAt || lease.modifiedAt.getTime() > removed.modifiedAt.getTime();
+    const minutes = Math.max(deps.config.compaction.graceMinutes, REMOVED_MIN_MINUTES);
+    if (dropLists && later && gracePassed(minutes, removed, removed.value.removedAt, lease, now)) await deps.store.delete([key]);
   }
 }
 

@@ -77,6 +77,13 @@ export interface PendingRun {
   readonly startedAt: string;
   /** Run id of the watermark this window was planned from (null: none); commit is fenced on it. */
   readonly basedOn?: string | null;
+  /**
+   * Claims on a run nobody is running any more, each written over the run.json its writer read
+   * (If-Match), so that only one wins: a removal (recovery.ts removeRun) marks it `removing`, an
+   * adoption of a failed backfill (adopt-backfill.ts) names the plan that continues it.
+   */
+  readonly removing?: boolean;
+  readonly adoptedBy?: string;
 }
 
 /** What a committed re-run removes from earlier runs, journalled before any manifest changes. */
