@@ -10,7 +10,10 @@ import { readSegments, segmentTask } from '../../lambdas/core/protocol/segments.
 import type { CommitResult, RunRequest, TableTask } from '../../lambdas/core/protocol/run-model.ts';
 import { TableState, type Lease } from '../../lambdas/core/protocol/table-state.ts';
 import type { ObjectStore } from '../../lambdas/core/ports.ts';
-import { exportDeps, faultyStore, type TestDatabase } from '../support/local-stack.ts';
+import { expect } from 'vitest';
+import { exportDeps, faultyStore, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { exportStatuses } from '../support/file-database.ts';
+import { checkReaders } from './compact-break-checks.ts';
 import { gate, type Gate } from './fence-break-gates.ts';
 
 export interface StalledCommit {
@@ -28,6 +31,21 @@ export interface StalledCommit {
 export async function createTable(db: TestDatabase, name: string): Promise<void> {
   await db.query(`CREATE TABLE ${name} (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL);
     INSERT INTO ${name} SELECT g, 'v1-' || g, timestamptz '2024-03-01 00:00:00+00' + ((g - 1) / 100) * interval '1 day' FROM generate_series(1, 400) g`);
+}
+
+/** The late-copy scenarios' config: pages of 50 rows, no compaction, removed lists kept `graceMinutes`. */
+export function lateConfig(name: string, graceMinutes: number, table: Record<string, unknown> = {}): LakeConfig {
+  return testConfig([{ name, ...table }], { export: { pageRows: 50, safetyLagSeconds: 0 }, compaction: { enabled: false, graceMinutes } });
+}
+
+/** The table created and committed once (readers see its 400 versions), then a third of its rows updated. */
+export async function committedThenUpdated(db: TestDatabase, lake: TestLake, config: LakeConfig, name: string): Promise<Set<string>> {
+  await createTable(db, name);
+  expect(await exportStatuses(db, lake, config)).toEqual(['succeeded']);
+  const seen = new Set<string>();
+  await checkReaders(db, lake, config, name, 'after the first run', { seenVersions: seen });
+  await db.query(`UPDATE ${name} SET payload = 'v2-' || id, updated_at = clock_timestamp() WHERE id % 3 = 0`);
+  return seen;
 }
 
 /**

@@ -17,21 +17,17 @@ import { abandonRun } from '../../lambdas/core/protocol/recovery.ts';
 import { createLake, exportDeps, testConfig } from '../support/local-stack.ts';
 import { exportStatuses, fileDatabase } from '../support/file-database.ts';
 import { checkReaders } from './compact-break-checks.ts';
-import { createTable, dataFilesOf, expireLease, stallCommit } from './late-break-copies.ts';
+import { committedThenUpdated, createTable, dataFilesOf, expireLease, lateConfig, stallCommit } from './late-break-copies.ts';
 
 const db = fileDatabase();
 
 describe('late copies the removal list deletes', () => {
   it("of a scheduled run removed by its own Table Failed step: gone when the next execution commits", async () => {
     const name = 'late_holds_abandon';
-    const config = testConfig([{ name }], { export: { pageRows: 50, safetyLagSeconds: 0 }, compaction: { enabled: false, graceMinutes: 0 } });
+    const config = lateConfig(name, 0);
     const lake = createLake();
     try {
-      await createTable(db, name);
-      expect(await exportStatuses(db, lake, config)).toEqual(['succeeded']);
-      const seen = new Set<string>();
-      await checkReaders(db, lake, config, name, 'after the first run', { seenVersions: seen });
-      await db.query(`UPDATE ${name} SET payload = 'v2-' || id, updated_at = clock_timestamp() WHERE id % 3 = 0`);
+      const seen = await committedThenUpdated(db, lake, config, name);
       const stalled = await stallCommit(db, lake, config, name, {}, true);
       const { state, task } = stalled;
       const deps = exportDeps(db, lake.store, config);

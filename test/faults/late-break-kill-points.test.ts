@@ -15,10 +15,10 @@ import { describe, expect, it } from 'vitest';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
-import { createLake, exportDeps, faultyStore, testConfig } from '../support/local-stack.ts';
+import { createLake, exportDeps, faultyStore } from '../support/local-stack.ts';
 import { exportStatuses, fileDatabase } from '../support/file-database.ts';
 import { checkReaders } from './compact-break-checks.ts';
-import { createTable, dataFilesOf, expireLease, stallCommit } from './late-break-copies.ts';
+import { committedThenUpdated, dataFilesOf, expireLease, lateConfig, stallCommit } from './late-break-copies.ts';
 
 const db = fileDatabase();
 
@@ -33,14 +33,10 @@ describe('a removal killed between its list and its pending/ folder, done again 
   for (const [n, point] of killPoints.entries()) for (const landAfterPlan of [false, true]) {
     it(`killed ${point.label}, copies landing ${landAfterPlan ? "after the next plan's removal" : 'before the next plan'}: no late file stays visible`, async () => {
       const name = `late_kill_point_${n}_${landAfterPlan ? 'after' : 'before'}`;
-      const config = testConfig([{ name }], { export: { pageRows: 50, safetyLagSeconds: 0 }, compaction: { enabled: false, graceMinutes: 0 } });
+      const config = lateConfig(name, 0);
       const lake = createLake();
       try {
-        await createTable(db, name);
-        expect(await exportStatuses(db, lake, config)).toEqual(['succeeded']);
-        const seen = new Set<string>();
-        await checkReaders(db, lake, config, name, 'after the first run', { seenVersions: seen });
-        await db.query(`UPDATE ${name} SET payload = 'v2-' || id, updated_at = clock_timestamp() WHERE id % 3 = 0`);
+        const seen = await committedThenUpdated(db, lake, config, name);
         const stalled = await stallCommit(db, lake, config, name, {}, true);
         const { state, task } = stalled;
         expect(stalled.keys).toHaveLength(3);

@@ -15,25 +15,21 @@ import { describe, expect, it } from 'vitest';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
-import { createLake, exportDeps, testConfig } from '../support/local-stack.ts';
-import { exportStatuses, fileDatabase } from '../support/file-database.ts';
+import { createLake, exportDeps } from '../support/local-stack.ts';
+import { fileDatabase } from '../support/file-database.ts';
 import { checkReaders, readerView } from './compact-break-checks.ts';
 import { pause, pausingStore, reachedOrDone } from './fence-break-gates.ts';
-import { createTable, dataFilesOf, expireLease, stallCommit } from './late-break-copies.ts';
+import { committedThenUpdated, dataFilesOf, expireLease, lateConfig, stallCommit } from './late-break-copies.ts';
 
 const db = fileDatabase();
 
 describe("late copies while the next execution's Commit publishes", () => {
   it('are never visible beside the rows published again', async () => {
     const name = 'late_publish_window';
-    const config = testConfig([{ name }], { export: { pageRows: 50, safetyLagSeconds: 0 }, compaction: { enabled: false, graceMinutes: 60 } });
+    const config = lateConfig(name, 60);
     const lake = createLake();
     try {
-      await createTable(db, name);
-      expect(await exportStatuses(db, lake, config)).toEqual(['succeeded']);
-      const seen = new Set<string>();
-      await checkReaders(db, lake, config, name, 'after the first run', { seenVersions: seen });
-      await db.query(`UPDATE ${name} SET payload = 'v2-' || id, updated_at = clock_timestamp() WHERE id % 3 = 0`);
+      const seen = await committedThenUpdated(db, lake, config, name);
       const stalled = await stallCommit(db, lake, config, name);
       const { state, task } = stalled;
       await expireLease(state);

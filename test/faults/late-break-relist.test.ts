@@ -15,24 +15,20 @@
 import { describe, expect, it } from 'vitest';
 import type { Removed } from '../../lambdas/core/protocol/recovery.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
-import { createLake, exportDeps, faultyStore, testConfig } from '../support/local-stack.ts';
+import { createLake, exportDeps, faultyStore } from '../support/local-stack.ts';
 import { exportStatuses, fileDatabase } from '../support/file-database.ts';
 import { checkReaders, readerView } from './compact-break-checks.ts';
-import { createTable, dataFilesOf, expireLease, stallCommit } from './late-break-copies.ts';
+import { committedThenUpdated, dataFilesOf, expireLease, lateConfig, stallCommit } from './late-break-copies.ts';
 
 const db = fileDatabase();
 
 describe('a removal killed while clearing pending/, done again after late copies landed', () => {
   it('still deletes every data key the first removal listed', async () => {
     const name = 'late_relist';
-    const config = testConfig([{ name }], { export: { pageRows: 50, safetyLagSeconds: 0 }, compaction: { enabled: false, graceMinutes: 60 } });
+    const config = lateConfig(name, 60);
     const lake = createLake();
     try {
-      await createTable(db, name);
-      expect(await exportStatuses(db, lake, config)).toEqual(['succeeded']);
-      const seen = new Set<string>();
-      await checkReaders(db, lake, config, name, 'after the first run', { seenVersions: seen });
-      await db.query(`UPDATE ${name} SET payload = 'v2-' || id, updated_at = clock_timestamp() WHERE id % 3 = 0`);
+      const seen = await committedThenUpdated(db, lake, config, name);
 
       const stalled = await stallCommit(db, lake, config, name, {}, true);
       const { state, task } = stalled;

@@ -19,10 +19,10 @@ import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
-import { exportDeps, testConfig } from '../support/local-stack.ts';
+import { exportDeps } from '../support/local-stack.ts';
 import { fileDatabase } from '../support/file-database.ts';
 import { startS3Server, type LocalS3Server } from '../support/s3-server.ts';
-import { createTable, dataFilesOf, expireLease, stallCommit } from './late-break-copies.ts';
+import { createTable, dataFilesOf, expireLease, lateConfig, stallCommit } from './late-break-copies.ts';
 
 const db = fileDatabase();
 const BUCKET = 'late-break';
@@ -52,7 +52,7 @@ async function exportRun(store: S3Store, config: LakeConfig): Promise<string[]> 
 describe('late copies on an S3 lake with compaction.graceMinutes 0', () => {
   it('are gone once the next execution commits the same rows', async () => {
     const name = 'late_s3_clock';
-    const config = testConfig([{ name }], { export: { pageRows: 50, safetyLagSeconds: 0 }, compaction: { enabled: false, graceMinutes: 0 } });
+    const config = lateConfig(name, 0);
     const store = s3Store('clock');
     const lake = { store };
     await createTable(db, name);
