@@ -185,7 +185,7 @@ describe('the run.json claim between a removal and an adoption', () => {
       console.log(`stalled adopter P0: ${plan0.failed.map((f) => f.error).join('; ') || `${plan0.tables.length} planned`}`);
       console.log(`lease holder P1's removal: ${plan1.failed.map((f) => f.error).join('; ') || `${plan1.tables.length} planned`}`);
       expect(plan0.failed[0]?.error, "P0's adoption fails its lease check").toMatch(/lost the table's lease while adopting/);
-      expect(plan1.failed[0]?.error, "P1's removal names the table and the run").toMatch(new RegExp(`WindowConflictError: ${s.table}: run ${s.R} changed while being removed`));
+      expect(plan1.failed[0]?.error, "P1's removal names the table and the run").toMatch(new RegExp(`WindowConflictError: ${s.table}: run ${s.R}'s run.json changed since this removal read it`));
       expect(await visibleVersions(lake, s.table), 'nothing visible, R untouched').toEqual({ n: '0', versions: '0' });
       expect((await lake.store.list(s.state.stagedPrefix(s.R))).length, "R's staged files").toBeGreaterThan(0);
       // P1's lease was released when its table failed: the next execution runs at once.

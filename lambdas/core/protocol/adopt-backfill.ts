@@ -12,12 +12,12 @@
 // columns and config, the segment count), its lease was released or has lapsed (no invocation of
 // the dead execution still writes), and it started less than export.backfillAdoptHours ago;
 // otherwise the plan removes it, says why, and starts over.
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { WindowConflictError, describeError } from '../errors.ts';
 import type { TableShape } from '../source/table-shape.ts';
 import { TableState, type FileEntry, type Lease, type PendingRun, type Watermark } from './table-state.ts';
 import { readSegments, segmentPages, type SegmentProgress } from './segments.ts';
-import { leaseHolder } from './lease.ts';
+import { isWithdrawn, leaseHolder } from './lease.ts';
 import { heapFileNodeQuery } from '../source/queries.ts';
 import type { ExportDeps, LakeDeps, RunRequest, TableTask } from './run-model.ts';
 
@@ -96,6 +96,11 @@ async function refusal(deps: ExportDeps, state: TableState, shape: TableShape, r
   if (task.fingerprint !== shape.fingerprint) return 'the table\'s columns (or cursorTimeZone or partition.granularity) changed since';
   if (record.planned !== plannedWith(deps, shape)) return `its tables[] entry (or export.backfillSegments) changed since`;
   if ((record.heap ?? null) !== (await heapOf(deps, shape))) return 'the table was rewritten since (CLUSTER, VACUUM FULL, pg_repack): its rows moved to other heap blocks than its by: ctid segments cover';
+  // Table Failed's abandonRun withdrew the lease and did not give it back: it may still be moving
+  // the run's published files back to staging, which would take them from this plan's Commit.
+  if (before?.runId === task.runId && isWithdrawn(before)) {
+    return `Table Failed's clean-up of it (lease ${before.holder}, until ${before.expiresAt}) did not finish: it may still be moving its files`;
+  }
   // An operator's takeover of a live lease: the run may still have invocations in flight.
   if (request.takeOver && before?.runId === task.runId && new Date(before.expiresAt).getTime() > now.getTime()) {
     return `its lease (until ${before.expiresAt}) was taken over, not released or lapsed: invocations of it may still be writing`;
@@ -140,8 +145,12 @@ export async function adoptBackfill(deps: ExportDeps, state: TableState, shape: 
     }
     // Claimed over its run.json (If-Match), as a removal claims it: never adopted once a removal began.
     const run = await state.read<PendingRun>(state.pendingRunKey(runId));
-    if (!run || run.value.removing || (run.value.adoptedBy !== owner && !(await state.write(state.pendingRunKey(runId), { ...run.value, adoptedBy: owner }, { ifMatch: run.etag })))) {
-      deps.log?.('a failed backfill cannot be continued: a removal of it has begun', { table: shape.table.display, runId });
+    // Always rewritten, with a claim no earlier write holds: an etag is a digest of the body, so
+    // skipping the write (a retried plan) or writing bytes seen before (A -> B -> A) would leave a
+    // stalled removal's If-Match good.
+    if (!run || run.value.removing || !(await state.write(state.pendingRunKey(runId), { ...run.value, adoptedBy: owner, claim: randomUUID() }, { ifMatch: run.etag }))) {
+      const why = run?.value.removing ? 'a removal of it has begun' : 'another execution claimed it first';
+      deps.log?.(`a failed backfill cannot be continued: ${why}`, { table: shape.table.display, runId });
       continue;
     }
     const current = await state.read<Lease>(state.leaseKey());

@@ -13,7 +13,8 @@ export async function acquireLease(deps: LakeDeps, state: TableState, runId: str
   if (await state.write(state.leaseKey(), lease, { ifNoneMatch: true })) return null;
   const current = await state.read<Lease>(state.leaseKey());
   if (!current) return acquireLease(deps, state, runId, takeOver);
-  if (current.value.runId === runId) {
+  // Ours only when no other execution holds it for our run (an adopter names itself holder).
+  if (leaseHolder(current.value) === runId) {
     await state.write(state.leaseKey(), lease, { ifMatch: current.etag });
     return null;
   }
@@ -57,6 +58,11 @@ export async function releaseLease(deps: LakeDeps, table: string, holder: string
 /** The holder a lease is withdrawn to while `holder`'s run is removed (withdrawLease). */
 export function withdrawnHolder(holder: string): string {
   return `abandoning:${holder}`;
+}
+
+/** Whether a lease was withdrawn by Table Failed (withdrawLease) and not given back: its clean-up did not finish. */
+export function isWithdrawn(lease: { readonly holder?: string }): boolean {
+  return lease.holder?.startsWith(withdrawnHolder('')) ?? false;
 }
 
 /**

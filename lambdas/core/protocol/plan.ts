@@ -143,6 +143,12 @@ async function planTable(deps: ExportDeps, shape: TableShape, request: RunReques
     const adopted = snapshot ? null : await adoptBackfill(deps, state, shape, request, watermark, run.runId, readopting ? null : before);
     await recover(deps, state, watermark, run.runId, adopted?.runId);
     if (adopted) return adopted;
+    // A retried plan of a run another execution adopted (or a removal claimed) since: that run is theirs.
+    const own = await state.read<PendingRun>(state.pendingRunKey(run.runId));
+    if (own && (own.value.adoptedBy !== undefined || own.value.removing)) {
+      await releaseLease(deps, table.lakeName, run.runId);
+      return { skipped: `${table.display}: skipped, run ${run.runId} was ${own.value.removing ? 'claimed for removal' : `continued by execution ${own.value.adoptedBy}`} since this plan first ran` };
+    }
     // A snapshot replaces every file, so its columns may change freely.
     const previous = snapshot ? null : await state.read<{ columns: LakeColumn[] }>(state.schemaKey());
     const changes = previous ? incompatibleChanges(table.display, previous.value.columns, lakeColumns(shape)) : [];

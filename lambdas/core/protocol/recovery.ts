@@ -52,7 +52,7 @@ type ClaimedRun = { value: PendingRun; etag: string } | null;
 async function removeRun(deps: LakeDeps, state: TableState, runId: string, claimed?: ClaimedRun): Promise<void> {
   const run = claimed === undefined ? await state.read<PendingRun>(state.pendingRunKey(runId)) : claimed;
   if (run && !run.value.removing && !(await state.write(state.pendingRunKey(runId), { ...run.value, removing: true }, { ifMatch: run.etag }))) {
-    throw new WindowConflictError(`${state.lakeTable}: run ${runId} changed while being removed (another execution adopted it); left alone`);
+    throw new WindowConflictError(`${state.lakeTable}: run ${runId}'s run.json changed since this removal read it (another execution adopted or removed the run); left alone`);
   }
   // A run with a manifest committed: what is left under pending/ is tidying, never its data.
   const committed = await state.read<RunManifest>(state.manifestKey(runId));

@@ -84,6 +84,8 @@ export interface PendingRun {
    */
   readonly removing?: boolean;
   readonly adoptedBy?: string;
+  /** A fresh value at each adoption: run.json never returns to bytes (an etag) a removal read. */
+  readonly claim?: string;
 }
 
 /** What a committed re-run removes from earlier runs, journalled before any manifest changes. */
