@@ -14,45 +14,15 @@
 // Expected: P1's claim fails (run.json changed twice since it read it); readers keep 3000 versions.
 import { describe, expect, it } from 'vitest';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
-import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
-import { readSegments, segmentTask } from '../../lambdas/core/protocol/segments.ts';
-import { TableState, type Lease, type PendingRun } from '../../lambdas/core/protocol/table-state.ts';
-import { newRunId, type TableTask } from '../../lambdas/core/protocol/run-model.ts';
-import type { ObjectStore } from '../../lambdas/core/ports.ts';
-import type { LakeConfig } from '../../lambdas/core/config.ts';
-import { createLake, duckdb, exportDeps, parquetGlob, testConfig, type TestLake } from '../support/local-stack.ts';
+import { TableState, type PendingRun } from '../../lambdas/core/protocol/table-state.ts';
+import { newRunId } from '../../lambdas/core/protocol/run-model.ts';
+import { createLake, exportDeps, testConfig } from '../support/local-stack.ts';
 import { fileDatabase } from '../support/file-database.ts';
 import { pause, pausingStore, reachedOrDone } from './fence-break-gates.ts';
+import { expire, exportAll, visibleVersions } from './claim-break-backfill.ts';
 
 const db = fileDatabase();
-
-async function visibleVersions(lake: TestLake, table: string): Promise<{ n: string; versions: string }> {
-  if (!(await lake.store.list(`raw/${table}/year=`)).some((k) => k.endsWith('.parquet'))) return { n: '0', versions: '0' };
-  const [row] = await duckdb<{ n: string; versions: string }>(`SELECT count(*) AS n, count(DISTINCT (id, updated_at)) AS versions FROM read_parquet(${parquetGlob(lake, table)})`);
-  return row;
-}
-
-/** Every segment of `task` and the task itself exported through `store`; the task returned. */
-async function exportAll(store: ObjectStore, config: LakeConfig, planned: TableTask): Promise<TableTask> {
-  const deps = exportDeps(db, store, config);
-  try {
-    let task = planned;
-    for (const segment of task.backfill ? await readSegments(new TableState(store, 'raw', task.table), task) : []) {
-      let child = segmentTask(task, segment);
-      while (!child.done) child = await exportTable(deps, child);
-    }
-    while (!task.done) task = await exportTable(deps, task);
-    return task;
-  } finally {
-    await deps.close();
-  }
-}
-
-async function expire(state: TableState): Promise<void> {
-  const lease = (await state.read<Lease>(state.leaseKey()))!.value;
-  await state.write(state.leaseKey(), { ...lease, expiresAt: new Date(Date.now() - 1000).toISOString() });
-}
 
 describe('run.json rewritten back to the bytes a stalled removal read (A -> B -> A)', () => {
   it('the removal loses its claim; readers keep the committed versions', async () => {
@@ -69,7 +39,7 @@ describe('run.json rewritten back to the bytes a stalled removal read (A -> B ->
       await deps0.close();
       expect(planned.backfill, 'the first export is a backfill').toBeTruthy();
       const R = planned.runId;
-      await exportAll(lake.store, config, planned);
+      await exportAll(db, lake.store, config, planned);
       await expire(state);
 
       // 2. X's Plan (first attempt) adopts R; its answer is lost (the attempt failed).
@@ -110,7 +80,7 @@ describe('run.json rewritten back to the bytes a stalled removal read (A -> B ->
       beforeClaim.resume.open();
       const secondStall = await reachedOrDone(beforeDelete, p1);
       console.log(`P1 after its claim: ${secondStall === 'reached' ? 'claim won, stalled before deleting' : 'stopped'}`);
-      const xTask = await exportAll(lake.store, config, xPlanned);
+      const xTask = await exportAll(db, lake.store, config, xPlanned);
       const commitDeps = exportDeps(db, lake.store, config);
       const result = await commitTable(commitDeps, xTask).then((r) => r.status, (e: Error) => `failed: ${e.message}`);
       await commitDeps.close();

@@ -16,46 +16,15 @@
 // Commit fails and nothing is committed).
 import { describe, expect, it } from 'vitest';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
-import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
-import { readSegments, segmentTask } from '../../lambdas/core/protocol/segments.ts';
 import { TableState, type Lease } from '../../lambdas/core/protocol/table-state.ts';
-import type { TableTask } from '../../lambdas/core/protocol/run-model.ts';
-import type { ObjectStore } from '../../lambdas/core/ports.ts';
-import type { LakeConfig } from '../../lambdas/core/config.ts';
-import { createLake, duckdb, exportDeps, parquetGlob, testConfig, type TestLake } from '../support/local-stack.ts';
+import { createLake, exportDeps, testConfig } from '../support/local-stack.ts';
 import { fileDatabase } from '../support/file-database.ts';
 import { pause, pausingStore, reachedOrDone } from './fence-break-gates.ts';
 import { abandonRun } from '../../lambdas/core/protocol/recovery.ts';
+import { expire, exportAll, visibleVersions } from './claim-break-backfill.ts';
 
 const db = fileDatabase();
-
-async function visibleVersions(lake: TestLake, table: string): Promise<{ n: string; versions: string }> {
-  if (!(await lake.store.list(`raw/${table}/year=`)).some((k) => k.endsWith('.parquet'))) return { n: '0', versions: '0' };
-  const [row] = await duckdb<{ n: string; versions: string }>(`SELECT count(*) AS n, count(DISTINCT (id, updated_at)) AS versions FROM read_parquet(${parquetGlob(lake, table)})`);
-  return row;
-}
-
-/** Every segment of `task` and the task itself exported through `store`; the task returned. */
-async function exportAll(store: ObjectStore, config: LakeConfig, planned: TableTask): Promise<TableTask> {
-  const deps = exportDeps(db, store, config);
-  try {
-    let task = planned;
-    for (const segment of task.backfill ? await readSegments(new TableState(store, 'raw', task.table), task) : []) {
-      let child = segmentTask(task, segment);
-      while (!child.done) child = await exportTable(deps, child);
-    }
-    while (!task.done) task = await exportTable(deps, task);
-    return task;
-  } finally {
-    await deps.close();
-  }
-}
-
-async function expire(state: TableState): Promise<void> {
-  const lease = (await state.read<Lease>(state.leaseKey()))!.value;
-  await state.write(state.leaseKey(), { ...lease, expiresAt: new Date(Date.now() - 1000).toISOString() });
-}
 
 describe('abandonRun of a failed backfill stalled while the next execution adopts and commits it', () => {
   it('moves none of the committed files away', async () => {
@@ -72,7 +41,7 @@ describe('abandonRun of a failed backfill stalled while the next execution adopt
       await deps0.close();
       expect(planned.backfill, 'the first export is a backfill').toBeTruthy();
       const R = planned.runId;
-      await exportAll(lake.store, config, planned);
+      await exportAll(db, lake.store, config, planned);
       const beforeList = pause('list', (prefix) => prefix === state.pendingPrefix(R));
       const abandonDeps = exportDeps(db, pausingStore(lake.store, [beforeList]), config);
       const abandoning = abandonRun(abandonDeps, table, R);
@@ -88,7 +57,7 @@ describe('abandonRun of a failed backfill stalled while the next execution adopt
       // On main P2 adopts R; a product that waits for abandonRun may refuse R and start over
       // instead (its own run, committed the same way): the test accepts either, and checks readers.
       console.log(`P2 ${p2Planned.runId === R ? 'adopted R' : 'started over (R not adopted)'}`);
-      const p2Task = await exportAll(lake.store, config, p2Planned);
+      const p2Task = await exportAll(db, lake.store, config, p2Planned);
       const beforeWatermark = pause('put', (key) => key === state.watermarkKey());
       const commitDeps = exportDeps(db, pausingStore(lake.store, [beforeWatermark]), config);
       const commit = commitTable(commitDeps, p2Task).then((r) => r.status, (e: Error) => `failed: ${e.message}`);

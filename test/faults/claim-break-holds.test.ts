@@ -13,45 +13,16 @@
 // Each ends with every version once for readers and nothing left pending.
 import { describe, expect, it } from 'vitest';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
-import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
-import { readSegments, segmentTask } from '../../lambdas/core/protocol/segments.ts';
-import { TableState, type Lease, type PendingRun } from '../../lambdas/core/protocol/table-state.ts';
-import type { TableTask } from '../../lambdas/core/protocol/run-model.ts';
+import { TableState, type PendingRun } from '../../lambdas/core/protocol/table-state.ts';
 import type { ObjectStore } from '../../lambdas/core/ports.ts';
 import type { LakeConfig } from '../../lambdas/core/config.ts';
-import { createLake, duckdb, exportDeps, faultyStore, parquetGlob, testConfig, type TestLake } from '../support/local-stack.ts';
+import { createLake, exportDeps, faultyStore, testConfig, type TestLake } from '../support/local-stack.ts';
 import { exportStatuses, fileDatabase } from '../support/file-database.ts';
 import { pause, pausingStore, reachedOrDone } from './fence-break-gates.ts';
+import { expire, exportAll, visibleVersions } from './claim-break-backfill.ts';
 
 const db = fileDatabase();
-
-async function visibleVersions(lake: TestLake, table: string): Promise<{ n: string; versions: string }> {
-  if (!(await lake.store.list(`raw/${table}/year=`)).some((k) => k.endsWith('.parquet'))) return { n: '0', versions: '0' };
-  const [row] = await duckdb<{ n: string; versions: string }>(`SELECT count(*) AS n, count(DISTINCT (id, updated_at)) AS versions FROM read_parquet(${parquetGlob(lake, table)})`);
-  return row;
-}
-
-/** Every segment of `task` and the task itself exported through `store`; the task returned. */
-async function exportAll(store: ObjectStore, config: LakeConfig, planned: TableTask): Promise<TableTask> {
-  const deps = exportDeps(db, store, config);
-  try {
-    let task = planned;
-    for (const segment of task.backfill ? await readSegments(new TableState(store, 'raw', task.table), task) : []) {
-      let child = segmentTask(task, segment);
-      while (!child.done) child = await exportTable(deps, child);
-    }
-    while (!task.done) task = await exportTable(deps, task);
-    return task;
-  } finally {
-    await deps.close();
-  }
-}
-
-async function expire(state: TableState): Promise<void> {
-  const lease = (await state.read<Lease>(state.leaseKey()))!.value;
-  await state.write(state.leaseKey(), { ...lease, expiresAt: new Date(Date.now() - 1000).toISOString() });
-}
 
 /** `inner` until `killAt` says so: that operation and every later one fail (the process is dead). */
 function killedStore(inner: ObjectStore, killAt: (op: string, key: string) => boolean): ObjectStore {
@@ -93,7 +64,7 @@ async function failedBackfill(table: string, lake: TestLake): Promise<Scenario> 
   const planned = (await planRun(deps, {})).tables[0];
   await deps.close();
   expect(planned.backfill, 'the first export is a backfill').toBeTruthy();
-  await exportAll(lake.store, config, planned);
+  await exportAll(db, lake.store, config, planned);
   await expire(state);
   return { table, config, changed, state, lake, R: planned.runId };
 }
@@ -150,7 +121,7 @@ describe('the run.json claim between a removal and an adoption', () => {
       await next.close();
       expect(planned.runId, 'R adopted by the next plan').toBe(s.R);
       expect((await s.state.read<PendingRun>(s.state.pendingRunKey(s.R)))?.value.adoptedBy).toBe(planned.holder);
-      const task = await exportAll(lake.store, s.config, planned);
+      const task = await exportAll(db, lake.store, s.config, planned);
       const commitDeps = exportDeps(db, lake.store, s.config);
       expect((await commitTable(commitDeps, task)).status).toBe('succeeded');
       await commitDeps.close();

@@ -19,39 +19,15 @@
 // the lake once (on main the 300 updated rows' new versions lie below U2 and are never exported).
 import { describe, expect, it } from 'vitest';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
-import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
-import { readSegments, segmentTask } from '../../lambdas/core/protocol/segments.ts';
 import { TableState, type Lease, type PendingRun } from '../../lambdas/core/protocol/table-state.ts';
-import { newRunId, type TableTask } from '../../lambdas/core/protocol/run-model.ts';
-import type { ObjectStore } from '../../lambdas/core/ports.ts';
-import type { LakeConfig } from '../../lambdas/core/config.ts';
+import { newRunId } from '../../lambdas/core/protocol/run-model.ts';
 import { createLake, exportDeps, testConfig } from '../support/local-stack.ts';
 import { exportStatuses, fileDatabase } from '../support/file-database.ts';
 import { checkReaders } from './compact-break-checks.ts';
+import { expire, exportAll } from './claim-break-backfill.ts';
 
 const db = fileDatabase();
-
-/** Every segment of `task` and the task itself exported through `store`; the task returned. */
-async function exportAll(store: ObjectStore, config: LakeConfig, planned: TableTask): Promise<TableTask> {
-  const deps = exportDeps(db, store, config);
-  try {
-    let task = planned;
-    for (const segment of task.backfill ? await readSegments(new TableState(store, 'raw', task.table), task) : []) {
-      let child = segmentTask(task, segment);
-      while (!child.done) child = await exportTable(deps, child);
-    }
-    while (!task.done) task = await exportTable(deps, task);
-    return task;
-  } finally {
-    await deps.close();
-  }
-}
-
-async function expire(state: TableState): Promise<void> {
-  const lease = (await state.read<Lease>(state.leaseKey()))!.value;
-  await state.write(state.leaseKey(), { ...lease, expiresAt: new Date(Date.now() - 1000).toISOString() });
-}
 
 describe("the failed backfill's own Plan retried after another execution adopted it", () => {
   it.each(['live', 'lapsed'])("P1's lease %s: R's retry does not re-plan R over P1's progress; every version below the watermark is in the lake once", async (p1Lease) => {
@@ -75,7 +51,7 @@ describe("the failed backfill's own Plan retried after another execution adopted
       const p1Planned = (await planRun(p1Deps, { runId: newRunId(new Date(Date.now() + 1000)) })).tables[0];
       await p1Deps.close();
       expect(p1Planned.runId, 'P1 adopted R').toBe(R);
-      const p1Task = await exportAll(lake.store, config, p1Planned);
+      const p1Task = await exportAll(db, lake.store, config, p1Planned);
       const adopted = (await state.read<PendingRun>(state.pendingRunKey(R)))!.value;
       const leaseAdopted = (await state.read<Lease>(state.leaseKey()))!.value;
 
@@ -99,7 +75,7 @@ describe("the failed backfill's own Plan retried after another execution adopted
       await p1Commit.close();
       let rResult = 'not planned';
       if (retried.tables[0]) {
-        const rTask = await exportAll(lake.store, config, retried.tables[0]);
+        const rTask = await exportAll(db, lake.store, config, retried.tables[0]);
         const rCommit = exportDeps(db, lake.store, config);
         rResult = await commitTable(rCommit, rTask).then((r) => `${r.status}, ${r.rows} rows`, (e: Error) => `failed: ${e.message}`);
         await rCommit.close();
