@@ -170,16 +170,15 @@ export async function sweepRemoved(deps: LakeDeps, state: TableState, now: Date,
   const lists = await deps.store.list(state.removedPrefix());
   if (lists.length === 0) return;
   const lease = await state.read<Lease>(state.leaseKey());
+  // The floor also keeps a list from the plan that wrote it: S3's LastModified has whole seconds,
+  // and that plan took its lease in the same second (breaker HJ, graceMinutes 0).
+  const minutes = Math.max(deps.config.compaction.graceMinutes, REMOVED_MIN_MINUTES);
   for (const key of lists) {
     const removed = await state.read<Removed>(key);
     const runId = key.slice(state.removedPrefix().length).replace(/\.json$/, '');
     if (!removed || await deps.store.get(state.pendingRunKey(runId))) continue;
     await deps.store.delete(removed.value.files);
-    // Only a lease written after the list counts (S3's LastModified has whole seconds: the plan
-    // that wrote the list took its lease in the same second).
-    const later = !removed.modifiedAt || !lease?.modifiedAt || lease.modifiedAt.getTime() > removed.modifiedAt.getTime();
-    const minutes = Math.max(deps.config.compaction.graceMinutes, REMOVED_MIN_MINUTES);
-    if (dropLists && later && gracePassed(minutes, removed, removed.value.removedAt, lease, now)) await deps.store.delete([key]);
+    if (dropLists && gracePassed(minutes, removed, removed.value.removedAt, lease, now)) await deps.store.delete([key]);
   }
 }
 
