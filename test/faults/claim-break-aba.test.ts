@@ -15,31 +15,22 @@
 import { describe, expect, it } from 'vitest';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
-import { TableState, type PendingRun } from '../../lambdas/core/protocol/table-state.ts';
+import { type PendingRun } from '../../lambdas/core/protocol/table-state.ts';
 import { newRunId } from '../../lambdas/core/protocol/run-model.ts';
-import { createLake, exportDeps, testConfig } from '../support/local-stack.ts';
+import { createLake, exportDeps } from '../support/local-stack.ts';
 import { fileDatabase } from '../support/file-database.ts';
 import { pause, pausingStore, reachedOrDone } from './fence-break-gates.ts';
-import { expire, exportAll, visibleVersions } from './claim-break-backfill.ts';
+import { expire, exportAll, exportedBackfill, visibleVersions } from './claim-break-backfill.ts';
 
 const db = fileDatabase();
 
 describe('run.json rewritten back to the bytes a stalled removal read (A -> B -> A)', () => {
   it('the removal loses its claim; readers keep the committed versions', async () => {
     const table = 'claim_aba';
-    await db.query(`CREATE TABLE ${table} (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL);
-      INSERT INTO ${table} SELECT g, 'p' || g, timestamptz '2024-12-09 00:00:00+00' + g * interval '10 seconds' FROM generate_series(1, 3000) g`);
     const lake = createLake();
     try {
-      const config = testConfig([{ name: table, backfill: { segments: 2 } }], { export: { pageRows: 250, safetyLagSeconds: 0 }, lake: { rowGroupRows: 250 } });
-      const state = new TableState(lake.store, 'raw', table);
       // 1. R exported whole; its execution dies before Commit, its lease lapses.
-      const deps0 = exportDeps(db, lake.store, config);
-      const planned = (await planRun(deps0, {})).tables[0];
-      await deps0.close();
-      expect(planned.backfill, 'the first export is a backfill').toBeTruthy();
-      const R = planned.runId;
-      await exportAll(db, lake.store, config, planned);
+      const { config, state, R } = await exportedBackfill(db, lake, table);
       await expire(state);
 
       // 2. X's Plan (first attempt) adopts R; its answer is lost (the attempt failed).

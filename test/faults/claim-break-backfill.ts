@@ -5,7 +5,9 @@ import { readSegments, segmentTask } from '../../lambdas/core/protocol/segments.
 import type { TableTask } from '../../lambdas/core/protocol/run-model.ts';
 import { TableState, type Lease } from '../../lambdas/core/protocol/table-state.ts';
 import type { ObjectStore } from '../../lambdas/core/ports.ts';
-import { duckdb, exportDeps, parquetGlob, type TestDatabase, type TestLake } from '../support/local-stack.ts';
+import { expect } from 'vitest';
+import { planRun } from '../../lambdas/core/protocol/plan.ts';
+import { duckdb, exportDeps, parquetGlob, testConfig, type TestDatabase, type TestLake } from '../support/local-stack.ts';
 
 /** Rows and distinct versions (id, updated_at) of the table's visible files, as DuckDB reads them. */
 export async function visibleVersions(lake: TestLake, table: string): Promise<{ n: string; versions: string }> {
@@ -34,4 +36,17 @@ export async function exportAll(db: TestDatabase, store: ObjectStore, config: La
 export async function expire(state: TableState): Promise<void> {
   const lease = (await state.read<Lease>(state.leaseKey()))!.value;
   await state.write(state.leaseKey(), { ...lease, expiresAt: new Date(Date.now() - 1000).toISOString() });
+}
+
+/** A failed backfill's start: the table (3,000 rows, 10 s apart) created, its first export a backfill R of 2 segments, planned and exported whole, not committed. `options`: more of the config. */
+export async function exportedBackfill(db: TestDatabase, lake: TestLake, table: string, options: Record<string, unknown> = {}): Promise<{ config: LakeConfig; state: TableState; R: string; task: TableTask }> {
+  await db.query(`CREATE TABLE ${table} (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL);
+    INSERT INTO ${table} SELECT g, 'p' || g, timestamptz '2024-12-09 00:00:00+00' + g * interval '10 seconds' FROM generate_series(1, 3000) g`);
+  const config = testConfig([{ name: table, backfill: { segments: 2 } }], { export: { pageRows: 250, safetyLagSeconds: 0 }, lake: { rowGroupRows: 250 }, ...options });
+  const deps = exportDeps(db, lake.store, config);
+  const planned = (await planRun(deps, {})).tables[0];
+  await deps.close();
+  expect(planned.backfill, 'the first export is a backfill').toBeTruthy();
+  const task = await exportAll(db, lake.store, config, planned);
+  return { config, state: new TableState(lake.store, 'raw', table), R: planned.runId, task };
 }

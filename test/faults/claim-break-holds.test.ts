@@ -20,7 +20,7 @@ import type { LakeConfig } from '../../lambdas/core/config.ts';
 import { createLake, exportDeps, faultyStore, testConfig, type TestLake } from '../support/local-stack.ts';
 import { exportStatuses, fileDatabase } from '../support/file-database.ts';
 import { pause, pausingStore, reachedOrDone } from './fence-break-gates.ts';
-import { expire, exportAll, visibleVersions } from './claim-break-backfill.ts';
+import { expire, exportAll, exportedBackfill, visibleVersions } from './claim-break-backfill.ts';
 
 const db = fileDatabase();
 
@@ -54,19 +54,10 @@ interface Scenario {
 
 /** The table created, its first export (a backfill R) exported whole; R's execution dead, its lease lapsed. */
 async function failedBackfill(table: string, lake: TestLake): Promise<Scenario> {
-  await db.query(`CREATE TABLE ${table} (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL);
-    INSERT INTO ${table} SELECT g, 'p' || g, timestamptz '2024-12-09 00:00:00+00' + g * interval '10 seconds' FROM generate_series(1, 3000) g`);
-  const options = { export: { pageRows: 250, safetyLagSeconds: 0 }, lake: { rowGroupRows: 250 }, compaction: { enabled: false } };
-  const config = testConfig([{ name: table, backfill: { segments: 2 } }], options);
-  const changed = testConfig([{ name: table, backfill: { segments: 2 }, where: 'id > 0' }], options);
-  const state = new TableState(lake.store, 'raw', table);
-  const deps = exportDeps(db, lake.store, config);
-  const planned = (await planRun(deps, {})).tables[0];
-  await deps.close();
-  expect(planned.backfill, 'the first export is a backfill').toBeTruthy();
-  await exportAll(db, lake.store, config, planned);
+  const { config, state, R } = await exportedBackfill(db, lake, table, { compaction: { enabled: false } });
+  const changed = testConfig([{ name: table, backfill: { segments: 2 }, where: 'id > 0' }], { export: { pageRows: 250, safetyLagSeconds: 0 }, lake: { rowGroupRows: 250 }, compaction: { enabled: false } });
   await expire(state);
-  return { table, config, changed, state, lake, R: planned.runId };
+  return { table, config, changed, state, lake, R };
 }
 
 async function expectConverged(s: Scenario): Promise<void> {

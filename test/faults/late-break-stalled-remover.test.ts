@@ -17,62 +17,21 @@
 // Expected: a removal that lost its lease touches nothing; readers keep every committed version.
 import { describe, expect, it } from 'vitest';
 import { commitTable } from '../../lambdas/core/protocol/commit.ts';
-import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
-import { readSegments, segmentTask } from '../../lambdas/core/protocol/segments.ts';
-import { TableState, type Lease } from '../../lambdas/core/protocol/table-state.ts';
-import type { TableTask } from '../../lambdas/core/protocol/run-model.ts';
-import type { ObjectStore } from '../../lambdas/core/ports.ts';
-import type { LakeConfig } from '../../lambdas/core/config.ts';
-import { createLake, duckdb, exportDeps, faultyStore, parquetGlob, testConfig, type TestLake } from '../support/local-stack.ts';
+import { createLake, exportDeps, faultyStore } from '../support/local-stack.ts';
 import { fileDatabase } from '../support/file-database.ts';
 import { pause, pausingStore, reachedOrDone } from './fence-break-gates.ts';
+import { expire, exportAll, exportedBackfill, visibleVersions } from './claim-break-backfill.ts';
 
 const db = fileDatabase();
-
-async function visibleVersions(lake: TestLake, table: string): Promise<{ n: string; versions: string }> {
-  if (!(await lake.store.list(`raw/${table}/year=`)).some((k) => k.endsWith('.parquet'))) return { n: '0', versions: '0' };
-  const [row] = await duckdb<{ n: string; versions: string }>(`SELECT count(*) AS n, count(DISTINCT (id, updated_at)) AS versions FROM read_parquet(${parquetGlob(lake, table)})`);
-  return row;
-}
-
-/** Every segment of `task` and the task itself exported through `store`; the task returned. */
-async function exportAll(store: ObjectStore, config: LakeConfig, planned: TableTask): Promise<TableTask> {
-  const deps = exportDeps(db, store, config);
-  try {
-    let task = planned;
-    for (const segment of task.backfill ? await readSegments(new TableState(store, 'raw', task.table), task) : []) {
-      let child = segmentTask(task, segment);
-      while (!child.done) child = await exportTable(deps, child);
-    }
-    while (!task.done) task = await exportTable(deps, task);
-    return task;
-  } finally {
-    await deps.close();
-  }
-}
-
-async function expire(state: TableState): Promise<void> {
-  const lease = (await state.read<Lease>(state.leaseKey()))!.value;
-  await state.write(state.leaseKey(), { ...lease, expiresAt: new Date(Date.now() - 1000).toISOString() });
-}
 
 describe('a removal stalled past its lease while the next execution adopts and commits the run', () => {
   it('deletes none of the committed files when it resumes', async () => {
     const table = 'late_stalled_remover';
-    await db.query(`CREATE TABLE ${table} (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL);
-      INSERT INTO ${table} SELECT g, 'p' || g, timestamptz '2024-12-09 00:00:00+00' + g * interval '10 seconds' FROM generate_series(1, 3000) g`);
     const lake = createLake();
     try {
-      const config = testConfig([{ name: table, backfill: { segments: 2 } }], { export: { pageRows: 250, safetyLagSeconds: 0 }, lake: { rowGroupRows: 250 } });
-      const state = new TableState(lake.store, 'raw', table);
       // 1. R exported whole; its Commit dies at its first move (pending schema written).
-      const deps0 = exportDeps(db, lake.store, config);
-      const planned = (await planRun(deps0, {})).tables[0];
-      await deps0.close();
-      expect(planned.backfill, 'the first export is a backfill').toBeTruthy();
-      const R = planned.runId;
-      const task = await exportAll(lake.store, config, planned);
+      const { config, state, R, task } = await exportedBackfill(db, lake, table);
       const failing = exportDeps(db, faultyStore(lake.store, { move: async (from) => { throw new Error(`S3 503 SlowDown on COPY ${from}`); } }), config);
       await expect(commitTable(failing, task)).rejects.toThrow(/SlowDown/);
       await failing.close();
@@ -91,7 +50,7 @@ describe('a removal stalled past its lease while the next execution adopts and c
       const p2Deps = exportDeps(db, lake.store, config);
       const p2Planned = (await planRun(p2Deps, {})).tables[0];
       await p2Deps.close();
-      const p2Task = await exportAll(lake.store, config, p2Planned);
+      const p2Task = await exportAll(db, lake.store, config, p2Planned);
       const commit2 = exportDeps(db, lake.store, config);
       expect((await commitTable(commit2, p2Task)).status).toBe('succeeded');
       await commit2.close();
