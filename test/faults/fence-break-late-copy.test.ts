@@ -14,64 +14,33 @@ import { commitTable } from '../../lambdas/core/protocol/commit.ts';
 import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
 import type { Removed } from '../../lambdas/core/protocol/recovery.ts';
-import { TableState, type Lease } from '../../lambdas/core/protocol/table-state.ts';
-import { createLake, exportDeps, faultyStore, testConfig, type TestLake } from '../support/local-stack.ts';
+import { TableState } from '../../lambdas/core/protocol/table-state.ts';
+import { createLake, exportDeps, type TestLake } from '../support/local-stack.ts';
 import { exportStatuses, fileDatabase } from '../support/file-database.ts';
 import { checkReaders } from './compact-break-checks.ts';
-import { gate } from './fence-break-gates.ts';
+import { committedThenUpdated, createTable, dataFilesOf, expireLease, lateConfig, stallCommit } from './late-break-copies.ts';
 
 const db = fileDatabase();
 
 const exportRun = (lake: TestLake, config: LakeConfig): Promise<string[]> => exportStatuses(db, lake, config);
 
-/** Data files of the table a reader's listing finds, whose name carries `runId`. */
-async function dataFilesOf(lake: TestLake, name: string, runId: string): Promise<string[]> {
-  return (await lake.store.list(`raw/${name}/`)).filter((k) => k.endsWith('.parquet') && !k.includes('/_state/') && k.includes(runId));
-}
-
 describe('a Commit whose copies land after its run was removed', () => {
   for (const graceMinutes of [0, 60]) {
     it(`leaves no visible file once the rows are committed again (compaction.graceMinutes ${graceMinutes})`, async () => {
       const name = `late_copy_${graceMinutes}`;
-      const config = testConfig([{ name }], { export: { pageRows: 50, safetyLagSeconds: 0 }, compaction: { enabled: false, graceMinutes } });
+      const config = lateConfig(name, graceMinutes);
       const lake = createLake();
       try {
-        await db.query(`CREATE TABLE ${name} (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL);
-          INSERT INTO ${name} SELECT g, 'v1-' || g, timestamptz '2024-03-01 00:00:00+00' + ((g - 1) / 100) * interval '1 day' FROM generate_series(1, 400) g`);
-        expect(await exportRun(lake, config)).toEqual(['succeeded']);
-        const seen = new Set<string>();
-        await checkReaders(db, lake, config, name, 'after the first run', { seenVersions: seen });
-        await db.query(`UPDATE ${name} SET payload = 'v2-' || id, updated_at = clock_timestamp() WHERE id % 3 = 0`);
+        const seen = await committedThenUpdated(db, lake, config, name);
 
         // The next run exported; its Commit's copies read their sources and hang before landing.
-        const deps0 = exportDeps(db, lake.store, config);
-        let task = (await planRun(deps0, {})).tables[0];
-        while (!task.done) task = await exportTable(deps0, task);
-        await deps0.close();
-        const state = new TableState(lake.store, 'raw', name);
-        const files = (await state.pendingPages(task.runId)).flatMap((p) => p.files).length;
+        const { task, state, keys, land, outcome: commit } = await stallCommit(db, lake, config, name);
+        const files = keys.length;
         expect(files).toBeGreaterThan(0);
-        let started = 0;
-        const allStarted = gate();
-        const land = gate();
-        const stalledDeps = exportDeps(db, faultyStore(lake.store, {
-          move: async (from, to) => {
-            const source = await lake.store.get(from);
-            if (++started === files) allStarted.open();
-            await land.wait;
-            if (!source) throw new Error(`NoSuchKey: ${from}`);
-            await lake.store.put(to, source.body);
-            await lake.store.delete([from]);
-            return true;
-          },
-        }), config);
-        const commit = commitTable(stalledDeps, task).then((r) => r, (e: Error) => e);
-        await allStarted.wait;
 
         // Its lease runs out; the next execution's plan removes the run, then exports and commits
         // its window, the stalled run's rows included.
-        const lease = (await state.read<Lease>(state.leaseKey()))!.value;
-        await state.write(state.leaseKey(), { ...lease, expiresAt: new Date(Date.now() - 1000).toISOString() });
+        await expireLease(state);
         const nextDeps = exportDeps(db, lake.store, config);
         let next = (await planRun(nextDeps, {})).tables[0];
         expect(await lake.store.get(state.pendingRunKey(task.runId)), 'the stalled run was removed').toBeNull();
@@ -80,15 +49,14 @@ describe('a Commit whose copies land after its run was removed', () => {
         // The copies in flight land now, at data keys the removal already deleted.
         land.open();
         const outcome = await commit;
-        await stalledDeps.close();
         expect(outcome instanceof Error ? outcome.name : outcome.status).not.toBe('succeeded');
-        expect(await dataFilesOf(lake, name, task.runId), 'the late copies are visible').toHaveLength(files);
+        expect(await dataFilesOf(lake, 'raw', name, task.runId), 'the late copies are visible').toHaveLength(files);
 
         while (!next.done) next = await exportTable(nextDeps, next);
         expect((await commitTable(nextDeps, next)).status).toBe('succeeded');
         await nextDeps.close();
         // Gone as the rows exported again become visible: never both at once.
-        expect(await dataFilesOf(lake, name, task.runId), 'late copies visible beside the rows exported again').toEqual([]);
+        expect(await dataFilesOf(lake, 'raw', name, task.runId), 'late copies visible beside the rows exported again').toEqual([]);
         await checkReaders(db, lake, config, name, 'after the next execution', { seenVersions: seen });
 
         expect(await exportRun(lake, config)).toEqual(['succeeded']);
@@ -113,11 +81,10 @@ describe('a Commit whose copies land after its run was removed', () => {
     // A removal that stopped half-way (the list written, pending/ still there) leaves the run to
     // the next plan, which may adopt it (a backfill) and commit it: its files are then live.
     const name = 'late_copy_listed_then_committed';
-    const config = testConfig([{ name }], { export: { pageRows: 50, safetyLagSeconds: 0 }, compaction: { enabled: false, graceMinutes: 0 } });
+    const config = lateConfig(name, 0);
     const lake = createLake();
     try {
-      await db.query(`CREATE TABLE ${name} (id int PRIMARY KEY, payload text, updated_at timestamptz NOT NULL);
-        INSERT INTO ${name} SELECT g, 'v1-' || g, timestamptz '2024-03-01 00:00:00+00' + ((g - 1) / 100) * interval '1 day' FROM generate_series(1, 400) g`);
+      await createTable(db, name);
       const deps = exportDeps(db, lake.store, config);
       let task = (await planRun(deps, {})).tables[0];
       while (!task.done) task = await exportTable(deps, task);
@@ -127,7 +94,7 @@ describe('a Commit whose copies land after its run was removed', () => {
       expect((await commitTable(deps, task)).status).toBe('succeeded');
       await deps.close();
       expect(await lake.store.get(state.removedKey(task.runId)), 'the committed run dropped the list').toBeNull();
-      expect((await dataFilesOf(lake, name, task.runId)).sort()).toEqual([...keys].sort());
+      expect((await dataFilesOf(lake, 'raw', name, task.runId)).sort()).toEqual([...keys].sort());
       expect(await exportRun(lake, config)).toEqual(['succeeded']);
       const seen = new Set<string>();
       await checkReaders(db, lake, config, name, 'after the next run', { seenVersions: seen, noOrphans: true });
