@@ -36,6 +36,11 @@ const COLUMNS: [string, LakeType][] = [
   ['blob', { kind: 'binary' }],
   ['ints', { kind: 'list', element: { kind: 'int32' } }],
   ['tags', { kind: 'list', element: { kind: 'string' } }],
+  // Dictionary columns whose chunks the splicer writes (dictionary-chunk.ts): values over the 64
+  // bytes arrow-rs keeps whole in statistics, and one whose dictionary outgrows 1 MiB.
+  ['label', { kind: 'string' }],
+  ['code', { kind: 'binary' }],
+  ['grows', { kind: 'string' }],
   ['run', { kind: 'string' }],
   ['stamp', { kind: 'timestamp', utc: true }],
 ];
@@ -51,6 +56,13 @@ function randomTable(seed: number, rows: number, nullShare: number): arrow.Table
   const floats = [0, -0, Infinity, -Infinity, NaN, 1e-300, -3.5];
   const big = (digits: number) => BigInt(Array.from({ length: digits }, () => int(0, 9)).join('') || '0') * (r() < 0.5 ? -1n : 1n);
   const vector = (type: LakeType, values: unknown[]) => arrow.vectorFromArray(values, arrowTypeOf(type));
+  // Cut at 64 bytes by arrow-rs: inside a 2-, 3- or 4-byte character, after U+FFFF or U+10FFFF
+  // (which cannot be raised), after 0xff bytes (raised with a carry), or shorter than 64.
+  const labels = [
+    `${'a'.repeat(62)}éz${text(20)}`, `${'b'.repeat(63)}€${text(5)}`, `${'c'.repeat(61)}😀${text(8)}`, `${'d'.repeat(60)}\u{10ffff}\u{10ffff}${text(9)}`,
+    `${'\uffff'.repeat(22)}${text(3)}`, `short ${text(3)}`, `${'a'.repeat(62)}éa`, '',
+  ];
+  const codes = [Uint8Array.from({ length: 70 }, (_, i) => (i < 62 ? 0x41 : 0xff)), Uint8Array.from({ length: 80 }, () => int(0, 255)), new Uint8Array(0), Uint8Array.of(0xff, 0xfe), new Uint8Array(64).fill(0xff).with(3, 0x10), new Uint8Array(65).fill(0xff)];
   const decimals = Array.from({ length: rows }, () => maybe(() => big(int(1, 38))));
   const columns: Record<string, arrow.Vector> = {
     i16: vector({ kind: 'int16' }, Array.from({ length: rows }, () => maybe(() => int(-32768, 32767)))),
@@ -69,6 +81,10 @@ function randomTable(seed: number, rows: number, nullShare: number): arrow.Table
     blob: vector({ kind: 'binary' }, Array.from({ length: rows }, () => maybe(() => Uint8Array.from({ length: int(0, 40) }, () => int(0, 255))))),
     ints: vector({ kind: 'list', element: { kind: 'int32' } }, Array.from({ length: rows }, () => maybe(() => Array.from({ length: int(0, 4) }, () => (r() < 0.2 ? null : int(-1000, 1000)))))),
     tags: vector({ kind: 'list', element: { kind: 'string' } }, Array.from({ length: rows }, () => maybe(() => Array.from({ length: int(0, 3) }, () => (r() < 0.2 ? null : ['a', 'b', 'c'][int(0, 2)]))))),
+    label: vector({ kind: 'string' }, Array.from({ length: rows }, () => maybe(() => labels[int(0, labels.length - 1)]))),
+    code: vector({ kind: 'binary' }, Array.from({ length: rows }, () => maybe(() => codes[int(0, codes.length - 1)]))),
+    // Repetitive in the first half (the first batch decides on a dictionary), then ~110 distinct bytes a row.
+    grows: vector({ kind: 'string' }, Array.from({ length: rows }, (_, i) => maybe(() => (i < rows / 2 ? ['x', 'y'][int(0, 1)] : `${i}:${'é'.repeat(40)}${text(int(10, 20))}`)))),
   };
   // 57–64 bytes in some cases (Snappy's one-byte literal length), 65+ in others (encoded as usual).
   const run = Buffer.from(`run-${seed}-ü`.padEnd([0, 20, 62, 70, 8, 30, 64][seed % 7], 'x'));
@@ -164,6 +180,7 @@ const CASES = [
   { seed: 4, rows: 9, rowGroupRows: 1, nulls: 0.5, label: 'a row group per row' },
   { seed: 5, rows: 40, rowGroupRows: 16, nulls: 1, label: 'every value NULL' },
   { seed: 6, rows: 20000, rowGroupRows: 12000, nulls: 0.05, label: 'pieces of several data pages' },
+  { seed: 11, rows: 30000, rowGroupRows: 30000, nulls: 0.1, label: 'a dictionary past 1 MiB (the rest of its chunk PLAIN)' },
 ];
 
 describe('spliced Parquet files', () => {
@@ -188,6 +205,18 @@ describe('spliced Parquet files', () => {
       const meta = parquetMetadata(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
       expect(meta.row_groups.map((g) => Number(g.num_rows))).toEqual(Array.from({ length: groups }, (_, g) => Math.min(c.rowGroupRows, c.rows - g * c.rowGroupRows)));
       expect(Number(meta.num_rows)).toBe(c.rows);
+      // The flat dictionary columns' chunks are the splicer's own (arrow-rs adds size statistics).
+      const chunkOf = (g: number, name: string) => meta.row_groups[g].columns.find((col) => col.meta_data?.path_in_schema.join('.') === name)!;
+      for (const name of ['day', 'i16', 'status', 'label', 'code']) {
+        if (choices.get(name) === 'dictionary') expect(chunkOf(0, name).meta_data?.size_statistics, name).toBeUndefined();
+      }
+      expect(['day', 'status', 'label'].filter((name) => choices.get(name) === 'dictionary')).toEqual(['day', 'status', 'label']);
+      if (c.rows >= 30000) {
+        // Past 1 MiB of dictionary, the rest of the chunk is PLAIN pages, as arrow-rs writes it.
+        expect(choices.get('grows')).toBe('dictionary');
+        const pages = chunkOf(0, 'grows').meta_data?.encoding_stats?.map((e) => `${e.page_type} ${e.encoding}`);
+        expect(pages).toEqual(expect.arrayContaining(['DATA_PAGE RLE_DICTIONARY', 'DATA_PAGE PLAIN', 'DICTIONARY_PAGE PLAIN']));
+      }
       // The constant columns' chunks are written by the splicer (no encoding_stats), unless the
       // run value is too long for exact statistics: then arrow-rs encodes it like any column.
       const runChunk = meta.row_groups[0].columns.find((col) => col.meta_data?.path_in_schema.join('.') === 'run')!;

@@ -8,15 +8,17 @@
 // offsets rebased, sizes and value counts summed, statistics merged by the column's sort order.
 //
 // A column chunk has at most one dictionary page, so pages of dictionary-encoded columns cannot
-// be laid end to end: those columns (few, and small: their values repeat) go through one
-// streaming writer per row group, whose file gives their whole column chunks. Columns that hold
-// one value in every row (the run's id and export time) are not encoded at all: their chunk is
-// a dictionary of that value and pages of zero-width indices (parquet-chunks.ts).
+// be laid end to end: a flat one (dates, small integers, strings, binaries) has its whole chunk
+// written here, interned in JS as its values arrive (dictionary-chunk.ts); a list one goes
+// through one parquet-wasm streaming writer per row group, whose file gives its chunk. Columns
+// that hold one value in every row (the run's id and export time) are not encoded at all:
+// their chunk is a dictionary of that value and pages of zero-width indices (parquet-chunks.ts).
 import type * as arrow from 'apache-arrow';
 import { ExportError } from '../errors.ts';
 import type { LakeType } from '../source/type-map.ts';
 import { ParquetStream, chooseEncodings, encodeTable, type ColumnEncoding, type WriterSettings } from './parquet.ts';
 import { T, getInt, getList, getStruct, i64, listValue, readStruct, structValue, writeStruct, type ThriftStruct, type ThriftValue } from './thrift.ts';
+import { DictionaryChunk, dictionaryPhysical } from './dictionary-chunk.ts';
 import { CHUNK, FILE, META, ROW_GROUP, chunkStart, concat, constantChunk, constantOf, holdsConstant, pathOf, spliceColumn, type ChunkPiece, type Constant } from './parquet-chunks.ts';
 
 const MAGIC = 'PAR1';
@@ -64,8 +66,13 @@ export class SplicedParquetFile {
   private readonly settings: WriterSettings;
   private readonly types: ReadonlyMap<string, LakeType>;
   private readonly choices: ReadonlyMap<string, ColumnEncoding>;
-  /** Columns encoded page by page (no dictionary), and the dictionary ones, in schema order. */
+  /**
+   * Columns encoded page by page (no dictionary); flat dictionary ones, whose chunks are written
+   * here (dictionary-chunk.ts), with their Arrow type and nullability; and the other dictionary
+   * ones (lists), through parquet-wasm's streaming writer. Each in schema order.
+   */
   private readonly pageColumns: string[];
+  private readonly ownDictionaries: (readonly [string, arrow.DataType, boolean])[];
   private readonly dictionaryColumns: string[];
   /** The footer of the first row, encoded with every column: schema, key-values, column order. */
   private readonly template: ThriftStruct;
@@ -82,6 +89,8 @@ export class SplicedParquetFile {
   private openRows = 0;
   private openBytes = 0;
   private dictionary: ParquetStream | null = null;
+  /** The open row group's chunks of the flat dictionary columns, by leaf path. */
+  private dictionaryChunks = new Map<string, DictionaryChunk>();
   private readonly rowGroups: ThriftValue[] = [];
   private readonly output: Uint8Array[] = [];
   private written = 0;
@@ -98,7 +107,9 @@ export class SplicedParquetFile {
     }
     const names = first.schema.fields.map((f) => f.name).filter((n) => !this.constants.has(n));
     this.pageColumns = names.filter((n) => this.choices.get(n) !== 'dictionary');
-    this.dictionaryColumns = names.filter((n) => this.choices.get(n) === 'dictionary');
+    const dictionaries = first.schema.fields.filter((f) => names.includes(f.name) && this.choices.get(f.name) === 'dictionary');
+    this.ownDictionaries = dictionaries.filter((f) => dictionaryPhysical(f.type) !== null).map((f) => [f.name, f.type, f.nullable] as const);
+    this.dictionaryColumns = dictionaries.filter((f) => dictionaryPhysical(f.type) === null).map((f) => f.name);
     this.template = readFooter(encodeTable(first.slice(0, 1), this.choices));
     const [group] = getList(this.template, FILE.rowGroups);
     for (const c of group?.type === T.STRUCT ? getList(group.fields, ROW_GROUP.columns) : []) {
@@ -150,6 +161,13 @@ export class SplicedParquetFile {
         for (const c of chunks) this.openBytes += c.bytes.length;
       }
     }
+    for (const [name, type, nullable] of this.ownDictionaries) {
+      let chunk = this.dictionaryChunks.get(name);
+      if (!chunk) this.dictionaryChunks.set(name, chunk = new DictionaryChunk(name, type, nullable));
+      const before = chunk.bytes;
+      for (const data of table.getChild(name)!.data) chunk.add(data);
+      this.openBytes += chunk.bytes - before;
+    }
     if (this.dictionaryColumns.length > 0) {
       const columns = table.select(this.dictionaryColumns);
       // One row group per file: the writer never flushes on its own.
@@ -184,6 +202,15 @@ export class SplicedParquetFile {
         }
         continue;
       }
+      const dictionary = this.dictionaryChunks.get(leaf);
+      if (dictionary) {
+        const { bytes, chunk, rows, uncompressed: size } = dictionary.finish(this.leafMeta.get(leaf)!, this.written);
+        if (rows !== this.openRows) throw new ExportError(`Parquet splice: column ${leaf} has ${rows} values in row group ${this.rowGroups.length}, which has ${this.openRows} rows`);
+        columns.push(chunk);
+        for (const b of bytes) this.emit(b);
+        uncompressed += BigInt(size);
+        continue;
+      }
       const pieces = this.pieces.get(leaf);
       if (!pieces?.length) throw new ExportError(`Parquet splice: column ${leaf} has no data in row group ${this.rowGroups.length}`);
       columns.push(spliceColumn(pieces, this.written));
@@ -203,6 +230,7 @@ export class SplicedParquetFile {
     ])));
     this.rows += this.openRows;
     this.pieces = new Map();
+    this.dictionaryChunks = new Map();
     this.openRows = 0;
     this.openBytes = 0;
   }
@@ -237,6 +265,7 @@ export class SplicedParquetFile {
     const open = this.dictionary;
     this.dictionary = null;
     this.pieces = new Map();
+    this.dictionaryChunks = new Map();
     await open?.close().catch(() => undefined);
   }
 }

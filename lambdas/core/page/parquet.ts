@@ -1,6 +1,6 @@
 // Arrow → Snappy Parquet with parquet-wasm: a whole file at once (encodeParquet, encodeTable: for
 // history a re-run carries, and each page's piece of a spliced file, parquet-splice.ts) or a
-// file that grows batch by batch (ParquetStream: a spliced file's dictionary columns). Writer
+// file that grows batch by batch (ParquetStream: a spliced file's list dictionary columns). Writer
 // properties are built fresh for every file: the writer consumes them, and reusing one silently
 // writes the next file uncompressed.
 import * as arrow from 'apache-arrow';
@@ -19,7 +19,8 @@ export const CREATED_BY = 'pg-lake-export';
  */
 function wantsDictionary(type: LakeType): boolean | 'sample' {
   if (type.kind === 'string' || type.kind === 'binary') return 'sample';
-  return type.kind === 'bool' || type.kind === 'int16' || type.kind === 'date' || type.kind === 'list';
+  // Not bool: arrow-rs writes no dictionary for booleans (they are bit-packed PLAIN either way).
+  return type.kind === 'int16' || type.kind === 'date' || type.kind === 'list';
 }
 
 const SAMPLE = 512;
