@@ -253,6 +253,36 @@ describe('spliced Parquet files', () => {
     expect(await hyparquetRows(bytes)).toEqual(await hyparquetRows(reference));
   }, 60_000);
 
+  it('writes a date dictionary past 1 MiB (262,144 values) as arrow-rs does: the rest of the chunk PLAIN, same values and statistics', async () => {
+    const r = random(20261130);
+    const rows = 300_000;
+    const days = Int32Array.from({ length: rows }, (_, i) => (i < 1000 ? i % 7 : Math.floor(r() * 4_000_000) - 1_000_000));
+    const table = new arrow.Table({
+      day: arrow.makeVector(arrow.makeData({ type: new arrow.DateDay(), length: rows, ...validity(r, rows, 0.02), data: days })),
+      small: arrow.makeVector(arrow.makeData({ type: new arrow.Int16(), length: rows, ...validity(r, rows, 0.5), data: Int16Array.from({ length: rows }, () => Math.floor(r() * 65536) - 32768) })),
+    });
+    const types = new Map<string, LakeType>([['day', { kind: 'date' }], ['small', { kind: 'int16' }]]);
+    const file = new SplicedParquetFile(table.slice(0, 1000), types, { rowGroupRows: rows, rowGroupBytes: Number.MAX_SAFE_INTEGER });
+    const parts: Uint8Array[] = [];
+    for (let at = 0; at < rows; at += 50_000) {
+      await file.append(table.slice(at, at + 50_000));
+      parts.push(...file.take());
+    }
+    const bytes = Buffer.concat([...parts, ...await file.close()]);
+    const reference = encodeTable(table, chooseEncodings(table.slice(0, 1000), types));
+    const spliced = write('dates.parquet', bytes);
+    const whole = write('dates-ref.parquet', reference);
+    expect(await duck(`SELECT count(*) AS n, count(DISTINCT day) AS days, sum(hash(day, small)) AS h FROM '${spliced}'`)).toEqual(await duck(`SELECT count(*) AS n, count(DISTINCT day) AS days, sum(hash(day, small)) AS h FROM '${whole}'`));
+    expect(await duck(`SELECT count(*) AS n FROM (SELECT * FROM '${spliced}' EXCEPT ALL SELECT * FROM '${whole}')`)).toEqual([{ n: '0' }]);
+    expect(await duck(`SELECT ${STAT_COLUMNS} FROM parquet_metadata('${spliced}') ORDER BY column_id`)).toEqual(await duck(`SELECT ${STAT_COLUMNS} FROM parquet_metadata('${whole}') ORDER BY column_id`));
+    const meta = parquetMetadata(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
+    const pages = (name: string) => meta.row_groups[0].columns.find((c) => c.meta_data?.path_in_schema.join('.') === name)!.meta_data?.encoding_stats?.map((e) => `${e.page_type} ${e.encoding}`);
+    expect(pages('day')).toEqual(expect.arrayContaining(['DATA_PAGE RLE_DICTIONARY', 'DATA_PAGE PLAIN', 'DICTIONARY_PAGE PLAIN']));
+    // Every int16 fits a dictionary (65,536 values at most: 256 KiB).
+    expect(pages('small')).not.toContain('DATA_PAGE PLAIN');
+    expect(await hyparquetRows(bytes)).toEqual(await hyparquetRows(reference));
+  }, 120_000);
+
   it('refuses a column declared constant whose values differ, by name', async () => {
     const table = randomTable(9, 50, 0.1);
     const file = new SplicedParquetFile(table.slice(0, 10), TYPES, { rowGroupRows: 100, rowGroupBytes: Number.MAX_SAFE_INTEGER }, CONSTANTS);
