@@ -11,6 +11,7 @@ import * as arrow from 'apache-arrow';
 import { isUtf8 } from 'node:buffer';
 import { ExportError } from '../errors.ts';
 import { BYTE_ARRAY, CHUNK, INT32, META, STATS } from './parquet-chunks.ts';
+import { ByteBuffer as Bytes } from './byte-buffer.ts';
 import { snappyCompress } from './snappy.ts';
 import { T, i32, i64, listValue, structValue, writeStruct, type ThriftStruct, type ThriftValue } from './thrift.ts';
 
@@ -36,47 +37,6 @@ export function dictionaryPhysical(type: arrow.DataType): typeof INT32 | typeof 
   if (arrow.DataType.isInt(type)) return type.isSigned && type.bitWidth <= 32 ? INT32 : null;
   if (arrow.DataType.isUtf8(type) || arrow.DataType.isBinary(type)) return BYTE_ARRAY;
   return null;
-}
-
-/** A growable byte buffer. */
-class Bytes {
-  buf = new Uint8Array(1 << 12);
-  length = 0;
-  reserve(n: number): void {
-    if (this.length + n <= this.buf.length) return;
-    const next = new Uint8Array(Math.max(this.buf.length * 2, this.length + n));
-    next.set(this.buf.subarray(0, this.length));
-    this.buf = next;
-  }
-  byte(b: number): void {
-    this.reserve(1);
-    this.buf[this.length++] = b;
-  }
-  varint(n: number): void {
-    let v = n;
-    while (v >= 0x80) {
-      this.byte((v & 0x7f) | 0x80);
-      v >>>= 7;
-    }
-    this.byte(v);
-  }
-  int32(v: number): void {
-    this.reserve(4);
-    const b = this.buf;
-    b[this.length] = v;
-    b[this.length + 1] = v >>> 8;
-    b[this.length + 2] = v >>> 16;
-    b[this.length + 3] = v >>> 24;
-    this.length += 4;
-  }
-  append(src: Uint8Array, start: number, end: number): void {
-    this.reserve(end - start);
-    this.buf.set(src.subarray(start, end), this.length);
-    this.length += end - start;
-  }
-  view(): Uint8Array {
-    return this.buf.subarray(0, this.length);
-  }
 }
 
 /** Bits an index below `size` needs (0 for a dictionary of one value). */

@@ -3,6 +3,7 @@
 // (parquet-splice.ts) rewrites offsets and merges statistics without a model of every struct.
 // Spec: thrift/doc/specs/thrift-compact-protocol.md; field ids: parquet-format's parquet.thrift.
 import { ExportError } from '../errors.ts';
+import { ByteBuffer } from './byte-buffer.ts';
 
 /** Compact protocol type codes. Booleans carry their value in the field header (TRUE, FALSE). */
 export const T = { STOP: 0, TRUE: 1, FALSE: 2, BYTE: 3, I16: 4, I32: 5, I64: 6, DOUBLE: 7, BINARY: 8, LIST: 9, SET: 10, MAP: 11, STRUCT: 12 } as const;
@@ -103,25 +104,12 @@ export function readStruct(buf: Uint8Array, pos = 0): { struct: ThriftStruct; en
   return { struct, end: r.pos };
 }
 
-class Writer {
-  private buf = new Uint8Array(4096);
-  length = 0;
-  private ensure(n: number): void {
-    if (this.length + n <= this.buf.length) return;
-    const grown = new Uint8Array(Math.max(this.buf.length * 2, this.length + n));
-    grown.set(this.buf.subarray(0, this.length));
-    this.buf = grown;
-  }
-  byte(b: number): void {
-    this.ensure(1);
-    this.buf[this.length++] = b & 0xff;
-  }
+/** The compact protocol's integers (bigint: i64 values span the whole range). */
+class Writer extends ByteBuffer {
   bytes(b: Uint8Array): void {
-    this.ensure(b.length);
-    this.buf.set(b, this.length);
-    this.length += b.length;
+    this.append(b, 0, b.length);
   }
-  varint(v: bigint): void {
+  bigVarint(v: bigint): void {
     let x = v;
     while (x >= 0x80n) {
       this.byte(Number(x & 0x7fn) | 0x80);
@@ -130,10 +118,10 @@ class Writer {
     this.byte(Number(x));
   }
   zigzag(v: bigint): void {
-    this.varint(v >= 0n ? v << 1n : ((-v) << 1n) - 1n);
+    this.bigVarint(v >= 0n ? v << 1n : ((-v) << 1n) - 1n);
   }
   result(): Uint8Array {
-    return this.buf.slice(0, this.length);
+    return this.view().slice();
   }
 }
 
@@ -149,14 +137,14 @@ function writeValue(w: Writer, v: ThriftValue): void {
       return w.bytes(b);
     }
     case T.BINARY:
-      w.varint(BigInt(v.value.length));
+      w.varint(v.value.length);
       return w.bytes(v.value);
     case T.LIST: case T.SET: {
       const n = v.items.length;
       if (n < 15) w.byte((n << 4) | v.element);
       else {
         w.byte(0xf0 | v.element);
-        w.varint(BigInt(n));
+        w.varint(n);
       }
       for (const item of v.items) writeValue(w, item);
       return;
