@@ -10,10 +10,12 @@
 import * as arrow from 'apache-arrow';
 import { isUtf8 } from 'node:buffer';
 import { ExportError } from '../errors.ts';
-import { BYTE_ARRAY, CHUNK, INT32, META, STATS } from './parquet-chunks.ts';
+import {
+  BYTE_ARRAY, DATA_PAGE, DICTIONARY_PAGE, INT32, MAX_EXACT_STATISTIC, PLAIN, RLE, RLE_DICTIONARY, STATS, dataPageFields, dictionaryPageFields, page, writtenChunk,
+} from './parquet-chunks.ts';
 import { ByteBuffer as Bytes } from './byte-buffer.ts';
 import { snappyCompress } from './snappy.ts';
-import { T, i32, i64, listValue, structValue, writeStruct, type ThriftStruct, type ThriftValue } from './thrift.ts';
+import { T, i32, i64, listValue, structValue, type ThriftStruct, type ThriftValue } from './thrift.ts';
 
 /** Rows per data page: arrow-rs's data_page_row_count_limit. */
 const PAGE_ROWS = 20_000;
@@ -21,15 +23,6 @@ const PAGE_ROWS = 20_000;
 const PAGE_BYTES = 1 << 20;
 /** The dictionary's PLAIN size at which the chunk goes on PLAIN (arrow-rs's dictionary_page_size_limit). */
 const DICTIONARY_BYTES = 1 << 20;
-/** The longest statistics value arrow-rs writes whole (statistics_truncate_length). */
-const MAX_STATISTIC = 64;
-
-// Encodings and page types (parquet.thrift).
-const PLAIN = 0;
-const RLE = 3;
-const RLE_DICTIONARY = 8;
-const DATA_PAGE = 0;
-const DICTIONARY_PAGE = 2;
 
 /** How a column of this Arrow type is written here: INT32 or BYTE_ARRAY values; null for any other type. */
 export function dictionaryPhysical(type: arrow.DataType): typeof INT32 | typeof BYTE_ARRAY | null {
@@ -134,25 +127,25 @@ function charAt(b: Uint8Array, at: number): [number, number] {
  * bound, and is written whole when no character can be raised. `exact`: not cut.
  */
 function bound(value: Uint8Array, max: boolean): { value: Uint8Array; exact: boolean } {
-  if (value.length <= MAX_STATISTIC) return { value, exact: true };
+  if (value.length <= MAX_EXACT_STATISTIC) return { value, exact: true };
   const utf8 = isUtf8(value);
   const boundary = (x: number) => x === value.length || (value[x] & 0xc0) !== 0x80;
   if (!max) {
-    if (!utf8) return { value: value.slice(0, MAX_STATISTIC), exact: false };
-    let split = MAX_STATISTIC;
+    if (!utf8) return { value: value.slice(0, MAX_EXACT_STATISTIC), exact: false };
+    let split = MAX_EXACT_STATISTIC;
     while (split >= 1 && !boundary(split)) split--;
     return split >= 1 ? { value: value.slice(0, split), exact: false } : { value, exact: true };
   }
   if (!utf8) {
-    const cut = value.slice(0, MAX_STATISTIC);
+    const cut = value.slice(0, MAX_EXACT_STATISTIC);
     for (let k = cut.length - 1; k >= 0; k--) {
       cut[k] = (cut[k] + 1) & 0xff;
       if (cut[k] !== 0) return { value: cut, exact: false };
     }
     return { value, exact: true };
   }
-  let split = MAX_STATISTIC;
-  while (split >= MAX_STATISTIC - 3 && !boundary(split)) split--;
+  let split = MAX_EXACT_STATISTIC;
+  while (split >= MAX_EXACT_STATISTIC - 3 && !boundary(split)) split--;
   // The characters of value[0, split), last first: the first one whose successor is a character
   // of the same UTF-8 length is raised, and what follows it dropped.
   const starts: number[] = [];
@@ -203,8 +196,7 @@ export class DictionaryChunk {
   private pageValues = 0;
 
   private readonly pages: Uint8Array[] = [];
-  private compressed = 0;
-  private uncompressed = 0;
+  private readonly sizes = { uncompressed: 0, compressed: 0 };
   private dictionaryPages = 0;
   private plainPages = 0;
   private rows = 0;
@@ -227,7 +219,7 @@ export class DictionaryChunk {
 
   /** Encoded bytes of the data pages so far. */
   get bytes(): number {
-    return this.compressed;
+    return this.sizes.compressed;
   }
 
   /** Add a batch's values (any Arrow data of the column's type). */
@@ -432,22 +424,10 @@ export class DictionaryChunk {
       hybrid(body, this.indices, this.pageValues, width);
       this.dictionaryPages++;
     }
-    const header = new Map<number, ThriftValue>([[5, structValue(new Map<number, ThriftValue>([
-      [1, i32(this.pageRows)], [2, i32(this.plain ? PLAIN : RLE_DICTIONARY)], [3, i32(RLE)], [4, i32(RLE)],
-    ]))]]);
-    this.page(DATA_PAGE, header, body.view());
+    this.pages.push(...page(dataPageFields(this.pageRows, this.plain ? PLAIN : RLE_DICTIONARY), body.view(), this.sizes, snappyCompress));
     this.rows += this.pageRows;
     this.pageRows = 0;
     this.pageValues = 0;
-  }
-
-  /** A page: its header (with both sizes) and its Snappy bytes. */
-  private page(type: number, fields: ThriftStruct, raw: Uint8Array): void {
-    const compressed = snappyCompress(raw);
-    const header = writeStruct(new Map<number, ThriftValue>([[1, i32(type)], [2, i32(raw.length)], [3, i32(compressed.length)], ...fields]));
-    this.pages.push(header, compressed);
-    this.uncompressed += header.length + raw.length;
-    this.compressed += header.length + compressed.length;
   }
 
   /** The dictionary page's PLAIN values. */
@@ -504,25 +484,22 @@ export class DictionaryChunk {
   finish(template: ThriftStruct, offset: number): { bytes: Uint8Array[]; chunk: ThriftValue; rows: number; uncompressed: number } {
     this.flushPage();
     const dataPages = this.pages.splice(0);
-    const dataCompressed = this.compressed;
-    this.page(DICTIONARY_PAGE, new Map([[7, structValue(new Map<number, ThriftValue>([[1, i32(this.size)], [2, i32(PLAIN)], [3, { type: T.FALSE }]]))]]), this.dictionaryValues());
-    const dictionaryLength = this.compressed - dataCompressed;
-    const bytes = [...this.pages.splice(0), ...dataPages];
-    const meta: ThriftStruct = new Map(template);
-    meta.set(META.encodings, listValue(T.I32, [PLAIN, ...(this.optional ? [RLE] : []), RLE_DICTIONARY].map((value) => i32(value))));
-    meta.set(META.numValues, i64(this.rows));
-    meta.set(META.uncompressed, i64(this.uncompressed));
-    meta.set(META.compressed, i64(this.compressed));
-    meta.set(META.dictionaryPageOffset, i64(offset));
-    meta.set(META.dataPageOffset, i64(offset + dictionaryLength));
-    meta.set(META.statistics, structValue(this.statistics()));
+    const dataCompressed = this.sizes.compressed;
+    const dictionary = page(dictionaryPageFields(this.size), this.dictionaryValues(), this.sizes, snappyCompress);
     const pageStats = (pageType: number, encoding: number, count: number) => structValue(new Map<number, ThriftValue>([[1, i32(pageType)], [2, i32(encoding)], [3, i32(count)]]));
-    meta.set(META.encodingStats, listValue(T.STRUCT, [
-      ...(this.dictionaryPages > 0 ? [pageStats(DATA_PAGE, RLE_DICTIONARY, this.dictionaryPages)] : []),
-      ...(this.plainPages > 0 ? [pageStats(DATA_PAGE, PLAIN, this.plainPages)] : []),
-      pageStats(DICTIONARY_PAGE, PLAIN, 1),
-    ]));
-    for (const id of [META.indexPageOffset, META.bloomOffset, META.bloomLength, META.sizeStatistics]) meta.delete(id);
-    return { bytes, rows: this.rows, uncompressed: this.uncompressed, chunk: structValue(new Map<number, ThriftValue>([[CHUNK.fileOffset, i64(0)], [CHUNK.metaData, structValue(meta)]])) };
+    const chunk = writtenChunk(template, {
+      encodings: [PLAIN, ...(this.optional ? [RLE] : []), RLE_DICTIONARY],
+      rows: this.rows,
+      sizes: this.sizes,
+      offset,
+      dataPageOffset: offset + this.sizes.compressed - dataCompressed,
+      statistics: this.statistics(),
+      encodingStats: listValue(T.STRUCT, [
+        ...(this.dictionaryPages > 0 ? [pageStats(DATA_PAGE, RLE_DICTIONARY, this.dictionaryPages)] : []),
+        ...(this.plainPages > 0 ? [pageStats(DATA_PAGE, PLAIN, this.plainPages)] : []),
+        pageStats(DICTIONARY_PAGE, PLAIN, 1),
+      ]),
+    });
+    return { bytes: [...dictionary, ...dataPages], rows: this.rows, uncompressed: this.sizes.uncompressed, chunk };
   }
 }

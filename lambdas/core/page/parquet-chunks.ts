@@ -3,6 +3,8 @@
 // merged in the column's sort order), and the whole chunk of a column that holds one value.
 import * as arrow from 'apache-arrow';
 import { ExportError } from '../errors.ts';
+import { ByteBuffer } from './byte-buffer.ts';
+import { snappyLiteral } from './snappy.ts';
 import { T, getBinary, getBool, getInt, getList, getStruct, i32, i64, listValue, structValue, writeStruct, type ThriftStruct, type ThriftValue } from './thrift.ts';
 
 /** Bytes laid end to end in memory of their own. */
@@ -177,7 +179,7 @@ export function spliceColumn(pieces: readonly ChunkPiece[], offset: number): Thr
 // ---------------------------------------------------------------- constant columns
 
 /** The longest string arrow-rs keeps whole in statistics (its default truncation length). */
-const MAX_EXACT_STATISTIC = 64;
+export const MAX_EXACT_STATISTIC = 64;
 
 /** Values per data page of a constant column (arrow-rs writes ~20,000 too). */
 const CONSTANT_PAGE_VALUES = 20_000;
@@ -224,45 +226,64 @@ export function holdsConstant(table: arrow.Table, constant: Constant): boolean {
   });
 }
 
-function pageHeader(fields: [number, ThriftValue][]): Uint8Array {
-  return writeStruct(new Map(fields));
+// Encodings and page types (parquet.thrift).
+export const PLAIN = 0;
+export const RLE = 3;
+export const RLE_DICTIONARY = 8;
+export const DATA_PAGE = 0;
+export const DICTIONARY_PAGE = 2;
+
+/** A dictionary page header's fields: `values` entries, PLAIN. */
+export function dictionaryPageFields(values: number): [number, ThriftValue][] {
+  return [[1, i32(DICTIONARY_PAGE)], [7, structValue(new Map<number, ThriftValue>([[1, i32(values)], [2, i32(PLAIN)], [3, { type: T.FALSE }]]))]];
 }
 
-/** Little-endian base-128 varint, as Snappy's preamble and RLE run headers write lengths. */
-function varint(n: number): number[] {
-  const out: number[] = [];
-  let v = n;
-  while (v >= 128) {
-    out.push((v % 128) | 0x80);
-    v = Math.floor(v / 128);
-  }
-  out.push(v);
-  return out;
+/** A data page v1 header's fields: `rows` values in `encoding`, levels RLE. */
+export function dataPageFields(rows: number, encoding: number): [number, ThriftValue][] {
+  return [[1, i32(DATA_PAGE)], [5, structValue(new Map<number, ThriftValue>([[1, i32(rows)], [2, i32(encoding)], [3, i32(RLE)], [4, i32(RLE)]]))]];
+}
+
+/** Bytes of a column chunk's pages, headers included: what its metadata states. */
+export interface PageSizes {
+  uncompressed: number;
+  compressed: number;
+}
+
+/** A page: its header (sizes of `raw` and of its compressed form) and the compressed bytes, counted in `sizes`. */
+export function page(fields: [number, ThriftValue][], raw: Uint8Array, sizes: PageSizes, compress: (raw: Uint8Array) => Uint8Array): Uint8Array[] {
+  const compressed = compress(raw);
+  const header = writeStruct(new Map([[2, i32(raw.length)], [3, i32(compressed.length)], ...fields]));
+  sizes.uncompressed += header.length + raw.length;
+  sizes.compressed += header.length + compressed.length;
+  return [header, compressed];
 }
 
 /**
- * `bytes` as a Snappy stream of one literal: valid Snappy that any reader decompresses, for
- * the few bytes of a constant column's pages (every column of the file stays SNAPPY).
+ * The metadata of a column chunk written here (a dictionary page at `offset`, then data pages
+ * from `dataPageOffset`), on `template`'s (the column's in a file of the same schema): the
+ * chunk has no page index, bloom filter or size statistics.
  */
-export function snappyLiteral(bytes: Uint8Array): Uint8Array {
-  const head = varint(bytes.length);
-  const n = bytes.length - 1;
-  if (n < 0) return Uint8Array.from(head);
-  if (n < 60) head.push(n << 2);
-  else {
-    const width = n < 0x100 ? 1 : n < 0x10000 ? 2 : n < 0x1000000 ? 3 : 4;
-    head.push((59 + width) << 2);
-    for (let i = 0; i < width; i++) head.push(Math.floor(n / 2 ** (8 * i)) & 0xff);
-  }
-  return concat([Uint8Array.from(head), bytes]);
-}
-
-/** A page: its header (sizes of `raw` and of its Snappy form) and the Snappy bytes; `raw.length` counted in `sizes`. */
-function page(fields: [number, ThriftValue][], raw: Uint8Array, sizes: { uncompressed: number }): Uint8Array[] {
-  const compressed = snappyLiteral(raw);
-  const header = pageHeader([[2, i32(raw.length)], [3, i32(compressed.length)], ...fields]);
-  sizes.uncompressed += header.length + raw.length;
-  return [header, compressed];
+export function writtenChunk(template: ThriftStruct, chunk: {
+  readonly encodings: readonly number[];
+  readonly rows: number;
+  readonly sizes: PageSizes;
+  readonly offset: number;
+  readonly dataPageOffset: number;
+  readonly statistics: ThriftStruct;
+  readonly encodingStats?: ThriftValue;
+}): ThriftValue {
+  const meta: ThriftStruct = new Map(template);
+  meta.set(META.encodings, listValue(T.I32, chunk.encodings.map((value) => i32(value))));
+  meta.set(META.numValues, i64(chunk.rows));
+  meta.set(META.uncompressed, i64(chunk.sizes.uncompressed));
+  meta.set(META.compressed, i64(chunk.sizes.compressed));
+  meta.set(META.dataPageOffset, i64(chunk.dataPageOffset));
+  meta.set(META.dictionaryPageOffset, i64(chunk.offset));
+  meta.set(META.statistics, structValue(chunk.statistics));
+  if (chunk.encodingStats) meta.set(META.encodingStats, chunk.encodingStats);
+  else meta.delete(META.encodingStats);
+  for (const id of [META.indexPageOffset, META.bloomOffset, META.bloomLength, META.sizeStatistics]) meta.delete(id);
+  return structValue(new Map<number, ThriftValue>([[CHUNK.fileOffset, i64(0)], [CHUNK.metaData, structValue(meta)]]));
 }
 
 /**
@@ -272,31 +293,24 @@ function page(fields: [number, ThriftValue][], raw: Uint8Array, sizes: { uncompr
  */
 export function constantChunk(template: ThriftStruct, constant: Constant, rows: number, offset: number): { bytes: Uint8Array[]; chunk: ThriftValue } {
   const plain = constant.physical === BYTE_ARRAY ? concat([new Uint8Array(new Uint32Array([constant.value.length]).buffer), constant.value]) : constant.value;
-  const sizes = { uncompressed: 0 };
-  const parts = page([[1, i32(2)], [7, structValue(new Map<number, ThriftValue>([[1, i32(1)], [2, i32(0)], [3, { type: T.FALSE }]]))]], plain, sizes);
-  const dataPageOffset = offset + parts[0].length + parts[1].length;
+  const sizes = { uncompressed: 0, compressed: 0 };
+  const parts = page(dictionaryPageFields(1), plain, sizes, snappyLiteral);
+  const dataPageOffset = offset + sizes.compressed;
+  const body = new ByteBuffer();
   for (let at = 0; at < rows; at += CONSTANT_PAGE_VALUES) {
     const n = Math.min(CONSTANT_PAGE_VALUES, rows - at);
     // Bit width 0, then one RLE run of n: the varint n << 1 (no value bytes at width 0).
-    const body = Uint8Array.from([0, ...varint(n * 2)]);
-    parts.push(...page([[1, i32(0)], [5, structValue(new Map<number, ThriftValue>([[1, i32(n)], [2, i32(8)], [3, i32(3)], [4, i32(3)]]))]], body, sizes));
+    body.length = 0;
+    body.byte(0);
+    body.varint(n * 2);
+    parts.push(...page(dataPageFields(n, RLE_DICTIONARY), body.view(), sizes, snappyLiteral));
   }
-  const bytes = concat(parts);
-  const meta: ThriftStruct = new Map(template);
   const stats: ThriftStruct = new Map<number, ThriftValue>([
     [STATS.nullCount, i64(0)], [STATS.maxValue, { type: T.BINARY, value: constant.value }], [STATS.minValue, { type: T.BINARY, value: constant.value }],
     [STATS.maxExact, { type: T.TRUE }], [STATS.minExact, { type: T.TRUE }],
   ]);
   // Signed-order types also carry the deprecated min/max, as arrow-rs writes them.
   if (constant.physical === INT64) { stats.set(STATS.max, { type: T.BINARY, value: constant.value }); stats.set(STATS.min, { type: T.BINARY, value: constant.value }); }
-  meta.set(META.encodings, listValue(T.I32, [0, 3, 8].map((value) => i32(value))));
-  meta.set(META.numValues, i64(rows));
-  meta.set(META.uncompressed, i64(sizes.uncompressed));
-  meta.set(META.compressed, i64(bytes.length));
-  meta.set(META.dataPageOffset, i64(dataPageOffset));
-  meta.set(META.dictionaryPageOffset, i64(offset));
-  meta.set(META.statistics, structValue(stats));
-  for (const id of [META.indexPageOffset, META.encodingStats, META.bloomOffset, META.bloomLength, META.sizeStatistics]) meta.delete(id);
-  return { bytes: [bytes], chunk: structValue(new Map<number, ThriftValue>([[CHUNK.fileOffset, i64(0)], [CHUNK.metaData, structValue(meta)]])) };
+  const chunk = writtenChunk(template, { encodings: [PLAIN, RLE, RLE_DICTIONARY], rows, sizes, offset, dataPageOffset, statistics: stats });
+  return { bytes: [concat(parts)], chunk };
 }
-

@@ -1,7 +1,8 @@
 // Snappy compression (the raw block format Parquet's SNAPPY codec holds), for the pages written
-// here rather than by parquet-wasm (dictionary-chunk.ts). The algorithm of the reference
-// compressor (google/snappy, snappy.cc CompressFragment): input in 64 KiB fragments, a hash
-// table of 4-byte sequences per fragment, literals and copies of 2-byte offsets. Format:
+// here rather than by parquet-wasm: dictionary chunks (dictionary-chunk.ts) and the one-literal
+// pages of constant columns (parquet-chunks.ts). The algorithm of the reference compressor
+// (google/snappy, snappy.cc CompressFragment): input in 64 KiB fragments, a hash table of 4-byte
+// sequences per fragment, literals and copies of 2-byte offsets. Format:
 // snappy/format_description.txt.
 
 const FRAGMENT = 1 << 16;
@@ -108,18 +109,42 @@ function compressFragment(input: Uint8Array, start: number, size: number, out: U
   return op;
 }
 
+/** The stream's preamble, the uncompressed length as a little-endian base-128 varint, at `op`; where it ends. */
+function preamble(length: number, out: Uint8Array, op: number): number {
+  let n = length;
+  while (n >= 0x80) {
+    out[op++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  out[op++] = n;
+  return op;
+}
+
 /** `input` compressed as one Snappy block. */
 export function snappyCompress(input: Uint8Array): Uint8Array {
   const out = new Uint8Array(32 + input.length + Math.ceil(input.length / 6));
-  let op = 0;
-  // Preamble: the uncompressed length, a little-endian base-128 varint.
-  for (let n = input.length; ; n = Math.floor(n / 128)) {
-    if (n < 128) {
-      out[op++] = n;
-      break;
-    }
-    out[op++] = (n % 128) | 0x80;
-  }
+  let op = preamble(input.length, out, 0);
   for (let at = 0; at < input.length; at += FRAGMENT) op = compressFragment(input, at, Math.min(FRAGMENT, input.length - at), out, op);
+  return out.subarray(0, op);
+}
+
+/**
+ * `bytes` as a Snappy stream of one literal: valid Snappy that any reader decompresses, for
+ * the few bytes of a constant column's pages (every column of the file stays SNAPPY).
+ */
+export function snappyLiteral(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(10 + bytes.length);
+  let op = preamble(bytes.length, out, 0);
+  const n = bytes.length - 1;
+  if (n >= 0) {
+    if (n < 60) out[op++] = n << 2;
+    else {
+      const width = n < 0x100 ? 1 : n < 0x10000 ? 2 : n < 0x1000000 ? 3 : 4;
+      out[op++] = (59 + width) << 2;
+      for (let i = 0; i < width; i++) out[op++] = Math.floor(n / 2 ** (8 * i)) & 0xff;
+    }
+    out.set(bytes, op);
+    op += bytes.length;
+  }
   return out.subarray(0, op);
 }
