@@ -76,6 +76,8 @@ interface ChildResult {
   readonly files?: FileStats;
   /** Export only (Linux): CPU-seconds of the run by thread kind (main, encoder, V8's helpers). */
   readonly threads?: ThreadCpu;
+  /** Export only (Linux): threads read; each one's CPU is counted in whole clock ticks (utime and stime). */
+  readonly threadsCounted?: number;
 }
 
 /** CPU-seconds by thread kind, read from /proc/self/task (Linux; empty elsewhere). */
@@ -144,11 +146,12 @@ function threadCpu(): Map<string, { kind: keyof ThreadCpu; seconds: number }> {
   return out;
 }
 
-/** CPU-seconds by thread kind between two threadCpu() readings. */
-function threadCpuSince(before: ReturnType<typeof threadCpu>): ThreadCpu {
-  const out: ThreadCpu = {};
-  for (const [task, { kind, seconds }] of threadCpu()) out[kind] = (out[kind] ?? 0) + seconds - (before.get(task)?.seconds ?? 0);
-  return out;
+/** CPU-seconds by thread kind between two threadCpu() readings, and how many threads were read. */
+function threadCpuSince(before: ReturnType<typeof threadCpu>): { threads: ThreadCpu; threadsCounted: number } {
+  const threads: ThreadCpu = {};
+  const now = threadCpu();
+  for (const [task, { kind, seconds }] of now) threads[kind] = (threads[kind] ?? 0) + seconds - (before.get(task)?.seconds ?? 0);
+  return { threads, threadsCounted: now.size };
 }
 
 function peakRssMiB(): number {
@@ -236,12 +239,12 @@ async function childExport(url: string, pageRows: number | undefined, rowGroupMB
     const outcome = await runExport({ source, store: new DirectoryStore(pathToFileURL(dir).href), config });
     const seconds = (performance.now() - started) / 1000;
     const cpuSeconds = cpuSecondsSince(cpu);
-    const threads = threadCpuSince(perThread);
+    const { threads, threadsCounted } = threadCpuSince(perThread);
     const [table] = outcome.tables;
     if (table.status !== 'succeeded') throw new Error(`export failed: ${table.error}`);
     // Peak RSS is taken before the files are inspected (that loads a reader of its own).
     const peak = peakRssMiB();
-    return { seconds, cpuSeconds, rows: table.rows, bytes: table.bytes, peak, files: await fileStats(dir), threads };
+    return { seconds, cpuSeconds, rows: table.rows, bytes: table.bytes, peak, files: await fileStats(dir), threads, threadsCounted };
   } finally {
     await source.close();
     // BENCH_KEEP_LAKE=<dir>: keep the lake there (to inspect the files or re-encode them).
@@ -332,8 +335,9 @@ interface Summary {
   /** CPU-seconds of the pipeline's process (all threads) per 1M rows. */
   readonly cpuPerMillion: number;
   readonly files?: FileStats;
-  /** Export only: median CPU-seconds per 1M rows by thread kind. */
+  /** Export only: median CPU-seconds per 1M rows by thread kind, and the most threads a run read. */
   readonly threads?: ThreadCpu;
+  readonly threadsCounted?: number;
   readonly rowsPerSec: number;
   readonly peakRssMiB: number;
   readonly bytes: number;
@@ -347,7 +351,8 @@ function summarize(mode: Mode, results: ChildResult[], rows: number): Summary {
   const cpuPerMillion = median(mine.map((r) => r.cpuSeconds)) / (rows / 1e6);
   const kinds = [...new Set(mine.flatMap((r) => Object.keys(r.threads ?? {})))] as (keyof ThreadCpu)[];
   const threads = kinds.length ? Object.fromEntries(kinds.map((k) => [k, median(mine.map((r) => r.threads?.[k] ?? 0)) / (rows / 1e6)])) : undefined;
-  return { mode, seconds, cpuPerMillion, files: mine.at(-1)?.files, threads, rowsPerSec: rows / seconds, peakRssMiB: median(mine.map((r) => r.peakRssMiB)), bytes: median(mine.map((r) => r.bytes)), runs: mine.map((r) => r.seconds) };
+  const counted = mine.flatMap((r) => (r.threadsCounted === undefined ? [] : [r.threadsCounted]));
+  return { mode, seconds, cpuPerMillion, files: mine.at(-1)?.files, threads, threadsCounted: counted.length ? Math.max(...counted) : undefined, rowsPerSec: rows / seconds, peakRssMiB: median(mine.map((r) => r.peakRssMiB)), bytes: median(mine.map((r) => r.bytes)), runs: mine.map((r) => r.seconds) };
 }
 
 const LABELS: Record<Mode, string> = {
@@ -487,6 +492,7 @@ pipeline on core 1, the production split where the database runs on its own mach
         cpuSecondsPerMillion: Object.fromEntries(summaries.map((s) => [s.mode, s.cpuPerMillion])),
         files: by('export')?.files ?? null,
         exportThreads: by('export')?.threads ?? null,
+        exportThreadsCounted: by('export')?.threadsCounted ?? null,
         limit: pick('limit'), export: pick('export'), duckdb: pick('duckdb'),
       })}\n`);
     } else {
