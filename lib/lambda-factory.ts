@@ -3,7 +3,7 @@
 // validated config), log group and retention, tracing, VPC placement, and an execution role
 // that holds only what the function needs.
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +18,7 @@ import { Construct } from 'constructs';
 import { isPositiveInteger, PropProblems } from './prop-problems.ts';
 import { ENCODER_BUNDLE } from '../lambdas/core/page/encode-worker.ts';
 import { BUNDLE_OPTIONS, encoderBundleFiles } from './encoder-bundle.ts';
-import { NODE_OPTIONS } from './runtime-options.ts';
+import { EXEC_WRAPPER, EXEC_WRAPPER_SCRIPT, NODE_OPTIONS } from './runtime-options.ts';
 
 /** The repository root: holds package-lock.json, node_modules and lambdas/. */
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -81,7 +81,14 @@ export interface LakeFunctionOptions {
 /** parquet-wasm's node build reads this file from `__dirname` at load time. */
 const PARQUET_WASM = 'parquet_wasm_bg.wasm';
 /** Files the bundles themselves hold. */
-const RESERVED_FILES = new Set(['index.js', 'index.js.map', PARQUET_WASM, ENCODER_BUNDLE, `${ENCODER_BUNDLE}.map`]);
+const RESERVED_FILES = new Set(['index.js', 'index.js.map', PARQUET_WASM, ENCODER_BUNDLE, `${ENCODER_BUNDLE}.map`, EXEC_WRAPPER]);
+
+/**
+ * What the factory adds to every function's environment: NODE_OPTIONS, and the wrapper script
+ * (runtime-options.ts) Lambda starts node through, which lies beside index.js in /var/task.
+ */
+const RUNTIME_ENVIRONMENT = { NODE_OPTIONS, AWS_LAMBDA_EXEC_WRAPPER: `/var/task/${EXEC_WRAPPER}` } as const;
+const RUNTIME_ENVIRONMENT_BYTES = Object.entries(RUNTIME_ENVIRONMENT).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
 /** A bundled file's name: plain, so that it is safe in the bundling shell command. */
 const BUNDLED_FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
@@ -100,6 +107,8 @@ export class LambdaFactory extends Construct {
   readonly #securityGroup: ec2.ISecurityGroup;
   /** Bundled file name → where its content was staged for the bundling hook to copy. */
   readonly #stagedFiles: ReadonlyArray<{ name: string; path: string }>;
+  /** The exec wrapper, staged executable. */
+  readonly #stagedWrapper: { name: string; path: string };
   /** The encoder's bundle (encoder.js and its map), staged on first use: for the bundles that encode. */
   #stagedEncoder: ReadonlyArray<{ name: string; path: string }> | null = null;
 
@@ -115,6 +124,8 @@ export class LambdaFactory extends Construct {
     problems.throwIfAny();
     this.bundledFiles = { ...props.bundledFiles };
     this.#stagedFiles = stageFiles(this, this.bundledFiles);
+    [this.#stagedWrapper] = stageFiles(this, { [EXEC_WRAPPER]: EXEC_WRAPPER_SCRIPT });
+    chmodSync(this.#stagedWrapper.path, 0o755);
 
     this.#props = props;
     this.#projectRoot = props.projectRoot ?? PROJECT_ROOT;
@@ -154,8 +165,7 @@ export class LambdaFactory extends Construct {
     problems.check(!(id in this.functions), 'id', 'is already used by another function', id);
     problems.check(isPositiveInteger(memorySizeMb) && memorySizeMb >= 128 && memorySizeMb <= 10_240, 'memorySizeMb', 'must be a whole number of MB in 128..10240', memorySizeMb);
     problems.check(timeout.toSeconds() >= 1 && timeout.toSeconds() <= 900, 'timeout', 'must be 1 s..15 min', timeout.toHumanString());
-    // The factory adds NODE_OPTIONS (~60 bytes) to this.
-    problems.check(environmentBytes + 64 <= LAMBDA_ENVIRONMENT_LIMIT_BYTES, 'environment', `exceeds Lambda's ${LAMBDA_ENVIRONMENT_LIMIT_BYTES}-byte limit`, `${environmentBytes} bytes`);
+    problems.check(environmentBytes + RUNTIME_ENVIRONMENT_BYTES <= LAMBDA_ENVIRONMENT_LIMIT_BYTES, 'environment', `exceeds Lambda's ${LAMBDA_ENVIRONMENT_LIMIT_BYTES}-byte limit`, `${environmentBytes} bytes`);
     problems.throwIfAny();
 
     const scope = new Construct(this, id);
@@ -182,8 +192,9 @@ export class LambdaFactory extends Construct {
       role,
       logGroup,
       tracing: lambda.Tracing.ACTIVE,
-      // Stack traces through the minified bundle point at the TypeScript sources; see runtime-options.ts.
-      environment: { ...environment, NODE_OPTIONS },
+      // Stack traces through the minified bundle point at the TypeScript sources, and node starts
+      // with V8 flags NODE_OPTIONS cannot give; see runtime-options.ts.
+      environment: { ...environment, ...RUNTIME_ENVIRONMENT },
       ...(connects
         ? { vpc: this.#vpc, vpcSubnets: { subnets: this.#subnets }, securityGroups: [this.#securityGroup] }
         : {}),
@@ -204,6 +215,9 @@ export class LambdaFactory extends Construct {
           afterBundling: (inputDir: string, outputDir: string) => [
             ...(encodes ? [`cp "${inputDir}/node_modules/parquet-wasm/node/${PARQUET_WASM}" "${outputDir}/"`] : []),
             ...[...this.#stagedFiles, ...(encodes ? this.#encoderFiles() : [])].map((file) => `cp "${file.path}" "${outputDir}/${file.name}"`),
+            // Lambda runs the wrapper itself: it must stay executable (CDK's zip keeps the mode).
+            `cp "${this.#stagedWrapper.path}" "${outputDir}/${EXEC_WRAPPER}"`,
+            `chmod 755 "${outputDir}/${EXEC_WRAPPER}"`,
           ],
         },
       },

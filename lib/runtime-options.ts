@@ -11,3 +11,30 @@ export const NODE_OPTIONS = '--enable-source-maps --max-semi-space-size=4';
 /** Two glibc malloc arenas: with the encoder's worker thread, more arenas fragment and the
  *  resident set grows with the number of pages exported. */
 export const MALLOC_ARENA_MAX = '2';
+
+/**
+ * V8 flags Node takes only on its command line (NODE_OPTIONS refuses them), given to the
+ * functions' node by EXEC_WRAPPER. `--single-threaded-gc`: each isolate collects its own garbage
+ * on its own thread. The exporter's two threads (COPY decoding, Parquet encoding) keep the
+ * function's vCPUs busy already; V8's concurrent marking and parallel scavenges on helper threads
+ * cost far more CPU than the collections themselves (bench, 1M rows: helper threads
+ * 0.73–0.80 → 0.30–0.37 CPU-s per 1M rows; README, Performance).
+ */
+export const V8_FLAGS: readonly string[] = ['--single-threaded-gc'];
+
+/**
+ * The script Lambda starts each function's runtime through (`AWS_LAMBDA_EXEC_WRAPPER`, set by
+ * lib/lambda-factory.ts): Lambda passes it node's path and node's own arguments, and it adds
+ * V8_FLAGS right after the path. Shipped in every bundle, executable (CDK's zip keeps file modes).
+ */
+export const EXEC_WRAPPER = 'node-v8-flags';
+
+export const EXEC_WRAPPER_SCRIPT = [
+  '#!/bin/bash',
+  '# Lambda starts the runtime through this script (AWS_LAMBDA_EXEC_WRAPPER): $1 is node, the rest',
+  '# are its arguments. V8 flags that NODE_OPTIONS refuses go here (lib/runtime-options.ts).',
+  'node="$1"',
+  'shift',
+  `exec "$node" ${V8_FLAGS.join(' ')} "$@"`,
+  '',
+].join('\n');

@@ -19,12 +19,13 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import { MALLOC_ARENA_MAX, NODE_OPTIONS } from '../../lib/runtime-options.ts';
+import { MALLOC_ARENA_MAX, NODE_OPTIONS, V8_FLAGS } from '../../lib/runtime-options.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 const PROJECT_ROOT = path.resolve(path.dirname(SELF), '../..');
-// The functions' V8 flags (lib/runtime-options.ts); source maps make no difference here.
-const LAMBDA_V8_FLAGS = NODE_OPTIONS.split(' ').filter((flag) => flag !== '--enable-source-maps');
+// The functions' V8 flags (lib/runtime-options.ts: NODE_OPTIONS and those their exec wrapper
+// adds), given to every child alike; source maps make no difference here.
+const LAMBDA_V8_FLAGS = [...NODE_OPTIONS.split(' ').filter((flag) => flag !== '--enable-source-maps'), ...V8_FLAGS];
 const TABLE = 'orders';
 const COLUMNS = 'id, customer_id, order_date, status, amount, currency, description, coupon, attrs, created_at, updated_at';
 // The same rows in the same order as the export's keyset pages.
@@ -368,7 +369,7 @@ function printTable(rows: number, runs: number, pin: boolean, source: boolean, s
   const files = summaries.find((s) => s.mode === 'export')?.files;
   const threads = summaries.find((s) => s.mode === 'export')?.threads;
   const lines = [
-    `orders: ${rows.toLocaleString('en-US')} rows, medians of ${runs} runs, ${os.cpus().length} cores, node ${process.version}${pin ? `, pinned: Postgres on core ${SERVER_CORE}, each pipeline on core ${CLIENT_CORE}` : ''}`,
+    `orders: ${rows.toLocaleString('en-US')} rows, medians of ${runs} runs, ${os.cpus().length} cores, node ${process.version} ${LAMBDA_V8_FLAGS.join(' ')}${pin ? `, pinned: Postgres on core ${SERVER_CORE}, each pipeline on core ${CLIENT_CORE}` : ''}`,
     `exporter: ${source ? 'TypeScript source (--source)' : 'bundled as the Export function (esbuild, minified; encoder thread from encoder.js)'}`,
     `${'pipeline'.padEnd(34)}${'wall s'.padStart(8)}${'rows/s'.padStart(11)}${'CPU-s/1M'.padStart(10)}${'peak RSS'.padStart(12)}${'output'.padStart(12)}   runs (s)`,
     ...summaries.map((s) =>

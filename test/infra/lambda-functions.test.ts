@@ -10,6 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../lambdas/core/config.ts';
 import { VALIDATE_QUERY_TIMEOUT_MILLIS } from '../../lambdas/core/protocol/workflow-io.ts';
 import { LAKE_CONFIG_FILE, LAMBDA_ENVIRONMENT_LIMIT_BYTES, PROJECT_ROOT } from '../../lib/index.ts';
+import { EXEC_WRAPPER, V8_FLAGS } from '../../lib/runtime-options.ts';
 import { buildStack, fixtureConfig, FIXTURE_CONFIG_YAML, logicalIdOf, resourcesOfType, type BuiltStack } from './stack.ts';
 
 interface FunctionProps {
@@ -28,6 +29,7 @@ interface FunctionProps {
 
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:lake-db-AbCdEf';
 const ENV_KEYS = [
+  'AWS_LAMBDA_EXEC_WRAPPER',
   'DB_SECRET_ARN',
   'LAKE_BUCKET',
   'LAKE_CONFIG_FILE',
@@ -136,6 +138,7 @@ describe('workflow functions', () => {
       expect(env.NODE_EXTRA_CA_CERTS).toBe('/var/runtime/ca-cert.pem');
       expect(env.MALLOC_ARENA_MAX).toBe('2');
       expect(env.NODE_OPTIONS).toBe('--enable-source-maps --max-semi-space-size=4');
+      expect(env.AWS_LAMBDA_EXEC_WRAPPER).toBe('/var/task/node-v8-flags');
       expect(env.POWERTOOLS_SERVICE_NAME).toBe('pg-lake-export');
       expect(env.POWERTOOLS_METRICS_NAMESPACE).toBe('PgLakeExport');
       expect(env.LAKE_CONFIG_FILE).toBe('lake.config.json');
@@ -160,7 +163,7 @@ describe('workflow functions', () => {
     }
   });
 
-  it('start from their bundle alone, as in Lambda: the config read from the file beside index.js, parquet-wasm loaded by none at start', () => {
+  it('start from their bundle alone, as in Lambda: through the exec wrapper, which adds the V8 flags; the config read from the file beside index.js, parquet-wasm loaded by none at start', () => {
     // The runtime's modules only: @aws-sdk (the nodejs24.x runtime ships it), nothing else.
     const runtimeModules = join(mkdtempSync(join(tmpdir(), 'pg-lake-export-runtime-')), 'node_modules');
     mkdirSync(runtimeModules);
@@ -176,27 +179,30 @@ describe('workflow functions', () => {
         `const handler = require(${JSON.stringify(join(dir, 'index.js'))}).handler;`,
         `if (typeof handler !== 'function') throw new Error('no handler');`,
         `const loaded = Object.keys(require.cache).some((k) => k.includes('parquet-wasm'));`,
-        `console.log(JSON.stringify({ loaded }));`,
+        `console.log(JSON.stringify({ loaded, flags: process.execArgv.filter((a) => a.startsWith('--')) }));`,
         `process.exit(0);`,
       ].join('\n');
-      const result = spawnSync(process.execPath, ['-e', probe], {
+      // Lambda runs $AWS_LAMBDA_EXEC_WRAPPER (in /var/task) with node's path and node's own
+      // arguments (the nodejs runtimes pass --expose-gc among them): it must be executable as shipped.
+      const wrapper = join(dir, String(fn.Environment.Variables.AWS_LAMBDA_EXEC_WRAPPER).replace(/^\/var\/task\//, ''));
+      const result = spawnSync(wrapper, [process.execPath, '--expose-gc', '-e', probe], {
         cwd: tmpdir(),
         encoding: 'utf8',
         env: { PATH: process.env.PATH, ...variables, LAMBDA_TASK_ROOT: dir, NODE_PATH: runtimeModules, NODE_OPTIONS: '', AWS_REGION: 'eu-west-1', POWERTOOLS_LOG_LEVEL: 'SILENT' },
       });
       expect(result.stderr, step).not.toMatch(/Error/);
       expect(result.status, `${step}: ${result.stderr}`).toBe(0);
-      expect(JSON.parse(result.stdout.trim().split('\n').at(-1)!), step).toEqual({ loaded: false });
+      expect(JSON.parse(result.stdout.trim().split('\n').at(-1)!), step).toEqual({ loaded: false, flags: [...V8_FLAGS, '--expose-gc'] });
     }
   }, 60_000);
 
   it('ship parquet-wasm, its 5 MB .wasm and the encoder\'s bundle in the bundles that encode only (Export, Compact)', () => {
     for (const fn of [fns.Export, fns.Compact]) {
-      expect(readdirSync(assetDir(built, fn)).sort()).toEqual(['encoder.js', 'encoder.js.map', 'index.js', 'index.js.map', LAKE_CONFIG_FILE, 'parquet_wasm_bg.wasm'].sort());
+      expect(readdirSync(assetDir(built, fn)).sort()).toEqual(['encoder.js', 'encoder.js.map', 'index.js', 'index.js.map', LAKE_CONFIG_FILE, EXEC_WRAPPER, 'parquet_wasm_bg.wasm'].sort());
       expect(readFileSync(join(assetDir(built, fn), 'index.js'), 'utf8')).toContain('parquet_wasm_bg.wasm');
     }
     for (const fn of [fns.Plan, fns.Commit, fns.Summarize, fns.Validate]) {
-      expect(readdirSync(assetDir(built, fn)).sort()).toEqual(['index.js', 'index.js.map', LAKE_CONFIG_FILE].sort());
+      expect(readdirSync(assetDir(built, fn)).sort()).toEqual(['index.js', 'index.js.map', LAKE_CONFIG_FILE, EXEC_WRAPPER].sort());
       // Left out, not merely uncopied: nothing in the bundle would look for the file.
       expect(readFileSync(join(assetDir(built, fn), 'index.js'), 'utf8')).not.toContain('parquet_wasm_bg.wasm');
     }
