@@ -23,6 +23,10 @@ export const MALLOC_ARENA_MAX = '2';
 export const V8_FLAGS: readonly string[] = ['--single-threaded-gc'];
 
 /**
+ * A flag node does not know stops it from starting (`node: bad option`, exit 9): the infra test
+ * starts every synthesized bundle through the wrapper, and the chaos suite's and the scale test's
+ * exporter children run with these flags too.
+ *
  * The script Lambda starts each function's runtime through (`AWS_LAMBDA_EXEC_WRAPPER`, set by
  * lib/lambda-factory.ts): Lambda passes it node's path and node's own arguments, and it adds
  * V8_FLAGS right after the path. Shipped in every bundle, executable (CDK's zip keeps file modes).

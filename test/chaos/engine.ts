@@ -10,6 +10,7 @@ import type { LocalS3Server } from '../support/s3-server.ts';
 import type { LocalPostgres } from '../../bin/local/embedded-postgres.ts';
 import { DirectoryStore } from '../../lambdas/adapters/directory-store.ts';
 import { S3Store, createS3Client } from '../../lambdas/adapters/s3-store.ts';
+import { V8_FLAGS } from '../../lib/runtime-options.ts';
 import type { ObjectStore } from '../../lambdas/core/ports.ts';
 import type { RunOutcome } from '../../bin/local/run-export.ts';
 import type { RunRequest } from '../../lambdas/core/protocol/run-model.ts';
@@ -154,7 +155,8 @@ export async function runSchedule(schedule: Schedule, options: EngineOptions): P
       }
     }
     const input: ChildInput = { databaseUrl, lakeUrl, s3: s3 ? { endpoint: s3.address, bucket } : undefined, config, request, faults: step.faults };
-    const child = spawn(process.execPath, [CHILD, JSON.stringify(input)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // With the functions' V8 flags (their exec wrapper's): killed and faulted as deployed.
+    const child = spawn(process.execPath, [...V8_FLAGS, CHILD, JSON.stringify(input)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });

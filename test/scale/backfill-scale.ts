@@ -16,6 +16,7 @@ import { exportTable } from '../../lambdas/core/protocol/export-pages.ts';
 import { planRun } from '../../lambdas/core/protocol/plan.ts';
 import { readSegments } from '../../lambdas/core/protocol/segments.ts';
 import { TableState } from '../../lambdas/core/protocol/table-state.ts';
+import { V8_FLAGS } from '../../lib/runtime-options.ts';
 import { startLocalPostgres } from '../../bin/local/embedded-postgres.ts';
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'segment-child.ts');
@@ -43,7 +44,8 @@ async function countLake(dir: string): Promise<{ lakeRows: number; distinctIds: 
 /** One segment in a child process; resolves with its line of output. */
 function runChild(jobFile: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD, jobFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // With the functions' V8 flags, as a segment's Lambda runs.
+    const child = spawn(process.execPath, [...V8_FLAGS, CHILD, jobFile], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString('utf8'); });
     child.on('error', reject);
