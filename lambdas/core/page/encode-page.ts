@@ -29,13 +29,23 @@ interface PageRows {
 /**
  * Partition day of every row, grouped: rows of one day keep their keyset order. Pages are read
  * in cursor order, so runs of one day are long: a row on the same day as the one before costs
- * one comparison. `partition`: where row r's partition value is (slot r · stride + `field`).
+ * one comparison. `partition`: where row r's partition value is (slot r · stride + `field`);
+ * `decoded`: the page decoded whole, when it was.
  */
-function groupByDay(layout: PageLayout, page: PageRows, partition: FieldSlots, field: number, runDay: number): [number, Int32Array][] {
+function groupByDay(layout: PageLayout, page: PageRows, partition: FieldSlots, field: number, runDay: number, decoded: DecodedPage | null): [number, Int32Array][] {
   const { buf, rowCount } = page;
   const { fieldPos, fieldLen, stride: fieldCount } = partition;
   if (layout.partitionField < 0) return [[runDay, identity(rowCount)]];
   const type = layout.columns[layout.partitionField].lakeType;
+  // The usual page, decoded whole: one day of a timestamp (the cursor partitions, and a day holds
+  // many pages). Every row is still checked, over the decoded column (contiguous, where the page's
+  // own bytes would cost a cache miss a row); anything else is grouped below.
+  if (decoded && type.kind === 'timestamp') {
+    const dayOf = oneTimestampDay(decoded.scratch.words[layout.partitionField], decoded.nullCounts[layout.partitionField], rowCount);
+    const day = dayOf === null || !layout.granularity ? dayOf : partitionStartDay(dayOf, layout.granularity);
+    const year = day === null ? null : dayFromEpochDays(day).year;
+    if (day !== null && year !== null && year >= layout.years.from && year <= layout.years.to) return [[day, identity(rowCount)]];
+  }
   const where = columnWhere(layout.table, layout.columns[layout.partitionField].name);
   const days = new Int32Array(rowCount);
   const counts = new Map<number, number>();
@@ -94,6 +104,27 @@ function groupByDay(layout: PageLayout, page: PageRows, partition: FieldSlots, f
     filled.set(d, i + 1);
   }
   return [...groups].sort((a, b) => a[0] - b[0]);
+}
+
+/**
+ * The epoch day of every row of a decoded timestamp column (µs since 1970, two little-endian
+ * words a row) when none is NULL and all fall on the first row's day, as groupByDay's per-row
+ * test computes it (exact in a double); null otherwise.
+ */
+function oneTimestampDay(words: Uint32Array, nulls: number, rowCount: number): number | null {
+  if (rowCount === 0 || nulls > 0) return null;
+  const firstHi = words[1] | 0;
+  if (firstHi <= -0x200000 || firstHi >= 0x200000) return null;
+  const day = Math.floor((firstHi * 4294967296 + words[0]) / MICROS_PER_DAY);
+  const start = day * MICROS_PER_DAY;
+  const end = start + MICROS_PER_DAY;
+  for (let r = 0; r < rowCount; r++) {
+    const hi = words[2 * r + 1] | 0;
+    if (hi <= -0x200000 || hi >= 0x200000) return null;
+    const micros = hi * 4294967296 + words[2 * r];
+    if (micros < start || micros >= end) return null;
+  }
+  return day;
 }
 
 let identityRows = new Int32Array(0);
@@ -257,7 +288,7 @@ export class ChunkWriter {
     const partition: FieldSlots = whole
       ? { buf: copy, fieldPos: whole.partitionPos, fieldLen: whole.partitionLen, stride: 1 }
       : { buf: copy, fieldPos: framed!.fieldPos, fieldLen: framed!.fieldLen, stride: framed!.fieldCount };
-    const groups = groupByDay(layout, page, partition, whole ? 0 : layout.partitionField, runDay);
+    const groups = groupByDay(layout, page, partition, whole ? 0 : layout.partitionField, runDay, whole);
     // A day's rows not in one run of the page (should the partition not follow the page order): gathered.
     if (whole && !groups.every(([, rows]) => contiguous(rows))) framed = frameCopyBinary(copy, layout.columns.length, frameScratch);
     const parts: FilePart[] = [];
