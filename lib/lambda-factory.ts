@@ -3,7 +3,7 @@
 // validated config), log group and retention, tracing, VPC placement, and an execution role
 // that holds only what the function needs.
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -105,10 +105,8 @@ export class LambdaFactory extends Construct {
   readonly #vpc: ec2.IVpc;
   readonly #subnets: ec2.ISubnet[];
   readonly #securityGroup: ec2.ISecurityGroup;
-  /** Bundled file name → where its content was staged for the bundling hook to copy. */
+  /** Bundled file name (and the exec wrapper's) → where its content was staged for the bundling hook to copy. */
   readonly #stagedFiles: ReadonlyArray<{ name: string; path: string }>;
-  /** The exec wrapper, staged executable. */
-  readonly #stagedWrapper: { name: string; path: string };
   /** The encoder's bundle (encoder.js and its map), staged on first use: for the bundles that encode. */
   #stagedEncoder: ReadonlyArray<{ name: string; path: string }> | null = null;
 
@@ -119,13 +117,11 @@ export class LambdaFactory extends Construct {
     problems.check(network.subnetIds.length > 0, 'databaseNetwork.subnetIds', 'list at least one subnet', network.subnetIds);
     problems.check(COMPLETE_SECRET_ARN.test(props.databaseSecretArn), 'databaseSecretArn', 'must be a complete Secrets Manager secret ARN (ending in the 6-character suffix)', props.databaseSecretArn);
     for (const name of Object.keys(props.bundledFiles ?? {})) {
-      problems.check(BUNDLED_FILE_NAME.test(name) && !RESERVED_FILES.has(name), 'bundledFiles', 'names must be plain file names other than index.js, the wasm and the encoder\'s bundle', name);
+      problems.check(BUNDLED_FILE_NAME.test(name) && !RESERVED_FILES.has(name), 'bundledFiles', 'names must be plain file names other than index.js, the wasm, the encoder\'s bundle and the exec wrapper', name);
     }
     problems.throwIfAny();
     this.bundledFiles = { ...props.bundledFiles };
-    this.#stagedFiles = stageFiles(this, this.bundledFiles);
-    [this.#stagedWrapper] = stageFiles(this, { [EXEC_WRAPPER]: EXEC_WRAPPER_SCRIPT });
-    chmodSync(this.#stagedWrapper.path, 0o755);
+    this.#stagedFiles = stageFiles(this, { ...this.bundledFiles, [EXEC_WRAPPER]: EXEC_WRAPPER_SCRIPT });
 
     this.#props = props;
     this.#projectRoot = props.projectRoot ?? PROJECT_ROOT;
@@ -215,8 +211,7 @@ export class LambdaFactory extends Construct {
           afterBundling: (inputDir: string, outputDir: string) => [
             ...(encodes ? [`cp "${inputDir}/node_modules/parquet-wasm/node/${PARQUET_WASM}" "${outputDir}/"`] : []),
             ...[...this.#stagedFiles, ...(encodes ? this.#encoderFiles() : [])].map((file) => `cp "${file.path}" "${outputDir}/${file.name}"`),
-            // Lambda runs the wrapper itself: it must stay executable (CDK's zip keeps the mode).
-            `cp "${this.#stagedWrapper.path}" "${outputDir}/${EXEC_WRAPPER}"`,
+            // Lambda runs the wrapper itself: it must be executable (CDK's zip keeps the mode).
             `chmod 755 "${outputDir}/${EXEC_WRAPPER}"`,
           ],
         },

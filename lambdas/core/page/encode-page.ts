@@ -18,6 +18,8 @@ import { META_EXPORTED_AT, META_RUN_ID, columnWhere, describeKey, rowKeyText, ty
 /** Days from 1970-01-01 to Postgres's epoch, 2000-01-01; µs in a day. */
 const PG_EPOCH_DAYS = 10957;
 const MICROS_PER_DAY = 86_400_000_000;
+/** A timestamp's high word below 2^21 in magnitude: its µs (below 2^53) are exact in a double. */
+const EXACT_HI = 0x200000;
 
 /** A page's rows as framed (FramedPage) or decoded whole (DecodedPage): where each tuple starts. */
 interface PageRows {
@@ -41,10 +43,8 @@ function groupByDay(layout: PageLayout, page: PageRows, partition: FieldSlots, f
   // many pages). Every row is still checked, over the decoded column (contiguous, where the page's
   // own bytes would cost a cache miss a row); anything else is grouped below.
   if (decoded && type.kind === 'timestamp') {
-    const dayOf = oneTimestampDay(decoded.scratch.words[layout.partitionField], decoded.nullCounts[layout.partitionField], rowCount);
-    const day = dayOf === null || !layout.granularity ? dayOf : partitionStartDay(dayOf, layout.granularity);
-    const year = day === null ? null : dayFromEpochDays(day).year;
-    if (day !== null && year !== null && year >= layout.years.from && year <= layout.years.to) return [[day, identity(rowCount)]];
+    const day = partitionOf(layout, oneTimestampDay(decoded.scratch.words[layout.partitionField], decoded.nullCounts[layout.partitionField], rowCount));
+    if (day !== null && withinYears(layout, dayFromEpochDays(day).year)) return [[day, identity(rowCount)]];
   }
   const where = columnWhere(layout.table, layout.columns[layout.partitionField].name);
   const days = new Int32Array(rowCount);
@@ -64,13 +64,12 @@ function groupByDay(layout: PageLayout, page: PageRows, partition: FieldSlots, f
     const p = fieldPos[k];
     let day: number | null;
     const hi = timestamps ? (buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3] : 0;
-    const exact = timestamps && hi > -0x200000 && hi < 0x200000;
+    const exact = timestamps && hi > -EXACT_HI && hi < EXACT_HI;
     const micros = exact ? hi * 4294967296 + (((buf[p + 4] << 24) | (buf[p + 5] << 16) | (buf[p + 6] << 8) | buf[p + 7]) >>> 0) : 0;
     if (exact && micros >= rangeStart && micros < rangeEnd) day = rangeDay;
     else {
       const dayOf = epochDayOf(type, buf, p);
-      // Month and year partitions: the rows of all the partition's days go to one file.
-      day = dayOf === null || !layout.granularity ? dayOf : partitionStartDay(dayOf, layout.granularity);
+      day = partitionOf(layout, dayOf);
       if (exact && dayOf !== null) {
         rangeStart = (dayOf - PG_EPOCH_DAYS) * MICROS_PER_DAY;
         rangeEnd = rangeStart + MICROS_PER_DAY;
@@ -79,7 +78,7 @@ function groupByDay(layout: PageLayout, page: PageRows, partition: FieldSlots, f
     }
     if (day !== lastDay) {
       const year = day === null ? null : dayFromEpochDays(day).year;
-      if (day === null || year === null || !(year >= layout.years.from && year <= layout.years.to)) {
+      if (day === null || !withinYears(layout, year)) {
         const value = fieldText(type, buf, fieldPos[k], len);
         // ±infinity, BC and years past 9999 have no year= folder (four digits) any setting allows.
         const remedy = year !== null && year >= 1 && year <= 9999 ? 'widen lake.partitionYears' : 'no partition holds it (years 1–9999): correct the value, or partition by another column (tables[].partitionBy)';
@@ -106,6 +105,16 @@ function groupByDay(layout: PageLayout, page: PageRows, partition: FieldSlots, f
   return [...groups].sort((a, b) => a[0] - b[0]);
 }
 
+/** The partition of epoch day `day`: month and year partitions hold all their days in one file, under their first. */
+function partitionOf(layout: PageLayout, day: number | null): number | null {
+  return day === null || !layout.granularity ? day : partitionStartDay(day, layout.granularity);
+}
+
+/** Whether a partition's year has a year= folder the layout's partition years allow. */
+function withinYears(layout: PageLayout, year: number | null): boolean {
+  return year !== null && year >= layout.years.from && year <= layout.years.to;
+}
+
 /**
  * The epoch day of every row of a decoded timestamp column (µs since 1970, two little-endian
  * words a row) when none is NULL and all fall on the first row's day, as groupByDay's per-row
@@ -114,13 +123,13 @@ function groupByDay(layout: PageLayout, page: PageRows, partition: FieldSlots, f
 function oneTimestampDay(words: Uint32Array, nulls: number, rowCount: number): number | null {
   if (rowCount === 0 || nulls > 0) return null;
   const firstHi = words[1] | 0;
-  if (firstHi <= -0x200000 || firstHi >= 0x200000) return null;
+  if (firstHi <= -EXACT_HI || firstHi >= EXACT_HI) return null;
   const day = Math.floor((firstHi * 4294967296 + words[0]) / MICROS_PER_DAY);
   const start = day * MICROS_PER_DAY;
   const end = start + MICROS_PER_DAY;
   for (let r = 0; r < rowCount; r++) {
     const hi = words[2 * r + 1] | 0;
-    if (hi <= -0x200000 || hi >= 0x200000) return null;
+    if (hi <= -EXACT_HI || hi >= EXACT_HI) return null;
     const micros = hi * 4294967296 + words[2 * r];
     if (micros < start || micros >= end) return null;
   }
