@@ -14,13 +14,21 @@ export const MALLOC_ARENA_MAX = '2';
 
 /**
  * V8 flags Node takes only on its command line (NODE_OPTIONS refuses them), given to the
- * functions' node by EXEC_WRAPPER. `--single-threaded-gc`: each isolate collects its own garbage
- * on its own thread. The exporter's two threads (COPY decoding, Parquet encoding) keep the
- * function's vCPUs busy already; V8's concurrent marking and parallel scavenges on helper threads
- * cost far more CPU than the collections themselves (bench, 1M rows: helper threads
- * 0.73–0.80 → 0.30–0.37 CPU-s per 1M rows; README, Performance).
+ * functions' node by EXEC_WRAPPER.
+ * - `--single-threaded-gc`: each isolate collects its own garbage on its own thread. The
+ *   exporter's two threads (COPY decoding, Parquet encoding) keep the function's vCPUs busy
+ *   already; V8's concurrent marking and parallel scavenges on helper threads cost far more CPU
+ *   than the collections themselves (bench, 1M rows: helper threads 0.73–0.80 → 0.30–0.37 CPU-s
+ *   per 1M rows; README, Performance).
+ * - `--initial-old-space-size=64` (MB): the old generation's first allocation limit, and the
+ *   least it is set to after a full collection. The exporter's heap holds ~10–15 MB of code and
+ *   state; with V8's own limit (~21–26 MB) the slack left after each full collection is below
+ *   the point where V8 starts the next one, so the main thread marked its heap again every
+ *   ~70 ms (10–20 full collections per 1M rows, --trace-gc) while the socket's garbage came and
+ *   went. With 64 MB: 2 (bench, 1M rows: main thread 0.64 → 0.56–0.58 CPU-s; README,
+ *   Performance). It bounds nothing: the heap grows past it as it would have.
  */
-export const V8_FLAGS: readonly string[] = ['--single-threaded-gc'];
+export const V8_FLAGS: readonly string[] = ['--single-threaded-gc', '--initial-old-space-size=64'];
 
 /**
  * A flag node does not know stops it from starting (`node: bad option`, exit 9): the infra test
