@@ -25,8 +25,10 @@ export const MALLOC_ARENA_MAX = '2';
  *   state; with V8's own limit (~21–26 MB) the slack left after each full collection is below
  *   the point where V8 starts the next one, so the main thread marked its heap again every
  *   ~70 ms (10–20 full collections per 1M rows, --trace-gc) while the socket's garbage came and
- *   went. With 64 MB: 2 (bench, 1M rows: main thread 0.64 → 0.56–0.58 CPU-s; README,
- *   Performance). It bounds nothing: the heap grows past it as it would have.
+ *   went. With 64 MB: 2 (bench, 1M rows: main thread 0.64 → 0.56–0.58 CPU-s; 10M rows: 17.50
+ *   → 14.89 CPU-s; README, Performance). It bounds nothing: the heap grows past it as it would
+ *   have. Garbage that only a full collection frees waits longer: the exporter frees the big
+ *   kind itself (encode-worker.ts releaseParts), which keeps peak RSS where it was.
  */
 export const V8_FLAGS: readonly string[] = ['--single-threaded-gc', '--initial-old-space-size=64'];
 

@@ -115,14 +115,16 @@ export class S3Store implements ObjectStore {
    */
   openWrite(key: string): StreamedWrite {
     const target = this.prefix + key;
-    let pending: Uint8Array[] = [];
+    // The next part's bytes, copied as they come (the caller frees its own once write resolves:
+    // ports.ts StreamedWrite) into one buffer, doubled as it fills, up to a part.
+    let pending = Buffer.alloc(0);
     let pendingBytes = 0;
     let uploadId: string | undefined;
     const parts: { PartNumber: number; ETag: string }[] = [];
     let finished = false;
     const gathered = (): Buffer => {
-      const body = Buffer.concat(pending, pendingBytes);
-      pending = [];
+      const body = pending.subarray(0, pendingBytes);
+      pending = Buffer.alloc(0);
       pendingBytes = 0;
       return body;
     };
@@ -135,8 +137,14 @@ export class S3Store implements ObjectStore {
     return {
       write: async (bytes) => {
         if (finished) throw new Error(`${key}: write after the upload was completed or aborted`);
-        pending.push(bytes);
-        pendingBytes += bytes.byteLength;
+        const need = pendingBytes + bytes.byteLength;
+        if (need > pending.length) {
+          const grown = Buffer.allocUnsafe(Math.max(need, Math.min(pending.length * 2, PART_BYTES)));
+          grown.set(pending.subarray(0, pendingBytes));
+          pending = grown;
+        }
+        pending.set(bytes, pendingBytes);
+        pendingBytes = need;
         if (pendingBytes >= PART_BYTES) await uploadPart(gathered());
       },
       complete: async () => {
@@ -152,7 +160,7 @@ export class S3Store implements ObjectStore {
       abort: async () => {
         if (finished) return;
         finished = true;
-        pending = [];
+        pending = Buffer.alloc(0);
         if (uploadId !== undefined) await this.send(`ABORT MULTIPART UPLOAD ${key}`, () => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: target, UploadId: uploadId })));
       },
     };

@@ -20,7 +20,10 @@ export interface PutOptions {
 
 /** An object written in parts as they are produced; nothing is visible under its key before complete(). */
 export interface StreamedWrite {
-  /** Append bytes (in order; one call at a time). */
+  /**
+   * Append bytes (in order; one call at a time). The store is done with `bytes` when this
+   * resolves, and copies what it keeps: the exporter frees them then (encode-worker.ts releaseParts).
+   */
   write(bytes: Uint8Array): Promise<void>;
   /** Make the object visible, whole, under its key. */
   complete(): Promise<void>;

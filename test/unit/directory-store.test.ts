@@ -122,6 +122,19 @@ describe('DirectoryStore.openWrite (streamed files)', () => {
     expect(await store.list('raw/t/')).toEqual(['raw/t/year=2024/a.parquet']);
   });
 
+  it('is done with the bytes it was given once a write resolves: freed then, the file is still whole', async () => {
+    // The exporter frees a page's parts once their writes resolve (encode-worker.ts releaseParts).
+    const write = store.openWrite('raw/t/year=2024/freed.parquet');
+    for (const text of ['PAR1 row group one ', 'row group two PAR1']) {
+      const own = new Uint8Array(new ArrayBuffer(text.length));
+      own.set(Buffer.from(text));
+      await write.write(own);
+      own.buffer.transfer(0);
+    }
+    await write.complete();
+    expect((await store.get('raw/t/year=2024/freed.parquet'))!.body.toString()).toBe('PAR1 row group one row group two PAR1');
+  });
+
   it('abort leaves nothing, not even the temporary file', async () => {
     const write = store.openWrite('raw/t/b.parquet');
     await write.write(Buffer.alloc(1000, 1));

@@ -1,6 +1,6 @@
 // Export: the window's keyset pages, read, encoded in the worker into growing files, staged and
 // journalled chunk by chunk until the window is done or the invocation's time budget runs low.
-import { sharedPageEncoder } from '../page/encode-worker.ts';
+import { releaseParts, sharedPageEncoder } from '../page/encode-worker.ts';
 import { ConfigError, ExportError, SchemaMismatchError, ThrottlingError, WindowConflictError, describeError, isTransientStoreError } from '../errors.ts';
 import { dataFileKey } from '../lake/keys.ts';
 import { liveDataLocation } from './compact.ts';
@@ -90,7 +90,8 @@ function openStagedWrite(store: ObjectStore, key: string): StreamedWrite {
   if (store.openWrite) return store.openWrite(key);
   let parts: Uint8Array[] = [];
   return {
-    write: async (bytes) => { parts.push(bytes); },
+    // A copy: the caller frees its bytes once this resolves (StreamedWrite.write).
+    write: async (bytes) => { parts.push(new Uint8Array(bytes)); },
     complete: async () => { await store.put(key, Buffer.concat(parts)); parts = []; },
     abort: async () => { parts = []; },
   };
@@ -151,6 +152,7 @@ async function exportPages(deps: ExportDeps, state: TableState, shape: TableShap
       }
       await file.write.write(part.bytes);
     }
+    releaseParts(parts);
   };
 
   const completeFile = async (open: OpenChunk, n: number): Promise<void> => {
