@@ -143,70 +143,63 @@ describe('S3Store.openWrite (streamed files)', () => {
   });
 });
 
-describe('S3Store.openWrite against an S3 API server (fauxqs on loopback)', () => {
-  it('a 20 MiB file streamed in parts reads back byte for byte; before completion the key does not exist', async () => {
-    const { startFauxqs } = await import('fauxqs');
-    const { createS3Client } = await import('../../lambdas/adapters/s3-store.ts');
-    const server = await startFauxqs({ port: 0, logger: false, host: '127.0.0.1' });
-    const saved = { ...process.env };
-    try {
-      server.createBucket('lake-stream');
-      Object.assign(process.env, { AWS_ENDPOINT_URL_S3: server.address, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
-      const store = new S3Store(createS3Client(), 'lake-stream', 'raw');
-      const body = Buffer.alloc(20 * 1024 * 1024);
-      for (let i = 0; i < body.length; i += 4) body.writeUInt32LE(i * 2654435761 >>> 0, i);
-      const write = store.openWrite('orders/_state/pending/r/data/year=2024/a.parquet');
-      for (let at = 0; at < body.length; at += 3_000_000) await write.write(body.subarray(at, at + 3_000_000));
-      expect(await store.get('orders/_state/pending/r/data/year=2024/a.parquet')).toBeNull();
-      await write.complete();
-      const back = await store.get('orders/_state/pending/r/data/year=2024/a.parquet');
-      expect(back!.body.equals(body)).toBe(true);
+/** An S3Store on a fresh bucket of fauxqs (an S3 API server on loopback), stopped afterwards. */
+async function withFauxqs(bucket: string, use: (store: S3Store) => Promise<void>): Promise<void> {
+  const { startFauxqs } = await import('fauxqs');
+  const { createS3Client } = await import('../../lambdas/adapters/s3-store.ts');
+  const server = await startFauxqs({ port: 0, logger: false, host: '127.0.0.1' });
+  const saved = { ...process.env };
+  try {
+    server.createBucket(bucket);
+    Object.assign(process.env, { AWS_ENDPOINT_URL_S3: server.address, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
+    await use(new S3Store(createS3Client(), bucket, 'raw'));
+  } finally {
+    process.env = saved;
+    await server.stop();
+  }
+}
 
-      const dropped = store.openWrite('orders/b.parquet');
-      await dropped.write(body.subarray(0, 9 * 1024 * 1024));
-      await dropped.abort();
-      expect(await store.list('orders/')).toEqual(['orders/_state/pending/r/data/year=2024/a.parquet']);
-    } finally {
-      process.env = saved;
-      await server.stop();
-    }
-  }, 60_000);
-  it('keeps no reference to the bytes it was given: each is freed once its write resolves, and the file reads back whole', async () => {
+describe('S3Store.openWrite against an S3 API server (fauxqs on loopback)', () => {
+  it('a 20 MiB file streamed in parts reads back byte for byte; before completion the key does not exist', () => withFauxqs('lake-stream', async (store) => {
+    const body = Buffer.alloc(20 * 1024 * 1024);
+    for (let i = 0; i < body.length; i += 4) body.writeUInt32LE(i * 2654435761 >>> 0, i);
+    const write = store.openWrite('orders/_state/pending/r/data/year=2024/a.parquet');
+    for (let at = 0; at < body.length; at += 3_000_000) await write.write(body.subarray(at, at + 3_000_000));
+    expect(await store.get('orders/_state/pending/r/data/year=2024/a.parquet')).toBeNull();
+    await write.complete();
+    const back = await store.get('orders/_state/pending/r/data/year=2024/a.parquet');
+    expect(back!.body.equals(body)).toBe(true);
+
+    const dropped = store.openWrite('orders/b.parquet');
+    await dropped.write(body.subarray(0, 9 * 1024 * 1024));
+    await dropped.abort();
+    expect(await store.list('orders/')).toEqual(['orders/_state/pending/r/data/year=2024/a.parquet']);
+  }), 60_000);
+
+  it('keeps no reference to the bytes it was given: each is freed once its write resolves, and the file reads back whole', () => withFauxqs('lake-freed', async (store) => {
     // The exporter frees a page's parts once their writes resolve (encode-worker.ts releaseParts):
     // a store that kept the caller's bytes until the part was gathered would upload freed memory.
-    const { startFauxqs } = await import('fauxqs');
-    const { createS3Client } = await import('../../lambdas/adapters/s3-store.ts');
-    const server = await startFauxqs({ port: 0, logger: false, host: '127.0.0.1' });
-    const saved = { ...process.env };
-    try {
-      server.createBucket('lake-freed');
-      Object.assign(process.env, { AWS_ENDPOINT_URL_S3: server.address, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
-      const store = new S3Store(createS3Client(), 'lake-freed', 'raw');
-      // Small writes (the buffer doubles), one that crosses a part, one larger than a part alone,
-      // and a last part smaller than the buffer it was gathered in (fauxqs takes request bodies
-      // of up to 11 MiB, so no part here is larger).
-      const sizes = [1, 1000, 70_000, 3_000_000, 4_000_000, 17, 2_000_000, 9_000_000, 2_500_000, 4096];
-      const expected = Buffer.alloc(sizes.reduce((a, b) => a + b, 0));
-      let seed = 20261201;
-      for (let i = 0; i < expected.length; i++) expected[i] = (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
-      const write = store.openWrite('orders/freed.parquet');
-      let at = 0;
-      for (const n of sizes) {
-        const own = new Uint8Array(new ArrayBuffer(n));
-        own.set(expected.subarray(at, at + n));
-        await write.write(own);
-        own.buffer.transfer(0);
-        at += n;
-      }
-      await write.complete();
-      const back = await store.get('orders/freed.parquet');
-      expect(back!.body.length).toBe(expected.length);
-      expect(back!.body.equals(expected)).toBe(true);
-    } finally {
-      process.env = saved;
-      await server.stop();
+    // Small writes (the buffer doubles), one that crosses a part, one larger than a part alone,
+    // and a last part smaller than the buffer it was gathered in (fauxqs takes request bodies
+    // of up to 11 MiB, so no part here is larger).
+    const sizes = [1, 1000, 70_000, 3_000_000, 4_000_000, 17, 2_000_000, 9_000_000, 2_500_000, 4096];
+    const expected = Buffer.alloc(sizes.reduce((a, b) => a + b, 0));
+    let seed = 20261201;
+    for (let i = 0; i < expected.length; i++) expected[i] = (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 24;
+    const write = store.openWrite('orders/freed.parquet');
+    let at = 0;
+    for (const n of sizes) {
+      const own = new Uint8Array(new ArrayBuffer(n));
+      own.set(expected.subarray(at, at + n));
+      await write.write(own);
+      own.buffer.transfer(0);
+      at += n;
     }
-  }, 60_000);
+    await write.complete();
+    const back = await store.get('orders/freed.parquet');
+    expect(back!.body.length).toBe(expected.length);
+    expect(back!.body.equals(expected)).toBe(true);
+  }), 60_000);
 });
 
 describe('S3Store conditional writes against the local S3 server (test/support/s3-server.ts)', () => {
