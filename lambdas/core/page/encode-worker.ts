@@ -211,8 +211,8 @@ function transferParts<P extends { readonly bytes: Uint8Array }>(parts: readonly
  * store is done with bytes when its write resolves (ports.ts StreamedWrite). Left to the garbage
  * collector, a part that waited through two young collections before it was written dies in the
  * old generation, where only a full collection frees it: at 10M rows the main thread held up to
- * ~50 MiB more of them (peak RSS 346–353 → 305–330 MiB). The same memory transferParts would
- * move (never Node's pool).
+ * ~50 MiB more of them (bench, --initial-old-space-size=64: peak RSS 329–358 → 297–317 MiB;
+ * README, Performance). The same memory transferParts would move (never Node's pool).
  */
 export function releaseParts(parts: readonly { readonly bytes: Uint8Array }[]): void {
   for (const { bytes } of parts) {
