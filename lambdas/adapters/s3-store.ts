@@ -7,6 +7,7 @@ import {
   CopyObjectCommand, DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { isTransientStoreError, ThrottlingError } from '../core/errors.ts';
+import { ByteBuffer } from '../core/page/byte-buffer.ts';
 import type { ObjectStore, PutOptions, StoredObject, StreamedWrite } from '../core/ports.ts';
 
 /** Per-key error codes of DeleteObjects that a later attempt can succeed with. */
@@ -116,19 +117,17 @@ export class S3Store implements ObjectStore {
   openWrite(key: string): StreamedWrite {
     const target = this.prefix + key;
     // The next part's bytes, copied as they come (the caller frees its own once write resolves:
-    // ports.ts StreamedWrite) into one buffer, doubled as it fills, up to a part.
-    let pending = Buffer.alloc(0);
-    let pendingBytes = 0;
+    // ports.ts StreamedWrite).
+    let pending = new ByteBuffer();
     let uploadId: string | undefined;
     const parts: { PartNumber: number; ETag: string }[] = [];
     let finished = false;
-    const gathered = (): Buffer => {
-      const body = pending.subarray(0, pendingBytes);
-      pending = Buffer.alloc(0);
-      pendingBytes = 0;
+    const gathered = (): Uint8Array => {
+      const body = pending.view();
+      pending = new ByteBuffer();
       return body;
     };
-    const uploadPart = async (body: Buffer): Promise<void> => {
+    const uploadPart = async (body: Uint8Array): Promise<void> => {
       uploadId ??= (await this.send(`CREATE MULTIPART UPLOAD ${key}`, () => this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: target })))).UploadId;
       const PartNumber = parts.length + 1;
       const result = await this.send(`UPLOAD PART ${PartNumber} of ${key}`, () => this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: target, UploadId: uploadId, PartNumber, Body: body })));
@@ -137,22 +136,15 @@ export class S3Store implements ObjectStore {
     return {
       write: async (bytes) => {
         if (finished) throw new Error(`${key}: write after the upload was completed or aborted`);
-        const need = pendingBytes + bytes.byteLength;
-        if (need > pending.length) {
-          const grown = Buffer.allocUnsafe(Math.max(need, Math.min(pending.length * 2, PART_BYTES)));
-          grown.set(pending.subarray(0, pendingBytes));
-          pending = grown;
-        }
-        pending.set(bytes, pendingBytes);
-        pendingBytes = need;
-        if (pendingBytes >= PART_BYTES) await uploadPart(gathered());
+        pending.append(bytes, 0, bytes.byteLength);
+        if (pending.length >= PART_BYTES) await uploadPart(gathered());
       },
       complete: async () => {
         if (finished) throw new Error(`${key}: completed twice or after abort`);
         if (uploadId === undefined) {
           await this.put(key, gathered());
         } else {
-          if (pendingBytes > 0) await uploadPart(gathered());
+          if (pending.length > 0) await uploadPart(gathered());
           await this.send(`COMPLETE MULTIPART UPLOAD ${key}`, () => this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: target, UploadId: uploadId, MultipartUpload: { Parts: parts } })));
         }
         finished = true;
@@ -160,7 +152,7 @@ export class S3Store implements ObjectStore {
       abort: async () => {
         if (finished) return;
         finished = true;
-        pending = Buffer.alloc(0);
+        pending = new ByteBuffer();
         if (uploadId !== undefined) await this.send(`ABORT MULTIPART UPLOAD ${key}`, () => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: target, UploadId: uploadId })));
       },
     };

@@ -1,5 +1,6 @@
 // Export: the window's keyset pages, read, encoded in the worker into growing files, staged and
 // journalled chunk by chunk until the window is done or the invocation's time budget runs low.
+import { ByteBuffer } from '../page/byte-buffer.ts';
 import { releaseParts, sharedPageEncoder } from '../page/encode-worker.ts';
 import { ConfigError, ExportError, SchemaMismatchError, ThrottlingError, WindowConflictError, describeError, isTransientStoreError } from '../errors.ts';
 import { dataFileKey } from '../lake/keys.ts';
@@ -88,12 +89,12 @@ export function chunkSettings(lake: { readonly rowGroupMB: number; readonly rowG
 /** The store's streamed write, or (a store without one) the bytes gathered and put whole. */
 function openStagedWrite(store: ObjectStore, key: string): StreamedWrite {
   if (store.openWrite) return store.openWrite(key);
-  let parts: Uint8Array[] = [];
+  // A copy: the caller frees its bytes once a write resolves (StreamedWrite.write).
+  let gathered = new ByteBuffer();
   return {
-    // A copy: the caller frees its bytes once this resolves (StreamedWrite.write).
-    write: async (bytes) => { parts.push(new Uint8Array(bytes)); },
-    complete: async () => { await store.put(key, Buffer.concat(parts)); parts = []; },
-    abort: async () => { parts = []; },
+    write: async (bytes) => { gathered.append(bytes, 0, bytes.byteLength); },
+    complete: async () => { await store.put(key, gathered.view()); gathered = new ByteBuffer(); },
+    abort: async () => { gathered = new ByteBuffer(); },
   };
 }
 
